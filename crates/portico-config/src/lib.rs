@@ -1,0 +1,89 @@
+//! Portico's configuration, read in stages: YAML text → a tree of located nodes
+//! ([`yaml`]) → a validated [`Config`], with every problem reported at once, each with its
+//! line, column and key path.
+//!
+//! Unknown keys are errors: a misspelt `max_body_bytes` must never silently leave a limit off.
+
+#![forbid(unsafe_code)]
+
+mod model;
+mod read;
+pub mod yaml;
+
+use std::fmt;
+use std::path::Path;
+
+pub use model::{
+    AccessLog, Action, Config, Handler, Limits, PathTemplate, Route, Target, Upstream, parse_target,
+};
+pub use read::{parse_duration, parse_size};
+use yaml::Loc;
+
+/// One thing wrong with a configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// Where, when known.
+    pub loc: Option<Loc>,
+    /// Key path, e.g. `routes[2].upstream` (empty for the document itself).
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    pub(crate) fn at(loc: Loc, path: &str, message: impl Into<String>) -> Problem {
+        Problem { loc: Some(loc), path: path.to_string(), message: message.into() }
+    }
+}
+
+/// Every problem found in one configuration source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problems {
+    /// The file name (or another label) the problems refer to.
+    pub origin: String,
+    /// The problems, in document order.
+    pub list: Vec<Problem>,
+}
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for p in &self.list {
+            write!(f, "{}", self.origin)?;
+            if let Some(loc) = p.loc {
+                write!(f, ":{}:{}", loc.line, loc.col)?;
+            }
+            if !p.path.is_empty() {
+                write!(f, ": {}", p.path)?;
+            }
+            writeln!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// Parses and validates configuration text. `origin` labels the problems (a file name).
+pub fn from_str(src: &str, origin: &str) -> Result<Config, Problems> {
+    let problems = |list| Problems { origin: origin.to_string(), list };
+    let root = yaml::load(src).map_err(|p| problems(vec![p]))?;
+    let mut reader = read::Reader::default();
+    match Config::read(&mut reader, &root) {
+        Some(config) if reader.problems.is_empty() => Ok(config),
+        _ => {
+            let mut list = reader.problems;
+            list.sort_by_key(|p| p.loc.map(|l| (l.line, l.col)));
+            Err(problems(list))
+        }
+    }
+}
+
+/// Reads and validates a configuration file.
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    let origin = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| Problems {
+        origin: origin.clone(),
+        list: vec![Problem { loc: None, path: String::new(), message: format!("cannot read the file: {e}") }],
+    })?;
+    from_str(&src, &origin)
+}

@@ -1,0 +1,612 @@
+//! The validated configuration, and how it is read from the node tree.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use portico_http::{HeadLimits, Method, MethodSet};
+
+use crate::read::{Reader, join};
+use crate::yaml::Node;
+
+/// Everything `portico serve` needs, validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The data-plane listener.
+    pub listen: SocketAddr,
+    /// Runtime worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    /// Where the JSON access log goes.
+    pub access_log: AccessLog,
+    /// Server-wide request limits.
+    pub limits: Limits,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    pub shutdown_grace: Duration,
+    /// Upstream services.
+    pub upstreams: Vec<Upstream>,
+    /// Routes, in file order.
+    pub routes: Vec<Route>,
+}
+
+/// Destination of the access log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AccessLog {
+    /// One JSON line per request on standard output.
+    Stdout,
+    /// On standard error.
+    Stderr,
+    /// Appended to a file.
+    File(PathBuf),
+    /// No access log.
+    Off,
+}
+
+/// Server-wide limits on requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Request-head limits (target, header section, header count).
+    pub head: HeadLimits,
+    /// The whole request head must arrive within this, from its first byte (408 otherwise).
+    pub header_timeout: Duration,
+    /// Longest a request body may make no progress (408 otherwise).
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept before it is closed silently.
+    pub idle_timeout: Duration,
+    /// Default largest request body; routes may override it.
+    pub max_body_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            head: HeadLimits::default(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_body_bytes: 10 << 20,
+        }
+    }
+}
+
+/// An upstream service and its targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// Unique name routes refer to.
+    pub name: String,
+    /// Where requests go (round-robin when several).
+    pub targets: Vec<Target>,
+    /// Longest a new connection may take (502 otherwise).
+    pub connect_timeout: Duration,
+    /// Idle keep-alive connections kept per target.
+    pub max_idle_per_target: usize,
+    /// How long an idle pooled connection is kept.
+    pub idle_timeout: Duration,
+}
+
+/// One `http://host:port` target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// Host name or IP literal (IPv6 without brackets).
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// `host:port` as it is written in a URL.
+    pub authority: String,
+}
+
+/// A route: which requests it takes and what answers them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// Unique name, used in logs.
+    pub name: String,
+    /// The path template.
+    pub path: PathTemplate,
+    /// Methods the route takes (HEAD comes with GET; OPTIONS is always answered by Portico).
+    pub methods: MethodSet,
+    /// What answers the requests.
+    pub action: Action,
+    /// Largest request body; the server-wide limit when `None`.
+    pub max_body_bytes: Option<u64>,
+    /// Refuse chunked bodies with 411.
+    pub require_content_length: bool,
+}
+
+/// What answers a route's requests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Proxy to the upstream at this index of [`Config::upstreams`].
+    Upstream(usize),
+    /// A built-in handler.
+    Handler(Handler),
+}
+
+/// Built-in handlers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Handler {
+    /// Answers with the request it saw, as JSON.
+    Echo,
+}
+
+/// A route path template: `/v1/{project_id}/items/{*rest}`.
+///
+/// `{name}` matches one segment; `{*name}` (last segment only) matches the rest of the path,
+/// including nothing, so `/files/{*rest}` matches `/files/` as well as `/files/a/b`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathTemplate {
+    /// The template as written.
+    pub source: String,
+    /// The patterns to register with the router (the template, and for a catch-all also its
+    /// empty form).
+    pub patterns: Vec<String>,
+}
+
+impl PathTemplate {
+    /// Checks a template's syntax.
+    pub fn parse(source: &str) -> Result<PathTemplate, String> {
+        if !source.starts_with('/') {
+            return Err("a path must start with `/`".into());
+        }
+        let mut names: Vec<&str> = Vec::new();
+        let segments: Vec<&str> = source[1..].split('/').collect();
+        let mut patterns = vec![source.to_string()];
+        for (i, seg) in segments.iter().enumerate() {
+            if *seg == "." || *seg == ".." {
+                return Err("a path cannot contain `.` or `..` segments (requests are normalised)".into());
+            }
+            if let Some(bad) = seg.chars().find(|c| {
+                !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%{}".contains(*c))
+            }) {
+                return Err(format!("`{bad}` is not allowed in a path"));
+            }
+            let opens = seg.matches('{').count();
+            if opens != seg.matches('}').count() || opens > 1 {
+                return Err(format!("segment `{seg}`: use at most one `{{name}}` per segment"));
+            }
+            if opens == 0 {
+                continue;
+            }
+            let (Some(open), Some(close)) = (seg.find('{'), seg.find('}')) else {
+                return Err(format!("segment `{seg}`: unbalanced braces"));
+            };
+            if close < open {
+                return Err(format!("segment `{seg}`: `}}` before `{{`"));
+            }
+            let inner = &seg[open + 1..close];
+            let (name, catch_all) = match inner.strip_prefix('*') {
+                Some(n) => (n, true),
+                None => (inner, false),
+            };
+            if catch_all && (i + 1 != segments.len() || open != 0 || close + 1 != seg.len()) {
+                return Err("`{*name}` must be the whole last segment".into());
+            }
+            let mut chars = name.chars();
+            let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return Err(format!("`{name}` is not a valid parameter name (letters, digits, _)"));
+            }
+            if names.contains(&name) {
+                return Err(format!("parameter `{name}` appears twice"));
+            }
+            names.push(name);
+            if catch_all {
+                let prefix_len = source.len() - seg.len();
+                patterns.push(source[..prefix_len].to_string());
+            }
+        }
+        Ok(PathTemplate { source: source.to_string(), patterns })
+    }
+}
+
+const TOP_KEYS: &[&str] =
+    &["listen", "workers", "access_log", "limits", "shutdown_grace", "upstreams", "routes"];
+const LIMIT_KEYS: &[&str] = &[
+    "max_uri_bytes",
+    "max_header_bytes",
+    "max_headers",
+    "header_timeout",
+    "body_timeout",
+    "idle_timeout",
+    "max_body_bytes",
+];
+const UPSTREAM_KEYS: &[&str] =
+    &["name", "targets", "connect_timeout", "max_idle_per_target", "idle_timeout"];
+const ROUTE_KEYS: &[&str] = &[
+    "name",
+    "path",
+    "methods",
+    "upstream",
+    "handler",
+    "max_body_bytes",
+    "require_content_length",
+];
+
+impl Config {
+    /// Reads a configuration from its node tree; `None` when there were problems (in `r`).
+    pub(crate) fn read(r: &mut Reader, root: &Node) -> Option<Config> {
+        let top = r.map(root, "", TOP_KEYS)?;
+        let listen = match top.get("listen") {
+            Some(n) => r.string(n, "listen").and_then(|s| match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    r.problem(n, "listen", format!("`{s}` is not an IP address and port, e.g. 127.0.0.1:8080"));
+                    None
+                }
+            }),
+            None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        };
+        let workers = top.get("workers").map_or(Some(0), |n| r.uint(n, "workers"));
+        let access_log = top.get("access_log").map_or(Some(AccessLog::Stdout), |n| {
+            let s = r.string(n, "access_log")?;
+            match s {
+                "stdout" => Some(AccessLog::Stdout),
+                "stderr" => Some(AccessLog::Stderr),
+                "off" => Some(AccessLog::Off),
+                p if p.contains('/') => Some(AccessLog::File(PathBuf::from(p))),
+                other => {
+                    r.problem(n, "access_log", format!("`{other}` is not `stdout`, `stderr`, `off` or a file path containing `/`"));
+                    None
+                }
+            }
+        });
+        let limits = read_limits(r, top.get("limits"));
+        let shutdown_grace = top
+            .get("shutdown_grace")
+            .map_or(Some(Duration::from_secs(10)), |n| r.duration(n, "shutdown_grace"));
+
+        let mut upstreams = Vec::new();
+        if let Some(list) = top.get("upstreams").and_then(|n| r.seq(n, "upstreams")) {
+            for (i, node) in list.iter().enumerate() {
+                let path = format!("upstreams[{i}]");
+                if let Some(u) = read_upstream(r, node, &path) {
+                    if upstreams.iter().any(|o: &Upstream| o.name == u.name) {
+                        r.problem(node, &join(&path, "name"), format!("upstream `{}` is defined twice", u.name));
+                    }
+                    upstreams.push(u);
+                }
+            }
+        }
+
+        let mut routes: Vec<(&Node, Route)> = Vec::new();
+        match top.get("routes") {
+            None => r.missing(root, "", "routes"),
+            Some(n) => {
+                if let Some(list) = r.seq(n, "routes") {
+                    if list.is_empty() {
+                        r.problem(n, "routes", "at least one route is needed");
+                    }
+                    for (i, node) in list.iter().enumerate() {
+                        let path = format!("routes[{i}]");
+                        if let Some(route) = read_route(r, node, &path, &upstreams) {
+                            if routes.iter().any(|(_, o): &(&Node, Route)| o.name == route.name) {
+                                r.problem(node, &join(&path, "name"), format!("route `{}` is defined twice", route.name));
+                            }
+                            routes.push((node, route));
+                        }
+                    }
+                }
+            }
+        }
+        check_overlaps(r, &routes);
+
+        if !r.problems.is_empty() {
+            return None;
+        }
+        Some(Config {
+            listen: listen?,
+            workers: usize::try_from(workers?).ok()?,
+            access_log: access_log?,
+            limits: limits?,
+            shutdown_grace: shutdown_grace?,
+            upstreams,
+            routes: routes.into_iter().map(|(_, r)| r).collect(),
+        })
+    }
+}
+
+fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
+    let mut limits = Limits::default();
+    let Some(node) = node else { return Some(limits) };
+    let f = r.map(node, "limits", LIMIT_KEYS)?;
+    let mut ok = true;
+    let mut size = |r: &mut Reader, key: &str, min: u64| -> Option<u64> {
+        let n = f.get(key)?;
+        let path = join("limits", key);
+        let v = r.size(n, &path);
+        match v {
+            Some(v) if v < min => {
+                r.problem(n, &path, format!("must be at least {min}"));
+                ok = false;
+                None
+            }
+            None => {
+                ok = false;
+                None
+            }
+            v => v,
+        }
+    };
+    if let Some(v) = size(r, "max_uri_bytes", 16) {
+        limits.head.max_uri_bytes = v as usize;
+    }
+    if let Some(v) = size(r, "max_header_bytes", 256) {
+        limits.head.max_header_bytes = v as usize;
+    }
+    if let Some(v) = size(r, "max_body_bytes", 0) {
+        limits.max_body_bytes = v;
+    }
+    if let Some(n) = f.get("max_headers") {
+        match r.uint(n, "limits.max_headers") {
+            Some(v) if v >= 1 => limits.head.max_headers = v as usize,
+            Some(_) => {
+                r.problem(n, "limits.max_headers", "must be at least 1");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    for (key, slot) in [
+        ("header_timeout", &mut limits.header_timeout),
+        ("body_timeout", &mut limits.body_timeout),
+        ("idle_timeout", &mut limits.idle_timeout),
+    ] {
+        if let Some(n) = f.get(key) {
+            match r.duration(n, &join("limits", key)) {
+                Some(d) => *slot = d,
+                None => ok = false,
+            }
+        }
+    }
+    ok.then_some(limits)
+}
+
+fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
+    let f = r.map(node, path, UPSTREAM_KEYS)?;
+    let name = read_name(r, node, path, f.get("name"));
+    let mut targets = Vec::new();
+    match f.get("targets") {
+        None => r.missing(node, path, "targets"),
+        Some(n) => {
+            let tpath = join(path, "targets");
+            if let Some(items) = r.seq(n, &tpath) {
+                if items.is_empty() {
+                    r.problem(n, &tpath, "at least one target is needed");
+                }
+                for (i, item) in items.iter().enumerate() {
+                    let ipath = format!("{tpath}[{i}]");
+                    if let Some(s) = r.string(item, &ipath) {
+                        match parse_target(s) {
+                            Ok(t) => targets.push(t),
+                            Err(msg) => r.problem(item, &ipath, msg),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let connect_timeout = f
+        .get("connect_timeout")
+        .map_or(Some(Duration::from_secs(5)), |n| r.duration(n, &join(path, "connect_timeout")));
+    let max_idle = f
+        .get("max_idle_per_target")
+        .map_or(Some(128), |n| r.uint(n, &join(path, "max_idle_per_target")));
+    let idle_timeout = f
+        .get("idle_timeout")
+        .map_or(Some(Duration::from_secs(30)), |n| r.duration(n, &join(path, "idle_timeout")));
+    Some(Upstream {
+        name: name?,
+        targets,
+        connect_timeout: connect_timeout?,
+        max_idle_per_target: usize::try_from(max_idle?).ok()?,
+        idle_timeout: idle_timeout?,
+    })
+}
+
+/// `http://host[:port]` with nothing after the authority.
+pub fn parse_target(s: &str) -> Result<Target, String> {
+    let Some(rest) = s.strip_prefix("http://") else {
+        return Err(format!("`{s}`: targets are `http://host:port` (https upstreams are not supported yet)"));
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return Err(format!("`{s}`: a target is `http://host:port`, without path, query or user"));
+    }
+    if !portico_http::head::valid_authority(authority.as_bytes()) {
+        return Err(format!("`{s}`: `{authority}` is not a valid host and port"));
+    }
+    let (host, port) = match authority.rfind(':') {
+        Some(i) if !authority.ends_with(']') => (&authority[..i], &authority[i + 1..]),
+        _ => (authority, "80"),
+    };
+    let port: u16 = port.parse().map_err(|_| format!("`{s}`: invalid port `{port}`"))?;
+    if port == 0 {
+        return Err(format!("`{s}`: port 0 is not a target"));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    Ok(Target { host, port, authority: authority.to_string() })
+}
+
+fn read_name(r: &mut Reader, node: &Node, path: &str, n: Option<&Node>) -> Option<String> {
+    let Some(n) = n else {
+        r.missing(node, path, "name");
+        return None;
+    };
+    let npath = join(path, "name");
+    let s = r.string(n, &npath)?;
+    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        r.problem(n, &npath, format!("`{s}`: names use letters, digits, `-`, `_` and `.`"));
+        return None;
+    }
+    Some(s.to_string())
+}
+
+fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -> Option<Route> {
+    let f = r.map(node, path, ROUTE_KEYS)?;
+    let name = read_name(r, node, path, f.get("name"));
+    let template = match f.get("path") {
+        None => {
+            r.missing(node, path, "path");
+            None
+        }
+        Some(n) => r.string(n, &join(path, "path")).and_then(|s| match PathTemplate::parse(s) {
+            Ok(t) => Some(t),
+            Err(msg) => {
+                r.problem(n, &join(path, "path"), msg);
+                None
+            }
+        }),
+    };
+    let methods = match f.get("methods") {
+        None => {
+            r.missing(node, path, "methods");
+            None
+        }
+        Some(n) => read_methods(r, n, &join(path, "methods")),
+    };
+    let action = match (f.get("upstream"), f.get("handler")) {
+        (Some(_), Some(h)) => {
+            r.problem(h, &join(path, "handler"), "a route has either `upstream` or `handler`, not both");
+            None
+        }
+        (None, None) => {
+            r.problem(node, path, "a route needs `upstream` or `handler`");
+            None
+        }
+        (Some(u), None) => {
+            let upath = join(path, "upstream");
+            r.string(u, &upath).and_then(|name| match upstreams.iter().position(|x| x.name == name) {
+                Some(i) => Some(Action::Upstream(i)),
+                None => {
+                    r.problem(u, &upath, format!("unknown upstream `{name}`"));
+                    None
+                }
+            })
+        }
+        (None, Some(h)) => {
+            let hpath = join(path, "handler");
+            match r.string(h, &hpath) {
+                Some("echo") => Some(Action::Handler(Handler::Echo)),
+                Some(other) => {
+                    r.problem(h, &hpath, format!("unknown handler `{other}`; available: echo"));
+                    None
+                }
+                None => None,
+            }
+        }
+    };
+    let max_body_bytes = match f.get("max_body_bytes") {
+        Some(n) => Some(Some(r.size(n, &join(path, "max_body_bytes"))?)),
+        None => Some(None),
+    };
+    let require_content_length = f
+        .get("require_content_length")
+        .map_or(Some(false), |n| r.boolean(n, &join(path, "require_content_length")));
+    Some(Route {
+        name: name?,
+        path: template?,
+        methods: methods?,
+        action: action?,
+        max_body_bytes: max_body_bytes?,
+        require_content_length: require_content_length?,
+    })
+}
+
+fn read_methods(r: &mut Reader, node: &Node, path: &str) -> Option<MethodSet> {
+    let items = r.seq(node, path)?;
+    if items.is_empty() {
+        r.problem(node, path, "at least one method is needed");
+        return None;
+    }
+    let mut set = MethodSet::EMPTY;
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        match r.string(item, &ipath) {
+            Some(s) => match Method::from_bytes(s.as_bytes()) {
+                Some(Method::Connect) => {
+                    r.problem(item, &ipath, "CONNECT cannot be routed");
+                    ok = false;
+                }
+                Some(m) if set.contains(m) => {
+                    r.problem(item, &ipath, format!("`{s}` is listed twice"));
+                    ok = false;
+                }
+                Some(m) => set.insert(m),
+                None => {
+                    let known: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+                    r.problem(item, &ipath, format!("unknown method `{s}`; methods are upper case: {}", known.join(", ")));
+                    ok = false;
+                }
+            },
+            None => ok = false,
+        }
+    }
+    ok.then_some(set)
+}
+
+/// Two routes may share a template only with disjoint methods; templates that differ must not
+/// be ambiguous for the router.
+fn check_overlaps(r: &mut Reader, routes: &[(&Node, Route)]) {
+    let mut router: matchit::Router<usize> = matchit::Router::new();
+    let mut registered: Vec<&str> = Vec::new();
+    for (i, (node, route)) in routes.iter().enumerate() {
+        let path = format!("routes[{i}].path");
+        if let Some((j, (_, other))) = routes[..i]
+            .iter()
+            .enumerate()
+            .find(|(_, (_, o))| o.path.source == route.path.source)
+        {
+            let shared: Vec<&str> = route
+                .methods
+                .allowed()
+                .filter(|m| *m != Method::Options && other.methods.allows(*m))
+                .map(Method::as_str)
+                .collect();
+            if !shared.is_empty() {
+                r.problem(node, &path, format!(
+                    "overlaps route `{}` (routes[{j}]): both take {} on `{}`",
+                    other.name, shared.join(", "), route.path.source
+                ));
+            }
+            continue;
+        }
+        for pattern in &route.path.patterns {
+            if registered.contains(&pattern.as_str()) {
+                continue;
+            }
+            if let Err(e) = router.insert(pattern.clone(), i) {
+                r.problem(node, &path, format!("`{}` conflicts with another route: {e}", route.path.source));
+                break;
+            }
+            registered.push(pattern);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        let t = PathTemplate::parse("/v1/{project_id}/items/{*rest}").unwrap();
+        assert_eq!(t.patterns, vec!["/v1/{project_id}/items/{*rest}", "/v1/{project_id}/items/"]);
+        assert_eq!(PathTemplate::parse("/{*path}").unwrap().patterns, vec!["/{*path}", "/"]);
+        assert_eq!(PathTemplate::parse("/a/{id}").unwrap().patterns, vec!["/a/{id}"]);
+        for bad in ["a", "/a/{*rest}/b", "/a/{x}/{x}", "/a/{1x}", "/a/{x", "/a/../b", "/a b", "/a?x", "/a/x{*r}", "/{a}{b}"] {
+            assert!(PathTemplate::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let t = parse_target("http://127.0.0.1:9000").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.authority.as_str()), ("127.0.0.1", 9000, "127.0.0.1:9000"));
+        let t = parse_target("http://[::1]:9000/").unwrap();
+        assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
+        assert_eq!(parse_target("http://example.com").unwrap().port, 80);
+        for bad in ["https://a:1", "a:1", "http://a:1/x", "http://u@a:1", "http://a:0", "http://a:99999", "http://"] {
+            assert!(parse_target(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! YAML text to a tree of nodes that remember where they came from.
+//!
+//! serde stops at the first error it meets; `check-config` must report every problem at once,
+//! with its line and column. So the YAML is first loaded into this small tree (from
+//! `saphyr-parser`'s events), and the reader in `read.rs` walks it, collecting problems as it
+//! goes. Scalars stay strings until the reader knows what type a key wants, so there is no
+//! guessing (`no` is not a boolean unless a boolean is expected, and then only `true`/`false`).
+
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+
+use crate::Problem;
+
+/// A position in the source: 1-based line and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Loc {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub col: usize,
+}
+
+impl Loc {
+    fn of(span: &Span) -> Loc {
+        Loc { line: span.start.line(), col: span.start.col() + 1 }
+    }
+}
+
+/// A YAML node and where it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// What the node holds.
+    pub kind: Kind,
+    /// Where it starts.
+    pub loc: Loc,
+}
+
+/// The shape of a node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Kind {
+    /// `null`, `~` or nothing.
+    Null,
+    /// Any other scalar; `plain` is false when it was quoted or a block scalar.
+    Scalar {
+        /// The text.
+        value: String,
+        /// Written without quotes.
+        plain: bool,
+    },
+    /// A sequence.
+    Seq(Vec<Node>),
+    /// A mapping with scalar keys, in document order.
+    Map(Vec<(String, Node, Node)>),
+}
+
+enum Frame {
+    Seq(Loc, Vec<Node>),
+    Map(Loc, Vec<(String, Node, Node)>, Option<(String, Node)>),
+}
+
+/// Loads one YAML document. An empty document is `Null`.
+pub fn load(src: &str) -> Result<Node, Problem> {
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0;
+    for event in Parser::new_from_str(src) {
+        let (event, span) = event.map_err(|e| {
+            let m = e.marker();
+            Problem::at(Loc { line: m.line(), col: m.col() + 1 }, "", format!("invalid YAML: {}", e.info()))
+        })?;
+        let loc = Loc::of(&span);
+        let node = match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(Problem::at(loc, "", "only one YAML document is allowed"));
+                }
+                continue;
+            }
+            Event::Alias(_) => {
+                return Err(Problem::at(loc, "", "YAML aliases are not supported; write the value out"));
+            }
+            Event::Scalar(_, _, _, Some(_)) | Event::SequenceStart(_, Some(_)) | Event::MappingStart(_, Some(_)) => {
+                return Err(Problem::at(loc, "", "YAML tags are not supported"));
+            }
+            Event::Scalar(value, style, _, None) => {
+                let plain = style == ScalarStyle::Plain;
+                let kind = if plain && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL") {
+                    Kind::Null
+                } else {
+                    Kind::Scalar { value: value.into_owned(), plain }
+                };
+                Node { kind, loc }
+            }
+            Event::SequenceStart(..) => {
+                stack.push(Frame::Seq(loc, Vec::new()));
+                continue;
+            }
+            Event::MappingStart(..) => {
+                stack.push(Frame::Map(loc, Vec::new(), None));
+                continue;
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq(loc, items)) => Node { kind: Kind::Seq(items), loc },
+                _ => return Err(Problem::at(loc, "", "invalid YAML structure")),
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map(loc, entries, None)) => Node { kind: Kind::Map(entries), loc },
+                _ => return Err(Problem::at(loc, "", "invalid YAML structure")),
+            },
+            _ => continue,
+        };
+        match stack.last_mut() {
+            None => root = Some(node),
+            Some(Frame::Seq(_, items)) => items.push(node),
+            Some(Frame::Map(_, entries, pending)) => match pending.take() {
+                None => {
+                    let key = match &node.kind {
+                        Kind::Scalar { value, .. } => value.clone(),
+                        _ => return Err(Problem::at(node.loc, "", "mapping keys must be plain strings")),
+                    };
+                    if entries.iter().any(|(k, _, _)| *k == key) {
+                        return Err(Problem::at(node.loc, &key, "duplicate key"));
+                    }
+                    *pending = Some((key, node));
+                }
+                Some((key, key_node)) => entries.push((key, key_node, node)),
+            },
+        }
+    }
+    Ok(root.unwrap_or(Node { kind: Kind::Null, loc: Loc { line: 1, col: 1 } }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_maps_sequences_and_scalars_with_locations() {
+        let n = load("a: 1\nb:\n  - x\n  - 'y'\nc: ~\n").unwrap();
+        let Kind::Map(entries) = &n.kind else { panic!() };
+        assert_eq!(entries[0].0, "a");
+        assert_eq!(entries[0].2.kind, Kind::Scalar { value: "1".into(), plain: true });
+        assert_eq!(entries[0].2.loc, Loc { line: 1, col: 4 });
+        let Kind::Seq(items) = &entries[1].2.kind else { panic!() };
+        assert_eq!(items[1].kind, Kind::Scalar { value: "y".into(), plain: false });
+        assert_eq!(items[1].loc.line, 4);
+        assert_eq!(entries[2].2.kind, Kind::Null);
+    }
+
+    #[test]
+    fn refuses_duplicates_aliases_tags_and_bad_syntax() {
+        assert!(load("a: 1\na: 2\n").unwrap_err().message.contains("duplicate"));
+        assert!(load("a: &x 1\nb: *x\n").unwrap_err().message.contains("aliases"));
+        assert!(load("a: !!str 1\n").unwrap_err().message.contains("tags"));
+        let e = load("a: [1, 2\n").unwrap_err();
+        assert!(e.message.starts_with("invalid YAML"), "{e:?}");
+        assert!(e.loc.is_some());
+        assert_eq!(load("").unwrap().kind, Kind::Null);
+    }
+}

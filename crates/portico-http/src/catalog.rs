@@ -1,0 +1,742 @@
+//! The contract as data: the published status-code table and the catalog of error codes.
+//!
+//! Everything Portico says about a status code comes from here: the `portico codes` command,
+//! `docs/errors.md`, `docs/contract.md`, the `title` of every error body, and the closure rule
+//! (a generated response can only carry a status that has a row in [`STATUS_TABLE`]). Keeping
+//! the table in code, not prose, lets tests hold the docs and the behaviour to it.
+
+use std::fmt;
+
+/// Whether a row of the table is produced by a mechanism today.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowState {
+    /// A real mechanism produces it; `proof` names the tests that show it.
+    Implemented,
+    /// Not yet produced; the issue that brings it.
+    Planned {
+        /// Number of the issue that delivers the row.
+        issue: u32,
+    },
+    /// Never generated (306): the rule itself is implemented and proven.
+    Never,
+}
+
+/// One row of the published status-code table (plus `200`, which the contract allows too).
+#[derive(Debug)]
+pub struct StatusRow {
+    /// The status code.
+    pub code: u16,
+    /// The table's "Message" column, used as the `title` of error bodies.
+    pub message: &'static str,
+    /// The table's "Description" column, verbatim.
+    pub meaning: &'static str,
+    /// What Portico does to produce (or avoid) this code.
+    pub portico: &'static str,
+    /// Whether it is produced today.
+    pub state: RowState,
+    /// Tests (`file_stem::function`) that prove the row; checked to exist by the docs test.
+    pub proof: &'static [&'static str],
+    /// `false` only for 200, which is allowed by the contract but is not a row of the table.
+    pub in_table: bool,
+}
+
+const fn row(
+    code: u16,
+    message: &'static str,
+    meaning: &'static str,
+    portico: &'static str,
+    state: RowState,
+    proof: &'static [&'static str],
+) -> StatusRow {
+    StatusRow { code, message, meaning, portico, state, proof, in_table: true }
+}
+
+const fn planned(issue: u32) -> RowState {
+    RowState::Planned { issue }
+}
+
+use RowState::{Implemented, Never};
+
+/// The contract table (`seed/status-codes.txt`), in order, with 200 added at its place.
+pub static STATUS_TABLE: &[StatusRow] = &[
+    row(
+        100,
+        "Continue",
+        "The client continues sending the request. The server has received the initial part of the request and the client should continue sending the remaining part.",
+        "Sent to a request with `Expect: 100-continue` only when its body is first read, which happens after every check decidable from the head passed (route, method, declared length, limits). A failed check sends the final error at once and never reads the body.",
+        Implemented,
+        &[
+            "protocol::expect_continue_is_sent_only_after_checks_pass",
+            "protocol::expect_continue_with_failing_check_gets_final_error_without_100",
+        ],
+    ),
+    row(
+        101,
+        "Switching Protocols",
+        "The protocol should be switched. The target protocol must be more advanced than the source protocol. For example, the current HTTP protocol is switched to a later version of HTTP.",
+        "WebSocket upgrade on routes that allow it, after the upstream agreed; bytes relayed both ways.",
+        planned(4),
+        &[],
+    ),
+    StatusRow {
+        code: 200,
+        message: "OK",
+        meaning: "The request has succeeded (not a row of the published table; the contract allows it).",
+        portico: "Success: built-in handlers (echo) answer 200; upstream 200s are relayed.",
+        state: Implemented,
+        proof: &["echo::echo_returns_the_request_as_json"],
+        in_table: false,
+    },
+    row(
+        201,
+        "Created",
+        "The request has been fulfilled and a new resource has been created.",
+        "Admin API creates and token issue, with `Location` and `ETag`.",
+        planned(5),
+        &[],
+    ),
+    row(
+        202,
+        "Accepted",
+        "The request has been accepted for processing, but the processing has not been completed.",
+        "Async routes whose upstream did not answer within the sync window, or `Prefer: respond-async`; `Location` of a job.",
+        planned(8),
+        &[],
+    ),
+    row(
+        203,
+        "Non-Authoritative Information",
+        "This request is successful.",
+        "A field masking/projection policy transformed an upstream 200 body.",
+        planned(0),
+        &[],
+    ),
+    row(
+        204,
+        "NoContent",
+        "The server has successfully processed the request, but has not returned any content. The status code is returned in response to an HTTP OPTIONS request.",
+        "`OPTIONS` on any route (and `OPTIONS *`) is answered by Portico with 204 and `Allow`.",
+        Implemented,
+        &["routing::options_on_a_route_is_204_with_allow", "routing::options_asterisk_is_204"],
+    ),
+    row(
+        205,
+        "Reset Content",
+        "The server has fulfilled the request, but the requester must reset the content.",
+        "Admin reset actions (rate-limit state, route statistics, cache purge); no body.",
+        planned(5),
+        &[],
+    ),
+    row(
+        206,
+        "Partial Content",
+        "The server has successfully processed a part of the GET request.",
+        "Satisfiable `Range` on what Portico serves itself, `multipart/byteranges` for several.",
+        planned(3),
+        &[],
+    ),
+    row(
+        300,
+        "Multiple Choices",
+        "There are multiple options for the location of the requested resource. The response contains a list of resource characteristics and addresses from which a user terminal (such as a browser) can choose the most appropriate one.",
+        "Version discovery on an API root with several published versions.",
+        planned(5),
+        &[],
+    ),
+    row(
+        301,
+        "Moved Permanently",
+        "The requested resource has been assigned a new permanent URI, and the new URI is contained in the response.",
+        "Permanent redirect routes, with `Location`.",
+        planned(5),
+        &[],
+    ),
+    row(
+        302,
+        "Found",
+        "The requested resource resides temporarily under a different URI.",
+        "Temporary redirect routes, with `Location`.",
+        planned(5),
+        &[],
+    ),
+    row(
+        303,
+        "See Other",
+        "The response to the request can be found under a different URI. It should be retrieved using a GET or POST method.",
+        "A finished job points to its result; redirect-after-post routes.",
+        planned(8),
+        &[],
+    ),
+    row(
+        304,
+        "Not Modified",
+        "The requested resource has not been modified. In this case, there is no need to retransmit the resource since the client still has a previously-downloaded copy.",
+        "Conditional GET/HEAD on what Portico answers itself.",
+        planned(3),
+        &[],
+    ),
+    row(
+        305,
+        "Use Proxy",
+        "The requested resource must be accessed through a proxy.",
+        "Proxy-only routes reached directly (off unless configured).",
+        planned(6),
+        &[],
+    ),
+    row(
+        306,
+        "Unused",
+        "The HTTP status code is no longer used.",
+        "Never generated; an upstream that answers 306 gets the client a 502 (`PTC.UPSTREAM_STATUS_306`).",
+        Never,
+        &["proxy::upstream_306_becomes_502"],
+    ),
+    row(
+        400,
+        "BadRequest",
+        "Invalid request. Do not retry the request before modification.",
+        "Malformed request line or header, obs-fold, bare CR or LF, NUL, missing or repeated Host, Content-Length with Transfer-Encoding, conflicting Content-Length, bad chunk framing, a header section over `max_header_bytes` (never 431). Each cause has its own error code; the connection is closed.",
+        Implemented,
+        &[
+            "protocol::malformed_request_line_is_400",
+            "protocol::obs_fold_is_400",
+            "protocol::bare_cr_in_header_is_400",
+            "protocol::nul_in_header_is_400",
+            "protocol::missing_host_on_http11_is_400",
+            "protocol::content_length_with_transfer_encoding_is_400",
+            "protocol::conflicting_content_lengths_are_400",
+            "protocol::bad_chunk_size_is_400",
+            "protocol::header_section_over_limit_is_400_not_431",
+        ],
+    ),
+    row(
+        401,
+        "Unauthorized",
+        "This status code is returned after the client provides authentication information to indicate that the information is incorrect or invalid.",
+        "Credentials missing, invalid, expired, or a signature that does not verify; `WWW-Authenticate`.",
+        planned(6),
+        &[],
+    ),
+    row(
+        402,
+        "Payment Required",
+        "This status code is reserved for future use.",
+        "Project suspended for billing, or its prepaid quota spent.",
+        planned(6),
+        &[],
+    ),
+    row(
+        403,
+        "Forbidden",
+        "The server understands the request, but is refusing to fulfill it. The server has received and understood the request, but it refused to respond, because the request is set to deny access. Do not retry the request before modification.",
+        "Authenticated but not allowed: project mismatch, policy, IP rule, CORS origin.",
+        planned(6),
+        &[],
+    ),
+    row(
+        404,
+        "NotFound",
+        "The requested resource cannot be found. Do not retry the request before modification.",
+        "No route matches the request path.",
+        Implemented,
+        &["routing::unknown_path_is_404"],
+    ),
+    row(
+        405,
+        "MethodNotAllowed",
+        "The method specified in the request is not supported by the requested resource. Do not retry the request before modification.",
+        "The path matches a route but the method is not among its methods; `Allow` lists them.",
+        Implemented,
+        &["routing::wrong_method_is_405_with_allow"],
+    ),
+    row(
+        406,
+        "Not Acceptable",
+        "The server could not fulfill the request according to the content characteristics of the request.",
+        "`Accept` / `Accept-Encoding` match nothing a route produces.",
+        planned(3),
+        &[],
+    ),
+    row(
+        407,
+        "Proxy Authentication Required",
+        "This status code is similar to 401, but the client must first authenticate itself with the proxy.",
+        "Egress proxy mode without valid `Proxy-Authorization`; `Proxy-Authenticate`.",
+        planned(6),
+        &[],
+    ),
+    row(
+        408,
+        "Request Time-out",
+        "The server timed out waiting for the request. The client may repeat the request without modifications at any later time.",
+        "The request head did not arrive within `header_timeout`, or the body made no progress for `body_timeout`; `Connection: close`. An idle keep-alive connection is closed silently.",
+        Implemented,
+        &[
+            "timeouts::head_timeout_is_408_then_close",
+            "timeouts::body_stall_is_408_then_close",
+            "timeouts::idle_keep_alive_connection_closes_silently",
+        ],
+    ),
+    row(
+        409,
+        "Conflict",
+        "The request could not be processed due to a conflict in it. This status code indicates that the resource the client is attempting to create already exists, or the requested update failed due to a conflict.",
+        "Create of an existing resource, stale version, `Idempotency-Key` in flight.",
+        planned(5),
+        &[],
+    ),
+    row(
+        410,
+        "Gone",
+        "The requested resource is no longer available. The status code indicates that the requested resource has been deleted permanently.",
+        "Deleted resources (tombstones), retired API versions.",
+        planned(5),
+        &[],
+    ),
+    row(
+        411,
+        "Length Required",
+        "The server refuses to process the request without a defined Content-Length.",
+        "A route with `require_content_length: true` received a chunked body.",
+        Implemented,
+        &["protocol::chunked_body_on_route_requiring_length_is_411"],
+    ),
+    row(
+        412,
+        "Precondition Failed",
+        "The server does not meet one of the preconditions that the requester puts on the request.",
+        "`If-Match` / `If-Unmodified-Since` fail.",
+        planned(3),
+        &[],
+    ),
+    row(
+        413,
+        "Request Entity Too Large",
+        "The request is larger than what a server can process. The server may disable the connection to prevent the client from sending consecutive requests. If the server cannot temporarily process the request, the response will contain a Retry-After header field.",
+        "A declared Content-Length over the route's `max_body_bytes` is refused before the body is read; a streamed body that crosses it is cut off. Both with `Connection: close`. (The temporary kind with `Retry-After` arrives with the body-buffer budget, issue 4.)",
+        Implemented,
+        &[
+            "protocol::declared_length_over_limit_is_413_without_reading_body",
+            "protocol::chunked_body_crossing_limit_is_413_and_close",
+        ],
+    ),
+    row(
+        414,
+        "Request-URI Too Large",
+        "The Request-URI is too long for the server to process.",
+        "The request target is longer than `max_uri_bytes`.",
+        Implemented,
+        &["protocol::long_target_is_414", "protocol::long_target_is_414_before_line_ends"],
+    ),
+    row(
+        415,
+        "Unsupported Media Type",
+        "The server does not support the media type in the request.",
+        "Request `Content-Type` / `Content-Encoding` not among what the route consumes.",
+        planned(3),
+        &[],
+    ),
+    row(
+        416,
+        "Requested range not satisfiable",
+        "The requested range is invalid.",
+        "No requested range overlaps the representation; `Content-Range: bytes */LENGTH`.",
+        planned(3),
+        &[],
+    ),
+    row(
+        417,
+        "Expectation Failed",
+        "The server fails to meet the requirements of the Expect request-header field.",
+        "`Expect` with anything other than `100-continue`.",
+        Implemented,
+        &["protocol::unknown_expectation_is_417"],
+    ),
+    row(
+        422,
+        "UnprocessableEntity",
+        "The request is well-formed but cannot be processed due to semantic errors.",
+        "Schema violations (listed by JSON pointer); `Idempotency-Key` reused with another payload.",
+        planned(5),
+        &[],
+    ),
+    row(
+        429,
+        "TooManyRequests",
+        "The client has sent an excessive number of requests to the server within a given time (exceeding the limit on the access frequency of the client), or the server has received an excessive number of requests within a given time (beyond its processing capability). In this case, the client should resend the request after the time specified in the Retry-After header of the response has elapsed.",
+        "Rate and concurrency limits, with exact `Retry-After` and `RateLimit` headers.",
+        planned(7),
+        &[],
+    ),
+    row(
+        500,
+        "InternalServerError",
+        "The server can receive but cannot understand the request.",
+        "A fault inside Portico: a panic while handling a request is caught and answered 500; nothing internal reaches the client and the process lives on.",
+        Implemented,
+        &["panic::handler_panic_is_500_and_the_server_lives_on"],
+    ),
+    row(
+        501,
+        "Not Implemented",
+        "The server does not support the requested function.",
+        "An unknown method, `CONNECT` on the data plane, or a request `Transfer-Encoding` other than chunked.",
+        Implemented,
+        &["protocol::unknown_method_is_501", "protocol::transfer_encoding_gzip_is_501"],
+    ),
+    row(
+        502,
+        "Bad Gateway",
+        "The server was acting as a gateway or proxy and received an invalid request from the remote server.",
+        "The upstream refused the connection, reset it, answered invalid HTTP, or answered 306; each its own error code.",
+        Implemented,
+        &[
+            "proxy::upstream_refusing_connections_is_502",
+            "proxy::upstream_reset_is_502",
+            "proxy::upstream_garbage_is_502",
+            "proxy::upstream_306_becomes_502",
+        ],
+    ),
+    row(
+        503,
+        "ServiceUnavailable",
+        "The requested service is invalid. Do not retry the request before modification.",
+        "Disabled API; maintenance or no healthy upstream (with `Retry-After`).",
+        planned(7),
+        &[],
+    ),
+    row(
+        504,
+        "ServerTimeout",
+        "The request cannot be fulfilled within a given time. This status code is only returned to the client when the Timeout parameter is specified in the request.",
+        "The client's `Timeout` deadline (or the route's) passed before the upstream answered.",
+        planned(8),
+        &[],
+    ),
+    row(
+        505,
+        "HTTP Version not supported",
+        "The server does not support the HTTP protocol version used in the request.",
+        "A request line whose major version is not 1 (`HTTP/2.0`, `HTTP/3.0`); `Connection: close`.",
+        Implemented,
+        &["protocol::http2_request_line_is_505", "protocol::http3_request_line_is_505"],
+    ),
+];
+
+/// The row for `code`, if the contract allows Portico to generate it.
+pub fn status_row(code: u16) -> Option<&'static StatusRow> {
+    STATUS_TABLE.iter().find(|r| r.code == code)
+}
+
+/// Who caused an error: what a client can do about it depends on this.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The request itself (or the client's connection) is at fault.
+    Client,
+    /// The upstream failed or misbehaved.
+    Upstream,
+    /// Portico itself failed.
+    Gateway,
+}
+
+/// What the table tells a client to do before retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Do not retry before the request changes.
+    AfterChange,
+    /// May be repeated at once, unchanged (408).
+    Immediately,
+    /// Retry after the `Retry-After` the response carries.
+    AfterRetryAfter,
+    /// A later attempt may succeed; idempotent requests may be retried.
+    Later,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Client => "client",
+            Source::Upstream => "upstream",
+            Source::Gateway => "gateway",
+        })
+    }
+}
+
+impl fmt::Display for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Retry::AfterChange => "not before the request changes",
+            Retry::Immediately => "at once, unchanged",
+            Retry::AfterRetryAfter => "after Retry-After",
+            Retry::Later => "later (idempotent requests)",
+        })
+    }
+}
+
+macro_rules! error_codes {
+    ($(
+        $(#[doc = $doc:literal])+
+        $variant:ident => ($status:literal, $code:literal, $source:ident, $retry:ident, $close:literal, $msg:literal);
+    )+) => {
+        /// Every distinct cause of an error Portico generates, each with a stable code.
+        ///
+        /// The status, public message, source, retry rule and whether the connection closes are
+        /// fixed per code; details beyond that go to logs only.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $( $(#[doc = $doc])+ $variant, )+
+        }
+
+        impl ErrorCode {
+            /// All codes, in catalog order.
+            pub const ALL: &'static [ErrorCode] = &[ $( ErrorCode::$variant, )+ ];
+
+            /// The HTTP status this cause is answered with.
+            pub const fn status(self) -> u16 {
+                match self { $( ErrorCode::$variant => $status, )+ }
+            }
+
+            /// The stable `error_code` string, e.g. `PTC.ROUTE_NOT_FOUND`.
+            pub const fn as_str(self) -> &'static str {
+                match self { $( ErrorCode::$variant => concat!("PTC.", $code), )+ }
+            }
+
+            /// The fixed public message (`error_msg`).
+            pub const fn message(self) -> &'static str {
+                match self { $( ErrorCode::$variant => $msg, )+ }
+            }
+
+            /// Who is at fault.
+            pub const fn source(self) -> Source {
+                match self { $( ErrorCode::$variant => Source::$source, )+ }
+            }
+
+            /// What the client should do before retrying.
+            pub const fn retry(self) -> Retry {
+                match self { $( ErrorCode::$variant => Retry::$retry, )+ }
+            }
+
+            /// Whether the response closes the connection whatever else holds (framing can no
+            /// longer be trusted, or the contract says so).
+            pub const fn closes_connection(self) -> bool {
+                match self { $( ErrorCode::$variant => $close, )+ }
+            }
+
+            /// The longer description published in `docs/errors.md`.
+            pub const fn description(self) -> &'static str {
+                match self { $( ErrorCode::$variant => concat!($($doc),+), )+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// The request line is not `METHOD SP request-target SP HTTP-version`.
+    RequestLineMalformed => (400, "REQUEST_LINE_MALFORMED", Client, AfterChange, true, "The request line is malformed.");
+    /// The request target contains a byte that is not allowed or a broken percent-encoding.
+    TargetCharInvalid => (400, "TARGET_INVALID", Client, AfterChange, true, "The request target contains an invalid character.");
+    /// The request target's form does not fit the method (`*` without OPTIONS, authority-form without CONNECT, an unknown scheme).
+    TargetFormInvalid => (400, "TARGET_FORM_INVALID", Client, AfterChange, true, "The request target has a form this method does not allow.");
+    /// The HTTP version in the request line is not of the form `HTTP/DIGIT.DIGIT`.
+    VersionMalformed => (400, "VERSION_MALFORMED", Client, AfterChange, true, "The HTTP version in the request line is malformed.");
+    /// A header line has no colon, an empty name, or a byte that is not allowed in a field name.
+    HeaderNameInvalid => (400, "HEADER_NAME_INVALID", Client, AfterChange, true, "A header field name is invalid.");
+    /// Whitespace between a header field name and its colon (RFC 9112 §5.1).
+    HeaderNameWhitespace => (400, "HEADER_NAME_WHITESPACE", Client, AfterChange, true, "A header field name is followed by whitespace before the colon.");
+    /// A control character in a header field value.
+    HeaderValueInvalid => (400, "HEADER_VALUE_INVALID", Client, AfterChange, true, "A header field value contains an invalid character.");
+    /// A header line that begins with whitespace: obsolete line folding (RFC 9112 §5.2).
+    ObsFold => (400, "OBS_FOLD", Client, AfterChange, true, "Obsolete line folding is not accepted.");
+    /// A carriage return that is not followed by a line feed.
+    BareCr => (400, "BARE_CR", Client, AfterChange, true, "The request head contains a bare carriage return.");
+    /// A line feed that is not preceded by a carriage return.
+    BareLf => (400, "BARE_LF", Client, AfterChange, true, "The request head contains a bare line feed.");
+    /// A NUL byte in the request head.
+    NulByte => (400, "NUL_BYTE", Client, AfterChange, true, "The request head contains a NUL byte.");
+    /// The header section is larger than `limits.max_header_bytes` (Portico answers 400, never 431).
+    HeaderSectionTooLarge => (400, "HEADER_SECTION_TOO_LARGE", Client, AfterChange, true, "The request header section is too large.");
+    /// More header fields than `limits.max_headers`.
+    TooManyHeaders => (400, "TOO_MANY_HEADERS", Client, AfterChange, true, "The request has too many header fields.");
+    /// An HTTP/1.1 request without a `Host` header.
+    HostMissing => (400, "HOST_MISSING", Client, AfterChange, true, "The request has no Host header.");
+    /// More than one `Host` header.
+    HostMultiple => (400, "HOST_MULTIPLE", Client, AfterChange, true, "The request has more than one Host header.");
+    /// A `Host` value that is not a valid `host[:port]`.
+    HostInvalid => (400, "HOST_INVALID", Client, AfterChange, true, "The Host header is invalid.");
+    /// An absolute-form request target whose authority differs from the `Host` header.
+    HostMismatch => (400, "HOST_MISMATCH", Client, AfterChange, true, "The Host header does not match the request target.");
+    /// A `Content-Length` that is not a non-negative decimal number.
+    ContentLengthInvalid => (400, "CONTENT_LENGTH_INVALID", Client, AfterChange, true, "The Content-Length header is invalid.");
+    /// More than one `Content-Length` value, equal or not.
+    ContentLengthMultiple => (400, "CONTENT_LENGTH_MULTIPLE", Client, AfterChange, true, "The request has more than one Content-Length.");
+    /// Both `Content-Length` and `Transfer-Encoding`: the framing is ambiguous (RFC 9112 §6.3).
+    ContentLengthWithTransferEncoding => (400, "CONTENT_LENGTH_WITH_TRANSFER_ENCODING", Client, AfterChange, true, "The request has both Content-Length and Transfer-Encoding.");
+    /// A `Transfer-Encoding` where chunked is not the final coding, is repeated, or is empty.
+    TransferEncodingInvalid => (400, "TRANSFER_ENCODING_INVALID", Client, AfterChange, true, "The Transfer-Encoding header is invalid.");
+    /// `Transfer-Encoding` in an HTTP/1.0 request, whose framing cannot be trusted (RFC 9112 §6.1).
+    TransferEncodingInHttp10 => (400, "TRANSFER_ENCODING_IN_HTTP10", Client, AfterChange, true, "Transfer-Encoding is not allowed in an HTTP/1.0 request.");
+    /// A chunk size that is not hexadecimal or does not fit in 64 bits.
+    ChunkSizeInvalid => (400, "CHUNK_SIZE_INVALID", Client, AfterChange, true, "A chunk size in the request body is invalid.");
+    /// A malformed or oversized chunk extension.
+    ChunkExtensionInvalid => (400, "CHUNK_EXTENSION_INVALID", Client, AfterChange, true, "A chunk extension in the request body is invalid.");
+    /// Chunk data not followed by CRLF.
+    ChunkTerminatorMissing => (400, "CHUNK_TERMINATOR_MISSING", Client, AfterChange, true, "A chunk in the request body is not terminated by CRLF.");
+    /// A malformed or oversized trailer section.
+    ChunkTrailerInvalid => (400, "CHUNK_TRAILER_INVALID", Client, AfterChange, true, "The trailer section of the request body is invalid.");
+    /// The client closed its side before sending the whole body it announced.
+    BodyIncomplete => (400, "BODY_INCOMPLETE", Client, AfterChange, true, "The request body ended before its announced length.");
+    /// No route matches the request path.
+    RouteNotFound => (404, "ROUTE_NOT_FOUND", Client, AfterChange, false, "No route matches the request path.");
+    /// A route matches the path but not the method; `Allow` lists the methods it takes.
+    MethodNotAllowed => (405, "METHOD_NOT_ALLOWED", Client, AfterChange, false, "The method is not allowed on this resource.");
+    /// The request head did not arrive within `limits.header_timeout`.
+    HeadTimeout => (408, "HEAD_TIMEOUT", Client, Immediately, true, "The request head was not received in time.");
+    /// The request body made no progress for `limits.body_timeout`.
+    BodyTimeout => (408, "BODY_TIMEOUT", Client, Immediately, true, "The request body was not received in time.");
+    /// The route requires `Content-Length` and the body came chunked.
+    LengthRequired => (411, "LENGTH_REQUIRED", Client, AfterChange, false, "This route requires a Content-Length.");
+    /// The declared `Content-Length` exceeds the route's `max_body_bytes`; the body is not read.
+    BodyTooLargeDeclared => (413, "BODY_TOO_LARGE", Client, AfterChange, true, "The request body is larger than this route accepts.");
+    /// A chunked body crossed the route's `max_body_bytes` while streaming.
+    BodyTooLargeStreamed => (413, "BODY_TOO_LARGE_STREAMED", Client, AfterChange, true, "The request body grew larger than this route accepts.");
+    /// The request target is longer than `limits.max_uri_bytes`.
+    UriTooLong => (414, "URI_TOO_LONG", Client, AfterChange, true, "The request target is too long.");
+    /// An `Expect` header with anything other than `100-continue`.
+    ExpectationFailed => (417, "EXPECTATION_FAILED", Client, AfterChange, false, "The expectation in the Expect header cannot be met.");
+    /// A fault inside Portico (a handler panicked); details are logged, never sent.
+    Internal => (500, "INTERNAL_ERROR", Gateway, Later, true, "An internal error occurred.");
+    /// A method Portico does not know.
+    MethodNotImplemented => (501, "METHOD_NOT_IMPLEMENTED", Client, AfterChange, true, "The request method is not implemented.");
+    /// `CONNECT` on a listener that is not an egress proxy.
+    ConnectNotSupported => (501, "CONNECT_NOT_SUPPORTED", Client, AfterChange, true, "CONNECT is not supported here.");
+    /// A request `Transfer-Encoding` other than chunked.
+    TransferEncodingUnsupported => (501, "TRANSFER_ENCODING_UNSUPPORTED", Client, AfterChange, true, "The request transfer coding is not supported.");
+    /// The upstream refused the connection.
+    UpstreamConnectRefused => (502, "UPSTREAM_CONNECT_REFUSED", Upstream, Later, false, "The upstream service refused the connection.");
+    /// The upstream could not be reached (unreachable, name not resolved).
+    UpstreamConnectFailed => (502, "UPSTREAM_CONNECT_FAILED", Upstream, Later, false, "The upstream service could not be reached.");
+    /// Connecting to the upstream took longer than its `connect_timeout`.
+    UpstreamConnectTimeout => (502, "UPSTREAM_CONNECT_TIMEOUT", Upstream, Later, false, "Connecting to the upstream service timed out.");
+    /// The upstream reset or closed the connection before a complete response head.
+    UpstreamReset => (502, "UPSTREAM_RESET", Upstream, Later, false, "The upstream service closed the connection unexpectedly.");
+    /// The upstream's response was not valid HTTP/1.1.
+    UpstreamInvalidResponse => (502, "UPSTREAM_INVALID_RESPONSE", Upstream, Later, false, "The upstream service sent an invalid response.");
+    /// The upstream answered 306, which is unused and never relayed.
+    UpstreamStatus306 => (502, "UPSTREAM_STATUS_306", Upstream, Later, false, "The upstream service sent an unusable status.");
+    /// The request line's major version is not 1.
+    VersionNotSupported => (505, "VERSION_NOT_SUPPORTED", Client, AfterChange, true, "The HTTP version is not supported.");
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `docs/errors.md`, generated from the catalog (a test keeps the file equal to this).
+pub fn errors_markdown() -> String {
+    let mut out = String::from(
+        "# Portico error codes\n\n\
+         Generated from `crates/portico-http/src/catalog.rs` by `portico codes --errors`; do not edit.\n\
+         A test fails when this file and the catalog differ.\n\n\
+         Every error Portico generates has a JSON body\n\
+         `{\"error_code\", \"error_msg\", \"request_id\", \"status\", \"title\", \"detail\"}`; the\n\
+         `error_code` is one of these, and each code always comes with the same status.\n\n\
+         | error_code | status | source | retry | closes connection | meaning |\n\
+         |---|---:|---|---|---|---|\n",
+    );
+    for code in ErrorCode::ALL {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} | {} |\n",
+            code.as_str(),
+            code.status(),
+            code.source(),
+            code.retry(),
+            if code.closes_connection() { "yes" } else { "no" },
+            code.description().trim(),
+        ));
+    }
+    out
+}
+
+/// The table printed by `portico codes`: code, message, meaning, and what Portico does.
+pub fn codes_text() -> String {
+    let mut out = String::new();
+    for row in STATUS_TABLE {
+        let state = match row.state {
+            RowState::Implemented => "implemented".to_string(),
+            RowState::Never => "never generated".to_string(),
+            RowState::Planned { issue: 0 } => "planned".to_string(),
+            RowState::Planned { issue } => format!("planned (issue {issue})"),
+        };
+        out.push_str(&format!("{} {} [{}]\n", row.code, row.message, state));
+        out.push_str(&format!("    meaning: {}\n", row.meaning));
+        out.push_str(&format!("    portico: {}\n", row.portico));
+        let codes: Vec<&str> =
+            ErrorCode::ALL.iter().filter(|c| c.status() == row.code).map(|c| c.as_str()).collect();
+        if !codes.is_empty() {
+            out.push_str(&format!("    error codes: {}\n", codes.join(", ")));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn table_has_the_41_published_codes_plus_200() {
+        let published = STATUS_TABLE.iter().filter(|r| r.in_table).count();
+        assert_eq!(published, 41);
+        assert!(status_row(200).is_some());
+        let codes: HashSet<u16> = STATUS_TABLE.iter().map(|r| r.code).collect();
+        assert_eq!(codes.len(), STATUS_TABLE.len(), "a code appears twice");
+    }
+
+    #[test]
+    fn every_error_code_has_a_status_in_the_table() {
+        for code in ErrorCode::ALL {
+            let row = status_row(code.status()).unwrap_or_else(|| panic!("{code} outside the table"));
+            assert!(row.in_table, "{code}: errors never use 200");
+            assert!(code.status() >= 400, "{code} is not an error status");
+            assert_ne!(code.status(), 431);
+            assert_ne!(code.status(), 306);
+        }
+    }
+
+    #[test]
+    fn error_code_strings_are_unique_and_well_formed() {
+        let mut seen = HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "duplicate {s}");
+            let name = s.strip_prefix("PTC.").expect("prefix");
+            assert!(name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(!code.message().is_empty() && !code.description().is_empty());
+        }
+    }
+
+    #[test]
+    fn implemented_rows_name_a_proof_and_planned_rows_do_not() {
+        for row in STATUS_TABLE {
+            match row.state {
+                RowState::Implemented | RowState::Never => {
+                    assert!(!row.proof.is_empty(), "{} has no proof", row.code)
+                }
+                RowState::Planned { .. } => assert!(row.proof.is_empty(), "{}", row.code),
+            }
+        }
+    }
+
+    #[test]
+    fn table_meanings_are_the_published_text() {
+        let seed = include_str!("../data/status-codes.txt");
+        for row in STATUS_TABLE.iter().filter(|r| r.in_table) {
+            let line = format!("| {} | {} | {} |", row.code, row.message, row.meaning);
+            assert!(seed.contains(&line), "row {} differs from the seed table", row.code);
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! Portico's HTTP decisions, as pure functions over bytes.
+//!
+//! Nothing here does I/O or knows about tokio: every rule of the status-code contract that can
+//! be decided from bytes lives here, so it can be read against the RFC section by section and
+//! tested from byte literals. The server feeds bytes in and acts on the answers.
+
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod chunked;
+pub mod envelope;
+pub mod head;
+pub mod method;
+pub mod negotiate;
+pub mod path;
+pub mod request;
+pub mod status;
+
+pub use catalog::{ErrorCode, Retry, Source};
+pub use head::{HeadLimits, HeadScanner, RequestHead, Scan, TargetForm, Version};
+pub use method::{Method, MethodSet};
+pub use request::{BodyFraming, RequestInfo};
