@@ -48,7 +48,15 @@ const fn row(
     state: RowState,
     proof: &'static [&'static str],
 ) -> StatusRow {
-    StatusRow { code, message, meaning, portico, state, proof, in_table: true }
+    StatusRow {
+        code,
+        message,
+        meaning,
+        portico,
+        state,
+        proof,
+        in_table: true,
+    }
 }
 
 const fn planned(issue: u32) -> RowState {
@@ -117,7 +125,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         "The server has successfully processed the request, but has not returned any content. The status code is returned in response to an HTTP OPTIONS request.",
         "`OPTIONS` on any route (and `OPTIONS *`) is answered by Portico with 204 and `Allow`.",
         Implemented,
-        &["routing::options_on_a_route_is_204_with_allow", "routing::options_asterisk_is_204"],
+        &[
+            "routing::options_on_a_route_is_204_with_allow",
+            "routing::options_asterisk_is_204",
+        ],
     ),
     row(
         205,
@@ -326,7 +337,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         "The Request-URI is too long for the server to process.",
         "The request target is longer than `max_uri_bytes`.",
         Implemented,
-        &["protocol::long_target_is_414", "protocol::long_target_is_414_before_line_ends"],
+        &[
+            "protocol::long_target_is_414",
+            "protocol::long_target_is_414_before_line_ends",
+        ],
     ),
     row(
         415,
@@ -382,7 +396,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         "The server does not support the requested function.",
         "An unknown method, `CONNECT` on the data plane, or a request `Transfer-Encoding` other than chunked.",
         Implemented,
-        &["protocol::unknown_method_is_501", "protocol::transfer_encoding_gzip_is_501"],
+        &[
+            "protocol::unknown_method_is_501",
+            "protocol::transfer_encoding_gzip_is_501",
+        ],
     ),
     row(
         502,
@@ -419,7 +436,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         "The server does not support the HTTP protocol version used in the request.",
         "A request line whose major version is not 1 (`HTTP/2.0`, `HTTP/3.0`); `Connection: close`.",
         Implemented,
-        &["protocol::http2_request_line_is_505", "protocol::http3_request_line_is_505"],
+        &[
+            "protocol::http2_request_line_is_505",
+            "protocol::http3_request_line_is_505",
+        ],
     ),
 ];
 
@@ -652,8 +672,52 @@ pub fn errors_markdown() -> String {
             code.status(),
             code.source(),
             code.retry(),
-            if code.closes_connection() { "yes" } else { "no" },
+            if code.closes_connection() {
+                "yes"
+            } else {
+                "no"
+            },
             code.description().trim(),
+        ));
+    }
+    out
+}
+
+/// `docs/contract.md`, generated from the table (a test keeps the file equal to this and
+/// checks that every named proof is a test that exists).
+pub fn contract_markdown() -> String {
+    let mut out = String::from(
+        "# The contract, row by row\n\n\
+         Generated from `crates/portico-http/src/catalog.rs` by `portico codes --contract`; do not\n\
+         edit. A test fails when this file and the catalog differ, or when a proof names a test\n\
+         that does not exist. Proofs are `test file::test name` under `crates/*/tests/`.\n\n\
+         | code | message | state | what Portico does | proof |\n\
+         |---:|---|---|---|---|\n",
+    );
+    for row in STATUS_TABLE {
+        let state = match row.state {
+            RowState::Implemented => "implemented".to_string(),
+            RowState::Never => "never generated (rule implemented)".to_string(),
+            RowState::Planned { issue: 0 } => "not yet".to_string(),
+            RowState::Planned { issue } => format!("not yet (issue {issue})"),
+        };
+        let proof: Vec<String> = row.proof.iter().map(|p| format!("`{p}`")).collect();
+        let message = if row.in_table {
+            row.message.to_string()
+        } else {
+            format!("{} (not in the table)", row.message)
+        };
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            row.code,
+            message,
+            state,
+            row.portico,
+            if proof.is_empty() {
+                "—".to_string()
+            } else {
+                proof.join("<br>")
+            },
         ));
     }
     out
@@ -672,8 +736,11 @@ pub fn codes_text() -> String {
         out.push_str(&format!("{} {} [{}]\n", row.code, row.message, state));
         out.push_str(&format!("    meaning: {}\n", row.meaning));
         out.push_str(&format!("    portico: {}\n", row.portico));
-        let codes: Vec<&str> =
-            ErrorCode::ALL.iter().filter(|c| c.status() == row.code).map(|c| c.as_str()).collect();
+        let codes: Vec<&str> = ErrorCode::ALL
+            .iter()
+            .filter(|c| c.status() == row.code)
+            .map(|c| c.as_str())
+            .collect();
         if !codes.is_empty() {
             out.push_str(&format!("    error codes: {}\n", codes.join(", ")));
         }
@@ -699,7 +766,8 @@ mod tests {
     #[test]
     fn every_error_code_has_a_status_in_the_table() {
         for code in ErrorCode::ALL {
-            let row = status_row(code.status()).unwrap_or_else(|| panic!("{code} outside the table"));
+            let row =
+                status_row(code.status()).unwrap_or_else(|| panic!("{code} outside the table"));
             assert!(row.in_table, "{code}: errors never use 200");
             assert!(code.status() >= 400, "{code} is not an error status");
             assert_ne!(code.status(), 431);
@@ -714,7 +782,10 @@ mod tests {
             let s = code.as_str();
             assert!(seen.insert(s), "duplicate {s}");
             let name = s.strip_prefix("PTC.").expect("prefix");
-            assert!(name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_'));
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+            );
             assert!(!code.message().is_empty() && !code.description().is_empty());
         }
     }
@@ -736,7 +807,11 @@ mod tests {
         let seed = include_str!("../data/status-codes.txt");
         for row in STATUS_TABLE.iter().filter(|r| r.in_table) {
             let line = format!("| {} | {} | {} |", row.code, row.message, row.meaning);
-            assert!(seed.contains(&line), "row {} differs from the seed table", row.code);
+            assert!(
+                seed.contains(&line),
+                "row {} differs from the seed table",
+                row.code
+            );
         }
     }
 }

@@ -63,7 +63,12 @@ pub struct ChunkedDecoder {
 
 impl Default for ChunkedDecoder {
     fn default() -> Self {
-        ChunkedDecoder { state: State::Size { digits: 0 }, size: 0, ext_len: 0, trailer_len: 0 }
+        ChunkedDecoder {
+            state: State::Size { digits: 0 },
+            size: 0,
+            ext_len: 0,
+            trailer_len: 0,
+        }
     }
 }
 
@@ -138,7 +143,11 @@ impl ChunkedDecoder {
                     if b != b'\n' {
                         return Err(ChunkError::Size);
                     }
-                    self.state = if self.size == 0 { State::TrailerStart } else { State::Data };
+                    self.state = if self.size == 0 {
+                        State::TrailerStart
+                    } else {
+                        State::Data
+                    };
                 }
                 State::Data => {
                     let avail = (input.len() - i) as u64;
@@ -183,14 +192,19 @@ impl ChunkedDecoder {
                     }
                     if empty {
                         self.state = State::Done;
-                        return Ok(Step { skip: i + 1, data: 0 });
+                        return Ok(Step {
+                            skip: i + 1,
+                            data: 0,
+                        });
                     }
                     self.state = State::TrailerStart;
                 }
                 State::Done => return Ok(Step { skip: i, data: 0 }),
             }
-            if matches!(self.state, State::TrailerStart | State::TrailerLine { .. } | State::TrailerLf { .. })
-            {
+            if matches!(
+                self.state,
+                State::TrailerStart | State::TrailerLine { .. } | State::TrailerLf { .. }
+            ) {
                 self.trailer_len += 1;
                 if self.trailer_len > MAX_TRAILER_BYTES {
                     return Err(ChunkError::Trailer);
@@ -260,33 +274,73 @@ mod tests {
     #[test]
     fn size_rules() {
         // RFC 9112 §7.1: chunk-size = 1*HEXDIG; anything else is a framing error.
-        for bad in [&b"\r\n"[..], b"x\r\n", b"-1\r\n", b"5 \r\n", b"0x5\r\n", b"5\n", b"5\rx"] {
-            assert_eq!(ChunkedDecoder::new().decode(bad), Err(ChunkError::Size), "{bad:?}");
+        for bad in [
+            &b"\r\n"[..],
+            b"x\r\n",
+            b"-1\r\n",
+            b"5 \r\n",
+            b"0x5\r\n",
+            b"5\n",
+            b"5\rx",
+        ] {
+            assert_eq!(
+                ChunkedDecoder::new().decode(bad),
+                Err(ChunkError::Size),
+                "{bad:?}"
+            );
         }
         // 17 hex digits could overflow 64 bits.
-        assert_eq!(ChunkedDecoder::new().decode(b"10000000000000000\r\n"), Err(ChunkError::Size));
-        assert!(ChunkedDecoder::new().decode(b"ffffffffffffffff\r\n").is_ok());
+        assert_eq!(
+            ChunkedDecoder::new().decode(b"10000000000000000\r\n"),
+            Err(ChunkError::Size)
+        );
+        assert!(
+            ChunkedDecoder::new()
+                .decode(b"ffffffffffffffff\r\n")
+                .is_ok()
+        );
         // BWS before `;` is allowed.
         assert!(decode_all(b"1 ;a\r\nx\r\n0\r\n\r\n", 100).is_ok());
     }
 
     #[test]
     fn data_must_end_with_crlf() {
-        assert_eq!(decode_all(b"3\r\nabcd\r\n0\r\n\r\n", 100), Err(ChunkError::Terminator));
-        assert_eq!(decode_all(b"3\r\nabc\n0\r\n\r\n", 100), Err(ChunkError::Terminator));
+        assert_eq!(
+            decode_all(b"3\r\nabcd\r\n0\r\n\r\n", 100),
+            Err(ChunkError::Terminator)
+        );
+        assert_eq!(
+            decode_all(b"3\r\nabc\n0\r\n\r\n", 100),
+            Err(ChunkError::Terminator)
+        );
     }
 
     #[test]
     fn extensions_and_trailers_are_bounded() {
         let mut long_ext = b"1;".to_vec();
         long_ext.extend(std::iter::repeat_n(b'a', MAX_EXTENSION_BYTES + 1));
-        assert_eq!(ChunkedDecoder::new().decode(&long_ext), Err(ChunkError::Extension));
-        assert_eq!(ChunkedDecoder::new().decode(b"1;a\0b\r\n"), Err(ChunkError::Extension));
+        assert_eq!(
+            ChunkedDecoder::new().decode(&long_ext),
+            Err(ChunkError::Extension)
+        );
+        assert_eq!(
+            ChunkedDecoder::new().decode(b"1;a\0b\r\n"),
+            Err(ChunkError::Extension)
+        );
         let mut long_trailer = b"0\r\nX: ".to_vec();
         long_trailer.extend(std::iter::repeat_n(b'a', MAX_TRAILER_BYTES + 1));
-        assert_eq!(ChunkedDecoder::new().decode(&long_trailer), Err(ChunkError::Trailer));
-        assert_eq!(decode_all(b"0\r\nno colon\r\n\r\n", 100), Err(ChunkError::Trailer));
-        assert_eq!(decode_all(b"0\r\n: v\r\n\r\n", 100), Err(ChunkError::Trailer));
+        assert_eq!(
+            ChunkedDecoder::new().decode(&long_trailer),
+            Err(ChunkError::Trailer)
+        );
+        assert_eq!(
+            decode_all(b"0\r\nno colon\r\n\r\n", 100),
+            Err(ChunkError::Trailer)
+        );
+        assert_eq!(
+            decode_all(b"0\r\n: v\r\n\r\n", 100),
+            Err(ChunkError::Trailer)
+        );
     }
 
     #[test]

@@ -30,7 +30,11 @@ pub struct HeadLimits {
 
 impl Default for HeadLimits {
     fn default() -> Self {
-        HeadLimits { max_uri_bytes: 8192, max_header_bytes: 32768, max_headers: 100 }
+        HeadLimits {
+            max_uri_bytes: 8192,
+            max_header_bytes: 32768,
+            max_headers: 100,
+        }
     }
 }
 
@@ -113,7 +117,10 @@ impl HeadScanner {
                 }
                 self.request_line_end = self.pos;
             } else if line_len == 0 {
-                return Ok(Scan::Complete { start: self.start, end: self.pos });
+                return Ok(Scan::Complete {
+                    start: self.start,
+                    end: self.pos,
+                });
             } else {
                 self.fields += 1;
                 if self.fields > limits.max_headers {
@@ -141,7 +148,10 @@ impl HeadScanner {
 /// A request line longer than the limits allow: 414 when it is the target that is long, 400
 /// when the line is not a request line at all.
 fn long_request_line(line: &[u8], limits: &HeadLimits) -> ErrorCode {
-    let method_end = line.iter().take(MAX_METHOD_LEN + 1).position(|&b| !is_tchar(b));
+    let method_end = line
+        .iter()
+        .take(MAX_METHOD_LEN + 1)
+        .position(|&b| !is_tchar(b));
     match method_end {
         Some(n) if n > 0 && line[n] == b' ' => {
             let rest = &line[n + 1..];
@@ -187,7 +197,10 @@ struct Span {
 impl Span {
     fn new(start: usize, end: usize) -> Span {
         // Heads are bounded by HeadLimits far below 4 GiB; `parse` refuses longer input.
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
     fn get(self, buf: &[u8]) -> &[u8] {
         &buf[self.start as usize..self.end as usize]
@@ -295,7 +308,11 @@ impl RequestHead {
     /// asterisk and authority forms).
     pub fn path(&self) -> &[u8] {
         let p = self.path.get(&self.buf);
-        if p.is_empty() && self.form == TargetForm::Absolute { b"/" } else { p }
+        if p.is_empty() && self.form == TargetForm::Absolute {
+            b"/"
+        } else {
+            p
+        }
     }
 
     /// The query of the target, without the `?`.
@@ -313,17 +330,23 @@ impl RequestHead {
 
     /// All header fields, in order received.
     pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields.iter().map(|f| (f.name.get(&self.buf), f.value.get(&self.buf)))
+        self.fields
+            .iter()
+            .map(|f| (f.name.get(&self.buf), f.value.get(&self.buf)))
     }
 
     /// The first field named `name` (ASCII case-insensitive).
     pub fn field(&self, name: &str) -> Option<&[u8]> {
-        self.fields().find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
+        self.fields()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 
     /// Every field named `name` (ASCII case-insensitive).
     pub fn fields_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields().filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| v)
+        self.fields()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
     }
 
     /// Number of header fields.
@@ -368,11 +391,16 @@ fn fault(b: u8, otherwise: ErrorCode) -> ErrorCode {
 }
 
 fn parse_request_line(line: &[u8], limits: &HeadLimits) -> Result<RequestLine, ErrorCode> {
-    let method_end = line.iter().position(|&b| !is_tchar(b)).unwrap_or(line.len());
+    let method_end = line
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .unwrap_or(line.len());
     if method_end == 0 || method_end > MAX_METHOD_LEN || method_end == line.len() {
-        return Err(line.get(method_end).map_or(ErrorCode::RequestLineMalformed, |&b| {
-            fault(b, ErrorCode::RequestLineMalformed)
-        }));
+        return Err(line
+            .get(method_end)
+            .map_or(ErrorCode::RequestLineMalformed, |&b| {
+                fault(b, ErrorCode::RequestLineMalformed)
+            }));
     }
     if line[method_end] != b' ' {
         return Err(fault(line[method_end], ErrorCode::RequestLineMalformed));
@@ -383,7 +411,9 @@ fn parse_request_line(line: &[u8], limits: &HeadLimits) -> Result<RequestLine, E
         line[t_start..]
             .iter()
             .find(|&&b| b == b'\r' || b == 0)
-            .map_or(ErrorCode::RequestLineMalformed, |&b| fault(b, ErrorCode::RequestLineMalformed))
+            .map_or(ErrorCode::RequestLineMalformed, |&b| {
+                fault(b, ErrorCode::RequestLineMalformed)
+            })
     })?;
     if t_len == 0 {
         return Err(ErrorCode::RequestLineMalformed);
@@ -410,7 +440,15 @@ fn parse_request_line(line: &[u8], limits: &HeadLimits) -> Result<RequestLine, E
         return Err(ErrorCode::MethodNotImplemented);
     };
     let (form, authority, path, query) = classify_target(method, target, t_start)?;
-    Ok(RequestLine { method, version, form, target: Span::new(t_start, t_end), authority, path, query })
+    Ok(RequestLine {
+        method,
+        version,
+        form,
+        target: Span::new(t_start, t_end),
+        authority,
+        path,
+        query,
+    })
 }
 
 fn parse_version(v: &[u8]) -> Result<Version, ErrorCode> {
@@ -470,13 +508,21 @@ fn classify_target(method: Method, target: &[u8], at: usize) -> Result<Forms, Er
         return Err(ErrorCode::TargetFormInvalid);
     };
     let rest = &target[scheme_len..];
-    let auth_len = rest.iter().position(|&b| b == b'/' || b == b'?').unwrap_or(rest.len());
+    let auth_len = rest
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(rest.len());
     let authority = &rest[..auth_len];
     if !valid_authority(authority) {
         return Err(ErrorCode::TargetFormInvalid);
     }
     let (path, query) = split_query(scheme_len + auth_len);
-    Ok((TargetForm::Absolute, Span::new(at + scheme_len, at + scheme_len + auth_len), path, query))
+    Ok((
+        TargetForm::Absolute,
+        Span::new(at + scheme_len, at + scheme_len + auth_len),
+        path,
+        query,
+    ))
 }
 
 fn starts_with_ignore_case(s: &[u8], prefix: &[u8]) -> bool {
@@ -490,9 +536,14 @@ pub fn valid_authority(a: &[u8]) -> bool {
         return false;
     }
     let (host, port) = if a[0] == b'[' {
-        let Some(close) = memchr(b']', a) else { return false };
+        let Some(close) = memchr(b']', a) else {
+            return false;
+        };
         let inner = &a[1..close];
-        if inner.is_empty() || !inner.iter().all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
         {
             return false;
         }
@@ -513,12 +564,18 @@ pub fn valid_authority(a: &[u8]) -> bool {
     host_ok && port_ok
 }
 
+/// A `start..end` range within a line.
+type Range = (usize, usize);
+
 /// One field line: returns the name and the value (OWS trimmed) as ranges within `line`.
-fn parse_field_line(line: &[u8]) -> Result<((usize, usize), (usize, usize)), ErrorCode> {
+fn parse_field_line(line: &[u8]) -> Result<(Range, Range), ErrorCode> {
     if line[0] == b' ' || line[0] == b'\t' {
         return Err(ErrorCode::ObsFold);
     }
-    let name_end = line.iter().position(|&b| !is_tchar(b)).ok_or(ErrorCode::HeaderNameInvalid)?;
+    let name_end = line
+        .iter()
+        .position(|&b| !is_tchar(b))
+        .ok_or(ErrorCode::HeaderNameInvalid)?;
     if name_end == 0 {
         return Err(fault(line[0], ErrorCode::HeaderNameInvalid));
     }
@@ -562,11 +619,25 @@ macro_rules! byte_table {
 static TCHAR: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
     || matches!(
         b,
-        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^' | b'_' | b'`' | b'|' | b'~'
+        b'!' | b'#'
+            | b'$'
+            | b'%'
+            | b'&'
+            | b'\''
+            | b'*'
+            | b'+'
+            | b'-'
+            | b'.'
+            | b'^'
+            | b'_'
+            | b'`'
+            | b'|'
+            | b'~'
     ));
 
 /// Field value bytes: VCHAR, SP, HTAB and obs-text (RFC 9110 §5.5).
-static FIELD_VALUE: [bool; 256] = byte_table!(|b| b == b'\t' || b == b' ' || (b >= 0x21 && b != 0x7f));
+static FIELD_VALUE: [bool; 256] =
+    byte_table!(|b| b == b'\t' || b == b' ' || (b >= 0x21 && b != 0x7f));
 
 /// Request-target bytes: visible ASCII, except `#` (a fragment is never sent) and `\` (some
 /// upstreams read it as `/`, which would let a path slip past routing).
@@ -576,7 +647,21 @@ static TARGET: [bool; 256] = byte_table!(|b| b >= 0x21 && b <= 0x7e && b != b'#'
 static REG_NAME: [bool; 256] = byte_table!(|b| b.is_ascii_alphanumeric()
     || matches!(
         b,
-        b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+        b'-' | b'.'
+            | b'_'
+            | b'~'
+            | b'%'
+            | b'!'
+            | b'$'
+            | b'&'
+            | b'\''
+            | b'('
+            | b')'
+            | b'*'
+            | b'+'
+            | b','
+            | b';'
+            | b'='
     ));
 
 #[cfg(test)]
@@ -584,7 +669,11 @@ mod tests {
     use super::*;
 
     fn limits() -> HeadLimits {
-        HeadLimits { max_uri_bytes: 64, max_header_bytes: 256, max_headers: 8 }
+        HeadLimits {
+            max_uri_bytes: 64,
+            max_header_bytes: 256,
+            max_headers: 8,
+        }
     }
 
     fn scan_all(input: &[u8]) -> Result<Scan, ErrorCode> {
@@ -623,14 +712,23 @@ mod tests {
         for n in 1..27 {
             assert_eq!(s.scan(&input[..n], &l), Ok(Scan::Partial), "at {n}");
         }
-        assert_eq!(s.scan(&input[..], &l), Ok(Scan::Complete { start: 0, end: 27 }));
+        assert_eq!(
+            s.scan(&input[..], &l),
+            Ok(Scan::Complete { start: 0, end: 27 })
+        );
     }
 
     #[test]
     fn leading_empty_lines_are_ignored() {
         // RFC 9112 §2.2: a server SHOULD ignore at least one empty line before the request line.
         let input = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
-        assert_eq!(scan_all(input), Ok(Scan::Complete { start: 4, end: input.len() }));
+        assert_eq!(
+            scan_all(input),
+            Ok(Scan::Complete {
+                start: 4,
+                end: input.len()
+            })
+        );
         let mut s = HeadScanner::new();
         assert!(!s.started(b"\r\n") || s.scan(b"\r\n", &limits()).is_ok());
         assert_eq!(s.scan(b"\r\n", &limits()), Ok(Scan::Partial));
@@ -643,21 +741,39 @@ mod tests {
         // RFC 9112 §2.2 lets a recipient accept a bare LF; Portico refuses it so that no
         // upstream can read the message differently.
         assert_eq!(scan_all(b"GET / HTTP/1.1\n"), Err(ErrorCode::BareLf));
-        assert_eq!(scan_all(b"GET / HTTP/1.1\r\nHost: a\n\r\n"), Err(ErrorCode::BareLf));
+        assert_eq!(
+            scan_all(b"GET / HTTP/1.1\r\nHost: a\n\r\n"),
+            Err(ErrorCode::BareLf)
+        );
         assert_eq!(scan_all(b"\n"), Err(ErrorCode::BareLf));
     }
 
     #[test]
     fn bare_cr_is_400() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n").unwrap_err(), ErrorCode::BareCr);
-        assert_eq!(parse(b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(), ErrorCode::BareCr);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nA\rB: c\r\n\r\n").unwrap_err(), ErrorCode::BareCr);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\rb\r\n\r\n").unwrap_err(),
+            ErrorCode::BareCr
+        );
+        assert_eq!(
+            parse(b"GET /\r HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(),
+            ErrorCode::BareCr
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nA\rB: c\r\n\r\n").unwrap_err(),
+            ErrorCode::BareCr
+        );
     }
 
     #[test]
     fn nul_is_400() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n").unwrap_err(), ErrorCode::NulByte);
-        assert_eq!(parse(b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(), ErrorCode::NulByte);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n").unwrap_err(),
+            ErrorCode::NulByte
+        );
+        assert_eq!(
+            parse(b"GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n").unwrap_err(),
+            ErrorCode::NulByte
+        );
     }
 
     #[test]
@@ -666,7 +782,10 @@ mod tests {
         let r = parse(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n");
         assert_eq!(r.unwrap_err(), ErrorCode::ObsFold);
         // RFC 9112 §2.2: whitespace between the start line and the first field is an error too.
-        assert_eq!(parse(b"GET / HTTP/1.1\r\n Host: a\r\n\r\n").unwrap_err(), ErrorCode::ObsFold);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\n Host: a\r\n\r\n").unwrap_err(),
+            ErrorCode::ObsFold
+        );
     }
 
     #[test]
@@ -681,11 +800,26 @@ mod tests {
 
     #[test]
     fn bad_field_names_and_values_are_400() {
-        assert_eq!(parse(b"GET / HTTP/1.1\r\n: a\r\n\r\n").unwrap_err(), ErrorCode::HeaderNameInvalid);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nNoColon\r\n\r\n").unwrap_err(), ErrorCode::HeaderNameInvalid);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nA(b: c\r\n\r\n").unwrap_err(), ErrorCode::HeaderNameInvalid);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nA: b\x01c\r\n\r\n").unwrap_err(), ErrorCode::HeaderValueInvalid);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\nA: b\x7fc\r\n\r\n").unwrap_err(), ErrorCode::HeaderValueInvalid);
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\n: a\r\n\r\n").unwrap_err(),
+            ErrorCode::HeaderNameInvalid
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nNoColon\r\n\r\n").unwrap_err(),
+            ErrorCode::HeaderNameInvalid
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nA(b: c\r\n\r\n").unwrap_err(),
+            ErrorCode::HeaderNameInvalid
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nA: b\x01c\r\n\r\n").unwrap_err(),
+            ErrorCode::HeaderValueInvalid
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.1\r\nA: b\x7fc\r\n\r\n").unwrap_err(),
+            ErrorCode::HeaderValueInvalid
+        );
         // obs-text is allowed in values (RFC 9110 §5.5).
         assert!(parse(b"GET / HTTP/1.1\r\nHost: a\r\nA: caf\xc3\xa9\r\n\r\n").is_ok());
     }
@@ -702,7 +836,10 @@ mod tests {
         for input in bad {
             let r = parse(input).unwrap_err();
             assert!(
-                matches!(r, ErrorCode::RequestLineMalformed | ErrorCode::VersionMalformed),
+                matches!(
+                    r,
+                    ErrorCode::RequestLineMalformed | ErrorCode::VersionMalformed
+                ),
                 "{:?} gave {r:?}",
                 String::from_utf8_lossy(input)
             );
@@ -712,39 +849,98 @@ mod tests {
     #[test]
     fn version_rules() {
         // RFC 9110 §6.2: a higher minor version is treated as the highest we implement.
-        assert_eq!(parse(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n").unwrap().version(), Version::Http11);
-        assert_eq!(parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().version(), Version::Http10);
+        assert_eq!(
+            parse(b"GET / HTTP/1.2\r\nHost: a\r\n\r\n")
+                .unwrap()
+                .version(),
+            Version::Http11
+        );
+        assert_eq!(
+            parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().version(),
+            Version::Http10
+        );
         for v in ["HTTP/2.0", "HTTP/3.0", "HTTP/0.9", "HTTP/2", "HTTP/3"] {
             let line = format!("GET / {v}\r\nHost: a\r\n\r\n");
-            assert_eq!(parse(line.as_bytes()).unwrap_err(), ErrorCode::VersionNotSupported, "{v}");
+            assert_eq!(
+                parse(line.as_bytes()).unwrap_err(),
+                ErrorCode::VersionNotSupported,
+                "{v}"
+            );
         }
-        for v in ["http/1.1", "HTTP/1", "HTTP/1.10", "HTTP/x.1", "HTTP/1.1.1", "HTTPS/1.1"] {
+        for v in [
+            "http/1.1",
+            "HTTP/1",
+            "HTTP/1.10",
+            "HTTP/x.1",
+            "HTTP/1.1.1",
+            "HTTPS/1.1",
+        ] {
             let line = format!("GET / {v}\r\nHost: a\r\n\r\n");
-            assert_eq!(parse(line.as_bytes()).unwrap_err(), ErrorCode::VersionMalformed, "{v}");
+            assert_eq!(
+                parse(line.as_bytes()).unwrap_err(),
+                ErrorCode::VersionMalformed,
+                "{v}"
+            );
         }
     }
 
     #[test]
     fn unknown_method_is_501() {
         // RFC 9110 §9.1: an unrecognised method SHOULD get 501.
-        assert_eq!(parse(b"BREW / HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::MethodNotImplemented);
-        assert_eq!(parse(b"get / HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::MethodNotImplemented);
+        assert_eq!(
+            parse(b"BREW / HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::MethodNotImplemented
+        );
+        assert_eq!(
+            parse(b"get / HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::MethodNotImplemented
+        );
     }
 
     #[test]
     fn target_rules() {
         let l = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(64));
         assert_eq!(parse(l.as_bytes()).unwrap_err(), ErrorCode::UriTooLong);
-        assert_eq!(parse(b"GET /a#b HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetCharInvalid);
-        assert_eq!(parse(b"GET /a\\b HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetCharInvalid);
-        assert_eq!(parse(b"GET /%zz HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetCharInvalid);
-        assert_eq!(parse(b"GET /%4 HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetCharInvalid);
-        assert_eq!(parse(b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetCharInvalid);
-        assert_eq!(parse(b"GET * HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetFormInvalid);
-        assert_eq!(parse(b"GET a/b HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetFormInvalid);
-        assert_eq!(parse(b"GET ftp://a/ HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetFormInvalid);
-        assert_eq!(parse(b"GET http://u@a/ HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetFormInvalid);
-        assert_eq!(parse(b"OPTIONS * HTTP/1.1\r\n\r\n").unwrap().form(), TargetForm::Asterisk);
+        assert_eq!(
+            parse(b"GET /a#b HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetCharInvalid
+        );
+        assert_eq!(
+            parse(b"GET /a\\b HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetCharInvalid
+        );
+        assert_eq!(
+            parse(b"GET /%zz HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetCharInvalid
+        );
+        assert_eq!(
+            parse(b"GET /%4 HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetCharInvalid
+        );
+        assert_eq!(
+            parse(b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetCharInvalid
+        );
+        assert_eq!(
+            parse(b"GET * HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetFormInvalid
+        );
+        assert_eq!(
+            parse(b"GET a/b HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetFormInvalid
+        );
+        assert_eq!(
+            parse(b"GET ftp://a/ HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetFormInvalid
+        );
+        assert_eq!(
+            parse(b"GET http://u@a/ HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetFormInvalid
+        );
+        assert_eq!(
+            parse(b"OPTIONS * HTTP/1.1\r\n\r\n").unwrap().form(),
+            TargetForm::Asterisk
+        );
         let h = parse(b"GET HTTP://Example.com:8080?q HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(h.form(), TargetForm::Absolute);
         assert_eq!(h.authority(), Some(&b"Example.com:8080"[..]));
@@ -752,7 +948,10 @@ mod tests {
         assert_eq!(h.query(), Some(&b"q"[..]));
         let h = parse(b"CONNECT example.com:443 HTTP/1.1\r\n\r\n").unwrap();
         assert_eq!(h.form(), TargetForm::Authority);
-        assert_eq!(parse(b"CONNECT /x HTTP/1.1\r\n\r\n").unwrap_err(), ErrorCode::TargetFormInvalid);
+        assert_eq!(
+            parse(b"CONNECT /x HTTP/1.1\r\n\r\n").unwrap_err(),
+            ErrorCode::TargetFormInvalid
+        );
     }
 
     #[test]

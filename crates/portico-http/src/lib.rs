@@ -14,6 +14,7 @@ pub mod method;
 pub mod negotiate;
 pub mod path;
 pub mod request;
+pub mod response;
 pub mod status;
 
 pub use catalog::{ErrorCode, Retry, Source};

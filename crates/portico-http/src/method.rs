@@ -120,7 +120,9 @@ impl MethodSet {
     /// The methods allowed, with HEAD when GET is present and OPTIONS always (Portico answers
     /// OPTIONS itself on every route), in canonical order.
     pub fn allowed(self) -> impl Iterator<Item = Method> {
-        Method::ALL.into_iter().filter(move |m| *m == Method::Options || self.allows(*m))
+        Method::ALL
+            .into_iter()
+            .filter(move |m| *m == Method::Options || self.allows(*m))
     }
 
     /// The value of an `Allow` header for this set.

@@ -23,8 +23,12 @@ pub fn parse_accept(v: &[u8]) -> Vec<MediaRange<'_>> {
     let mut out = Vec::new();
     for element in list_elements(v) {
         let mut parts = element.split(|&b| b == b';');
-        let Some(range) = parts.next().map(trim_ows) else { continue };
-        let Some(slash) = range.iter().position(|&b| b == b'/') else { continue };
+        let Some(range) = parts.next().map(trim_ows) else {
+            continue;
+        };
+        let Some(slash) = range.iter().position(|&b| b == b'/') else {
+            continue;
+        };
         let (kind, subtype) = (&range[..slash], &range[slash + 1..]);
         if kind.is_empty() || subtype.is_empty() || (kind == b"*" && subtype != b"*") {
             continue;
@@ -126,10 +130,16 @@ mod tests {
     fn problem_json_only_when_preferred() {
         assert!(!prefers_problem_json(None));
         assert!(!prefers_problem_json(Some(b"*/*")));
-        assert!(!prefers_problem_json(Some(b"application/json, application/problem+json")));
+        assert!(!prefers_problem_json(Some(
+            b"application/json, application/problem+json"
+        )));
         assert!(prefers_problem_json(Some(b"application/problem+json")));
-        assert!(prefers_problem_json(Some(b"application/json;q=0.5, application/problem+json")));
-        assert!(prefers_problem_json(Some(b"application/problem+json, */*;q=0.1")));
+        assert!(prefers_problem_json(Some(
+            b"application/json;q=0.5, application/problem+json"
+        )));
+        assert!(prefers_problem_json(Some(
+            b"application/problem+json, */*;q=0.1"
+        )));
         assert!(!prefers_problem_json(Some(b"garbage, ;;, /")));
     }
 }

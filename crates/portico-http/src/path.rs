@@ -24,7 +24,10 @@ fn is_dot_dot(seg: &[u8]) -> bool {
 /// then costs no allocation). `path` starts with `/`.
 pub fn remove_dot_segments(path: &[u8]) -> Option<Vec<u8>> {
     let body = path.strip_prefix(b"/")?;
-    if !body.split(|&b| b == b'/').any(|s| is_dot(s) || is_dot_dot(s)) {
+    if !body
+        .split(|&b| b == b'/')
+        .any(|s| is_dot(s) || is_dot_dot(s))
+    {
         return None;
     }
     let mut out: Vec<&[u8]> = Vec::new();
@@ -56,8 +59,10 @@ mod tests {
     use super::*;
 
     fn norm(p: &str) -> String {
-        String::from_utf8(remove_dot_segments(p.as_bytes()).unwrap_or_else(|| p.as_bytes().to_vec()))
-            .unwrap()
+        String::from_utf8(
+            remove_dot_segments(p.as_bytes()).unwrap_or_else(|| p.as_bytes().to_vec()),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -137,8 +137,16 @@ impl RequestInfo {
             expect_continue = !http10 && framing != BodyFraming::None;
         }
 
-        let keep_alive = if http10 { keep_alive_token && !close } else { !close };
-        Ok(RequestInfo { framing, keep_alive, expect_continue })
+        let keep_alive = if http10 {
+            keep_alive_token && !close
+        } else {
+            !close
+        };
+        Ok(RequestInfo {
+            framing,
+            keep_alive,
+            expect_continue,
+        })
     }
 }
 
@@ -153,20 +161,30 @@ fn parse_content_length(v: &[u8]) -> Result<u64, ErrorCode> {
 
 /// Elements of a comma-separated list (RFC 9110 §5.6.1), OWS trimmed, empty ones skipped.
 pub fn list_elements(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    v.split(|&b| b == b',').map(trim_ows).filter(|e| !e.is_empty())
+    v.split(|&b| b == b',')
+        .map(trim_ows)
+        .filter(|e| !e.is_empty())
 }
 
 /// `v` without leading and trailing spaces and tabs.
 pub fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|&b| b != b' ' && b != b'\t').unwrap_or(v.len());
-    let end = v.iter().rposition(|&b| b != b' ' && b != b'\t').map_or(start, |e| e + 1);
+    let start = v
+        .iter()
+        .position(|&b| b != b' ' && b != b'\t')
+        .unwrap_or(v.len());
+    let end = v
+        .iter()
+        .rposition(|&b| b != b' ' && b != b'\t')
+        .map_or(start, |e| e + 1);
     &v[start..end]
 }
 
 /// Authorities compare case-insensitively, with an omitted port equal to the default one.
 fn same_authority(a: &[u8], b: &[u8]) -> bool {
     fn strip_default_port(x: &[u8]) -> &[u8] {
-        x.strip_suffix(b":80").or_else(|| x.strip_suffix(b":443")).unwrap_or(x)
+        x.strip_suffix(b":80")
+            .or_else(|| x.strip_suffix(b":443"))
+            .unwrap_or(x)
     }
     a.eq_ignore_ascii_case(b) || strip_default_port(a).eq_ignore_ascii_case(strip_default_port(b))
 }
@@ -195,38 +213,61 @@ mod tests {
     #[test]
     fn conflicting_or_repeated_content_length_is_400() {
         // RFC 9112 §6.3 (5): an invalid Content-Length is an unrecoverable framing error.
-        for cl in ["Content-Length: 5\r\nContent-Length: 6", "Content-Length: 5\r\nContent-Length: 5", "Content-Length: 5, 5"] {
+        for cl in [
+            "Content-Length: 5\r\nContent-Length: 6",
+            "Content-Length: 5\r\nContent-Length: 5",
+            "Content-Length: 5, 5",
+        ] {
             let r = info(&format!("POST / HTTP/1.1\r\nHost: a\r\n{cl}\r\n\r\n"));
             assert_eq!(r, Err(ErrorCode::ContentLengthMultiple), "{cl}");
         }
         for cl in ["-1", "+5", "0x10", "5 5", "", "1234567890123456789", "٣"] {
-            let r = info(&format!("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {cl}\r\n\r\n"));
+            let r = info(&format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: {cl}\r\n\r\n"
+            ));
             assert_eq!(r, Err(ErrorCode::ContentLengthInvalid), "{cl:?}");
         }
     }
 
     #[test]
     fn transfer_encoding_rules() {
-        let te = |v: &str| info(&format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n"));
+        let te = |v: &str| {
+            info(&format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: {v}\r\n\r\n"
+            ))
+        };
         assert_eq!(te("chunked").unwrap().framing, BodyFraming::Chunked);
         assert_eq!(te("Chunked").unwrap().framing, BodyFraming::Chunked);
         // RFC 9112 §6.1: a coding the server does not understand SHOULD get 501.
         assert_eq!(te("gzip"), Err(ErrorCode::TransferEncodingUnsupported));
-        assert_eq!(te("gzip, chunked"), Err(ErrorCode::TransferEncodingUnsupported));
+        assert_eq!(
+            te("gzip, chunked"),
+            Err(ErrorCode::TransferEncodingUnsupported)
+        );
         assert_eq!(te("identity"), Err(ErrorCode::TransferEncodingUnsupported));
         assert_eq!(te("xchunked"), Err(ErrorCode::TransferEncodingUnsupported));
-        assert_eq!(te("chunked;q=1"), Err(ErrorCode::TransferEncodingUnsupported));
+        assert_eq!(
+            te("chunked;q=1"),
+            Err(ErrorCode::TransferEncodingUnsupported)
+        );
         // RFC 9112 §6.3 (4): chunked must be the final coding, applied once.
-        assert_eq!(te("chunked, chunked"), Err(ErrorCode::TransferEncodingInvalid));
+        assert_eq!(
+            te("chunked, chunked"),
+            Err(ErrorCode::TransferEncodingInvalid)
+        );
         assert_eq!(te(","), Err(ErrorCode::TransferEncodingInvalid));
-        let two = info("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let two = info(
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
         assert_eq!(two, Err(ErrorCode::TransferEncodingInvalid));
     }
 
     #[test]
     fn content_length_with_transfer_encoding_is_400() {
         // RFC 9112 §6.3 (3): a server MAY reject such a message; Portico always does.
-        let r = info("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let r = info(
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        );
         assert_eq!(r, Err(ErrorCode::ContentLengthWithTransferEncoding));
     }
 
@@ -242,36 +283,70 @@ mod tests {
         // RFC 9112 §3.2: a server MUST respond 400 to an HTTP/1.1 request without Host or with
         // more than one.
         assert_eq!(info("GET / HTTP/1.1\r\n\r\n"), Err(ErrorCode::HostMissing));
-        assert_eq!(info("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), Err(ErrorCode::HostMultiple));
-        assert_eq!(info("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), Err(ErrorCode::HostInvalid));
+        assert_eq!(
+            info("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+            Err(ErrorCode::HostMultiple)
+        );
+        assert_eq!(
+            info("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"),
+            Err(ErrorCode::HostInvalid)
+        );
         assert!(info("GET / HTTP/1.1\r\nHost:\r\n\r\n").is_ok());
         assert!(info("GET / HTTP/1.0\r\n\r\n").is_ok());
         assert!(info("GET http://A.com/x HTTP/1.1\r\nHost: a.com:80\r\n\r\n").is_ok());
-        assert_eq!(info("GET http://a.com/x HTTP/1.1\r\nHost: b.com\r\n\r\n"), Err(ErrorCode::HostMismatch));
+        assert_eq!(
+            info("GET http://a.com/x HTTP/1.1\r\nHost: b.com\r\n\r\n"),
+            Err(ErrorCode::HostMismatch)
+        );
     }
 
     #[test]
     fn expect_rules() {
-        let e = |v: &str| info(&format!("PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: {v}\r\n\r\n"));
+        let e = |v: &str| {
+            info(&format!(
+                "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nExpect: {v}\r\n\r\n"
+            ))
+        };
         assert!(e("100-continue").unwrap().expect_continue);
         assert!(e("100-Continue").unwrap().expect_continue);
         // RFC 9110 §10.1.1: any other expectation MAY get 417.
         assert_eq!(e("200-ok"), Err(ErrorCode::ExpectationFailed));
         assert_eq!(e("100-continue, x"), Err(ErrorCode::ExpectationFailed));
         // ... and HTTP/1.0 ignores 100-continue.
-        let r = info("PUT / HTTP/1.0\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n").unwrap();
+        let r =
+            info("PUT / HTTP/1.0\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n").unwrap();
         assert!(!r.expect_continue);
         // Nothing to wait for when there is no body.
-        assert!(!info("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n").unwrap().expect_continue);
+        assert!(
+            !info("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n")
+                .unwrap()
+                .expect_continue
+        );
     }
 
     #[test]
     fn persistence_rules() {
         // RFC 9112 §9.3: 1.1 persists unless "close"; 1.0 only with "keep-alive".
-        assert!(info("GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().keep_alive);
-        assert!(!info("GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            info("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !info("GET / HTTP/1.1\r\nHost: a\r\nConnection: Close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
         assert!(!info("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
-        assert!(info("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap().keep_alive);
-        assert!(!info("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n").unwrap().keep_alive);
+        assert!(
+            info("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
+        assert!(
+            !info("GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n")
+                .unwrap()
+                .keep_alive
+        );
     }
 }

@@ -1,1 +1,29 @@
-//! Listeners and the HTTP/1.1 connection layer.
+//! Portico's connection layer: listeners, the HTTP/1.1 server side, the upstream client.
+//!
+//! The server reads bytes, asks `portico-http` what they mean, hands well-formed requests to a
+//! [`Service`], and turns every error, its own or the service's, into a response in one place
+//! ([`rescue::error_response`]). It owns framing in both directions, so handlers never set
+//! `Content-Length`, `Transfer-Encoding` or `Connection`.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod client;
+pub mod conn;
+mod date;
+pub mod error;
+pub mod id;
+pub mod listener;
+pub mod rescue;
+pub mod response;
+pub mod service;
+mod write;
+
+pub use body::RequestBody;
+pub use conn::{ConnSettings, Shutdown, serve_connection};
+pub use date::with_http_date;
+pub use error::Error;
+pub use id::RequestId;
+pub use listener::serve;
+pub use response::{Body, Response};
+pub use service::{Exchange, Notes, Request, Service};

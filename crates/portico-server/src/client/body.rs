@@ -1,0 +1,159 @@
+//! An upstream response body, streamed; the connection goes back to its pool at the end.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use portico_http::ErrorCode;
+use portico_http::chunked::ChunkedDecoder;
+pub use portico_http::response::ResponseFraming;
+use tokio::io::AsyncReadExt;
+
+use super::pool::{TargetPool, UpConn};
+use crate::error::Error;
+
+const READ_CHUNK: usize = 16 * 1024;
+
+enum State {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    Close,
+    Done,
+}
+
+enum Next {
+    Data(Bytes),
+    End,
+    NeedMore,
+}
+
+/// The body of an upstream response.
+pub struct UpstreamBody {
+    conn: Option<UpConn>,
+    state: State,
+    framing: ResponseFraming,
+    reusable: bool,
+    pool: Arc<TargetPool>,
+}
+
+impl UpstreamBody {
+    pub(crate) fn new(
+        conn: UpConn,
+        framing: ResponseFraming,
+        reusable: bool,
+        pool: Arc<TargetPool>,
+    ) -> UpstreamBody {
+        let state = match framing {
+            ResponseFraming::None | ResponseFraming::Length(0) => State::Done,
+            ResponseFraming::Length(n) => State::Length(n),
+            ResponseFraming::Chunked => State::Chunked(ChunkedDecoder::new()),
+            ResponseFraming::Close => State::Close,
+        };
+        let mut body = UpstreamBody {
+            conn: Some(conn),
+            state,
+            framing,
+            reusable,
+            pool,
+        };
+        if matches!(body.state, State::Done) {
+            body.release();
+        }
+        body
+    }
+
+    /// How the upstream framed the body.
+    pub fn framing(&self) -> ResponseFraming {
+        self.framing
+    }
+
+    /// Body bytes that have already arrived, without waiting.
+    pub fn buffered(&mut self) -> Result<Option<Bytes>, Error> {
+        match self.take_buffered()? {
+            Next::Data(d) => Ok(Some(d)),
+            Next::End | Next::NeedMore => Ok(None),
+        }
+    }
+
+    /// The next piece of the body, or `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        loop {
+            match self.take_buffered()? {
+                Next::Data(d) => return Ok(Some(d)),
+                Next::End => return Ok(None),
+                Next::NeedMore => self.fill().await?,
+            }
+        }
+    }
+
+    fn take_buffered(&mut self) -> Result<Next, Error> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Next::End);
+        };
+        let next = match &mut self.state {
+            State::Done => Next::End,
+            State::Length(remaining) => {
+                if conn.buf.is_empty() {
+                    return Ok(Next::NeedMore);
+                }
+                let take = (*remaining).min(conn.buf.len() as u64);
+                *remaining -= take;
+                let data = conn.buf.split_to(take as usize).freeze();
+                if *remaining == 0 {
+                    self.state = State::Done;
+                }
+                Next::Data(data)
+            }
+            State::Chunked(decoder) => {
+                let step = decoder.decode(&conn.buf).map_err(|_| {
+                    Error::new(ErrorCode::UpstreamInvalidResponse).with_cause("bad chunked framing")
+                })?;
+                conn.buf.advance(step.skip);
+                if step.data > 0 {
+                    Next::Data(conn.buf.split_to(step.data).freeze())
+                } else if decoder.is_done() {
+                    self.state = State::Done;
+                    Next::End
+                } else {
+                    return Ok(Next::NeedMore);
+                }
+            }
+            State::Close => {
+                if conn.buf.is_empty() {
+                    return Ok(Next::NeedMore);
+                }
+                Next::Data(conn.buf.split().freeze())
+            }
+        };
+        if matches!(self.state, State::Done) {
+            self.release();
+        }
+        Ok(next)
+    }
+
+    async fn fill(&mut self) -> Result<(), Error> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        conn.buf.reserve(READ_CHUNK);
+        match conn.stream.read_buf(&mut conn.buf).await {
+            Ok(0) if matches!(self.state, State::Close) => {
+                self.state = State::Done;
+                self.conn = None;
+                Ok(())
+            }
+            Ok(0) => Err(Error::new(ErrorCode::UpstreamReset).with_cause("body ended early")),
+            Err(e) => Err(Error::new(ErrorCode::UpstreamReset).with_cause(e)),
+            Ok(_) => Ok(()),
+        }
+    }
+
+    /// At the end of the body: the connection goes back to the pool if it can carry another
+    /// request.
+    fn release(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && self.reusable
+        {
+            self.pool.checkin(conn);
+        }
+    }
+}

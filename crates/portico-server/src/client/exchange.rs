@@ -1,0 +1,397 @@
+//! One request/response exchange with a target.
+
+use std::pin::pin;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use portico_http::chunked::{LAST_CHUNK, encode_chunk_head};
+use portico_http::request::list_elements;
+use portico_http::response::{ResponseFraming, is_hop_by_hop, response_info};
+use portico_http::{BodyFraming, ErrorCode, Method};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::body::UpstreamBody;
+use super::pool::{TargetPool, UpConn};
+use crate::body::RequestBody;
+use crate::error::Error;
+
+/// Largest response head accepted from an upstream.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// Most response header fields accepted from an upstream.
+const MAX_RESPONSE_FIELDS: usize = 128;
+/// How many times a request that was never delivered is tried on another connection.
+const MAX_ATTEMPTS: usize = 3;
+
+/// A request to forward.
+pub struct UpstreamRequest {
+    /// The request line and header fields, each line ending in CRLF, without framing fields
+    /// and without the blank line; the client adds those.
+    pub head: Vec<u8>,
+    /// The method (HEAD responses have no body; only idempotent requests are retried).
+    pub method: Method,
+}
+
+/// An upstream's response, head parsed, body to stream.
+pub struct UpstreamResponse {
+    /// Status code (never 1xx or 306).
+    pub status: u16,
+    /// Reason phrase as sent.
+    pub reason: Bytes,
+    /// End-to-end header fields (hop-by-hop and framing fields removed, except a
+    /// `Content-Length` on a bodiless response to HEAD or a 304, which describes the
+    /// representation).
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// The body.
+    pub body: UpstreamBody,
+    /// The target that answered.
+    pub target: Arc<TargetPool>,
+}
+
+enum Failure {
+    /// The connection was closed or reset before any response byte: a reused connection the
+    /// upstream had closed. The request may be retried if it was never delivered.
+    Stale(Error),
+    Fatal(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Fatal(e)
+    }
+}
+
+pub(super) async fn send(
+    target: Arc<TargetPool>,
+    mut req: UpstreamRequest,
+    body: &mut RequestBody<'_>,
+) -> Result<UpstreamResponse, Error> {
+    match body.framing() {
+        BodyFraming::None => {}
+        BodyFraming::Length(n) => req
+            .head
+            .extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
+        BodyFraming::Chunked => req
+            .head
+            .extend_from_slice(b"Transfer-Encoding: chunked\r\n"),
+    }
+    req.head.extend_from_slice(b"\r\n");
+    let retryable = body.framing() == BodyFraming::None && req.method.is_idempotent();
+    let head_request = req.method == Method::Head;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (mut conn, reused) = match target.checkout() {
+            Some(c) => (c, true),
+            None => (target.connect().await?, false),
+        };
+        match exchange(&mut conn, &req.head, body, head_request).await {
+            Ok((head, sent)) => {
+                let reusable = head.reusable && sent;
+                let body = UpstreamBody::new(conn, head.framing, reusable, target.clone());
+                return Ok(UpstreamResponse {
+                    status: head.status,
+                    reason: head.reason,
+                    headers: head.headers,
+                    body,
+                    target,
+                });
+            }
+            Err(Failure::Stale(e)) if reused && retryable && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(target = target.authority(), error = %e, "stale pooled connection; retrying");
+            }
+            Err(Failure::Stale(e) | Failure::Fatal(e)) => return Err(e),
+        }
+    }
+}
+
+struct Head {
+    status: u16,
+    reason: Bytes,
+    headers: Vec<(Bytes, Bytes)>,
+    framing: ResponseFraming,
+    reusable: bool,
+}
+
+enum CopyError {
+    Client(Error),
+    Upstream,
+}
+
+/// Writes the request, streams its body, and reads the response head. Returns the head and
+/// whether the whole request was sent (an upstream may answer before reading all of it).
+async fn exchange(
+    conn: &mut UpConn,
+    head: &[u8],
+    body: &mut RequestBody<'_>,
+    head_request: bool,
+) -> Result<(Head, bool), Failure> {
+    if let Err(e) = conn.stream.write_all(head).await {
+        return Err(Failure::Stale(
+            Error::new(ErrorCode::UpstreamReset).with_cause(e),
+        ));
+    }
+    if body.framing() == BodyFraming::None {
+        return Ok((
+            read_head(&mut conn.stream, &mut conn.buf, head_request).await?,
+            true,
+        ));
+    }
+    let chunked = body.framing() == BodyFraming::Chunked;
+    let (mut rd, mut wr) = conn.stream.split();
+    let mut read = pin!(read_head(&mut rd, &mut conn.buf, head_request));
+    let mut copy = pin!(copy_body(body, &mut wr, chunked));
+    let mut sent = false;
+    let mut write_failed = false;
+    loop {
+        tokio::select! {
+            biased;
+            r = &mut copy, if !sent && !write_failed => match r {
+                Ok(()) => sent = true,
+                Err(CopyError::Client(e)) => return Err(Failure::Fatal(e)),
+                // The upstream stopped reading; it may still have answered.
+                Err(CopyError::Upstream) => write_failed = true,
+            },
+            h = &mut read => {
+                return match h {
+                    Ok(h) => Ok((h, sent)),
+                    Err(Failure::Stale(e)) => Err(Failure::Fatal(e)),
+                    Err(f) => Err(f),
+                };
+            }
+        }
+    }
+}
+
+async fn copy_body<W: AsyncWrite + Unpin>(
+    body: &mut RequestBody<'_>,
+    out: &mut W,
+    chunked: bool,
+) -> Result<(), CopyError> {
+    let mut framing = Vec::with_capacity(16);
+    while let Some(data) = body.chunk().await.map_err(CopyError::Client)? {
+        if data.is_empty() {
+            continue;
+        }
+        if chunked {
+            framing.clear();
+            encode_chunk_head(data.len(), &mut framing);
+            out.write_all(&framing)
+                .await
+                .map_err(|_| CopyError::Upstream)?;
+            out.write_all(&data)
+                .await
+                .map_err(|_| CopyError::Upstream)?;
+            out.write_all(b"\r\n")
+                .await
+                .map_err(|_| CopyError::Upstream)?;
+        } else {
+            out.write_all(&data)
+                .await
+                .map_err(|_| CopyError::Upstream)?;
+        }
+    }
+    if chunked {
+        out.write_all(LAST_CHUNK)
+            .await
+            .map_err(|_| CopyError::Upstream)?;
+    }
+    Ok(())
+}
+
+async fn read_head<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    buf: &mut BytesMut,
+    head_request: bool,
+) -> Result<Head, Failure> {
+    let mut received_any = !buf.is_empty();
+    loop {
+        if !buf.is_empty() {
+            match parse_head(buf, head_request)? {
+                Parsed::Final(head) => return Ok(head),
+                Parsed::Interim => continue,
+                Parsed::Partial => {}
+            }
+        }
+        if buf.len() > MAX_RESPONSE_HEAD {
+            return Err(Error::new(ErrorCode::UpstreamInvalidResponse)
+                .with_cause("response head too large")
+                .into());
+        }
+        buf.reserve(8 * 1024);
+        let reset = |cause: Box<dyn std::error::Error + Send + Sync>, any: bool| {
+            let e = Error::new(ErrorCode::UpstreamReset).with_cause(cause);
+            if any {
+                Failure::Fatal(e)
+            } else {
+                Failure::Stale(e)
+            }
+        };
+        match rd.read_buf(buf).await {
+            Ok(0) => {
+                return Err(reset(
+                    "connection closed before a response".into(),
+                    received_any,
+                ));
+            }
+            Err(e) => return Err(reset(e.into(), received_any)),
+            Ok(_) => received_any = true,
+        }
+    }
+}
+
+enum Parsed {
+    Final(Head),
+    Interim,
+    Partial,
+}
+
+fn invalid(cause: &'static str) -> Error {
+    Error::new(ErrorCode::UpstreamInvalidResponse).with_cause(cause)
+}
+
+/// Parses a response head at the start of `buf`, consuming it when complete.
+fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
+    let mut resp = httparse::Response::new(&mut fields);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(_) => return Err(invalid("malformed response head")),
+    };
+    let status = resp.code.unwrap_or(0);
+    let http10 = resp.version == Some(0);
+    if !(100..=599).contains(&status) {
+        return Err(invalid("status code out of range"));
+    }
+    if status == 306 {
+        return Err(Error::new(ErrorCode::UpstreamStatus306));
+    }
+    if status == 101 {
+        return Err(invalid("101 without an upgrade request"));
+    }
+    if status < 200 {
+        // 100, 102, 103: interim responses are not relayed; the final one follows.
+        let _ = buf.split_to(len);
+        return Ok(Parsed::Interim);
+    }
+    let base = buf.as_ptr() as usize;
+    let offset = |s: &[u8]| s.as_ptr() as usize - base;
+    let reason_at = resp
+        .reason
+        .map_or((0, 0), |r| (offset(r.as_bytes()), r.len()));
+    let spans: Vec<(usize, usize, usize, usize)> = resp
+        .headers
+        .iter()
+        .map(|h| {
+            (
+                offset(h.name.as_bytes()),
+                h.name.len(),
+                offset(h.value),
+                h.value.len(),
+            )
+        })
+        .collect();
+    let info = response_info(
+        status,
+        http10,
+        head_request,
+        resp.headers.iter().map(|h| (h.name.as_bytes(), h.value)),
+    )
+    .map_err(|_| invalid("invalid Content-Length"))?;
+    let raw = buf.split_to(len).freeze();
+    let slice = |at: usize, n: usize| raw.slice(at..at + n);
+    let connection: Vec<Bytes> = spans
+        .iter()
+        .filter(|(n, nl, _, _)| raw[*n..n + nl].eq_ignore_ascii_case(b"connection"))
+        .flat_map(|(_, _, v, vl)| {
+            let value = slice(*v, *vl);
+            list_elements(&value)
+                .map(Bytes::copy_from_slice)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let tokens: Vec<&[u8]> = connection.iter().map(|t| t.as_ref()).collect();
+    let keep_length = info.framing == ResponseFraming::None && status != 204;
+    let headers = spans
+        .iter()
+        .filter(|(n, nl, _, _)| {
+            let name = &raw[*n..n + nl];
+            !is_hop_by_hop(name, &tokens)
+                && (keep_length || !name.eq_ignore_ascii_case(b"content-length"))
+        })
+        .map(|(n, nl, v, vl)| (slice(*n, *nl), slice(*v, *vl)))
+        .collect();
+    Ok(Parsed::Final(Head {
+        status,
+        reason: slice(reason_at.0, reason_at.1),
+        headers,
+        framing: info.framing,
+        reusable: info.reusable,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &[u8], head: bool) -> Result<Parsed, Error> {
+        parse_head(&mut BytesMut::from(raw), head)
+    }
+
+    #[test]
+    fn relays_end_to_end_fields_only() {
+        let raw = b"HTTP/1.1 200 Fine\r\nContent-Type: text/plain\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok";
+        let Ok(Parsed::Final(h)) = parse(raw, false) else {
+            panic!()
+        };
+        assert_eq!(h.status, 200);
+        assert_eq!(&h.reason[..], b"Fine");
+        let names: Vec<&[u8]> = h.headers.iter().map(|(n, _)| n.as_ref()).collect();
+        assert_eq!(names, vec![&b"Content-Type"[..]]);
+        assert_eq!(h.framing, ResponseFraming::Length(2));
+        assert!(h.reusable);
+    }
+
+    #[test]
+    fn head_response_keeps_its_content_length() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n";
+        let Ok(Parsed::Final(h)) = parse(raw, true) else {
+            panic!()
+        };
+        assert_eq!(h.framing, ResponseFraming::None);
+        assert_eq!(h.headers.len(), 1);
+    }
+
+    #[test]
+    fn faults_map_to_their_codes() {
+        let code = |raw: &[u8]| match parse(raw, false) {
+            Err(e) => e.code(),
+            _ => panic!("{raw:?} parsed"),
+        };
+        assert_eq!(
+            code(b"HTTP/1.1 306 Unused\r\n\r\n"),
+            ErrorCode::UpstreamStatus306
+        );
+        assert_eq!(code(b"garbage\r\n\r\n"), ErrorCode::UpstreamInvalidResponse);
+        assert_eq!(
+            code(b"HTTP/1.1 099 X\r\n\r\n"),
+            ErrorCode::UpstreamInvalidResponse
+        );
+        assert_eq!(
+            code(b"HTTP/1.1 101 Switching\r\n\r\n"),
+            ErrorCode::UpstreamInvalidResponse
+        );
+        assert_eq!(
+            code(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            ErrorCode::UpstreamInvalidResponse
+        );
+        assert!(matches!(
+            parse(b"HTTP/1.1 100 Continue\r\n\r\n", false),
+            Ok(Parsed::Interim)
+        ));
+        assert!(matches!(
+            parse(b"HTTP/1.1 200 OK\r\n", false),
+            Ok(Parsed::Partial)
+        ));
+    }
+}

@@ -1,0 +1,290 @@
+//! One client connection: read a head, hand the request to the service, write the response,
+//! repeat while the connection may persist.
+//!
+//! Requests on a connection are handled one after another, so pipelined requests are answered
+//! in order by construction. Whenever framing can no longer be trusted (a protocol error, an
+//! unread or half-read body, a panic) the response says `Connection: close` and the
+//! connection ends; before closing, Portico stops writing and briefly reads what the client
+//! is still sending, so the client gets the response rather than a reset (CONTRACT.md rule 5).
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::{Buf, BytesMut};
+use futures_util::FutureExt;
+use portico_http::{
+    ErrorCode, HeadLimits, HeadScanner, Method, RequestHead, RequestInfo, Scan, Version,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::body::RequestBody;
+use crate::error::Error;
+use crate::id::RequestId;
+use crate::rescue::error_response;
+use crate::service::{Exchange, Notes, Request, Service};
+use crate::write::{WriteCtx, write_response};
+
+/// How long a closing connection keeps reading (and discarding) what the client still sends.
+const LINGER: Duration = Duration::from_secs(2);
+/// Most bytes discarded while lingering.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Connection-level limits and timeouts.
+#[derive(Clone, Debug)]
+pub struct ConnSettings {
+    /// Request-head limits.
+    pub head: HeadLimits,
+    /// The head must arrive within this from its first byte; a new connection that sends
+    /// nothing for this long is closed silently.
+    pub header_timeout: Duration,
+    /// Longest a body read may wait for bytes.
+    pub body_timeout: Duration,
+    /// Longest an idle keep-alive connection is kept.
+    pub idle_timeout: Duration,
+    /// Default body limit (routes may lower or raise it).
+    pub max_body_bytes: u64,
+}
+
+/// Tells connections that the server is shutting down.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A handle and the sender that triggers it.
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn wait(&mut self) {
+        let _ = self.0.wait_for(|draining| *draining).await;
+    }
+}
+
+/// Serves one connection until it closes.
+pub async fn serve_connection<S: Service>(
+    mut io: TcpStream,
+    peer: SocketAddr,
+    svc: Arc<S>,
+    settings: Arc<ConnSettings>,
+    mut shutdown: Shutdown,
+) {
+    let mut rbuf = BytesMut::with_capacity(8 * 1024);
+    let mut out = Vec::with_capacity(8 * 1024);
+    let mut first = true;
+    loop {
+        if rbuf.is_empty() {
+            // Nothing of a request yet: an idle connection is closed silently when its time is
+            // up or the server shuts down.
+            let wait = if first {
+                settings.header_timeout
+            } else {
+                settings.idle_timeout
+            };
+            tokio::select! {
+                r = tokio::time::timeout(wait, io.read_buf(&mut rbuf)) => match r {
+                    Ok(Ok(n)) if n > 0 => {}
+                    _ => return,
+                },
+                _ = shutdown.wait() => return,
+            }
+        }
+        first = false;
+        let time = SystemTime::now();
+        let started = Instant::now();
+        let id = RequestId::new();
+
+        let head = match read_head(&mut io, &mut rbuf, &settings, started).await {
+            Ok(head) => head,
+            Err(HeadFailure::Gone) => return,
+            Err(HeadFailure::Error(code, bytes_in)) => {
+                let resp = error_response(&Error::new(code), &id, None);
+                let ctx = WriteCtx {
+                    head_request: false,
+                    http10: false,
+                    keep_alive: false,
+                    id,
+                };
+                let written = write_response(&mut io, &mut out, resp, &ctx).await;
+                svc.log(&Exchange {
+                    time,
+                    request: None,
+                    status: Some(code.status()),
+                    error: Some(code),
+                    bytes_in,
+                    bytes_out: written.bytes,
+                    duration: started.elapsed(),
+                    request_id: id,
+                    peer,
+                });
+                close(io).await;
+                return;
+            }
+        };
+        let head_len = head.len() as u64;
+        let info = match RequestInfo::analyze(&head) {
+            Ok(info) => info,
+            Err(code) => {
+                let accept = head.field("accept").map(<[u8]>::to_vec);
+                let resp = error_response(&Error::new(code), &id, accept.as_deref());
+                let ctx = WriteCtx {
+                    head_request: head.method() == Method::Head,
+                    http10: head.version() == Version::Http10,
+                    keep_alive: false,
+                    id,
+                };
+                let written = write_response(&mut io, &mut out, resp, &ctx).await;
+                svc.log(&Exchange {
+                    time,
+                    request: None,
+                    status: Some(code.status()),
+                    error: Some(code),
+                    bytes_in: head_len,
+                    bytes_out: written.bytes,
+                    duration: started.elapsed(),
+                    request_id: id,
+                    peer,
+                });
+                close(io).await;
+                return;
+            }
+        };
+
+        let mut req = Request {
+            head,
+            info,
+            peer,
+            id,
+            notes: Notes::default(),
+        };
+        let expect = info.expect_continue.then_some(id);
+        let (outcome, body_complete, body_bytes) = {
+            let mut body = RequestBody::new(
+                &mut io,
+                &mut rbuf,
+                info.framing,
+                expect,
+                settings.max_body_bytes,
+                settings.body_timeout,
+            );
+            let outcome = AssertUnwindSafe(svc.call(&mut req, &mut body))
+                .catch_unwind()
+                .await;
+            (outcome, body.is_complete(), body.bytes_received())
+        };
+        let mut panicked = false;
+        let resp = match outcome {
+            Ok(Ok(resp)) => resp,
+            Ok(Err(err)) => {
+                if let Some(cause) = err.cause() {
+                    tracing::info!(request_id = %id, code = %err.code(), cause = %cause, "request failed");
+                }
+                error_response(&err, &id, req.head.field("accept"))
+            }
+            Err(panic) => {
+                panicked = true;
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(request_id = %id, panic = %what, "a handler panicked; answered 500");
+                error_response(
+                    &Error::new(ErrorCode::Internal),
+                    &id,
+                    req.head.field("accept"),
+                )
+            }
+        };
+        let keep_alive = info.keep_alive && body_complete && !panicked && !shutdown.is_draining();
+        let status = resp.status;
+        let error = resp.error;
+        let ctx = WriteCtx {
+            head_request: req.head.method() == Method::Head,
+            http10: req.head.version() == Version::Http10,
+            keep_alive,
+            id,
+        };
+        let written = write_response(&mut io, &mut out, resp, &ctx).await;
+        svc.log(&Exchange {
+            time,
+            request: Some(&req),
+            status: Some(status),
+            error,
+            bytes_in: head_len + body_bytes,
+            bytes_out: written.bytes,
+            duration: started.elapsed(),
+            request_id: id,
+            peer,
+        });
+        if !written.keep_alive {
+            close(io).await;
+            return;
+        }
+    }
+}
+
+enum HeadFailure {
+    /// The client went away, or never began a request: close without a response.
+    Gone,
+    /// Answer with this code (after this many bytes were received) and close.
+    Error(ErrorCode, u64),
+}
+
+/// Reads until a whole head is in `rbuf`, then parses it.
+async fn read_head(
+    io: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    settings: &ConnSettings,
+    started: Instant,
+) -> Result<RequestHead, HeadFailure> {
+    let deadline = started + settings.header_timeout;
+    let mut scanner = HeadScanner::new();
+    let (start, end) = loop {
+        match scanner.scan(rbuf, &settings.head) {
+            Ok(Scan::Complete { start, end }) => break (start, end),
+            Ok(Scan::Partial) => {}
+            Err(code) => return Err(HeadFailure::Error(code, rbuf.len() as u64)),
+        }
+        rbuf.reserve(4 * 1024);
+        match tokio::time::timeout_at(deadline, io.read_buf(rbuf)).await {
+            Err(_) if scanner.started(rbuf) => {
+                return Err(HeadFailure::Error(
+                    ErrorCode::HeadTimeout,
+                    rbuf.len() as u64,
+                ));
+            }
+            Err(_) | Ok(Ok(0)) | Ok(Err(_)) => return Err(HeadFailure::Gone),
+            Ok(Ok(_)) => {}
+        }
+    };
+    rbuf.advance(start);
+    let bytes = rbuf.split_to(end - start).freeze();
+    RequestHead::parse(bytes, &settings.head).map_err(|code| HeadFailure::Error(code, end as u64))
+}
+
+/// Ends a connection: stop writing, then read and discard for a moment so the response is not
+/// lost to a reset while the client is still sending.
+async fn close(mut io: TcpStream) {
+    let _ = io.shutdown().await;
+    let deadline = Instant::now() + LINGER;
+    let mut sink = [0u8; 16 * 1024];
+    let mut discarded = 0;
+    while discarded < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, io.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => discarded += n,
+            _ => break,
+        }
+    }
+}

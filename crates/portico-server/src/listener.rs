@@ -1,0 +1,60 @@
+//! Accepting connections, and stopping gracefully.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::conn::{ConnSettings, Shutdown, serve_connection};
+use crate::service::Service;
+
+/// Serves `listener` until `stop` resolves; then stops accepting, lets connections finish
+/// their current request (idle ones close at once), and returns when all are gone or `grace`
+/// has passed.
+pub async fn serve<S: Service>(
+    listener: TcpListener,
+    svc: Arc<S>,
+    settings: ConnSettings,
+    grace: Duration,
+    stop: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let settings = Arc::new(settings);
+    let (drain_tx, drain) = Shutdown::new();
+    // Each connection task holds a sender; `recv` returns `None` once all have ended.
+    let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let svc = svc.clone();
+                    let settings = settings.clone();
+                    let drain = drain.clone();
+                    let alive = alive_tx.clone();
+                    tokio::spawn(async move {
+                        serve_connection(stream, peer, svc, settings, drain).await;
+                        drop(alive);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors or memory: back off briefly instead of spinning
+                    // on an accept that keeps failing. This is not waiting for an event.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            () = &mut stop => break,
+        }
+    }
+    drop(listener);
+    let _ = drain_tx.send(true);
+    drop(alive_tx);
+    if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+    Ok(())
+}

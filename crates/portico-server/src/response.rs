@@ -1,0 +1,72 @@
+//! Responses as handlers return them. Framing headers (`Content-Length`,
+//! `Transfer-Encoding`, `Connection`) are never set by handlers: the writer derives them from
+//! the body and the connection, so they cannot disagree with what is sent.
+
+use bytes::Bytes;
+use portico_http::ErrorCode;
+
+use crate::client::UpstreamBody;
+
+/// A response to write.
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase to send; the standard one when `None`.
+    pub reason: Option<Bytes>,
+    /// Header fields, in order (no framing or hop-by-hop fields).
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// The body.
+    pub body: Body,
+    /// Close the connection after this response.
+    pub close: bool,
+    /// The catalog code when Portico generated this response for an error.
+    pub error: Option<ErrorCode>,
+}
+
+/// A response body.
+pub enum Body {
+    /// No content: `Content-Length: 0` (none on 1xx, 204 and 304).
+    Empty,
+    /// The message has no body and its headers already say what they should (a relayed
+    /// response to HEAD, or a relayed 304 with the representation's `Content-Length`).
+    Bodiless,
+    /// A body held in memory (for HEAD only its length is sent).
+    Full(Bytes),
+    /// A body streamed from an upstream.
+    Upstream(UpstreamBody),
+}
+
+impl Response {
+    /// A response with a status and no headers or body.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            reason: None,
+            headers: Vec::new(),
+            body: Body::Empty,
+            close: false,
+            error: None,
+        }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &'static str, value: impl Into<Bytes>) -> Response {
+        self.headers
+            .push((Bytes::from_static(name.as_bytes()), value.into()));
+        self
+    }
+
+    /// Sets an in-memory body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Response {
+        self.body = Body::Full(body.into());
+        self
+    }
+
+    /// The first header named `name` (ASCII case-insensitive).
+    pub fn header_value(&self, name: &str) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+}

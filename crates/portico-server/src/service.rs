@@ -1,0 +1,72 @@
+//! What the connection layer asks of the request pipeline above it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use portico_http::{ErrorCode, RequestHead, RequestInfo};
+
+use crate::body::RequestBody;
+use crate::error::Error;
+use crate::id::RequestId;
+use crate::response::Response;
+
+/// A request whose head passed the protocol rules.
+pub struct Request {
+    /// The parsed head.
+    pub head: RequestHead,
+    /// Framing, persistence and expectations.
+    pub info: RequestInfo,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// This request's id.
+    pub id: RequestId,
+    /// What the pipeline noted for the access log.
+    pub notes: Notes,
+}
+
+/// Facts the pipeline records about a request for its log line.
+#[derive(Clone, Debug, Default)]
+pub struct Notes {
+    /// The route that took the request.
+    pub route: Option<Arc<str>>,
+    /// The upstream target that answered (`host:port`).
+    pub upstream: Option<Arc<str>>,
+}
+
+/// One finished exchange, for the access log.
+pub struct Exchange<'a> {
+    /// When the request began.
+    pub time: SystemTime,
+    /// The request, when its head could be parsed.
+    pub request: Option<&'a Request>,
+    /// The status sent, if a response was sent.
+    pub status: Option<u16>,
+    /// The catalog code when the response was a generated error.
+    pub error: Option<ErrorCode>,
+    /// Bytes received: head and body.
+    pub bytes_in: u64,
+    /// Bytes sent: head and body.
+    pub bytes_out: u64,
+    /// From the first byte of the request to the last byte of the response.
+    pub duration: Duration,
+    /// The request id sent in `X-Request-Id`.
+    pub request_id: RequestId,
+    /// The client's address.
+    pub peer: SocketAddr,
+}
+
+/// The request pipeline the connection layer calls.
+pub trait Service: Send + Sync + 'static {
+    /// Handles a request. The body is read through `body`; nothing is read (and no
+    /// `100 Continue` sent) unless the handler asks.
+    fn call(
+        &self,
+        req: &mut Request,
+        body: &mut RequestBody<'_>,
+    ) -> impl Future<Output = Result<Response, Error>> + Send;
+
+    /// Records a finished exchange.
+    fn log(&self, exchange: &Exchange<'_>);
+}

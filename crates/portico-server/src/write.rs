@@ -1,0 +1,210 @@
+//! Writing a response: the status line, the headers, the framing the body needs, the body.
+
+use std::io;
+
+use bytes::Bytes;
+use portico_http::chunked::{LAST_CHUNK, encode_chunk_head};
+use portico_http::status::reason_phrase;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::client::{ResponseFraming, UpstreamBody};
+use crate::date::with_http_date;
+use crate::id::RequestId;
+use crate::response::{Body, Response};
+
+/// Bodies up to this size are copied behind the head and sent with it in one write.
+const COALESCE: usize = 16 * 1024;
+
+/// Facts about the request that shape its response.
+pub(crate) struct WriteCtx {
+    pub(crate) head_request: bool,
+    pub(crate) http10: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) id: RequestId,
+}
+
+/// How a write ended.
+pub(crate) struct Written {
+    pub(crate) bytes: u64,
+    /// The response went out whole and the connection may carry another request.
+    pub(crate) keep_alive: bool,
+}
+
+enum Mode {
+    Nothing,
+    Bytes(Bytes),
+    Raw(UpstreamBody),
+    Chunked(UpstreamBody),
+}
+
+pub(crate) async fn write_response(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    resp: Response,
+    ctx: &WriteCtx,
+) -> Written {
+    let mut keep_alive = ctx.keep_alive && !resp.close;
+    let no_content = resp.status < 200 || resp.status == 204 || resp.status == 304;
+    let (length, mode) = match resp.body {
+        Body::Empty if no_content => (None, Mode::Nothing),
+        Body::Empty => (Some(0), Mode::Nothing),
+        Body::Bodiless => (None, Mode::Nothing),
+        Body::Full(_) if no_content => (None, Mode::Nothing),
+        Body::Full(b) => (
+            Some(b.len() as u64),
+            if ctx.head_request {
+                Mode::Nothing
+            } else {
+                Mode::Bytes(b)
+            },
+        ),
+        Body::Upstream(ub) => match ub.framing() {
+            ResponseFraming::None => (None, Mode::Nothing),
+            ResponseFraming::Length(n) => (Some(n), Mode::Raw(ub)),
+            _ if ctx.http10 => {
+                // An HTTP/1.0 client cannot read chunked: the body ends with the connection.
+                keep_alive = false;
+                (None, Mode::Raw(ub))
+            }
+            _ => (None, Mode::Chunked(ub)),
+        },
+    };
+
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa3(resp.status).as_slice());
+    out.push(b' ');
+    match &resp.reason {
+        Some(r) => out.extend_from_slice(r),
+        None => out.extend_from_slice(reason_phrase(resp.status).as_bytes()),
+    }
+    out.extend_from_slice(b"\r\n");
+    let mut has_date = false;
+    for (name, value) in &resp.headers {
+        if name.eq_ignore_ascii_case(b"x-request-id") || name.eq_ignore_ascii_case(b"connection") {
+            continue;
+        }
+        has_date |= name.eq_ignore_ascii_case(b"date");
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"X-Request-Id: ");
+    out.extend_from_slice(ctx.id.as_str().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    if !has_date {
+        with_http_date(|d| {
+            out.extend_from_slice(b"Date: ");
+            out.extend_from_slice(d.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        });
+    }
+    if let Some(n) = length {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if matches!(mode, Mode::Chunked(_)) {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if ctx.http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+
+    let mut bytes = 0u64;
+    let result = send_body(io, out, mode, &mut bytes).await;
+    if let Err(e) = &result {
+        tracing::debug!(request_id = %ctx.id, error = %e, "response cut short");
+    }
+    Written {
+        bytes,
+        keep_alive: keep_alive && result.is_ok(),
+    }
+}
+
+async fn send_body(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    mode: Mode,
+    bytes: &mut u64,
+) -> io::Result<()> {
+    match mode {
+        Mode::Nothing => flush(io, out, bytes).await,
+        Mode::Bytes(b) => {
+            if b.len() <= COALESCE {
+                out.extend_from_slice(&b);
+                flush(io, out, bytes).await
+            } else {
+                flush(io, out, bytes).await?;
+                io.write_all(&b).await?;
+                *bytes += b.len() as u64;
+                Ok(())
+            }
+        }
+        Mode::Raw(mut ub) => {
+            if let Some(first) = ub.buffered().map_err(io::Error::other)? {
+                out.extend_from_slice(&first);
+            }
+            flush(io, out, bytes).await?;
+            while let Some(data) = ub.chunk().await.map_err(io::Error::other)? {
+                io.write_all(&data).await?;
+                *bytes += data.len() as u64;
+            }
+            Ok(())
+        }
+        Mode::Chunked(mut ub) => {
+            if let Some(first) = ub.buffered().map_err(io::Error::other)? {
+                push_chunk(out, &first);
+            }
+            loop {
+                match ub.chunk().await.map_err(io::Error::other)? {
+                    Some(data) if data.len() <= COALESCE => push_chunk(out, &data),
+                    Some(data) => {
+                        encode_chunk_head(data.len(), out);
+                        flush(io, out, bytes).await?;
+                        io.write_all(&data).await?;
+                        *bytes += data.len() as u64;
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    None => {
+                        out.extend_from_slice(LAST_CHUNK);
+                        return flush(io, out, bytes).await;
+                    }
+                }
+                flush(io, out, bytes).await?;
+            }
+        }
+    }
+}
+
+fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    if data.is_empty() {
+        return;
+    }
+    encode_chunk_head(data.len(), out);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+async fn flush(io: &mut TcpStream, out: &mut Vec<u8>, bytes: &mut u64) -> io::Result<()> {
+    if !out.is_empty() {
+        io.write_all(out).await?;
+        *bytes += out.len() as u64;
+        out.clear();
+    }
+    Ok(())
+}
+
+fn itoa3(status: u16) -> [u8; 3] {
+    let s = status.min(999);
+    [
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ]
+}
