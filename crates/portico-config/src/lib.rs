@@ -32,7 +32,11 @@ pub struct Problem {
 
 impl Problem {
     pub(crate) fn at(loc: Loc, path: &str, message: impl Into<String>) -> Problem {
-        Problem { loc: Some(loc), path: path.to_string(), message: message.into() }
+        Problem {
+            loc: Some(loc),
+            path: path.to_string(),
+            message: message.into(),
+        }
     }
 }
 
@@ -65,7 +69,10 @@ impl std::error::Error for Problems {}
 
 /// Parses and validates configuration text. `origin` labels the problems (a file name).
 pub fn from_str(src: &str, origin: &str) -> Result<Config, Problems> {
-    let problems = |list| Problems { origin: origin.to_string(), list };
+    let problems = |list| Problems {
+        origin: origin.to_string(),
+        list,
+    };
     let root = yaml::load(src).map_err(|p| problems(vec![p]))?;
     let mut reader = read::Reader::default();
     match Config::read(&mut reader, &root) {
@@ -83,7 +90,11 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
     let origin = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| Problems {
         origin: origin.clone(),
-        list: vec![Problem { loc: None, path: String::new(), message: format!("cannot read the file: {e}") }],
+        list: vec![Problem {
+            loc: None,
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }],
     })?;
     from_str(&src, &origin)
 }

@@ -151,16 +151,21 @@ impl PathTemplate {
         let mut patterns = vec![source.to_string()];
         for (i, seg) in segments.iter().enumerate() {
             if *seg == "." || *seg == ".." {
-                return Err("a path cannot contain `.` or `..` segments (requests are normalised)".into());
+                return Err(
+                    "a path cannot contain `.` or `..` segments (requests are normalised)".into(),
+                );
             }
-            if let Some(bad) = seg.chars().find(|c| {
-                !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%{}".contains(*c))
-            }) {
+            if let Some(bad) = seg
+                .chars()
+                .find(|c| !(c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:@%{}".contains(*c)))
+            {
                 return Err(format!("`{bad}` is not allowed in a path"));
             }
             let opens = seg.matches('{').count();
             if opens != seg.matches('}').count() || opens > 1 {
-                return Err(format!("segment `{seg}`: use at most one `{{name}}` per segment"));
+                return Err(format!(
+                    "segment `{seg}`: use at most one `{{name}}` per segment"
+                ));
             }
             if opens == 0 {
                 continue;
@@ -180,10 +185,14 @@ impl PathTemplate {
                 return Err("`{*name}` must be the whole last segment".into());
             }
             let mut chars = name.chars();
-            let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            let valid = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(format!("`{name}` is not a valid parameter name (letters, digits, _)"));
+                return Err(format!(
+                    "`{name}` is not a valid parameter name (letters, digits, _)"
+                ));
             }
             if names.contains(&name) {
                 return Err(format!("parameter `{name}` appears twice"));
@@ -194,12 +203,22 @@ impl PathTemplate {
                 patterns.push(source[..prefix_len].to_string());
             }
         }
-        Ok(PathTemplate { source: source.to_string(), patterns })
+        Ok(PathTemplate {
+            source: source.to_string(),
+            patterns,
+        })
     }
 }
 
-const TOP_KEYS: &[&str] =
-    &["listen", "workers", "access_log", "limits", "shutdown_grace", "upstreams", "routes"];
+const TOP_KEYS: &[&str] = &[
+    "listen",
+    "workers",
+    "access_log",
+    "limits",
+    "shutdown_grace",
+    "upstreams",
+    "routes",
+];
 const LIMIT_KEYS: &[&str] = &[
     "max_uri_bytes",
     "max_header_bytes",
@@ -209,8 +228,13 @@ const LIMIT_KEYS: &[&str] = &[
     "idle_timeout",
     "max_body_bytes",
 ];
-const UPSTREAM_KEYS: &[&str] =
-    &["name", "targets", "connect_timeout", "max_idle_per_target", "idle_timeout"];
+const UPSTREAM_KEYS: &[&str] = &[
+    "name",
+    "targets",
+    "connect_timeout",
+    "max_idle_per_target",
+    "idle_timeout",
+];
 const ROUTE_KEYS: &[&str] = &[
     "name",
     "path",
@@ -226,13 +250,19 @@ impl Config {
     pub(crate) fn read(r: &mut Reader, root: &Node) -> Option<Config> {
         let top = r.map(root, "", TOP_KEYS)?;
         let listen = match top.get("listen") {
-            Some(n) => r.string(n, "listen").and_then(|s| match s.parse::<SocketAddr>() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    r.problem(n, "listen", format!("`{s}` is not an IP address and port, e.g. 127.0.0.1:8080"));
-                    None
-                }
-            }),
+            Some(n) => r
+                .string(n, "listen")
+                .and_then(|s| match s.parse::<SocketAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        r.problem(
+                            n,
+                            "listen",
+                            format!("`{s}` is not an IP address and port, e.g. 127.0.0.1:8080"),
+                        );
+                        None
+                    }
+                }),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
         };
         let workers = top.get("workers").map_or(Some(0), |n| r.uint(n, "workers"));
@@ -252,7 +282,9 @@ impl Config {
         let limits = read_limits(r, top.get("limits"));
         let shutdown_grace = top
             .get("shutdown_grace")
-            .map_or(Some(Duration::from_secs(10)), |n| r.duration(n, "shutdown_grace"));
+            .map_or(Some(Duration::from_secs(10)), |n| {
+                r.duration(n, "shutdown_grace")
+            });
 
         let mut upstreams = Vec::new();
         if let Some(list) = top.get("upstreams").and_then(|n| r.seq(n, "upstreams")) {
@@ -260,7 +292,11 @@ impl Config {
                 let path = format!("upstreams[{i}]");
                 if let Some(u) = read_upstream(r, node, &path) {
                     if upstreams.iter().any(|o: &Upstream| o.name == u.name) {
-                        r.problem(node, &join(&path, "name"), format!("upstream `{}` is defined twice", u.name));
+                        r.problem(
+                            node,
+                            &join(&path, "name"),
+                            format!("upstream `{}` is defined twice", u.name),
+                        );
                     }
                     upstreams.push(u);
                 }
@@ -278,8 +314,15 @@ impl Config {
                     for (i, node) in list.iter().enumerate() {
                         let path = format!("routes[{i}]");
                         if let Some(route) = read_route(r, node, &path, &upstreams) {
-                            if routes.iter().any(|(_, o): &(&Node, Route)| o.name == route.name) {
-                                r.problem(node, &join(&path, "name"), format!("route `{}` is defined twice", route.name));
+                            if routes
+                                .iter()
+                                .any(|(_, o): &(&Node, Route)| o.name == route.name)
+                            {
+                                r.problem(
+                                    node,
+                                    &join(&path, "name"),
+                                    format!("route `{}` is defined twice", route.name),
+                                );
                             }
                             routes.push((node, route));
                         }
@@ -306,7 +349,9 @@ impl Config {
 
 fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
     let mut limits = Limits::default();
-    let Some(node) = node else { return Some(limits) };
+    let Some(node) = node else {
+        return Some(limits);
+    };
     let f = r.map(node, "limits", LIMIT_KEYS)?;
     let mut ok = true;
     let mut size = |r: &mut Reader, key: &str, min: u64| -> Option<u64> {
@@ -386,13 +431,17 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
     }
     let connect_timeout = f
         .get("connect_timeout")
-        .map_or(Some(Duration::from_secs(5)), |n| r.duration(n, &join(path, "connect_timeout")));
+        .map_or(Some(Duration::from_secs(5)), |n| {
+            r.duration(n, &join(path, "connect_timeout"))
+        });
     let max_idle = f
         .get("max_idle_per_target")
         .map_or(Some(128), |n| r.uint(n, &join(path, "max_idle_per_target")));
     let idle_timeout = f
         .get("idle_timeout")
-        .map_or(Some(Duration::from_secs(30)), |n| r.duration(n, &join(path, "idle_timeout")));
+        .map_or(Some(Duration::from_secs(30)), |n| {
+            r.duration(n, &join(path, "idle_timeout"))
+        });
     Some(Upstream {
         name: name?,
         targets,
@@ -405,11 +454,15 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
 /// `http://host[:port]` with nothing after the authority.
 pub fn parse_target(s: &str) -> Result<Target, String> {
     let Some(rest) = s.strip_prefix("http://") else {
-        return Err(format!("`{s}`: targets are `http://host:port` (https upstreams are not supported yet)"));
+        return Err(format!(
+            "`{s}`: targets are `http://host:port` (https upstreams are not supported yet)"
+        ));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
-        return Err(format!("`{s}`: a target is `http://host:port`, without path, query or user"));
+        return Err(format!(
+            "`{s}`: a target is `http://host:port`, without path, query or user"
+        ));
     }
     if !portico_http::head::valid_authority(authority.as_bytes()) {
         return Err(format!("`{s}`: `{authority}` is not a valid host and port"));
@@ -418,12 +471,21 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         Some(i) if !authority.ends_with(']') => (&authority[..i], &authority[i + 1..]),
         _ => (authority, "80"),
     };
-    let port: u16 = port.parse().map_err(|_| format!("`{s}`: invalid port `{port}`"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("`{s}`: invalid port `{port}`"))?;
     if port == 0 {
         return Err(format!("`{s}`: port 0 is not a target"));
     }
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
-    Ok(Target { host, port, authority: authority.to_string() })
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok(Target {
+        host,
+        port,
+        authority: authority.to_string(),
+    })
 }
 
 fn read_name(r: &mut Reader, node: &Node, path: &str, n: Option<&Node>) -> Option<String> {
@@ -433,8 +495,16 @@ fn read_name(r: &mut Reader, node: &Node, path: &str, n: Option<&Node>) -> Optio
     };
     let npath = join(path, "name");
     let s = r.string(n, &npath)?;
-    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        r.problem(n, &npath, format!("`{s}`: names use letters, digits, `-`, `_` and `.`"));
+    if s.is_empty()
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        r.problem(
+            n,
+            &npath,
+            format!("`{s}`: names use letters, digits, `-`, `_` and `.`"),
+        );
         return None;
     }
     Some(s.to_string())
@@ -448,13 +518,15 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
             r.missing(node, path, "path");
             None
         }
-        Some(n) => r.string(n, &join(path, "path")).and_then(|s| match PathTemplate::parse(s) {
-            Ok(t) => Some(t),
-            Err(msg) => {
-                r.problem(n, &join(path, "path"), msg);
-                None
-            }
-        }),
+        Some(n) => r
+            .string(n, &join(path, "path"))
+            .and_then(|s| match PathTemplate::parse(s) {
+                Ok(t) => Some(t),
+                Err(msg) => {
+                    r.problem(n, &join(path, "path"), msg);
+                    None
+                }
+            }),
     };
     let methods = match f.get("methods") {
         None => {
@@ -465,7 +537,11 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     };
     let action = match (f.get("upstream"), f.get("handler")) {
         (Some(_), Some(h)) => {
-            r.problem(h, &join(path, "handler"), "a route has either `upstream` or `handler`, not both");
+            r.problem(
+                h,
+                &join(path, "handler"),
+                "a route has either `upstream` or `handler`, not both",
+            );
             None
         }
         (None, None) => {
@@ -474,11 +550,13 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         }
         (Some(u), None) => {
             let upath = join(path, "upstream");
-            r.string(u, &upath).and_then(|name| match upstreams.iter().position(|x| x.name == name) {
-                Some(i) => Some(Action::Upstream(i)),
-                None => {
-                    r.problem(u, &upath, format!("unknown upstream `{name}`"));
-                    None
+            r.string(u, &upath).and_then(|name| {
+                match upstreams.iter().position(|x| x.name == name) {
+                    Some(i) => Some(Action::Upstream(i)),
+                    None => {
+                        r.problem(u, &upath, format!("unknown upstream `{name}`"));
+                        None
+                    }
                 }
             })
         }
@@ -487,7 +565,11 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
             match r.string(h, &hpath) {
                 Some("echo") => Some(Action::Handler(Handler::Echo)),
                 Some(other) => {
-                    r.problem(h, &hpath, format!("unknown handler `{other}`; available: echo"));
+                    r.problem(
+                        h,
+                        &hpath,
+                        format!("unknown handler `{other}`; available: echo"),
+                    );
                     None
                 }
                 None => None,
@@ -498,9 +580,9 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         Some(n) => Some(Some(r.size(n, &join(path, "max_body_bytes"))?)),
         None => Some(None),
     };
-    let require_content_length = f
-        .get("require_content_length")
-        .map_or(Some(false), |n| r.boolean(n, &join(path, "require_content_length")));
+    let require_content_length = f.get("require_content_length").map_or(Some(false), |n| {
+        r.boolean(n, &join(path, "require_content_length"))
+    });
     Some(Route {
         name: name?,
         path: template?,
@@ -534,7 +616,14 @@ fn read_methods(r: &mut Reader, node: &Node, path: &str) -> Option<MethodSet> {
                 Some(m) => set.insert(m),
                 None => {
                     let known: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
-                    r.problem(item, &ipath, format!("unknown method `{s}`; methods are upper case: {}", known.join(", ")));
+                    r.problem(
+                        item,
+                        &ipath,
+                        format!(
+                            "unknown method `{s}`; methods are upper case: {}",
+                            known.join(", ")
+                        ),
+                    );
                     ok = false;
                 }
             },
@@ -563,10 +652,16 @@ fn check_overlaps(r: &mut Reader, routes: &[(&Node, Route)]) {
                 .map(Method::as_str)
                 .collect();
             if !shared.is_empty() {
-                r.problem(node, &path, format!(
-                    "overlaps route `{}` (routes[{j}]): both take {} on `{}`",
-                    other.name, shared.join(", "), route.path.source
-                ));
+                r.problem(
+                    node,
+                    &path,
+                    format!(
+                        "overlaps route `{}` (routes[{j}]): both take {} on `{}`",
+                        other.name,
+                        shared.join(", "),
+                        route.path.source
+                    ),
+                );
             }
             continue;
         }
@@ -575,7 +670,11 @@ fn check_overlaps(r: &mut Reader, routes: &[(&Node, Route)]) {
                 continue;
             }
             if let Err(e) = router.insert(pattern.clone(), i) {
-                r.problem(node, &path, format!("`{}` conflicts with another route: {e}", route.path.source));
+                r.problem(
+                    node,
+                    &path,
+                    format!("`{}` conflicts with another route: {e}", route.path.source),
+                );
                 break;
             }
             registered.push(pattern);
@@ -590,10 +689,30 @@ mod tests {
     #[test]
     fn templates() {
         let t = PathTemplate::parse("/v1/{project_id}/items/{*rest}").unwrap();
-        assert_eq!(t.patterns, vec!["/v1/{project_id}/items/{*rest}", "/v1/{project_id}/items/"]);
-        assert_eq!(PathTemplate::parse("/{*path}").unwrap().patterns, vec!["/{*path}", "/"]);
-        assert_eq!(PathTemplate::parse("/a/{id}").unwrap().patterns, vec!["/a/{id}"]);
-        for bad in ["a", "/a/{*rest}/b", "/a/{x}/{x}", "/a/{1x}", "/a/{x", "/a/../b", "/a b", "/a?x", "/a/x{*r}", "/{a}{b}"] {
+        assert_eq!(
+            t.patterns,
+            vec!["/v1/{project_id}/items/{*rest}", "/v1/{project_id}/items/"]
+        );
+        assert_eq!(
+            PathTemplate::parse("/{*path}").unwrap().patterns,
+            vec!["/{*path}", "/"]
+        );
+        assert_eq!(
+            PathTemplate::parse("/a/{id}").unwrap().patterns,
+            vec!["/a/{id}"]
+        );
+        for bad in [
+            "a",
+            "/a/{*rest}/b",
+            "/a/{x}/{x}",
+            "/a/{1x}",
+            "/a/{x",
+            "/a/../b",
+            "/a b",
+            "/a?x",
+            "/a/x{*r}",
+            "/{a}{b}",
+        ] {
             assert!(PathTemplate::parse(bad).is_err(), "{bad}");
         }
     }
@@ -601,11 +720,22 @@ mod tests {
     #[test]
     fn targets() {
         let t = parse_target("http://127.0.0.1:9000").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.authority.as_str()), ("127.0.0.1", 9000, "127.0.0.1:9000"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.authority.as_str()),
+            ("127.0.0.1", 9000, "127.0.0.1:9000")
+        );
         let t = parse_target("http://[::1]:9000/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
         assert_eq!(parse_target("http://example.com").unwrap().port, 80);
-        for bad in ["https://a:1", "a:1", "http://a:1/x", "http://u@a:1", "http://a:0", "http://a:99999", "http://"] {
+        for bad in [
+            "https://a:1",
+            "a:1",
+            "http://a:1/x",
+            "http://u@a:1",
+            "http://a:0",
+            "http://a:99999",
+            "http://",
+        ] {
             assert!(parse_target(bad).is_err(), "{bad}");
         }
     }

@@ -18,13 +18,20 @@ pub(crate) struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     pub(crate) fn get(&self, key: &str) -> Option<&'a Node> {
-        self.entries.iter().find(|(k, _, v)| k == key && v.kind != Kind::Null).map(|(_, _, v)| v)
+        self.entries
+            .iter()
+            .find(|(k, _, v)| k == key && v.kind != Kind::Null)
+            .map(|(_, _, v)| v)
     }
 }
 
 /// `path.key`, or `key` at the top.
 pub(crate) fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 impl Reader {
@@ -100,7 +107,11 @@ impl Reader {
             Kind::Scalar { value, plain: true } => match value.parse::<u64>() {
                 Ok(n) => Some(n),
                 Err(_) => {
-                    self.problem(node, path, format!("expected a whole number, found `{value}`"));
+                    self.problem(
+                        node,
+                        path,
+                        format!("expected a whole number, found `{value}`"),
+                    );
                     None
                 }
             },
@@ -138,7 +149,11 @@ impl Reader {
     }
 
     pub(crate) fn missing(&mut self, node: &Node, path: &str, key: &str) {
-        self.problem(node, &join(path, key), format!("missing required key `{key}`"));
+        self.problem(
+            node,
+            &join(path, key),
+            format!("missing required key `{key}`"),
+        );
     }
 }
 
@@ -146,7 +161,11 @@ impl Reader {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
-    let err = || format!("invalid duration `{text}`: write a whole number and a unit, e.g. 250ms, 10s, 5m, 1h");
+    let err = || {
+        format!(
+            "invalid duration `{text}`: write a whole number and a unit, e.g. 250ms, 10s, 5m, 1h"
+        )
+    };
     let n: u64 = number.parse().map_err(|_| err())?;
     let ms = match unit {
         "ms" => Some(n),
@@ -162,7 +181,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
-    let err = || format!("invalid size `{text}`: write a number of bytes or a number with KiB, MiB or GiB, e.g. 512KiB");
+    let err = || {
+        format!(
+            "invalid size `{text}`: write a number of bytes or a number with KiB, MiB or GiB, e.g. 512KiB"
+        )
+    };
     let n: u64 = number.parse().map_err(|_| err())?;
     let mult: u64 = match unit {
         "" | "B" => 1,
@@ -208,7 +231,16 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["10", "s", "1.5s", "10 s", "-1s", "10sec", "", "99999999999999999999h"] {
+        for bad in [
+            "10",
+            "s",
+            "1.5s",
+            "10 s",
+            "-1s",
+            "10sec",
+            "",
+            "99999999999999999999h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }
@@ -220,14 +252,24 @@ mod tests {
         assert_eq!(parse_size("10MiB"), Ok(10 << 20));
         assert_eq!(parse_size("1GiB"), Ok(1 << 30));
         assert_eq!(parse_size("100"), Ok(100));
-        for bad in ["1MB", "1 MiB", "MiB", "-1", "1.5MiB", "99999999999999999999GiB"] {
+        for bad in [
+            "1MB",
+            "1 MiB",
+            "MiB",
+            "-1",
+            "1.5MiB",
+            "99999999999999999999GiB",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn suggests_close_keys() {
-        assert_eq!(closest("upstreem", &["upstream", "handler"]), Some("upstream"));
+        assert_eq!(
+            closest("upstreem", &["upstream", "handler"]),
+            Some("upstream")
+        );
         assert_eq!(closest("zzz", &["upstream", "handler"]), None);
     }
 }

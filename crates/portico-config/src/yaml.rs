@@ -21,7 +21,10 @@ pub struct Loc {
 
 impl Loc {
     fn of(span: &Span) -> Loc {
-        Loc { line: span.start.line(), col: span.start.col() + 1 }
+        Loc {
+            line: span.start.line(),
+            col: span.start.col() + 1,
+        }
     }
 }
 
@@ -65,7 +68,14 @@ pub fn load(src: &str) -> Result<Node, Problem> {
     for event in Parser::new_from_str(src) {
         let (event, span) = event.map_err(|e| {
             let m = e.marker();
-            Problem::at(Loc { line: m.line(), col: m.col() + 1 }, "", format!("invalid YAML: {}", e.info()))
+            Problem::at(
+                Loc {
+                    line: m.line(),
+                    col: m.col() + 1,
+                },
+                "",
+                format!("invalid YAML: {}", e.info()),
+            )
         })?;
         let loc = Loc::of(&span);
         let node = match event {
@@ -77,17 +87,27 @@ pub fn load(src: &str) -> Result<Node, Problem> {
                 continue;
             }
             Event::Alias(_) => {
-                return Err(Problem::at(loc, "", "YAML aliases are not supported; write the value out"));
+                return Err(Problem::at(
+                    loc,
+                    "",
+                    "YAML aliases are not supported; write the value out",
+                ));
             }
-            Event::Scalar(_, _, _, Some(_)) | Event::SequenceStart(_, Some(_)) | Event::MappingStart(_, Some(_)) => {
+            Event::Scalar(_, _, _, Some(_))
+            | Event::SequenceStart(_, Some(_))
+            | Event::MappingStart(_, Some(_)) => {
                 return Err(Problem::at(loc, "", "YAML tags are not supported"));
             }
             Event::Scalar(value, style, _, None) => {
                 let plain = style == ScalarStyle::Plain;
-                let kind = if plain && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL") {
+                let kind = if plain && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL")
+                {
                     Kind::Null
                 } else {
-                    Kind::Scalar { value: value.into_owned(), plain }
+                    Kind::Scalar {
+                        value: value.into_owned(),
+                        plain,
+                    }
                 };
                 Node { kind, loc }
             }
@@ -100,11 +120,17 @@ pub fn load(src: &str) -> Result<Node, Problem> {
                 continue;
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(loc, items)) => Node { kind: Kind::Seq(items), loc },
+                Some(Frame::Seq(loc, items)) => Node {
+                    kind: Kind::Seq(items),
+                    loc,
+                },
                 _ => return Err(Problem::at(loc, "", "invalid YAML structure")),
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(loc, entries, None)) => Node { kind: Kind::Map(entries), loc },
+                Some(Frame::Map(loc, entries, None)) => Node {
+                    kind: Kind::Map(entries),
+                    loc,
+                },
                 _ => return Err(Problem::at(loc, "", "invalid YAML structure")),
             },
             _ => continue,
@@ -116,7 +142,13 @@ pub fn load(src: &str) -> Result<Node, Problem> {
                 None => {
                     let key = match &node.kind {
                         Kind::Scalar { value, .. } => value.clone(),
-                        _ => return Err(Problem::at(node.loc, "", "mapping keys must be plain strings")),
+                        _ => {
+                            return Err(Problem::at(
+                                node.loc,
+                                "",
+                                "mapping keys must be plain strings",
+                            ));
+                        }
                     };
                     if entries.iter().any(|(k, _, _)| *k == key) {
                         return Err(Problem::at(node.loc, &key, "duplicate key"));
@@ -127,7 +159,10 @@ pub fn load(src: &str) -> Result<Node, Problem> {
             },
         }
     }
-    Ok(root.unwrap_or(Node { kind: Kind::Null, loc: Loc { line: 1, col: 1 } }))
+    Ok(root.unwrap_or(Node {
+        kind: Kind::Null,
+        loc: Loc { line: 1, col: 1 },
+    }))
 }
 
 #[cfg(test)]
@@ -137,20 +172,46 @@ mod tests {
     #[test]
     fn loads_maps_sequences_and_scalars_with_locations() {
         let n = load("a: 1\nb:\n  - x\n  - 'y'\nc: ~\n").unwrap();
-        let Kind::Map(entries) = &n.kind else { panic!() };
+        let Kind::Map(entries) = &n.kind else {
+            panic!()
+        };
         assert_eq!(entries[0].0, "a");
-        assert_eq!(entries[0].2.kind, Kind::Scalar { value: "1".into(), plain: true });
+        assert_eq!(
+            entries[0].2.kind,
+            Kind::Scalar {
+                value: "1".into(),
+                plain: true
+            }
+        );
         assert_eq!(entries[0].2.loc, Loc { line: 1, col: 4 });
-        let Kind::Seq(items) = &entries[1].2.kind else { panic!() };
-        assert_eq!(items[1].kind, Kind::Scalar { value: "y".into(), plain: false });
+        let Kind::Seq(items) = &entries[1].2.kind else {
+            panic!()
+        };
+        assert_eq!(
+            items[1].kind,
+            Kind::Scalar {
+                value: "y".into(),
+                plain: false
+            }
+        );
         assert_eq!(items[1].loc.line, 4);
         assert_eq!(entries[2].2.kind, Kind::Null);
     }
 
     #[test]
     fn refuses_duplicates_aliases_tags_and_bad_syntax() {
-        assert!(load("a: 1\na: 2\n").unwrap_err().message.contains("duplicate"));
-        assert!(load("a: &x 1\nb: *x\n").unwrap_err().message.contains("aliases"));
+        assert!(
+            load("a: 1\na: 2\n")
+                .unwrap_err()
+                .message
+                .contains("duplicate")
+        );
+        assert!(
+            load("a: &x 1\nb: *x\n")
+                .unwrap_err()
+                .message
+                .contains("aliases")
+        );
         assert!(load("a: !!str 1\n").unwrap_err().message.contains("tags"));
         let e = load("a: [1, 2\n").unwrap_err();
         assert!(e.message.starts_with("invalid YAML"), "{e:?}");

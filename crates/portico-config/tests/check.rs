@@ -1,5 +1,7 @@
 //! Configuration reading as `check-config` sees it: whole files in, every problem out.
 
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
 use std::time::Duration;
 
 use portico_config::{AccessLog, Action, Handler, from_str};
@@ -86,37 +88,80 @@ routes:
 fn missing_and_conflicting_keys_are_reported() {
     let src = "routes:\n  - name: a\n    path: /a\n  - name: a\n    path: /b\n    methods: [GET]\n    upstream: x\n    handler: echo\n";
     let text = from_str(src, "c.yaml").unwrap_err().to_string();
-    assert!(text.contains("routes[0].methods: missing required key `methods`"), "{text}");
-    assert!(text.contains("routes[0]: a route needs `upstream` or `handler`"), "{text}");
-    assert!(text.contains("routes[1].handler: a route has either `upstream` or `handler`, not both"), "{text}");
-    assert!(from_str("listen: 127.0.0.1:1\n", "d.yaml").unwrap_err().to_string().contains("missing required key `routes`"));
-    assert!(from_str("- a\n", "e.yaml").unwrap_err().to_string().contains("expected a mapping"));
+    assert!(
+        text.contains("routes[0].methods: missing required key `methods`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("routes[0]: a route needs `upstream` or `handler`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("routes[1].handler: a route has either `upstream` or `handler`, not both"),
+        "{text}"
+    );
+    assert!(
+        from_str("listen: 127.0.0.1:1\n", "d.yaml")
+            .unwrap_err()
+            .to_string()
+            .contains("missing required key `routes`")
+    );
+    assert!(
+        from_str("- a\n", "e.yaml")
+            .unwrap_err()
+            .to_string()
+            .contains("expected a mapping")
+    );
 }
 
 #[test]
 fn overlapping_routes_are_refused() {
     let base = "routes:\n  - {name: a, path: '/x/{id}', methods: [GET, POST], handler: echo}\n";
-    let same = format!("{base}  - {{name: b, path: '/x/{{id}}', methods: [POST], handler: echo}}\n");
+    let same =
+        format!("{base}  - {{name: b, path: '/x/{{id}}', methods: [POST], handler: echo}}\n");
     let text = from_str(&same, "o.yaml").unwrap_err().to_string();
     assert!(text.contains("overlaps route `a`"), "{text}");
     // Same template, disjoint methods: fine.
-    let ok = format!("{base}  - {{name: b, path: '/x/{{id}}', methods: [DELETE], handler: echo}}\n");
+    let ok =
+        format!("{base}  - {{name: b, path: '/x/{{id}}', methods: [DELETE], handler: echo}}\n");
     assert!(from_str(&ok, "o.yaml").is_ok());
     // Different names for one parameter position: ambiguous to the router.
-    let renamed = format!("{base}  - {{name: b, path: '/x/{{other}}', methods: [DELETE], handler: echo}}\n");
-    assert!(from_str(&renamed, "o.yaml").unwrap_err().to_string().contains("conflicts"));
+    let renamed =
+        format!("{base}  - {{name: b, path: '/x/{{other}}', methods: [DELETE], handler: echo}}\n");
+    assert!(
+        from_str(&renamed, "o.yaml")
+            .unwrap_err()
+            .to_string()
+            .contains("conflicts")
+    );
     let twice = format!("{base}  - {{name: a, path: '/y', methods: [GET], handler: echo}}\n");
-    assert!(from_str(&twice, "o.yaml").unwrap_err().to_string().contains("defined twice"));
+    assert!(
+        from_str(&twice, "o.yaml")
+            .unwrap_err()
+            .to_string()
+            .contains("defined twice")
+    );
 }
 
 #[test]
 fn handler_and_defaults() {
-    let c = from_str("routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n", "h.yaml").unwrap();
+    let c = from_str(
+        "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+        "h.yaml",
+    )
+    .unwrap();
     assert_eq!(c.routes[0].action, Action::Handler(Handler::Echo));
     assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.limits, portico_config::Limits::default());
-    let e = from_str("routes:\n  - {name: e, path: /e, methods: [GET], handler: static}\n", "h.yaml");
-    assert!(e.unwrap_err().to_string().contains("unknown handler `static`"));
+    let e = from_str(
+        "routes:\n  - {name: e, path: /e, methods: [GET], handler: static}\n",
+        "h.yaml",
+    );
+    assert!(
+        e.unwrap_err()
+            .to_string()
+            .contains("unknown handler `static`")
+    );
 }
 
 #[test]

@@ -1,1 +1,260 @@
-//! The request pipeline.
+//! Portico's request pipeline: which route takes a request, the checks it must pass before
+//! its body is read, and what answers it.
+//!
+//! Phases, in order (each can end the request with its own code):
+//!
+//! 1. target form: `CONNECT` → 501, `OPTIONS *` → 204;
+//! 2. route: the normalised path matches no route → 404;
+//! 3. method: `OPTIONS` → 204 with `Allow`; a method the route does not take → 405 with `Allow`;
+//! 4. body limits from the head: chunked on a `require_content_length` route → 411, a declared
+//!    length over the route's limit → 413;
+//! 5. the handler (proxy, echo, or an embedder's), which is the first to read the body, so the
+//!    first to cause `100 Continue`.
+//!
+//! Protocol errors (400, 408, 414, 417, 501, 505) are decided before this, by the server.
+
+#![forbid(unsafe_code)]
+
+pub mod access_log;
+mod echo;
+mod proxy;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use portico_config::{Action, Config, Handler as BuiltIn};
+use portico_http::path::remove_dot_segments;
+use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
+use portico_server::client::{Upstream, UpstreamSettings};
+use portico_server::{ConnSettings, Error, Exchange, Request, RequestBody, Response, Service};
+
+pub use access_log::AccessLogSink;
+
+/// A future returned by a [`Handler`].
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + 'a>>;
+
+/// A handler an embedder plugs into a route in place of its configured one.
+pub trait Handler: Send + Sync + 'static {
+    /// Handles a request that passed the route's checks.
+    fn handle<'a, 'c: 'a>(
+        &'a self,
+        req: &'a mut Request,
+        body: &'a mut RequestBody<'c>,
+    ) -> HandlerFuture<'a>;
+}
+
+enum Answer {
+    Upstream(usize),
+    Echo,
+    Custom(Arc<dyn Handler>),
+}
+
+struct RouteEntry {
+    name: Arc<str>,
+    methods: MethodSet,
+    answer: Answer,
+    max_body_bytes: u64,
+    require_content_length: bool,
+}
+
+/// Routes that share one path template.
+struct PathGroup {
+    routes: Vec<usize>,
+    methods: MethodSet,
+}
+
+/// The pipeline, built from a configuration.
+pub struct Gateway {
+    router: matchit::Router<usize>,
+    groups: Vec<PathGroup>,
+    routes: Vec<RouteEntry>,
+    upstreams: Vec<Upstream>,
+    all_methods: MethodSet,
+    log: AccessLogSink,
+}
+
+/// A configuration the gateway could not be built from.
+#[derive(Debug)]
+pub struct BuildError(pub String);
+
+impl std::fmt::Display for BuildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+impl Gateway {
+    /// Builds the routing table and upstream pools of a validated configuration.
+    pub fn new(config: &Config, log: AccessLogSink) -> Result<Gateway, BuildError> {
+        let upstreams = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                Upstream::new(&UpstreamSettings {
+                    name: u.name.clone(),
+                    targets: u.targets.iter().map(|t| (t.host.clone(), t.port)).collect(),
+                    connect_timeout: u.connect_timeout,
+                    max_idle_per_target: u.max_idle_per_target,
+                    idle_timeout: u.idle_timeout,
+                })
+            })
+            .collect();
+        let mut router = matchit::Router::new();
+        let mut groups: Vec<PathGroup> = Vec::new();
+        let mut sources: Vec<&str> = Vec::new();
+        let mut routes = Vec::new();
+        let mut all_methods = MethodSet::EMPTY;
+        for (i, r) in config.routes.iter().enumerate() {
+            routes.push(RouteEntry {
+                name: r.name.as_str().into(),
+                methods: r.methods,
+                answer: match r.action {
+                    Action::Upstream(u) => Answer::Upstream(u),
+                    Action::Handler(BuiltIn::Echo) => Answer::Echo,
+                },
+                max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
+                require_content_length: r.require_content_length,
+            });
+            all_methods = all_methods.union(r.methods);
+            if let Some(g) = sources.iter().position(|s| *s == r.path.source) {
+                groups[g].routes.push(i);
+                groups[g].methods = groups[g].methods.union(r.methods);
+                continue;
+            }
+            let g = groups.len();
+            for pattern in &r.path.patterns {
+                router
+                    .insert(pattern.clone(), g)
+                    .map_err(|e| BuildError(format!("route `{}`: {e}", r.name)))?;
+            }
+            groups.push(PathGroup {
+                routes: vec![i],
+                methods: r.methods,
+            });
+            sources.push(&r.path.source);
+        }
+        Ok(Gateway {
+            router,
+            groups,
+            routes,
+            upstreams,
+            all_methods,
+            log,
+        })
+    }
+
+    /// Answers the named route with `handler` instead of what the configuration says.
+    pub fn with_handler(
+        mut self,
+        route: &str,
+        handler: Arc<dyn Handler>,
+    ) -> Result<Gateway, BuildError> {
+        let entry = self
+            .routes
+            .iter_mut()
+            .find(|r| &*r.name == route)
+            .ok_or_else(|| BuildError(format!("no route named `{route}`")))?;
+        entry.answer = Answer::Custom(handler);
+        Ok(self)
+    }
+
+    /// The connection settings a configuration asks for.
+    pub fn conn_settings(config: &Config) -> ConnSettings {
+        ConnSettings {
+            head: config.limits.head,
+            header_timeout: config.limits.header_timeout,
+            body_timeout: config.limits.body_timeout,
+            idle_timeout: config.limits.idle_timeout,
+            max_body_bytes: config.limits.max_body_bytes,
+        }
+    }
+
+    /// Idle pooled connections per upstream target, for tests and metrics.
+    pub fn idle_upstream_connections(&self, upstream: &str) -> usize {
+        self.upstreams
+            .iter()
+            .filter(|u| u.name() == upstream)
+            .map(Upstream::idle_count)
+            .sum()
+    }
+}
+
+fn allow_response(methods: MethodSet) -> Response {
+    Response::new(204).header("Allow", methods.allow_header())
+}
+
+impl Service for Gateway {
+    async fn call(&self, req: &mut Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
+        let method = req.head.method();
+        match req.head.form() {
+            TargetForm::Authority => return Err(Error::new(ErrorCode::ConnectNotSupported)),
+            TargetForm::Asterisk => return Ok(allow_response(self.all_methods)),
+            TargetForm::Origin | TargetForm::Absolute => {}
+        }
+        let normalized = remove_dot_segments(req.head.path());
+        let path = normalized.as_deref().unwrap_or(req.head.path());
+        // The parser admits only visible ASCII in a target, so this cannot fail.
+        let path_str =
+            std::str::from_utf8(path).map_err(|_| Error::new(ErrorCode::TargetCharInvalid))?;
+        let matched = self
+            .router
+            .at(path_str)
+            .map_err(|_| Error::new(ErrorCode::RouteNotFound))?;
+        let group = &self.groups[*matched.value];
+        if method == Method::Options {
+            return Ok(allow_response(group.methods));
+        }
+        let Some(&index) = group
+            .routes
+            .iter()
+            .find(|&&i| self.routes[i].methods.allows(method))
+        else {
+            return Err(
+                Error::new(ErrorCode::MethodNotAllowed).with_allow(group.methods.allow_header())
+            );
+        };
+        let route = &self.routes[index];
+        let params: Vec<(String, String)> = match route.answer {
+            Answer::Echo => matched
+                .params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        req.notes.route = Some(route.name.clone());
+
+        match req.info.framing {
+            BodyFraming::Chunked if route.require_content_length => {
+                return Err(Error::new(ErrorCode::LengthRequired));
+            }
+            BodyFraming::Length(n) if n > route.max_body_bytes => {
+                return Err(
+                    Error::new(ErrorCode::BodyTooLargeDeclared).with_detail(format!(
+                        "The request body is larger than this route's limit of {} bytes.",
+                        route.max_body_bytes
+                    )),
+                );
+            }
+            _ => {}
+        }
+        body.set_limit(route.max_body_bytes);
+
+        match &route.answer {
+            Answer::Upstream(u) => {
+                let (resp, target) = proxy::forward(&self.upstreams[*u], req, path, body).await?;
+                req.notes.upstream = Some(target);
+                Ok(resp)
+            }
+            Answer::Echo => echo::echo(req, &route.name, path, params, body).await,
+            Answer::Custom(h) => h.handle(req, body).await,
+        }
+    }
+
+    fn log(&self, exchange: &Exchange<'_>) {
+        self.log.record(exchange);
+    }
+}

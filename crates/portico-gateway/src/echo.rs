@@ -1,0 +1,52 @@
+//! The built-in `echo` handler: answers with the request it saw, as JSON, so a new user can
+//! see what Portico received (and what an upstream would get) without running one.
+
+use portico_server::{Error, Request, RequestBody, Response};
+use serde_json::{Map, Value};
+
+/// Reads the body (counting it, never keeping it) and describes the request.
+pub(crate) async fn echo(
+    req: &Request,
+    route: &str,
+    path: &[u8],
+    params: Vec<(String, String)>,
+    body: &mut RequestBody<'_>,
+) -> Result<Response, Error> {
+    let mut body_length = 0u64;
+    while let Some(chunk) = body.chunk().await? {
+        body_length += chunk.len() as u64;
+    }
+    let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut headers = Map::new();
+    for (name, value) in req.head.fields() {
+        let name = lossy(name).to_ascii_lowercase();
+        let value = lossy(value);
+        match headers.get_mut(&name) {
+            Some(Value::String(existing)) => {
+                existing.push_str(", ");
+                existing.push_str(&value);
+            }
+            _ => {
+                headers.insert(name, Value::String(value));
+            }
+        }
+    }
+    let params: Map<String, Value> = params
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let json = serde_json::json!({
+        "method": req.head.method().as_str(),
+        "path": lossy(path),
+        "query": req.head.query().map(lossy),
+        "route": route,
+        "params": params,
+        "headers": headers,
+        "body_length": body_length,
+    });
+    let mut text = serde_json::to_vec_pretty(&json).unwrap_or_default();
+    text.push(b'\n');
+    Ok(Response::new(200)
+        .header("Content-Type", "application/json")
+        .body(text))
+}

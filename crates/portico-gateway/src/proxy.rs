@@ -1,0 +1,144 @@
+//! Forwarding a request to an upstream and relaying its response.
+//!
+//! What the upstream sees: the request line with the normalised path, the client's end-to-end
+//! fields, and the gateway's own `X-Forwarded-For` (appended), `X-Forwarded-Proto`,
+//! `X-Forwarded-Host` and `X-Request-Id` (replacing whatever the client sent, which it could
+//! forge) and `Via` (appended). Hop-by-hop fields, fields named in `Connection`, `Expect`
+//! (Portico answers `100 Continue` itself) and the client's framing fields are not forwarded;
+//! the client module adds framing for the body it actually sends.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use portico_http::request::list_elements;
+use portico_http::response::is_hop_by_hop;
+use portico_http::{Method, Version};
+use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest};
+use portico_server::{Body, Error, Request, RequestBody, Response};
+
+/// Fields the gateway sets itself, so the client's are dropped.
+const REPLACED: &[&str] = &[
+    "content-length",
+    "expect",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+];
+
+/// Builds the request head for the upstream (framing fields and the final CRLF are added by
+/// the client).
+pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) -> Vec<u8> {
+    let head = &req.head;
+    let mut out = Vec::with_capacity(head.len() + 160);
+    out.extend_from_slice(head.method().as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path);
+    if let Some(q) = head.query() {
+        out.push(b'?');
+        out.extend_from_slice(q);
+    }
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+
+    let connection: Vec<&[u8]> = head
+        .fields_named("connection")
+        .flat_map(list_elements)
+        .collect();
+    let mut host: Option<&[u8]> = None;
+    let mut forwarded_for: Option<Vec<u8>> = None;
+    let mut via: Option<Vec<u8>> = None;
+    for (name, value) in head.fields() {
+        if is_hop_by_hop(name, &connection)
+            || REPLACED
+                .iter()
+                .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case(b"host") {
+            host = Some(value);
+        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
+            append_list(&mut forwarded_for, value);
+            continue;
+        } else if name.eq_ignore_ascii_case(b"via") {
+            append_list(&mut via, value);
+            continue;
+        }
+        push_field(&mut out, name, value);
+    }
+    if host.is_none() {
+        // An HTTP/1.0 request may lack Host; the upstream gets its own authority.
+        push_field(&mut out, b"Host", target_authority.as_bytes());
+    }
+    let client_ip = req.peer.ip().to_string();
+    append_list(&mut forwarded_for, client_ip.as_bytes());
+    push_field(
+        &mut out,
+        b"X-Forwarded-For",
+        forwarded_for.as_deref().unwrap_or_default(),
+    );
+    push_field(&mut out, b"X-Forwarded-Proto", b"http");
+    if let Some(h) = host.filter(|h| !h.is_empty()) {
+        push_field(&mut out, b"X-Forwarded-Host", h);
+    }
+    let hop = if head.version() == Version::Http10 {
+        &b"1.0 portico"[..]
+    } else {
+        b"1.1 portico"
+    };
+    append_list(&mut via, hop);
+    push_field(&mut out, b"Via", via.as_deref().unwrap_or_default());
+    push_field(&mut out, b"X-Request-Id", req.id.as_str().as_bytes());
+    out
+}
+
+fn append_list(list: &mut Option<Vec<u8>>, value: &[u8]) {
+    match list {
+        Some(l) => {
+            l.extend_from_slice(b", ");
+            l.extend_from_slice(value);
+        }
+        None => *list = Some(value.to_vec()),
+    }
+}
+
+fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Sends the request to `upstream` and turns its answer into the response to relay; also
+/// returns the target that answered.
+pub(crate) async fn forward(
+    upstream: &Upstream,
+    req: &Request,
+    path: &[u8],
+    body: &mut RequestBody<'_>,
+) -> Result<(Response, Arc<str>), Error> {
+    let method = req.head.method();
+    let head = upstream_head(req, path, upstream.authority());
+    let answer = upstream
+        .send(UpstreamRequest { head, method }, body)
+        .await?;
+    let target = answer.target.authority_arc();
+    let mut headers = answer.headers;
+    headers.push((
+        Bytes::from_static(b"Via"),
+        Bytes::from_static(b"1.1 portico"),
+    ));
+    let body = match answer.body.framing() {
+        ResponseFraming::None => Body::Bodiless,
+        _ if method == Method::Head => Body::Bodiless,
+        _ => Body::Upstream(answer.body),
+    };
+    let resp = Response {
+        status: answer.status,
+        reason: Some(answer.reason),
+        headers,
+        body,
+        close: false,
+        error: None,
+    };
+    Ok((resp, target))
+}
