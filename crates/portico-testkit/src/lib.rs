@@ -1,0 +1,645 @@
+//! Test support: a Portico gateway on an ephemeral port in the test's own runtime, a client
+//! that speaks raw bytes and parses responses with its own (deliberately separate) parser,
+//! and upstream servers whose behaviour each test scripts.
+//!
+//! Nothing here sleeps: every wait is for an event (bytes on a socket, a line on a channel).
+
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use portico_gateway::{AccessLogSink, Gateway};
+use portico_http::ErrorCode;
+use portico_http::catalog::status_row;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// A running gateway.
+pub struct TestGateway {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Access-log lines, as the gateway writes them.
+    pub log: mpsc::UnboundedReceiver<String>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<oneshot::Receiver<()>>,
+}
+
+impl TestGateway {
+    /// Starts a gateway for a YAML configuration (its `listen` is ignored: an ephemeral port
+    /// on 127.0.0.1 is used).
+    pub async fn start(yaml: &str) -> TestGateway {
+        TestGateway::start_with(yaml, |g| g).await
+    }
+
+    /// Like [`TestGateway::start`], letting the test adjust the gateway (e.g. plug a handler).
+    pub async fn start_with(yaml: &str, adjust: impl FnOnce(Gateway) -> Gateway) -> TestGateway {
+        let config = portico_config::from_str(yaml, "test.yaml").unwrap_or_else(|p| panic!("{p}"));
+        let (sink, log) = AccessLogSink::channel();
+        let gateway = adjust(Gateway::new(&config, sink).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let settings = Gateway::conn_settings(&config);
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            portico_server::serve(
+                listener,
+                Arc::new(gateway),
+                settings,
+                config.shutdown_grace,
+                stop,
+            )
+            .await
+            .unwrap();
+            let _ = done_tx.send(());
+        });
+        TestGateway {
+            addr,
+            log,
+            stop: Some(stop_tx),
+            done: Some(done_rx),
+        }
+    }
+
+    /// A new raw connection to the gateway.
+    pub async fn connect(&self) -> RawClient {
+        RawClient::connect(self.addr).await
+    }
+
+    /// Sends one request on a new connection and reads the response.
+    pub async fn request(&self, raw: &str) -> RawResponse {
+        let mut c = self.connect().await;
+        c.send(raw).await;
+        let method = raw.split(' ').next().unwrap_or("GET").to_string();
+        c.response_to(&method).await
+    }
+
+    /// The next access-log line, parsed.
+    pub async fn next_log(&mut self) -> Value {
+        let line = self.log.recv().await.expect("the gateway stopped");
+        assert!(
+            line.ends_with('\n'),
+            "a log line ends with a newline: {line:?}"
+        );
+        serde_json::from_str(&line).unwrap()
+    }
+
+    /// Asks the gateway to stop and waits until it has.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = done.await;
+        }
+    }
+}
+
+/// A client that writes raw bytes and reads responses.
+pub struct RawClient {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A response as read off the wire.
+#[derive(Clone, Debug)]
+pub struct RawResponse {
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase.
+    pub reason: String,
+    /// Header fields in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+    /// Whether the body was chunked on the wire.
+    pub chunked: bool,
+}
+
+impl RawResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All headers named `name`.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Whether the response asks to close the connection.
+    pub fn closes(&self) -> bool {
+        self.header("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+impl RawClient {
+    /// Connects to `addr`.
+    pub async fn connect(addr: SocketAddr) -> RawClient {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        RawClient {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes bytes.
+    pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
+        self.stream.write_all(bytes.as_ref()).await.unwrap();
+    }
+
+    /// Writes bytes, tolerating a connection the server already closed.
+    pub async fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> bool {
+        self.stream.write_all(bytes.as_ref()).await.is_ok()
+    }
+
+    /// Reads one response to a request that was not HEAD.
+    pub async fn response(&mut self) -> RawResponse {
+        self.response_to("GET").await
+    }
+
+    /// Reads one response to a request with `method` (HEAD responses have no body).
+    pub async fn response_to(&mut self, method: &str) -> RawResponse {
+        let head_end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            assert!(
+                self.fill().await > 0,
+                "connection closed before a response; got {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+        };
+        let head =
+            String::from_utf8(self.buf[..head_end - 4].to_vec()).expect("response head is text");
+        self.buf.drain(..head_end);
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap();
+        let mut parts = status_line.splitn(3, ' ');
+        assert_eq!(
+            parts.next(),
+            Some("HTTP/1.1"),
+            "status line {status_line:?}"
+        );
+        let status: u16 = parts.next().unwrap().parse().unwrap();
+        let reason = parts.next().unwrap_or("").to_string();
+        let headers: Vec<(String, String)> = lines
+            .map(|l| {
+                let (n, v) = l
+                    .split_once(':')
+                    .unwrap_or_else(|| panic!("bad header line {l:?}"));
+                assert!(!n.contains(' '), "header name with space: {l:?}");
+                (n.to_string(), v.trim().to_string())
+            })
+            .collect();
+        let mut resp = RawResponse {
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+            chunked: false,
+        };
+        if method == "HEAD" || status < 200 || status == 204 || status == 304 {
+            return resp;
+        }
+        if resp
+            .header("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+        {
+            resp.chunked = true;
+            resp.body = self.read_chunked().await;
+        } else if let Some(len) = resp.header("content-length") {
+            let len: usize = len.parse().unwrap();
+            while self.buf.len() < len {
+                assert!(self.fill().await > 0, "body shorter than Content-Length");
+            }
+            resp.body = self.buf.drain(..len).collect();
+        } else {
+            while self.fill().await > 0 {}
+            resp.body = std::mem::take(&mut self.buf);
+        }
+        resp
+    }
+
+    async fn read_chunked(&mut self) -> Vec<u8> {
+        let mut body = Vec::new();
+        loop {
+            let line_end = loop {
+                if let Some(i) = find(&self.buf, b"\r\n") {
+                    break i;
+                }
+                assert!(self.fill().await > 0, "chunked body cut short");
+            };
+            let size_text = String::from_utf8(self.buf[..line_end].to_vec()).unwrap();
+            let size =
+                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
+            self.buf.drain(..line_end + 2);
+            if size == 0 {
+                loop {
+                    if let Some(i) = find(&self.buf, b"\r\n") {
+                        self.buf.drain(..i + 2);
+                        if i == 0 {
+                            return body;
+                        }
+                        continue;
+                    }
+                    assert!(self.fill().await > 0, "trailers cut short");
+                }
+            }
+            while self.buf.len() < size + 2 {
+                assert!(self.fill().await > 0, "chunk cut short");
+            }
+            body.extend(self.buf.drain(..size));
+            assert_eq!(&self.buf[..2], b"\r\n", "chunk not followed by CRLF");
+            self.buf.drain(..2);
+        }
+    }
+
+    /// Whether the server has closed the connection (EOF or reset), with nothing more to read.
+    pub async fn is_closed(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        match self.stream.read(&mut b).await {
+            Ok(0) | Err(_) => true,
+            Ok(_) => {
+                self.buf.push(b[0]);
+                false
+            }
+        }
+    }
+
+    /// Everything until the server closes.
+    pub async fn read_to_end(&mut self) -> Vec<u8> {
+        while self.fill().await > 0 {}
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads until `needle` has arrived; returns everything up to and including it.
+    pub async fn read_until(&mut self, needle: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(i) = find(&self.buf, needle) {
+                return self.buf.drain(..i + needle.len()).collect();
+            }
+            assert!(
+                self.fill().await > 0,
+                "closed before {:?}",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
+    /// Whether bytes are already waiting, without blocking.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
+    /// Closes the write side (the server sees EOF).
+    pub async fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+
+    async fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk).await {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Asserts that `resp` is the error `code` with the contract's envelope: the status the catalog
+/// gives the code, a JSON body with every member, the table's message as title, and the same
+/// request id in the body as in `X-Request-Id`.
+pub fn assert_error(resp: &RawResponse, status: u16, code: &str) {
+    let known = ErrorCode::ALL.iter().find(|c| c.as_str() == code);
+    let known = known.unwrap_or_else(|| panic!("{code} is not in the catalog"));
+    assert_eq!(
+        known.status(),
+        status,
+        "{code} belongs to {}",
+        known.status()
+    );
+    assert_eq!(
+        resp.status,
+        status,
+        "expected {status} {code}, got {} {:?}",
+        resp.status,
+        String::from_utf8_lossy(&resp.body)
+    );
+    assert_envelope(resp);
+    assert_eq!(resp.json()["error_code"], code);
+}
+
+/// Asserts the envelope rules for any generated error response.
+pub fn assert_envelope(resp: &RawResponse) {
+    let ct = resp.header("content-type").unwrap_or_default();
+    assert!(
+        ct == "application/json" || ct == "application/problem+json",
+        "content-type {ct:?}"
+    );
+    let v = resp.json();
+    let code = v["error_code"].as_str().expect("error_code");
+    let catalog = ErrorCode::ALL
+        .iter()
+        .find(|c| c.as_str() == code)
+        .unwrap_or_else(|| panic!("{code} not in catalog"));
+    assert_eq!(v["status"], resp.status);
+    assert_eq!(catalog.status(), resp.status);
+    assert_eq!(v["error_msg"], catalog.message());
+    assert_eq!(v["title"], status_row(resp.status).unwrap().message);
+    assert!(v["detail"].is_string());
+    let id = resp.header("x-request-id").expect("X-Request-Id");
+    assert_eq!(v["request_id"], id);
+    assert_eq!(id.len(), 32);
+}
+
+/// A request as an upstream received it.
+#[derive(Clone, Debug)]
+pub struct Received {
+    /// Which accepted connection it came on (0 for the first).
+    pub connection: usize,
+    /// The request line.
+    pub line: String,
+    /// Header fields.
+    pub headers: Vec<(String, String)>,
+    /// The body, de-chunked.
+    pub body: Vec<u8>,
+    /// Whether the body came chunked.
+    pub chunked: bool,
+}
+
+impl Received {
+    /// The first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every header named `name`.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+}
+
+/// What a mock upstream does with a request.
+pub enum Reply {
+    /// Writes these bytes and keeps the connection for the next request.
+    Bytes(Vec<u8>),
+    /// Writes these bytes and closes.
+    BytesThenClose(Vec<u8>),
+    /// Resets the connection (RST) without answering.
+    Reset,
+    /// Closes the connection without answering.
+    Close,
+}
+
+impl Reply {
+    /// `200` with a text body and Content-Length.
+    pub fn ok(body: &str) -> Reply {
+        Reply::Bytes(ok_bytes(body))
+    }
+}
+
+/// The bytes of a `200` response with a text body and Content-Length.
+pub fn ok_bytes(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// An upstream server on an ephemeral port that records what it receives.
+pub struct MockUpstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Requests in the order received.
+    pub received: mpsc::UnboundedReceiver<Received>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl MockUpstream {
+    /// Starts an upstream that answers each request with `reply(request)`.
+    pub async fn start(reply: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> MockUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, received) = mpsc::unbounded_channel();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let reply = Arc::new(reply);
+        let count = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let id = count.fetch_add(1, Ordering::SeqCst);
+                let tx = tx.clone();
+                let reply = reply.clone();
+                tokio::spawn(async move {
+                    let mut conn = UpstreamConn {
+                        stream,
+                        buf: Vec::new(),
+                    };
+                    while let Some(mut req) = conn.read_request().await {
+                        req.connection = id;
+                        let action = reply(&req);
+                        let _ = tx.send(req);
+                        match action {
+                            Reply::Bytes(b) => {
+                                if conn.stream.write_all(&b).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Reply::BytesThenClose(b) => {
+                                let _ = conn.stream.write_all(&b).await;
+                                return;
+                            }
+                            Reply::Reset => {
+                                let _ = socket2::SockRef::from(&conn.stream)
+                                    .set_linger(Some(Duration::ZERO));
+                                return;
+                            }
+                            Reply::Close => return,
+                        }
+                    }
+                });
+            }
+        });
+        MockUpstream {
+            addr,
+            received,
+            connections,
+        }
+    }
+
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The next request it received.
+    pub async fn next(&mut self) -> Received {
+        self.received.recv().await.expect("upstream stopped")
+    }
+}
+
+/// The server side of one upstream connection, for tests that script an upstream by hand.
+pub struct UpstreamConn {
+    /// The socket.
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl UpstreamConn {
+    /// Wraps an accepted socket.
+    pub fn new(stream: TcpStream) -> UpstreamConn {
+        UpstreamConn {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    async fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk).await {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Reads a request head; `None` at EOF.
+    pub async fn read_head(&mut self) -> Option<Received> {
+        let end = loop {
+            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
+                break i + 4;
+            }
+            if self.fill().await == 0 {
+                return None;
+            }
+        };
+        let head = String::from_utf8_lossy(&self.buf[..end - 4]).into_owned();
+        self.buf.drain(..end);
+        let mut lines = head.split("\r\n");
+        let line = lines.next().unwrap_or_default().to_string();
+        let headers = lines
+            .filter_map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.to_string(), v.trim().to_string()))
+            })
+            .collect();
+        Some(Received {
+            connection: 0,
+            line,
+            headers,
+            body: Vec::new(),
+            chunked: false,
+        })
+    }
+
+    /// Reads up to `n` body bytes that are available (at least one), raw.
+    pub async fn read_some(&mut self) -> Vec<u8> {
+        if self.buf.is_empty() {
+            self.fill().await;
+        }
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Reads a whole request, body included; `None` at EOF.
+    pub async fn read_request(&mut self) -> Option<Received> {
+        let mut req = self.read_head().await?;
+        if req.header("transfer-encoding").is_some() {
+            req.chunked = true;
+            loop {
+                let line_end = loop {
+                    if let Some(i) = find(&self.buf, b"\r\n") {
+                        break i;
+                    }
+                    if self.fill().await == 0 {
+                        return None;
+                    }
+                };
+                let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                let size = usize::from_str_radix(size_text.trim(), 16).ok()?;
+                self.buf.drain(..line_end + 2);
+                while self.buf.len() < size + 2 {
+                    if self.fill().await == 0 {
+                        return None;
+                    }
+                }
+                req.body.extend(self.buf.drain(..size));
+                self.buf.drain(..2);
+                if size == 0 {
+                    return Some(req);
+                }
+            }
+        } else if let Some(len) = req.header("content-length") {
+            let len: usize = len.parse().ok()?;
+            while self.buf.len() < len {
+                if self.fill().await == 0 {
+                    return None;
+                }
+            }
+            req.body = self.buf.drain(..len).collect();
+        }
+        Some(req)
+    }
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    l.local_addr().unwrap()
+}
+
+/// A configuration with one upstream route `/api/{*rest}` (all usual methods) to `upstream`,
+/// and an echo route `/echo`.
+pub fn proxy_config(upstream: SocketAddr) -> String {
+    format!(
+        "upstreams:\n  - name: up\n    targets: [\"http://{upstream}\"]\nroutes:\n  - name: api\n    path: /api/{{*rest}}\n    methods: [GET, POST, PUT, PATCH, DELETE]\n    upstream: up\n  - name: echo\n    path: /echo\n    methods: [GET, POST, PUT]\n    handler: echo\n"
+    )
+}

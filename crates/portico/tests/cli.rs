@@ -1,0 +1,159 @@
+//! The `portico` binary itself: check-config, codes, and serve with its access log on stdout.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_config_is_silent_and_exits_0_on_a_valid_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "ok.yaml",
+        "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty() && out.stderr.is_empty());
+}
+
+#[test]
+fn check_config_prints_every_problem_with_its_location_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "bad.yaml",
+        "listen: nowhere\nlimits:\n  max_body_byte: 1MiB\nroutes:\n  - {name: e, path: /e, methods: [GET], upstream: missing}\n",
+    );
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stderr).unwrap();
+    let shown = path.display().to_string();
+    assert!(text.contains(&format!("{shown}:1:9: listen:")), "{text}");
+    assert!(
+        text.contains(&format!("{shown}:3:3: limits.max_body_byte: unknown key")),
+        "{text}"
+    );
+    assert!(text.contains("did you mean `max_body_bytes`?"), "{text}");
+    assert!(
+        text.contains("routes[0].upstream: unknown upstream `missing`"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 3, "{text}");
+    let missing = Command::new(BIN)
+        .arg("check-config")
+        .arg(dir.path().join("none.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+}
+
+#[test]
+fn codes_prints_the_contract_table() {
+    let out = Command::new(BIN).arg("codes").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for line in [
+        "100 Continue",
+        "306 Unused [never generated]",
+        "400 BadRequest [implemented]",
+        "504 ServerTimeout",
+        "505 HTTP Version not supported",
+    ] {
+        assert!(text.contains(line), "{line} missing");
+    }
+    assert!(text.contains("error codes: PTC.REQUEST_LINE_MALFORMED"));
+    let rows = text
+        .lines()
+        .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .count();
+    assert_eq!(rows, 42, "41 table rows and 200");
+}
+
+#[test]
+fn serve_answers_and_writes_a_json_access_log_line_per_request_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "serve.yaml",
+        "listen: 127.0.0.1:0\nroutes:\n  - {name: e, path: '/v1/{project_id}/items', methods: [GET], handler: echo}\n",
+    );
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let addr = loop {
+        let mut line = String::new();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "portico exited before listening"
+        );
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    let mut conn = TcpStream::connect(&addr).unwrap();
+    conn.write_all(b"GET /v1/p1/items HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    let id = response
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Request-Id: "))
+        .unwrap()
+        .to_string();
+    drop(conn);
+
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["request_id"], id);
+    assert_eq!(v["status"], 200);
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["path"], "/v1/p1/items");
+
+    // SIGTERM: a graceful stop with exit status 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn serve_refuses_an_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, "bad.yaml", "routes: []\n");
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least one route"));
+}
