@@ -11,8 +11,6 @@ use tokio::io::AsyncReadExt;
 use super::pool::{TargetPool, UpConn};
 use crate::error::Error;
 
-const READ_CHUNK: usize = 16 * 1024;
-
 enum State {
     Length(u64),
     Chunked(ChunkedDecoder),
@@ -134,7 +132,7 @@ impl UpstreamBody {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
-        conn.buf.reserve(READ_CHUNK);
+        conn.buf.reserve(super::exchange::READ_BUFFER);
         match conn.stream.read_buf(&mut conn.buf).await {
             Ok(0) if matches!(self.state, State::Close) => {
                 self.state = State::Done;

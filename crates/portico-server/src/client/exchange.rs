@@ -19,6 +19,9 @@ use crate::error::Error;
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// Most response header fields accepted from an upstream.
 const MAX_RESPONSE_FIELDS: usize = 128;
+/// Room made in the read buffer before each read: a typical API response (head and body up to
+/// ~30 KiB) arrives in one read and leaves in one write.
+pub(super) const READ_BUFFER: usize = 32 * 1024;
 /// How many times a request that was never delivered is tried on another connection.
 const MAX_ATTEMPTS: usize = 3;
 
@@ -217,7 +220,7 @@ async fn read_head<R: AsyncRead + Unpin>(
                 .with_cause("response head too large")
                 .into());
         }
-        buf.reserve(8 * 1024);
+        buf.reserve(READ_BUFFER);
         let reset = |cause: Box<dyn std::error::Error + Send + Sync>, any: bool| {
             let e = Error::new(ErrorCode::UpstreamReset).with_cause(cause);
             if any {

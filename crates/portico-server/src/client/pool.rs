@@ -125,7 +125,7 @@ impl TargetPool {
         let _ = stream.set_nodelay(true);
         Ok(UpConn {
             stream,
-            buf: BytesMut::with_capacity(8 * 1024),
+            buf: BytesMut::with_capacity(super::exchange::READ_BUFFER),
         })
     }
 
