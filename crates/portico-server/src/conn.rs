@@ -105,59 +105,24 @@ pub async fn serve_connection<S: Service>(
         let started = Instant::now();
         let id = RequestId::new();
 
+        let early = Early {
+            time,
+            started,
+            id,
+            peer,
+        };
         let head = match read_head(&mut io, &mut rbuf, &settings, started).await {
             Ok(head) => head,
             Err(HeadFailure::Gone) => return,
             Err(HeadFailure::Error(code, bytes_in)) => {
-                let resp = error_response(&Error::new(code), &id, None);
-                let ctx = WriteCtx {
-                    head_request: false,
-                    http10: false,
-                    keep_alive: false,
-                    id,
-                };
-                let written = write_response(&mut io, &mut out, resp, &ctx).await;
-                svc.log(&Exchange {
-                    time,
-                    request: None,
-                    status: Some(code.status()),
-                    error: Some(code),
-                    bytes_in,
-                    bytes_out: written.bytes,
-                    duration: started.elapsed(),
-                    request_id: id,
-                    peer,
-                });
-                close(io).await;
-                return;
+                return refuse(io, &mut out, &*svc, code, None, bytes_in, early).await;
             }
         };
         let head_len = head.len() as u64;
         let info = match RequestInfo::analyze(&head) {
             Ok(info) => info,
             Err(code) => {
-                let accept = head.field("accept").map(<[u8]>::to_vec);
-                let resp = error_response(&Error::new(code), &id, accept.as_deref());
-                let ctx = WriteCtx {
-                    head_request: head.method() == Method::Head,
-                    http10: head.version() == Version::Http10,
-                    keep_alive: false,
-                    id,
-                };
-                let written = write_response(&mut io, &mut out, resp, &ctx).await;
-                svc.log(&Exchange {
-                    time,
-                    request: None,
-                    status: Some(code.status()),
-                    error: Some(code),
-                    bytes_in: head_len,
-                    bytes_out: written.bytes,
-                    duration: started.elapsed(),
-                    request_id: id,
-                    peer,
-                });
-                close(io).await;
-                return;
+                return refuse(io, &mut out, &*svc, code, Some(&head), head_len, early).await;
             }
         };
 
@@ -233,6 +198,50 @@ pub async fn serve_connection<S: Service>(
             return;
         }
     }
+}
+
+/// What is known of a request that failed before the pipeline saw it.
+struct Early {
+    time: SystemTime,
+    started: Instant,
+    id: RequestId,
+    peer: SocketAddr,
+}
+
+/// Answers a request whose head broke a protocol rule, logs it, and closes the connection.
+async fn refuse<S: Service>(
+    mut io: TcpStream,
+    out: &mut Vec<u8>,
+    svc: &S,
+    code: ErrorCode,
+    head: Option<&RequestHead>,
+    bytes_in: u64,
+    e: Early,
+) {
+    let resp = error_response(
+        &Error::new(code),
+        &e.id,
+        head.and_then(|h| h.field("accept")),
+    );
+    let ctx = WriteCtx {
+        head_request: head.is_some_and(|h| h.method() == Method::Head),
+        http10: head.is_some_and(|h| h.version() == Version::Http10),
+        keep_alive: false,
+        id: e.id,
+    };
+    let written = write_response(&mut io, out, resp, &ctx).await;
+    svc.log(&Exchange {
+        time: e.time,
+        request: None,
+        status: Some(code.status()),
+        error: Some(code),
+        bytes_in,
+        bytes_out: written.bytes,
+        duration: e.started.elapsed(),
+        request_id: e.id,
+        peer: e.peer,
+    });
+    close(io).await;
 }
 
 enum HeadFailure {
