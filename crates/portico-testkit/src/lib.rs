@@ -103,10 +103,89 @@ impl TestGateway {
     }
 }
 
-/// A client that writes raw bytes and reads responses.
-pub struct RawClient {
+/// A socket with a read buffer: the reading both test clients and test upstreams need.
+struct Wire {
     stream: TcpStream,
     buf: Vec<u8>,
+}
+
+impl Wire {
+    fn new(stream: TcpStream) -> Wire {
+        Wire {
+            stream,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Reads more bytes into the buffer; 0 at EOF or on error.
+    async fn fill(&mut self) -> usize {
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk).await {
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+
+    /// Everything up to and including `needle`; `None` if the peer closes first.
+    async fn until(&mut self, needle: &[u8]) -> Option<Vec<u8>> {
+        loop {
+            if let Some(i) = find(&self.buf, needle) {
+                return Some(self.buf.drain(..i + needle.len()).collect());
+            }
+            if self.fill().await == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// A message head as text, without the blank line that ends it.
+    async fn head(&mut self) -> Option<String> {
+        let mut head = self.until(b"\r\n\r\n").await?;
+        head.truncate(head.len() - 4);
+        Some(String::from_utf8_lossy(&head).into_owned())
+    }
+
+    /// Exactly `n` bytes.
+    async fn exact(&mut self, n: usize) -> Option<Vec<u8>> {
+        while self.buf.len() < n {
+            if self.fill().await == 0 {
+                return None;
+            }
+        }
+        Some(self.buf.drain(..n).collect())
+    }
+
+    /// A chunked body, de-chunked; trailers are read and dropped.
+    async fn chunked(&mut self) -> Option<Vec<u8>> {
+        let mut body = Vec::new();
+        loop {
+            let line = self.until(b"\r\n").await?;
+            let text = String::from_utf8_lossy(&line[..line.len() - 2]).into_owned();
+            let size = usize::from_str_radix(text.split(';').next()?.trim(), 16).ok()?;
+            if size == 0 {
+                while self.until(b"\r\n").await?.len() > 2 {}
+                return Some(body);
+            }
+            body.extend(self.exact(size).await?);
+            if self.exact(2).await? != b"\r\n" {
+                return None;
+            }
+        }
+    }
+
+    /// Everything until the peer closes.
+    async fn read_to_close(&mut self) -> Vec<u8> {
+        while self.fill().await > 0 {}
+        std::mem::take(&mut self.buf)
+    }
+}
+
+/// A client that writes raw bytes and reads responses.
+pub struct RawClient {
+    wire: Wire,
 }
 
 /// A response as read off the wire.
@@ -117,29 +196,42 @@ pub struct RawResponse {
     /// Reason phrase.
     pub reason: String,
     /// Header fields in order.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body, de-chunked.
     pub body: Vec<u8>,
     /// Whether the body was chunked on the wire.
     pub chunked: bool,
 }
 
-impl RawResponse {
-    /// The first header named `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+/// Header fields as received, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    /// The first field named `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.all(name).into_iter().next()
     }
 
-    /// All headers named `name`.
-    pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
+    /// Every field named `name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.0
             .iter()
             .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
             .collect()
+    }
+}
+
+impl RawResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// All headers named `name`.
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers.all(name)
     }
 
     /// The body as JSON.
@@ -165,19 +257,13 @@ impl RawClient {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         RawClient {
-            stream,
-            buf: Vec::new(),
+            wire: Wire::new(stream),
         }
     }
 
     /// Writes bytes.
     pub async fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.stream.write_all(bytes.as_ref()).await.unwrap();
-    }
-
-    /// Writes bytes, tolerating a connection the server already closed.
-    pub async fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> bool {
-        self.stream.write_all(bytes.as_ref()).await.is_ok()
+        self.wire.stream.write_all(bytes.as_ref()).await.unwrap();
     }
 
     /// Reads one response to a request that was not HEAD.
@@ -187,19 +273,12 @@ impl RawClient {
 
     /// Reads one response to a request with `method` (HEAD responses have no body).
     pub async fn response_to(&mut self, method: &str) -> RawResponse {
-        let head_end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            assert!(
-                self.fill().await > 0,
+        let head = self.wire.head().await.unwrap_or_else(|| {
+            panic!(
                 "connection closed before a response; got {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-        };
-        let head =
-            String::from_utf8(self.buf[..head_end - 4].to_vec()).expect("response head is text");
-        self.buf.drain(..head_end);
+                String::from_utf8_lossy(&self.wire.buf)
+            )
+        });
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap();
         let mut parts = status_line.splitn(3, ' ');
@@ -222,7 +301,7 @@ impl RawClient {
         let mut resp = RawResponse {
             status,
             reason,
-            headers,
+            headers: Headers(headers),
             body: Vec::new(),
             chunked: false,
         };
@@ -234,108 +313,38 @@ impl RawClient {
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
         {
             resp.chunked = true;
-            resp.body = self.read_chunked().await;
+            resp.body = self.wire.chunked().await.expect("a complete chunked body");
         } else if let Some(len) = resp.header("content-length") {
-            let len: usize = len.parse().unwrap();
-            while self.buf.len() < len {
-                assert!(self.fill().await > 0, "body shorter than Content-Length");
-            }
-            resp.body = self.buf.drain(..len).collect();
+            resp.body = self
+                .wire
+                .exact(len.parse().unwrap())
+                .await
+                .expect("body shorter than Content-Length");
         } else {
-            while self.fill().await > 0 {}
-            resp.body = std::mem::take(&mut self.buf);
+            resp.body = self.wire.read_to_close().await;
         }
         resp
     }
 
-    async fn read_chunked(&mut self) -> Vec<u8> {
-        let mut body = Vec::new();
-        loop {
-            let line_end = loop {
-                if let Some(i) = find(&self.buf, b"\r\n") {
-                    break i;
-                }
-                assert!(self.fill().await > 0, "chunked body cut short");
-            };
-            let size_text = String::from_utf8(self.buf[..line_end].to_vec()).unwrap();
-            let size =
-                usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-            self.buf.drain(..line_end + 2);
-            if size == 0 {
-                loop {
-                    if let Some(i) = find(&self.buf, b"\r\n") {
-                        self.buf.drain(..i + 2);
-                        if i == 0 {
-                            return body;
-                        }
-                        continue;
-                    }
-                    assert!(self.fill().await > 0, "trailers cut short");
-                }
-            }
-            while self.buf.len() < size + 2 {
-                assert!(self.fill().await > 0, "chunk cut short");
-            }
-            body.extend(self.buf.drain(..size));
-            assert_eq!(&self.buf[..2], b"\r\n", "chunk not followed by CRLF");
-            self.buf.drain(..2);
-        }
-    }
-
     /// Whether the server has closed the connection (EOF or reset), with nothing more to read.
     pub async fn is_closed(&mut self) -> bool {
-        if !self.buf.is_empty() {
-            return false;
-        }
-        let mut b = [0u8; 1];
-        match self.stream.read(&mut b).await {
-            Ok(0) | Err(_) => true,
-            Ok(_) => {
-                self.buf.push(b[0]);
-                false
-            }
-        }
+        self.wire.buf.is_empty() && self.wire.fill().await == 0
     }
 
     /// Everything until the server closes.
     pub async fn read_to_end(&mut self) -> Vec<u8> {
-        while self.fill().await > 0 {}
-        std::mem::take(&mut self.buf)
+        self.wire.read_to_close().await
     }
 
     /// Reads until `needle` has arrived; returns everything up to and including it.
     pub async fn read_until(&mut self, needle: &[u8]) -> Vec<u8> {
-        loop {
-            if let Some(i) = find(&self.buf, needle) {
-                return self.buf.drain(..i + needle.len()).collect();
-            }
-            assert!(
-                self.fill().await > 0,
-                "closed before {:?}",
-                String::from_utf8_lossy(needle)
-            );
-        }
+        let got = self.wire.until(needle).await;
+        got.unwrap_or_else(|| panic!("closed before {:?}", String::from_utf8_lossy(needle)))
     }
 
     /// Whether bytes are already waiting, without blocking.
     pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
-    }
-
-    /// Closes the write side (the server sees EOF).
-    pub async fn shutdown_write(&mut self) {
-        let _ = self.stream.shutdown().await;
-    }
-
-    async fn fill(&mut self) -> usize {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk).await {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                n
-            }
-            Err(_) => 0,
-        }
+        !self.wire.buf.is_empty()
     }
 }
 
@@ -397,7 +406,7 @@ pub struct Received {
     /// The request line.
     pub line: String,
     /// Header fields.
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     /// The body, de-chunked.
     pub body: Vec<u8>,
     /// Whether the body came chunked.
@@ -407,19 +416,12 @@ pub struct Received {
 impl Received {
     /// The first header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.get(name)
     }
 
     /// Every header named `name`.
     pub fn headers_named(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.all(name)
     }
 }
 
@@ -478,27 +480,23 @@ impl MockUpstream {
                 let tx = tx.clone();
                 let reply = reply.clone();
                 tokio::spawn(async move {
-                    let mut conn = UpstreamConn {
-                        stream,
-                        buf: Vec::new(),
-                    };
+                    let mut conn = UpstreamConn::new(stream);
                     while let Some(mut req) = conn.read_request().await {
                         req.connection = id;
                         let action = reply(&req);
                         let _ = tx.send(req);
                         match action {
                             Reply::Bytes(b) => {
-                                if conn.stream.write_all(&b).await.is_err() {
+                                if conn.write(&b).await.is_err() {
                                     return;
                                 }
                             }
                             Reply::BytesThenClose(b) => {
-                                let _ = conn.stream.write_all(&b).await;
+                                let _ = conn.write(&b).await;
                                 return;
                             }
                             Reply::Reset => {
-                                let _ = socket2::SockRef::from(&conn.stream)
-                                    .set_linger(Some(Duration::ZERO));
+                                conn.reset();
                                 return;
                             }
                             Reply::Close => return,
@@ -527,43 +525,25 @@ impl MockUpstream {
 
 /// The server side of one upstream connection, for tests that script an upstream by hand.
 pub struct UpstreamConn {
-    /// The socket.
-    pub stream: TcpStream,
-    buf: Vec<u8>,
+    wire: Wire,
 }
 
 impl UpstreamConn {
     /// Wraps an accepted socket.
     pub fn new(stream: TcpStream) -> UpstreamConn {
         UpstreamConn {
-            stream,
-            buf: Vec::new(),
+            wire: Wire::new(stream),
         }
     }
 
-    async fn fill(&mut self) -> usize {
-        let mut chunk = [0u8; 16 * 1024];
-        match self.stream.read(&mut chunk).await {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                n
-            }
-            Err(_) => 0,
-        }
+    /// Writes bytes to the gateway.
+    pub async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.wire.stream.write_all(bytes).await
     }
 
     /// Reads a request head; `None` at EOF.
     pub async fn read_head(&mut self) -> Option<Received> {
-        let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i + 4;
-            }
-            if self.fill().await == 0 {
-                return None;
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end - 4]).into_owned();
-        self.buf.drain(..end);
+        let head = self.wire.head().await?;
         let mut lines = head.split("\r\n");
         let line = lines.next().unwrap_or_default().to_string();
         let headers = lines
@@ -575,18 +555,18 @@ impl UpstreamConn {
         Some(Received {
             connection: 0,
             line,
-            headers,
+            headers: Headers(headers),
             body: Vec::new(),
             chunked: false,
         })
     }
 
-    /// Reads up to `n` body bytes that are available (at least one), raw.
+    /// The body bytes that are available (waiting for at least one), raw.
     pub async fn read_some(&mut self) -> Vec<u8> {
-        if self.buf.is_empty() {
-            self.fill().await;
+        if self.wire.buf.is_empty() {
+            self.wire.fill().await;
         }
-        std::mem::take(&mut self.buf)
+        std::mem::take(&mut self.wire.buf)
     }
 
     /// Reads a whole request, body included; `None` at EOF.
@@ -594,39 +574,15 @@ impl UpstreamConn {
         let mut req = self.read_head().await?;
         if req.header("transfer-encoding").is_some() {
             req.chunked = true;
-            loop {
-                let line_end = loop {
-                    if let Some(i) = find(&self.buf, b"\r\n") {
-                        break i;
-                    }
-                    if self.fill().await == 0 {
-                        return None;
-                    }
-                };
-                let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
-                let size = usize::from_str_radix(size_text.trim(), 16).ok()?;
-                self.buf.drain(..line_end + 2);
-                while self.buf.len() < size + 2 {
-                    if self.fill().await == 0 {
-                        return None;
-                    }
-                }
-                req.body.extend(self.buf.drain(..size));
-                self.buf.drain(..2);
-                if size == 0 {
-                    return Some(req);
-                }
-            }
+            req.body = self.wire.chunked().await?;
         } else if let Some(len) = req.header("content-length") {
-            let len: usize = len.parse().ok()?;
-            while self.buf.len() < len {
-                if self.fill().await == 0 {
-                    return None;
-                }
-            }
-            req.body = self.buf.drain(..len).collect();
+            req.body = self.wire.exact(len.parse().ok()?).await?;
         }
         Some(req)
+    }
+
+    fn reset(&self) {
+        let _ = socket2::SockRef::from(&self.wire.stream).set_linger(Some(Duration::ZERO));
     }
 }
 

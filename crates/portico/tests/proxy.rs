@@ -6,7 +6,6 @@ use portico_testkit::{
     MockUpstream, Reply, TestGateway, UpstreamConn, assert_error, closed_port, ok_bytes,
     proxy_config,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -231,8 +230,7 @@ async fn request_body_streams_to_the_upstream_before_it_is_complete() {
         while rest.len() < 5 {
             rest.extend(conn.read_some().await);
         }
-        conn.stream
-            .write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+        conn.write(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
             .await
             .unwrap();
     });
@@ -255,12 +253,11 @@ async fn response_body_streams_to_the_client_before_it_is_complete() {
         let (stream, _) = listener.accept().await.unwrap();
         let mut conn = UpstreamConn::new(stream);
         conn.read_request().await.unwrap();
-        conn.stream
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
+        conn.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nfirst")
             .await
             .unwrap();
         go_on_rx.await.unwrap();
-        conn.stream.write_all(b"-last").await.unwrap();
+        conn.write(b"-last").await.unwrap();
     });
     let gw = TestGateway::start(&proxy_config(addr)).await;
     let mut c = gw.connect().await;
@@ -307,10 +304,11 @@ async fn an_early_upstream_answer_ends_the_upload_and_closes_the_client() {
         let (stream, _) = listener.accept().await.unwrap();
         let mut conn = UpstreamConn::new(stream);
         conn.read_head().await.unwrap();
-        conn.stream
-            .write_all(b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope")
-            .await
-            .unwrap();
+        conn.write(
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope",
+        )
+        .await
+        .unwrap();
     });
     let gw = TestGateway::start(&proxy_config(addr)).await;
     let mut c = gw.connect().await;
