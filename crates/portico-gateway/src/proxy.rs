@@ -7,6 +7,7 @@
 //! (Portico answers `100 Continue` itself) and the client's framing fields are not forwarded;
 //! the client module adds framing for the body it actually sends.
 
+use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -16,13 +17,16 @@ use portico_http::{Method, Version};
 use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest};
 use portico_server::{Body, Error, Request, RequestBody, Response};
 
-/// Fields the gateway sets itself, so the client's are dropped.
+/// Fields the gateway writes itself (appending to the lists among them), so the client's are
+/// not copied as they are.
 const REPLACED: &[&str] = &[
     "content-length",
     "expect",
+    "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-request-id",
+    "via",
 ];
 
 /// Builds the request head for the upstream (framing fields and the final CRLF are added by
@@ -44,8 +48,6 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         .flat_map(list_elements)
         .collect();
     let mut host: Option<&[u8]> = None;
-    let mut forwarded_for: Option<Vec<u8>> = None;
-    let mut via: Option<Vec<u8>> = None;
     for (name, value) in head.fields() {
         if is_hop_by_hop(name, &connection)
             || REPLACED
@@ -56,12 +58,6 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         }
         if name.eq_ignore_ascii_case(b"host") {
             host = Some(value);
-        } else if name.eq_ignore_ascii_case(b"x-forwarded-for") {
-            append_list(&mut forwarded_for, value);
-            continue;
-        } else if name.eq_ignore_ascii_case(b"via") {
-            append_list(&mut via, value);
-            continue;
         }
         push_field(&mut out, name, value);
     }
@@ -69,36 +65,31 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         // An HTTP/1.0 request may lack Host; the upstream gets its own authority.
         push_field(&mut out, b"Host", target_authority.as_bytes());
     }
-    let client_ip = req.peer.ip().to_string();
-    append_list(&mut forwarded_for, client_ip.as_bytes());
-    push_field(
-        &mut out,
-        b"X-Forwarded-For",
-        forwarded_for.as_deref().unwrap_or_default(),
-    );
+    // Appended lists: what earlier hops said, then this hop. Written in place, without
+    // collecting the earlier values first, since this runs on every proxied request.
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    for earlier in head.fields_named("x-forwarded-for") {
+        out.extend_from_slice(earlier);
+        out.extend_from_slice(b", ");
+    }
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{}\r\n", req.peer.ip());
     push_field(&mut out, b"X-Forwarded-Proto", b"http");
     if let Some(h) = host.filter(|h| !h.is_empty()) {
         push_field(&mut out, b"X-Forwarded-Host", h);
     }
-    let hop = if head.version() == Version::Http10 {
-        &b"1.0 portico"[..]
+    out.extend_from_slice(b"Via: ");
+    for earlier in head.fields_named("via") {
+        out.extend_from_slice(earlier);
+        out.extend_from_slice(b", ");
+    }
+    out.extend_from_slice(if head.version() == Version::Http10 {
+        b"1.0 portico\r\n"
     } else {
-        b"1.1 portico"
-    };
-    append_list(&mut via, hop);
-    push_field(&mut out, b"Via", via.as_deref().unwrap_or_default());
+        b"1.1 portico\r\n"
+    });
     push_field(&mut out, b"X-Request-Id", req.id.as_str().as_bytes());
     out
-}
-
-fn append_list(list: &mut Option<Vec<u8>>, value: &[u8]) {
-    match list {
-        Some(l) => {
-            l.extend_from_slice(b", ");
-            l.extend_from_slice(value);
-        }
-        None => *list = Some(value.to_vec()),
-    }
 }
 
 fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {

@@ -1,6 +1,6 @@
 //! Writing a response: the status line, the headers, the framing the body needs, the body.
 
-use std::io;
+use std::io::{self, Write as _};
 
 use bytes::Bytes;
 use portico_http::chunked::{LAST_CHUNK, encode_chunk_head};
@@ -102,9 +102,8 @@ pub(crate) async fn write_response(
         });
     }
     if let Some(n) = length {
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(n.to_string().as_bytes());
-        out.extend_from_slice(b"\r\n");
+        // Writing to a Vec cannot fail.
+        let _ = write!(out, "Content-Length: {n}\r\n");
     }
     if matches!(mode, Mode::Chunked(_)) {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");

@@ -277,23 +277,24 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
         let _ = buf.split_to(len);
         return Ok(Parsed::Interim);
     }
+    // Where each field lies in the buffer, so the fields can become slices of the frozen head
+    // (no copies). On the stack: this runs for every proxied response.
     let base = buf.as_ptr() as usize;
     let offset = |s: &[u8]| s.as_ptr() as usize - base;
     let reason_at = resp
         .reason
         .map_or((0, 0), |r| (offset(r.as_bytes()), r.len()));
-    let spans: Vec<(usize, usize, usize, usize)> = resp
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                offset(h.name.as_bytes()),
-                h.name.len(),
-                offset(h.value),
-                h.value.len(),
-            )
-        })
-        .collect();
+    let mut spans = [(0usize, 0usize, 0usize, 0usize); MAX_RESPONSE_FIELDS];
+    let count = resp.headers.len();
+    for (slot, h) in spans.iter_mut().zip(resp.headers.iter()) {
+        *slot = (
+            offset(h.name.as_bytes()),
+            h.name.len(),
+            offset(h.value),
+            h.value.len(),
+        );
+    }
+    let spans = &spans[..count];
     let info = response_info(
         status,
         http10,
@@ -303,27 +304,22 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
     .map_err(|_| invalid("invalid Content-Length"))?;
     let raw = buf.split_to(len).freeze();
     let slice = |at: usize, n: usize| raw.slice(at..at + n);
-    let connection: Vec<Bytes> = spans
+    let tokens: Vec<&[u8]> = spans
         .iter()
         .filter(|(n, nl, _, _)| raw[*n..n + nl].eq_ignore_ascii_case(b"connection"))
-        .flat_map(|(_, _, v, vl)| {
-            let value = slice(*v, *vl);
-            list_elements(&value)
-                .map(Bytes::copy_from_slice)
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|(_, _, v, vl)| list_elements(&raw[*v..v + vl]))
         .collect();
-    let tokens: Vec<&[u8]> = connection.iter().map(|t| t.as_ref()).collect();
     let keep_length = info.framing == ResponseFraming::None && status != 204;
-    let headers = spans
-        .iter()
-        .filter(|(n, nl, _, _)| {
-            let name = &raw[*n..n + nl];
-            !is_hop_by_hop(name, &tokens)
-                && (keep_length || !name.eq_ignore_ascii_case(b"content-length"))
-        })
-        .map(|(n, nl, v, vl)| (slice(*n, *nl), slice(*v, *vl)))
-        .collect();
+    // One more slot: the gateway adds its `Via`.
+    let mut headers = Vec::with_capacity(count + 1);
+    for &(n, nl, v, vl) in spans {
+        let name = &raw[n..n + nl];
+        if !is_hop_by_hop(name, &tokens)
+            && (keep_length || !name.eq_ignore_ascii_case(b"content-length"))
+        {
+            headers.push((slice(n, nl), slice(v, vl)));
+        }
+    }
     Ok(Parsed::Final(Head {
         status,
         reason: slice(reason_at.0, reason_at.1),
