@@ -14,7 +14,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use model::{
-    AccessLog, Action, Config, Handler, Limits, PathTemplate, Route, Target, Upstream, parse_target,
+    AccessLog, Action, Config, Handler, Limits, Overlap, PathTemplate, Route, RouteGroup,
+    RouteTable, Target, Upstream, parse_target,
 };
 pub use read::{parse_duration, parse_size};
 use yaml::Loc;

@@ -23,7 +23,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use portico_config::{Action, Config, Handler as BuiltIn};
+use portico_config::{Action, Config, Handler as BuiltIn, RouteGroup, RouteTable};
 use portico_http::path::remove_dot_segments;
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_server::client::{Upstream, UpstreamSettings};
@@ -58,16 +58,10 @@ struct RouteEntry {
     require_content_length: bool,
 }
 
-/// Routes that share one path template.
-struct PathGroup {
-    routes: Vec<usize>,
-    methods: MethodSet,
-}
-
 /// The pipeline, built from a configuration.
 pub struct Gateway {
     router: matchit::Router<usize>,
-    groups: Vec<PathGroup>,
+    groups: Vec<RouteGroup>,
     routes: Vec<RouteEntry>,
     upstreams: Vec<Upstream>,
     all_methods: MethodSet,
@@ -102,43 +96,31 @@ impl Gateway {
                 })
             })
             .collect();
-        let mut router = matchit::Router::new();
-        let mut groups: Vec<PathGroup> = Vec::new();
-        let mut sources: Vec<&str> = Vec::new();
-        let mut routes = Vec::new();
+        let table = RouteTable::build(&config.routes).map_err(|overlaps| {
+            let text: Vec<String> = overlaps.into_iter().map(|o| o.message).collect();
+            BuildError(text.join("; "))
+        })?;
         let mut all_methods = MethodSet::EMPTY;
-        for (i, r) in config.routes.iter().enumerate() {
-            routes.push(RouteEntry {
-                name: r.name.as_str().into(),
-                methods: r.methods,
-                answer: match r.action {
-                    Action::Upstream(u) => Answer::Upstream(u),
-                    Action::Handler(BuiltIn::Echo) => Answer::Echo,
-                },
-                max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
-                require_content_length: r.require_content_length,
-            });
-            all_methods = all_methods.union(r.methods);
-            if let Some(g) = sources.iter().position(|s| *s == r.path.source) {
-                groups[g].routes.push(i);
-                groups[g].methods = groups[g].methods.union(r.methods);
-                continue;
-            }
-            let g = groups.len();
-            for pattern in &r.path.patterns {
-                router
-                    .insert(pattern.clone(), g)
-                    .map_err(|e| BuildError(format!("route `{}`: {e}", r.name)))?;
-            }
-            groups.push(PathGroup {
-                routes: vec![i],
-                methods: r.methods,
-            });
-            sources.push(&r.path.source);
-        }
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| {
+                all_methods = all_methods.union(r.methods);
+                RouteEntry {
+                    name: r.name.as_str().into(),
+                    methods: r.methods,
+                    answer: match r.action {
+                        Action::Upstream(u) => Answer::Upstream(u),
+                        Action::Handler(BuiltIn::Echo) => Answer::Echo,
+                    },
+                    max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
+                    require_content_length: r.require_content_length,
+                }
+            })
+            .collect();
         Ok(Gateway {
-            router,
-            groups,
+            router: table.router,
+            groups: table.groups,
             routes,
             upstreams,
             all_methods,
