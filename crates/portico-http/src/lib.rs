@@ -8,14 +8,19 @@
 
 pub mod catalog;
 pub mod chunked;
+pub mod coding;
+pub mod conditional;
 pub mod envelope;
 pub mod head;
 pub mod method;
 pub mod negotiate;
 pub mod path;
+pub mod range;
+pub mod representation;
 pub mod request;
 pub mod response;
 pub mod status;
+pub mod syntax;
 
 pub use catalog::{ErrorCode, Retry, Source};
 pub use head::{HeadLimits, HeadScanner, RequestHead, Scan, TargetForm, Version};
