@@ -9,7 +9,8 @@ use portico_http::ErrorCode;
 pub struct Error {
     code: ErrorCode,
     detail: Option<String>,
-    allow: Option<String>,
+    headers: Vec<(&'static str, String)>,
+    members: Vec<(&'static str, serde_json::Value)>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -19,7 +20,8 @@ impl Error {
         Error {
             code,
             detail: None,
-            allow: None,
+            headers: Vec::new(),
+            members: Vec::new(),
             cause: None,
         }
     }
@@ -32,8 +34,21 @@ impl Error {
     }
 
     /// The `Allow` header value for a 405.
-    pub fn with_allow(mut self, allow: impl Into<String>) -> Error {
-        self.allow = Some(allow.into());
+    pub fn with_allow(self, allow: impl Into<String>) -> Error {
+        self.with_header("Allow", allow)
+    }
+
+    /// A header the response needs (`Content-Range` on a 416, `Accept` on a 415). Like a
+    /// detail, only values Portico composed itself.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Error {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    /// An RFC 9457 extension member of the body (`available` on a 406). Only values Portico
+    /// composed itself.
+    pub fn with_member(mut self, name: &'static str, value: serde_json::Value) -> Error {
+        self.members.push((name, value));
         self
     }
 
@@ -58,7 +73,20 @@ impl Error {
 
     /// The `Allow` value, if any.
     pub fn allow(&self) -> Option<&str> {
-        self.allow.as_deref()
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == "Allow")
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The headers the response carries besides the envelope's own.
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+
+    /// The extension members of the body.
+    pub fn members(&self) -> &[(&'static str, serde_json::Value)] {
+        &self.members
     }
 
     /// The logged cause, if any.

@@ -25,5 +25,5 @@ pub use date::with_http_date;
 pub use error::Error;
 pub use id::RequestId;
 pub use listener::serve;
-pub use response::{Body, Response};
+pub use response::{Body, Response, StreamBody};
 pub use service::{Exchange, Notes, Request, Service};

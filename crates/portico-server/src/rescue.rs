@@ -1,7 +1,7 @@
 //! The one place where errors become responses (the contract's rules 2-4): every generated
 //! 4xx/5xx, whether the connection layer or a handler raised it, is built here.
 
-use portico_http::envelope::{JSON, PROBLEM_JSON, error_body};
+use portico_http::envelope::{JSON, PROBLEM_JSON, error_body_with};
 use portico_http::negotiate::prefers_problem_json;
 
 use crate::error::Error;
@@ -17,10 +17,10 @@ pub fn error_response(err: &Error, id: &RequestId, accept: Option<&[u8]>) -> Res
         JSON
     };
     let mut resp = Response::new(code.status()).header("Content-Type", content_type);
-    if let Some(allow) = err.allow() {
-        resp = resp.header("Allow", allow.to_string());
+    for (name, value) in err.headers() {
+        resp = resp.header(name, value.clone());
     }
-    resp.body = Body::Full(error_body(code, id.as_str(), err.detail()).into());
+    resp.body = Body::Full(error_body_with(code, id.as_str(), err.detail(), err.members()).into());
     resp.close = code.closes_connection();
     resp.error = Some(code);
     resp

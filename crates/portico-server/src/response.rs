@@ -2,7 +2,12 @@
 //! `Transfer-Encoding`, `Connection`) are never set by handlers: the writer derives them from
 //! the body and the connection, so they cannot disagree with what is sent.
 
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+
 use bytes::Bytes;
+use futures_util::Stream;
 use portico_http::ErrorCode;
 
 use crate::client::UpstreamBody;
@@ -34,6 +39,50 @@ pub enum Body {
     Full(Bytes),
     /// A body streamed from an upstream.
     Upstream(UpstreamBody),
+    /// A body of known length produced piece by piece (a file, read as it is sent).
+    Stream(StreamBody),
+}
+
+/// A body whose length is known before it is sent and whose bytes come from a stream. The
+/// writer sends `Content-Length: len`; if the stream fails or yields a different number of
+/// bytes, the connection is closed, since the framing can no longer be trusted. For HEAD the
+/// stream is never polled.
+pub struct StreamBody {
+    len: u64,
+    pieces: Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>,
+}
+
+impl StreamBody {
+    /// A body of exactly `len` bytes taken from `pieces`.
+    pub fn new(len: u64, pieces: impl Stream<Item = io::Result<Bytes>> + Send + 'static) -> Self {
+        StreamBody {
+            len,
+            pieces: Box::pin(pieces),
+        }
+    }
+
+    /// The announced length.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The pieces.
+    pub(crate) fn pieces(&mut self) -> Pin<&mut (dyn Stream<Item = io::Result<Bytes>> + Send)> {
+        self.pieces.as_mut()
+    }
+}
+
+impl fmt::Debug for StreamBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamBody")
+            .field("len", &self.len)
+            .finish()
+    }
 }
 
 impl Response {

@@ -3,6 +3,7 @@
 use std::io::{self, Write as _};
 
 use bytes::Bytes;
+use futures_util::StreamExt;
 use portico_http::chunked::{LAST_CHUNK, encode_chunk_head};
 use portico_http::status::reason_phrase;
 use tokio::io::AsyncWriteExt;
@@ -11,10 +12,12 @@ use tokio::net::TcpStream;
 use crate::client::{ResponseFraming, UpstreamBody};
 use crate::date::with_http_date;
 use crate::id::RequestId;
-use crate::response::{Body, Response};
+use crate::response::{Body, Response, StreamBody};
 
 /// Bodies up to this size are copied behind the head and sent with it in one write.
 const COALESCE: usize = 16 * 1024;
+/// Pieces of a streamed body are gathered into writes of up to this size.
+const STREAM_BATCH: usize = 64 * 1024;
 
 /// Facts about the request that shape its response.
 pub(crate) struct WriteCtx {
@@ -36,6 +39,7 @@ enum Mode {
     Bytes(Bytes),
     Raw(UpstreamBody),
     Chunked(UpstreamBody),
+    Stream(StreamBody),
 }
 
 pub(crate) async fn write_response(
@@ -57,6 +61,15 @@ pub(crate) async fn write_response(
                 Mode::Nothing
             } else {
                 Mode::Bytes(b)
+            },
+        ),
+        Body::Stream(_) if no_content => (None, Mode::Nothing),
+        Body::Stream(sb) => (
+            Some(sb.len()),
+            if ctx.head_request {
+                Mode::Nothing
+            } else {
+                Mode::Stream(sb)
             },
         ),
         Body::Upstream(ub) => match ub.framing() {
@@ -156,6 +169,7 @@ async fn send_body(
             }
             Ok(())
         }
+        Mode::Stream(sb) => send_stream(io, out, sb, bytes).await,
         Mode::Chunked(mut ub) => {
             if let Some(first) = ub.buffered().map_err(io::Error::other)? {
                 push_chunk(out, &first);
@@ -179,6 +193,38 @@ async fn send_body(
             }
         }
     }
+}
+
+/// Sends exactly `sb.len()` bytes of a streamed body after the head in `out`; any other
+/// count is an error (the caller closes the connection).
+async fn send_stream(
+    io: &mut TcpStream,
+    out: &mut Vec<u8>,
+    mut sb: StreamBody,
+    bytes: &mut u64,
+) -> io::Result<()> {
+    let mut remaining = sb.len();
+    while let Some(piece) = sb.pieces().next().await {
+        let piece = piece?;
+        if piece.len() as u64 > remaining {
+            return Err(io::Error::other("a streamed body is longer than announced"));
+        }
+        remaining -= piece.len() as u64;
+        if out.len() + piece.len() <= STREAM_BATCH {
+            out.extend_from_slice(&piece);
+        } else {
+            flush(io, out, bytes).await?;
+            io.write_all(&piece).await?;
+            *bytes += piece.len() as u64;
+        }
+    }
+    flush(io, out, bytes).await?;
+    if remaining > 0 {
+        return Err(io::Error::other(
+            "a streamed body is shorter than announced",
+        ));
+    }
+    Ok(())
 }
 
 fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
