@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod content;
 mod model;
 mod read;
 pub mod yaml;
@@ -13,9 +14,10 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
+pub use content::PRECOMPRESSED;
 pub use model::{
     AccessLog, Action, Config, Handler, Limits, Overlap, PathTemplate, Route, RouteGroup,
-    RouteTable, Target, Upstream, parse_target,
+    RouteTable, StaticFiles, Target, Upstream, parse_target,
 };
 pub use read::{parse_duration, parse_size};
 use yaml::Loc;
@@ -69,13 +71,21 @@ impl fmt::Display for Problems {
 impl std::error::Error for Problems {}
 
 /// Parses and validates configuration text. `origin` labels the problems (a file name).
+/// Relative paths in it (a static route's `root`) are relative to the working directory.
 pub fn from_str(src: &str, origin: &str) -> Result<Config, Problems> {
+    parse(src, origin, None)
+}
+
+fn parse(src: &str, origin: &str, base: Option<&Path>) -> Result<Config, Problems> {
     let problems = |list| Problems {
         origin: origin.to_string(),
         list,
     };
     let root = yaml::load(src).map_err(|p| problems(vec![p]))?;
-    let mut reader = read::Reader::default();
+    let mut reader = read::Reader {
+        base: base.map(Path::to_path_buf),
+        ..read::Reader::default()
+    };
     match Config::read(&mut reader, &root) {
         Some(config) if reader.problems.is_empty() => Ok(config),
         _ => {
@@ -86,7 +96,8 @@ pub fn from_str(src: &str, origin: &str) -> Result<Config, Problems> {
     }
 }
 
-/// Reads and validates a configuration file.
+/// Reads and validates a configuration file. Relative paths in it are relative to the file's
+/// directory.
 pub fn load(path: &Path) -> Result<Config, Problems> {
     let origin = path.display().to_string();
     let src = std::fs::read_to_string(path).map_err(|e| Problems {
@@ -97,5 +108,5 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    from_str(&src, &origin)
+    parse(&src, &origin, path.parent())
 }

@@ -4,8 +4,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use portico_http::coding::ContentCoding;
+use portico_http::negotiate::MediaType;
 use portico_http::{HeadLimits, Method, MethodSet};
 
+use crate::content;
 use crate::read::{Reader, join};
 use crate::yaml::Node;
 
@@ -109,10 +112,20 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// Refuse chunked bodies with 411.
     pub require_content_length: bool,
+    /// Media types the route answers with, in order of preference; when not empty, a request
+    /// whose `Accept` matches none of them gets 406 before anything else happens.
+    pub produces: Vec<MediaType>,
+    /// Media types of request bodies the route takes; when not empty, a body of another type
+    /// gets 415 before it is read.
+    pub consumes: Vec<MediaType>,
+    /// Content codings of request bodies the route takes besides `identity`; `None` when the
+    /// route does not check `Content-Encoding` (neither `consumes` nor `consumes_encodings`
+    /// given).
+    pub consumes_encodings: Option<Vec<ContentCoding>>,
 }
 
 /// What answers a route's requests.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Proxy to the upstream at this index of [`Config::upstreams`].
     Upstream(usize),
@@ -121,10 +134,25 @@ pub enum Action {
 }
 
 /// Built-in handlers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Handler {
     /// Answers with the request it saw, as JSON.
     Echo,
+    /// Serves files from a directory.
+    Static(StaticFiles),
+}
+
+/// A `handler: static` route's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticFiles {
+    /// The directory served (absolute, or relative to the working directory when the
+    /// configuration did not come from a file).
+    pub root: PathBuf,
+    /// `Cache-Control` sent with every file (and its 304s), when set.
+    pub cache_control: Option<String>,
+    /// Precompressed siblings looked for (`FILE.br`, `FILE.zst`, `FILE.gz`), in order of
+    /// preference.
+    pub precompressed: Vec<ContentCoding>,
 }
 
 /// A route path template: `/v1/{project_id}/items/{*rest}`.
@@ -138,6 +166,8 @@ pub struct PathTemplate {
     /// The patterns to register with the router (the template, and for a catch-all also its
     /// empty form).
     pub patterns: Vec<String>,
+    /// The name of the `{*name}` parameter, when the template ends with one.
+    pub catch_all: Option<String>,
 }
 
 impl PathTemplate {
@@ -149,6 +179,7 @@ impl PathTemplate {
         let mut names: Vec<&str> = Vec::new();
         let segments: Vec<&str> = source[1..].split('/').collect();
         let mut patterns = vec![source.to_string()];
+        let mut catch_all_name = None;
         for (i, seg) in segments.iter().enumerate() {
             if *seg == "." || *seg == ".." {
                 return Err(
@@ -201,11 +232,13 @@ impl PathTemplate {
             if catch_all {
                 let prefix_len = source.len() - seg.len();
                 patterns.push(source[..prefix_len].to_string());
+                catch_all_name = Some(name.to_string());
             }
         }
         Ok(PathTemplate {
             source: source.to_string(),
             patterns,
+            catch_all: catch_all_name,
         })
     }
 }
@@ -243,6 +276,12 @@ const ROUTE_KEYS: &[&str] = &[
     "handler",
     "max_body_bytes",
     "require_content_length",
+    "produces",
+    "consumes",
+    "consumes_encodings",
+    "root",
+    "cache_control",
+    "precompressed",
 ];
 
 impl Config {
@@ -528,7 +567,12 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
                 }
             }),
     };
+    let is_static = f.get("handler").is_some_and(
+        |h| matches!(&h.kind, crate::yaml::Kind::Scalar { value, .. } if value == "static"),
+    );
     let methods = match f.get("methods") {
+        // A static route serves GET (and so HEAD) unless it says otherwise.
+        None if is_static => Some([Method::Get].into_iter().collect()),
         None => {
             r.missing(node, path, "methods");
             None
@@ -564,11 +608,15 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
             let hpath = join(path, "handler");
             match r.string(h, &hpath) {
                 Some("echo") => Some(Action::Handler(Handler::Echo)),
+                Some("static") => {
+                    content::read_static(r, node, path, &f, template.as_ref(), methods)
+                        .map(|s| Action::Handler(Handler::Static(s)))
+                }
                 Some(other) => {
                     r.problem(
                         h,
                         &hpath,
-                        format!("unknown handler `{other}`; available: echo"),
+                        format!("unknown handler `{other}`; available: echo, static"),
                     );
                     None
                 }
@@ -583,6 +631,22 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     let require_content_length = f.get("require_content_length").map_or(Some(false), |n| {
         r.boolean(n, &join(path, "require_content_length"))
     });
+    if !is_static {
+        content::refuse_static_keys(r, path, &f);
+    }
+    let produces = content::read_media_types(r, f.get("produces"), &join(path, "produces"), false);
+    let consumes = content::read_media_types(r, f.get("consumes"), &join(path, "consumes"), true);
+    let encodings = content::read_codings(
+        r,
+        f.get("consumes_encodings"),
+        &join(path, "consumes_encodings"),
+    );
+    let consumes_encodings = match (&consumes, encodings) {
+        (_, Some(Some(list))) => Some(Some(list)),
+        // Declaring `consumes` alone takes identity bodies only.
+        (Some(c), Some(None)) if !c.is_empty() => Some(Some(Vec::new())),
+        (_, e) => e,
+    };
     Some(Route {
         name: name?,
         path: template?,
@@ -590,6 +654,9 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         action: action?,
         max_body_bytes: max_body_bytes?,
         require_content_length: require_content_length?,
+        produces: produces?,
+        consumes: consumes?,
+        consumes_encodings: consumes_encodings?,
     })
 }
 

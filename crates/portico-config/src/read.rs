@@ -1,5 +1,6 @@
 //! Reading typed values out of the node tree, collecting every problem instead of stopping.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::Problem;
@@ -9,6 +10,9 @@ use crate::yaml::{Kind, Node};
 #[derive(Default)]
 pub(crate) struct Reader {
     pub(crate) problems: Vec<Problem>,
+    /// Directory that relative paths in the configuration are relative to (the file's own);
+    /// the working directory when `None`.
+    pub(crate) base: Option<PathBuf>,
 }
 
 /// The entries of a mapping whose keys have been checked against what is allowed.
@@ -35,6 +39,14 @@ pub(crate) fn join(path: &str, key: &str) -> String {
 }
 
 impl Reader {
+    /// A path from the configuration, made relative to the configuration file's directory.
+    pub(crate) fn resolve_path(&self, p: &str) -> PathBuf {
+        match &self.base {
+            Some(base) if Path::new(p).is_relative() => base.join(p),
+            _ => PathBuf::from(p),
+        }
+    }
+
     pub(crate) fn problem(&mut self, node: &Node, path: &str, message: impl Into<String>) {
         self.problems.push(Problem::at(node.loc, path, message));
     }

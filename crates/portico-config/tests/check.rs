@@ -154,14 +154,198 @@ fn handler_and_defaults() {
     assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.limits, portico_config::Limits::default());
     let e = from_str(
-        "routes:\n  - {name: e, path: /e, methods: [GET], handler: static}\n",
+        "routes:\n  - {name: e, path: /e, methods: [GET], handler: files}\n",
         "h.yaml",
     );
     assert!(
         e.unwrap_err()
             .to_string()
-            .contains("unknown handler `static`")
+            .contains("unknown handler `files`; available: echo, static")
     );
+}
+
+#[test]
+fn static_routes_take_a_root_and_default_to_get() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = format!(
+        "routes:\n  - name: site\n    path: /site/{{*file}}\n    handler: static\n    root: {}\n    cache_control: \"public, max-age=60\"\n    precompressed: [br, gzip]\n",
+        dir.path().display()
+    );
+    let c = from_str(&src, "s.yaml").unwrap();
+    let r = &c.routes[0];
+    let Action::Handler(Handler::Static(s)) = &r.action else {
+        panic!("{:?}", r.action)
+    };
+    assert_eq!(s.root, dir.path());
+    assert_eq!(s.cache_control.as_deref(), Some("public, max-age=60"));
+    let names: Vec<&str> = s.precompressed.iter().map(|c| c.as_str()).collect();
+    assert_eq!(names, ["br", "gzip"]);
+    assert!(r.methods.allows(Method::Get) && r.methods.allows(Method::Head));
+    assert!(!r.methods.allows(Method::Post));
+    assert_eq!(r.path.catch_all.as_deref(), Some("file"));
+}
+
+#[test]
+fn static_route_problems_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let src = format!(
+        r#"
+routes:
+  - name: a
+    path: /a
+    methods: [GET, POST]
+    handler: static
+    root: {missing}
+    precompressed: [deflate, br, br]
+    cache_control: "bad\u0001value"
+  - name: b
+    path: /b/{{*f}}
+    handler: static
+    root: {file}
+  - name: c
+    path: /c
+    methods: [GET]
+    handler: echo
+    root: /tmp
+    cache_control: public
+  - name: d
+    path: /d/{{*f}}
+    handler: static
+"#,
+        missing = dir.path().join("nope").display(),
+        file = file.display(),
+    );
+    let text = from_str(&src, "s.yaml").unwrap_err().to_string();
+    for expected in [
+        "routes[0].methods: a static route serves GET and HEAD only",
+        "routes[0].path: a static route's path ends with `{*name}`",
+        "routes[0].root: cannot use",
+        "routes[0].precompressed[0]: `deflate`: precompressed codings are br, zstd, gzip",
+        "routes[0].precompressed[2]: `br` is listed twice",
+        "routes[0].cache_control: a Cache-Control value is visible ASCII",
+        "routes[1].root: ",
+        "is not a directory",
+        "routes[2].root: `root` is only for `handler: static`",
+        "routes[2].cache_control: `cache_control` is only for `handler: static`",
+        "routes[3].root: missing required key `root`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn relative_roots_are_relative_to_the_configuration_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("site")).unwrap();
+    let cfg = dir.path().join("portico.yaml");
+    std::fs::write(
+        &cfg,
+        "routes:\n  - {name: s, path: \"/s/{*f}\", handler: static, root: site}\n",
+    )
+    .unwrap();
+    let c = portico_config::load(&cfg).unwrap();
+    let Action::Handler(Handler::Static(s)) = &c.routes[0].action else {
+        panic!()
+    };
+    assert_eq!(s.root, dir.path().join("site"));
+}
+
+#[test]
+fn produces_consumes_and_encodings() {
+    let c = from_str(
+        r#"
+routes:
+  - name: a
+    path: /a
+    methods: [POST]
+    handler: echo
+    produces: [application/json, "text/csv; charset=utf-8"]
+    consumes: [application/json, "image/*"]
+  - name: b
+    path: /b
+    methods: [POST]
+    handler: echo
+    consumes_encodings: [gzip, X-Gzip]
+  - name: c
+    path: /c
+    methods: [POST]
+    handler: echo
+    consumes: [application/json]
+    consumes_encodings: [br]
+  - name: d
+    path: /d
+    methods: [POST]
+    handler: echo
+"#,
+        "n.yaml",
+    );
+    let text = c.unwrap_err().to_string();
+    // x-gzip is gzip (RFC 9110 §8.4.1), so it is listed twice.
+    assert!(
+        text.contains("routes[1].consumes_encodings[1]: `X-Gzip` is listed twice"),
+        "{text}"
+    );
+    let c = from_str(
+        r#"
+routes:
+  - name: a
+    path: /a
+    methods: [POST]
+    handler: echo
+    produces: [application/json, "text/csv; charset=utf-8"]
+    consumes: [application/json, "image/*"]
+  - name: c
+    path: /c
+    methods: [POST]
+    handler: echo
+    consumes: [application/json]
+    consumes_encodings: [br]
+  - name: d
+    path: /d
+    methods: [POST]
+    handler: echo
+"#,
+        "n.yaml",
+    )
+    .unwrap();
+    let a = &c.routes[0];
+    assert_eq!(a.produces[1].to_string(), "text/csv; charset=utf-8");
+    assert_eq!(a.consumes[1].to_string(), "image/*");
+    // Declaring consumes alone takes identity bodies only.
+    assert_eq!(a.consumes_encodings, Some(Vec::new()));
+    assert_eq!(
+        c.routes[1].consumes_encodings.as_ref().unwrap()[0].as_str(),
+        "br"
+    );
+    assert_eq!(c.routes[2].consumes_encodings, None);
+    assert!(c.routes[2].produces.is_empty() && c.routes[2].consumes.is_empty());
+
+    let text = from_str(
+        r#"
+routes:
+  - name: a
+    path: /a
+    methods: [POST]
+    handler: echo
+    produces: ["application/*", json, application/json, application/json]
+    consumes: []
+    consumes_encodings: ["a b"]
+"#,
+        "n.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].produces[0]: `application/*`: a route produces concrete types, not wildcards",
+        "routes[0].produces[1]: `json` is not a media type",
+        "routes[0].produces[3]: `application/json` is listed twice",
+        "routes[0].consumes: list at least one media type, or leave the key out",
+        "routes[0].consumes_encodings[0]: `a b` is not a content-coding name",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
 }
 
 #[test]

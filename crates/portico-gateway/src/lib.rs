@@ -8,8 +8,11 @@
 //! 3. method: `OPTIONS` → 204 with `Allow`; a method the route does not take → 405 with `Allow`;
 //! 4. body limits from the head: chunked on a `require_content_length` route → 411, a declared
 //!    length over the route's limit → 413;
-//! 5. the handler (proxy, echo, or an embedder's), which is the first to read the body, so the
-//!    first to cause `100 Continue`.
+//! 5. content: a body whose `Content-Type` the route does not consume, or whose
+//!    `Content-Encoding` it does not take → 415 (with `Accept` / `Accept-Encoding`); an
+//!    `Accept` that matches nothing the route produces → 406;
+//! 6. the handler (proxy, echo, static, or an embedder's), which is the first to read the
+//!    body, so the first to cause `100 Continue`: every refusal above comes before it.
 //!
 //! Protocol errors (400, 408, 414, 417, 501, 505) are decided before this, by the server.
 
@@ -17,13 +20,18 @@
 
 pub mod access_log;
 mod echo;
+mod fields;
 mod proxy;
+mod represent;
+mod static_files;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use portico_config::{Action, Config, Handler as BuiltIn, RouteGroup, RouteTable};
+use portico_http::coding::{self, ContentCoding};
+use portico_http::negotiate::{self, MediaType};
 use portico_http::path::remove_dot_segments;
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_server::client::{Upstream, UpstreamSettings};
@@ -47,6 +55,8 @@ pub trait Handler: Send + Sync + 'static {
 enum Answer {
     Upstream(usize),
     Echo,
+    /// A static route and the name of its catch-all parameter (the file's path).
+    Static(Box<static_files::StaticRoute>, String),
     Custom(Arc<dyn Handler>),
 }
 
@@ -56,6 +66,9 @@ struct RouteEntry {
     answer: Answer,
     max_body_bytes: u64,
     require_content_length: bool,
+    produces: Vec<MediaType>,
+    consumes: Vec<MediaType>,
+    consumes_encodings: Option<Vec<ContentCoding>>,
 }
 
 /// The pipeline, built from a configuration.
@@ -101,23 +114,36 @@ impl Gateway {
             BuildError(text.join("; "))
         })?;
         let mut all_methods = MethodSet::EMPTY;
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| {
-                all_methods = all_methods.union(r.methods);
-                RouteEntry {
-                    name: r.name.as_str().into(),
-                    methods: r.methods,
-                    answer: match r.action {
-                        Action::Upstream(u) => Answer::Upstream(u),
-                        Action::Handler(BuiltIn::Echo) => Answer::Echo,
-                    },
-                    max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
-                    require_content_length: r.require_content_length,
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for r in &config.routes {
+            all_methods = all_methods.union(r.methods);
+            let answer = match &r.action {
+                Action::Upstream(u) => Answer::Upstream(*u),
+                Action::Handler(BuiltIn::Echo) => Answer::Echo,
+                Action::Handler(BuiltIn::Static(settings)) => {
+                    let catch_all = r.path.catch_all.clone().ok_or_else(|| {
+                        BuildError(format!(
+                            "static route `{}` has no {{*name}} parameter",
+                            r.name
+                        ))
+                    })?;
+                    Answer::Static(
+                        Box::new(static_files::StaticRoute::new(settings)?),
+                        catch_all,
+                    )
                 }
-            })
-            .collect();
+            };
+            routes.push(RouteEntry {
+                name: r.name.as_str().into(),
+                methods: r.methods,
+                answer,
+                max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
+                require_content_length: r.require_content_length,
+                produces: r.produces.clone(),
+                consumes: r.consumes.clone(),
+                consumes_encodings: r.consumes_encodings.clone(),
+            });
+        }
         Ok(Gateway {
             router: table.router,
             groups: table.groups,
@@ -164,6 +190,47 @@ impl Gateway {
     }
 }
 
+/// Phase 5: what the route consumes and produces, decided from the head alone (so before any
+/// `100 Continue` and before anything is sent upstream).
+fn check_content(route: &RouteEntry, req: &Request) -> Result<(), Error> {
+    if req.info.framing != BodyFraming::None {
+        if !route.consumes.is_empty()
+            && !negotiate::consumes(&fields::lines(&req.head, "content-type"), &route.consumes)
+        {
+            return Err(Error::new(ErrorCode::UnsupportedMediaType)
+                .with_detail(format!(
+                    "This route takes request bodies of type: {}.",
+                    negotiate::list(&route.consumes)
+                ))
+                .with_header("Accept", negotiate::list(&route.consumes)));
+        }
+        if let Some(supported) = &route.consumes_encodings
+            && coding::unsupported_coding(&fields::lines(&req.head, "content-encoding"), supported)
+                .is_some()
+        {
+            let list = coding::list(supported);
+            return Err(Error::new(ErrorCode::UnsupportedContentEncoding)
+                .with_detail(format!(
+                    "This route takes request bodies with content coding: {list}."
+                ))
+                .with_header("Accept-Encoding", list));
+        }
+    }
+    if !route.produces.is_empty()
+        && negotiate::choose(
+            fields::combined(&req.head, "accept").as_deref(),
+            &route.produces,
+        )
+        .is_none()
+    {
+        let available: Vec<String> = route.produces.iter().map(ToString::to_string).collect();
+        return Err(Error::new(ErrorCode::NotAcceptable)
+            .with_detail(format!("Available media types: {}.", available.join(", ")))
+            .with_member("available", serde_json::json!(available)));
+    }
+    Ok(())
+}
+
 fn allow_response(methods: MethodSet) -> Response {
     Response::new(204).header("Allow", methods.allow_header())
 }
@@ -199,12 +266,17 @@ impl Service for Gateway {
             );
         };
         let route = &self.routes[index];
-        let params: Vec<(String, String)> = match route.answer {
+        let params: Vec<(String, String)> = match &route.answer {
             Answer::Echo => matched
                 .params
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            Answer::Static(_, catch_all) => matched
+                .params
+                .get(catch_all)
+                .map(|v| vec![(String::new(), v.to_string())])
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         req.notes.route = Some(route.name.clone());
@@ -223,6 +295,7 @@ impl Service for Gateway {
             }
             _ => {}
         }
+        check_content(route, req)?;
         body.set_limit(route.max_body_bytes);
 
         match &route.answer {
@@ -232,6 +305,10 @@ impl Service for Gateway {
                 Ok(resp)
             }
             Answer::Echo => echo::echo(req, &route.name, path, params, body).await,
+            Answer::Static(files, _) => {
+                let file = params.first().map_or("", |(_, v)| v.as_str());
+                files.serve(req, file).await
+            }
             Answer::Custom(h) => h.handle(req, body).await,
         }
     }

@@ -71,7 +71,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         100,
         "Continue",
         "The client continues sending the request. The server has received the initial part of the request and the client should continue sending the remaining part.",
-        "Sent to a request with `Expect: 100-continue` only when its body is first read, which happens after every check decidable from the head passed (route, method, declared length, limits). A failed check sends the final error at once and never reads the body.",
+        "Sent to a request with `Expect: 100-continue` only when its body is first read, which happens after every check decidable from the head passed (route, method, declared length, limits, media type and coding). A failed check sends the final error at once and never reads the body.",
         Implemented,
         &[
             "protocol::expect_continue_is_sent_only_after_checks_pass",
@@ -90,7 +90,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         code: 200,
         message: "OK",
         meaning: "The request has succeeded (not a row of the published table; the contract allows it).",
-        portico: "Success: built-in handlers (echo) answer 200; upstream 200s are relayed.",
+        portico: "Success: built-in handlers (echo, static) answer 200; upstream 200s are relayed.",
         state: Implemented,
         proof: &["echo::echo_returns_the_request_as_json"],
         in_table: false,
@@ -142,9 +142,15 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         206,
         "Partial Content",
         "The server has successfully processed a part of the GET request.",
-        "Satisfiable `Range` on what Portico serves itself, `multipart/byteranges` for several.",
-        planned(3),
-        &[],
+        "A satisfiable `Range` on a GET of what Portico serves itself (static routes): one range with `Content-Range`, several as `multipart/byteranges` in the order asked, overlapping or close ranges coalesced, more than 100 specs or 32 parts ignored (no amplification); `If-Range` honoured.",
+        Implemented,
+        &[
+            "static_files::single_range_is_206_with_content_range",
+            "static_files::multiple_ranges_are_multipart_byteranges",
+            "static_files::overlapping_ranges_are_coalesced_not_amplified",
+            "static_files::if_range_decides_between_the_range_and_the_whole_file",
+            "static_files::large_files_are_streamed_exactly",
+        ],
     ),
     row(
         300,
@@ -182,9 +188,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         304,
         "Not Modified",
         "The requested resource has not been modified. In this case, there is no need to retransmit the resource since the client still has a previously-downloaded copy.",
-        "Conditional GET/HEAD on what Portico answers itself.",
-        planned(3),
-        &[],
+        "`If-None-Match` (weak comparison) or `If-Modified-Since` false on a GET/HEAD of what Portico serves itself, evaluated in RFC 9110 §13.2.2 order; carries ETag, Cache-Control, Vary and Date as the 200 would, and no body.",
+        Implemented,
+        &[
+            "static_files::if_none_match_is_304_with_the_fields_of_the_200",
+            "static_files::if_modified_since_is_304_until_the_file_changes",
+        ],
     ),
     row(
         305,
@@ -248,9 +257,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         404,
         "NotFound",
         "The requested resource cannot be found. Do not retry the request before modification.",
-        "No route matches the request path.",
+        "No route matches the request path (`PTC.ROUTE_NOT_FOUND`); a static route has no regular file at the path, or the path would leave its root (`PTC.FILE_NOT_FOUND`).",
         Implemented,
-        &["routing::unknown_path_is_404"],
+        &[
+            "routing::unknown_path_is_404",
+            "static_files::paths_never_leave_the_root",
+        ],
     ),
     row(
         405,
@@ -264,9 +276,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         406,
         "Not Acceptable",
         "The server could not fulfill the request according to the content characteristics of the request.",
-        "`Accept` / `Accept-Encoding` match nothing a route produces.",
-        planned(3),
-        &[],
+        "`Accept` matches none of a route's `produces` (decided before anything is sent upstream) or a static file's type; `Accept-Encoding` refuses identity and no precompressed sibling it accepts exists. The body's `available` lists what there is.",
+        Implemented,
+        &[
+            "negotiation::accept_matching_nothing_produced_is_406_before_the_upstream",
+            "static_files::accept_that_excludes_the_files_type_is_406",
+            "static_files::identity_refused_without_an_acceptable_sibling_is_406",
+        ],
     ),
     row(
         407,
@@ -316,9 +332,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         412,
         "Precondition Failed",
         "The server does not meet one of the preconditions that the requester puts on the request.",
-        "`If-Match` / `If-Unmodified-Since` fail.",
-        planned(3),
-        &[],
+        "`If-Match` (strong comparison) or `If-Unmodified-Since` is false for what Portico serves itself; an unparseable `If-Match` matches nothing.",
+        Implemented,
+        &[
+            "static_files::failed_if_match_is_412",
+            "static_files::failed_if_unmodified_since_is_412",
+        ],
     ),
     row(
         413,
@@ -346,17 +365,21 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         415,
         "Unsupported Media Type",
         "The server does not support the media type in the request.",
-        "Request `Content-Type` / `Content-Encoding` not among what the route consumes.",
-        planned(3),
-        &[],
+        "A request body whose `Content-Type` is not among the route's `consumes` (with `Accept` listing them), or whose `Content-Encoding` the route does not take (with `Accept-Encoding`); decided from the head, before `100 Continue` and before anything is sent upstream.",
+        Implemented,
+        &[
+            "negotiation::content_type_not_consumed_is_415_with_accept",
+            "negotiation::content_encoding_not_taken_is_415_with_accept_encoding",
+            "negotiation::unsupported_media_type_is_decided_before_100_continue",
+        ],
     ),
     row(
         416,
         "Requested range not satisfiable",
         "The requested range is invalid.",
-        "No requested range overlaps the representation; `Content-Range: bytes */LENGTH`.",
-        planned(3),
-        &[],
+        "No range of a valid `bytes` Range overlaps what Portico serves itself; `Content-Range: bytes */LENGTH`. Unknown units and malformed values are ignored (200), as RFC 9110 §14.2 says.",
+        Implemented,
+        &["static_files::unsatisfiable_range_is_416_with_content_range"],
     ),
     row(
         417,
@@ -607,20 +630,34 @@ error_codes! {
     BodyIncomplete => (400, "BODY_INCOMPLETE", Client, AfterChange, true, "The request body ended before its announced length.");
     /// No route matches the request path.
     RouteNotFound => (404, "ROUTE_NOT_FOUND", Client, AfterChange, false, "No route matches the request path.");
+    /// A static route has no regular file at this path inside its root (or the path tries to leave the root).
+    FileNotFound => (404, "FILE_NOT_FOUND", Client, AfterChange, false, "No file exists at this path.");
     /// A route matches the path but not the method; `Allow` lists the methods it takes.
     MethodNotAllowed => (405, "METHOD_NOT_ALLOWED", Client, AfterChange, false, "The method is not allowed on this resource.");
+    /// The client's `Accept` matches none of the media types the route produces; the body lists them.
+    NotAcceptable => (406, "NOT_ACCEPTABLE", Client, AfterChange, false, "None of the available media types is acceptable.");
+    /// The client's `Accept-Encoding` refuses `identity` and no encoding it accepts is available; the body lists the available ones.
+    EncodingNotAcceptable => (406, "ENCODING_NOT_ACCEPTABLE", Client, AfterChange, false, "None of the available content codings is acceptable.");
     /// The request head did not arrive within `limits.header_timeout`.
     HeadTimeout => (408, "HEAD_TIMEOUT", Client, Immediately, true, "The request head was not received in time.");
     /// The request body made no progress for `limits.body_timeout`.
     BodyTimeout => (408, "BODY_TIMEOUT", Client, Immediately, true, "The request body was not received in time.");
     /// The route requires `Content-Length` and the body came chunked.
     LengthRequired => (411, "LENGTH_REQUIRED", Client, AfterChange, false, "This route requires a Content-Length.");
+    /// `If-Match` or `If-Unmodified-Since` is false for the current representation (or `If-None-Match` on a method other than GET/HEAD).
+    PreconditionFailed => (412, "PRECONDITION_FAILED", Client, AfterChange, false, "A precondition in the request is not met.");
     /// The declared `Content-Length` exceeds the route's `max_body_bytes`; the body is not read.
     BodyTooLargeDeclared => (413, "BODY_TOO_LARGE", Client, AfterChange, true, "The request body is larger than this route accepts.");
     /// A chunked body crossed the route's `max_body_bytes` while streaming.
     BodyTooLargeStreamed => (413, "BODY_TOO_LARGE_STREAMED", Client, AfterChange, true, "The request body grew larger than this route accepts.");
     /// The request target is longer than `limits.max_uri_bytes`.
     UriTooLong => (414, "URI_TOO_LONG", Client, AfterChange, true, "The request target is too long.");
+    /// The request's `Content-Type` is not among the media types the route consumes (`Accept` lists them); decided before the body is read.
+    UnsupportedMediaType => (415, "UNSUPPORTED_MEDIA_TYPE", Client, AfterChange, false, "The media type of the request body is not supported here.");
+    /// The request's `Content-Encoding` uses a coding the route does not take (`Accept-Encoding` lists those it does).
+    UnsupportedContentEncoding => (415, "UNSUPPORTED_CONTENT_ENCODING", Client, AfterChange, false, "The content coding of the request body is not supported here.");
+    /// No range of the `Range` header overlaps the representation; `Content-Range: bytes */LENGTH`.
+    RangeNotSatisfiable => (416, "RANGE_NOT_SATISFIABLE", Client, AfterChange, false, "None of the requested ranges can be satisfied.");
     /// An `Expect` header with anything other than `100-continue`.
     ExpectationFailed => (417, "EXPECTATION_FAILED", Client, AfterChange, false, "The expectation in the Expect header cannot be met.");
     /// A fault inside Portico (a handler panicked); details are logged, never sent.

@@ -599,3 +599,57 @@ pub fn proxy_config(upstream: SocketAddr) -> String {
         "upstreams:\n  - name: up\n    targets: [\"http://{upstream}\"]\nroutes:\n  - name: api\n    path: /api/{{*rest}}\n    methods: [GET, POST, PUT, PATCH, DELETE]\n    upstream: up\n  - name: echo\n    path: /echo\n    methods: [GET, POST, PUT]\n    handler: echo\n"
     )
 }
+
+/// One part of a `multipart/byteranges` body.
+#[derive(Clone, Debug)]
+pub struct Part {
+    /// The part's header fields.
+    pub headers: Headers,
+    /// Its data.
+    pub data: Vec<u8>,
+}
+
+/// Parses a `multipart/byteranges` body (RFC 9110 §14.6, RFC 2046 §5.1) independently of
+/// Portico's own code: the boundary from `content_type`, then each part's fields and data.
+/// Panics when the body is not well formed.
+pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
+    let boundary = content_type
+        .strip_prefix("multipart/byteranges; boundary=")
+        .unwrap_or_else(|| panic!("not multipart/byteranges: {content_type}"));
+    let delimiter = format!("--{boundary}");
+    let close = format!("\r\n--{boundary}--\r\n");
+    assert!(
+        body.ends_with(close.as_bytes()),
+        "the body does not end with the close delimiter"
+    );
+    let body = &body[..body.len() - close.len()];
+    let first = format!("{delimiter}\r\n");
+    assert!(
+        body.starts_with(first.as_bytes()),
+        "the body does not start with a delimiter"
+    );
+    let separator = format!("\r\n{delimiter}\r\n");
+    let mut parts = Vec::new();
+    let mut rest = &body[first.len()..];
+    loop {
+        let end = find(rest, separator.as_bytes()).unwrap_or(rest.len());
+        let part = &rest[..end];
+        let head_end = find(part, b"\r\n\r\n").expect("a part has a header section");
+        let headers = String::from_utf8(part[..head_end].to_vec())
+            .unwrap()
+            .split("\r\n")
+            .map(|l| {
+                let (n, v) = l.split_once(':').unwrap();
+                (n.to_string(), v.trim().to_string())
+            })
+            .collect();
+        parts.push(Part {
+            headers: Headers(headers),
+            data: part[head_end + 4..].to_vec(),
+        });
+        if end == rest.len() {
+            return parts;
+        }
+        rest = &rest[end + separator.len()..];
+    }
+}

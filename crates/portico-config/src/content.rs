@@ -1,0 +1,238 @@
+//! What a route serves and takes: `produces`, `consumes`, `consumes_encodings`, and the
+//! settings of `handler: static` (`root`, `cache_control`, `precompressed`).
+
+use portico_http::coding::ContentCoding;
+use portico_http::negotiate::MediaType;
+use portico_http::{Method, MethodSet};
+
+use crate::model::{PathTemplate, StaticFiles};
+use crate::read::{Fields, Reader, join};
+use crate::yaml::Node;
+
+/// Keys that only a static route may have.
+const STATIC_KEYS: &[&str] = &["root", "cache_control", "precompressed"];
+
+/// Codings a static route can find precompressed siblings for, with their file suffixes.
+pub const PRECOMPRESSED: &[(&str, &str)] = &[("br", ".br"), ("zstd", ".zst"), ("gzip", ".gz")];
+
+/// Reports static-only keys on a route that is not static.
+pub(crate) fn refuse_static_keys(r: &mut Reader, path: &str, f: &Fields<'_>) {
+    for key in STATIC_KEYS {
+        if let Some(n) = f.get(key) {
+            r.problem(
+                n,
+                &join(path, key),
+                format!("`{key}` is only for `handler: static`"),
+            );
+        }
+    }
+}
+
+/// Reads a static route's settings and checks the rest of the route suits one: it serves
+/// GET and HEAD only, and its path ends with `{*name}` (the file's path under `root`).
+pub(crate) fn read_static(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    f: &Fields<'_>,
+    template: Option<&PathTemplate>,
+    methods: Option<MethodSet>,
+) -> Option<StaticFiles> {
+    let mut ok = true;
+    if let Some(methods) = methods
+        && methods
+            .allowed()
+            .any(|m| !matches!(m, Method::Get | Method::Head | Method::Options))
+    {
+        let at = f.get("methods").unwrap_or(node);
+        r.problem(
+            at,
+            &join(path, "methods"),
+            "a static route serves GET and HEAD only",
+        );
+        ok = false;
+    }
+    if let Some(t) = template
+        && t.catch_all.is_none()
+    {
+        let at = f.get("path").unwrap_or(node);
+        r.problem(
+            at,
+            &join(path, "path"),
+            format!(
+                "a static route's path ends with `{{*name}}`, the file's path under `root` (e.g. `{}/{{*file}}`)",
+                t.source.trim_end_matches('/')
+            ),
+        );
+        ok = false;
+    }
+    let root = match f.get("root") {
+        None => {
+            r.missing(node, path, "root");
+            None
+        }
+        Some(n) => {
+            let rpath = join(path, "root");
+            r.string(n, &rpath).and_then(|s| {
+                let dir = r.resolve_path(s);
+                match std::fs::metadata(&dir) {
+                    Ok(m) if m.is_dir() => Some(dir),
+                    Ok(_) => {
+                        r.problem(n, &rpath, format!("`{}` is not a directory", dir.display()));
+                        None
+                    }
+                    Err(e) => {
+                        r.problem(n, &rpath, format!("cannot use `{}`: {e}", dir.display()));
+                        None
+                    }
+                }
+            })
+        }
+    };
+    let cache_control = match f.get("cache_control") {
+        None => Some(None),
+        Some(n) => {
+            let cpath = join(path, "cache_control");
+            r.string(n, &cpath).and_then(|s| {
+                let valid = !s.trim().is_empty()
+                    && s.bytes()
+                        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic());
+                if valid {
+                    Some(Some(s.trim().to_string()))
+                } else {
+                    r.problem(
+                        n,
+                        &cpath,
+                        "a Cache-Control value is visible ASCII, e.g. `public, max-age=3600`",
+                    );
+                    None
+                }
+            })
+        }
+    };
+    let precompressed = match f.get("precompressed") {
+        None => Some(Vec::new()),
+        Some(n) => read_precompressed(r, n, &join(path, "precompressed")),
+    };
+    let settings = StaticFiles {
+        root: root?,
+        cache_control: cache_control?,
+        precompressed: precompressed?,
+    };
+    ok.then_some(settings)
+}
+
+fn read_precompressed(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<ContentCoding>> {
+    let items = r.seq(node, path)?;
+    let mut out: Vec<ContentCoding> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        let Some(s) = r.string(item, &ipath) else {
+            ok = false;
+            continue;
+        };
+        let known = PRECOMPRESSED.iter().any(|(name, _)| *name == s);
+        match ContentCoding::parse(s) {
+            Ok(c) if known && !out.contains(&c) => out.push(c),
+            Ok(_) if known => {
+                r.problem(item, &ipath, format!("`{s}` is listed twice"));
+                ok = false;
+            }
+            _ => {
+                let names: Vec<&str> = PRECOMPRESSED.iter().map(|(n, _)| *n).collect();
+                r.problem(
+                    item,
+                    &ipath,
+                    format!("`{s}`: precompressed codings are {}", names.join(", ")),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// A list of media types (`produces` when `wildcards` is false, `consumes` when true); an
+/// empty list when absent.
+pub(crate) fn read_media_types(
+    r: &mut Reader,
+    node: Option<&Node>,
+    path: &str,
+    wildcards: bool,
+) -> Option<Vec<MediaType>> {
+    let Some(node) = node else {
+        return Some(Vec::new());
+    };
+    let items = r.seq(node, path)?;
+    if items.is_empty() {
+        r.problem(
+            node,
+            path,
+            "list at least one media type, or leave the key out",
+        );
+        return None;
+    }
+    let mut out: Vec<MediaType> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        let Some(s) = r.string(item, &ipath) else {
+            ok = false;
+            continue;
+        };
+        match MediaType::parse(s) {
+            Ok(mt) if mt.is_wildcard() && !wildcards => {
+                r.problem(
+                    item,
+                    &ipath,
+                    format!("`{s}`: a route produces concrete types, not wildcards"),
+                );
+                ok = false;
+            }
+            Ok(mt) if out.contains(&mt) => {
+                r.problem(item, &ipath, format!("`{s}` is listed twice"));
+                ok = false;
+            }
+            Ok(mt) => out.push(mt),
+            Err(msg) => {
+                r.problem(item, &ipath, msg);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `consumes_encodings`: `Some(None)` when absent.
+pub(crate) fn read_codings(
+    r: &mut Reader,
+    node: Option<&Node>,
+    path: &str,
+) -> Option<Option<Vec<ContentCoding>>> {
+    let Some(node) = node else {
+        return Some(None);
+    };
+    let items = r.seq(node, path)?;
+    let mut out: Vec<ContentCoding> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        let Some(s) = r.string(item, &ipath) else {
+            ok = false;
+            continue;
+        };
+        match ContentCoding::parse(s) {
+            Ok(c) if out.contains(&c) => {
+                r.problem(item, &ipath, format!("`{s}` is listed twice"));
+                ok = false;
+            }
+            Ok(c) => out.push(c),
+            Err(msg) => {
+                r.problem(item, &ipath, msg);
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(Some(out))
+}

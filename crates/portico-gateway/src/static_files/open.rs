@@ -1,0 +1,152 @@
+//! Everything a static request does to the file system, done in one trip to tokio's blocking
+//! pool: resolve the path, check it is inside the root, open the file, find the precompressed
+//! sibling the client prefers, and read the file if it is small.
+//!
+//! The containment check is made on the resolved path (`canonicalize` follows every symlink),
+//! so a symlink inside the root that points outside it leads to a 404. The file and its
+//! siblings are then opened with `O_NOFOLLOW`, so the last component cannot be swapped for a
+//! symlink in between, and with `O_NONBLOCK`, so a FIFO placed in the root cannot hang the
+//! thread; anything but a regular file is a 404.
+
+use std::fs::{File, Metadata, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::path::RelPath;
+
+/// Files up to this size are read whole while they are opened, so a typical asset costs one
+/// trip to the blocking pool; larger ones are streamed in pieces of [`READ_PIECE`].
+pub(crate) const SMALL_FILE: u64 = 64 * 1024;
+/// Bytes read per trip to the blocking pool when streaming a large file.
+pub(crate) const READ_PIECE: usize = 64 * 1024;
+
+/// A precompressed sibling the route may serve: coding name and file suffix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Sibling {
+    pub(crate) coding: &'static str,
+    pub(crate) suffix: &'static str,
+}
+
+/// The representation found for a request.
+#[derive(Debug)]
+pub(crate) struct Variant {
+    pub(crate) file: File,
+    pub(crate) meta: Metadata,
+    /// `None` for the file itself, else the sibling served.
+    pub(crate) sibling: Option<Sibling>,
+    /// The whole content, when the file is small.
+    pub(crate) data: Option<Bytes>,
+}
+
+/// What opening found.
+#[derive(Debug)]
+pub(crate) enum Opened {
+    Found(Box<Variant>),
+    /// No regular file at this path inside the root.
+    Missing,
+    /// The file exists, but the client accepts none of its encodings: these exist.
+    NoAcceptableCoding(Vec<&'static str>),
+}
+
+/// Opens the file `rel` names under `root` (canonical), trying `candidates` in order (`None`
+/// is the file itself, `Some` a sibling); `siblings` are all the route's, for a 406's list.
+pub(crate) fn open(
+    root: &Path,
+    rel: &RelPath,
+    candidates: &[Option<Sibling>],
+    siblings: &[Sibling],
+) -> io::Result<Opened> {
+    let Ok(real) = std::fs::canonicalize(rel.under(root)) else {
+        return Ok(Opened::Missing);
+    };
+    if !real.starts_with(root) {
+        tracing::debug!(path = %real.display(), "static: the path resolves outside the root");
+        return Ok(Opened::Missing);
+    }
+    let Some((file, meta)) = open_regular(&real) else {
+        return Ok(Opened::Missing);
+    };
+    let mut original = Some((file, meta));
+    for candidate in candidates {
+        let found = match candidate {
+            None => original.take().map(|(f, m)| (f, m, None)),
+            Some(s) => open_regular(&with_suffix(&real, s.suffix)).map(|(f, m)| (f, m, Some(*s))),
+        };
+        if let Some((file, meta, sibling)) = found {
+            let data = if meta.len() <= SMALL_FILE {
+                Some(read_at(&file, 0, meta.len() as usize)?)
+            } else {
+                None
+            };
+            return Ok(Opened::Found(Box::new(Variant {
+                file,
+                meta,
+                sibling,
+                data,
+            })));
+        }
+    }
+    let mut available = vec!["identity"];
+    available.extend(
+        siblings
+            .iter()
+            .filter(|s| open_regular(&with_suffix(&real, s.suffix)).is_some())
+            .map(|s| s.coding),
+    );
+    Ok(Opened::NoAcceptableCoding(available))
+}
+
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = path.as_os_str().to_os_string();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+/// Opens `path` for reading if it is a regular file, not following a final symlink.
+fn open_regular(path: &Path) -> Option<(File, Metadata)> {
+    let mut options = OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let file = options.open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    meta.is_file().then_some((file, meta))
+}
+
+/// Reads exactly `len` bytes at `offset`.
+pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
+    let mut buf = vec![0u8; len];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(&mut buf, offset)?;
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = file;
+        f.seek(SeekFrom::Start(offset))?;
+        f.read_exact(&mut buf)?;
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// An identifier of the file itself, so that a file replaced by another of the same size and
+/// time gets another entity tag (the inode on Unix).
+pub(crate) fn file_id(meta: &Metadata) -> u64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        meta.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        0
+    }
+}

@@ -1,0 +1,134 @@
+//! From the routed path to a file path under the root, refusing every way out of it.
+//!
+//! The request path reaching here has had its dot-segments removed (`portico_http::path`),
+//! but that works on the encoded form. Here each segment is percent-decoded on its own, and
+//! any segment that decodes to something a file system could read as more than one name is
+//! refused: empty (`a//b`, a trailing `/`), `.` or `..` (including `%2e%2e`), an encoded `/`
+//! (`%2f`), a `\` (a separator on some systems), a NUL, a broken escape, or bytes that are not
+//! UTF-8. A refused path is a 404, never a file outside the root.
+
+use std::path::PathBuf;
+
+/// The relative path of the file a request names, as validated segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RelPath(Vec<String>);
+
+impl RelPath {
+    /// Validates the catch-all part of a routed path (still percent-encoded).
+    pub(crate) fn parse(raw: &str) -> Option<RelPath> {
+        let mut segments = Vec::new();
+        for seg in raw.split('/') {
+            let decoded = percent_decode(seg.as_bytes())?;
+            if decoded.is_empty()
+                || decoded == b"."
+                || decoded == b".."
+                || decoded.iter().any(|&b| matches!(b, b'/' | b'\\' | 0))
+            {
+                return None;
+            }
+            segments.push(String::from_utf8(decoded).ok()?);
+        }
+        Some(RelPath(segments))
+    }
+
+    /// The path under `root`.
+    pub(crate) fn under(&self, root: &std::path::Path) -> PathBuf {
+        let mut p = root.to_path_buf();
+        for seg in &self.0 {
+            p.push(seg);
+        }
+        p
+    }
+
+    /// The file name (the last segment).
+    pub(crate) fn file_name(&self) -> &str {
+        self.0.last().map_or("", String::as_str)
+    }
+}
+
+/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
+fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            let hi = hex(*v.get(i + 1)?)?;
+            let lo = hex(*v.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(raw: &str) -> Vec<String> {
+        RelPath::parse(raw)
+            .unwrap_or_else(|| panic!("{raw} refused"))
+            .0
+    }
+
+    #[test]
+    fn ordinary_paths_decode_per_segment() {
+        assert_eq!(ok("a/b.txt"), ["a", "b.txt"]);
+        assert_eq!(ok("my%20file.txt"), ["my file.txt"]);
+        assert_eq!(ok("caf%C3%A9"), ["café"]);
+        assert_eq!(ok(".well-known/x"), [".well-known", "x"]);
+        assert_eq!(ok("..a"), ["..a"]);
+    }
+
+    #[test]
+    fn every_way_out_is_refused() {
+        for raw in [
+            "",
+            "/",
+            "a/",
+            "a//b",
+            "/etc/passwd",
+            ".",
+            "..",
+            "a/../b",
+            "%2e%2e",
+            "%2E%2e/x",
+            "a/%2e",
+            "..%2fetc",
+            "a%2fb",
+            "a%2Fb",
+            "a%5cb",
+            "a\\b",
+            "a%00b",
+            "%",
+            "%2",
+            "%zz",
+            "%ff",
+            "a/%c3",
+        ] {
+            assert!(RelPath::parse(raw).is_none(), "{raw:?} accepted");
+        }
+    }
+
+    #[test]
+    fn joins_under_the_root() {
+        let p = RelPath::parse("a/b").unwrap();
+        assert_eq!(
+            p.under(std::path::Path::new("/srv")),
+            PathBuf::from("/srv/a/b")
+        );
+        assert_eq!(p.file_name(), "b");
+    }
+}
