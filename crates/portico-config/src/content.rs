@@ -7,7 +7,7 @@ use portico_http::{Method, MethodSet};
 
 use crate::model::{PathTemplate, StaticFiles};
 use crate::read::{Fields, Reader, join};
-use crate::yaml::Node;
+use crate::yaml::{Kind, Node};
 
 /// Keys that only a static route may have.
 const STATIC_KEYS: &[&str] = &["root", "cache_control", "precompressed"];
@@ -123,34 +123,17 @@ pub(crate) fn read_static(
 }
 
 fn read_precompressed(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<ContentCoding>> {
-    let items = r.seq(node, path)?;
-    let mut out: Vec<ContentCoding> = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let ipath = format!("{path}[{i}]");
-        let Some(s) = r.string(item, &ipath) else {
-            ok = false;
-            continue;
-        };
-        let known = PRECOMPRESSED.iter().any(|(name, _)| *name == s);
-        match ContentCoding::parse(s) {
-            Ok(c) if known && !out.contains(&c) => out.push(c),
-            Ok(_) if known => {
-                r.problem(item, &ipath, format!("`{s}` is listed twice"));
-                ok = false;
-            }
-            _ => {
-                let names: Vec<&str> = PRECOMPRESSED.iter().map(|(n, _)| *n).collect();
-                r.problem(
-                    item,
-                    &ipath,
-                    format!("`{s}`: precompressed codings are {}", names.join(", ")),
-                );
-                ok = false;
-            }
+    read_list(r, node, path, |s| {
+        if PRECOMPRESSED.iter().any(|(name, _)| *name == s) {
+            ContentCoding::parse(s)
+        } else {
+            let names: Vec<&str> = PRECOMPRESSED.iter().map(|(n, _)| *n).collect();
+            Err(format!(
+                "`{s}`: precompressed codings are {}",
+                names.join(", ")
+            ))
         }
-    }
-    ok.then_some(out)
+    })
 }
 
 /// A list of media types (`produces` when `wildcards` is false, `consumes` when true); an
@@ -164,8 +147,7 @@ pub(crate) fn read_media_types(
     let Some(node) = node else {
         return Some(Vec::new());
     };
-    let items = r.seq(node, path)?;
-    if items.is_empty() {
+    if matches!(&node.kind, Kind::Seq(items) if items.is_empty()) {
         r.problem(
             node,
             path,
@@ -173,35 +155,12 @@ pub(crate) fn read_media_types(
         );
         return None;
     }
-    let mut out: Vec<MediaType> = Vec::new();
-    let mut ok = true;
-    for (i, item) in items.iter().enumerate() {
-        let ipath = format!("{path}[{i}]");
-        let Some(s) = r.string(item, &ipath) else {
-            ok = false;
-            continue;
-        };
-        match MediaType::parse(s) {
-            Ok(mt) if mt.is_wildcard() && !wildcards => {
-                r.problem(
-                    item,
-                    &ipath,
-                    format!("`{s}`: a route produces concrete types, not wildcards"),
-                );
-                ok = false;
-            }
-            Ok(mt) if out.contains(&mt) => {
-                r.problem(item, &ipath, format!("`{s}` is listed twice"));
-                ok = false;
-            }
-            Ok(mt) => out.push(mt),
-            Err(msg) => {
-                r.problem(item, &ipath, msg);
-                ok = false;
-            }
-        }
-    }
-    ok.then_some(out)
+    read_list(r, node, path, |s| match MediaType::parse(s) {
+        Ok(mt) if mt.is_wildcard() && !wildcards => Err(format!(
+            "`{s}`: a route produces concrete types, not wildcards"
+        )),
+        other => other,
+    })
 }
 
 /// `consumes_encodings`: `Some(None)` when absent.
@@ -210,11 +169,22 @@ pub(crate) fn read_codings(
     node: Option<&Node>,
     path: &str,
 ) -> Option<Option<Vec<ContentCoding>>> {
-    let Some(node) = node else {
-        return Some(None);
-    };
+    match node {
+        None => Some(None),
+        Some(node) => read_list(r, node, path, ContentCoding::parse).map(Some),
+    }
+}
+
+/// A list of strings, each parsed by `parse` (which names its own problem) and listed once;
+/// every problem in it is reported.
+fn read_list<T: PartialEq>(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<Vec<T>> {
     let items = r.seq(node, path)?;
-    let mut out: Vec<ContentCoding> = Vec::new();
+    let mut out: Vec<T> = Vec::new();
     let mut ok = true;
     for (i, item) in items.iter().enumerate() {
         let ipath = format!("{path}[{i}]");
@@ -222,17 +192,17 @@ pub(crate) fn read_codings(
             ok = false;
             continue;
         };
-        match ContentCoding::parse(s) {
-            Ok(c) if out.contains(&c) => {
+        match parse(s) {
+            Ok(v) if out.contains(&v) => {
                 r.problem(item, &ipath, format!("`{s}` is listed twice"));
                 ok = false;
             }
-            Ok(c) => out.push(c),
+            Ok(v) => out.push(v),
             Err(msg) => {
                 r.problem(item, &ipath, msg);
                 ok = false;
             }
         }
     }
-    ok.then_some(Some(out))
+    ok.then_some(out)
 }

@@ -8,6 +8,8 @@
 //! The same decoder reads request bodies and upstream responses; the caller maps its
 //! [`ChunkError`] to the right error code for the side that sent it.
 
+use crate::syntax::hex_digit;
+
 /// What went wrong in a chunked body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkError {
@@ -100,7 +102,7 @@ impl ChunkedDecoder {
         while i < input.len() {
             let b = input[i];
             match self.state {
-                State::Size { digits } => match hex(b) {
+                State::Size { digits } => match hex_digit(b) {
                     Some(v) => {
                         if digits == 16 {
                             return Err(ChunkError::Size);
@@ -213,15 +215,6 @@ impl ChunkedDecoder {
             i += 1;
         }
         Ok(Step { skip: i, data: 0 })
-    }
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 

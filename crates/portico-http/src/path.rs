@@ -5,6 +5,26 @@
 //! reached through another route's prefix, whatever the upstream does with dots. `%2e` counts
 //! as a dot, because many upstreams decode it before resolving the path.
 
+use crate::syntax::hex_digit;
+
+/// Decodes `%XX` escapes (RFC 3986 §2.1); `None` for a `%` not followed by two hex digits.
+pub fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%' {
+            let hi = hex_digit(*v.get(i + 1)?)?;
+            let lo = hex_digit(*v.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(v[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Whether `seg` is `.` (possibly percent-encoded).
 fn is_dot(seg: &[u8]) -> bool {
     seg == b"." || seg.eq_ignore_ascii_case(b"%2e")
@@ -80,5 +100,15 @@ mod tests {
         assert_eq!(norm("/a/..b/c"), "/a/..b/c");
         assert_eq!(norm("/"), "/");
         assert!(remove_dot_segments(b"/plain/path").is_none());
+    }
+
+    #[test]
+    fn percent_decoding_rfc3986_2_1() {
+        assert_eq!(percent_decode(b"a%20b%2F%2f").unwrap(), b"a b//");
+        assert_eq!(percent_decode(b"caf%C3%A9").unwrap(), "café".as_bytes());
+        assert_eq!(percent_decode(b"plain").unwrap(), b"plain");
+        for bad in [&b"%"[..], b"%2", b"%zz", b"a%g0"] {
+            assert!(percent_decode(bad).is_none());
+        }
     }
 }

@@ -130,6 +130,16 @@ pub fn weight(p: &[u8]) -> Option<Option<u16>> {
     Some(qvalue(rest))
 }
 
+/// The value of a hexadecimal digit.
+pub fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// Parses a decimal number of up to 19 digits; `None` if empty, not all digits, or longer.
 /// Larger values saturate to `u64::MAX` when `saturate` is set (a range position beyond any
 /// representation means the same as a very large one).

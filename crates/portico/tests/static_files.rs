@@ -63,6 +63,12 @@ fn get(path: &str, headers: &str) -> String {
     format!("GET {path} HTTP/1.1\r\nHost: a\r\n{headers}\r\n")
 }
 
+/// The entity tag a plain GET of `path` gets.
+async fn etag_of(gw: &TestGateway, path: &str) -> String {
+    let resp = gw.request(&get(path, "")).await;
+    resp.header("etag").unwrap().to_string()
+}
+
 fn text(resp: &RawResponse) -> String {
     String::from_utf8(resp.body.clone()).unwrap()
 }
@@ -152,8 +158,7 @@ async fn head_has_the_fields_of_get_and_no_body() {
 async fn if_none_match_is_304_with_the_fields_of_the_200() {
     let site = Site::new();
     let gw = TestGateway::start(&site.config("    precompressed: [gzip]\n")).await;
-    let full = gw.request(&get("/files/alphabet.txt", "")).await;
-    let etag = full.header("etag").unwrap().to_string();
+    let etag = etag_of(&gw, "/files/alphabet.txt").await;
     let mut c = gw.connect().await;
     c.send(get(
         "/files/alphabet.txt",
@@ -234,12 +239,7 @@ async fn failed_if_match_is_412() {
         .await;
     assert_error(&resp, 412, "PTC.PRECONDITION_FAILED");
     // A weak tag never satisfies If-Match (strong comparison, §13.1.1).
-    let etag = gw
-        .request(&get("/files/alphabet.txt", ""))
-        .await
-        .header("etag")
-        .unwrap()
-        .to_string();
+    let etag = etag_of(&gw, "/files/alphabet.txt").await;
     let resp = gw
         .request(&get(
             "/files/alphabet.txt",
@@ -410,12 +410,7 @@ async fn unsatisfiable_range_is_416_with_content_range() {
 async fn if_range_decides_between_the_range_and_the_whole_file() {
     let site = Site::new();
     let gw = site.gateway().await;
-    let etag = gw
-        .request(&get("/files/alphabet.txt", ""))
-        .await
-        .header("etag")
-        .unwrap()
-        .to_string();
+    let etag = etag_of(&gw, "/files/alphabet.txt").await;
     let resp = gw
         .request(&get(
             "/files/alphabet.txt",

@@ -9,6 +9,8 @@
 
 use std::path::PathBuf;
 
+use portico_http::path::percent_decode;
+
 /// The relative path of the file a request names, as validated segments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct RelPath(Vec<String>);
@@ -43,33 +45,6 @@ impl RelPath {
     /// The file name (the last segment).
     pub(crate) fn file_name(&self) -> &str {
         self.0.last().map_or("", String::as_str)
-    }
-}
-
-/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits.
-fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    while i < v.len() {
-        if v[i] == b'%' {
-            let hi = hex(*v.get(i + 1)?)?;
-            let lo = hex(*v.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(v[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
     }
 }
 
