@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
+use portico_http::conditional::HttpDate;
 use portico_testkit::{RawResponse, TestGateway, assert_error, parse_multipart};
 
 /// 2021-06-01T00:00:00Z, the modification time given to every test file.
@@ -128,6 +129,19 @@ async fn changing_a_file_changes_its_entity_tag() {
     let after = gw.request(&get("/files/alphabet.txt", "")).await;
     assert_eq!(text(&after), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
     assert_ne!(before.header("etag"), after.header("etag"));
+}
+
+#[tokio::test]
+async fn a_modification_time_in_the_future_is_never_sent() {
+    let site = Site::new();
+    // 2100-01-01: a clock that was wrong when the file was written.
+    set_mtime(&site.root().join("alphabet.txt"), 4_102_444_800);
+    let gw = site.gateway().await;
+    let resp = gw.request(&get("/files/alphabet.txt", "")).await;
+    let parse = |name: &str| HttpDate::parse(resp.header(name).unwrap().as_bytes()).unwrap();
+    // RFC 9110 §8.8.2.1: Last-Modified is never later than Date.
+    assert!(parse("last-modified") <= parse("date"));
+    assert!(parse("last-modified") < HttpDate(4_102_444_800));
 }
 
 #[tokio::test]

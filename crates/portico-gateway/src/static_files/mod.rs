@@ -19,7 +19,7 @@ mod path;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use portico_config::{PRECOMPRESSED, StaticFiles};
@@ -118,6 +118,9 @@ impl StaticRoute {
         }
 
         let modified = variant.meta.modified().unwrap_or(UNIX_EPOCH);
+        // RFC 9110 §8.8.2.1: a modification time in the future "MUST" be replaced by the
+        // time the response is made, so Last-Modified is never later than Date.
+        let last_modified = HttpDate::from_system_time(modified.min(SystemTime::now()));
         let since_epoch = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
         let length = variant.meta.len();
         let coding = variant.sibling.map(|s| s.coding);
@@ -136,7 +139,7 @@ impl StaticRoute {
         let meta = Meta {
             content_type,
             etag,
-            last_modified: HttpDate::from_system_time(modified),
+            last_modified,
             length,
             cache_control: self.cache_control.clone(),
             vary: (!self.siblings.is_empty()).then_some("Accept-Encoding"),
