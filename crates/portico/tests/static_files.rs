@@ -608,6 +608,7 @@ async fn paths_never_leave_the_root() {
             site.root().join("inside.txt"),
         )
         .unwrap();
+        symlink(site.root().join("data"), site.root().join("alias")).unwrap();
     }
     let gw = site.gateway().await;
     for target in [
@@ -646,6 +647,8 @@ async fn paths_never_leave_the_root() {
     {
         let resp = gw.request(&get("/files/inside.txt", "")).await;
         assert_eq!(text(&resp), "abcdefghijklmnopqrstuvwxyz");
+        let resp = gw.request(&get("/files/alias/items.json", "")).await;
+        assert_eq!(text(&resp), "{\"items\":[1,2,3]}");
     }
     // Encoded characters that are not separators are fine.
     site.file("with space.txt", b"spaced");

@@ -2,11 +2,14 @@
 //! pool: resolve the path, check it is inside the root, open the file, find the precompressed
 //! sibling the client prefers, and read the file if it is small.
 //!
-//! The containment check is made on the resolved path (`canonicalize` follows every symlink),
-//! so a symlink inside the root that points outside it leads to a 404. The file and its
-//! siblings are then opened with `O_NOFOLLOW`, so the last component cannot be swapped for a
-//! symlink in between, and with `O_NONBLOCK`, so a FIFO placed in the root cannot hang the
-//! thread; anything but a regular file is a 404.
+//! The relative path has no `.`/`..` segments and no separators inside a segment (`path.rs`),
+//! so a symlink is the only way out of the root. The usual case, no symlink at all, is checked
+//! cheaply: each directory under the root is `lstat`ed and the file is opened with
+//! `O_NOFOLLOW`. When anything on the way is a symlink (or the open fails), the path is
+//! resolved with `canonicalize` and must still be inside the root: a symlink that stays inside
+//! is followed, one that leads out is a 404. Files are always opened with `O_NOFOLLOW`, so the
+//! last component cannot be swapped for a symlink after the check, and with `O_NONBLOCK`, so a
+//! FIFO placed in the root cannot hang the thread; anything but a regular file is a 404.
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io;
@@ -58,14 +61,7 @@ pub(crate) fn open(
     candidates: &[Option<Sibling>],
     siblings: &[Sibling],
 ) -> io::Result<Opened> {
-    let Ok(real) = std::fs::canonicalize(rel.under(root)) else {
-        return Ok(Opened::Missing);
-    };
-    if !real.starts_with(root) {
-        tracing::debug!(path = %real.display(), "static: the path resolves outside the root");
-        return Ok(Opened::Missing);
-    }
-    let Some((file, meta)) = open_regular(&real) else {
+    let Some((real, file, meta)) = resolve(root, rel) else {
         return Ok(Opened::Missing);
     };
     let mut original = Some((file, meta));
@@ -96,6 +92,32 @@ pub(crate) fn open(
             .map(|s| s.coding),
     );
     Ok(Opened::NoAcceptableCoding(available))
+}
+
+/// The real path of the regular file `rel` names inside `root`, opened.
+fn resolve(root: &Path, rel: &RelPath) -> Option<(PathBuf, File, Metadata)> {
+    let direct = rel.under(root);
+    if no_symlinked_directory(root, rel)
+        && let Some((file, meta)) = open_regular(&direct)
+    {
+        return Some((direct, file, meta));
+    }
+    let real = std::fs::canonicalize(&direct).ok()?;
+    if !real.starts_with(root) {
+        tracing::debug!(path = %real.display(), "static: the path resolves outside the root");
+        return None;
+    }
+    let (file, meta) = open_regular(&real)?;
+    Some((real, file, meta))
+}
+
+/// Whether every directory between `root` and the file is a real directory, not a symlink.
+fn no_symlinked_directory(root: &Path, rel: &RelPath) -> bool {
+    let mut dir = root.to_path_buf();
+    rel.directories().all(|seg| {
+        dir.push(seg);
+        std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir())
+    })
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {

@@ -42,6 +42,13 @@ impl RelPath {
         p
     }
 
+    /// The directories on the way to the file (every segment but the last).
+    pub(crate) fn directories(&self) -> impl Iterator<Item = &str> {
+        self.0[..self.0.len().saturating_sub(1)]
+            .iter()
+            .map(String::as_str)
+    }
+
     /// The file name (the last segment).
     pub(crate) fn file_name(&self) -> &str {
         self.0.last().map_or("", String::as_str)
@@ -105,5 +112,6 @@ mod tests {
             PathBuf::from("/srv/a/b")
         );
         assert_eq!(p.file_name(), "b");
+        assert_eq!(p.directories().collect::<Vec<_>>(), ["a"]);
     }
 }
