@@ -132,6 +132,33 @@ async fn changing_a_file_changes_its_entity_tag() {
 }
 
 #[tokio::test]
+async fn a_file_replaced_with_the_same_size_and_time_gets_a_new_tag() {
+    let site = Site::new();
+    let gw = site.gateway().await;
+    let before = etag_of(&gw, "/files/alphabet.txt").await;
+    // A deploy that preserves modification times (rsync -a, a reproducible build): new bytes,
+    // same length, the very same mtime, moved into place.
+    site.file("alphabet.new", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    std::fs::rename(
+        site.root().join("alphabet.new"),
+        site.root().join("alphabet.txt"),
+    )
+    .unwrap();
+    let resp = gw.request(&get("/files/alphabet.txt", "")).await;
+    assert_eq!(text(&resp), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    assert_eq!(resp.header("last-modified"), Some(MTIME_HTTP));
+    assert_ne!(resp.header("etag"), Some(before.as_str()));
+    // So a client holding the old tag gets the new bytes, not a 304.
+    let resp = gw
+        .request(&get(
+            "/files/alphabet.txt",
+            &format!("If-None-Match: {before}\r\n"),
+        ))
+        .await;
+    assert_eq!(resp.status, 200);
+}
+
+#[tokio::test]
 async fn a_modification_time_in_the_future_is_never_sent() {
     let site = Site::new();
     // 2100-01-01: a clock that was wrong when the file was written.

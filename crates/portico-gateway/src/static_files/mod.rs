@@ -124,15 +124,16 @@ impl StaticRoute {
         let since_epoch = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
         let length = variant.meta.len();
         let coding = variant.sibling.map(|s| s.coding);
-        // A strong tag (RFC 9110 §8.8.3): the same tag means the same bytes. Time to the
-        // nanosecond, length and file identity change whenever the content can have; a
-        // sibling's tag names its coding, since its bytes differ from the file's.
+        // A strong tag (RFC 9110 §8.8.3): the same tag means the same bytes. Modification
+        // time to the nanosecond, length and the file's identity (see `file_identity`) change
+        // whenever the content can have; a sibling's tag names its coding, since its bytes
+        // differ from the file's.
         let etag = format!(
             "\"{:x}.{:x}-{:x}-{:x}{}{}\"",
             since_epoch.as_secs(),
             since_epoch.subsec_nanos(),
             length,
-            open::file_id(&variant.meta),
+            open::file_identity(&variant.meta),
             if coding.is_some() { "-" } else { "" },
             coding.unwrap_or(""),
         );

@@ -158,13 +158,27 @@ pub(crate) fn read_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes>
     Ok(Bytes::from(buf))
 }
 
-/// An identifier of the file itself, so that a file replaced by another of the same size and
-/// time gets another entity tag (the inode on Unix).
-pub(crate) fn file_id(meta: &Metadata) -> u64 {
+/// A hash of what identifies this file on this machine: device, inode and status-change
+/// time. It goes into the entity tag so that a file replaced or rewritten in place gets a new
+/// tag even when its size and modification time are the same (tools that preserve or fix
+/// modification times: `rsync -a`, reproducible builds). Hashed, so the tag does not disclose
+/// inode numbers.
+pub(crate) fn file_identity(meta: &Metadata) -> u64 {
     #[cfg(unix)]
     {
         use std::os::unix::fs::MetadataExt;
-        meta.ino()
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a
+        for word in [
+            meta.dev(),
+            meta.ino(),
+            meta.ctime() as u64,
+            meta.ctime_nsec() as u64,
+        ] {
+            for byte in word.to_le_bytes() {
+                h = (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
     }
     #[cfg(not(unix))]
     {
