@@ -113,6 +113,9 @@ async fn static_file_is_200_with_validators() {
     assert_ne!(other.header("etag"), Some(etag));
     // No Vary without precompressed siblings: nothing is negotiated.
     assert!(resp.header("vary").is_none());
+    // A query (cache busting: app.js?v=123) does not change which file is served.
+    let busted = gw.request(&get("/files/alphabet.txt?v=123", "")).await;
+    assert_eq!((busted.status, busted.header("etag")), (200, Some(etag)));
 }
 
 #[tokio::test]
