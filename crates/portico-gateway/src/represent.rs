@@ -15,7 +15,7 @@ use portico_http::representation::{Answer, Representation, decide};
 use portico_http::{ErrorCode, Method};
 use portico_server::{Body, Error, Response, StreamBody};
 
-use crate::static_files::open::{READ_PIECE, read_at};
+use crate::static_files::open::{READ_PIECE, read_piece};
 
 /// The metadata of the selected representation.
 pub(crate) struct Meta {
@@ -164,7 +164,8 @@ fn slice(data: &Bytes, r: ByteRange) -> Bytes {
     data.slice(r.first as usize..=r.last as usize)
 }
 
-/// The pieces as a stream, file ranges read on the blocking pool [`READ_PIECE`] at a time.
+/// The pieces as a stream, file ranges read [`READ_PIECE`] at a time (from the page cache
+/// directly when it holds them, else on the blocking pool).
 fn file_pieces(file: Arc<File>, pieces: Vec<Piece>) -> impl Stream<Item = io::Result<Bytes>> {
     stream::iter(pieces).flat_map(move |p| match p {
         Piece::Framing(b) => stream::once(async move { Ok(b) }).left_stream(),
@@ -181,10 +182,7 @@ fn file_range(file: Arc<File>, r: ByteRange) -> impl Stream<Item = io::Result<By
                 return None;
             }
             let n = (r.last - at + 1).min(READ_PIECE as u64) as usize;
-            let read = tokio::task::spawn_blocking(move || read_at(&file, at, n))
-                .await
-                .unwrap_or_else(|e| Err(io::Error::other(e)));
-            match read {
+            match read_piece(file, at, n).await {
                 Ok(b) => Some((Ok(b), Some(at + n as u64))),
                 // Stop after reporting the error: the writer closes the connection.
                 Err(e) => Some((Err(e), None)),

@@ -13,6 +13,8 @@
 //! Preconditions come after negotiation because they apply to the selected representation
 //! and only when the answer would otherwise be 2xx (RFC 9110 §13.2.1).
 
+#[cfg(target_os = "linux")]
+mod cached;
 pub(crate) mod mime;
 pub(crate) mod open;
 mod path;
@@ -43,6 +45,9 @@ pub(crate) struct StaticRoute {
     siblings: Vec<Sibling>,
     /// What can be offered: the siblings' codings in preference order, then identity.
     offers: Vec<ContentCoding>,
+    /// The root as a directory for the non-blocking path, when the platform has one.
+    #[cfg(target_os = "linux")]
+    cached: Option<cached::Root>,
 }
 
 impl StaticRoute {
@@ -66,11 +71,24 @@ impl StaticRoute {
         let mut offers = settings.precompressed.clone();
         offers.push(ContentCoding::identity());
         Ok(StaticRoute {
+            #[cfg(target_os = "linux")]
+            cached: cached::Root::open(&root),
             root,
             cache_control: settings.cache_control.clone().map(Bytes::from),
             siblings,
             offers,
         })
+    }
+
+    /// The file, opened without leaving the event loop, when the kernel's caches hold all it
+    /// takes (`cached.rs`); `None` sends the request to the blocking pool.
+    fn open_cached(&self, rel: &RelPath, candidates: &[Option<Sibling>]) -> Option<Opened> {
+        #[cfg(target_os = "linux")]
+        if let Some(root) = &self.cached {
+            return root.open_file(rel, candidates, &self.siblings).ok();
+        }
+        let _ = (rel, candidates);
+        None
     }
 
     /// Serves the file that the route's catch-all parameter (`raw`, still percent-encoded)
@@ -91,12 +109,16 @@ impl StaticRoute {
                         .copied()
                 })
                 .collect();
-        let (root, siblings) = (self.root.clone(), self.siblings.clone());
-        let opened =
-            tokio::task::spawn_blocking(move || open::open(&root, &rel, &candidates, &siblings))
-                .await
-                .map_err(|e| Error::new(ErrorCode::Internal).with_cause(e))?
-                .map_err(|e| Error::new(ErrorCode::Internal).with_cause(e))?;
+        let opened = match self.open_cached(&rel, &candidates) {
+            Some(opened) => opened,
+            None => {
+                let (root, siblings) = (self.root.clone(), self.siblings.clone());
+                tokio::task::spawn_blocking(move || open::open(&root, &rel, &candidates, &siblings))
+                    .await
+                    .map_err(|e| Error::new(ErrorCode::Internal).with_cause(e))?
+                    .map_err(|e| Error::new(ErrorCode::Internal).with_cause(e))?
+            }
+        };
 
         let variant = match opened {
             Opened::Missing => return Err(not_found()),

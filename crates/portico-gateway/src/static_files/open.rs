@@ -55,6 +55,7 @@ pub(crate) enum Opened {
 
 /// Opens the file `rel` names under `root` (canonical), trying `candidates` in order (`None`
 /// is the file itself, `Some` a sibling); `siblings` are all the route's, for a 406's list.
+/// This may block on the disk: it runs on tokio's blocking pool.
 pub(crate) fn open(
     root: &Path,
     rel: &RelPath,
@@ -64,15 +65,36 @@ pub(crate) fn open(
     let Some((real, file, meta)) = resolve(root, rel) else {
         return Ok(Opened::Missing);
     };
-    let mut original = Some((file, meta));
+    select(
+        (file, meta),
+        |s| Ok(open_regular(&with_suffix(&real, s.suffix))),
+        |file, len| read_at(file, 0, len),
+        candidates,
+        siblings,
+    )
+}
+
+/// The steps after the file itself is found, shared by the blocking path and the cached one
+/// (`cached.rs`), so both answer alike: the first candidate that exists is served, read whole
+/// when small; when none does, the codings that exist are listed. `sibling` opens a sibling
+/// (`Ok(None)` when there is none) and `read` reads a small file; either may give up with
+/// `E`.
+pub(crate) fn select<E>(
+    original: (File, Metadata),
+    mut sibling: impl FnMut(Sibling) -> Result<Option<(File, Metadata)>, E>,
+    mut read: impl FnMut(&File, usize) -> Result<Bytes, E>,
+    candidates: &[Option<Sibling>],
+    siblings: &[Sibling],
+) -> Result<Opened, E> {
+    let mut original = Some(original);
     for candidate in candidates {
         let found = match candidate {
             None => original.take().map(|(f, m)| (f, m, None)),
-            Some(s) => open_regular(&with_suffix(&real, s.suffix)).map(|(f, m)| (f, m, Some(*s))),
+            Some(s) => sibling(*s)?.map(|(f, m)| (f, m, Some(*s))),
         };
         if let Some((file, meta, sibling)) = found {
             let data = if meta.len() <= SMALL_FILE {
-                Some(read_at(&file, 0, meta.len() as usize)?)
+                Some(read(&file, meta.len() as usize)?)
             } else {
                 None
             };
@@ -85,12 +107,11 @@ pub(crate) fn open(
         }
     }
     let mut available = vec!["identity"];
-    available.extend(
-        siblings
-            .iter()
-            .filter(|s| open_regular(&with_suffix(&real, s.suffix)).is_some())
-            .map(|s| s.coding),
-    );
+    for s in siblings {
+        if sibling(*s)?.is_some() {
+            available.push(s.coding);
+        }
+    }
     Ok(Opened::NoAcceptableCoding(available))
 }
 
@@ -127,7 +148,7 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Opens `path` for reading if it is a regular file, not following a final symlink.
-fn open_regular(path: &Path) -> Option<(File, Metadata)> {
+pub(crate) fn open_regular(path: &Path) -> Option<(File, Metadata)> {
     let mut options = OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -138,6 +159,22 @@ fn open_regular(path: &Path) -> Option<(File, Metadata)> {
     let file = options.open(path).ok()?;
     let meta = file.metadata().ok()?;
     meta.is_file().then_some((file, meta))
+}
+
+/// Reads `len` bytes at `offset` without blocking if they are in the page cache, else on
+/// tokio's blocking pool.
+pub(crate) async fn read_piece(
+    file: std::sync::Arc<File>,
+    offset: u64,
+    len: usize,
+) -> io::Result<Bytes> {
+    #[cfg(target_os = "linux")]
+    if let Some(data) = super::cached::read_nowait(&file, offset, len) {
+        return Ok(data);
+    }
+    tokio::task::spawn_blocking(move || read_at(&file, offset, len))
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 /// Reads exactly `len` bytes at `offset`.

@@ -55,6 +55,13 @@ impl RelPath {
     }
 }
 
+impl std::fmt::Display for RelPath {
+    /// The segments joined by `/`: a relative path, with no `.`, `..` or empty segment.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("/"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +120,6 @@ mod tests {
         );
         assert_eq!(p.file_name(), "b");
         assert_eq!(p.directories().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(p.to_string(), "a/b");
     }
 }
