@@ -371,6 +371,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "negotiation::content_type_not_consumed_is_415_with_accept",
             "negotiation::content_encoding_not_taken_is_415_with_accept_encoding",
             "negotiation::unsupported_media_type_is_decided_before_100_continue",
+            "static_files::route_level_produces_and_consumes_apply_to_static_routes_too",
         ],
     ),
     row(

@@ -746,6 +746,32 @@ async fn empty_files_are_200_even_with_a_range() {
 }
 
 #[tokio::test]
+async fn route_level_produces_and_consumes_apply_to_static_routes_too() {
+    let site = Site::new();
+    let gw = TestGateway::start(&site.config(
+        "    produces: [\"text/plain; charset=utf-8\"]\n    consumes: [application/json]\n",
+    ))
+    .await;
+    // A body of another type: 415 from the content phase, before the handler looks for a file.
+    let resp = gw
+        .request(
+            "GET /files/nope.txt HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi",
+        )
+        .await;
+    assert_error(&resp, 415, "PTC.UNSUPPORTED_MEDIA_TYPE");
+    assert_eq!(resp.header("accept"), Some("application/json"));
+    // An Accept matching nothing the route produces: 406, also before the file lookup.
+    let resp = gw
+        .request(&get("/files/nope.txt", "Accept: image/png\r\n"))
+        .await;
+    assert_error(&resp, 406, "PTC.NOT_ACCEPTABLE");
+    let resp = gw
+        .request(&get("/files/alphabet.txt", "Accept: text/plain\r\n"))
+        .await;
+    assert_eq!(resp.status, 200);
+}
+
+#[tokio::test]
 async fn only_get_and_head_are_served() {
     let site = Site::new();
     let gw = site.gateway().await;
