@@ -610,6 +610,18 @@ async fn accept_that_excludes_the_files_type_is_406() {
             .await;
         assert_eq!(resp.status, 200, "{ok}");
     }
+    // The type is judged before the codings, and a missing file before either.
+    let resp = gw
+        .request(&get(
+            "/files/alphabet.txt",
+            "Accept: image/png\r\nAccept-Encoding: identity;q=0\r\n",
+        ))
+        .await;
+    assert_error(&resp, 406, "PTC.NOT_ACCEPTABLE");
+    let resp = gw
+        .request(&get("/files/nope.txt", "Accept: image/png\r\n"))
+        .await;
+    assert_error(&resp, 404, "PTC.FILE_NOT_FOUND");
     // 406 comes before preconditions (§13.2.1): they are for a response that would be 2xx.
     let resp = gw
         .request(&get(

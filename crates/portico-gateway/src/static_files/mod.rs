@@ -120,8 +120,18 @@ impl StaticRoute {
             }
         };
 
+        if matches!(opened, Opened::Missing) {
+            return Err(not_found());
+        }
+        // The file exists: its type, then its codings, against what the client accepts.
+        let accept = combined(&req.head, "accept");
+        if negotiate::quality_of(accept.as_deref(), media_type) == 0 {
+            return Err(Error::new(ErrorCode::NotAcceptable)
+                .with_detail(format!("Available media types: {content_type}."))
+                .with_member("available", serde_json::json!([content_type])));
+        }
         let variant = match opened {
-            Opened::Missing => return Err(not_found()),
+            Opened::Found(v) => v,
             Opened::NoAcceptableCoding(available) => {
                 return Err(Error::new(ErrorCode::EncodingNotAcceptable)
                     .with_detail(format!(
@@ -130,14 +140,8 @@ impl StaticRoute {
                     ))
                     .with_member("available", serde_json::json!(available)));
             }
-            Opened::Found(v) => v,
+            Opened::Missing => return Err(not_found()),
         };
-        let accept = combined(&req.head, "accept");
-        if negotiate::quality_of(accept.as_deref(), media_type) == 0 {
-            return Err(Error::new(ErrorCode::NotAcceptable)
-                .with_detail(format!("Available media types: {content_type}."))
-                .with_member("available", serde_json::json!([content_type])));
-        }
 
         let modified = variant.meta.modified().unwrap_or(UNIX_EPOCH);
         // RFC 9110 §8.8.2.1: a modification time in the future "MUST" be replaced by the
