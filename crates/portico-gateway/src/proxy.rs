@@ -13,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use portico_http::request::list_elements;
 use portico_http::response::is_hop_by_hop;
+use portico_http::syntax::same_field_loosely;
 use portico_http::{Method, Version};
 use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest};
 use portico_server::{Body, Error, Request, RequestBody, Response};
@@ -49,10 +50,9 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         .collect();
     let mut host: Option<&[u8]> = None;
     for (name, value) in head.fields() {
-        if is_hop_by_hop(name, &connection)
-            || REPLACED
-                .iter()
-                .any(|r| name.eq_ignore_ascii_case(r.as_bytes()))
+        // Compared as CGI-style upstreams read names, so `X_Forwarded_For` cannot stand in
+        // for the field Portico writes itself.
+        if is_hop_by_hop(name, &connection) || REPLACED.iter().any(|r| same_field_loosely(name, r))
         {
             continue;
         }

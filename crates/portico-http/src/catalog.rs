@@ -587,6 +587,8 @@ error_codes! {
     HeaderNameInvalid => (400, "HEADER_NAME_INVALID", Client, AfterChange, true, "A header field name is invalid.");
     /// Whitespace between a header field name and its colon (RFC 9112 §5.1).
     HeaderNameWhitespace => (400, "HEADER_NAME_WHITESPACE", Client, AfterChange, true, "A header field name is followed by whitespace before the colon.");
+    /// A field name that, with `_` read as `-`, is `Content-Length` or `Transfer-Encoding`: an upstream that reads names CGI-style would see a second framing (request smuggling).
+    HeaderNameAmbiguous => (400, "HEADER_NAME_AMBIGUOUS", Client, AfterChange, true, "A header field name differs from a framing field only by underscores.");
     /// A control character in a header field value.
     HeaderValueInvalid => (400, "HEADER_VALUE_INVALID", Client, AfterChange, true, "A header field value contains an invalid character.");
     /// A header line that begins with whitespace: obsolete line folding (RFC 9112 §5.2).

@@ -8,6 +8,7 @@
 
 use crate::catalog::ErrorCode;
 use crate::head::{RequestHead, TargetForm, Version, valid_authority};
+use crate::syntax::same_field_loosely;
 
 /// How a request body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,14 @@ impl RequestInfo {
         let mut expect_count = 0usize;
 
         for (name, value) in head.fields() {
+            // A name that only underscores tell apart from a framing field is two framings
+            // to an upstream that reads names CGI-style.
+            if name.contains(&b'_')
+                && (same_field_loosely(name, "content-length")
+                    || same_field_loosely(name, "transfer-encoding"))
+            {
+                return Err(ErrorCode::HeaderNameAmbiguous);
+            }
             if name.eq_ignore_ascii_case(b"content-length") {
                 if content_length.is_some() || value.contains(&b',') {
                     return Err(ErrorCode::ContentLengthMultiple);

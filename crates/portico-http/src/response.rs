@@ -1,6 +1,7 @@
 //! Rules for responses Portico receives from upstreams (RFC 9112 §6.3) and relays.
 
 use crate::request::list_elements;
+use crate::syntax::same_field_loosely;
 
 /// How an upstream response's body is delimited.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,11 +43,11 @@ pub const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-/// Whether `name` is hop-by-hop, or listed in the message's `Connection` field.
+/// Whether `name` is hop-by-hop, or listed in the message's `Connection` field. Names are
+/// compared as CGI-style servers read them (`Keep_Alive` is `Keep-Alive`), so a look-alike
+/// cannot pass where the real field is removed.
 pub fn is_hop_by_hop(name: &[u8], connection_tokens: &[&[u8]]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+    HOP_BY_HOP.iter().any(|h| same_field_loosely(name, h))
         || connection_tokens
             .iter()
             .any(|t| name.eq_ignore_ascii_case(t))
@@ -222,6 +223,7 @@ mod tests {
         assert!(!r.reusable, "HTTP/1.0 closes by default");
         assert!(is_hop_by_hop(b"Keep-Alive", &[]));
         assert!(is_hop_by_hop(b"X-Private", &[b"x-private"]));
+        assert!(is_hop_by_hop(b"Keep_Alive", &[]));
         assert!(!is_hop_by_hop(b"Content-Type", &[]));
     }
 }

@@ -130,6 +130,21 @@ pub fn weight(p: &[u8]) -> Option<Option<u16>> {
     Some(qvalue(rest))
 }
 
+/// Whether a field name is `canonical` (lower case) when case is ignored and `_` is read as
+/// `-`, as CGI-style servers read names (`Transfer_Encoding` and `Transfer-Encoding` both
+/// become `HTTP_TRANSFER_ENCODING`).
+pub fn same_field_loosely(name: &[u8], canonical: &str) -> bool {
+    name.len() == canonical.len()
+        && name.iter().zip(canonical.bytes()).all(|(&a, b)| {
+            let a = if a == b'_' {
+                b'-'
+            } else {
+                a.to_ascii_lowercase()
+            };
+            a == b
+        })
+}
+
 /// The value of a hexadecimal digit.
 pub fn hex_digit(b: u8) -> Option<u8> {
     match b {
@@ -217,6 +232,21 @@ mod tests {
         assert_eq!(weight(b"Q=0.2"), Some(Some(200)));
         assert_eq!(weight(b"q=x"), Some(None));
         assert_eq!(weight(b"level=1"), None);
+    }
+
+    #[test]
+    fn field_names_compare_as_cgi_reads_them() {
+        assert!(same_field_loosely(
+            b"Transfer_Encoding",
+            "transfer-encoding"
+        ));
+        assert!(same_field_loosely(b"CONTENT-LENGTH", "content-length"));
+        assert!(same_field_loosely(b"x_forwarded_FOR", "x-forwarded-for"));
+        assert!(!same_field_loosely(
+            b"Transfer-Encodings",
+            "transfer-encoding"
+        ));
+        assert!(!same_field_loosely(b"Content.Length", "content-length"));
     }
 
     #[test]
