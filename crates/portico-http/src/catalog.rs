@@ -215,7 +215,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         400,
         "BadRequest",
         "Invalid request. Do not retry the request before modification.",
-        "Malformed request line or header, obs-fold, bare CR or LF, NUL, missing or repeated Host, Content-Length with Transfer-Encoding, conflicting Content-Length, bad chunk framing, a header section over `max_header_bytes` (never 431). Each cause has its own error code; the connection is closed.",
+        "Malformed request line or header, obs-fold, bare CR or LF, NUL, missing or repeated Host, Content-Length with Transfer-Encoding, conflicting Content-Length, bad chunk framing, a header section over `max_header_bytes` (never 431), a field name that only underscores tell apart from Content-Length or Transfer-Encoding. Each cause has its own error code; the connection is closed. A corpus of desync vectors (`crates/portico/tests/smuggling/`) checks that none reaches an upstream.",
         Implemented,
         &[
             "protocol::malformed_request_line_is_400",
@@ -227,6 +227,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "protocol::conflicting_content_lengths_are_400",
             "protocol::bad_chunk_size_is_400",
             "protocol::header_section_over_limit_is_400_not_431",
+            "smuggling::every_desync_vector_is_refused_or_neutralised",
         ],
     ),
     row(
@@ -423,6 +424,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         &[
             "protocol::unknown_method_is_501",
             "protocol::transfer_encoding_gzip_is_501",
+            "smuggling::every_desync_vector_is_refused_or_neutralised",
         ],
     ),
     row(
