@@ -57,6 +57,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Default largest request body; routes may override it.
     pub max_body_bytes: u64,
+    /// Most client connections open at once.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -67,6 +69,7 @@ impl Default for Limits {
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_body_bytes: 10 << 20,
+            max_connections: 10_000,
         }
     }
 }
@@ -260,6 +263,7 @@ const LIMIT_KEYS: &[&str] = &[
     "body_timeout",
     "idle_timeout",
     "max_body_bytes",
+    "max_connections",
 ];
 const UPSTREAM_KEYS: &[&str] = &[
     "name",
@@ -418,6 +422,16 @@ fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
     }
     if let Some(v) = size(r, "max_body_bytes", 0) {
         limits.max_body_bytes = v;
+    }
+    if let Some(n) = f.get("max_connections") {
+        match r.uint(n, "limits.max_connections") {
+            Some(v) if v >= 1 => limits.max_connections = usize::try_from(v).unwrap_or(usize::MAX),
+            Some(_) => {
+                r.problem(n, "limits.max_connections", "must be at least 1");
+                ok = false;
+            }
+            None => ok = false,
+        }
     }
     if let Some(n) = f.get("max_headers") {
         match r.uint(n, "limits.max_headers") {

@@ -163,6 +163,26 @@ fn overlapping_routes_are_refused() {
 }
 
 #[test]
+fn max_connections_is_a_positive_count() {
+    let ok = from_str(
+        "limits: {max_connections: 20}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+        "m.yaml",
+    )
+    .unwrap();
+    assert_eq!(ok.limits.max_connections, 20);
+    let text = from_str(
+        "limits: {max_connections: 0}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+        "m.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("limits.max_connections: must be at least 1"),
+        "{text}"
+    );
+}
+
+#[test]
 fn handler_and_defaults() {
     let c = from_str(
         "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",

@@ -177,6 +177,7 @@ impl Gateway {
             body_timeout: config.limits.body_timeout,
             idle_timeout: config.limits.idle_timeout,
             max_body_bytes: config.limits.max_body_bytes,
+            max_connections: config.limits.max_connections,
         }
     }
 

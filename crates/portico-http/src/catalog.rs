@@ -303,6 +303,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "timeouts::head_timeout_is_408_then_close",
             "timeouts::body_stall_is_408_then_close",
             "timeouts::idle_keep_alive_connection_closes_silently",
+            "clients::slow_header_clients_neither_delay_others_nor_escape_their_408",
         ],
     ),
     row(

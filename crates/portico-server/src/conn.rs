@@ -48,6 +48,9 @@ pub struct ConnSettings {
     pub idle_timeout: Duration,
     /// Default body limit (routes may lower or raise it).
     pub max_body_bytes: u64,
+    /// Most client connections open at once; at the limit, new ones wait in the kernel's
+    /// accept queue until one closes.
+    pub max_connections: usize,
 }
 
 /// Tells connections that the server is shutting down.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use crate::conn::{ConnSettings, Shutdown, serve_connection};
 use crate::service::Service;
@@ -14,6 +14,10 @@ use crate::service::Service;
 /// Serves `listener` until `stop` resolves; then stops accepting, lets connections finish
 /// their current request (idle ones close at once), and returns when all are gone or `grace`
 /// has passed.
+///
+/// At most `settings.max_connections` connections are open at once: a connection is accepted
+/// only when it can have a slot, so at the limit new clients wait in the kernel's accept
+/// queue, neither refused nor costing Portico anything, until a connection closes.
 pub async fn serve<S: Service>(
     listener: TcpListener,
     svc: Arc<S>,
@@ -26,7 +30,31 @@ pub async fn serve<S: Service>(
     // Each connection task holds a sender; `recv` returns `None` once all have ended.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let mut stop = std::pin::pin!(stop);
+    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let mut full = false;
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => {
+                full = false;
+                slot
+            }
+            Err(_) => {
+                if !full {
+                    full = true;
+                    tracing::warn!(
+                        max_connections = settings.max_connections,
+                        "connection limit reached; new connections wait until one closes"
+                    );
+                }
+                tokio::select! {
+                    slot = slots.clone().acquire_owned() => match slot {
+                        Ok(slot) => slot,
+                        Err(_) => break,
+                    },
+                    () = &mut stop => break,
+                }
+            }
+        };
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
@@ -37,6 +65,7 @@ pub async fn serve<S: Service>(
                     let alive = alive_tx.clone();
                     tokio::spawn(async move {
                         serve_connection(stream, peer, svc, settings, drain).await;
+                        drop(slot);
                         drop(alive);
                     });
                 }

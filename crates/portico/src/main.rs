@@ -128,7 +128,42 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
+/// Raises the soft limit on open files to the hard one, as nginx's `worker_rlimit_nofile` and
+/// Go's runtime do: every client connection takes a descriptor (two when it is proxied), and
+/// the usual soft limit of 1024 would cap Portico far below `limits.max_connections`.
+#[cfg(unix)]
+fn raise_fd_limit(config: &Config) {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit is not a valid soft one everywhere; a million is plenty.
+    let target = limit.maximum.unwrap_or(1 << 20);
+    if limit.current.is_some_and(|c| c < target) {
+        let raised = Rlimit {
+            current: Some(target),
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::warn!(error = %e, "cannot raise the limit on open files");
+        }
+    }
+    let soft = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    let per_connection = if config.upstreams.is_empty() { 1 } else { 2 };
+    let max_connections = config.limits.max_connections;
+    let needed = (max_connections as u64)
+        .saturating_mul(per_connection)
+        .saturating_add(64);
+    if soft < needed {
+        tracing::warn!(
+            open_files = soft,
+            max_connections,
+            "the limit on open files is below what limits.max_connections may need (two per proxied connection); raise it (ulimit -n) or lower max_connections"
+        );
+    }
+}
+
 async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    #[cfg(unix)]
+    raise_fd_limit(&config);
     let log = AccessLogSink::open(&config.access_log)?;
     let gateway = Gateway::new(&config, log)?;
     let listener = tokio::net::TcpListener::bind(config.listen)

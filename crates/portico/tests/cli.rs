@@ -157,3 +157,88 @@ fn serve_refuses_an_invalid_config() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one route"));
 }
+
+/// Starts `portico serve` under `sh` with a soft limit of 256 open files; returns the child
+/// (whose pid is portico's: `sh` execs it), its stderr (kept open, so its last lines have
+/// somewhere to go) and what it logged up to "listening".
+#[cfg(target_os = "linux")]
+fn serve_with_low_fd_limit(
+    config: &std::path::Path,
+) -> (
+    std::process::Child,
+    BufReader<std::process::ChildStderr>,
+    String,
+) {
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 256 && exec '{BIN}' serve --config '{}'",
+            config.display()
+        ))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut logged = String::new();
+    while !logged.contains("listening") {
+        assert!(
+            stderr.read_line(&mut logged).unwrap() > 0,
+            "portico exited: {logged}"
+        );
+    }
+    (child, stderr, logged)
+}
+
+/// Stops a `serve` with SIGTERM and checks it exits 0.
+#[cfg(target_os = "linux")]
+fn stop(mut child: std::process::Child, mut stderr: BufReader<std::process::ChildStderr>) {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+}
+
+#[cfg(target_os = "linux")]
+fn open_files_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    let mut numbers = line.split_whitespace().skip(3);
+    (
+        numbers.next().unwrap().to_string(),
+        numbers.next().unwrap().to_string(),
+    )
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn serve_raises_its_open_files_limit_and_warns_when_it_is_too_low() {
+    let dir = tempfile::tempdir().unwrap();
+    let fits = write_config(
+        &dir,
+        "fits.yaml",
+        "listen: 127.0.0.1:0\nlimits: {max_connections: 100}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+    );
+    let (child, stderr, logged) = serve_with_low_fd_limit(&fits);
+    let (soft, hard) = open_files_limits(child.id());
+    assert_eq!(soft, hard, "the soft limit was not raised to the hard one");
+    assert!(!logged.contains("limit on open files"), "{logged}");
+    stop(child, stderr);
+
+    // More connections than any limit allows: said at start.
+    let too_many = write_config(
+        &dir,
+        "many.yaml",
+        "listen: 127.0.0.1:0\nlimits: {max_connections: 1000000000}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+    );
+    let (child, stderr, logged) = serve_with_low_fd_limit(&too_many);
+    assert!(logged.contains("limit on open files"), "{logged}");
+    stop(child, stderr);
+}
