@@ -59,6 +59,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Most client connections open at once.
     pub max_connections: usize,
+    /// Memory all requests together may hold in buffered bodies.
+    pub body_buffer_bytes: u64,
 }
 
 impl Default for Limits {
@@ -70,6 +72,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             max_body_bytes: 10 << 20,
             max_connections: 10_000,
+            body_buffer_bytes: 64 << 20,
         }
     }
 }
@@ -115,6 +118,9 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
     /// Refuse chunked bodies with 411.
     pub require_content_length: bool,
+    /// Read the whole body (within `limits.body_buffer_bytes`) before anything is sent
+    /// upstream.
+    pub buffer_body: bool,
     /// Media types the route answers with, in order of preference; when not empty, a request
     /// whose `Accept` matches none of them gets 406 before anything else happens.
     pub produces: Vec<MediaType>,
@@ -264,6 +270,7 @@ const LIMIT_KEYS: &[&str] = &[
     "idle_timeout",
     "max_body_bytes",
     "max_connections",
+    "body_buffer_bytes",
 ];
 const UPSTREAM_KEYS: &[&str] = &[
     "name",
@@ -280,6 +287,7 @@ const ROUTE_KEYS: &[&str] = &[
     "handler",
     "max_body_bytes",
     "require_content_length",
+    "buffer_body",
     "produces",
     "consumes",
     "consumes_encodings",
@@ -374,6 +382,9 @@ impl Config {
             }
         }
         check_overlaps(r, &routes);
+        if let Some(limits) = &limits {
+            check_buffer_budget(r, &routes, limits);
+        }
 
         if !r.problems.is_empty() {
             return None;
@@ -422,6 +433,9 @@ fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
     }
     if let Some(v) = size(r, "max_body_bytes", 0) {
         limits.max_body_bytes = v;
+    }
+    if let Some(v) = size(r, "body_buffer_bytes", 0) {
+        limits.body_buffer_bytes = v;
     }
     if let Some(n) = f.get("max_connections") {
         match r.uint(n, "limits.max_connections") {
@@ -645,6 +659,19 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     let require_content_length = f.get("require_content_length").map_or(Some(false), |n| {
         r.boolean(n, &join(path, "require_content_length"))
     });
+    let buffer_body = match f.get("buffer_body") {
+        None => Some(false),
+        Some(n) => {
+            let bpath = join(path, "buffer_body");
+            let v = r.boolean(n, &bpath);
+            if v == Some(true) && f.get("upstream").is_none() {
+                r.problem(n, &bpath, "`buffer_body` is for routes with an `upstream`");
+                None
+            } else {
+                v
+            }
+        }
+    };
     if !is_static {
         content::refuse_static_keys(r, path, &f);
     }
@@ -668,6 +695,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         action: action?,
         max_body_bytes: max_body_bytes?,
         require_content_length: require_content_length?,
+        buffer_body: buffer_body?,
         produces: produces?,
         consumes: consumes?,
         consumes_encodings: consumes_encodings?,
@@ -801,6 +829,23 @@ impl RouteTable {
             Ok(RouteTable { router, groups })
         } else {
             Err(overlaps)
+        }
+    }
+}
+
+/// A route that buffers bodies larger than the whole budget could never take one.
+fn check_buffer_budget(r: &mut Reader, routes: &[(&Node, Route)], limits: &Limits) {
+    for (i, (node, route)) in routes.iter().enumerate() {
+        let max = route.max_body_bytes.unwrap_or(limits.max_body_bytes);
+        if route.buffer_body && max > limits.body_buffer_bytes {
+            r.problem(
+                node,
+                &format!("routes[{i}].buffer_body"),
+                format!(
+                    "this route takes bodies up to {max} bytes but limits.body_buffer_bytes is {}: such a body could never be buffered; lower max_body_bytes or raise body_buffer_bytes",
+                    limits.body_buffer_bytes
+                ),
+            );
         }
     }
 }

@@ -183,6 +183,30 @@ fn max_connections_is_a_positive_count() {
 }
 
 #[test]
+fn buffered_routes_fit_the_body_budget() {
+    let base = "upstreams:\n  - {name: up, targets: [\"http://127.0.0.1:9\"]}\nroutes:\n";
+    let ok = from_str(
+        &format!("limits: {{body_buffer_bytes: 2MiB}}\n{base}  - {{name: a, path: /a, methods: [POST], upstream: up, buffer_body: true, max_body_bytes: 1MiB}}\n"),
+        "b.yaml",
+    )
+    .unwrap();
+    assert!(ok.routes[0].buffer_body);
+    assert_eq!(ok.limits.body_buffer_bytes, 2 << 20);
+    // A route whose bodies could never fit, and buffer_body on a route that does not proxy.
+    let text = from_str(
+        &format!("limits: {{body_buffer_bytes: 1MiB}}\n{base}  - {{name: a, path: /a, methods: [POST], upstream: up, buffer_body: true}}\n  - {{name: e, path: /e, methods: [POST], handler: echo, buffer_body: true}}\n"),
+        "b.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("routes[0].buffer_body: this route takes bodies up to 10485760 bytes but limits.body_buffer_bytes is 1048576"), "{text}");
+    assert!(
+        text.contains("routes[1].buffer_body: `buffer_body` is for routes with an `upstream`"),
+        "{text}"
+    );
+}
+
+#[test]
 fn handler_and_defaults() {
     let c = from_str(
         "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",

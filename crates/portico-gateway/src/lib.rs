@@ -35,7 +35,9 @@ use portico_http::negotiate::{self, MediaType};
 use portico_http::path::remove_dot_segments;
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_server::client::{Upstream, UpstreamSettings};
-use portico_server::{ConnSettings, Error, Exchange, Request, RequestBody, Response, Service};
+use portico_server::{
+    BodyBudget, ConnSettings, Error, Exchange, Request, RequestBody, Response, Service,
+};
 
 pub use access_log::AccessLogSink;
 
@@ -66,6 +68,7 @@ struct RouteEntry {
     answer: Answer,
     max_body_bytes: u64,
     require_content_length: bool,
+    buffer_body: bool,
     produces: Vec<MediaType>,
     consumes: Vec<MediaType>,
     consumes_encodings: Option<Vec<ContentCoding>>,
@@ -79,6 +82,8 @@ pub struct Gateway {
     upstreams: Vec<Upstream>,
     all_methods: MethodSet,
     log: AccessLogSink,
+    /// What all requests together may hold in buffered bodies.
+    budget: Arc<BodyBudget>,
 }
 
 /// A configuration the gateway could not be built from.
@@ -139,6 +144,7 @@ impl Gateway {
                 answer,
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 require_content_length: r.require_content_length,
+                buffer_body: r.buffer_body,
                 produces: r.produces.clone(),
                 consumes: r.consumes.clone(),
                 consumes_encodings: r.consumes_encodings.clone(),
@@ -151,6 +157,7 @@ impl Gateway {
             upstreams,
             all_methods,
             log,
+            budget: BodyBudget::new(config.limits.body_buffer_bytes),
         })
     }
 
@@ -179,6 +186,11 @@ impl Gateway {
             max_body_bytes: config.limits.max_body_bytes,
             max_connections: config.limits.max_connections,
         }
+    }
+
+    /// Bytes held now in buffered request bodies, for tests and metrics.
+    pub fn buffered_body_bytes(&self) -> u64 {
+        self.budget.used()
     }
 
     /// Idle pooled connections per upstream target, for tests and metrics.
@@ -301,6 +313,12 @@ impl Service for Gateway {
 
         match &route.answer {
             Answer::Upstream(u) => {
+                // Held until the buffered body has been sent on.
+                let _reservation = if route.buffer_body {
+                    Some(body.buffer(&self.budget).await?)
+                } else {
+                    None
+                };
                 let (resp, target) = proxy::forward(&self.upstreams[*u], req, path, body).await?;
                 req.notes.upstream = Some(target);
                 Ok(resp)

@@ -345,11 +345,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         413,
         "Request Entity Too Large",
         "The request is larger than what a server can process. The server may disable the connection to prevent the client from sending consecutive requests. If the server cannot temporarily process the request, the response will contain a Retry-After header field.",
-        "A declared Content-Length over the route's `max_body_bytes` is refused before the body is read; a streamed body that crosses it is cut off. Both with `Connection: close`. (The temporary kind with `Retry-After` arrives with the body-buffer budget, issue 4.)",
+        "Permanent: a declared Content-Length over the route's `max_body_bytes` is refused before the body is read; a streamed body that crosses it is cut off; both with `Connection: close` and no `Retry-After`. Temporary: a route that buffers bodies cannot reserve room in `limits.body_buffer_bytes` now; `Retry-After`, before `100 Continue` when the length is declared.",
         Implemented,
         &[
             "protocol::declared_length_over_limit_is_413_without_reading_body",
             "protocol::chunked_body_crossing_limit_is_413_and_close",
+            "buffering::a_body_over_the_route_limit_is_the_permanent_413",
+            "buffering::a_spent_budget_is_a_temporary_413_with_retry_after",
+            "buffering::a_chunked_body_that_outgrows_the_budget_is_a_temporary_413_and_a_close",
         ],
     ),
     row(
@@ -656,6 +659,8 @@ error_codes! {
     BodyTooLargeDeclared => (413, "BODY_TOO_LARGE", Client, AfterChange, true, "The request body is larger than this route accepts.");
     /// A chunked body crossed the route's `max_body_bytes` while streaming.
     BodyTooLargeStreamed => (413, "BODY_TOO_LARGE_STREAMED", Client, AfterChange, true, "The request body grew larger than this route accepts.");
+    /// The route buffers bodies and the gateway's budget for buffered bodies (`limits.body_buffer_bytes`) cannot hold this one now: temporary, with `Retry-After`.
+    BodyBufferFull => (413, "BODY_BUFFER_FULL", Gateway, AfterRetryAfter, false, "The gateway cannot take this request body right now; retry after the time in Retry-After.");
     /// The request target is longer than `limits.max_uri_bytes`.
     UriTooLong => (414, "URI_TOO_LONG", Client, AfterChange, true, "The request target is too long.");
     /// The request's `Content-Type` is not among the media types the route consumes (`Accept` lists them); decided before the body is read.

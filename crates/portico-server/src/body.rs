@@ -6,6 +6,8 @@
 //! every check decidable from the head has passed, so a refused request never has its body
 //! read (CONTRACT.md, row 100).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -24,8 +26,93 @@ const READ_CHUNK: usize = 16 * 1024;
 enum State {
     Length(u64),
     Chunked(ChunkedDecoder),
+    /// The whole body, read into memory by [`RequestBody::buffer`], not yet handed out.
+    Buffered(Bytes),
     Done,
     Failed(ErrorCode),
+}
+
+/// Seconds a client is told to wait (`Retry-After`) when the body budget is spent: bodies
+/// are buffered only while they are sent on, so room comes back within moments.
+pub const BUDGET_RETRY_AFTER_SECS: u64 = 1;
+
+/// The memory all requests together may hold in buffered bodies (`limits.body_buffer_bytes`).
+/// A body is buffered only once it has reserved its size here; what cannot be reserved now is
+/// refused with a temporary 413 and `Retry-After`, so a burst of uploads cannot grow memory
+/// without bound.
+#[derive(Debug)]
+pub struct BodyBudget {
+    limit: u64,
+    used: AtomicU64,
+}
+
+impl BodyBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: u64) -> Arc<BodyBudget> {
+        Arc::new(BodyBudget {
+            limit,
+            used: AtomicU64::new(0),
+        })
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Acquire)
+    }
+
+    fn take(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::AcqRel);
+    }
+}
+
+/// Bytes reserved in a [`BodyBudget`], given back when this is dropped.
+#[derive(Debug)]
+pub struct Reservation {
+    budget: Arc<BodyBudget>,
+    bytes: u64,
+}
+
+impl Reservation {
+    /// An empty reservation that can grow.
+    pub fn empty(budget: &Arc<BodyBudget>) -> Reservation {
+        Reservation {
+            budget: budget.clone(),
+            bytes: 0,
+        }
+    }
+
+    /// Reserves `n` more bytes; false when the budget cannot give them now.
+    pub fn grow(&mut self, n: u64) -> bool {
+        let ok = self.budget.take(n);
+        if ok {
+            self.bytes += n;
+        }
+        ok
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
+}
+
+fn budget_full() -> Error {
+    Error::new(ErrorCode::BodyBufferFull)
+        .with_header("Retry-After", BUDGET_RETRY_AFTER_SECS.to_string())
 }
 
 /// The body of the request being handled.
@@ -79,9 +166,46 @@ impl<'c> RequestBody<'c> {
         self.limit = limit;
     }
 
-    /// Whether the whole body has been read (always, when there is none).
+    /// Whether the whole body has been read from the client (always, when there is none).
     pub fn is_complete(&self) -> bool {
-        matches!(self.state, State::Done)
+        matches!(self.state, State::Done | State::Buffered(_))
+    }
+
+    /// Reads the whole body into memory, reserving its size in `budget` first: a declared
+    /// length all at once (so a refusal comes before `100 Continue`, with nothing read), a
+    /// chunked body as it arrives. When the budget cannot give the room now the answer is a
+    /// temporary 413 (`PTC.BODY_BUFFER_FULL`, with `Retry-After`). Afterwards the body is
+    /// handed out by [`RequestBody::chunk`] as one piece and [`RequestBody::framing`] gives its
+    /// length, so it can be sent on with a `Content-Length` whatever its framing was. The
+    /// returned reservation must be held as long as the bytes are.
+    pub async fn buffer(&mut self, budget: &Arc<BodyBudget>) -> Result<Reservation, Error> {
+        let mut reservation = Reservation::empty(budget);
+        let mut data = match self.framing {
+            BodyFraming::None => return Ok(reservation),
+            BodyFraming::Length(n) => {
+                if !reservation.grow(n) {
+                    return Err(budget_full());
+                }
+                BytesMut::with_capacity(usize::try_from(n).unwrap_or(0))
+            }
+            BodyFraming::Chunked => BytesMut::new(),
+        };
+        while let Some(piece) = self.chunk().await? {
+            let held = data.len() as u64 + piece.len() as u64;
+            if held > reservation.bytes() && !reservation.grow(held - reservation.bytes()) {
+                self.state = State::Failed(ErrorCode::BodyBufferFull);
+                return Err(budget_full());
+            }
+            data.extend_from_slice(&piece);
+        }
+        let data = data.freeze();
+        self.framing = if data.is_empty() {
+            BodyFraming::None
+        } else {
+            BodyFraming::Length(data.len() as u64)
+        };
+        self.state = State::Buffered(data);
+        Ok(reservation)
     }
 
     /// Whether any of the body was asked for.
@@ -119,6 +243,13 @@ impl<'c> RequestBody<'c> {
         loop {
             match &mut self.state {
                 State::Done => return Ok(None),
+                State::Buffered(_) => {
+                    let State::Buffered(data) = std::mem::replace(&mut self.state, State::Done)
+                    else {
+                        return Ok(None);
+                    };
+                    return Ok(Some(data));
+                }
                 State::Failed(code) => return Err(*code),
                 State::Length(_) if self.buf.is_empty() => self.fill().await?,
                 State::Length(remaining) => {
@@ -168,5 +299,31 @@ fn chunk_error(e: ChunkError) -> ErrorCode {
         ChunkError::Extension => ErrorCode::ChunkExtensionInvalid,
         ChunkError::Terminator => ErrorCode::ChunkTerminatorMissing,
         ChunkError::Trailer => ErrorCode::ChunkTrailerInvalid,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_take_from_the_budget_and_give_back_on_drop() {
+        let budget = BodyBudget::new(100);
+        let mut a = Reservation::empty(&budget);
+        assert!(a.grow(60));
+        let mut b = Reservation::empty(&budget);
+        assert!(!b.grow(41), "over the limit");
+        assert!(b.grow(40));
+        assert_eq!(budget.used(), 100);
+        assert!(!b.grow(1));
+        drop(a);
+        assert_eq!(budget.used(), 40);
+        assert!(b.grow(60));
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        // A reservation larger than any budget never fits, and costs nothing.
+        let mut c = Reservation::empty(&budget);
+        assert!(!c.grow(u64::MAX));
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -19,7 +19,7 @@ pub mod response;
 pub mod service;
 mod write;
 
-pub use body::RequestBody;
+pub use body::{BodyBudget, RequestBody, Reservation};
 pub use conn::{ConnSettings, Shutdown, serve_connection};
 pub use date::with_http_date;
 pub use error::Error;
