@@ -7,6 +7,7 @@
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,16 +18,19 @@ use portico_server::Exchange;
 /// Lines waiting for the writer thread before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
 
+#[derive(Clone)]
 enum Target {
     Off,
     Thread(mpsc::SyncSender<String>),
     Channel(tokio::sync::mpsc::UnboundedSender<String>),
 }
 
-/// Where access-log lines go.
+/// Where access-log lines go. Clones write to the same place (a reloaded configuration can
+/// keep its predecessor's log).
+#[derive(Clone)]
 pub struct AccessLogSink {
     target: Target,
-    dropped: AtomicU64,
+    dropped: Arc<AtomicU64>,
 }
 
 impl AccessLogSink {
@@ -58,7 +62,7 @@ impl AccessLogSink {
             })?;
         Ok(AccessLogSink {
             target: Target::Thread(tx),
-            dropped: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -66,7 +70,7 @@ impl AccessLogSink {
     pub fn off() -> AccessLogSink {
         AccessLogSink {
             target: Target::Off,
-            dropped: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -77,7 +81,7 @@ impl AccessLogSink {
         (
             AccessLogSink {
                 target: Target::Channel(tx),
-                dropped: AtomicU64::new(0),
+                dropped: Arc::new(AtomicU64::new(0)),
             },
             rx,
         )

@@ -84,6 +84,8 @@ pub struct Gateway {
     log: AccessLogSink,
     /// What all requests together may hold in buffered bodies.
     budget: Arc<BodyBudget>,
+    /// Connection limits and timeouts.
+    settings: Arc<ConnSettings>,
 }
 
 /// A configuration the gateway could not be built from.
@@ -158,6 +160,7 @@ impl Gateway {
             all_methods,
             log,
             budget: BodyBudget::new(config.limits.body_buffer_bytes),
+            settings: Arc::new(Gateway::conn_settings(config)),
         })
     }
 
@@ -249,6 +252,10 @@ fn allow_response(methods: MethodSet) -> Response {
 }
 
 impl Service for Gateway {
+    fn settings(&self) -> Arc<ConnSettings> {
+        self.settings.clone()
+    }
+
     async fn call(&self, req: &mut Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
         let method = req.head.method();
         match req.head.form() {

@@ -17,6 +17,7 @@ pub mod listener;
 pub mod rescue;
 pub mod response;
 pub mod service;
+pub mod swap;
 mod write;
 
 pub use body::{BodyBudget, RequestBody, Reservation};
@@ -27,3 +28,4 @@ pub use id::RequestId;
 pub use listener::serve;
 pub use response::{Body, Response, StreamBody};
 pub use service::{Exchange, Notes, Request, Service};
+pub use swap::Swap;

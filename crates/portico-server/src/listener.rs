@@ -8,29 +8,31 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::conn::{ConnSettings, Shutdown, serve_connection};
+use crate::conn::{Shutdown, serve_connection};
 use crate::service::Service;
 
 /// Serves `listener` until `stop` resolves; then stops accepting, lets connections finish
 /// their current request (idle ones close at once), and returns when all are gone or `grace`
 /// has passed.
 ///
-/// At most `settings.max_connections` connections are open at once: a connection is accepted
+/// Each connection takes its settings from the service when it is accepted
+/// ([`Service::settings`]). At most `max_connections` of the settings in force at start are
+/// open at once: a connection is accepted
 /// only when it can have a slot, so at the limit new clients wait in the kernel's accept
 /// queue, neither refused nor costing Portico anything, until a connection closes.
 pub async fn serve<S: Service>(
     listener: TcpListener,
     svc: Arc<S>,
-    settings: ConnSettings,
     grace: Duration,
     stop: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let settings = Arc::new(settings);
+    // The connection limit is fixed for the listener's life (a reload cannot change it).
+    let max_connections = svc.settings().max_connections.max(1);
     let (drain_tx, drain) = Shutdown::new();
     // Each connection task holds a sender; `recv` returns `None` once all have ended.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let mut stop = std::pin::pin!(stop);
-    let slots = Arc::new(Semaphore::new(settings.max_connections.max(1)));
+    let slots = Arc::new(Semaphore::new(max_connections));
     let mut full = false;
     loop {
         let slot = match slots.clone().try_acquire_owned() {
@@ -42,7 +44,7 @@ pub async fn serve<S: Service>(
                 if !full {
                     full = true;
                     tracing::warn!(
-                        max_connections = settings.max_connections,
+                        max_connections,
                         "connection limit reached; new connections wait until one closes"
                     );
                 }
@@ -60,7 +62,7 @@ pub async fn serve<S: Service>(
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
                     let svc = svc.clone();
-                    let settings = settings.clone();
+                    let settings = svc.settings();
                     let drain = drain.clone();
                     let alive = alive_tx.clone();
                     tokio::spawn(async move {

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use portico_http::{ErrorCode, RequestHead, RequestInfo};
 
 use crate::body::RequestBody;
+use crate::conn::ConnSettings;
 use crate::error::Error;
 use crate::id::RequestId;
 use crate::response::Response;
@@ -59,6 +60,10 @@ pub struct Exchange<'a> {
 
 /// The request pipeline the connection layer calls.
 pub trait Service: Send + Sync + 'static {
+    /// The limits and timeouts for a connection accepted now. They stay the same for the
+    /// connection's life, so a reload changes them for new connections only.
+    fn settings(&self) -> Arc<ConnSettings>;
+
     /// Handles a request. The body is read through `body`; nothing is read (and no
     /// `100 Continue` sent) unless the handler asks.
     fn call(

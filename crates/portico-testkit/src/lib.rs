@@ -14,6 +14,7 @@ use std::time::Duration;
 use portico_gateway::{AccessLogSink, Gateway};
 use portico_http::ErrorCode;
 use portico_http::catalog::status_row;
+use portico_server::Swap;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -25,6 +26,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     /// Access-log lines, as the gateway writes them.
     pub log: mpsc::UnboundedReceiver<String>,
+    swap: Arc<Swap<Gateway>>,
+    log_tx: AccessLogSink,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<()>>,
 }
@@ -40,33 +43,39 @@ impl TestGateway {
     pub async fn start_with(yaml: &str, adjust: impl FnOnce(Gateway) -> Gateway) -> TestGateway {
         let config = portico_config::from_str(yaml, "test.yaml").unwrap_or_else(|p| panic!("{p}"));
         let (sink, log) = AccessLogSink::channel();
-        let gateway = adjust(Gateway::new(&config, sink).unwrap());
+        let gateway = adjust(Gateway::new(&config, sink.clone()).unwrap());
+        let swap = Arc::new(Swap::new(gateway));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let settings = Gateway::conn_settings(&config);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = oneshot::channel::<()>();
+        let serving = swap.clone();
         tokio::spawn(async move {
             let stop = async {
                 let _ = stop_rx.await;
             };
-            portico_server::serve(
-                listener,
-                Arc::new(gateway),
-                settings,
-                config.shutdown_grace,
-                stop,
-            )
-            .await
-            .unwrap();
+            portico_server::serve(listener, serving, config.shutdown_grace, stop)
+                .await
+                .unwrap();
             let _ = done_tx.send(());
         });
         TestGateway {
             addr,
             log,
+            swap,
+            log_tx: sink,
             stop: Some(stop_tx),
             done: Some(done_rx),
         }
+    }
+
+    /// Replaces the configuration while the gateway serves, as a SIGHUP does (its `listen`
+    /// is ignored here too).
+    pub fn reload(&self, yaml: &str) {
+        let config =
+            portico_config::from_str(yaml, "reload.yaml").unwrap_or_else(|p| panic!("{p}"));
+        self.swap
+            .replace(Gateway::new(&config, self.log_tx.clone()).unwrap());
     }
 
     /// A new raw connection to the gateway.

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use portico_config::Config;
 use portico_gateway::{AccessLogSink, Gateway};
+use portico_server::Swap;
 
 /// The built-in quickstart: a demo API answered by the echo handler.
 const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
@@ -119,7 +120,7 @@ fn serve(path: Option<PathBuf>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "portico stopped");
@@ -161,48 +162,130 @@ fn raise_fd_limit(config: &Config) {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(unix)]
     raise_fd_limit(&config);
-    let log = AccessLogSink::open(&config.access_log)?;
-    let gateway = Gateway::new(&config, log)?;
+    let gateway = build(&config).map_err(|e| e.to_string())?;
+    let swap = Arc::new(Swap::new(gateway));
+    // Every handler is in place before Portico says it listens: a signal sent the moment
+    // after must not meet the default action (which for SIGTERM and SIGHUP is to die).
+    let stop = stop_signal()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "portico listening");
-    let settings = Gateway::conn_settings(&config);
-    portico_server::serve(
-        listener,
-        Arc::new(gateway),
-        settings,
-        config.shutdown_grace,
-        stop_signal(),
-    )
-    .await?;
+    #[cfg(unix)]
+    {
+        let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        tokio::spawn(reload_on_sighup(hangup, path, swap.clone(), config.clone()));
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    portico_server::serve(listener, swap, config.shutdown_grace, stop).await?;
     tracing::info!("portico stopped");
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn stop_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// The gateway for a configuration, with its access log opened.
+fn build(config: &Config) -> Result<Gateway, Box<dyn std::error::Error + Send + Sync>> {
+    let log = AccessLogSink::open(&config.access_log)?;
+    Ok(Gateway::new(config, log)?)
+}
+
+/// Settings a reload cannot change: they belong to the listener and the runtime.
+fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
+    let mut keys = Vec::new();
+    if running.listen != next.listen {
+        keys.push("listen");
+    }
+    if running.workers != next.workers {
+        keys.push("workers");
+    }
+    if running.limits.max_connections != next.limits.max_connections {
+        keys.push("limits.max_connections");
+    }
+    if running.shutdown_grace != next.shutdown_grace {
+        keys.push("shutdown_grace");
+    }
+    keys
+}
+
+/// On SIGHUP, reads the configuration file again and, if it is valid and builds, makes it the
+/// one every new request gets; requests in flight finish with the old one. A file with
+/// problems is refused with each problem logged, and the old configuration keeps serving.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    mut hangup: tokio::signal::unix::Signal,
+    path: Option<PathBuf>,
+    swap: Arc<Swap<Gateway>>,
+    mut running: Config,
+) {
+    while hangup.recv().await.is_some() {
+        let Some(path) = path.clone() else {
+            tracing::warn!("SIGHUP: serving the built-in quickstart, there is no file to reload");
+            continue;
+        };
+        let loaded = tokio::task::spawn_blocking(move || {
+            let config = portico_config::load(&path).map_err(Reload::Invalid)?;
+            let gateway = build(&config).map_err(|e| Reload::Unusable(e.to_string()))?;
+            Ok::<_, Reload>((config, gateway))
+        })
+        .await;
+        match loaded {
+            Ok(Ok((next, gateway))) => {
+                for key in needs_restart(&running, &next) {
+                    tracing::warn!(
+                        key,
+                        "changed in the file; it applies after a restart, not a reload"
+                    );
+                }
+                swap.replace(gateway);
+                running = next;
+                tracing::info!("configuration reloaded");
+            }
+            Ok(Err(Reload::Invalid(problems))) => {
+                for problem in problems.to_string().lines() {
+                    tracing::error!(problem, "configuration not reloaded");
+                }
+                tracing::error!("the file has problems; the previous configuration keeps serving");
+            }
+            Ok(Err(Reload::Unusable(e))) => {
+                tracing::error!(error = %e, "configuration not reloaded; the previous one keeps serving");
+            }
+            Err(e) => tracing::error!(error = %e, "configuration reload failed"),
+        }
+    }
+}
+
+/// Why a reload was refused.
+#[cfg(unix)]
+enum Reload {
+    /// The file has problems.
+    Invalid(portico_config::Problems),
+    /// It is valid but cannot be put to use (a log file that cannot be opened, a static root
+    /// gone).
+    Unusable(String),
+}
+
+/// A future that resolves on SIGINT or SIGTERM, with both handlers installed before it
+/// returns.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -242,3 +242,96 @@ fn serve_raises_its_open_files_limit_and_warns_when_it_is_too_low() {
     assert!(logged.contains("limit on open files"), "{logged}");
     stop(child, stderr);
 }
+
+/// Reads `stderr` until a line containing `needle`; returns everything read.
+#[cfg(unix)]
+fn read_until(stderr: &mut BufReader<std::process::ChildStderr>, needle: &str) -> String {
+    let mut seen = String::new();
+    while !seen.contains(needle) {
+        assert!(
+            stderr.read_line(&mut seen).unwrap() > 0,
+            "stderr ended before {needle:?}: {seen}"
+        );
+    }
+    seen
+}
+
+/// The route name the echo handler reports for one request.
+#[cfg(unix)]
+fn route_answering(addr: &str) -> String {
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.write_all(b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = &response[response.find("\r\n\r\n").unwrap() + 4..];
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    v["route"].as_str().unwrap().to_string()
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_reloads_a_valid_file_and_keeps_serving_the_old_one_on_a_bad_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |route: &str, extra: &str| {
+        format!(
+            "listen: 127.0.0.1:0\naccess_log: off\n{extra}routes:\n  - {{name: {route}, path: /echo, methods: [GET], handler: echo}}\n"
+        )
+    };
+    let path = write_config(&dir, "portico.yaml", &config("first", ""));
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let seen = read_until(&mut stderr, "address=");
+    let addr = seen
+        .split("address=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let hup = |child: &std::process::Child| {
+        let sent = Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    assert_eq!(route_answering(&addr), "first");
+
+    // A valid file: reloaded. A setting that needs a restart is named.
+    std::fs::write(&path, config("second", "workers: 3\n")).unwrap();
+    hup(&child);
+    let logged = read_until(&mut stderr, "configuration reloaded");
+    assert!(
+        logged.contains("workers") && logged.contains("after a restart"),
+        "{logged}"
+    );
+    assert_eq!(route_answering(&addr), "second");
+
+    // A file with problems: each is logged, and the previous configuration keeps serving.
+    std::fs::write(
+        &path,
+        "routes:\n  - {name: x, path: nope, methods: [GET], handler: echo}\n",
+    )
+    .unwrap();
+    hup(&child);
+    let logged = read_until(&mut stderr, "previous configuration keeps serving");
+    assert!(logged.contains("routes[0].path"), "{logged}");
+    assert_eq!(route_answering(&addr), "second");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+}
