@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::id::RequestId;
 use crate::rescue::error_response;
 use crate::service::{Exchange, Notes, Request, Service};
+use crate::spare;
 use crate::write::{WriteCtx, write_response};
 
 /// How long a closing connection keeps reading (and discarding) what the client still sends.
@@ -83,8 +84,8 @@ pub async fn serve_connection<S: Service>(
     settings: Arc<ConnSettings>,
     mut shutdown: Shutdown,
 ) {
-    let mut rbuf = BytesMut::with_capacity(8 * 1024);
-    let mut out = Vec::with_capacity(8 * 1024);
+    let mut rbuf = BytesMut::new();
+    let mut out = Vec::new();
     let mut first = true;
     loop {
         if rbuf.is_empty() {
@@ -95,12 +96,8 @@ pub async fn serve_connection<S: Service>(
             } else {
                 settings.idle_timeout
             };
-            tokio::select! {
-                r = tokio::time::timeout(wait, io.read_buf(&mut rbuf)) => match r {
-                    Ok(Ok(n)) if n > 0 => {}
-                    _ => return,
-                },
-                _ = shutdown.wait() => return,
+            if !wait_for_request(&mut io, &mut rbuf, &mut out, wait, &mut shutdown).await {
+                return;
             }
         }
         first = false;
@@ -286,12 +283,47 @@ async fn read_head(
     RequestHead::parse(bytes, &settings.head).map_err(|code| HeadFailure::Error(code, end as u64))
 }
 
+/// Waits up to `wait` for the first bytes of a request; false when the connection should
+/// close (its time is up, the client left, the server stops). The connection's buffers go
+/// back to the thread's spares while it waits (see `spare.rs`), so an idle connection costs
+/// only its task and its socket.
+async fn wait_for_request(
+    io: &mut TcpStream,
+    rbuf: &mut BytesMut,
+    out: &mut Vec<u8>,
+    wait: Duration,
+    shutdown: &mut Shutdown,
+) -> bool {
+    spare::release_write(out);
+    tokio::select! {
+        r = tokio::time::timeout(wait, read_when_ready(io, rbuf)) => matches!(r, Ok(Ok(n)) if n > 0),
+        _ = shutdown.wait() => false,
+    }
+}
+
+/// Waits until the socket has bytes, and only then takes a buffer to read them into.
+/// Readiness can be reported with nothing to read (a fresh connection, or readiness left
+/// from the last read); the buffer then goes back while the connection waits again.
+async fn read_when_ready(io: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    loop {
+        spare::release_read(buf);
+        io.readable().await?;
+        spare::reserve_read(buf);
+        match io.try_read_buf(buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            read => return read,
+        }
+    }
+}
+
 /// Ends a connection: stop writing, then read and discard for a moment so the response is not
 /// lost to a reset while the client is still sending.
 async fn close(mut io: TcpStream) {
     let _ = io.shutdown().await;
     let deadline = Instant::now() + LINGER;
-    let mut sink = [0u8; 16 * 1024];
+    // On the heap, taken only now: an array here would live in every connection's future
+    // state (16 KiB per connection, idle or not).
+    let mut sink = vec![0u8; 16 * 1024];
     let mut discarded = 0;
     while discarded < LINGER_BYTES {
         match tokio::time::timeout_at(deadline, io.read(&mut sink)).await {

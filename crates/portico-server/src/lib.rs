@@ -17,6 +17,7 @@ pub mod listener;
 pub mod rescue;
 pub mod response;
 pub mod service;
+mod spare;
 pub mod swap;
 mod write;
 

@@ -89,6 +89,7 @@ pub(crate) async fn write_response(
     };
 
     out.clear();
+    crate::spare::reserve_write(out);
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(itoa3(resp.status).as_slice());
     out.push(b' ');
