@@ -121,6 +121,9 @@ pub struct Route {
     /// Read the whole body (within `limits.body_buffer_bytes`) before anything is sent
     /// upstream.
     pub buffer_body: bool,
+    /// WebSocket upgrades are relayed to the upstream, with this idle timeout; `None` when
+    /// the route does not take them (an `Upgrade` field is then ignored).
+    pub websocket: Option<Duration>,
     /// Media types the route answers with, in order of preference; when not empty, a request
     /// whose `Accept` matches none of them gets 406 before anything else happens.
     pub produces: Vec<MediaType>,
@@ -288,6 +291,8 @@ const ROUTE_KEYS: &[&str] = &[
     "max_body_bytes",
     "require_content_length",
     "buffer_body",
+    "websocket",
+    "websocket_idle_timeout",
     "produces",
     "consumes",
     "consumes_encodings",
@@ -675,6 +680,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     if !is_static {
         content::refuse_static_keys(r, path, &f);
     }
+    let websocket = read_websocket(r, node, path, &f, methods);
     let produces = content::read_media_types(r, f.get("produces"), &join(path, "produces"), false);
     let consumes = content::read_media_types(r, f.get("consumes"), &join(path, "consumes"), true);
     let encodings = content::read_codings(
@@ -696,6 +702,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         max_body_bytes: max_body_bytes?,
         require_content_length: require_content_length?,
         buffer_body: buffer_body?,
+        websocket: websocket?,
         produces: produces?,
         consumes: consumes?,
         consumes_encodings: consumes_encodings?,
@@ -831,6 +838,51 @@ impl RouteTable {
             Err(overlaps)
         }
     }
+}
+
+/// `websocket` and `websocket_idle_timeout`: WebSocket is relayed to an upstream, and its
+/// handshake is a GET.
+fn read_websocket(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    f: &crate::read::Fields<'_>,
+    methods: Option<MethodSet>,
+) -> Option<Option<Duration>> {
+    let wpath = join(path, "websocket");
+    let enabled = match f.get("websocket") {
+        None => false,
+        Some(n) => r.boolean(n, &wpath)?,
+    };
+    let idle = match f.get("websocket_idle_timeout") {
+        Some(n) if !enabled => {
+            r.problem(
+                n,
+                &join(path, "websocket_idle_timeout"),
+                "`websocket_idle_timeout` needs `websocket: true`",
+            );
+            return None;
+        }
+        Some(n) => r.duration(n, &join(path, "websocket_idle_timeout"))?,
+        None => Duration::from_secs(300),
+    };
+    if !enabled {
+        return Some(None);
+    }
+    let at = f.get("websocket").unwrap_or(node);
+    if f.get("upstream").is_none() {
+        r.problem(at, &wpath, "`websocket` is for routes with an `upstream`");
+        return None;
+    }
+    if methods.is_some_and(|m| !m.allows(Method::Get)) {
+        r.problem(
+            at,
+            &wpath,
+            "a WebSocket handshake is a GET: add GET to `methods`",
+        );
+        return None;
+    }
+    Some(Some(idle))
 }
 
 /// A route that buffers bodies larger than the whole budget could never take one.

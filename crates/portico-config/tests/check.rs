@@ -207,6 +207,32 @@ fn buffered_routes_fit_the_body_budget() {
 }
 
 #[test]
+fn websocket_routes_proxy_a_get() {
+    let base = "upstreams:\n  - {name: up, targets: [\"http://127.0.0.1:9\"]}\nroutes:\n";
+    let ok = from_str(
+        &format!("{base}  - {{name: ws, path: /ws, methods: [GET], upstream: up, websocket: true}}\n  - {{name: ws2, path: /ws2, methods: [GET], upstream: up, websocket: true, websocket_idle_timeout: 30s}}\n  - {{name: http, path: /h, methods: [GET], upstream: up}}\n"),
+        "w.yaml",
+    )
+    .unwrap();
+    assert_eq!(ok.routes[0].websocket, Some(Duration::from_secs(300)));
+    assert_eq!(ok.routes[1].websocket, Some(Duration::from_secs(30)));
+    assert_eq!(ok.routes[2].websocket, None);
+    let text = from_str(
+        &format!("{base}  - {{name: a, path: /a, methods: [POST], upstream: up, websocket: true}}\n  - {{name: b, path: /b, methods: [GET], handler: echo, websocket: true}}\n  - {{name: c, path: /c, methods: [GET], upstream: up, websocket_idle_timeout: 5s}}\n"),
+        "w.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].websocket: a WebSocket handshake is a GET",
+        "routes[1].websocket: `websocket` is for routes with an `upstream`",
+        "routes[2].websocket_idle_timeout: `websocket_idle_timeout` needs `websocket: true`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn handler_and_defaults() {
     let c = from_str(
         "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",

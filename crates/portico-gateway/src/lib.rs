@@ -24,6 +24,7 @@ mod fields;
 mod proxy;
 mod represent;
 mod static_files;
+mod websocket;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,6 +34,7 @@ use portico_config::{Action, Config, Handler as BuiltIn, RouteGroup, RouteTable}
 use portico_http::coding::{self, ContentCoding};
 use portico_http::negotiate::{self, MediaType};
 use portico_http::path::remove_dot_segments;
+use portico_http::upgrade::{check_handshake, is_websocket_upgrade};
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_server::client::{Upstream, UpstreamSettings};
 use portico_server::{
@@ -69,6 +71,7 @@ struct RouteEntry {
     max_body_bytes: u64,
     require_content_length: bool,
     buffer_body: bool,
+    websocket: Option<std::time::Duration>,
     produces: Vec<MediaType>,
     consumes: Vec<MediaType>,
     consumes_encodings: Option<Vec<ContentCoding>>,
@@ -147,6 +150,7 @@ impl Gateway {
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 require_content_length: r.require_content_length,
                 buffer_body: r.buffer_body,
+                websocket: r.websocket,
                 produces: r.produces.clone(),
                 consumes: r.consumes.clone(),
                 consumes_encodings: r.consumes_encodings.clone(),
@@ -204,6 +208,14 @@ impl Gateway {
             .map(Upstream::idle_count)
             .sum()
     }
+}
+
+/// The 400 for a WebSocket handshake that breaks RFC 6455 §4.2.1; the answer names the version
+/// Portico speaks (§4.4).
+fn websocket_refused(detail: &str) -> Error {
+    Error::new(ErrorCode::WebSocketHandshakeInvalid)
+        .with_detail(detail)
+        .with_header("Sec-WebSocket-Version", "13")
 }
 
 /// Phase 5: what the route consumes and produces, decided from the head alone (so before any
@@ -319,6 +331,20 @@ impl Service for Gateway {
         body.set_limit(route.max_body_bytes);
 
         match &route.answer {
+            Answer::Upstream(u) if route.websocket.is_some() && is_websocket_upgrade(&req.head) => {
+                // Every check above has passed: now the handshake itself, then the upstream.
+                if let Err(problem) = check_handshake(&req.head) {
+                    return Err(websocket_refused(problem.describe()));
+                }
+                if req.info.framing != BodyFraming::None {
+                    return Err(websocket_refused("A WebSocket handshake has no body."));
+                }
+                let idle = route.websocket.unwrap_or_default();
+                let (resp, target) =
+                    websocket::upgrade(&self.upstreams[*u], req, path, idle).await?;
+                req.notes.upstream = Some(target);
+                Ok(resp)
+            }
             Answer::Upstream(u) => {
                 // Held until the buffered body has been sent on.
                 let _reservation = if route.buffer_body {

@@ -15,7 +15,7 @@ use portico_http::request::list_elements;
 use portico_http::response::is_hop_by_hop;
 use portico_http::syntax::same_field_loosely;
 use portico_http::{Method, Version};
-use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest};
+use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest, UpstreamResponse};
 use portico_server::{Body, Error, Request, RequestBody, Response};
 
 /// Fields the gateway writes itself (appending to the lists among them), so the client's are
@@ -113,23 +113,33 @@ pub(crate) async fn forward(
         .send(UpstreamRequest { head, method }, body)
         .await?;
     let target = answer.target.authority_arc();
+    Ok((relayed(answer, method), target))
+}
+
+/// The response to relay for an upstream's answer: its status, reason and end-to-end fields,
+/// Portico's `Via`, and its body (none for HEAD or a bodiless status).
+pub(crate) fn relayed(answer: UpstreamResponse, method: Method) -> Response {
     let mut headers = answer.headers;
-    headers.push((
-        Bytes::from_static(b"Via"),
-        Bytes::from_static(b"1.1 portico"),
-    ));
+    headers.push(via());
     let body = match answer.body.framing() {
         ResponseFraming::None => Body::Bodiless,
         _ if method == Method::Head => Body::Bodiless,
         _ => Body::Upstream(answer.body),
     };
-    let resp = Response {
+    Response {
         status: answer.status,
         reason: Some(answer.reason),
         headers,
         body,
         close: false,
         error: None,
-    };
-    Ok((resp, target))
+    }
+}
+
+/// The `Via` Portico adds to what it relays.
+pub(crate) fn via() -> (Bytes, Bytes) {
+    (
+        Bytes::from_static(b"Via"),
+        Bytes::from_static(b"1.1 portico"),
+    )
 }

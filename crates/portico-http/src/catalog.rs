@@ -82,9 +82,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         101,
         "Switching Protocols",
         "The protocol should be switched. The target protocol must be more advanced than the source protocol. For example, the current HTTP protocol is switched to a later version of HTTP.",
-        "WebSocket upgrade on routes that allow it, after the upstream agreed; bytes relayed both ways.",
-        planned(4),
-        &[],
+        "A WebSocket handshake on a route with `websocket: true`, after every check of the request passed and the upstream answered 101 on a connection of its own; then bytes relayed both ways until either side closes or `websocket_idle_timeout` passes. (h2c upgrade: not offered.)",
+        Implemented,
+        &[
+            "websocket::websocket_is_relayed_both_ways_after_the_upstreams_101",
+            "websocket::every_check_comes_before_the_upgrade",
+            "websocket::an_upstream_that_does_not_switch_is_relayed_as_it_answers",
+            "websocket::an_idle_websocket_is_closed_after_its_timeout",
+        ],
     ),
     StatusRow {
         code: 200,
@@ -593,6 +598,8 @@ error_codes! {
     HeaderNameInvalid => (400, "HEADER_NAME_INVALID", Client, AfterChange, true, "A header field name is invalid.");
     /// Whitespace between a header field name and its colon (RFC 9112 §5.1).
     HeaderNameWhitespace => (400, "HEADER_NAME_WHITESPACE", Client, AfterChange, true, "A header field name is followed by whitespace before the colon.");
+    /// A WebSocket handshake on a WebSocket route that breaks RFC 6455 §4.2.1 (not GET, not HTTP/1.1, a bad `Sec-WebSocket-Key`, a `Sec-WebSocket-Version` other than 13, answered with `Sec-WebSocket-Version: 13`).
+    WebSocketHandshakeInvalid => (400, "WEBSOCKET_HANDSHAKE_INVALID", Client, AfterChange, false, "The WebSocket handshake is invalid.");
     /// A field name that, with `_` read as `-`, is `Content-Length` or `Transfer-Encoding`: an upstream that reads names CGI-style would see a second framing (request smuggling).
     HeaderNameAmbiguous => (400, "HEADER_NAME_AMBIGUOUS", Client, AfterChange, true, "A header field name differs from a framing field only by underscores.");
     /// A control character in a header field value.

@@ -21,6 +21,7 @@ pub mod request;
 pub mod response;
 pub mod status;
 pub mod syntax;
+pub mod upgrade;
 
 pub use catalog::{ErrorCode, Retry, Source};
 pub use head::{HeadLimits, HeadScanner, RequestHead, Scan, TargetForm, Version};

@@ -26,6 +26,7 @@ use crate::body::RequestBody;
 use crate::error::Error;
 use crate::id::RequestId;
 use crate::rescue::error_response;
+use crate::response::{Body, Upgraded};
 use crate::service::{Exchange, Notes, Request, Service};
 use crate::spare;
 use crate::write::{WriteCtx, write_response};
@@ -173,6 +174,18 @@ pub async fn serve_connection<S: Service>(
             }
         };
         let keep_alive = info.keep_alive && body_complete && !panicked && !shutdown.is_draining();
+        let mut resp = resp;
+        // A 101 hands the connection over once its head is out (only when the request left
+        // nothing unread, so no request bytes can be mistaken for the new protocol's).
+        let on_upgrade = match &resp.body {
+            Body::Upgrade(_) if resp.status == 101 && body_complete => {
+                match std::mem::replace(&mut resp.body, Body::Empty) {
+                    Body::Upgrade(take_over) => Some(take_over),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
         let status = resp.status;
         let error = resp.error;
         let ctx = WriteCtx {
@@ -193,6 +206,13 @@ pub async fn serve_connection<S: Service>(
             request_id: id,
             peer,
         });
+        if let Some(take_over) = on_upgrade {
+            if written.complete {
+                let buffered = rbuf.split().freeze();
+                take_over(Upgraded { io, buffered }).await;
+            }
+            return;
+        }
         if !written.keep_alive {
             close(io).await;
             return;

@@ -27,6 +27,6 @@ pub use date::with_http_date;
 pub use error::Error;
 pub use id::RequestId;
 pub use listener::serve;
-pub use response::{Body, Response, StreamBody};
+pub use response::{Body, OnUpgrade, Response, StreamBody, Upgraded};
 pub use service::{Exchange, Notes, Request, Service};
 pub use swap::Swap;

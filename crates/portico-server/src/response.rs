@@ -3,12 +3,14 @@
 //! the body and the connection, so they cannot disagree with what is sent.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
 use bytes::Bytes;
 use futures_util::Stream;
 use portico_http::ErrorCode;
+use tokio::net::TcpStream;
 
 use crate::client::UpstreamBody;
 
@@ -41,7 +43,22 @@ pub enum Body {
     Upstream(UpstreamBody),
     /// A body of known length produced piece by piece (a file, read as it is sent).
     Stream(StreamBody),
+    /// No body: the response is a 101, and this takes the connection over once it is sent.
+    Upgrade(OnUpgrade),
 }
+
+/// A client connection after a 101: the socket, and what the client sent past the request
+/// head (a WebSocket client may send its first frames without waiting).
+pub struct Upgraded {
+    /// The client's socket.
+    pub io: TcpStream,
+    /// Bytes already read from it.
+    pub buffered: Bytes,
+}
+
+/// What a connection becomes after a 101 (a WebSocket relay): it runs in the connection's
+/// task, which ends when it does.
+pub type OnUpgrade = Box<dyn FnOnce(Upgraded) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A body whose length is known before it is sent and whose bytes come from a stream. The
 /// writer sends `Content-Length: len`; if the stream fails or yields a different number of

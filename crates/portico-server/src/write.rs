@@ -36,6 +36,8 @@ pub(crate) struct Written {
     pub(crate) bytes: u64,
     /// The response went out whole and the connection may carry another request.
     pub(crate) keep_alive: bool,
+    /// The response went out whole.
+    pub(crate) complete: bool,
 }
 
 enum Mode {
@@ -67,6 +69,8 @@ pub(crate) async fn write_response(
                 Mode::Bytes(b)
             },
         ),
+        // The connection changes hands after the head (conn.rs takes it over).
+        Body::Upgrade(_) => (None, Mode::Nothing),
         Body::Stream(_) if no_content => (None, Mode::Nothing),
         Body::Stream(sb) => (
             Some(sb.len()),
@@ -126,7 +130,11 @@ pub(crate) async fn write_response(
     if matches!(mode, Mode::Chunked(_)) {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
-    if !keep_alive {
+    if resp.status == 101 {
+        // RFC 9110 §7.8: a 101 names the protocol it switches to in Upgrade (a header the
+        // response carries) and says Connection: Upgrade.
+        out.extend_from_slice(b"Connection: Upgrade\r\n");
+    } else if !keep_alive {
         out.extend_from_slice(b"Connection: close\r\n");
     } else if ctx.http10 {
         out.extend_from_slice(b"Connection: keep-alive\r\n");
@@ -141,6 +149,7 @@ pub(crate) async fn write_response(
     Written {
         bytes,
         keep_alive: keep_alive && result.is_ok(),
+        complete: result.is_ok(),
     }
 }
 

@@ -63,6 +63,65 @@ impl From<Error> for Failure {
     }
 }
 
+/// An upstream's answer to a request to switch to WebSocket.
+pub enum UpgradeAnswer {
+    /// 101: the upstream switched; its connection now carries WebSocket frames.
+    Switched(Switched),
+    /// Any other answer, relayed as an ordinary response (its connection is not reused).
+    Refused(UpstreamResponse),
+}
+
+/// An upstream connection after its 101.
+pub struct Switched {
+    /// Reason phrase as sent.
+    pub reason: Bytes,
+    /// End-to-end header fields of the 101 (`Sec-WebSocket-Accept` and the like; `Upgrade`
+    /// and `Connection` are the gateway's to write).
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// The connection.
+    pub stream: tokio::net::TcpStream,
+    /// Bytes the upstream sent after its 101 head.
+    pub buffered: Bytes,
+    /// The target that answered.
+    pub target: Arc<TargetPool>,
+}
+
+/// Sends an upgrade request (no body) on a new connection, which is never pooled: after a
+/// 101 it belongs to the new protocol.
+pub(super) async fn upgrade(
+    target: Arc<TargetPool>,
+    mut req: UpstreamRequest,
+) -> Result<UpgradeAnswer, Error> {
+    req.head.extend_from_slice(b"\r\n");
+    let mut conn = target.connect().await?;
+    conn.stream
+        .write_all(&req.head)
+        .await
+        .map_err(|e| Error::new(ErrorCode::UpstreamReset).with_cause(e))?;
+    let head = match read_head(&mut conn.stream, &mut conn.buf, false, true).await {
+        Ok(head) => head,
+        Err(Failure::Stale(e) | Failure::Fatal(e)) => return Err(e),
+    };
+    if head.status == 101 {
+        let buffered = conn.buf.split().freeze();
+        return Ok(UpgradeAnswer::Switched(Switched {
+            reason: head.reason,
+            headers: head.headers,
+            stream: conn.stream,
+            buffered,
+            target,
+        }));
+    }
+    let body = UpstreamBody::new(conn, head.framing, false, target.clone());
+    Ok(UpgradeAnswer::Refused(UpstreamResponse {
+        status: head.status,
+        reason: head.reason,
+        headers: head.headers,
+        body,
+        target,
+    }))
+}
+
 pub(super) async fn send(
     target: Arc<TargetPool>,
     mut req: UpstreamRequest,
@@ -135,13 +194,13 @@ async fn exchange(
     }
     if body.framing() == BodyFraming::None {
         return Ok((
-            read_head(&mut conn.stream, &mut conn.buf, head_request).await?,
+            read_head(&mut conn.stream, &mut conn.buf, head_request, false).await?,
             true,
         ));
     }
     let chunked = body.framing() == BodyFraming::Chunked;
     let (mut rd, mut wr) = conn.stream.split();
-    let mut read = pin!(read_head(&mut rd, &mut conn.buf, head_request));
+    let mut read = pin!(read_head(&mut rd, &mut conn.buf, head_request, false));
     let mut copy = pin!(copy_body(body, &mut wr, chunked));
     let mut sent = false;
     let mut write_failed = false;
@@ -201,15 +260,18 @@ async fn copy_body<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Reads a response head; `upgrade` when the request asked to switch protocols, so that a
+/// 101 is the final answer.
 async fn read_head<R: AsyncRead + Unpin>(
     rd: &mut R,
     buf: &mut BytesMut,
     head_request: bool,
+    upgrade: bool,
 ) -> Result<Head, Failure> {
     let mut received_any = !buf.is_empty();
     loop {
         if !buf.is_empty() {
-            match parse_head(buf, head_request)? {
+            match parse_head(buf, head_request, upgrade)? {
                 Parsed::Final(head) => return Ok(head),
                 Parsed::Interim => continue,
                 Parsed::Partial => {}
@@ -253,7 +315,7 @@ fn invalid(cause: &'static str) -> Error {
 }
 
 /// Parses a response head at the start of `buf`, consuming it when complete.
-fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
+fn parse_head(buf: &mut BytesMut, head_request: bool, upgrade: bool) -> Result<Parsed, Error> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_FIELDS];
     let mut resp = httparse::Response::new(&mut fields);
     let len = match resp.parse(buf) {
@@ -270,9 +332,18 @@ fn parse_head(buf: &mut BytesMut, head_request: bool) -> Result<Parsed, Error> {
         return Err(Error::new(ErrorCode::UpstreamStatus306));
     }
     if status == 101 {
-        return Err(invalid("101 without an upgrade request"));
-    }
-    if status < 200 {
+        if !upgrade {
+            return Err(invalid("101 without an upgrade request"));
+        }
+        // Portico asks only for WebSocket; a switch to anything else cannot be relayed.
+        let websocket = resp.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("upgrade")
+                && list_elements(h.value).any(|p| p.eq_ignore_ascii_case(b"websocket"))
+        });
+        if !websocket {
+            return Err(invalid("101 to a protocol other than WebSocket"));
+        }
+    } else if status < 200 {
         // 100, 102, 103: interim responses are not relayed; the final one follows.
         let _ = buf.split_to(len);
         return Ok(Parsed::Interim);
@@ -334,7 +405,7 @@ mod tests {
     use super::*;
 
     fn parse(raw: &[u8], head: bool) -> Result<Parsed, Error> {
-        parse_head(&mut BytesMut::from(raw), head)
+        parse_head(&mut BytesMut::from(raw), head, false)
     }
 
     #[test]

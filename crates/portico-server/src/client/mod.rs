@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub use body::{ResponseFraming, UpstreamBody};
-pub use exchange::{UpstreamRequest, UpstreamResponse};
+pub use exchange::{Switched, UpgradeAnswer, UpstreamRequest, UpstreamResponse};
 pub use pool::TargetPool;
 
 use crate::body::RequestBody;
@@ -90,6 +90,13 @@ impl Upstream {
             self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len()
         };
         &self.targets[i]
+    }
+
+    /// Sends a request to switch to WebSocket (`req.head` carries `Upgrade` and
+    /// `Connection`) to the next target, on a new connection.
+    pub async fn upgrade(&self, req: UpstreamRequest) -> Result<UpgradeAnswer, Error> {
+        let target = self.pick().clone();
+        exchange::upgrade(target, req).await
     }
 
     /// Sends a request to the next target and returns the response head; the body streams
