@@ -17,6 +17,8 @@ use crate::yaml::Node;
 pub struct Config {
     /// The data-plane listener.
     pub listen: SocketAddr,
+    /// A TLS listener beside it.
+    pub tls: Option<TlsListener>,
     /// Runtime worker threads; 0 means one per CPU core.
     pub workers: usize,
     /// Where the JSON access log goes.
@@ -29,6 +31,17 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Routes, in file order.
     pub routes: Vec<Route>,
+}
+
+/// A TLS listener: where, and the certificate chain and key it presents (PEM files).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsListener {
+    /// Address and port.
+    pub listen: SocketAddr,
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// The certificate's private key.
+    pub key: PathBuf,
 }
 
 /// Destination of the access log.
@@ -257,6 +270,7 @@ impl PathTemplate {
 
 const TOP_KEYS: &[&str] = &[
     "listen",
+    "tls",
     "workers",
     "access_log",
     "limits",
@@ -264,6 +278,7 @@ const TOP_KEYS: &[&str] = &[
     "upstreams",
     "routes",
 ];
+const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
 const LIMIT_KEYS: &[&str] = &[
     "max_uri_bytes",
     "max_header_bytes",
@@ -320,6 +335,10 @@ impl Config {
                     }
                 }),
             None => Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+        };
+        let tls = match top.get("tls") {
+            None => Some(None),
+            Some(n) => read_tls(r, n).map(Some),
         };
         let workers = top.get("workers").map_or(Some(0), |n| r.uint(n, "workers"));
         let access_log = top.get("access_log").map_or(Some(AccessLog::Stdout), |n| {
@@ -394,8 +413,20 @@ impl Config {
         if !r.problems.is_empty() {
             return None;
         }
+        if let (Some(plain), Some(Some(tls)), Some(n)) = (listen, &tls, top.get("tls"))
+            && plain == tls.listen
+            && plain.port() != 0
+        {
+            r.problem(
+                n,
+                "tls.listen",
+                format!("{plain} is also `listen`: give TLS its own port"),
+            );
+            return None;
+        }
         Some(Config {
             listen: listen?,
+            tls: tls?,
             workers: usize::try_from(workers?).ok()?,
             access_log: access_log?,
             limits: limits?,
@@ -404,6 +435,56 @@ impl Config {
             routes: routes.into_iter().map(|(_, r)| r).collect(),
         })
     }
+}
+
+fn read_tls(r: &mut Reader, node: &Node) -> Option<TlsListener> {
+    let f = r.map(node, "tls", TLS_KEYS)?;
+    let listen = match f.get("listen") {
+        None => {
+            r.missing(node, "tls", "listen");
+            None
+        }
+        Some(n) => r
+            .string(n, "tls.listen")
+            .and_then(|s| match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    r.problem(
+                        n,
+                        "tls.listen",
+                        format!("`{s}` is not an IP address and port, e.g. 127.0.0.1:8443"),
+                    );
+                    None
+                }
+            }),
+    };
+    let mut file = |key: &str| -> Option<PathBuf> {
+        let path = join("tls", key);
+        let Some(n) = f.get(key) else {
+            r.missing(node, "tls", key);
+            return None;
+        };
+        let s = r.string(n, &path)?;
+        let file = r.resolve_path(s);
+        match std::fs::metadata(&file) {
+            Ok(m) if m.is_file() => Some(file),
+            Ok(_) => {
+                r.problem(n, &path, format!("`{}` is not a file", file.display()));
+                None
+            }
+            Err(e) => {
+                r.problem(n, &path, format!("cannot use `{}`: {e}", file.display()));
+                None
+            }
+        }
+    };
+    let cert = file("cert");
+    let key = file("key");
+    Some(TlsListener {
+        listen: listen?,
+        cert: cert?,
+        key: key?,
+    })
 }
 
 fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {

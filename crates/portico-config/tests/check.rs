@@ -233,6 +233,49 @@ fn websocket_routes_proxy_a_get() {
 }
 
 #[test]
+fn tls_needs_its_own_port_and_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), "x").unwrap();
+    let route = "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n";
+    let cert = dir.path().join("cert.pem");
+    let ok = from_str(
+        &format!(
+            "tls: {{listen: 127.0.0.1:8443, cert: {}, key: {}}}\n{route}",
+            cert.display(),
+            cert.display()
+        ),
+        "t.yaml",
+    )
+    .unwrap();
+    assert_eq!(ok.tls.unwrap().listen.port(), 8443);
+    let text = from_str(
+        &format!(
+            "listen: 127.0.0.1:8443\ntls: {{listen: 127.0.0.1:8443, cert: {}, key: {}}}\n{route}",
+            cert.display(),
+            dir.path().join("nope.pem").display()
+        ),
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(text.contains("tls.key: cannot use"), "{text}");
+    let text = from_str(
+        &format!(
+            "listen: 127.0.0.1:8443\ntls: {{listen: 127.0.0.1:8443, cert: {}, key: {}}}\n{route}",
+            cert.display(),
+            cert.display()
+        ),
+        "t.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("tls.listen: 127.0.0.1:8443 is also `listen`"),
+        "{text}"
+    );
+}
+
+#[test]
 fn handler_and_defaults() {
     let c = from_str(
         "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",

@@ -76,7 +76,7 @@ async fn relay(client: Upgraded, upstream: Switched, idle: Duration) {
     {
         return;
     }
-    let (mut client_rd, mut client_wr) = client.split();
+    let (mut client_rd, mut client_wr) = tokio::io::split(client);
     let (mut upstream_rd, mut upstream_wr) = upstream_io.split();
     let mut up = vec![0u8; RELAY_BUFFER];
     let mut down = vec![0u8; RELAY_BUFFER];

@@ -6,6 +6,7 @@
 //! every check decidable from the head has passed, so a refused request never has its body
 //! read (CONTRACT.md, row 100).
 
+use crate::io::ClientIo;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -14,7 +15,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use portico_http::chunked::{ChunkError, ChunkedDecoder};
 use portico_http::{BodyFraming, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::error::Error;
 use crate::id::RequestId;
@@ -117,7 +117,7 @@ fn budget_full() -> Error {
 
 /// The body of the request being handled.
 pub struct RequestBody<'c> {
-    io: &'c mut TcpStream,
+    io: &'c mut ClientIo,
     buf: &'c mut BytesMut,
     state: State,
     framing: BodyFraming,
@@ -130,7 +130,7 @@ pub struct RequestBody<'c> {
 
 impl<'c> RequestBody<'c> {
     pub(crate) fn new(
-        io: &'c mut TcpStream,
+        io: &'c mut ClientIo,
         buf: &'c mut BytesMut,
         framing: BodyFraming,
         expect_continue: Option<RequestId>,

@@ -7,6 +7,7 @@
 //! connection ends; before closing, Portico stops writing and briefly reads what the client
 //! is still sending, so the client gets the response rather than a reset (CONTRACT.md rule 5).
 
+use crate::io::ClientIo;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -18,7 +19,6 @@ use portico_http::{
     ErrorCode, HeadLimits, HeadScanner, Method, RequestHead, RequestInfo, Scan, Version,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -79,7 +79,7 @@ impl Shutdown {
 
 /// Serves one connection until it closes.
 pub async fn serve_connection<S: Service>(
-    mut io: TcpStream,
+    mut io: ClientIo,
     peer: SocketAddr,
     svc: Arc<S>,
     settings: Arc<ConnSettings>,
@@ -230,7 +230,7 @@ struct Early {
 
 /// Answers a request whose head broke a protocol rule, logs it, and closes the connection.
 async fn refuse<S: Service>(
-    mut io: TcpStream,
+    mut io: ClientIo,
     out: &mut Vec<u8>,
     svc: &S,
     code: ErrorCode,
@@ -273,7 +273,7 @@ enum HeadFailure {
 
 /// Reads until a whole head is in `rbuf`, then parses it.
 async fn read_head(
-    io: &mut TcpStream,
+    io: &mut ClientIo,
     rbuf: &mut BytesMut,
     settings: &ConnSettings,
     started: Instant,
@@ -308,7 +308,7 @@ async fn read_head(
 /// back to the thread's spares while it waits (see `spare.rs`), so an idle connection costs
 /// only its task and its socket.
 async fn wait_for_request(
-    io: &mut TcpStream,
+    io: &mut ClientIo,
     rbuf: &mut BytesMut,
     out: &mut Vec<u8>,
     wait: Duration,
@@ -316,29 +316,14 @@ async fn wait_for_request(
 ) -> bool {
     spare::release_write(out);
     tokio::select! {
-        r = tokio::time::timeout(wait, read_when_ready(io, rbuf)) => matches!(r, Ok(Ok(n)) if n > 0),
+        r = tokio::time::timeout(wait, io.read_idle(rbuf)) => matches!(r, Ok(Ok(n)) if n > 0),
         _ = shutdown.wait() => false,
-    }
-}
-
-/// Waits until the socket has bytes, and only then takes a buffer to read them into.
-/// Readiness can be reported with nothing to read (a fresh connection, or readiness left
-/// from the last read); the buffer then goes back while the connection waits again.
-async fn read_when_ready(io: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
-    loop {
-        spare::release_read(buf);
-        io.readable().await?;
-        spare::reserve_read(buf);
-        match io.try_read_buf(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            read => return read,
-        }
     }
 }
 
 /// Ends a connection: stop writing, then read and discard for a moment so the response is not
 /// lost to a reset while the client is still sending.
-async fn close(mut io: TcpStream) {
+async fn close(mut io: ClientIo) {
     let _ = io.shutdown().await;
     let deadline = Instant::now() + LINGER;
     // On the heap, taken only now: an array here would live in every connection's future

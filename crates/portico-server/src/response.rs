@@ -2,6 +2,7 @@
 //! `Transfer-Encoding`, `Connection`) are never set by handlers: the writer derives them from
 //! the body and the connection, so they cannot disagree with what is sent.
 
+use crate::io::ClientIo;
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -10,7 +11,6 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::Stream;
 use portico_http::ErrorCode;
-use tokio::net::TcpStream;
 
 use crate::client::UpstreamBody;
 
@@ -51,7 +51,7 @@ pub enum Body {
 /// head (a WebSocket client may send its first frames without waiting).
 pub struct Upgraded {
     /// The client's socket.
-    pub io: TcpStream,
+    pub io: ClientIo,
     /// Bytes already read from it.
     pub buffered: Bytes,
 }

@@ -1,5 +1,6 @@
 //! Writing a response: the status line, the headers, the framing the body needs, the body.
 
+use crate::io::ClientIo;
 use std::io::{self, IoSlice, Write as _};
 
 use bytes::Bytes;
@@ -7,7 +8,6 @@ use futures_util::StreamExt;
 use portico_http::chunked::{LAST_CHUNK, encode_chunk_head};
 use portico_http::status::reason_phrase;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::client::{ResponseFraming, UpstreamBody};
 use crate::date::with_http_date;
@@ -49,7 +49,7 @@ enum Mode {
 }
 
 pub(crate) async fn write_response(
-    io: &mut TcpStream,
+    io: &mut ClientIo,
     out: &mut Vec<u8>,
     resp: Response,
     ctx: &WriteCtx,
@@ -154,7 +154,7 @@ pub(crate) async fn write_response(
 }
 
 async fn send_body(
-    io: &mut TcpStream,
+    io: &mut ClientIo,
     out: &mut Vec<u8>,
     mode: Mode,
     bytes: &mut u64,
@@ -202,7 +202,7 @@ async fn send_body(
 /// Sends exactly `sb.len()` bytes of a streamed body after the head in `out`; any other
 /// count is an error (the caller closes the connection).
 async fn send_stream(
-    io: &mut TcpStream,
+    io: &mut ClientIo,
     out: &mut Vec<u8>,
     mut sb: StreamBody,
     bytes: &mut u64,
@@ -243,7 +243,7 @@ fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
 /// Sends what is in `out`, then `data`, in one write: `data` is copied behind `out` when it
 /// is small, and written from where it is (a vectored write) when it is not.
 async fn flush_with(
-    io: &mut TcpStream,
+    io: &mut ClientIo,
     out: &mut Vec<u8>,
     data: &[u8],
     bytes: &mut u64,
@@ -269,7 +269,7 @@ async fn flush_with(
     Ok(())
 }
 
-async fn flush(io: &mut TcpStream, out: &mut Vec<u8>, bytes: &mut u64) -> io::Result<()> {
+async fn flush(io: &mut ClientIo, out: &mut Vec<u8>, bytes: &mut u64) -> io::Result<()> {
     if !out.is_empty() {
         io.write_all(out).await?;
         *bytes += out.len() as u64;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use portico_http::HeadLimits;
 use portico_server::{
-    ConnSettings, Error, Exchange, Request, RequestBody, Response, Service, Shutdown,
+    ClientIo, ConnSettings, Error, Exchange, Request, RequestBody, Response, Service, Shutdown,
     serve_connection,
 };
 
@@ -45,7 +45,7 @@ async fn an_idle_connection_stays_small() {
     let (_tx, shutdown) = Shutdown::new();
     let svc = Arc::new(Nothing(settings.clone()));
     let conn = serve_connection(
-        stream,
+        ClientIo::Plain(stream),
         "127.0.0.1:1".parse().unwrap(),
         svc,
         settings,

@@ -14,9 +14,10 @@ use std::time::Duration;
 use portico_gateway::{AccessLogSink, Gateway};
 use portico_http::ErrorCode;
 use portico_http::catalog::status_row;
-use portico_server::Swap;
+use portico_server::tls::Tls;
+use portico_server::{Listener, Swap};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,6 +25,9 @@ use tokio::sync::{mpsc, oneshot};
 pub struct TestGateway {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it listens for TLS, when the configuration has a `tls` listener.
+    pub tls_addr: Option<SocketAddr>,
+    tls: Option<Arc<Tls>>,
     /// Access-log lines, as the gateway writes them.
     pub log: mpsc::UnboundedReceiver<String>,
     swap: Arc<Swap<Gateway>>,
@@ -47,6 +51,15 @@ impl TestGateway {
         let swap = Arc::new(Swap::new(gateway));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let mut listeners = vec![Listener::plain(listener)];
+        let (mut tls, mut tls_addr) = (None, None);
+        if let Some(files) = &config.tls {
+            let t = Arc::new(Tls::load(&files.cert, &files.key).unwrap());
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tls_addr = Some(l.local_addr().unwrap());
+            listeners.push(Listener::tls(l, t.clone()));
+            tls = Some(t);
+        }
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let serving = swap.clone();
@@ -54,13 +67,15 @@ impl TestGateway {
             let stop = async {
                 let _ = stop_rx.await;
             };
-            portico_server::serve(listener, serving, config.shutdown_grace, stop)
+            portico_server::serve_all(listeners, serving, config.shutdown_grace, stop)
                 .await
                 .unwrap();
             let _ = done_tx.send(());
         });
         TestGateway {
             addr,
+            tls_addr,
+            tls,
             log,
             swap,
             log_tx: sink,
@@ -74,6 +89,9 @@ impl TestGateway {
     pub fn reload(&self, yaml: &str) {
         let config =
             portico_config::from_str(yaml, "reload.yaml").unwrap_or_else(|p| panic!("{p}"));
+        if let (Some(tls), Some(files)) = (&self.tls, &config.tls) {
+            tls.reload(&files.cert, &files.key).unwrap();
+        }
         self.swap
             .replace(Gateway::new(&config, self.log_tx.clone()).unwrap());
     }
@@ -112,14 +130,19 @@ impl TestGateway {
     }
 }
 
+/// A byte stream a test client can use: plain TCP or TLS.
+pub trait Duplex: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Duplex for T {}
+
 /// A socket with a read buffer: the reading both test clients and test upstreams need.
-struct Wire {
-    stream: TcpStream,
+struct Wire<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
 }
 
-impl Wire {
-    fn new(stream: TcpStream) -> Wire {
+impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
+    fn new(stream: S) -> Wire<S> {
         Wire {
             stream,
             buf: Vec::new(),
@@ -194,7 +217,7 @@ impl Wire {
 
 /// A client that writes raw bytes and reads responses.
 pub struct RawClient {
-    wire: Wire,
+    wire: Wire<Box<dyn Duplex>>,
 }
 
 /// A response as read off the wire.
@@ -266,7 +289,14 @@ impl RawClient {
         let stream = TcpStream::connect(addr).await.unwrap();
         stream.set_nodelay(true).unwrap();
         RawClient {
-            wire: Wire::new(stream),
+            wire: Wire::new(Box::new(stream)),
+        }
+    }
+
+    /// A client over any stream (a TLS session, say).
+    pub fn over(stream: impl Duplex + 'static) -> RawClient {
+        RawClient {
+            wire: Wire::new(Box::new(stream)),
         }
     }
 

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 use portico_config::Config;
 use portico_gateway::{AccessLogSink, Gateway};
-use portico_server::Swap;
+use portico_server::tls::{self, Tls};
+use portico_server::{Listener, Swap};
 
 /// The built-in quickstart: a demo API answered by the echo handler.
 const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
@@ -55,7 +56,19 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::CheckConfig { file } => match portico_config::load(&file) {
-            Ok(_) => ExitCode::SUCCESS,
+            // What the file names must also be usable: a TLS certificate and key that go
+            // together.
+            Ok(config) => match config
+                .tls
+                .as_ref()
+                .map(|t| tls::server_config(&t.cert, &t.key))
+            {
+                Some(Err(e)) => {
+                    eprintln!("{}: tls: {e}", file.display());
+                    ExitCode::FAILURE
+                }
+                _ => ExitCode::SUCCESS,
+            },
             Err(problems) => {
                 eprint!("{problems}");
                 ExitCode::FAILURE
@@ -170,20 +183,44 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     // Every handler is in place before Portico says it listens: a signal sent the moment
     // after must not meet the default action (which for SIGTERM and SIGHUP is to die).
     let stop = stop_signal()?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "portico listening");
+    let tls = match &config.tls {
+        Some(t) => Some((t.listen, Arc::new(Tls::load(&t.cert, &t.key)?))),
+        None => None,
+    };
+    let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
+    if let Some((addr, tls)) = &tls {
+        listeners.push(Listener::tls(bind(*addr).await?, tls.clone()));
+    }
+    for l in &listeners {
+        let address = l.tcp.local_addr()?;
+        match l.tls {
+            None => tracing::info!(%address, "portico listening"),
+            Some(_) => tracing::info!(%address, "portico listening (TLS)"),
+        }
+    }
     #[cfg(unix)]
     {
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-        tokio::spawn(reload_on_sighup(hangup, path, swap.clone(), config.clone()));
+        let tls = tls.as_ref().map(|(_, t)| t.clone());
+        tokio::spawn(reload_on_sighup(
+            hangup,
+            path,
+            swap.clone(),
+            tls,
+            config.clone(),
+        ));
     }
     #[cfg(not(unix))]
     let _ = path;
-    portico_server::serve(listener, swap, config.shutdown_grace, stop).await?;
+    portico_server::serve_all(listeners, swap, config.shutdown_grace, stop).await?;
     tracing::info!("portico stopped");
     Ok(())
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }
 
 /// The gateway for a configuration, with its access log opened.
@@ -207,6 +244,9 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     if running.shutdown_grace != next.shutdown_grace {
         keys.push("shutdown_grace");
     }
+    if running.tls.as_ref().map(|t| t.listen) != next.tls.as_ref().map(|t| t.listen) {
+        keys.push("tls.listen");
+    }
     keys
 }
 
@@ -218,6 +258,7 @@ async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     path: Option<PathBuf>,
     swap: Arc<Swap<Gateway>>,
+    tls: Option<Arc<Tls>>,
     mut running: Config,
 ) {
     while hangup.recv().await.is_some() {
@@ -225,9 +266,16 @@ async fn reload_on_sighup(
             tracing::warn!("SIGHUP: serving the built-in quickstart, there is no file to reload");
             continue;
         };
+        let tls = tls.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = portico_config::load(&path).map_err(Reload::Invalid)?;
             let gateway = build(&config).map_err(|e| Reload::Unusable(e.to_string()))?;
+            // A new certificate for the handshakes from now on; sessions already open keep
+            // theirs.
+            if let (Some(tls), Some(files)) = (&tls, &config.tls) {
+                tls.reload(&files.cert, &files.key)
+                    .map_err(Reload::Unusable)?;
+            }
             Ok::<_, Reload>((config, gateway))
         })
         .await;

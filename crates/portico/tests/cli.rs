@@ -335,3 +335,123 @@ fn sighup_reloads_a_valid_file_and_keeps_serving_the_old_one_on_a_bad_file() {
     stderr.read_to_string(&mut rest).unwrap();
     assert!(child.wait().unwrap().success(), "{rest}");
 }
+
+#[test]
+fn check_config_refuses_a_tls_key_that_is_not_the_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let b = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), a.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), b.signing_key.serialize_pem()).unwrap();
+    std::fs::write(dir.path().join("right.pem"), a.signing_key.serialize_pem()).unwrap();
+    let config = |key: &str| {
+        format!(
+            "tls: {{listen: 127.0.0.1:8443, cert: cert.pem, key: {key}}}\nroutes:\n  - {{name: e, path: /e, methods: [GET], handler: echo}}\n"
+        )
+    };
+    let wrong = write_config(&dir, "wrong.yaml", &config("key.pem"));
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&wrong)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        text.contains("tls: the certificate and key do not go together"),
+        "{text}"
+    );
+    let right = write_config(&dir, "right.yaml", &config("right.pem"));
+    let out = Command::new(BIN)
+        .arg("check-config")
+        .arg(&right)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The certificate a TLS server at `addr` presents (a blocking rustls client that trusts
+/// `trusted`), after a request over the session was answered 200.
+fn tls_certificate_at(addr: &str, trusted: &rcgen::CertifiedKey<rcgen::KeyPair>) -> Vec<u8> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.cert.der().clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let session = rustls::ClientConnection::new(std::sync::Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(session, TcpStream::connect(addr).unwrap());
+    tls.write_all(b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response);
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&response)
+    );
+    tls.conn.peer_certificates().unwrap()[0].to_vec()
+}
+
+#[cfg(unix)]
+#[test]
+fn sighup_takes_a_new_tls_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let second = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let write = |c: &rcgen::CertifiedKey<rcgen::KeyPair>| {
+        std::fs::write(dir.path().join("cert.pem"), c.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), c.signing_key.serialize_pem()).unwrap();
+    };
+    write(&first);
+    let path = write_config(
+        &dir,
+        "portico.yaml",
+        "listen: 127.0.0.1:0\naccess_log: off\ntls: {listen: 127.0.0.1:0, cert: cert.pem, key: key.pem}\nroutes:\n  - {name: e, path: /echo, methods: [GET], handler: echo}\n",
+    );
+    let mut child = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let seen = read_until(&mut stderr, "listening (TLS)");
+    let tls_line = seen.lines().find(|l| l.contains("(TLS)")).unwrap();
+    let addr = tls_line
+        .split("address=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(tls_certificate_at(&addr, &first), first.cert.der().to_vec());
+
+    write(&second);
+    Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    read_until(&mut stderr, "configuration reloaded");
+    assert_eq!(
+        tls_certificate_at(&addr, &second),
+        second.cert.der().to_vec()
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    assert!(child.wait().unwrap().success(), "{rest}");
+}

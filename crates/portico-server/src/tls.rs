@@ -1,0 +1,64 @@
+//! TLS (rustls with the ring provider): the server configuration, loaded from PEM files, and
+//! replaceable while serving so that a reload takes a new certificate without dropping a
+//! connection (sessions already established keep theirs; new handshakes get the new one).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// The protocols Portico offers with ALPN, most preferred first.
+pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+
+/// A TLS listener's configuration, which a reload replaces.
+pub struct Tls {
+    config: ArcSwap<ServerConfig>,
+}
+
+impl Tls {
+    /// Loads a certificate chain and its key (PEM files).
+    pub fn load(cert: &Path, key: &Path) -> Result<Tls, String> {
+        Ok(Tls {
+            config: ArcSwap::from_pointee(server_config(cert, key)?),
+        })
+    }
+
+    /// Loads a new certificate and key for the handshakes from now on; on error the current
+    /// ones stay.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), String> {
+        self.config.store(Arc::new(server_config(cert, key)?));
+        Ok(())
+    }
+
+    /// An acceptor with the current configuration.
+    pub(crate) fn acceptor(&self) -> TlsAcceptor {
+        TlsAcceptor::from(self.config.load_full())
+    }
+}
+
+/// A server configuration for a certificate chain and key read from PEM files: TLS 1.2 and
+/// 1.3 with rustls's safe defaults, no client certificates, ALPN as [`ALPN`].
+pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| format!("cannot read certificates from {}: {e}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("cannot read certificates from {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{} holds no certificate", cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
+    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(config)
+}
