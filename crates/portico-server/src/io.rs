@@ -2,7 +2,7 @@
 //!
 //! One concrete type rather than a generic parameter, so the request pipeline, request bodies
 //! and WebSocket relays see one type whatever the listener; the two cases differ only in how
-//! an idle connection waits (see [`ClientIo::read_idle`]).
+//! an idle connection waits (see `ClientIo::read_idle`).
 
 use std::io;
 use std::pin::Pin;
