@@ -88,6 +88,83 @@ fn codes_prints_the_contract_table() {
     assert_eq!(rows, 42, "41 table rows and 200");
 }
 
+/// A running `portico serve`, started from `command`, with its stderr kept open (so its last
+/// lines have somewhere to go) and what it logged until it listened.
+struct Served {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    logged: String,
+}
+
+impl Served {
+    /// `portico serve --config <config>`; stdout as `stdout` says.
+    fn start(config: &std::path::Path, stdout: Stdio) -> Served {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(stdout);
+        Served::spawn(command)
+    }
+
+    /// Any command that execs `portico serve`; waits for its "portico listening" line.
+    fn spawn(mut command: Command) -> Served {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut served = Served {
+            child,
+            stderr,
+            logged: String::new(),
+        };
+        served.logged = served.read_until("portico listening");
+        served
+    }
+
+    /// Reads stderr until a line containing `needle`; returns what was read.
+    fn read_until(&mut self, needle: &str) -> String {
+        let mut seen = String::new();
+        while !seen.contains(needle) {
+            assert!(
+                self.stderr.read_line(&mut seen).unwrap() > 0,
+                "stderr ended before {needle:?}: {seen}"
+            );
+        }
+        seen
+    }
+
+    /// The address of the listener whose line contains `what` (`"listening"` or `"(TLS)"`).
+    fn address(&mut self, what: &str) -> String {
+        if !self.logged.lines().any(|l| l.contains(what)) {
+            let more = self.read_until(what);
+            self.logged.push_str(&more);
+        }
+        let line = self.logged.lines().find(|l| l.contains(what)).unwrap();
+        line.split("address=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// SIGTERM: a graceful stop with exit status 0.
+    fn stop(mut self) {
+        self.signal("TERM");
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        assert!(self.child.wait().unwrap().success(), "{rest}");
+    }
+}
+
 #[test]
 fn serve_answers_and_writes_a_json_access_log_line_per_request_to_stdout() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,24 +173,8 @@ fn serve_answers_and_writes_a_json_access_log_line_per_request_to_stdout() {
         "serve.yaml",
         "listen: 127.0.0.1:0\nroutes:\n  - {name: e, path: '/v1/{project_id}/items', methods: [GET], handler: echo}\n",
     );
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let addr = loop {
-        let mut line = String::new();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "portico exited before listening"
-        );
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_string();
-        }
-    };
+    let mut served = Served::start(&path, Stdio::piped());
+    let addr = served.address("listening");
     let mut conn = TcpStream::connect(&addr).unwrap();
     conn.write_all(b"GET /v1/p1/items HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -127,7 +188,7 @@ fn serve_answers_and_writes_a_json_access_log_line_per_request_to_stdout() {
         .to_string();
     drop(conn);
 
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut stdout = BufReader::new(served.child.stdout.take().unwrap());
     let mut line = String::new();
     stdout.read_line(&mut line).unwrap();
     let v: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -135,14 +196,7 @@ fn serve_answers_and_writes_a_json_access_log_line_per_request_to_stdout() {
     assert_eq!(v["status"], 200);
     assert_eq!(v["method"], "GET");
     assert_eq!(v["path"], "/v1/p1/items");
-
-    // SIGTERM: a graceful stop with exit status 0.
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    assert!(child.wait().unwrap().success());
+    served.stop();
 }
 
 #[test]
@@ -156,50 +210,6 @@ fn serve_refuses_an_invalid_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least one route"));
-}
-
-/// Starts `portico serve` under `sh` with a soft limit of 256 open files; returns the child
-/// (whose pid is portico's: `sh` execs it), its stderr (kept open, so its last lines have
-/// somewhere to go) and what it logged up to "listening".
-#[cfg(target_os = "linux")]
-fn serve_with_low_fd_limit(
-    config: &std::path::Path,
-) -> (
-    std::process::Child,
-    BufReader<std::process::ChildStderr>,
-    String,
-) {
-    let mut child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -Sn 256 && exec '{BIN}' serve --config '{}'",
-            config.display()
-        ))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut logged = String::new();
-    while !logged.contains("listening") {
-        assert!(
-            stderr.read_line(&mut logged).unwrap() > 0,
-            "portico exited: {logged}"
-        );
-    }
-    (child, stderr, logged)
-}
-
-/// Stops a `serve` with SIGTERM and checks it exits 0.
-#[cfg(target_os = "linux")]
-fn stop(mut child: std::process::Child, mut stderr: BufReader<std::process::ChildStderr>) {
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
 }
 
 #[cfg(target_os = "linux")]
@@ -221,16 +231,30 @@ fn open_files_limits(pid: u32) -> (String, String) {
 #[test]
 fn serve_raises_its_open_files_limit_and_warns_when_it_is_too_low() {
     let dir = tempfile::tempdir().unwrap();
+    // Under sh with a soft limit of 256 open files; sh execs portico, so the pid is its.
+    let with_low_limit = |config: &std::path::Path| {
+        let mut command = Command::new("sh");
+        command.arg("-c").arg(format!(
+            "ulimit -Sn 256 && exec '{BIN}' serve --config '{}'",
+            config.display()
+        ));
+        command.stdout(Stdio::null());
+        Served::spawn(command)
+    };
     let fits = write_config(
         &dir,
         "fits.yaml",
         "listen: 127.0.0.1:0\nlimits: {max_connections: 100}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
     );
-    let (child, stderr, logged) = serve_with_low_fd_limit(&fits);
-    let (soft, hard) = open_files_limits(child.id());
+    let served = with_low_limit(&fits);
+    let (soft, hard) = open_files_limits(served.child.id());
     assert_eq!(soft, hard, "the soft limit was not raised to the hard one");
-    assert!(!logged.contains("limit on open files"), "{logged}");
-    stop(child, stderr);
+    assert!(
+        !served.logged.contains("limit on open files"),
+        "{}",
+        served.logged
+    );
+    served.stop();
 
     // More connections than any limit allows: said at start.
     let too_many = write_config(
@@ -238,22 +262,13 @@ fn serve_raises_its_open_files_limit_and_warns_when_it_is_too_low() {
         "many.yaml",
         "listen: 127.0.0.1:0\nlimits: {max_connections: 1000000000}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
     );
-    let (child, stderr, logged) = serve_with_low_fd_limit(&too_many);
-    assert!(logged.contains("limit on open files"), "{logged}");
-    stop(child, stderr);
-}
-
-/// Reads `stderr` until a line containing `needle`; returns everything read.
-#[cfg(unix)]
-fn read_until(stderr: &mut BufReader<std::process::ChildStderr>, needle: &str) -> String {
-    let mut seen = String::new();
-    while !seen.contains(needle) {
-        assert!(
-            stderr.read_line(&mut seen).unwrap() > 0,
-            "stderr ended before {needle:?}: {seen}"
-        );
-    }
-    seen
+    let served = with_low_limit(&too_many);
+    assert!(
+        served.logged.contains("limit on open files"),
+        "{}",
+        served.logged
+    );
+    served.stop();
 }
 
 /// The route name the echo handler reports for one request.
@@ -280,36 +295,14 @@ fn sighup_reloads_a_valid_file_and_keeps_serving_the_old_one_on_a_bad_file() {
         )
     };
     let path = write_config(&dir, "portico.yaml", &config("first", ""));
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let seen = read_until(&mut stderr, "address=");
-    let addr = seen
-        .split("address=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
-    let hup = |child: &std::process::Child| {
-        let sent = Command::new("kill")
-            .args(["-HUP", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    };
+    let mut served = Served::start(&path, Stdio::null());
+    let addr = served.address("listening");
     assert_eq!(route_answering(&addr), "first");
 
     // A valid file: reloaded. A setting that needs a restart is named.
     std::fs::write(&path, config("second", "workers: 3\n")).unwrap();
-    hup(&child);
-    let logged = read_until(&mut stderr, "configuration reloaded");
+    served.signal("HUP");
+    let logged = served.read_until("configuration reloaded");
     assert!(
         logged.contains("workers") && logged.contains("after a restart"),
         "{logged}"
@@ -322,18 +315,11 @@ fn sighup_reloads_a_valid_file_and_keeps_serving_the_old_one_on_a_bad_file() {
         "routes:\n  - {name: x, path: nope, methods: [GET], handler: echo}\n",
     )
     .unwrap();
-    hup(&child);
-    let logged = read_until(&mut stderr, "previous configuration keeps serving");
+    served.signal("HUP");
+    let logged = served.read_until("previous configuration keeps serving");
     assert!(logged.contains("routes[0].path"), "{logged}");
     assert_eq!(route_answering(&addr), "second");
-
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
+    served.stop();
 }
 
 #[test]
@@ -416,42 +402,16 @@ fn sighup_takes_a_new_tls_certificate() {
         "portico.yaml",
         "listen: 127.0.0.1:0\naccess_log: off\ntls: {listen: 127.0.0.1:0, cert: cert.pem, key: key.pem}\nroutes:\n  - {name: e, path: /echo, methods: [GET], handler: echo}\n",
     );
-    let mut child = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let seen = read_until(&mut stderr, "listening (TLS)");
-    let tls_line = seen.lines().find(|l| l.contains("(TLS)")).unwrap();
-    let addr = tls_line
-        .split("address=")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let mut served = Served::start(&path, Stdio::null());
+    let addr = served.address("(TLS)");
     assert_eq!(tls_certificate_at(&addr, &first), first.cert.der().to_vec());
 
     write(&second);
-    Command::new("kill")
-        .args(["-HUP", &child.id().to_string()])
-        .status()
-        .unwrap();
-    read_until(&mut stderr, "configuration reloaded");
+    served.signal("HUP");
+    served.read_until("configuration reloaded");
     assert_eq!(
         tls_certificate_at(&addr, &second),
         second.cert.der().to_vec()
     );
-
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    assert!(child.wait().unwrap().success(), "{rest}");
+    served.stop();
 }
