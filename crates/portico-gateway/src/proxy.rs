@@ -74,7 +74,8 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
     }
     // Writing to a Vec cannot fail.
     let _ = write!(out, "{}\r\n", req.peer.ip());
-    push_field(&mut out, b"X-Forwarded-Proto", b"http");
+    let proto: &[u8] = if req.tls { b"https" } else { b"http" };
+    push_field(&mut out, b"X-Forwarded-Proto", proto);
     if let Some(h) = host.filter(|h| !h.is_empty()) {
         push_field(&mut out, b"X-Forwarded-Host", h);
     }

@@ -131,6 +131,7 @@ pub async fn serve_connection<S: Service>(
             head,
             info,
             peer,
+            tls: matches!(io, ClientIo::Tls(_)),
             id,
             notes: Notes::default(),
         };

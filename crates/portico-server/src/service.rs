@@ -21,6 +21,8 @@ pub struct Request {
     pub info: RequestInfo,
     /// The client's address.
     pub peer: SocketAddr,
+    /// The client connected over TLS (so its scheme is `https`).
+    pub tls: bool,
     /// This request's id.
     pub id: RequestId,
     /// What the pipeline noted for the access log.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico_testkit::{RawClient, TestGateway};
+use portico_testkit::{MockUpstream, RawClient, Reply, TestGateway, proxy_config};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -84,6 +84,35 @@ async fn requests_over_tls_are_served_with_alpn_http11() {
     }
     // The plain listener goes on beside it.
     assert_eq!(gw.request(GET).await.status, 200);
+}
+
+#[tokio::test]
+async fn requests_over_tls_are_forwarded_with_x_forwarded_proto_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, der) = certificate();
+    let (c, k) = write_pair(dir.path(), &cert, &key);
+    let mut up = MockUpstream::start(|_| Reply::ok("up")).await;
+    let yaml = format!(
+        "tls:\n  listen: 127.0.0.1:0\n  cert: {}\n  key: {}\n{}",
+        c.display(),
+        k.display(),
+        proxy_config(up.addr)
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (mut client, _, _) = connect(&gw, &der).await;
+    client
+        .send("GET /api/x HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-Proto: http\r\n\r\n")
+        .await;
+    assert_eq!(client.response().await.status, 200);
+    assert_eq!(up.next().await.header("x-forwarded-proto"), Some("https"));
+    // The plain listener beside it says http.
+    assert_eq!(
+        gw.request("GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(up.next().await.header("x-forwarded-proto"), Some("http"));
 }
 
 #[tokio::test]

@@ -195,6 +195,7 @@ mod tests {
             head,
             info,
             peer: "127.0.0.1:1".parse().expect("an address"),
+            tls: false,
             id: RequestId::new(),
             notes: Notes::default(),
         }
