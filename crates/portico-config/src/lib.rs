@@ -16,7 +16,7 @@ use std::path::Path;
 
 pub use content::PRECOMPRESSED;
 pub use model::{
-    AccessLog, Action, Config, Handler, Limits, Overlap, PathTemplate, Route, RouteGroup,
+    AccessLog, Action, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route, RouteGroup,
     RouteTable, StaticFiles, Target, TlsListener, Upstream, parse_target,
 };
 pub use read::{parse_duration, parse_size};

@@ -19,6 +19,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// A TLS listener beside it.
     pub tls: Option<TlsListener>,
+    /// HTTP/2 on the listeners.
+    pub http2: Http2,
     /// Runtime worker threads; 0 means one per CPU core.
     pub workers: usize,
     /// Where the JSON access log goes.
@@ -43,6 +45,37 @@ pub struct TlsListener {
     /// The certificate's private key.
     pub key: PathBuf,
 }
+
+/// HTTP/2: by ALPN on the TLS listener, by prior knowledge on the plain one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Http2 {
+    /// Whether clients may speak HTTP/2.
+    pub enabled: bool,
+    /// Most streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// A stream's flow-control window: request-body bytes a client may send ahead of Portico
+    /// reading them.
+    pub stream_window: u32,
+    /// A connection's flow-control window: the most request-body bytes one connection's
+    /// streams together may have sent ahead of Portico reading them.
+    pub connection_window: u32,
+}
+
+impl Default for Http2 {
+    fn default() -> Self {
+        Http2 {
+            enabled: true,
+            max_concurrent_streams: 128,
+            stream_window: 256 * 1024,
+            connection_window: 1024 * 1024,
+        }
+    }
+}
+
+/// The largest flow-control window HTTP/2 allows (RFC 9113 §6.9.1).
+const MAX_WINDOW: u64 = (1 << 31) - 1;
+/// The window every HTTP/2 connection starts with, which it can only grow.
+const INITIAL_WINDOW: u64 = 65_535;
 
 /// Destination of the access log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -271,6 +304,7 @@ impl PathTemplate {
 const TOP_KEYS: &[&str] = &[
     "listen",
     "tls",
+    "http2",
     "workers",
     "access_log",
     "limits",
@@ -279,6 +313,12 @@ const TOP_KEYS: &[&str] = &[
     "routes",
 ];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
+const HTTP2_KEYS: &[&str] = &[
+    "enabled",
+    "max_concurrent_streams",
+    "stream_window",
+    "connection_window",
+];
 const LIMIT_KEYS: &[&str] = &[
     "max_uri_bytes",
     "max_header_bytes",
@@ -340,6 +380,9 @@ impl Config {
             None => Some(None),
             Some(n) => read_tls(r, n).map(Some),
         };
+        let http2 = top
+            .get("http2")
+            .map_or(Some(Http2::default()), |n| read_http2(r, n));
         let workers = top.get("workers").map_or(Some(0), |n| r.uint(n, "workers"));
         let access_log = top.get("access_log").map_or(Some(AccessLog::Stdout), |n| {
             let s = r.string(n, "access_log")?;
@@ -427,6 +470,7 @@ impl Config {
         Some(Config {
             listen: listen?,
             tls: tls?,
+            http2: http2?,
             workers: usize::try_from(workers?).ok()?,
             access_log: access_log?,
             limits: limits?,
@@ -435,6 +479,52 @@ impl Config {
             routes: routes.into_iter().map(|(_, r)| r).collect(),
         })
     }
+}
+
+fn read_http2(r: &mut Reader, node: &Node) -> Option<Http2> {
+    let f = r.map(node, "http2", HTTP2_KEYS)?;
+    let mut h2 = Http2::default();
+    let mut ok = true;
+    if let Some(n) = f.get("enabled") {
+        match r.boolean(n, "http2.enabled") {
+            Some(v) => h2.enabled = v,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("max_concurrent_streams") {
+        match r.uint(n, "http2.max_concurrent_streams") {
+            Some(v @ 1..=10_000) => h2.max_concurrent_streams = v as u32,
+            Some(_) => {
+                r.problem(n, "http2.max_concurrent_streams", "must be from 1 to 10000");
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    for (key, min, slot) in [
+        ("stream_window", 1024, &mut h2.stream_window),
+        (
+            "connection_window",
+            INITIAL_WINDOW,
+            &mut h2.connection_window,
+        ),
+    ] {
+        let Some(n) = f.get(key) else { continue };
+        let path = join("http2", key);
+        match r.size(n, &path) {
+            Some(v) if (min..=MAX_WINDOW).contains(&v) => *slot = v as u32,
+            Some(_) => {
+                r.problem(
+                    n,
+                    &path,
+                    format!("must be from {min} to {MAX_WINDOW} bytes"),
+                );
+                ok = false;
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(h2)
 }
 
 fn read_tls(r: &mut Reader, node: &Node) -> Option<TlsListener> {

@@ -127,6 +127,7 @@ pub fn format_line(e: &Exchange<'_>) -> String {
         "time": rfc3339_millis(e.time),
         "request_id": e.request_id.as_str(),
         "client": e.peer.to_string(),
+        "protocol": req.map(|r| r.head.version().as_str()),
         "method": method,
         "path": path,
         "status": e.status,

@@ -38,7 +38,8 @@ use portico_http::upgrade::{check_handshake, is_websocket_upgrade};
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_server::client::{Upstream, UpstreamSettings};
 use portico_server::{
-    BodyBudget, ConnSettings, Error, Exchange, Request, RequestBody, Response, Service,
+    BodyBudget, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
+    Service,
 };
 
 pub use access_log::AccessLogSink;
@@ -192,6 +193,11 @@ impl Gateway {
             idle_timeout: config.limits.idle_timeout,
             max_body_bytes: config.limits.max_body_bytes,
             max_connections: config.limits.max_connections,
+            http2: config.http2.enabled.then_some(Http2Settings {
+                max_concurrent_streams: config.http2.max_concurrent_streams,
+                stream_window: config.http2.stream_window,
+                connection_window: config.http2.connection_window,
+            }),
         }
     }
 

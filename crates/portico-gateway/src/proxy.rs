@@ -84,10 +84,11 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         out.extend_from_slice(earlier);
         out.extend_from_slice(b", ");
     }
-    out.extend_from_slice(if head.version() == Version::Http10 {
-        b"1.0 portico\r\n"
-    } else {
-        b"1.1 portico\r\n"
+    // RFC 9110 §7.6.3: the protocol the request was received with, name omitted for HTTP.
+    out.extend_from_slice(match head.version() {
+        Version::Http10 => b"1.0 portico\r\n",
+        Version::Http11 => b"1.1 portico\r\n",
+        Version::Http2 => b"2 portico\r\n",
     });
     push_field(&mut out, b"X-Request-Id", req.id.as_str().as_bytes());
     out

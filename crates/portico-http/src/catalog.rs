@@ -71,11 +71,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         100,
         "Continue",
         "The client continues sending the request. The server has received the initial part of the request and the client should continue sending the remaining part.",
-        "Sent to a request with `Expect: 100-continue` only when its body is first read, which happens after every check decidable from the head passed (route, method, declared length, limits, media type and coding). A failed check sends the final error at once and never reads the body.",
+        "Sent to a request with `Expect: 100-continue` only when its body is first read, which happens after every check decidable from the head passed (route, method, declared length, limits, media type and coding). A failed check sends the final error at once and never reads the body. The same on HTTP/2, as an interim HEADERS frame.",
         Implemented,
         &[
             "protocol::expect_continue_is_sent_only_after_checks_pass",
             "protocol::expect_continue_with_failing_check_gets_final_error_without_100",
+            "http2::continue_is_sent_only_when_the_body_is_wanted",
         ],
     ),
     row(
@@ -302,13 +303,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         408,
         "Request Time-out",
         "The server timed out waiting for the request. The client may repeat the request without modifications at any later time.",
-        "The request head did not arrive within `header_timeout`, or the body made no progress for `body_timeout`; `Connection: close`. An idle keep-alive connection is closed silently.",
+        "The request head did not arrive within `header_timeout`, or the body made no progress for `body_timeout`; `Connection: close`. An idle keep-alive connection is closed silently. On HTTP/2 a stalled body gets 408 on its stream, which is then reset; the connection and its other streams go on.",
         Implemented,
         &[
             "timeouts::head_timeout_is_408_then_close",
             "timeouts::body_stall_is_408_then_close",
             "timeouts::idle_keep_alive_connection_closes_silently",
             "clients::slow_header_clients_neither_delay_others_nor_escape_their_408",
+            "http2::a_stalled_stream_gets_408_and_the_connection_goes_on",
         ],
     ),
     row(
@@ -350,9 +352,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         413,
         "Request Entity Too Large",
         "The request is larger than what a server can process. The server may disable the connection to prevent the client from sending consecutive requests. If the server cannot temporarily process the request, the response will contain a Retry-After header field.",
-        "Permanent: a declared Content-Length over the route's `max_body_bytes` is refused before the body is read; a streamed body that crosses it is cut off; both with `Connection: close` and no `Retry-After`. Temporary: a route that buffers bodies cannot reserve room in `limits.body_buffer_bytes` now; `Retry-After`, before `100 Continue` when the length is declared.",
+        "Permanent: a declared Content-Length over the route's `max_body_bytes` is refused before the body is read; a streamed body that crosses it is cut off; both with `Connection: close` and no `Retry-After`. Temporary: a route that buffers bodies cannot reserve room in `limits.body_buffer_bytes` now; `Retry-After`, before `100 Continue` when the length is declared. On HTTP/2, where closing would take other streams down, the 413 ends its own stream only (`RST_STREAM(NO_ERROR)` after the response).",
         Implemented,
         &[
+            "http2::a_body_over_the_limit_gets_413_and_ends_only_its_stream",
             "protocol::declared_length_over_limit_is_413_without_reading_body",
             "protocol::chunked_body_crossing_limit_is_413_and_close",
             "buffering::a_body_over_the_route_limit_is_the_permanent_413",
@@ -469,11 +472,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         505,
         "HTTP Version not supported",
         "The server does not support the HTTP protocol version used in the request.",
-        "A request line whose major version is not 1 (`HTTP/2.0`, `HTTP/3.0`); `Connection: close`.",
+        "A request line whose major version is not 1 (`HTTP/2.0`, `HTTP/3.0`); `Connection: close`. HTTP/2 itself is spoken only when negotiated (ALPN `h2`, or the connection preface on cleartext); with `http2.enabled: false` the preface is 505 too.",
         Implemented,
         &[
             "protocol::http2_request_line_is_505",
             "protocol::http3_request_line_is_505",
+            "http2::with_http2_off_the_preface_is_not_http2",
         ],
     ),
 ];

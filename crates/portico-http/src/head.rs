@@ -173,6 +173,20 @@ pub enum Version {
     Http10,
     /// HTTP/1.1 (and any later 1.x minor, RFC 9110 §6.2)
     Http11,
+    /// HTTP/2, whose request heads Portico reads in HTTP/1.1 syntax
+    /// ([`RequestHead::parse_http2`]).
+    Http2,
+}
+
+impl Version {
+    /// As written in a request line and in logs: `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+            Version::Http2 => "HTTP/2",
+        }
+    }
 }
 
 /// The form of the request target (RFC 9112 §3.2).
@@ -282,6 +296,18 @@ impl RequestHead {
             request_line_end,
             fields,
         })
+    }
+
+    /// Parses the head of an HTTP/2 request written out in HTTP/1.1 syntax: the request line
+    /// says `HTTP/1.1`, `:authority` is the `Host` field, and the head is held to the same
+    /// rules and limits as one received on HTTP/1.1. Its version is [`Version::Http2`].
+    pub fn parse_http2(buf: Bytes, limits: &HeadLimits) -> Result<RequestHead, ErrorCode> {
+        let mut head = RequestHead::parse(buf, limits)?;
+        if head.version != Version::Http11 {
+            return Err(ErrorCode::RequestLineMalformed);
+        }
+        head.version = Version::Http2;
+        Ok(head)
     }
 
     /// The request method.

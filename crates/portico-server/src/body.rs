@@ -4,14 +4,17 @@
 //! arrived, so a proxied upload flows to the upstream as it comes. Nothing is read until a
 //! handler asks, and the first ask is what sends `100 Continue`: a handler asks only after
 //! every check decidable from the head has passed, so a refused request never has its body
-//! read (CONTRACT.md, row 100).
+//! read (CONTRACT.md, row 100). The same holds on HTTP/2, where the body is the stream's DATA
+//! frames and the client's flow-control window reopens only as the handler takes bytes.
 
 use crate::io::ClientIo;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
+use h2::RecvStream;
+use h2::server::SendResponse;
 use portico_http::chunked::{ChunkError, ChunkedDecoder};
 use portico_http::{BodyFraming, ErrorCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -26,6 +29,8 @@ const READ_CHUNK: usize = 16 * 1024;
 enum State {
     Length(u64),
     Chunked(ChunkedDecoder),
+    /// An HTTP/2 stream's DATA frames, until the end of the stream.
+    Frames,
     /// The whole body, read into memory by [`RequestBody::buffer`], not yet handed out.
     Buffered(Bytes),
     Done,
@@ -115,10 +120,24 @@ fn budget_full() -> Error {
         .with_header("Retry-After", BUDGET_RETRY_AFTER_SECS.to_string())
 }
 
+/// Where a body's bytes come from.
+enum Source<'c> {
+    /// An HTTP/1.1 connection: bytes read already, and the socket for more.
+    Http1 {
+        io: &'c mut ClientIo,
+        buf: &'c mut BytesMut,
+    },
+    /// An HTTP/2 stream, and its response handle (for `100 Continue`; shared with the task
+    /// that watches for the client resetting the stream, never contended).
+    Http2 {
+        recv: &'c mut RecvStream,
+        respond: &'c Mutex<SendResponse<Bytes>>,
+    },
+}
+
 /// The body of the request being handled.
 pub struct RequestBody<'c> {
-    io: &'c mut ClientIo,
-    buf: &'c mut BytesMut,
+    source: Source<'c>,
     state: State,
     framing: BodyFraming,
     continue_for: Option<RequestId>,
@@ -143,8 +162,33 @@ impl<'c> RequestBody<'c> {
             BodyFraming::Chunked => State::Chunked(ChunkedDecoder::new()),
         };
         RequestBody {
-            io,
-            buf,
+            source: Source::Http1 { io, buf },
+            state,
+            framing,
+            continue_for: expect_continue,
+            limit,
+            received: 0,
+            timeout,
+            touched: false,
+        }
+    }
+
+    /// The body of an HTTP/2 request: `framing` is `Length` when the client declared one,
+    /// `Chunked` when the stream carries a body of unannounced length.
+    pub(crate) fn http2(
+        recv: &'c mut RecvStream,
+        respond: &'c Mutex<SendResponse<Bytes>>,
+        framing: BodyFraming,
+        expect_continue: Option<RequestId>,
+        limit: u64,
+        timeout: Duration,
+    ) -> Self {
+        let state = match framing {
+            BodyFraming::None => State::Done,
+            BodyFraming::Length(_) | BodyFraming::Chunked => State::Frames,
+        };
+        RequestBody {
+            source: Source::Http2 { recv, respond },
             state,
             framing,
             continue_for: expect_continue,
@@ -234,43 +278,42 @@ impl<'c> RequestBody<'c> {
         if let Some(id) = self.continue_for.take()
             && !matches!(self.state, State::Done)
         {
-            let interim = format!("HTTP/1.1 100 Continue\r\nX-Request-Id: {id}\r\n\r\n");
-            self.io
-                .write_all(interim.as_bytes())
-                .await
-                .map_err(|_| ErrorCode::BodyIncomplete)?;
+            self.send_continue(id).await?;
         }
         loop {
-            match &mut self.state {
-                State::Done => return Ok(None),
-                State::Buffered(_) => {
+            match (&mut self.state, &mut self.source) {
+                (State::Done, _) => return Ok(None),
+                (State::Buffered(_), _) => {
                     let State::Buffered(data) = std::mem::replace(&mut self.state, State::Done)
                     else {
                         return Ok(None);
                     };
                     return Ok(Some(data));
                 }
-                State::Failed(code) => return Err(*code),
-                State::Length(_) if self.buf.is_empty() => self.fill().await?,
-                State::Length(remaining) => {
-                    let take = (*remaining).min(self.buf.len() as u64);
+                (State::Failed(code), _) => return Err(*code),
+                (State::Length(_), Source::Http1 { buf, .. }) if buf.is_empty() => {
+                    self.fill().await?;
+                }
+                (State::Length(remaining), Source::Http1 { buf, .. }) => {
+                    let take = (*remaining).min(buf.len() as u64);
                     *remaining -= take;
+                    let data = buf.split_to(take as usize).freeze();
                     if *remaining == 0 {
                         self.state = State::Done;
                     }
                     self.received += take;
-                    return Ok(Some(self.buf.split_to(take as usize).freeze()));
+                    return Ok(Some(data));
                 }
-                State::Chunked(decoder) => {
-                    let step = decoder.decode(self.buf).map_err(chunk_error)?;
+                (State::Chunked(decoder), Source::Http1 { buf, .. }) => {
+                    let step = decoder.decode(buf).map_err(chunk_error)?;
                     let done = decoder.is_done();
-                    self.buf.advance(step.skip);
+                    buf.advance(step.skip);
                     if step.data > 0 {
                         self.received += step.data as u64;
                         if self.received > self.limit {
                             return Err(ErrorCode::BodyTooLargeStreamed);
                         }
-                        return Ok(Some(self.buf.split_to(step.data).freeze()));
+                        return Ok(Some(buf.split_to(step.data).freeze()));
                     }
                     if done {
                         self.state = State::Done;
@@ -278,14 +321,61 @@ impl<'c> RequestBody<'c> {
                     }
                     self.fill().await?;
                 }
+                (State::Frames, Source::Http2 { recv, .. }) => {
+                    let data = match tokio::time::timeout(self.timeout, recv.data()).await {
+                        Err(_) => return Err(ErrorCode::BodyTimeout),
+                        Ok(None) => {
+                            self.state = State::Done;
+                            return Ok(None);
+                        }
+                        Ok(Some(Err(_))) => return Err(ErrorCode::BodyIncomplete),
+                        Ok(Some(Ok(data))) => data,
+                    };
+                    // The window reopens as the handler takes bytes, so a slow reader slows
+                    // the client down rather than piling its bytes up here.
+                    let _ = recv.flow_control().release_capacity(data.len());
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.received += data.len() as u64;
+                    if self.received > self.limit {
+                        return Err(ErrorCode::BodyTooLargeStreamed);
+                    }
+                    return Ok(Some(data));
+                }
+                // Framing a source cannot carry; never built (see the constructors).
+                (State::Length(_) | State::Chunked(_), Source::Http2 { .. })
+                | (State::Frames, Source::Http1 { .. }) => {
+                    return Err(ErrorCode::BodyIncomplete);
+                }
             }
         }
     }
 
-    /// Reads more bytes from the client, waiting at most the body timeout.
+    /// Tells a client that waits for it to send the body (`Expect: 100-continue`).
+    async fn send_continue(&mut self, id: RequestId) -> Result<(), ErrorCode> {
+        match &mut self.source {
+            Source::Http1 { io, .. } => {
+                let interim = format!("HTTP/1.1 100 Continue\r\nX-Request-Id: {id}\r\n\r\n");
+                io.write_all(interim.as_bytes())
+                    .await
+                    .map_err(|_| ErrorCode::BodyIncomplete)
+            }
+            Source::Http2 { respond, .. } => respond
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .send_informational(crate::http2::interim_continue(id))
+                .map_err(|_| ErrorCode::BodyIncomplete),
+        }
+    }
+
+    /// Reads more bytes from an HTTP/1.1 client, waiting at most the body timeout.
     async fn fill(&mut self) -> Result<(), ErrorCode> {
-        self.buf.reserve(READ_CHUNK);
-        match tokio::time::timeout(self.timeout, self.io.read_buf(self.buf)).await {
+        let Source::Http1 { io, buf } = &mut self.source else {
+            return Err(ErrorCode::BodyIncomplete);
+        };
+        buf.reserve(READ_CHUNK);
+        match tokio::time::timeout(self.timeout, io.read_buf(*buf)).await {
             Err(_) => Err(ErrorCode::BodyTimeout),
             Ok(Ok(0)) | Ok(Err(_)) => Err(ErrorCode::BodyIncomplete),
             Ok(Ok(_)) => Ok(()),

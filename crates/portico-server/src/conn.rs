@@ -13,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt;
 use portico_http::{
     ErrorCode, HeadLimits, HeadScanner, Method, RequestHead, RequestInfo, Scan, Version,
@@ -24,8 +24,9 @@ use tokio::time::Instant;
 
 use crate::body::RequestBody;
 use crate::error::Error;
+use crate::http2::{self, Http2Settings, PREFACE};
 use crate::id::RequestId;
-use crate::rescue::error_response;
+use crate::rescue::{error_response, settle};
 use crate::response::{Body, Upgraded};
 use crate::service::{Exchange, Notes, Request, Service};
 use crate::spare;
@@ -53,6 +54,8 @@ pub struct ConnSettings {
     /// Most client connections open at once; at the limit, new ones wait in the kernel's
     /// accept queue until one closes.
     pub max_connections: usize,
+    /// HTTP/2 (ALPN `h2` on TLS, prior knowledge on cleartext), when enabled.
+    pub http2: Option<Http2Settings>,
 }
 
 /// Tells connections that the server is shutting down.
@@ -85,6 +88,11 @@ pub async fn serve_connection<S: Service>(
     settings: Arc<ConnSettings>,
     mut shutdown: Shutdown,
 ) {
+    // A protocol ALPN settled is honoured even if a reload turned HTTP/2 off meanwhile.
+    let h2 = settings.http2.is_some();
+    if io.alpn() == Some(b"h2") {
+        return http2::serve(io, Bytes::new(), peer, svc, settings, shutdown).await;
+    }
     let mut rbuf = BytesMut::new();
     let mut out = Vec::new();
     let mut first = true;
@@ -101,9 +109,19 @@ pub async fn serve_connection<S: Service>(
                 return;
             }
         }
-        first = false;
         let time = SystemTime::now();
         let started = Instant::now();
+        // HTTP/2 by prior knowledge: a client that opens with the preface (RFC 9113 §3.3).
+        // Over TLS the protocol is ALPN's to choose.
+        if first
+            && h2
+            && io.alpn().is_none()
+            && opens_with_preface(&mut io, &mut rbuf, started + settings.header_timeout).await
+        {
+            let replay = rbuf.split().freeze();
+            return http2::serve(io, replay, peer, svc, settings, shutdown).await;
+        }
+        first = false;
         let id = RequestId::new();
 
         let early = Early {
@@ -150,32 +168,8 @@ pub async fn serve_connection<S: Service>(
                 .await;
             (outcome, body.is_complete(), body.bytes_received())
         };
-        let mut panicked = false;
-        let resp = match outcome {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(err)) => {
-                if let Some(cause) = err.cause() {
-                    tracing::info!(request_id = %id, code = %err.code(), cause = %cause, "request failed");
-                }
-                error_response(&err, &id, req.head.field("accept"))
-            }
-            Err(panic) => {
-                panicked = true;
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                tracing::error!(request_id = %id, panic = %what, "a handler panicked; answered 500");
-                error_response(
-                    &Error::new(ErrorCode::Internal),
-                    &id,
-                    req.head.field("accept"),
-                )
-            }
-        };
+        let (mut resp, panicked) = settle(outcome, &id, req.head.field("accept"));
         let keep_alive = info.keep_alive && body_complete && !panicked && !shutdown.is_draining();
-        let mut resp = resp;
         // A 101 hands the connection over once its head is out (only when the request left
         // nothing unread, so no request bytes can be mistaken for the new protocol's).
         let on_upgrade = match &resp.body {
@@ -302,6 +296,26 @@ async fn read_head(
     rbuf.advance(start);
     let bytes = rbuf.split_to(end - start).freeze();
     RequestHead::parse(bytes, &settings.head).map_err(|code| HeadFailure::Error(code, end as u64))
+}
+
+/// Whether the connection opens with the HTTP/2 preface: reads until the bytes in `rbuf`
+/// match all of it or stop matching it (before `deadline`; a client that goes quiet is left
+/// to the HTTP/1.1 head reader and its timeout).
+async fn opens_with_preface(io: &mut ClientIo, rbuf: &mut BytesMut, deadline: Instant) -> bool {
+    loop {
+        let n = rbuf.len().min(PREFACE.len());
+        if rbuf[..n] != PREFACE[..n] {
+            return false;
+        }
+        if n == PREFACE.len() {
+            return true;
+        }
+        rbuf.reserve(PREFACE.len());
+        match tokio::time::timeout_at(deadline, io.read_buf(rbuf)).await {
+            Ok(Ok(n)) if n > 0 => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Waits up to `wait` for the first bytes of a request; false when the connection should

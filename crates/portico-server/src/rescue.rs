@@ -1,6 +1,9 @@
 //! The one place where errors become responses (the contract's rules 2-4): every generated
 //! 4xx/5xx, whether the connection layer or a handler raised it, is built here.
 
+use std::any::Any;
+
+use portico_http::ErrorCode;
 use portico_http::envelope::{JSON, PROBLEM_JSON, error_body_with};
 use portico_http::negotiate::prefers_problem_json;
 
@@ -24,4 +27,33 @@ pub fn error_response(err: &Error, id: &RequestId, accept: Option<&[u8]>) -> Res
     resp.close = code.closes_connection();
     resp.error = Some(code);
     resp
+}
+
+/// What a handler's run came to: its response, or the response for its error (logged with
+/// its cause), or for its panic a 500 (logged with the panic's message); and whether it
+/// panicked, since then nothing it left behind can be trusted.
+pub(crate) fn settle(
+    outcome: Result<Result<Response, Error>, Box<dyn Any + Send>>,
+    id: &RequestId,
+    accept: Option<&[u8]>,
+) -> (Response, bool) {
+    match outcome {
+        Ok(Ok(resp)) => (resp, false),
+        Ok(Err(err)) => {
+            if let Some(cause) = err.cause() {
+                tracing::info!(request_id = %id, code = %err.code(), cause = %cause, "request failed");
+            }
+            (error_response(&err, id, accept), false)
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(request_id = %id, panic = %what, "a handler panicked; answered 500");
+            let resp = error_response(&Error::new(ErrorCode::Internal), id, accept);
+            (resp, true)
+        }
+    }
 }

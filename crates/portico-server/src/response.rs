@@ -12,7 +12,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 use portico_http::ErrorCode;
 
-use crate::client::UpstreamBody;
+use crate::client::{ResponseFraming, UpstreamBody};
 
 /// A response to write.
 pub struct Response {
@@ -45,6 +45,49 @@ pub enum Body {
     Stream(StreamBody),
     /// No body: the response is a 101, and this takes the connection over once it is sent.
     Upgrade(OnUpgrade),
+}
+
+/// What goes out after a response's head, whatever the protocol.
+pub(crate) enum Payload {
+    /// Nothing.
+    Nothing,
+    /// Bytes in memory.
+    Bytes(Bytes),
+    /// A body of announced length, produced piece by piece.
+    Stream(StreamBody),
+    /// An upstream's body, framed as [`UpstreamBody::framing`] says.
+    Upstream(UpstreamBody),
+}
+
+impl Body {
+    /// The length to announce (`Content-Length`), if one is, and what to send, for a response
+    /// with `status` to a HEAD request or not. 1xx, 204 and 304 have neither; a HEAD response
+    /// announces the length a GET would have had and sends nothing.
+    pub(crate) fn plan(self, status: u16, head_request: bool) -> (Option<u64>, Payload) {
+        let no_content = status < 200 || status == 204 || status == 304;
+        let send = |payload: Payload| {
+            if head_request {
+                Payload::Nothing
+            } else {
+                payload
+            }
+        };
+        match self {
+            Body::Empty if no_content => (None, Payload::Nothing),
+            Body::Empty => (Some(0), Payload::Nothing),
+            Body::Bodiless => (None, Payload::Nothing),
+            Body::Full(_) | Body::Stream(_) if no_content => (None, Payload::Nothing),
+            Body::Full(b) => (Some(b.len() as u64), send(Payload::Bytes(b))),
+            Body::Stream(sb) => (Some(sb.len()), send(Payload::Stream(sb))),
+            // The connection changes hands after the head (conn.rs takes it over).
+            Body::Upgrade(_) => (None, Payload::Nothing),
+            Body::Upstream(ub) => match ub.framing() {
+                ResponseFraming::None => (None, Payload::Nothing),
+                ResponseFraming::Length(n) => (Some(n), Payload::Upstream(ub)),
+                ResponseFraming::Chunked | ResponseFraming::Close => (None, Payload::Upstream(ub)),
+            },
+        }
+    }
 }
 
 /// A client connection after a 101: the socket, and what the client sent past the request

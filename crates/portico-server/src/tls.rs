@@ -11,8 +11,9 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-/// The protocols Portico offers with ALPN, most preferred first.
-pub const ALPN: &[&[u8]] = &[b"http/1.1"];
+/// The protocols Portico offers with ALPN, most preferred first (`h2` only while HTTP/2 is
+/// enabled).
+pub const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// A TLS listener's configuration, which a reload replaces.
 pub struct Tls {
@@ -20,17 +21,18 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Loads a certificate chain and its key (PEM files).
-    pub fn load(cert: &Path, key: &Path) -> Result<Tls, String> {
+    /// Loads a certificate chain and its key (PEM files); `http2` offers `h2` with ALPN.
+    pub fn load(cert: &Path, key: &Path, http2: bool) -> Result<Tls, String> {
         Ok(Tls {
-            config: ArcSwap::from_pointee(server_config(cert, key)?),
+            config: ArcSwap::from_pointee(server_config(cert, key, http2)?),
         })
     }
 
     /// Loads a new certificate and key for the handshakes from now on; on error the current
     /// ones stay.
-    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), String> {
-        self.config.store(Arc::new(server_config(cert, key)?));
+    pub fn reload(&self, cert: &Path, key: &Path, http2: bool) -> Result<(), String> {
+        self.config
+            .store(Arc::new(server_config(cert, key, http2)?));
         Ok(())
     }
 
@@ -41,8 +43,9 @@ impl Tls {
 }
 
 /// A server configuration for a certificate chain and key read from PEM files: TLS 1.2 and
-/// 1.3 with rustls's safe defaults, no client certificates, ALPN as [`ALPN`].
-pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
+/// 1.3 with rustls's safe defaults, no client certificates, ALPN as [`ALPN`] (without `h2`
+/// unless `http2`).
+pub fn server_config(cert: &Path, key: &Path, http2: bool) -> Result<ServerConfig, String> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read certificates from {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
@@ -59,6 +62,10 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, String> {
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
-    config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    config.alpn_protocols = ALPN
+        .iter()
+        .filter(|p| http2 || **p != b"h2")
+        .map(|p| p.to_vec())
+        .collect();
     Ok(config)
 }

@@ -9,10 +9,10 @@ use portico_http::chunked::{LAST_CHUNK, encode_chunk_head};
 use portico_http::status::reason_phrase;
 use tokio::io::AsyncWriteExt;
 
-use crate::client::{ResponseFraming, UpstreamBody};
+use crate::client::UpstreamBody;
 use crate::date::with_http_date;
 use crate::id::RequestId;
-use crate::response::{Body, Response, StreamBody};
+use crate::response::{Payload, Response, StreamBody};
 
 /// Chunks up to this size are copied behind their framing and sent with it in one write.
 const COALESCE: usize = 16 * 1024;
@@ -55,41 +55,18 @@ pub(crate) async fn write_response(
     ctx: &WriteCtx,
 ) -> Written {
     let mut keep_alive = ctx.keep_alive && !resp.close;
-    let no_content = resp.status < 200 || resp.status == 204 || resp.status == 304;
-    let (length, mode) = match resp.body {
-        Body::Empty if no_content => (None, Mode::Nothing),
-        Body::Empty => (Some(0), Mode::Nothing),
-        Body::Bodiless => (None, Mode::Nothing),
-        Body::Full(_) if no_content => (None, Mode::Nothing),
-        Body::Full(b) => (
-            Some(b.len() as u64),
-            if ctx.head_request {
-                Mode::Nothing
-            } else {
-                Mode::Bytes(b)
-            },
-        ),
-        // The connection changes hands after the head (conn.rs takes it over).
-        Body::Upgrade(_) => (None, Mode::Nothing),
-        Body::Stream(_) if no_content => (None, Mode::Nothing),
-        Body::Stream(sb) => (
-            Some(sb.len()),
-            if ctx.head_request {
-                Mode::Nothing
-            } else {
-                Mode::Stream(sb)
-            },
-        ),
-        Body::Upstream(ub) => match ub.framing() {
-            ResponseFraming::None => (None, Mode::Nothing),
-            ResponseFraming::Length(n) => (Some(n), Mode::Raw(ub)),
-            _ if ctx.http10 => {
-                // An HTTP/1.0 client cannot read chunked: the body ends with the connection.
-                keep_alive = false;
-                (None, Mode::Raw(ub))
-            }
-            _ => (None, Mode::Chunked(ub)),
-        },
+    let (length, payload) = resp.body.plan(resp.status, ctx.head_request);
+    let mode = match payload {
+        Payload::Nothing => Mode::Nothing,
+        Payload::Bytes(b) => Mode::Bytes(b),
+        Payload::Stream(sb) => Mode::Stream(sb),
+        Payload::Upstream(ub) if length.is_some() => Mode::Raw(ub),
+        Payload::Upstream(ub) if ctx.http10 => {
+            // An HTTP/1.0 client cannot read chunked: the body ends with the connection.
+            keep_alive = false;
+            Mode::Raw(ub)
+        }
+        Payload::Upstream(ub) => Mode::Chunked(ub),
     };
 
     out.clear();

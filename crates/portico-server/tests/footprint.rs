@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use portico_http::HeadLimits;
 use portico_server::{
-    ClientIo, ConnSettings, Error, Exchange, Request, RequestBody, Response, Service, Shutdown,
-    serve_connection,
+    ClientIo, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
+    Service, Shutdown, serve_connection,
 };
 
 struct Nothing(Arc<ConnSettings>);
@@ -37,6 +37,7 @@ async fn an_idle_connection_stays_small() {
         idle_timeout: Duration::from_secs(10),
         max_body_bytes: 1 << 20,
         max_connections: 10,
+        http2: Some(Http2Settings::default()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())

@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod h2;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -54,7 +56,7 @@ impl TestGateway {
         let mut listeners = vec![Listener::plain(listener)];
         let (mut tls, mut tls_addr) = (None, None);
         if let Some(files) = &config.tls {
-            let t = Arc::new(Tls::load(&files.cert, &files.key).unwrap());
+            let t = Arc::new(Tls::load(&files.cert, &files.key, config.http2.enabled).unwrap());
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tls_addr = Some(l.local_addr().unwrap());
             listeners.push(Listener::tls(l, t.clone()));
@@ -90,7 +92,8 @@ impl TestGateway {
         let config =
             portico_config::from_str(yaml, "reload.yaml").unwrap_or_else(|p| panic!("{p}"));
         if let (Some(tls), Some(files)) = (&self.tls, &config.tls) {
-            tls.reload(&files.cert, &files.key).unwrap();
+            tls.reload(&files.cert, &files.key, config.http2.enabled)
+                .unwrap();
         }
         self.swap
             .replace(Gateway::new(&config, self.log_tx.clone()).unwrap());

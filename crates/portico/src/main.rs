@@ -61,7 +61,7 @@ fn main() -> ExitCode {
             Ok(config) => match config
                 .tls
                 .as_ref()
-                .map(|t| tls::server_config(&t.cert, &t.key))
+                .map(|t| tls::server_config(&t.cert, &t.key, config.http2.enabled))
             {
                 Some(Err(e)) => {
                     eprintln!("{}: tls: {e}", file.display());
@@ -184,7 +184,10 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     // after must not meet the default action (which for SIGTERM and SIGHUP is to die).
     let stop = stop_signal()?;
     let tls = match &config.tls {
-        Some(t) => Some((t.listen, Arc::new(Tls::load(&t.cert, &t.key)?))),
+        Some(t) => Some((
+            t.listen,
+            Arc::new(Tls::load(&t.cert, &t.key, config.http2.enabled)?),
+        )),
         None => None,
     };
     let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
@@ -273,7 +276,7 @@ async fn reload_on_sighup(
             // A new certificate for the handshakes from now on; sessions already open keep
             // theirs.
             if let (Some(tls), Some(files)) = (&tls, &config.tls) {
-                tls.reload(&files.cert, &files.key)
+                tls.reload(&files.cert, &files.key, config.http2.enabled)
                     .map_err(Reload::Unusable)?;
             }
             Ok::<_, Reload>((config, gateway))

@@ -1,5 +1,6 @@
-//! TLS listeners (rustls): requests over TLS with ALPN, a new certificate on reload without
-//! dropping a connection, and handshakes that fail or stall costing only their connection.
+//! TLS listeners (rustls): HTTP/2 or HTTP/1.1 as ALPN chooses, a new certificate on reload
+//! without dropping a connection, and handshakes that fail or stall costing only their
+//! connection.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use portico_testkit::h2 as h2t;
 use portico_testkit::{MockUpstream, RawClient, Reply, TestGateway, proxy_config};
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::AsyncWriteExt;
@@ -38,12 +40,18 @@ fn config(cert: &Path, key: &Path, limits: &str) -> String {
     )
 }
 
-/// A TLS client that trusts `trusted`; returns the session's client, the protocol ALPN
-/// chose, and the certificate the server presented.
-async fn connect(
+/// A TLS session with the gateway's TLS listener, as a client that trusts `trusted` and
+/// offers `alpn`; returns the session, the protocol ALPN chose, and the certificate the
+/// server presented.
+async fn handshake(
     gw: &TestGateway,
     trusted: &CertificateDer<'static>,
-) -> (RawClient, Option<Vec<u8>>, CertificateDer<'static>) {
+    alpn: &[&[u8]],
+) -> (
+    tokio_rustls::client::TlsStream<TcpStream>,
+    Option<Vec<u8>>,
+    CertificateDer<'static>,
+) {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(trusted.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -52,7 +60,7 @@ async fn connect(
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(gw.tls_addr.unwrap()).await.unwrap();
     let tls = TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
@@ -60,10 +68,52 @@ async fn connect(
         .unwrap();
     let alpn = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    (tls, alpn, presented)
+}
+
+/// An HTTP/1.1 client over TLS (ALPN `http/1.1`); also the certificate presented.
+async fn connect(
+    gw: &TestGateway,
+    trusted: &CertificateDer<'static>,
+) -> (RawClient, Option<Vec<u8>>, CertificateDer<'static>) {
+    let (tls, alpn, presented) = handshake(gw, trusted, &[b"http/1.1"]).await;
     (RawClient::over(tls), alpn, presented)
 }
 
 const GET: &str = "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n";
+
+#[tokio::test]
+async fn alpn_chooses_h2_when_the_client_offers_it_and_http11_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, der) = certificate();
+    let (c, k) = write_pair(dir.path(), &cert, &key);
+    let gw = TestGateway::start(&config(&c, &k, "")).await;
+    let (tls, alpn, _) = handshake(&gw, &der, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    let mut h2 = h2t::client_over(tls).await;
+    let resp = h2t::send(
+        &mut h2,
+        h2t::request("GET", "https://localhost/echo", &[]),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.json()["headers"]["host"], "localhost");
+
+    // A client that offers nothing, or only HTTP/1.1, speaks HTTP/1.1.
+    for offer in [&[][..], &[&b"http/1.1"[..]][..]] {
+        let (tls, alpn, _) = handshake(&gw, &der, offer).await;
+        assert_eq!(alpn.as_deref(), offer.first().copied());
+        let mut client = RawClient::over(tls);
+        client.send(GET).await;
+        assert_eq!(client.response().await.status, 200);
+    }
+
+    // With HTTP/2 off, `h2` is not on offer.
+    let gw = TestGateway::start(&config(&c, &k, "http2: {enabled: false}\n")).await;
+    let (_, alpn, _) = handshake(&gw, &der, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+}
 
 #[tokio::test]
 async fn requests_over_tls_are_served_with_alpn_http11() {
@@ -72,7 +122,6 @@ async fn requests_over_tls_are_served_with_alpn_http11() {
     let (c, k) = write_pair(dir.path(), &cert, &key);
     let gw = TestGateway::start(&config(&c, &k, "")).await;
     let (mut client, alpn, presented) = connect(&gw, &der).await;
-    // HTTP/1.1 is what Portico offers (h2 is not, so a client offering both gets 1.1).
     assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(presented, der);
     for _ in 0..3 {
@@ -105,6 +154,19 @@ async fn requests_over_tls_are_forwarded_with_x_forwarded_proto_https() {
         .await;
     assert_eq!(client.response().await.status, 200);
     assert_eq!(up.next().await.header("x-forwarded-proto"), Some("https"));
+    // So does HTTP/2 over TLS.
+    let (tls, _, _) = handshake(&gw, &der, &[b"h2"]).await;
+    let mut h2 = h2t::client_over(tls).await;
+    let resp = h2t::send(
+        &mut h2,
+        h2t::request("GET", "https://localhost/api/y", &[]),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let got = up.next().await;
+    assert_eq!(got.header("x-forwarded-proto"), Some("https"));
+    assert_eq!(got.header("via"), Some("2 portico"));
     // The plain listener beside it says http.
     assert_eq!(
         gw.request("GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -1,0 +1,302 @@
+//! HTTP/2 connections (RFC 9113), on the `h2` library: negotiated with ALPN on TLS, or by
+//! prior knowledge on cleartext (a client that opens with the connection preface).
+//!
+//! Each stream is one request and meets the same pipeline as an HTTP/1.1 request: its head is
+//! read as the HTTP/1.1 head it stands for (`request.rs`), its body streams on demand with
+//! `100 Continue` sent on the first read, and its errors become responses in the one place
+//! that makes them. What differs is what "close the connection" becomes: a request Portico
+//! will not read to the end ends its stream only, and the connection carries on. When the
+//! stream's handles are dropped with the client still sending, `h2` queues
+//! `RST_STREAM(CANCEL)` behind the response's frames, so the client gets the whole response
+//! and then stops sending. (RFC 9113 §8.1 suggests `NO_ERROR` for this; `h2` can send that
+//! only by discarding frames still queued, which would lose the response.)
+//!
+//! Streams run inside the connection's task, at most `max_concurrent_streams` at once; a
+//! stream the client resets stops its handler at once (so a reset costs no upstream work
+//! after it), and `h2` ends a connection whose client resets streams faster than they can be
+//! accepted (the "rapid reset" attack, CVE-2023-44487). Header blocks are bounded before
+//! `h2` decodes them (`guard.rs`).
+
+mod guard;
+mod request;
+mod response;
+
+use std::future::poll_fn;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::RecvStream;
+use h2::server::SendResponse;
+use portico_http::Method;
+use tokio::time::Instant;
+
+use crate::body::RequestBody;
+use crate::conn::{ConnSettings, Shutdown};
+use crate::error::Error;
+use crate::id::RequestId;
+use crate::io::ClientIo;
+use crate::rescue::{error_response, settle};
+use crate::service::{Exchange, Notes, Request, Service};
+
+pub(crate) use guard::PREFACE;
+use guard::{BlockLimits, Guarded, decoded_bound};
+
+/// HTTP/2 settings (`http2` in the configuration).
+#[derive(Clone, Debug)]
+pub struct Http2Settings {
+    /// Most streams a client may have open at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Bytes a client may send on one stream before Portico reads them (the stream's
+    /// flow-control window).
+    pub stream_window: u32,
+    /// Bytes a client may send on all streams of a connection before Portico reads them: the
+    /// most request-body memory one connection can hold.
+    pub connection_window: u32,
+}
+
+impl Default for Http2Settings {
+    fn default() -> Self {
+        Http2Settings {
+            max_concurrent_streams: 128,
+            stream_window: 256 * 1024,
+            connection_window: 1024 * 1024,
+        }
+    }
+}
+
+/// Streams reset by the client before Portico accepted them, at most, before the connection
+/// is ended with `ENHANCE_YOUR_CALM`.
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Streams Portico may reset because of the client's errors, at most, per connection.
+const MAX_LOCAL_ERROR_RESETS: usize = 256;
+
+/// The interim `100 Continue` for the request `id`.
+pub(crate) fn interim_continue(id: RequestId) -> http::Response<()> {
+    let mut interim = http::Response::new(());
+    *interim.status_mut() = http::StatusCode::CONTINUE;
+    if let Ok(v) = http::HeaderValue::from_str(id.as_str()) {
+        interim.headers_mut().insert("x-request-id", v);
+    }
+    interim
+}
+
+/// Serves an HTTP/2 connection until it closes. `replay` holds what was read from `io`
+/// already (the preface, when prior knowledge told the protocol).
+pub(crate) async fn serve<S: Service>(
+    io: ClientIo,
+    replay: Bytes,
+    peer: SocketAddr,
+    svc: Arc<S>,
+    settings: Arc<ConnSettings>,
+    mut shutdown: Shutdown,
+) {
+    let h2s = settings.http2.clone().unwrap_or_default();
+    let tls = matches!(io, ClientIo::Tls(_));
+    let head_bytes = settings.head.max_request_line() + settings.head.max_header_bytes;
+    let blocks = BlockLimits::for_heads(head_bytes, settings.header_timeout);
+    let io = Guarded::new(io, replay, blocks);
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(h2s.max_concurrent_streams)
+        .initial_window_size(h2s.stream_window)
+        .initial_connection_window_size(h2s.connection_window)
+        .max_header_list_size(decoded_bound(&blocks))
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS));
+    let mut conn = match tokio::time::timeout(
+        settings.header_timeout,
+        builder.handshake::<_, Bytes>(io),
+    )
+    .await
+    {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+
+    let max_streams = h2s.max_concurrent_streams.max(1) as usize;
+    let mut streams = FuturesUnordered::new();
+    let mut idle_since = Some(Instant::now());
+    let mut draining = false;
+    loop {
+        let idle = async {
+            match idle_since {
+                Some(since) if !draining => {
+                    tokio::time::sleep_until(since + settings.idle_timeout).await;
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        // One poll for the connection: it accepts streams while there is room for them, and
+        // otherwise only drives the connection (its frames, the streams' sends).
+        let at_capacity = streams.len() >= max_streams;
+        let next = poll_fn(|cx| {
+            if at_capacity {
+                conn.poll_closed(cx).map(|r| r.err().map(Err))
+            } else {
+                conn.poll_accept(cx)
+            }
+        });
+        tokio::select! {
+            accepted = next => match accepted {
+                Some(Ok((req, respond))) => {
+                    idle_since = None;
+                    streams.push(serve_stream(&*svc, &settings, peer, tls, req, respond));
+                }
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "HTTP/2 connection failed");
+                    break;
+                }
+                None => break,
+            },
+            Some(()) = streams.next(), if !streams.is_empty() => {
+                if streams.is_empty() {
+                    idle_since = Some(Instant::now());
+                }
+            }
+            () = shutdown.wait(), if !draining => {
+                draining = true;
+                conn.graceful_shutdown();
+            }
+            () = idle => {
+                draining = true;
+                conn.graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Serves one stream: the request through the service, the response back, the exchange logged.
+async fn serve_stream<S: Service>(
+    svc: &S,
+    settings: &ConnSettings,
+    peer: SocketAddr,
+    tls: bool,
+    req: http::Request<RecvStream>,
+    respond: SendResponse<Bytes>,
+) {
+    let time = SystemTime::now();
+    let started = Instant::now();
+    let id = RequestId::new();
+    let (parts, mut recv) = req.into_parts();
+    let respond = Mutex::new(respond);
+    let translated = request::translate(&parts, recv.is_end_stream(), &settings.head);
+    let (head, info) = match translated {
+        Ok(t) => t,
+        Err(code) => {
+            let accept = parts
+                .headers
+                .get(http::header::ACCEPT)
+                .map(|v| v.as_bytes());
+            let resp = error_response(&Error::new(code), &id, accept);
+            let head_request = parts.method == http::Method::HEAD;
+            let sent = response::send(&respond, resp, head_request, &id).await;
+            svc.log(&Exchange {
+                time,
+                request: None,
+                status: Some(code.status()),
+                error: Some(code),
+                bytes_in: 0,
+                bytes_out: sent,
+                duration: started.elapsed(),
+                request_id: id,
+                peer,
+            });
+            return;
+        }
+    };
+    drop(parts);
+    let mut req = Request {
+        head,
+        info,
+        peer,
+        tls,
+        id,
+        notes: Notes::default(),
+    };
+    let expect = info.expect_continue.then_some(id);
+    let mut body = RequestBody::http2(
+        &mut recv,
+        &respond,
+        info.framing,
+        expect,
+        settings.max_body_bytes,
+        settings.body_timeout,
+    );
+    let call = AssertUnwindSafe(svc.call(&mut req, &mut body)).catch_unwind();
+    let outcome = tokio::select! {
+        outcome = call => Some(outcome),
+        () = client_reset(&respond) => None,
+    };
+    let body_bytes = body.bytes_received();
+    drop(body);
+    let bytes_in = req.head.len() as u64 + body_bytes;
+    let Some(outcome) = outcome else {
+        // The client gave up on the request: nobody is left to answer.
+        log_gone(svc, time, &req, bytes_in, started, peer);
+        return;
+    };
+    let (resp, _panicked) = settle(outcome, &id, req.head.field("accept"));
+    let (status, error) = (resp.status, resp.error);
+    let head_request = req.head.method() == Method::Head;
+    let sent = tokio::select! {
+        sent = response::send(&respond, resp, head_request, &id) => Some(sent),
+        () = client_reset(&respond) => None,
+    };
+    let Some(sent) = sent else {
+        log_gone(svc, time, &req, bytes_in, started, peer);
+        return;
+    };
+    svc.log(&Exchange {
+        time,
+        request: Some(&req),
+        status: Some(status),
+        error,
+        bytes_in,
+        bytes_out: sent,
+        duration: started.elapsed(),
+        request_id: id,
+        peer,
+    });
+}
+
+/// Resolves when the client resets the stream.
+async fn client_reset(respond: &Mutex<SendResponse<Bytes>>) {
+    // Either way (a reset, or the connection failing) nobody is left to answer.
+    let _ = poll_fn(|cx| {
+        respond
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .poll_reset(cx)
+    })
+    .await;
+}
+
+fn log_gone<S: Service>(
+    svc: &S,
+    time: SystemTime,
+    req: &Request,
+    bytes_in: u64,
+    started: Instant,
+    peer: SocketAddr,
+) {
+    svc.log(&Exchange {
+        time,
+        request: Some(req),
+        status: None,
+        error: None,
+        bytes_in,
+        bytes_out: 0,
+        duration: started.elapsed(),
+        request_id: req.id,
+        peer,
+    });
+}

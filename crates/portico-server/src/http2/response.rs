@@ -1,0 +1,186 @@
+//! Writing a response on an HTTP/2 stream: the head as a HEADERS frame, the body as DATA
+//! frames sent as the client's flow-control window allows.
+
+use std::future::poll_fn;
+use std::io;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use h2::SendStream;
+use h2::server::SendResponse;
+use http::{HeaderName, HeaderValue, StatusCode};
+use portico_http::response::is_hop_by_hop;
+
+use crate::date::with_http_date;
+use crate::id::RequestId;
+use crate::response::{Payload, Response};
+
+/// Sends `resp` on the stream (`head_request` when the request was HEAD); returns the body
+/// bytes sent. A response that cannot be sent whole ends with `RST_STREAM(INTERNAL_ERROR)`.
+pub(crate) async fn send(
+    respond: &Mutex<SendResponse<Bytes>>,
+    resp: Response,
+    head_request: bool,
+    id: &RequestId,
+) -> u64 {
+    let status = resp.status;
+    let (length, payload) = resp.body.plan(status, head_request);
+    let head = head(status, &resp.headers, length, id);
+    let end = matches!(payload, Payload::Nothing);
+    let stream = respond
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send_response(head, end);
+    let mut stream = match stream {
+        Ok(stream) => stream,
+        Err(e) => {
+            tracing::debug!(request_id = %id, error = %e, "response head not sent");
+            return 0;
+        }
+    };
+    let mut sent = 0u64;
+    let result = send_payload(&mut stream, payload, length, &mut sent).await;
+    if let Err(e) = &result {
+        tracing::debug!(request_id = %id, error = %e, "response cut short");
+        // The client must not take what it got for the whole body.
+        stream.send_reset(h2::Reason::INTERNAL_ERROR);
+    }
+    sent
+}
+
+/// The response head: status, end-to-end fields, `X-Request-Id`, `Date`, and the length when
+/// it is known. HTTP/2 has no reason phrase and no connection-specific fields (RFC 9113
+/// §8.2.2), so those are left out.
+fn head(
+    status: u16,
+    headers: &[(Bytes, Bytes)],
+    length: Option<u64>,
+    id: &RequestId,
+) -> http::Response<()> {
+    let mut head = http::Response::new(());
+    *head.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let map = head.headers_mut();
+    map.reserve(headers.len() + 3);
+    let mut has_date = false;
+    for (name, value) in headers {
+        if is_hop_by_hop(name, &[]) || name.eq_ignore_ascii_case(b"x-request-id") {
+            continue;
+        }
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_maybe_shared(value.clone()),
+        ) else {
+            // A field HTTP/2 cannot carry (a relayed name or value outside its syntax).
+            tracing::debug!(request_id = %id, "a response field was left out on HTTP/2");
+            continue;
+        };
+        has_date |= name == http::header::DATE;
+        map.append(name, value);
+    }
+    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+        map.insert(HeaderName::from_static("x-request-id"), v);
+    }
+    if !has_date && let Ok(v) = with_http_date(HeaderValue::from_str) {
+        map.insert(http::header::DATE, v);
+    }
+    if let Some(n) = length {
+        map.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    head
+}
+
+async fn send_payload(
+    stream: &mut SendStream<Bytes>,
+    payload: Payload,
+    length: Option<u64>,
+    sent: &mut u64,
+) -> io::Result<()> {
+    match payload {
+        Payload::Nothing => Ok(()),
+        // Already in memory: `h2` holds it until the window opens, at no further cost.
+        Payload::Bytes(b) => {
+            *sent += b.len() as u64;
+            stream.send_data(b, true).map_err(io::Error::other)
+        }
+        Payload::Stream(mut sb) => {
+            let mut out = Out::new(stream, length, sent);
+            while let Some(piece) = sb.pieces().next().await {
+                out.send(piece?).await?;
+            }
+            out.finish()
+        }
+        Payload::Upstream(mut ub) => {
+            let mut out = Out::new(stream, length, sent);
+            if let Some(first) = ub.buffered().map_err(upstream_failed)? {
+                out.send(first).await?;
+            }
+            while let Some(piece) = ub.chunk().await.map_err(upstream_failed)? {
+                out.send(piece).await?;
+            }
+            out.finish()
+        }
+    }
+}
+
+fn upstream_failed(e: crate::error::Error) -> io::Error {
+    io::Error::other(e.code().as_str())
+}
+
+/// A body sent piece by piece: each piece waits for window, and a body of known length ends
+/// the stream with its last piece rather than with an empty frame after it.
+struct Out<'a> {
+    stream: &'a mut SendStream<Bytes>,
+    remaining: Option<u64>,
+    sent: &'a mut u64,
+    ended: bool,
+}
+
+impl<'a> Out<'a> {
+    fn new(stream: &'a mut SendStream<Bytes>, length: Option<u64>, sent: &'a mut u64) -> Self {
+        Out {
+            stream,
+            remaining: length,
+            sent,
+            ended: false,
+        }
+    }
+
+    async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
+        if let Some(remaining) = &mut self.remaining {
+            if data.len() as u64 > *remaining {
+                return Err(io::Error::other("a body is longer than announced"));
+            }
+            *remaining -= data.len() as u64;
+        }
+        while !data.is_empty() {
+            self.stream.reserve_capacity(data.len());
+            let window = match poll_fn(|cx| self.stream.poll_capacity(cx)).await {
+                Some(window) => window.map_err(io::Error::other)?,
+                None => return Err(io::Error::other("the stream closed")),
+            };
+            if window == 0 {
+                continue;
+            }
+            let piece = data.split_to(window.min(data.len()));
+            *self.sent += piece.len() as u64;
+            let last = data.is_empty() && self.remaining == Some(0);
+            self.stream
+                .send_data(piece, last)
+                .map_err(io::Error::other)?;
+            self.ended |= last;
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        match self.remaining {
+            Some(0) if self.ended => Ok(()),
+            Some(0) | None => self
+                .stream
+                .send_data(Bytes::new(), true)
+                .map_err(io::Error::other),
+            Some(_) => Err(io::Error::other("a body is shorter than announced")),
+        }
+    }
+}
