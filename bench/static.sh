@@ -16,6 +16,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 WORK="${BENCH_WORK:-/tmp/portico-static-bench}"
 ROUNDS=5
 DURATION=10
@@ -123,27 +125,6 @@ for t in "${TARGETS[@]}"; do
   [[ "$got" == "200 $SIZE" ]] || { echo "$t: expected '200 $SIZE', got '$got'" >&2; exit 1; }
 done
 
-tree_pids() {
-  ps -e -o pid=,ppid= | awk -v r="$1" '{ kids[$2] = kids[$2] " " $1 }
-    END { q[1]=r; n=1; i=1; while (i<=n) { p=q[i++]; print p; k=split(kids[p], a, " "); for (j=1;j<=k;j++) q[++n]=a[j] } }'
-}
-tree_ticks() {
-  local sum=0 p v
-  for p in $(tree_pids "$1"); do
-    v=$(sed 's/.*) //' /proc/"$p"/stat 2>/dev/null | awk '{print $12+$13}' || true)
-    sum=$((sum + ${v:-0}))
-  done
-  echo $sum
-}
-tree_rss_kib() {
-  local sum=0 p v
-  for p in $(tree_pids "$1"); do
-    v=$(awk '$1=="VmRSS:" {print $2}' /proc/"$p"/status 2>/dev/null || true)
-    sum=$((sum + ${v:-0}))
-  done
-  echo $sum
-}
-
 printf 'target\tround\trps\tp50\tp99\tserver_cpu_pct\trss_kib\n' > "$WORK/results.tsv"
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < ${#TARGETS[@]}; i++)); do
@@ -151,15 +132,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     url="http://127.0.0.1:${PORT[$t]}/file.json"
     taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${WARMUP}s" "$url" >/dev/null 2>&1
     raw="$WORK/raw/$t-r$r.txt"
-    taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$raw" 2>&1 &
-    lp=$!
-    a=$(tree_ticks "${PID[$t]}"); s=$(date +%s.%N)
-    sleep "$(awk -v d="$DURATION" 'BEGIN{print d/2}')"
-    rss=$(tree_rss_kib "${PID[$t]}")
-    sleep "$(awk -v d="$DURATION" 'BEGIN{print d/2 - 0.3}')"
-    b=$(tree_ticks "${PID[$t]}"); e=$(date +%s.%N)
-    wait "$lp"
-    cpu=$(awk -v a="$a" -v b="$b" -v s="$s" -v e="$e" 'BEGIN{printf "%.1f", (b-a)/(e-s)}')
+    read -r cpu rss < <(measure "${PID[$t]}" "$DURATION" "$raw" \
+      taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url")
     rps=$(awk '/^Requests\/sec/ {print $2}' "$raw")
     p50=$(awk '$1=="50%" {print $2}' "$raw"); p99=$(awk '$1=="99%" {print $2}' "$raw")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$raw"); errs=$(awk '/Socket errors/ {print $0}' "$raw")
