@@ -17,7 +17,8 @@ use std::path::Path;
 pub use content::PRECOMPRESSED;
 pub use model::{
     AccessLog, Action, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route, RouteGroup,
-    RouteTable, StaticFiles, Target, TlsListener, Upstream, parse_target,
+    RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,
+    parse_target,
 };
 pub use read::{parse_duration, parse_size};
 use yaml::Loc;

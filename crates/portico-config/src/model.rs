@@ -136,9 +136,32 @@ pub struct Upstream {
     pub max_idle_per_target: usize,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Duration,
+    /// How `https://` targets are verified.
+    pub tls: UpstreamTls,
 }
 
-/// One `http://host:port` target.
+/// TLS to an upstream's `https://` targets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamTls {
+    /// PEM file of the CA certificates trusted for the targets; the system's trust store
+    /// when `None`.
+    pub ca: Option<PathBuf>,
+    /// The name the targets' certificates must carry; each target's host when `None`.
+    pub server_name: Option<String>,
+}
+
+/// How a target is spoken to, from its URL's scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetScheme {
+    /// `http://`: HTTP/1.1.
+    Http,
+    /// `h2c://`: HTTP/2 over TCP with prior knowledge.
+    H2c,
+    /// `https://`: TLS; HTTP/2 when the target chooses `h2` with ALPN, else HTTP/1.1.
+    Https,
+}
+
+/// One `http://`, `h2c://` or `https://` `host:port` target.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// Host name or IP literal (IPv6 without brackets).
@@ -147,6 +170,8 @@ pub struct Target {
     pub port: u16,
     /// `host:port` as it is written in a URL.
     pub authority: String,
+    /// How it is spoken to.
+    pub scheme: TargetScheme,
 }
 
 /// A route: which requests it takes and what answers them.
@@ -336,7 +361,9 @@ const UPSTREAM_KEYS: &[&str] = &[
     "connect_timeout",
     "max_idle_per_target",
     "idle_timeout",
+    "tls",
 ];
+const UPSTREAM_TLS_KEYS: &[&str] = &["ca", "server_name"];
 const ROUTE_KEYS: &[&str] = &[
     "name",
     "path",
@@ -549,24 +576,11 @@ fn read_tls(r: &mut Reader, node: &Node) -> Option<TlsListener> {
             }),
     };
     let mut file = |key: &str| -> Option<PathBuf> {
-        let path = join("tls", key);
         let Some(n) = f.get(key) else {
             r.missing(node, "tls", key);
             return None;
         };
-        let s = r.string(n, &path)?;
-        let file = r.resolve_path(s);
-        match std::fs::metadata(&file) {
-            Ok(m) if m.is_file() => Some(file),
-            Ok(_) => {
-                r.problem(n, &path, format!("`{}` is not a file", file.display()));
-                None
-            }
-            Err(e) => {
-                r.problem(n, &path, format!("cannot use `{}`: {e}", file.display()));
-                None
-            }
-        }
+        read_file(r, n, &join("tls", key))
     };
     let cert = file("cert");
     let key = file("key");
@@ -575,6 +589,65 @@ fn read_tls(r: &mut Reader, node: &Node) -> Option<TlsListener> {
         cert: cert?,
         key: key?,
     })
+}
+
+/// A path to an existing regular file (relative paths are taken from the config file's
+/// directory).
+fn read_file(r: &mut Reader, n: &Node, path: &str) -> Option<PathBuf> {
+    let s = r.string(n, path)?;
+    let file = r.resolve_path(s);
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => Some(file),
+        Ok(_) => {
+            r.problem(n, path, format!("`{}` is not a file", file.display()));
+            None
+        }
+        Err(e) => {
+            r.problem(n, path, format!("cannot use `{}`: {e}", file.display()));
+            None
+        }
+    }
+}
+
+/// `upstreams[].tls`: `ca` and `server_name`.
+fn read_upstream_tls(r: &mut Reader, node: Option<&Node>, path: &str) -> Option<UpstreamTls> {
+    let Some(node) = node else {
+        return Some(UpstreamTls::default());
+    };
+    let f = r.map(node, path, UPSTREAM_TLS_KEYS)?;
+    let mut ok = true;
+    let ca = match f.get("ca") {
+        None => None,
+        Some(n) => {
+            let file = read_file(r, n, &join(path, "ca"));
+            ok &= file.is_some();
+            file
+        }
+    };
+    let server_name = match f.get("server_name") {
+        None => None,
+        Some(n) => {
+            let npath = join(path, "server_name");
+            let name = r.string(n, &npath);
+            match name {
+                Some(s)
+                    if portico_http::head::valid_authority(s.as_bytes()) && !s.contains(':') =>
+                {
+                    Some(s.to_string())
+                }
+                Some(s) => {
+                    r.problem(n, &npath, format!("`{s}` is not a host name"));
+                    ok = false;
+                    None
+                }
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        }
+    };
+    ok.then_some(UpstreamTls { ca, server_name })
 }
 
 fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
@@ -685,26 +758,46 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
         .map_or(Some(Duration::from_secs(30)), |n| {
             r.duration(n, &join(path, "idle_timeout"))
         });
+    let tls = read_upstream_tls(r, f.get("tls"), &join(path, "tls"));
+    if let Some(n) = f.get("tls")
+        && !targets.is_empty()
+        && !targets.iter().any(|t| t.scheme == TargetScheme::Https)
+    {
+        r.problem(
+            n,
+            &join(path, "tls"),
+            "`tls` applies to `https://` targets and this upstream has none",
+        );
+    }
     Some(Upstream {
         name: name?,
         targets,
         connect_timeout: connect_timeout?,
         max_idle_per_target: usize::try_from(max_idle?).ok()?,
         idle_timeout: idle_timeout?,
+        tls: tls?,
     })
 }
 
-/// `http://host[:port]` with nothing after the authority.
+/// `http://`, `h2c://` or `https://` and `host[:port]`, with nothing after the authority.
 pub fn parse_target(s: &str) -> Result<Target, String> {
-    let Some(rest) = s.strip_prefix("http://") else {
+    let schemes = [
+        ("http://", TargetScheme::Http, "80"),
+        ("h2c://", TargetScheme::H2c, "80"),
+        ("https://", TargetScheme::Https, "443"),
+    ];
+    let Some((rest, scheme, default_port)) = schemes
+        .iter()
+        .find_map(|(prefix, scheme, port)| Some((s.strip_prefix(prefix)?, *scheme, *port)))
+    else {
         return Err(format!(
-            "`{s}`: targets are `http://host:port` (https upstreams are not supported yet)"
+            "`{s}`: a target is `http://host:port`, `h2c://host:port` or `https://host:port`"
         ));
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
     if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
         return Err(format!(
-            "`{s}`: a target is `http://host:port`, without path, query or user"
+            "`{s}`: a target is a scheme and `host:port`, without path, query or user"
         ));
     }
     if !portico_http::head::valid_authority(authority.as_bytes()) {
@@ -712,7 +805,7 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
     }
     let (host, port) = match authority.rfind(':') {
         Some(i) if !authority.ends_with(']') => (&authority[..i], &authority[i + 1..]),
-        _ => (authority, "80"),
+        _ => (authority, default_port),
     };
     let port: u16 = port
         .parse()
@@ -728,6 +821,7 @@ pub fn parse_target(s: &str) -> Result<Target, String> {
         host,
         port,
         authority: authority.to_string(),
+        scheme,
     })
 }
 
@@ -851,7 +945,20 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     if !is_static {
         content::refuse_static_keys(r, path, &f);
     }
-    let websocket = read_websocket(r, node, path, &f, methods);
+    let mut websocket = read_websocket(r, node, path, &f, methods);
+    if let (Some(Some(_)), Some(Action::Upstream(i))) = (&websocket, &action)
+        && upstreams[*i]
+            .targets
+            .iter()
+            .any(|t| t.scheme == TargetScheme::H2c)
+    {
+        r.problem(
+            f.get("websocket").unwrap_or(node),
+            &join(path, "websocket"),
+            "WebSocket is relayed over HTTP/1.1, and this route's upstream has `h2c://` targets, which speak HTTP/2 only",
+        );
+        websocket = None;
+    }
     let produces = content::read_media_types(r, f.get("produces"), &join(path, "produces"), false);
     let consumes = content::read_media_types(r, f.get("consumes"), &join(path, "consumes"), true);
     let encodings = content::read_codings(
@@ -1131,8 +1238,20 @@ mod tests {
         let t = parse_target("http://[::1]:9000/").unwrap();
         assert_eq!((t.host.as_str(), t.port), ("::1", 9000));
         assert_eq!(parse_target("http://example.com").unwrap().port, 80);
+        assert_eq!(
+            parse_target("http://a:1").unwrap().scheme,
+            TargetScheme::Http
+        );
+        let t = parse_target("h2c://a:81").unwrap();
+        assert_eq!((t.scheme, t.port), (TargetScheme::H2c, 81));
+        let t = parse_target("https://api.example.com").unwrap();
+        assert_eq!((t.scheme, t.port), (TargetScheme::Https, 443));
+        assert_eq!(t.authority, "api.example.com");
         for bad in [
-            "https://a:1",
+            "ftp://a:1",
+            "h2://a:1",
+            "HTTPS://a:1",
+            "https://a:1/x",
             "a:1",
             "http://a:1/x",
             "http://u@a:1",

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use portico_config::{AccessLog, Action, Handler, from_str};
+use portico_config::{AccessLog, Action, Handler, TargetScheme, from_str};
 use portico_http::Method;
 
 const FULL: &str = r#"
@@ -73,7 +73,7 @@ limits:
   header_timeot: 10s
 upstreams:
   - name: items
-    targets: ["https://127.0.0.1:9000"]
+    targets: ["ftp://127.0.0.1:9000"]
 routes:
   - name: a
     path: v1/items
@@ -91,7 +91,7 @@ routes:
         "bad.yaml:2:9: listen: `localhost` is not an IP address and port",
         "bad.yaml:4:19: limits.max_body_bytes: invalid size `10MB`",
         "bad.yaml:5:3: limits.header_timeot: unknown key `header_timeot` (did you mean `header_timeout`?)",
-        "bad.yaml:8:15: upstreams[0].targets[0]: `https://127.0.0.1:9000`",
+        "bad.yaml:8:15: upstreams[0].targets[0]: `ftp://127.0.0.1:9000`",
         "bad.yaml:11:11: routes[0].path: a path must start with `/`",
         "bad.yaml:12:20: routes[0].methods[1]: unknown method `FETCH`",
         "bad.yaml:13:15: routes[0].upstream: unknown upstream `nowhere`",
@@ -227,6 +227,46 @@ fn websocket_routes_proxy_a_get() {
         "routes[0].websocket: a WebSocket handshake is a GET",
         "routes[1].websocket: `websocket` is for routes with an `upstream`",
         "routes[2].websocket_idle_timeout: `websocket_idle_timeout` needs `websocket: true`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn upstream_tls_and_http2_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, "x").unwrap();
+    let route = "routes:\n  - {name: a, path: /a, methods: [GET], upstream: up}\n";
+    let ok = from_str(
+        &format!(
+            "upstreams:\n  - name: up\n    targets: [\"https://a.test\", \"h2c://127.0.0.1:9\"]\n    tls: {{ca: {}, server_name: api.test}}\n{route}",
+            ca.display()
+        ),
+        "u.yaml",
+    )
+    .unwrap();
+    let up = &ok.upstreams[0];
+    assert_eq!(up.targets[0].scheme, TargetScheme::Https);
+    assert_eq!(up.targets[1].scheme, TargetScheme::H2c);
+    assert_eq!(up.tls.ca.as_deref(), Some(ca.as_path()));
+    assert_eq!(up.tls.server_name.as_deref(), Some("api.test"));
+
+    let text = from_str(
+        &format!(
+            "upstreams:\n  - name: up\n    targets: [\"http://127.0.0.1:9\"]\n    tls: {{ca: {}}}\n  - name: h2\n    targets: [\"h2c://127.0.0.1:9\"]\n  - name: s\n    targets: [\"https://a.test\"]\n    tls: {{ca: {}, server_name: \"a b\"}}\n{route}  - {{name: ws, path: /ws, methods: [GET], upstream: h2, websocket: true}}\n",
+            ca.display(),
+            dir.path().join("nope.pem").display()
+        ),
+        "u.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "upstreams[0].tls: `tls` applies to `https://` targets and this upstream has none",
+        "upstreams[2].tls.ca: cannot use",
+        "upstreams[2].tls.server_name: `a b` is not a host name",
+        "routes[1].websocket: WebSocket is relayed over HTTP/1.1",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -30,13 +30,15 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use portico_config::{Action, Config, Handler as BuiltIn, RouteGroup, RouteTable};
+use portico_config::{
+    Action, Config, Handler as BuiltIn, RouteGroup, RouteTable, Target, TargetScheme,
+};
 use portico_http::coding::{self, ContentCoding};
 use portico_http::negotiate::{self, MediaType};
 use portico_http::path::remove_dot_segments;
 use portico_http::upgrade::{check_handshake, is_websocket_upgrade};
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
-use portico_server::client::{Upstream, UpstreamSettings};
+use portico_server::client::{TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls};
 use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
     Service,
@@ -111,15 +113,16 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
-                Upstream::new(&UpstreamSettings {
+                Ok(Upstream::new(&UpstreamSettings {
                     name: u.name.clone(),
-                    targets: u.targets.iter().map(|t| (t.host.clone(), t.port)).collect(),
+                    targets: u.targets.iter().map(target_spec).collect(),
+                    tls: upstream_tls(u)?,
                     connect_timeout: u.connect_timeout,
                     max_idle_per_target: u.max_idle_per_target,
                     idle_timeout: u.idle_timeout,
-                })
+                }))
             })
-            .collect();
+            .collect::<Result<_, BuildError>>()?;
         let table = RouteTable::build(&config.routes).map_err(|overlaps| {
             let text: Vec<String> = overlaps.into_iter().map(|o| o.message).collect();
             BuildError(text.join("; "))
@@ -218,6 +221,37 @@ impl Gateway {
 
 /// The 400 for a WebSocket handshake that breaks RFC 6455 §4.2.1; the answer names the version
 /// Portico speaks (§4.4).
+fn target_spec(t: &Target) -> TargetSpec {
+    TargetSpec {
+        host: t.host.clone(),
+        port: t.port,
+        transport: match t.scheme {
+            TargetScheme::Http => Transport::Http,
+            TargetScheme::H2c => Transport::H2c,
+            TargetScheme::Https => Transport::Https,
+        },
+    }
+}
+
+/// The TLS client settings of an upstream with `https://` targets (its CA file read now, so
+/// that a bad one fails the load or reload rather than the first request).
+fn upstream_tls(u: &portico_config::Upstream) -> Result<Option<UpstreamTls>, BuildError> {
+    if !u.targets.iter().any(|t| t.scheme == TargetScheme::Https) {
+        return Ok(None);
+    }
+    let ca = u.tls.ca.as_deref();
+    let config = |http2| {
+        portico_server::tls::client_config(ca, http2)
+            .map(Arc::new)
+            .map_err(|e| BuildError(format!("upstream `{}`: {e}", u.name)))
+    };
+    Ok(Some(UpstreamTls {
+        h2: config(true)?,
+        http1: config(false)?,
+        server_name: u.tls.server_name.clone(),
+    }))
+}
+
 fn websocket_refused(detail: &str) -> Error {
     Error::new(ErrorCode::WebSocketHandshakeInvalid)
         .with_detail(detail)

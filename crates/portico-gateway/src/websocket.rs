@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use portico_server::client::{Switched, UpgradeAnswer, Upstream, UpstreamRequest};
 use portico_server::{Body, Error, Request, Response, Upgraded};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::{Instant, sleep_until};
 
 use crate::proxy::{relayed, upstream_head, via};
@@ -71,13 +71,13 @@ async fn relay(client: Upgraded, upstream: Switched, idle: Duration) {
     } = client;
     let mut upstream_io = upstream.stream;
     // What either side sent before the switch was complete goes first.
-    if (!from_client.is_empty() && upstream_io.write_all(&from_client).await.is_err())
-        || (!upstream.buffered.is_empty() && client.write_all(&upstream.buffered).await.is_err())
+    if (!from_client.is_empty() && send(&mut upstream_io, &from_client).await.is_err())
+        || (!upstream.buffered.is_empty() && send(&mut client, &upstream.buffered).await.is_err())
     {
         return;
     }
     let (mut client_rd, mut client_wr) = tokio::io::split(client);
-    let (mut upstream_rd, mut upstream_wr) = upstream_io.split();
+    let (mut upstream_rd, mut upstream_wr) = tokio::io::split(upstream_io);
     let mut up = vec![0u8; RELAY_BUFFER];
     let mut down = vec![0u8; RELAY_BUFFER];
     let (mut client_open, mut upstream_open) = (true, true);
@@ -86,7 +86,7 @@ async fn relay(client: Upgraded, upstream: Switched, idle: Duration) {
         tokio::select! {
             read = client_rd.read(&mut up), if client_open => match read {
                 Ok(n) if n > 0 => {
-                    if upstream_wr.write_all(&up[..n]).await.is_err() {
+                    if send(&mut upstream_wr, &up[..n]).await.is_err() {
                         return;
                     }
                     deadline = Instant::now() + idle;
@@ -98,7 +98,7 @@ async fn relay(client: Upgraded, upstream: Switched, idle: Duration) {
             },
             read = upstream_rd.read(&mut down), if upstream_open => match read {
                 Ok(n) if n > 0 => {
-                    if client_wr.write_all(&down[..n]).await.is_err() {
+                    if send(&mut client_wr, &down[..n]).await.is_err() {
                         return;
                     }
                     deadline = Instant::now() + idle;
@@ -114,4 +114,10 @@ async fn relay(client: Upgraded, upstream: Switched, idle: Duration) {
             }
         }
     }
+}
+
+/// Writes `data` and flushes it (either side may be TLS, which buffers).
+async fn send<W: AsyncWrite + Unpin>(out: &mut W, data: &[u8]) -> std::io::Result<()> {
+    out.write_all(data).await?;
+    out.flush().await
 }

@@ -696,9 +696,11 @@ error_codes! {
     UpstreamConnectFailed => (502, "UPSTREAM_CONNECT_FAILED", Upstream, Later, false, "The upstream service could not be reached.");
     /// Connecting to the upstream took longer than its `connect_timeout`.
     UpstreamConnectTimeout => (502, "UPSTREAM_CONNECT_TIMEOUT", Upstream, Later, false, "Connecting to the upstream service timed out.");
+    /// The TLS handshake with an `https://` target failed (its certificate is not trusted or not for its name, or no protocol in common).
+    UpstreamTlsFailed => (502, "UPSTREAM_TLS_FAILED", Upstream, Later, false, "A secure connection to the upstream service could not be established.");
     /// The upstream reset or closed the connection before a complete response head.
     UpstreamReset => (502, "UPSTREAM_RESET", Upstream, Later, false, "The upstream service closed the connection unexpectedly.");
-    /// The upstream's response was not valid HTTP/1.1.
+    /// The upstream's response was not valid HTTP/1.1 (or HTTP/2: a malformed response or a protocol error).
     UpstreamInvalidResponse => (502, "UPSTREAM_INVALID_RESPONSE", Upstream, Later, false, "The upstream service sent an invalid response.");
     /// The upstream answered 306, which is unused and never relayed.
     UpstreamStatus306 => (502, "UPSTREAM_STATUS_306", Upstream, Later, false, "The upstream service sent an unusable status.");

@@ -321,3 +321,203 @@ fn hpack_string(out: &mut Vec<u8>, s: &[u8]) {
     }
     out.extend_from_slice(s);
 }
+
+/// A request as an HTTP/2 upstream received it.
+#[derive(Clone, Debug)]
+pub struct H2Received {
+    /// Which accepted connection it came on (0 for the first).
+    pub connection: usize,
+    /// `:method`.
+    pub method: http::Method,
+    /// `:scheme`, `:authority` and `:path`.
+    pub uri: http::Uri,
+    /// Header fields.
+    pub headers: http::HeaderMap,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl H2Received {
+    /// A field's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What an HTTP/2 upstream does with a request.
+pub enum H2Reply {
+    /// Answers: status, fields, body (in DATA frames of at most 16 KiB), with
+    /// `content-length` when `length`.
+    Answer {
+        /// Status.
+        status: u16,
+        /// Fields.
+        headers: Vec<(&'static str, String)>,
+        /// Body.
+        body: Vec<u8>,
+        /// Whether `content-length` is sent.
+        length: bool,
+    },
+    /// Resets the stream with this reason, without answering.
+    Reset(h2::Reason),
+}
+
+impl H2Reply {
+    /// `200` with a text body and its length.
+    pub fn ok(body: &str) -> H2Reply {
+        H2Reply::Answer {
+            status: 200,
+            headers: vec![("content-type", "text/plain".to_string())],
+            body: body.as_bytes().to_vec(),
+            length: true,
+        }
+    }
+}
+
+type H2Handler = dyn Fn(&H2Received) -> H2Reply + Send + Sync;
+
+/// An HTTP/2 (prior knowledge) upstream on an ephemeral port that records what it receives.
+pub struct H2Upstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Requests in the order they were answered.
+    pub received: tokio::sync::mpsc::UnboundedReceiver<H2Received>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    close: tokio::sync::watch::Sender<u64>,
+    open: tokio::sync::watch::Receiver<usize>,
+}
+
+impl H2Upstream {
+    /// Starts an upstream that answers each request with `reply(request)`.
+    pub async fn start(
+        reply: impl Fn(&H2Received) -> H2Reply + Send + Sync + 'static,
+    ) -> H2Upstream {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, received) = tokio::sync::mpsc::unbounded_channel();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (close, _) = tokio::sync::watch::channel(0u64);
+        let (open_tx, open) = tokio::sync::watch::channel(0usize);
+        let open_tx = Arc::new(open_tx);
+        let reply: Arc<H2Handler> = Arc::new(reply);
+        let count = connections.clone();
+        let closing = close.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let id = count.fetch_add(1, Ordering::SeqCst);
+                let (tx, reply, open_tx) = (tx.clone(), reply.clone(), open_tx.clone());
+                let mut close = closing.subscribe();
+                open_tx.send_modify(|n| *n += 1);
+                tokio::spawn(async move {
+                    if let Ok(mut conn) = h2::server::handshake(tcp).await {
+                        let mut closing = false;
+                        loop {
+                            tokio::select! {
+                                next = conn.accept() => match next {
+                                    Some(Ok((req, respond))) => {
+                                        let (tx, reply) = (tx.clone(), reply.clone());
+                                        tokio::spawn(answer(id, req, respond, reply, tx));
+                                    }
+                                    _ => break,
+                                },
+                                changed = close.changed(), if !closing => {
+                                    closing = true;
+                                    if changed.is_ok() {
+                                        conn.graceful_shutdown();
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    open_tx.send_modify(|n| *n -= 1);
+                });
+            }
+        });
+        H2Upstream {
+            addr,
+            received,
+            connections,
+            close,
+            open,
+        }
+    }
+
+    /// How many connections it has accepted.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The next request it answered.
+    pub async fn next(&mut self) -> H2Received {
+        self.received.recv().await.expect("upstream stopped")
+    }
+
+    /// Closes every open connection gracefully (GOAWAY, then the end of the connection once
+    /// its streams are done) and waits until they are gone.
+    pub async fn close_connections(&mut self) {
+        self.close.send_modify(|n| *n += 1);
+        self.open.wait_for(|n| *n == 0).await.unwrap();
+    }
+}
+
+async fn answer(
+    connection: usize,
+    req: http::Request<h2::RecvStream>,
+    mut respond: h2::server::SendResponse<Bytes>,
+    reply: std::sync::Arc<H2Handler>,
+    tx: tokio::sync::mpsc::UnboundedSender<H2Received>,
+) {
+    let (head, body) = req.into_parts();
+    let Ok(body) = read_body(body).await else {
+        return;
+    };
+    let received = H2Received {
+        connection,
+        method: head.method,
+        uri: head.uri,
+        headers: head.headers,
+        body: body.to_vec(),
+    };
+    let action = reply(&received);
+    let _ = tx.send(received);
+    match action {
+        H2Reply::Reset(reason) => respond.send_reset(reason),
+        H2Reply::Answer {
+            status,
+            headers,
+            body,
+            length,
+        } => {
+            let mut b = http::Response::builder().status(status);
+            for (n, v) in headers {
+                b = b.header(n, v);
+            }
+            if length {
+                b = b.header("content-length", body.len());
+            }
+            let Ok(mut stream) = respond.send_response(b.body(()).unwrap(), body.is_empty()) else {
+                return;
+            };
+            let mut body = Bytes::from(body);
+            while !body.is_empty() {
+                let piece = body.split_to(body.len().min(16 * 1024));
+                stream.reserve_capacity(piece.len());
+                loop {
+                    match std::future::poll_fn(|cx| stream.poll_capacity(cx)).await {
+                        Some(Ok(n)) if n >= piece.len() => break,
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    }
+                }
+                if stream.send_data(piece, body.is_empty()).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

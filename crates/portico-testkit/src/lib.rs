@@ -695,3 +695,70 @@ pub fn parse_multipart(content_type: &str, body: &[u8]) -> Vec<Part> {
         rest = &rest[end + separator.len()..];
     }
 }
+
+/// A TLS server on an ephemeral port that terminates TLS with its configuration (whose ALPN
+/// list decides what clients are told it speaks) and relays the bytes to another address: put
+/// in front of a [`MockUpstream`] or an [`h2::H2Upstream`], it makes an `https://` upstream.
+pub struct TlsFront {
+    /// Its address.
+    pub addr: SocketAddr,
+    alpn: mpsc::UnboundedReceiver<Option<Vec<u8>>>,
+}
+
+impl TlsFront {
+    /// Starts one relaying to `behind`.
+    pub async fn start(config: Arc<rustls::ServerConfig>, behind: SocketAddr) -> TlsFront {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        let (tx, alpn) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    // A failed handshake (an untrusting client) just ends this connection.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = tx.send(tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec));
+                    let Ok(mut plain) = TcpStream::connect(behind).await else {
+                        return;
+                    };
+                    let _ = plain.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                });
+            }
+        });
+        TlsFront { addr, alpn }
+    }
+
+    /// The protocol ALPN chose on the next connection that completed its handshake.
+    pub async fn next_alpn(&mut self) -> Option<String> {
+        let alpn = self.alpn.recv().await.expect("front stopped");
+        alpn.map(|p| String::from_utf8_lossy(&p).into_owned())
+    }
+}
+
+/// A server configuration for a certificate and key (PEM text) offering `alpn`.
+pub fn tls_server_config(
+    cert_pem: &str,
+    key_pem: &str,
+    alpn: &[&[u8]],
+) -> Arc<rustls::ServerConfig> {
+    use rustls_pki_types::pem::PemObject;
+    let chain =
+        vec![rustls_pki_types::CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap()];
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}

@@ -8,7 +8,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use portico_testkit::{MockUpstream, Reply, TestGateway, assert_error, ok_bytes};
+use portico_testkit::{
+    MockUpstream, Reply, TestGateway, TlsFront, assert_error, ok_bytes, tls_server_config,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -95,6 +97,44 @@ async fn websocket_is_relayed_both_ways_after_the_upstreams_101() {
     while let Some(Ok(msg)) = ws.next().await {
         assert!(msg.is_close(), "{msg:?}");
     }
+}
+
+#[tokio::test]
+async fn websocket_reaches_https_targets_over_http11_even_when_they_offer_h2() {
+    let upstream = ws_upstream(None).await;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    // The target would choose h2 if offered: the handshake must offer only http/1.1.
+    let server = tls_server_config(
+        &cert.cert.pem(),
+        &cert.signing_key.serialize_pem(),
+        &[b"h2", b"http/1.1"],
+    );
+    let mut front = TlsFront::start(server, upstream).await;
+    let yaml = format!(
+        "upstreams:\n  - name: up\n    targets: [\"https://localhost:{}\"]\n    tls: {{ca: {}}}\nroutes:\n  - {{name: chat, path: \"/ws/{{room}}\", methods: [GET], upstream: up, websocket: true}}\n",
+        front.addr.port(),
+        ca.display()
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let (mut ws, response) = connect(&gw, "/ws/lobby").await;
+    assert_eq!(response.status(), 101);
+    assert_eq!(front.next_alpn().await.as_deref(), Some("http/1.1"));
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::text("hello from upstream")
+    );
+    // Each frame crosses TLS at once, not when the next one pushes it out.
+    for i in 0..3 {
+        ws.send(Message::text(format!("m{i}"))).await.unwrap();
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text(format!("echo: m{i}"))
+        );
+    }
+    ws.close(None).await.unwrap();
 }
 
 #[tokio::test]

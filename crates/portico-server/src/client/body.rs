@@ -1,4 +1,5 @@
-//! An upstream response body, streamed; the connection goes back to its pool at the end.
+//! An upstream response body, streamed; an HTTP/1.1 connection goes back to its pool at the
+//! end.
 
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ enum State {
     Chunked(ChunkedDecoder),
     Close,
     Done,
+    /// DATA frames of an HTTP/2 stream (the `h2` crate checks them against any
+    /// `Content-Length`).
+    Frames(h2::RecvStream),
 }
 
 enum Next {
@@ -59,6 +63,26 @@ impl UpstreamBody {
         body
     }
 
+    /// The body of an HTTP/2 response; `framing` is its length when the upstream gave one,
+    /// [`ResponseFraming::Close`] (ends with the stream) when not.
+    pub(crate) fn frames(
+        recv: h2::RecvStream,
+        framing: ResponseFraming,
+        pool: Arc<TargetPool>,
+    ) -> UpstreamBody {
+        let state = match framing {
+            ResponseFraming::None | ResponseFraming::Length(0) => State::Done,
+            _ => State::Frames(recv),
+        };
+        UpstreamBody {
+            conn: None,
+            state,
+            framing,
+            reusable: false,
+            pool,
+        }
+    }
+
     /// How the upstream framed the body.
     pub fn framing(&self) -> ResponseFraming {
         self.framing
@@ -74,6 +98,13 @@ impl UpstreamBody {
 
     /// The next piece of the body, or `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        if let State::Frames(recv) = &mut self.state {
+            let next = super::h2::next_data(recv).await;
+            if matches!(next, Ok(None)) {
+                self.state = State::Done;
+            }
+            return next;
+        }
         loop {
             match self.take_buffered()? {
                 Next::Data(d) => return Ok(Some(d)),
@@ -85,10 +116,15 @@ impl UpstreamBody {
 
     fn take_buffered(&mut self) -> Result<Next, Error> {
         let Some(conn) = self.conn.as_mut() else {
-            return Ok(Next::End);
+            return Ok(match self.state {
+                // HTTP/2 data is taken when asked for, never "already there".
+                State::Frames(_) => Next::NeedMore,
+                _ => Next::End,
+            });
         };
         let next = match &mut self.state {
             State::Done => Next::End,
+            State::Frames(_) => Next::NeedMore,
             State::Length(remaining) => {
                 if conn.buf.is_empty() {
                     return Ok(Next::NeedMore);

@@ -11,7 +11,8 @@ use portico_http::{BodyFraming, ErrorCode, Method};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::body::UpstreamBody;
-use super::pool::{TargetPool, UpConn};
+use super::pool::{Link, TargetPool, UpConn};
+use super::stream::UpStream;
 use crate::body::RequestBody;
 use crate::error::Error;
 
@@ -50,9 +51,12 @@ pub struct UpstreamResponse {
     pub target: Arc<TargetPool>,
 }
 
-enum Failure {
+pub(super) enum Failure {
+    /// The request never left: it may be tried again, whatever its method and body.
+    Unsent(Error),
     /// The connection was closed or reset before any response byte: a reused connection the
-    /// upstream had closed. The request may be retried if it was never delivered.
+    /// upstream had closed (or, on HTTP/2, a stream the upstream refused unprocessed). The
+    /// request may be retried if it was never delivered.
     Stale(Error),
     Fatal(Error),
 }
@@ -79,7 +83,7 @@ pub struct Switched {
     /// and `Connection` are the gateway's to write).
     pub headers: Vec<(Bytes, Bytes)>,
     /// The connection.
-    pub stream: tokio::net::TcpStream,
+    pub stream: UpStream,
     /// Bytes the upstream sent after its 101 head.
     pub buffered: Bytes,
     /// The target that answered.
@@ -93,14 +97,13 @@ pub(super) async fn upgrade(
     mut req: UpstreamRequest,
 ) -> Result<UpgradeAnswer, Error> {
     req.head.extend_from_slice(b"\r\n");
-    let mut conn = target.connect().await?;
-    conn.stream
-        .write_all(&req.head)
-        .await
+    let mut conn = target.connect_http1().await?;
+    let sent = conn.stream.write_all(&req.head).await;
+    sent.and(conn.stream.flush().await)
         .map_err(|e| Error::new(ErrorCode::UpstreamReset).with_cause(e))?;
     let head = match read_head(&mut conn.stream, &mut conn.buf, false, true).await {
         Ok(head) => head,
-        Err(Failure::Stale(e) | Failure::Fatal(e)) => return Err(e),
+        Err(Failure::Unsent(e) | Failure::Stale(e) | Failure::Fatal(e)) => return Err(e),
     };
     if head.status == 101 {
         let buffered = conn.buf.split().freeze();
@@ -142,26 +145,40 @@ pub(super) async fn send(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (mut conn, reused) = match target.checkout() {
-            Some(c) => (c, true),
-            None => (target.connect().await?, false),
+        let failure = match target.acquire().await? {
+            Link::Http1(mut conn, reused) => {
+                match exchange(&mut conn, &req.head, body, head_request).await {
+                    Ok((head, sent)) => {
+                        let reusable = head.reusable && sent;
+                        let body = UpstreamBody::new(conn, head.framing, reusable, target.clone());
+                        return Ok(UpstreamResponse {
+                            status: head.status,
+                            reason: head.reason,
+                            headers: head.headers,
+                            body,
+                            target,
+                        });
+                    }
+                    // A new connection that fails was not stale: the upstream is at fault.
+                    Err(Failure::Stale(e)) if !reused => Failure::Fatal(e),
+                    Err(f) => f,
+                }
+            }
+            Link::H2(link) => {
+                match super::h2::exchange(&target, &link, &req.head, body, head_request).await {
+                    Ok(response) => return Ok(response),
+                    Err(f) => f,
+                }
+            }
         };
-        match exchange(&mut conn, &req.head, body, head_request).await {
-            Ok((head, sent)) => {
-                let reusable = head.reusable && sent;
-                let body = UpstreamBody::new(conn, head.framing, reusable, target.clone());
-                return Ok(UpstreamResponse {
-                    status: head.status,
-                    reason: head.reason,
-                    headers: head.headers,
-                    body,
-                    target,
-                });
+        match failure {
+            Failure::Unsent(e) if attempt < MAX_ATTEMPTS => {
+                tracing::debug!(target = target.authority(), error = %e, "request not sent; retrying");
             }
-            Err(Failure::Stale(e)) if reused && retryable && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(target = target.authority(), error = %e, "stale pooled connection; retrying");
+            Failure::Stale(e) if retryable && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(target = target.authority(), error = %e, "stale upstream connection; retrying");
             }
-            Err(Failure::Stale(e) | Failure::Fatal(e)) => return Err(e),
+            Failure::Unsent(e) | Failure::Stale(e) | Failure::Fatal(e) => return Err(e),
         }
     }
 }
@@ -187,7 +204,8 @@ async fn exchange(
     body: &mut RequestBody<'_>,
     head_request: bool,
 ) -> Result<(Head, bool), Failure> {
-    if let Err(e) = conn.stream.write_all(head).await {
+    let written = conn.stream.write_all(head).await;
+    if let Err(e) = written.and(conn.stream.flush().await) {
         return Err(Failure::Stale(
             Error::new(ErrorCode::UpstreamReset).with_cause(e),
         ));
@@ -198,9 +216,28 @@ async fn exchange(
             true,
         ));
     }
+    match &mut conn.stream {
+        UpStream::Plain(tcp) => {
+            let (rd, wr) = tcp.split();
+            send_body(rd, wr, &mut conn.buf, body, head_request).await
+        }
+        UpStream::Tls(tls) => {
+            let (rd, wr) = tokio::io::split(tls.as_mut());
+            send_body(rd, wr, &mut conn.buf, body, head_request).await
+        }
+    }
+}
+
+/// Streams the request body while watching for the response head, which may come first.
+async fn send_body<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+    mut rd: R,
+    mut wr: W,
+    buf: &mut BytesMut,
+    body: &mut RequestBody<'_>,
+    head_request: bool,
+) -> Result<(Head, bool), Failure> {
     let chunked = body.framing() == BodyFraming::Chunked;
-    let (mut rd, mut wr) = conn.stream.split();
-    let mut read = pin!(read_head(&mut rd, &mut conn.buf, head_request, false));
+    let mut read = pin!(read_head(&mut rd, buf, head_request, false));
     let mut copy = pin!(copy_body(body, &mut wr, chunked));
     let mut sent = false;
     let mut write_failed = false;
@@ -251,13 +288,15 @@ async fn copy_body<W: AsyncWrite + Unpin>(
                 .await
                 .map_err(|_| CopyError::Upstream)?;
         }
+        // A piece of a streamed body goes out now, not when the next one comes (TLS buffers).
+        out.flush().await.map_err(|_| CopyError::Upstream)?;
     }
     if chunked {
         out.write_all(LAST_CHUNK)
             .await
             .map_err(|_| CopyError::Upstream)?;
     }
-    Ok(())
+    out.flush().await.map_err(|_| CopyError::Upstream)
 }
 
 /// Reads a response head; `upgrade` when the request asked to switch protocols, so that a

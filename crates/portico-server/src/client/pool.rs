@@ -1,20 +1,34 @@
-//! Connections to one target: connect, keep idle ones, hand them out again.
+//! Connections to one target: connect (TCP, then TLS for `https://`), keep idle HTTP/1.1
+//! connections, and share one multiplexed HTTP/2 connection among all requests.
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use h2::client::SendRequest;
 use portico_http::ErrorCode;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
 
+use super::stream::UpStream;
+use super::{Transport, UpstreamTls};
 use crate::error::Error;
 
-/// An open connection to a target.
+/// Per-stream receive window of an HTTP/2 upstream connection.
+const H2_STREAM_WINDOW: u32 = 256 * 1024;
+/// Connection receive window of an HTTP/2 upstream connection.
+const H2_CONNECTION_WINDOW: u32 = 2 * 1024 * 1024;
+/// Largest response header list accepted from an HTTP/2 upstream.
+const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
+
+/// An open HTTP/1.1 connection to a target.
 pub(crate) struct UpConn {
-    pub(crate) stream: TcpStream,
+    pub(crate) stream: UpStream,
     pub(crate) buf: BytesMut,
 }
 
@@ -23,22 +37,57 @@ struct Idle {
     since: Instant,
 }
 
-/// The idle connections of one target.
+/// A target's HTTP/2 connection, as requests use it.
+#[derive(Clone)]
+pub(crate) struct H2Link {
+    pub(crate) send: SendRequest<Bytes>,
+    /// Which connection this is, so that a request that finds it broken forgets this one and
+    /// not a newer one.
+    generation: u64,
+}
+
+/// What a request goes out on.
+pub(crate) enum Link {
+    /// An HTTP/1.1 connection; `true` when it came from the idle pool (it may have been closed
+    /// by the upstream in the meantime).
+    Http1(UpConn, bool),
+    /// The target's HTTP/2 connection.
+    H2(H2Link),
+}
+
+/// What a target was last seen to speak.
+const SPEAKS_HTTP1: u8 = 0;
+const SPEAKS_H2: u8 = 1;
+const SPEAKS_UNKNOWN: u8 = 2;
+
+/// The connections of one target.
 pub struct TargetPool {
     host: String,
     port: u16,
     addr: Option<SocketAddr>,
     authority: Arc<str>,
+    transport: Transport,
+    tls: Option<(UpstreamTls, Option<ServerName<'static>>)>,
     connect_timeout: Duration,
     max_idle: usize,
     idle_timeout: Duration,
     idle: Mutex<Vec<Idle>>,
+    /// `SPEAKS_*`: fixed for `http://` and `h2c://`, learned from ALPN for `https://`.
+    speaks: AtomicU8,
+    /// The shared HTTP/2 connection, if one is open.
+    h2: Arc<Mutex<Option<H2Link>>>,
+    generation: AtomicU64,
+    /// Held while an HTTP/2 connection is being opened, so that concurrent first requests
+    /// share one connection instead of each opening their own.
+    dialing: tokio::sync::Mutex<()>,
 }
 
 impl TargetPool {
     pub(crate) fn new(
         host: String,
         port: u16,
+        transport: Transport,
+        tls: Option<UpstreamTls>,
         connect_timeout: Duration,
         max_idle: usize,
         idle_timeout: Duration,
@@ -50,15 +99,30 @@ impl TargetPool {
             format!("{host}:{port}")
         }
         .into();
+        let tls = tls.filter(|_| transport == Transport::Https).map(|t| {
+            let name = t.server_name.as_deref().unwrap_or(&host).to_string();
+            (t, ServerName::try_from(name).ok())
+        });
+        let speaks = match transport {
+            Transport::Http => SPEAKS_HTTP1,
+            Transport::H2c => SPEAKS_H2,
+            Transport::Https => SPEAKS_UNKNOWN,
+        };
         TargetPool {
             host,
             port,
             addr,
             authority,
+            transport,
+            tls,
             connect_timeout,
             max_idle,
             idle_timeout,
             idle: Mutex::new(Vec::new()),
+            speaks: AtomicU8::new(speaks),
+            h2: Arc::new(Mutex::new(None)),
+            generation: AtomicU64::new(0),
+            dialing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -72,6 +136,146 @@ impl TargetPool {
         self.authority.clone()
     }
 
+    /// The `:scheme` of requests to this target.
+    pub(crate) fn scheme(&self) -> http::uri::Scheme {
+        match self.transport {
+            Transport::Https => http::uri::Scheme::HTTPS,
+            Transport::Http | Transport::H2c => http::uri::Scheme::HTTP,
+        }
+    }
+
+    /// A connection for one request: the shared HTTP/2 connection when the target speaks
+    /// HTTP/2, else an idle HTTP/1.1 connection, else a new connection of either kind.
+    pub(crate) async fn acquire(&self) -> Result<Link, Error> {
+        match self.speaks.load(Ordering::Relaxed) {
+            SPEAKS_H2 => {
+                if let Some(link) = self.shared() {
+                    return Ok(Link::H2(link));
+                }
+            }
+            SPEAKS_HTTP1 => {
+                if let Some(conn) = self.checkout() {
+                    return Ok(Link::Http1(conn, true));
+                }
+                return self.dial().await;
+            }
+            _ => {}
+        }
+        // Possibly HTTP/2: one dial at a time, and whoever waited uses what the first opened.
+        let _dialing = self.dialing.lock().await;
+        if self.speaks.load(Ordering::Relaxed) == SPEAKS_H2
+            && let Some(link) = self.shared()
+        {
+            return Ok(Link::H2(link));
+        }
+        self.dial().await
+    }
+
+    /// A new HTTP/1.1 connection, never HTTP/2 (for WebSocket handshakes, which take the
+    /// connection over).
+    pub(crate) async fn connect_http1(&self) -> Result<UpConn, Error> {
+        let stream = self.open(false).await?;
+        Ok(UpConn::new(stream))
+    }
+
+    /// Forgets the HTTP/2 connection a request found broken (unless it was replaced already).
+    pub(crate) fn h2_failed(&self, link: &H2Link) {
+        let mut slot = self.h2.lock().unwrap_or_else(|e| e.into_inner());
+        if slot
+            .as_ref()
+            .is_some_and(|l| l.generation == link.generation)
+        {
+            *slot = None;
+        }
+    }
+
+    fn shared(&self) -> Option<H2Link> {
+        self.h2.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Opens a new connection and, if it speaks HTTP/2, makes it the shared one.
+    async fn dial(&self) -> Result<Link, Error> {
+        let stream = self.open(true).await?;
+        let h2 = match self.transport {
+            Transport::Http => false,
+            Transport::H2c => true,
+            Transport::Https => {
+                let h2 = stream.alpn_h2();
+                let speaks = if h2 { SPEAKS_H2 } else { SPEAKS_HTTP1 };
+                self.speaks.store(speaks, Ordering::Relaxed);
+                h2
+            }
+        };
+        if !h2 {
+            return Ok(Link::Http1(UpConn::new(stream), false));
+        }
+        let (send, connection) = h2::client::Builder::new()
+            .enable_push(false)
+            .initial_window_size(H2_STREAM_WINDOW)
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .max_header_list_size(H2_MAX_HEADER_LIST)
+            .handshake::<_, Bytes>(stream)
+            .await
+            .map_err(|e| Error::new(ErrorCode::UpstreamReset).with_cause(e))?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let link = H2Link { send, generation };
+        *self.h2.lock().unwrap_or_else(|e| e.into_inner()) = Some(link.clone());
+        // The connection runs on its own task; when it ends (the upstream closed it, or
+        // every handle is gone and its streams are done), the target forgets it.
+        let slot = Arc::downgrade(&self.h2);
+        let target = self.authority.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(target = %target, error = %e, "HTTP/2 upstream connection ended");
+            }
+            if let Some(slot) = slot.upgrade() {
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.as_ref().is_some_and(|l| l.generation == generation) {
+                    *slot = None;
+                }
+            }
+        });
+        Ok(Link::H2(link))
+    }
+
+    /// Connects, and for `https://` completes the TLS handshake, offering `h2` with ALPN when
+    /// `h2` says so.
+    async fn open(&self, h2: bool) -> Result<UpStream, Error> {
+        let attempt = async {
+            match self.addr {
+                Some(addr) => TcpStream::connect(addr).await,
+                None => TcpStream::connect((self.host.as_str(), self.port)).await,
+            }
+        };
+        let deadline = Instant::now() + self.connect_timeout;
+        let tcp = match tokio::time::timeout_at(deadline, attempt).await {
+            Err(_) => return Err(Error::new(ErrorCode::UpstreamConnectTimeout)),
+            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                return Err(Error::new(ErrorCode::UpstreamConnectRefused).with_cause(e));
+            }
+            Ok(Err(e)) => return Err(Error::new(ErrorCode::UpstreamConnectFailed).with_cause(e)),
+            Ok(Ok(s)) => s,
+        };
+        let _ = tcp.set_nodelay(true);
+        if self.transport != Transport::Https {
+            return Ok(UpStream::Plain(tcp));
+        }
+        let tls_failed = || Error::new(ErrorCode::UpstreamTlsFailed);
+        let Some((tls, name)) = &self.tls else {
+            return Err(tls_failed().with_cause("no TLS client configuration"));
+        };
+        let Some(name) = name.clone() else {
+            return Err(tls_failed().with_cause("the target's host is not a valid TLS server name"));
+        };
+        let config = if h2 { &tls.h2 } else { &tls.http1 };
+        let handshake = TlsConnector::from(config.clone()).connect(name, tcp);
+        match tokio::time::timeout_at(deadline, handshake).await {
+            Err(_) => Err(Error::new(ErrorCode::UpstreamConnectTimeout)),
+            Ok(Err(e)) => Err(tls_failed().with_cause(e)),
+            Ok(Ok(s)) => Ok(UpStream::Tls(Box::new(s))),
+        }
+    }
+
     /// An idle connection that still looks alive, if any.
     pub(crate) fn checkout(&self) -> Option<UpConn> {
         loop {
@@ -82,10 +286,11 @@ impl TargetPool {
             if idle.since.elapsed() >= self.idle_timeout {
                 continue;
             }
-            // An idle connection must have nothing to read: bytes or EOF mean the upstream
-            // closed it or broke framing, and it is dropped.
+            // An idle connection must have nothing to read: bytes (on a TLS connection, most
+            // likely a close_notify) or EOF mean the upstream closed it or broke framing, and
+            // it is dropped.
             let mut probe = [0u8; 1];
-            match idle.conn.stream.try_read(&mut probe) {
+            match idle.conn.stream.tcp().try_read(&mut probe) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(idle.conn),
                 _ => continue,
             }
@@ -106,31 +311,17 @@ impl TargetPool {
         }
     }
 
-    /// Opens a new connection.
-    pub(crate) async fn connect(&self) -> Result<UpConn, Error> {
-        let attempt = async {
-            match self.addr {
-                Some(addr) => TcpStream::connect(addr).await,
-                None => TcpStream::connect((self.host.as_str(), self.port)).await,
-            }
-        };
-        let stream = match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Err(_) => return Err(Error::new(ErrorCode::UpstreamConnectTimeout)),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Err(Error::new(ErrorCode::UpstreamConnectRefused).with_cause(e));
-            }
-            Ok(Err(e)) => return Err(Error::new(ErrorCode::UpstreamConnectFailed).with_cause(e)),
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
-        Ok(UpConn {
-            stream,
-            buf: BytesMut::with_capacity(super::exchange::READ_BUFFER),
-        })
-    }
-
-    /// Number of idle connections (for tests and metrics).
+    /// Number of idle HTTP/1.1 connections (for tests and metrics).
     pub fn idle_count(&self) -> usize {
         self.idle.lock().map_or(0, |l| l.len())
+    }
+}
+
+impl UpConn {
+    fn new(stream: UpStream) -> UpConn {
+        UpConn {
+            stream,
+            buf: BytesMut::with_capacity(super::exchange::READ_BUFFER),
+        }
     }
 }

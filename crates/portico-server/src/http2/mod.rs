@@ -18,6 +18,7 @@
 //! `h2` decodes them (`guard.rs`).
 
 mod guard;
+mod out;
 mod request;
 mod response;
 
@@ -45,6 +46,7 @@ use crate::service::{Exchange, Notes, Request, Service};
 
 pub(crate) use guard::PREFACE;
 use guard::{BlockLimits, Guarded, decoded_bound};
+pub(crate) use out::Out;
 
 /// HTTP/2 settings (`http2` in the configuration).
 #[derive(Clone, Debug)]

@@ -1,7 +1,6 @@
 //! Writing a response on an HTTP/2 stream: the head as a HEADERS frame, the body as DATA
 //! frames sent as the client's flow-control window allows.
 
-use std::future::poll_fn;
 use std::io;
 use std::sync::Mutex;
 
@@ -15,6 +14,8 @@ use portico_http::response::is_hop_by_hop;
 use crate::date::with_http_date;
 use crate::id::RequestId;
 use crate::response::{Payload, Response};
+
+use super::Out;
 
 /// Sends `resp` on the stream (`head_request` when the request was HEAD); returns the body
 /// bytes sent. A response that cannot be sent whole ends with `RST_STREAM(INTERNAL_ERROR)`.
@@ -125,62 +126,4 @@ async fn send_payload(
 
 fn upstream_failed(e: crate::error::Error) -> io::Error {
     io::Error::other(e.code().as_str())
-}
-
-/// A body sent piece by piece: each piece waits for window, and a body of known length ends
-/// the stream with its last piece rather than with an empty frame after it.
-struct Out<'a> {
-    stream: &'a mut SendStream<Bytes>,
-    remaining: Option<u64>,
-    sent: &'a mut u64,
-    ended: bool,
-}
-
-impl<'a> Out<'a> {
-    fn new(stream: &'a mut SendStream<Bytes>, length: Option<u64>, sent: &'a mut u64) -> Self {
-        Out {
-            stream,
-            remaining: length,
-            sent,
-            ended: false,
-        }
-    }
-
-    async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
-        if let Some(remaining) = &mut self.remaining {
-            if data.len() as u64 > *remaining {
-                return Err(io::Error::other("a body is longer than announced"));
-            }
-            *remaining -= data.len() as u64;
-        }
-        while !data.is_empty() {
-            self.stream.reserve_capacity(data.len());
-            let window = match poll_fn(|cx| self.stream.poll_capacity(cx)).await {
-                Some(window) => window.map_err(io::Error::other)?,
-                None => return Err(io::Error::other("the stream closed")),
-            };
-            if window == 0 {
-                continue;
-            }
-            let piece = data.split_to(window.min(data.len()));
-            *self.sent += piece.len() as u64;
-            let last = data.is_empty() && self.remaining == Some(0);
-            self.stream
-                .send_data(piece, last)
-                .map_err(io::Error::other)?;
-            self.ended |= last;
-        }
-        Ok(())
-    }
-
-    fn finish(self) -> io::Result<()> {
-        match self.remaining {
-            Some(0) if self.ended => Ok(()),
-            Some(0) | None => self
-                .stream
-                .send_data(Bytes::new(), true)
-                .map_err(io::Error::other),
-            Some(_) => Err(io::Error::other("a body is shorter than announced")),
-        }
-    }
 }

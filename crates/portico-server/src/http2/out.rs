@@ -1,0 +1,70 @@
+//! A body written as DATA frames on an HTTP/2 stream as the peer's flow-control window
+//! allows: responses to HTTP/2 clients and request bodies to HTTP/2 upstreams.
+
+use std::future::poll_fn;
+use std::io;
+
+use bytes::Bytes;
+use h2::SendStream;
+
+/// A body sent piece by piece: each piece waits for window, and a body of known length ends
+/// the stream with its last piece rather than with an empty frame after it.
+pub(crate) struct Out<'a> {
+    stream: &'a mut SendStream<Bytes>,
+    remaining: Option<u64>,
+    sent: &'a mut u64,
+    ended: bool,
+}
+
+impl<'a> Out<'a> {
+    pub(crate) fn new(
+        stream: &'a mut SendStream<Bytes>,
+        length: Option<u64>,
+        sent: &'a mut u64,
+    ) -> Self {
+        Out {
+            stream,
+            remaining: length,
+            sent,
+            ended: false,
+        }
+    }
+
+    pub(crate) async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
+        if let Some(remaining) = &mut self.remaining {
+            if data.len() as u64 > *remaining {
+                return Err(io::Error::other("a body is longer than announced"));
+            }
+            *remaining -= data.len() as u64;
+        }
+        while !data.is_empty() {
+            self.stream.reserve_capacity(data.len());
+            let window = match poll_fn(|cx| self.stream.poll_capacity(cx)).await {
+                Some(window) => window.map_err(io::Error::other)?,
+                None => return Err(io::Error::other("the stream closed")),
+            };
+            if window == 0 {
+                continue;
+            }
+            let piece = data.split_to(window.min(data.len()));
+            *self.sent += piece.len() as u64;
+            let last = data.is_empty() && self.remaining == Some(0);
+            self.stream
+                .send_data(piece, last)
+                .map_err(io::Error::other)?;
+            self.ended |= last;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> io::Result<()> {
+        match self.remaining {
+            Some(0) if self.ended => Ok(()),
+            Some(0) | None => self
+                .stream
+                .send_data(Bytes::new(), true)
+                .map_err(io::Error::other),
+            Some(_) => Err(io::Error::other("a body is shorter than announced")),
+        }
+    }
+}
