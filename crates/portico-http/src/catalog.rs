@@ -443,13 +443,15 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         502,
         "Bad Gateway",
         "The server was acting as a gateway or proxy and received an invalid request from the remote server.",
-        "The upstream refused the connection, reset it, answered invalid HTTP, or answered 306; each its own error code.",
+        "The upstream refused the connection, reset it (or an HTTP/2 stream), answered invalid HTTP, answered 306, or failed the TLS handshake; each its own error code.",
         Implemented,
         &[
             "proxy::upstream_refusing_connections_is_502",
             "proxy::upstream_reset_is_502",
             "proxy::upstream_garbage_is_502",
             "proxy::upstream_306_becomes_502",
+            "upstream_h2::upstream_stream_failures_are_502_and_refused_streams_are_retried",
+            "upstream_h2::untrusted_or_misnamed_upstream_certificates_are_502",
         ],
     ),
     row(

@@ -368,3 +368,40 @@ async fn untrusted_or_misnamed_upstream_certificates_are_502() {
     assert_error(&resp, 502, "PTC.UPSTREAM_TLS_FAILED");
     assert_eq!(up.connections(), 0, "no request reached the upstream");
 }
+
+#[tokio::test(start_paused = true)]
+async fn requests_waiting_for_a_dial_that_fails_fail_with_it() {
+    // A target that accepts TCP and never answers the TLS handshake: each dial ends at
+    // `connect_timeout`. Requests that queued behind the first dial must not each wait out
+    // their own timeout in turn.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, ca) = certificate(&dir);
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let extra = format!("    connect_timeout: 5s\n{}", tls_upstream(&ca, ""));
+    let gw = TestGateway::start(&config(&format!("https://localhost:{port}"), &extra)).await;
+    let started = tokio::time::Instant::now();
+    let mut pending = Vec::new();
+    for _ in 0..3 {
+        let addr = gw.addr;
+        pending.push(tokio::spawn(async move {
+            let mut c = RawClient::connect(addr).await;
+            c.send("GET /api/x HTTP/1.1\r\nHost: h\r\n\r\n").await;
+            c.response().await
+        }));
+    }
+    for p in pending {
+        assert_error(&p.await.unwrap(), 502, "PTC.UPSTREAM_CONNECT_TIMEOUT");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "one timeout for all, not one each: {:?}",
+        started.elapsed()
+    );
+}

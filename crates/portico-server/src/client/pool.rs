@@ -80,6 +80,10 @@ pub struct TargetPool {
     /// Held while an HTTP/2 connection is being opened, so that concurrent first requests
     /// share one connection instead of each opening their own.
     dialing: tokio::sync::Mutex<()>,
+    /// Dials made under `dialing`, and how the last one failed: requests that waited for a
+    /// dial that failed fail with it rather than each waiting out a timeout of its own.
+    dials: AtomicU64,
+    dial_error: Mutex<Option<ErrorCode>>,
 }
 
 impl TargetPool {
@@ -123,6 +127,8 @@ impl TargetPool {
             h2: Arc::new(Mutex::new(None)),
             generation: AtomicU64::new(0),
             dialing: tokio::sync::Mutex::new(()),
+            dials: AtomicU64::new(0),
+            dial_error: Mutex::new(None),
         }
     }
 
@@ -153,22 +159,44 @@ impl TargetPool {
                     return Ok(Link::H2(link));
                 }
             }
-            SPEAKS_HTTP1 => {
-                if let Some(conn) = self.checkout() {
-                    return Ok(Link::Http1(conn, true));
-                }
-                return self.dial().await;
-            }
+            SPEAKS_HTTP1 => return self.http1().await,
             _ => {}
         }
         // Possibly HTTP/2: one dial at a time, and whoever waited uses what the first opened.
-        let _dialing = self.dialing.lock().await;
-        if self.speaks.load(Ordering::Relaxed) == SPEAKS_H2
-            && let Some(link) = self.shared()
-        {
-            return Ok(Link::H2(link));
+        let seen = self.dials.load(Ordering::Acquire);
+        let dialing = self.dialing.lock().await;
+        match self.speaks.load(Ordering::Relaxed) {
+            SPEAKS_H2 => {
+                if let Some(link) = self.shared() {
+                    return Ok(Link::H2(link));
+                }
+            }
+            SPEAKS_HTTP1 => {
+                drop(dialing);
+                return self.http1().await;
+            }
+            _ => {}
         }
-        self.dial().await
+        if self.dials.load(Ordering::Acquire) != seen
+            && let Some(code) = *self.dial_error.lock().unwrap_or_else(|e| e.into_inner())
+        {
+            return Err(
+                Error::new(code).with_cause("the connection opened for waiting requests failed")
+            );
+        }
+        let dialed = self.dial().await;
+        *self.dial_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            dialed.as_ref().err().map(Error::code);
+        self.dials.fetch_add(1, Ordering::Release);
+        dialed
+    }
+
+    /// An idle HTTP/1.1 connection, or a new connection.
+    async fn http1(&self) -> Result<Link, Error> {
+        match self.checkout() {
+            Some(conn) => Ok(Link::Http1(conn, true)),
+            None => self.dial().await,
+        }
     }
 
     /// A new HTTP/1.1 connection, never HTTP/2 (for WebSocket handshakes, which take the
