@@ -90,8 +90,18 @@ pub async fn serve_connection<S: Service>(
 ) {
     // A protocol ALPN settled is honoured even if a reload turned HTTP/2 off meanwhile.
     let h2 = settings.http2.is_some();
+    // HTTP/2's state lives in its own allocation: inline, it would make every HTTP/1.1
+    // connection's future (held for as long as the connection is open) as large as its own.
     if io.alpn() == Some(b"h2") {
-        return http2::serve(io, Bytes::new(), peer, svc, settings, shutdown).await;
+        return Box::pin(http2::serve(
+            io,
+            Bytes::new(),
+            peer,
+            svc,
+            settings,
+            shutdown,
+        ))
+        .await;
     }
     let mut rbuf = BytesMut::new();
     let mut out = Vec::new();
@@ -119,7 +129,7 @@ pub async fn serve_connection<S: Service>(
             && opens_with_preface(&mut io, &mut rbuf, started + settings.header_timeout).await
         {
             let replay = rbuf.split().freeze();
-            return http2::serve(io, replay, peer, svc, settings, shutdown).await;
+            return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
         }
         first = false;
         let id = RequestId::new();

@@ -26,6 +26,7 @@ use std::future::poll_fn;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -160,6 +161,13 @@ pub(crate) async fn serve<S: Service>(
                 None => break,
             },
             Some(()) = streams.next(), if !streams.is_empty() => {
+                // Finish every other stream that can finish now, before the connection is
+                // polled again: their frames then leave in one write, not one write each.
+                poll_fn(|cx| {
+                    while let Poll::Ready(Some(())) = streams.poll_next_unpin(cx) {}
+                    Poll::Ready(())
+                })
+                .await;
                 if streams.is_empty() {
                     idle_since = Some(Instant::now());
                 }
