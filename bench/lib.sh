@@ -39,3 +39,27 @@ measure() {  # pid duration raw cmd...
   wait "$lp"
   awk -v a="$a" -v b="$b" -v s="$s" -v e="$e" -v r="$rss" 'BEGIN{printf "%.1f %s\n", (b-a)/(e-s), r}'
 }
+
+# The part of an nginx configuration every bench shares: one worker (the caller pins it), no
+# access log, temp files under WORK, keep-alive never recycled. Ends inside `http {`; the
+# caller writes the rest and the closing brace.
+nginx_prelude() {  # work name
+  cat <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid $1/$2.pid;
+error_log $1/$2-error.log error;
+events { worker_connections 8192; use epoll; }
+http {
+    access_log off;
+    client_body_temp_path $1/nginx-tmp/body;
+    proxy_temp_path $1/nginx-tmp/proxy;
+    fastcgi_temp_path $1/nginx-tmp/fastcgi;
+    uwsgi_temp_path $1/nginx-tmp/uwsgi;
+    scgi_temp_path $1/nginx-tmp/scgi;
+    keepalive_timeout 75s;
+    keepalive_requests 1000000;
+EOF
+}

@@ -72,23 +72,7 @@ routes:
 EOF
 }
 nginx_conf() {  # name port sendfile
-  cat > "$WORK/$1.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $WORK/$1.pid;
-error_log $WORK/$1-error.log error;
-events { worker_connections 8192; use epoll; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx-tmp/body;
-    proxy_temp_path $WORK/nginx-tmp/proxy;
-    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-    scgi_temp_path $WORK/nginx-tmp/scgi;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
+  { nginx_prelude "$WORK" "$1"; cat <<EOF
     default_type application/octet-stream;
     types { application/json json; }
     sendfile $3;
@@ -98,6 +82,7 @@ http {
     }
 }
 EOF
+  } > "$WORK/$1.conf"
 }
 nginx_conf nginx "${PORT[nginx]}" off
 nginx_conf nginx-sendfile "${PORT[nginx-sendfile]}" on

@@ -69,23 +69,7 @@ routes:
     methods: [GET, HEAD, POST, PUT, PATCH, DELETE]
     upstream: bench
 EOF
-cat > "$WORK/nginx.conf" <<EOF
-daemon off;
-master_process on;
-worker_processes 1;
-worker_rlimit_nofile 20000;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log error;
-events { worker_connections 8192; use epoll; }
-http {
-    access_log off;
-    client_body_temp_path $WORK/nginx-tmp/body;
-    proxy_temp_path $WORK/nginx-tmp/proxy;
-    fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
-    scgi_temp_path $WORK/nginx-tmp/scgi;
-    keepalive_timeout 75s;
-    keepalive_requests 1000000;
+{ nginx_prelude "$WORK" nginx; cat <<EOF
     upstream up {
         server 127.0.0.1:$UP;
         keepalive 128;
@@ -105,6 +89,7 @@ http {
     }
 }
 EOF
+} > "$WORK/nginx.conf"
 cat > "$WORK/haproxy.cfg" <<EOF
 global
     nbthread 1

@@ -1,8 +1,9 @@
-//! A client connection's byte stream: plain TCP, or TLS over it.
+//! A connection's byte stream: plain TCP, or TLS over it ([`MaybeTls`]), for clients
+//! ([`ClientIo`]) and upstream targets alike.
 //!
-//! One concrete type rather than a generic parameter, so the request pipeline, request bodies
-//! and WebSocket relays see one type whatever the listener; the two cases differ only in how
-//! an idle connection waits (see `ClientIo::read_idle`).
+//! One concrete type per side rather than a generic parameter, so the request pipeline,
+//! request bodies and WebSocket relays see one type whatever the listener; on the client side
+//! the two cases differ only in how an idle connection waits (see `ClientIo::read_idle`).
 
 use std::io;
 use std::pin::Pin;
@@ -11,36 +12,69 @@ use std::task::{Context, Poll};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+use tokio_rustls::{client, server};
 
 use crate::spare;
 
-/// A client connection.
-pub enum ClientIo {
+/// A connection: plain TCP, or TLS over TCP.
+pub enum MaybeTls<T> {
     /// Plain TCP.
     Plain(TcpStream),
     /// TLS over TCP (boxed: a TLS session is large, and most connections are one or the
     /// other for their whole life).
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<T>),
 }
 
-impl ClientIo {
+/// A client connection.
+pub type ClientIo = MaybeTls<server::TlsStream<TcpStream>>;
+
+/// A TLS stream over TCP, either side.
+pub trait TlsOverTcp: AsyncRead + AsyncWrite + Unpin {
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream;
+    /// The protocol both sides agreed on with ALPN, if any.
+    fn alpn(&self) -> Option<&[u8]>;
+}
+
+impl TlsOverTcp for server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+
+    fn alpn(&self) -> Option<&[u8]> {
+        self.get_ref().1.alpn_protocol()
+    }
+}
+
+impl TlsOverTcp for client::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+
+    fn alpn(&self) -> Option<&[u8]> {
+        self.get_ref().1.alpn_protocol()
+    }
+}
+
+impl<T: TlsOverTcp> MaybeTls<T> {
     /// The TCP socket underneath.
     pub fn tcp(&self) -> &TcpStream {
         match self {
-            ClientIo::Plain(s) => s,
-            ClientIo::Tls(s) => s.get_ref().0,
+            MaybeTls::Plain(s) => s,
+            MaybeTls::Tls(s) => s.tcp(),
         }
     }
 
-    /// The protocol the client and Portico agreed on with ALPN, if any.
+    /// The protocol the two sides agreed on with ALPN, if any.
     pub fn alpn(&self) -> Option<&[u8]> {
         match self {
-            ClientIo::Plain(_) => None,
-            ClientIo::Tls(s) => s.get_ref().1.alpn_protocol(),
+            MaybeTls::Plain(_) => None,
+            MaybeTls::Tls(s) => s.alpn(),
         }
     }
+}
 
+impl ClientIo {
     /// Waits for the first bytes of a request and reads them into `buf`. Plain TCP waits for
     /// readiness before it takes a buffer, so an idle connection holds none; TLS cannot tell
     /// from the socket whether decrypted bytes are waiting, so it takes one and reads.
@@ -65,28 +99,28 @@ impl ClientIo {
     }
 }
 
-impl AsyncRead for ClientIo {
+impl<T: AsyncRead + Unpin> AsyncRead for MaybeTls<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
 
-impl AsyncWrite for ClientIo {
+impl<T: AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -96,29 +130,29 @@ impl AsyncWrite for ClientIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+            MaybeTls::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
     fn is_write_vectored(&self) -> bool {
         match self {
-            ClientIo::Plain(s) => s.is_write_vectored(),
-            ClientIo::Tls(s) => s.is_write_vectored(),
+            MaybeTls::Plain(s) => s.is_write_vectored(),
+            MaybeTls::Tls(s) => s.is_write_vectored(),
         }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            ClientIo::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientIo::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -30,7 +30,7 @@ pub use date::with_http_date;
 pub use error::Error;
 pub use http2::Http2Settings;
 pub use id::RequestId;
-pub use io::ClientIo;
+pub use io::{ClientIo, MaybeTls, TlsOverTcp};
 pub use listener::{Listener, serve, serve_all};
 pub use response::{Body, OnUpgrade, Response, StreamBody, Upgraded};
 pub use service::{Exchange, Notes, Request, Service};

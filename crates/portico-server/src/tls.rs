@@ -63,11 +63,7 @@ pub fn server_config(cert: &Path, key: &Path, http2: bool) -> Result<ServerConfi
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("the certificate and key do not go together: {e}"))?;
-    config.alpn_protocols = ALPN
-        .iter()
-        .filter(|p| http2 || **p != b"h2")
-        .map(|p| p.to_vec())
-        .collect();
+    config.alpn_protocols = alpn(http2);
     Ok(config)
 }
 
@@ -108,10 +104,14 @@ pub fn client_config(ca: Option<&Path>, http2: bool) -> Result<ClientConfig, Str
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = ALPN
-        .iter()
+    config.alpn_protocols = alpn(http2);
+    Ok(config)
+}
+
+/// [`ALPN`], without `h2` unless `http2`.
+fn alpn(http2: bool) -> Vec<Vec<u8>> {
+    ALPN.iter()
         .filter(|p| http2 || **p != b"h2")
         .map(|p| p.to_vec())
-        .collect();
-    Ok(config)
+        .collect()
 }

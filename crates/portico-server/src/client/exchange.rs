@@ -10,9 +10,9 @@ use portico_http::response::{ResponseFraming, is_hop_by_hop, response_info};
 use portico_http::{BodyFraming, ErrorCode, Method};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::UpStream;
 use super::body::UpstreamBody;
 use super::pool::{Link, TargetPool, UpConn};
-use super::stream::UpStream;
 use crate::body::RequestBody;
 use crate::error::Error;
 

@@ -16,7 +16,6 @@ mod body;
 mod exchange;
 mod h2;
 mod pool;
-mod stream;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -25,10 +24,13 @@ use std::time::Duration;
 pub use body::{ResponseFraming, UpstreamBody};
 pub use exchange::{Switched, UpgradeAnswer, UpstreamRequest, UpstreamResponse};
 pub use pool::TargetPool;
-pub use stream::UpStream;
 
 use crate::body::RequestBody;
 use crate::error::Error;
+
+/// The bytes of one upstream connection: plain for `http://` and `h2c://` targets, TLS for
+/// `https://` ones.
+pub type UpStream = crate::io::MaybeTls<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 /// How a target is spoken to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

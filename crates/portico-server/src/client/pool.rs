@@ -15,8 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::stream::UpStream;
-use super::{Transport, UpstreamTls};
+use super::{Transport, UpStream, UpstreamTls};
 use crate::error::Error;
 
 /// Per-stream receive window of an HTTP/2 upstream connection.
@@ -228,7 +227,7 @@ impl TargetPool {
             Transport::Http => false,
             Transport::H2c => true,
             Transport::Https => {
-                let h2 = stream.alpn_h2();
+                let h2 = stream.alpn() == Some(b"h2");
                 let speaks = if h2 { SPEAKS_H2 } else { SPEAKS_HTTP1 };
                 self.speaks.store(speaks, Ordering::Relaxed);
                 h2
