@@ -9,6 +9,7 @@
 mod content;
 mod model;
 mod read;
+mod redirect;
 pub mod yaml;
 
 use std::fmt;
@@ -21,6 +22,7 @@ pub use model::{
     parse_target,
 };
 pub use read::{parse_duration, parse_size};
+pub use redirect::{REDIRECT_STATUSES, Redirect};
 use yaml::Loc;
 
 /// One thing wrong with a configuration.

@@ -10,6 +10,7 @@ use portico_http::{HeadLimits, Method, MethodSet};
 
 use crate::content;
 use crate::read::{Reader, join};
+use crate::redirect::{self, Redirect};
 use crate::yaml::Node;
 
 /// Everything `portico serve` needs, validated.
@@ -214,6 +215,8 @@ pub enum Action {
     Upstream(usize),
     /// A built-in handler.
     Handler(Handler),
+    /// A redirect, answered by Portico.
+    Redirect(Redirect),
 }
 
 /// Built-in handlers.
@@ -251,6 +254,8 @@ pub struct PathTemplate {
     pub patterns: Vec<String>,
     /// The name of the `{*name}` parameter, when the template ends with one.
     pub catch_all: Option<String>,
+    /// The names of all its parameters, in order.
+    pub params: Vec<String>,
 }
 
 impl PathTemplate {
@@ -322,6 +327,7 @@ impl PathTemplate {
             source: source.to_string(),
             patterns,
             catch_all: catch_all_name,
+            params: names.iter().map(|n| n.to_string()).collect(),
         })
     }
 }
@@ -375,6 +381,7 @@ const ROUTE_KEYS: &[&str] = &[
     "buffer_body",
     "websocket",
     "websocket_idle_timeout",
+    "redirect",
     "produces",
     "consumes",
     "consumes_encodings",
@@ -877,20 +884,35 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         }
         Some(n) => read_methods(r, n, &join(path, "methods")),
     };
-    let action = match (f.get("upstream"), f.get("handler")) {
-        (Some(_), Some(h)) => {
+    let action = match (f.get("upstream"), f.get("handler"), f.get("redirect")) {
+        (Some(_), Some(h), _) => {
             r.problem(
                 h,
                 &join(path, "handler"),
-                "a route has either `upstream` or `handler`, not both",
+                "a route has one of `upstream`, `handler` or `redirect`, not several",
             );
             None
         }
-        (None, None) => {
-            r.problem(node, path, "a route needs `upstream` or `handler`");
+        (Some(_), None, Some(d)) | (None, Some(_), Some(d)) => {
+            r.problem(
+                d,
+                &join(path, "redirect"),
+                "a route has one of `upstream`, `handler` or `redirect`, not several",
+            );
             None
         }
-        (Some(u), None) => {
+        (None, None, None) => {
+            r.problem(
+                node,
+                path,
+                "a route needs `upstream`, `handler` or `redirect`",
+            );
+            None
+        }
+        (None, None, Some(d)) => {
+            redirect::read(r, d, &join(path, "redirect"), template.as_ref()).map(Action::Redirect)
+        }
+        (Some(u), None, None) => {
             let upath = join(path, "upstream");
             r.string(u, &upath).and_then(|name| {
                 match upstreams.iter().position(|x| x.name == name) {
@@ -902,7 +924,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
                 }
             })
         }
-        (None, Some(h)) => {
+        (None, Some(h), None) => {
             let hpath = join(path, "handler");
             match r.string(h, &hpath) {
                 Some("echo") => Some(Action::Handler(Handler::Echo)),

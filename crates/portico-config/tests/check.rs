@@ -48,7 +48,11 @@ fn the_documented_example_is_valid() {
 #[test]
 fn the_example_in_the_configuration_reference_is_valid() {
     let doc = include_str!("../../../docs/config.md");
-    let start = doc.find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
+    let example = doc
+        .find("## A complete example")
+        .expect("the example section");
+    let start =
+        example + doc[example..].find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
     let yaml = &doc[start..start + doc[start..].find("```").unwrap()];
     // Its static root is relative to the file, so the file goes next to one.
     let dir = tempfile::tempdir().unwrap();
@@ -56,12 +60,13 @@ fn the_example_in_the_configuration_reference_is_valid() {
     let path = dir.path().join("portico.yaml");
     std::fs::write(&path, yaml).unwrap();
     let c = portico_config::load(&path).unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(c.routes.len(), 2);
+    assert_eq!(c.routes.len(), 3);
     assert_eq!(c.routes[0].produces[0].to_string(), "application/json");
     assert!(matches!(
         c.routes[1].action,
         Action::Handler(Handler::Static(_))
     ));
+    assert!(matches!(&c.routes[2].action, Action::Redirect(r) if r.status == 308));
 }
 
 #[test]
@@ -112,11 +117,13 @@ fn missing_and_conflicting_keys_are_reported() {
         "{text}"
     );
     assert!(
-        text.contains("routes[0]: a route needs `upstream` or `handler`"),
+        text.contains("routes[0]: a route needs `upstream`, `handler` or `redirect`"),
         "{text}"
     );
     assert!(
-        text.contains("routes[1].handler: a route has either `upstream` or `handler`, not both"),
+        text.contains(
+            "routes[1].handler: a route has one of `upstream`, `handler` or `redirect`, not several"
+        ),
         "{text}"
     );
     assert!(
@@ -227,6 +234,39 @@ fn websocket_routes_proxy_a_get() {
         "routes[0].websocket: a WebSocket handshake is a GET",
         "routes[1].websocket: `websocket` is for routes with an `upstream`",
         "routes[2].websocket_idle_timeout: `websocket_idle_timeout` needs `websocket: true`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn redirect_routes_are_checked_against_their_path() {
+    let ok = from_str(
+        "routes:\n  - {name: a, path: \"/v1/{*rest}\", methods: [GET], redirect: {to: \"/v2/{*rest}\", status: 308}}\n  - {name: b, path: /b, methods: [GET], redirect: {to: \"https://example.com/\"}}\n",
+        "r.yaml",
+    )
+    .unwrap();
+    let Action::Redirect(r) = &ok.routes[0].action else {
+        panic!("{:?}", ok.routes[0].action)
+    };
+    assert_eq!((r.status, r.to.as_str()), (308, "/v2/{*rest}"));
+    let Action::Redirect(r) = &ok.routes[1].action else {
+        panic!("{:?}", ok.routes[1].action)
+    };
+    assert_eq!(r.status, 301, "301 when no status is given");
+
+    let text = from_str(
+        "upstreams:\n  - {name: up, targets: [\"http://127.0.0.1:9\"]}\nroutes:\n  - {name: a, path: \"/a/{id}\", methods: [GET], redirect: {to: \"/b/{other}\"}}\n  - {name: b, path: /b, methods: [GET], redirect: {to: /c, status: 304}}\n  - {name: c, path: /c, methods: [GET], redirect: {status: 302}}\n  - {name: d, path: /d, methods: [GET], upstream: up, redirect: {to: /e}}\n  - {name: e, path: /e, methods: [GET], redirect: {to: \"//evil.example/\"}}\n",
+        "r.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].redirect.to: `{other}` is not a parameter of the route's path `/a/{id}`",
+        "routes[1].redirect.status: a redirect status is 301, 302, 303, 307 or 308",
+        "routes[2].redirect.to: missing required key `to`",
+        "routes[3].redirect: a route has one of `upstream`, `handler` or `redirect`, not several",
+        "routes[4].redirect.to: `//evil.example/`: a redirect goes to a path",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use portico_config::{
-    Action, Config, Handler as BuiltIn, RouteGroup, RouteTable, Target, TargetScheme,
+    Action, Config, Handler as BuiltIn, Redirect, RouteGroup, RouteTable, Target, TargetScheme,
 };
 use portico_http::coding::{self, ContentCoding};
 use portico_http::negotiate::{self, MediaType};
@@ -64,6 +64,7 @@ enum Answer {
     Echo,
     /// A static route and the name of its catch-all parameter (the file's path).
     Static(Box<static_files::StaticRoute>, String),
+    Redirect(Box<Redirect>),
     Custom(Arc<dyn Handler>),
 }
 
@@ -133,6 +134,7 @@ impl Gateway {
             all_methods = all_methods.union(r.methods);
             let answer = match &r.action {
                 Action::Upstream(u) => Answer::Upstream(*u),
+                Action::Redirect(r) => Answer::Redirect(Box::new(r.clone())),
                 Action::Handler(BuiltIn::Echo) => Answer::Echo,
                 Action::Handler(BuiltIn::Static(settings)) => {
                     let catch_all = r.path.catch_all.clone().ok_or_else(|| {
@@ -400,6 +402,11 @@ impl Service for Gateway {
             Answer::Static(files, _) => {
                 let file = params.first().map_or("", |(_, v)| v.as_str());
                 files.serve(req, file).await
+            }
+            Answer::Redirect(r) => {
+                let query = req.head.query().and_then(|q| std::str::from_utf8(q).ok());
+                let location = r.location(|name| matched.params.get(name), query);
+                Ok(Response::new(r.status).header("Location", location))
             }
             Answer::Custom(h) => h.handle(req, body).await,
         }
