@@ -1,0 +1,266 @@
+//! Portico's store: the documents the admin API manages (projects, consumers, APIs, routes,
+//! upstreams, plans), kept in embedded SQLite by default or in PostgreSQL when several nodes
+//! share one configuration.
+//!
+//! The store does not know what a route or a project is. It keeps JSON documents, each of a
+//! `kind`, in a `scope` (a project's id, or empty for global kinds), under a `name` unique
+//! among the live documents of its kind and scope, with a `version` that every change raises
+//! (for `If-Match` and stale-write checks). Deleting leaves a tombstone, so that the item
+//! answers 410 for a while rather than 404, and every write raises one store-wide `revision`,
+//! which is how a data plane knows there is something new to load. What a document must hold
+//! is decided above the store, by the same validation as the configuration file; here, every
+//! write is one transaction, so no request can leave the store half-changed.
+//!
+//! Both backends pass one conformance suite (`tests/conformance.rs`).
+
+use std::future::Future;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// A document to create.
+#[derive(Clone, Copy, Debug)]
+pub struct NewDocument<'a> {
+    /// What it is (`projects`, `routes`, …).
+    pub kind: &'a str,
+    /// The project it belongs to, or empty.
+    pub scope: &'a str,
+    /// Unique among the live documents of its kind and scope.
+    pub name: &'a str,
+    /// Its content.
+    pub body: &'a Value,
+}
+
+/// A live document.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    /// What it is.
+    pub kind: String,
+    /// 32 lowercase hexadecimal characters, never reused.
+    pub id: String,
+    /// The project it belongs to, or empty.
+    pub scope: String,
+    /// Its name.
+    pub name: String,
+    /// 1 when created; each replace raises it by one.
+    pub version: u64,
+    /// Its content.
+    pub body: Value,
+    /// When it was created, in milliseconds since the Unix epoch.
+    pub created_ms: i64,
+    /// When it last changed.
+    pub updated_ms: i64,
+    /// The store's revision at its last change.
+    pub revision: u64,
+}
+
+/// What is under an id.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Lookup {
+    /// A live document.
+    Live(Document),
+    /// A document deleted at this time, whose tombstone is still kept.
+    Gone {
+        /// When it was deleted.
+        deleted_ms: i64,
+    },
+    /// Nothing: never created, or its tombstone was purged.
+    Missing,
+}
+
+/// Why a store operation did not happen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoreError {
+    /// Another live document of this kind and scope has the name.
+    NameTaken,
+    /// No document has this id.
+    NotFound,
+    /// The document was deleted.
+    Gone,
+    /// The caller's version is not the document's.
+    VersionMismatch {
+        /// The document's version.
+        current: u64,
+    },
+    /// The backend failed (I/O, connection, a bad URL); the text is for logs, never for a
+    /// client.
+    Backend(String),
+}
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreError::NameTaken => f.write_str("the name is taken"),
+            StoreError::NotFound => f.write_str("no such document"),
+            StoreError::Gone => f.write_str("the document was deleted"),
+            StoreError::VersionMismatch { current } => {
+                write!(f, "the document is at version {current}")
+            }
+            StoreError::Backend(e) => write!(f, "store backend: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// The operations every backend provides, each one transaction.
+pub trait Store {
+    /// Creates a document (version 1).
+    fn create(
+        &self,
+        new: NewDocument<'_>,
+    ) -> impl Future<Output = Result<Document, StoreError>> + Send;
+
+    /// What is under `id`.
+    fn get(&self, kind: &str, id: &str) -> impl Future<Output = Result<Lookup, StoreError>> + Send;
+
+    /// Up to `limit` live documents of a kind and scope, in id order, after the id `after`.
+    fn list(
+        &self,
+        kind: &str,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send;
+
+    /// Replaces a live document's name and body, if its version is `expected` (any version
+    /// when `None`); the version goes up by one.
+    fn replace(
+        &self,
+        kind: &str,
+        id: &str,
+        expected: Option<u64>,
+        name: &str,
+        body: &Value,
+    ) -> impl Future<Output = Result<Document, StoreError>> + Send;
+
+    /// Deletes a live document, if its version is `expected` (any when `None`), leaving a
+    /// tombstone (its body is not kept).
+    fn delete(
+        &self,
+        kind: &str,
+        id: &str,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets the tombstones of documents deleted before `deleted_before_ms`; returns how
+    /// many.
+    fn purge_tombstones(
+        &self,
+        deleted_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The store's revision: raised by every write, so a reader that saw revision `r` has
+    /// seen everything when it is still `r`.
+    fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// The store named by a configuration's `storage` URL.
+pub enum Backend {
+    /// `sqlite://PATH`
+    Sqlite(SqliteStore),
+    /// `postgres://…` or `postgresql://…`
+    Postgres(PgStore),
+}
+
+impl Backend {
+    /// Opens the store at `url` and brings its schema up to date.
+    pub async fn open(url: &str) -> Result<Backend, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            return Ok(Backend::Sqlite(SqliteStore::open(path).await?));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Backend::Postgres(PgStore::connect(url, None).await?));
+        }
+        Err(StoreError::Backend(
+            "a storage URL is sqlite://PATH or postgres://…".to_string(),
+        ))
+    }
+}
+
+impl Store for Backend {
+    async fn create(&self, new: NewDocument<'_>) -> Result<Document, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.create(new).await,
+            Backend::Postgres(s) => s.create(new).await,
+        }
+    }
+
+    async fn get(&self, kind: &str, id: &str) -> Result<Lookup, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.get(kind, id).await,
+            Backend::Postgres(s) => s.get(kind, id).await,
+        }
+    }
+
+    async fn list(
+        &self,
+        kind: &str,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.list(kind, scope, after, limit).await,
+            Backend::Postgres(s) => s.list(kind, scope, after, limit).await,
+        }
+    }
+
+    async fn replace(
+        &self,
+        kind: &str,
+        id: &str,
+        expected: Option<u64>,
+        name: &str,
+        body: &Value,
+    ) -> Result<Document, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.replace(kind, id, expected, name, body).await,
+            Backend::Postgres(s) => s.replace(kind, id, expected, name, body).await,
+        }
+    }
+
+    async fn delete(&self, kind: &str, id: &str, expected: Option<u64>) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.delete(kind, id, expected).await,
+            Backend::Postgres(s) => s.delete(kind, id, expected).await,
+        }
+    }
+
+    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.purge_tombstones(deleted_before_ms).await,
+            Backend::Postgres(s) => s.purge_tombstones(deleted_before_ms).await,
+        }
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.revision().await,
+            Backend::Postgres(s) => s.revision().await,
+        }
+    }
+}
+
+/// A new document id: 128 random bits as 32 lowercase hexadecimal characters.
+pub fn new_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Versions and revisions are stored as SQL integers (signed 64-bit, never negative).
+pub(crate) fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

@@ -1,0 +1,300 @@
+//! The shared store: PostgreSQL, for several Portico nodes on one configuration. The same
+//! schema and the same transactions as SQLite; migrations take an advisory lock, so nodes that
+//! start together do not run them twice.
+
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls, Row, Transaction};
+
+use crate::{Document, Lookup, NewDocument, Store, StoreError, from_sql, new_id, now_ms};
+
+/// Schema changes, in order; each runs once, in a transaction, and is recorded.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE documents (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        deleted_ms BIGINT,
+        revision BIGINT NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    CREATE UNIQUE INDEX documents_live_name ON documents (kind, scope, name)
+        WHERE deleted_ms IS NULL;
+    CREATE INDEX documents_list ON documents (kind, scope, id) WHERE deleted_ms IS NULL;
+    CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
+    INSERT INTO store_revision (id, value) VALUES (1, 0);
+"];
+
+/// Any number: the advisory lock that serialises migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x0070_6f72_7469_636f; // "portico" in ASCII
+
+const COLUMNS: &str = "kind, id, scope, name, version, body, created_ms, updated_ms, revision";
+
+/// A store in a PostgreSQL database.
+pub struct PgStore {
+    client: Mutex<Client>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn write_error(e: tokio_postgres::Error) -> StoreError {
+    if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+        StoreError::NameTaken
+    } else {
+        backend(e)
+    }
+}
+
+fn document(row: &Row) -> Document {
+    let body: String = row.get(5);
+    Document {
+        kind: row.get(0),
+        id: row.get(1),
+        scope: row.get(2),
+        name: row.get(3),
+        version: from_sql(row.get(4)),
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        created_ms: row.get(6),
+        updated_ms: row.get(7),
+        revision: from_sql(row.get(8)),
+    }
+}
+
+async fn bump(tx: &Transaction<'_>) -> Result<i64, StoreError> {
+    let row = tx
+        .query_one(
+            "UPDATE store_revision SET value = value + 1 WHERE id = 1 RETURNING value",
+            &[],
+        )
+        .await
+        .map_err(backend)?;
+    Ok(row.get(0))
+}
+
+/// The current version of a document (locked for the transaction), or why there is none.
+async fn current(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<u64, StoreError> {
+    let row = tx
+        .query_opt(
+            "SELECT version, deleted_ms FROM documents WHERE kind = $1 AND id = $2 FOR UPDATE",
+            &[&kind, &id],
+        )
+        .await
+        .map_err(backend)?;
+    match row {
+        None => Err(StoreError::NotFound),
+        Some(r) if r.get::<_, Option<i64>>(1).is_some() => Err(StoreError::Gone),
+        Some(r) => Ok(from_sql(r.get(0))),
+    }
+}
+
+fn check_version(current: u64, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != current => Err(StoreError::VersionMismatch { current }),
+        _ => Ok(()),
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` and migrates; with `schema`, everything lives in that schema (created
+    /// if needed), so that separate stores can share one database.
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
+        let (mut client, connection) =
+            tokio_postgres::connect(url, NoTls).await.map_err(backend)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "PostgreSQL connection ended");
+            }
+        });
+        if let Some(schema) = schema {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(StoreError::Backend(format!(
+                    "`{schema}` is not a schema name"
+                )));
+            }
+            client
+                .batch_execute(&format!(
+                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+                ))
+                .await
+                .map_err(backend)?;
+        }
+        migrate(&mut client).await.map_err(backend)?;
+        Ok(PgStore {
+            client: Mutex::new(client),
+        })
+    }
+}
+
+async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS portico_migrations (version BIGINT PRIMARY KEY)")
+        .await?;
+    let done: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0) FROM portico_migrations",
+            &[],
+        )
+        .await?
+        .get(0);
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version > done {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO portico_migrations (version) VALUES ($1)",
+                &[&version],
+            )
+            .await?;
+        }
+    }
+    tx.commit().await
+}
+
+impl Store for PgStore {
+    async fn create(&self, new: NewDocument<'_>) -> Result<Document, StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await.map_err(backend)?;
+        let revision = bump(&tx).await?;
+        let now = now_ms();
+        let id = new_id();
+        let body = new.body.to_string();
+        tx.execute(
+            "INSERT INTO documents (kind, id, scope, name, version, body, created_ms, updated_ms, revision)
+             VALUES ($1, $2, $3, $4, 1, $5, $6, $6, $7)",
+            &[&new.kind, &id, &new.scope, &new.name, &body, &now, &revision],
+        )
+        .await
+        .map_err(write_error)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Document {
+            kind: new.kind.to_string(),
+            id,
+            scope: new.scope.to_string(),
+            name: new.name.to_string(),
+            version: 1,
+            body: new.body.clone(),
+            created_ms: now,
+            updated_ms: now,
+            revision: from_sql(revision),
+        })
+    }
+
+    async fn get(&self, kind: &str, id: &str) -> Result<Lookup, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                &format!("SELECT {COLUMNS}, deleted_ms FROM documents WHERE kind = $1 AND id = $2"),
+                &[&kind, &id],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(match row {
+            None => Lookup::Missing,
+            Some(r) => match r.get::<_, Option<i64>>(9) {
+                Some(deleted_ms) => Lookup::Gone { deleted_ms },
+                None => Lookup::Live(document(&r)),
+            },
+        })
+    }
+
+    async fn list(
+        &self,
+        kind: &str,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let client = self.client.lock().await;
+        let after = after.unwrap_or("");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM documents
+                     WHERE kind = $1 AND scope = $2 AND id COLLATE \"C\" > $3 AND deleted_ms IS NULL
+                     ORDER BY id COLLATE \"C\" LIMIT $4"
+                ),
+                &[&kind, &scope, &after, &limit],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(rows.iter().map(document).collect())
+    }
+
+    async fn replace(
+        &self,
+        kind: &str,
+        id: &str,
+        expected: Option<u64>,
+        name: &str,
+        body: &Value,
+    ) -> Result<Document, StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await.map_err(backend)?;
+        let version = current(&tx, kind, id).await?;
+        check_version(version, expected)?;
+        let revision = bump(&tx).await?;
+        let row = tx
+            .query_one(
+                &format!(
+                    "UPDATE documents SET name = $3, body = $4, version = version + 1,
+                     updated_ms = $5, revision = $6 WHERE kind = $1 AND id = $2
+                     RETURNING {COLUMNS}"
+                ),
+                &[&kind, &id, &name, &body.to_string(), &now_ms(), &revision],
+            )
+            .await
+            .map_err(write_error)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(document(&row))
+    }
+
+    async fn delete(&self, kind: &str, id: &str, expected: Option<u64>) -> Result<(), StoreError> {
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await.map_err(backend)?;
+        let version = current(&tx, kind, id).await?;
+        check_version(version, expected)?;
+        let revision = bump(&tx).await?;
+        tx.execute(
+            "UPDATE documents SET deleted_ms = $3, body = '{}', revision = $4
+             WHERE kind = $1 AND id = $2",
+            &[&kind, &id, &now_ms(), &revision],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
+
+    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms < $1",
+                &[&deleted_before_ms],
+            )
+            .await
+            .map_err(backend)
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_one("SELECT value FROM store_revision WHERE id = 1", &[])
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(row.get(0)))
+    }
+}

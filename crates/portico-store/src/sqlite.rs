@@ -1,0 +1,320 @@
+//! The embedded store: one SQLite file, written in WAL mode with `synchronous=FULL`, so that a
+//! write acknowledged to a client is on disk even if the process is killed right after.
+//!
+//! SQLite calls block, so each operation runs on tokio's blocking pool with the one connection
+//! (SQLite takes one writer at a time anyway; the admin API is not a hot path).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, params};
+use serde_json::Value;
+
+use crate::{Document, Lookup, NewDocument, Store, StoreError, from_sql, new_id, now_ms};
+
+/// Schema changes, in order; each runs once, in a transaction, and is recorded.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE documents (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        deleted_ms INTEGER,
+        revision INTEGER NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    CREATE UNIQUE INDEX documents_live_name ON documents (kind, scope, name)
+        WHERE deleted_ms IS NULL;
+    CREATE INDEX documents_list ON documents (kind, scope, id) WHERE deleted_ms IS NULL;
+    CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
+    INSERT INTO store_revision (id, value) VALUES (1, 0);
+"];
+
+/// A store in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// A write that broke the unique index on live names is a taken name; anything else is the
+/// backend's.
+fn write_error(e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::ConstraintViolation) => StoreError::NameTaken,
+        _ => backend(e),
+    }
+}
+
+const COLUMNS: &str = "kind, id, scope, name, version, body, created_ms, updated_ms, revision";
+
+fn document(row: &Row<'_>) -> rusqlite::Result<Document> {
+    let body: String = row.get(5)?;
+    Ok(Document {
+        kind: row.get(0)?,
+        id: row.get(1)?,
+        scope: row.get(2)?,
+        name: row.get(3)?,
+        version: from_sql(row.get(4)?),
+        // Written by this store from a `Value`, so it parses; `Null` if the file was edited.
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        created_ms: row.get(6)?,
+        updated_ms: row.get(7)?,
+        revision: from_sql(row.get(8)?),
+    })
+}
+
+/// Raises the store's revision; returns the new one.
+fn bump(tx: &Transaction<'_>) -> rusqlite::Result<i64> {
+    tx.query_row(
+        "UPDATE store_revision SET value = value + 1 WHERE id = 1 RETURNING value",
+        [],
+        |r| r.get(0),
+    )
+}
+
+/// The current version of a document, or why there is none to change.
+fn current(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<u64, StoreError> {
+    let row: Option<(i64, Option<i64>)> = tx
+        .query_row(
+            "SELECT version, deleted_ms FROM documents WHERE kind = ?1 AND id = ?2",
+            params![kind, id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(backend)?;
+    match row {
+        None => Err(StoreError::NotFound),
+        Some((_, Some(_))) => Err(StoreError::Gone),
+        Some((v, None)) => Ok(from_sql(v)),
+    }
+}
+
+fn check_version(current: u64, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != current => Err(StoreError::VersionMismatch { current }),
+        _ => Ok(()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the store at `path` and migrates it.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = Connection::open(&path).map_err(backend)?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;",
+            )
+            .map_err(backend)?;
+            migrate(&mut conn).map_err(backend)?;
+            Ok(SqliteStore {
+                conn: Arc::new(Mutex::new(conn)),
+            })
+        })
+        .await
+        .map_err(backend)?
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut conn)
+        })
+        .await
+        .map_err(backend)?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS portico_migrations (version INTEGER PRIMARY KEY)",
+    )?;
+    let done: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM portico_migrations",
+        [],
+        |r| r.get(0),
+    )?;
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        if version > done {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO portico_migrations (version) VALUES (?1)",
+                [version],
+            )?;
+        }
+    }
+    tx.commit()
+}
+
+impl Store for SqliteStore {
+    async fn create(&self, new: NewDocument<'_>) -> Result<Document, StoreError> {
+        let (kind, scope, name) = (
+            new.kind.to_string(),
+            new.scope.to_string(),
+            new.name.to_string(),
+        );
+        let body = new.body.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let revision = bump(&tx).map_err(backend)?;
+            let now = now_ms();
+            let id = new_id();
+            tx.execute(
+                "INSERT INTO documents (kind, id, scope, name, version, body, created_ms, updated_ms, revision)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?6, ?7)",
+                params![kind, id, scope, name, body.to_string(), now, revision],
+            )
+            .map_err(write_error)?;
+            tx.commit().map_err(backend)?;
+            Ok(Document {
+                kind,
+                id,
+                scope,
+                name,
+                version: 1,
+                body,
+                created_ms: now,
+                updated_ms: now,
+                revision: from_sql(revision),
+            })
+        })
+        .await
+    }
+
+    async fn get(&self, kind: &str, id: &str) -> Result<Lookup, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |conn| {
+            let row = conn
+                .query_row(
+                    &format!(
+                        "SELECT {COLUMNS}, deleted_ms FROM documents WHERE kind = ?1 AND id = ?2"
+                    ),
+                    params![kind, id],
+                    |r| Ok((document(r)?, r.get::<_, Option<i64>>(9)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            Ok(match row {
+                None => Lookup::Missing,
+                Some((_, Some(deleted_ms))) => Lookup::Gone { deleted_ms },
+                Some((doc, None)) => Lookup::Live(doc),
+            })
+        })
+        .await
+    }
+
+    async fn list(
+        &self,
+        kind: &str,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Document>, StoreError> {
+        let (kind, scope) = (kind.to_string(), scope.to_string());
+        let after = after.unwrap_or("").to_string();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(&format!(
+                    "SELECT {COLUMNS} FROM documents
+                     WHERE kind = ?1 AND scope = ?2 AND id > ?3 AND deleted_ms IS NULL
+                     ORDER BY id LIMIT ?4"
+                ))
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![kind, scope, after, limit], document)
+                .map_err(backend)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map_err(backend)
+        })
+        .await
+    }
+
+    async fn replace(
+        &self,
+        kind: &str,
+        id: &str,
+        expected: Option<u64>,
+        name: &str,
+        body: &Value,
+    ) -> Result<Document, StoreError> {
+        let (kind, id, name) = (kind.to_string(), id.to_string(), name.to_string());
+        let body = body.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let version = current(&tx, &kind, &id)?;
+            check_version(version, expected)?;
+            let revision = bump(&tx).map_err(backend)?;
+            let doc = tx
+                .query_row(
+                    &format!(
+                        "UPDATE documents SET name = ?3, body = ?4, version = version + 1,
+                         updated_ms = ?5, revision = ?6 WHERE kind = ?1 AND id = ?2
+                         RETURNING {COLUMNS}"
+                    ),
+                    params![kind, id, name, body.to_string(), now_ms(), revision],
+                    document,
+                )
+                .map_err(write_error)?;
+            tx.commit().map_err(backend)?;
+            Ok(doc)
+        })
+        .await
+    }
+
+    async fn delete(&self, kind: &str, id: &str, expected: Option<u64>) -> Result<(), StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let version = current(&tx, &kind, &id)?;
+            check_version(version, expected)?;
+            let revision = bump(&tx).map_err(backend)?;
+            tx.execute(
+                "UPDATE documents SET deleted_ms = ?3, body = '{}', revision = ?4
+                 WHERE kind = ?1 AND id = ?2",
+                params![kind, id, now_ms(), revision],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms < ?1",
+                    [deleted_before_ms],
+                )
+                .map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn revision(&self) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT value FROM store_revision WHERE id = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(from_sql)
+            .map_err(backend)
+        })
+        .await
+    }
+}

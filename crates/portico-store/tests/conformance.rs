@@ -1,0 +1,265 @@
+//! One suite for every store backend: SQLite always, PostgreSQL against the machine's server
+//! (`PORTICO_TEST_DATABASE_URL`; `.ci/run` sets it, and under CI a missing URL fails the test
+//! rather than skipping it). Each PostgreSQL test works in a schema of its own.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::sync::Arc;
+
+use portico_store::{
+    Document, Lookup, NewDocument, PgStore, SqliteStore, Store, StoreError, new_id,
+};
+use serde_json::{Value, json};
+
+fn new<'a>(kind: &'a str, scope: &'a str, name: &'a str, body: &'a Value) -> NewDocument<'a> {
+    NewDocument {
+        kind,
+        scope,
+        name,
+        body,
+    }
+}
+
+/// Create, read, list, replace, delete, tombstones and the revision, as the admin API uses them.
+async fn suite<S: Store>(s: &S) {
+    let r0 = s.revision().await.unwrap();
+    let body = json!({"plan": "free", "limits": [1, 2]});
+    let a = s.create(new("projects", "", "alpha", &body)).await.unwrap();
+    assert_eq!(a.id.len(), 32);
+    assert!(
+        a.id.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert_eq!(
+        (a.version, a.body.clone(), a.name.as_str()),
+        (1, body.clone(), "alpha")
+    );
+    assert!(a.revision > r0);
+    assert_eq!(s.revision().await.unwrap(), a.revision);
+    assert_eq!(
+        s.get("projects", &a.id).await.unwrap(),
+        Lookup::Live(a.clone())
+    );
+
+    // Names are unique among the live documents of one kind and scope only.
+    assert_eq!(
+        s.create(new("projects", "", "alpha", &body)).await,
+        Err(StoreError::NameTaken)
+    );
+    s.create(new("routes", "", "alpha", &body)).await.unwrap();
+    s.create(new("consumers", &a.id, "alpha", &body))
+        .await
+        .unwrap();
+    s.create(new("consumers", "another", "alpha", &body))
+        .await
+        .unwrap();
+
+    // Lists: one kind and scope, in id order, paged by marker.
+    let mut ids = vec![a.id.clone()];
+    for i in 0..4 {
+        let d = s
+            .create(new("projects", "", &format!("p{i}"), &json!({"i": i})))
+            .await
+            .unwrap();
+        ids.push(d.id);
+    }
+    ids.sort();
+    let page1 = s.list("projects", "", None, 3).await.unwrap();
+    let page2 = s.list("projects", "", Some(&page1[2].id), 3).await.unwrap();
+    let listed: Vec<String> = page1.iter().chain(&page2).map(|d| d.id.clone()).collect();
+    assert_eq!(listed, ids);
+    assert_eq!(page2.len(), 2);
+    assert_eq!(s.list("consumers", &a.id, None, 10).await.unwrap().len(), 1);
+
+    // Replace: the version moves on; a stale version is refused with the current one.
+    let patched = json!({"plan": "pro"});
+    let b = s
+        .replace("projects", &a.id, Some(1), "alpha2", &patched)
+        .await
+        .unwrap();
+    assert_eq!(
+        (b.version, b.name.as_str(), b.body.clone()),
+        (2, "alpha2", patched.clone())
+    );
+    assert_eq!(b.created_ms, a.created_ms);
+    assert!(b.revision > a.revision);
+    assert_eq!(
+        s.replace("projects", &a.id, Some(1), "alpha3", &patched)
+            .await,
+        Err(StoreError::VersionMismatch { current: 2 })
+    );
+    let c = s
+        .replace("projects", &a.id, None, "alpha2", &body)
+        .await
+        .unwrap();
+    assert_eq!(c.version, 3);
+    // Renaming onto another live name is refused, and changes nothing.
+    assert_eq!(
+        s.replace("projects", &a.id, None, "p0", &body).await,
+        Err(StoreError::NameTaken)
+    );
+    let Lookup::Live(unchanged) = s.get("projects", &a.id).await.unwrap() else {
+        panic!("gone")
+    };
+    assert_eq!((unchanged.version, unchanged.name.as_str()), (3, "alpha2"));
+
+    // Delete: a tombstone, whose name is free again.
+    assert_eq!(
+        s.delete("projects", &a.id, Some(2)).await,
+        Err(StoreError::VersionMismatch { current: 3 })
+    );
+    s.delete("projects", &a.id, Some(3)).await.unwrap();
+    assert!(matches!(
+        s.get("projects", &a.id).await.unwrap(),
+        Lookup::Gone { .. }
+    ));
+    assert_eq!(
+        s.delete("projects", &a.id, None).await,
+        Err(StoreError::Gone)
+    );
+    assert_eq!(
+        s.replace("projects", &a.id, None, "x", &body).await,
+        Err(StoreError::Gone)
+    );
+    assert!(
+        !s.list("projects", "", None, 100)
+            .await
+            .unwrap()
+            .iter()
+            .any(|d| d.id == a.id)
+    );
+    let again = s
+        .create(new("projects", "", "alpha2", &body))
+        .await
+        .unwrap();
+    assert_ne!(again.id, a.id);
+
+    // Unknown ids.
+    let never = new_id();
+    assert_eq!(s.get("projects", &never).await.unwrap(), Lookup::Missing);
+    assert_eq!(
+        s.delete("projects", &never, None).await,
+        Err(StoreError::NotFound)
+    );
+    assert_eq!(
+        s.replace("projects", &never, None, "n", &body).await,
+        Err(StoreError::NotFound)
+    );
+
+    // Purging tombstones deleted before a time: then the id is unknown.
+    assert_eq!(s.purge_tombstones(0).await.unwrap(), 0);
+    assert_eq!(s.purge_tombstones(i64::MAX).await.unwrap(), 1);
+    assert_eq!(s.get("projects", &a.id).await.unwrap(), Lookup::Missing);
+}
+
+/// Concurrent creates of one name: exactly one wins.
+async fn one_name_one_winner<S: Store + Send + Sync + 'static>(s: Arc<S>) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.create(new("upstreams", "", "shared", &json!({"i": i})))
+                .await
+        }));
+    }
+    let mut won: Vec<Document> = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(d) => won.push(d),
+            Err(e) => assert_eq!(e, StoreError::NameTaken),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+}
+
+#[tokio::test]
+async fn sqlite_passes_the_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(dir.path().join("portico.db"))
+        .await
+        .unwrap();
+    suite(&s).await;
+    one_name_one_winner(Arc::new(s)).await;
+}
+
+#[tokio::test]
+async fn sqlite_keeps_its_data_and_migrates_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("portico.db");
+    let s = SqliteStore::open(&path).await.unwrap();
+    let d = s
+        .create(new("projects", "", "kept", &json!({"a": 1})))
+        .await
+        .unwrap();
+    drop(s);
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        s.get("projects", &d.id).await.unwrap(),
+        Lookup::Live(d.clone())
+    );
+    assert_eq!(s.revision().await.unwrap(), d.revision);
+}
+
+/// The PostgreSQL URL, or `None` (with a note) outside CI when it is not set.
+fn pg_url() -> Option<String> {
+    match std::env::var("PORTICO_TEST_DATABASE_URL") {
+        Ok(url) => Some(url),
+        Err(_) if std::env::var_os("CI").is_some() => {
+            panic!("PORTICO_TEST_DATABASE_URL is not set; .ci/run sets it")
+        }
+        Err(_) => {
+            eprintln!("PORTICO_TEST_DATABASE_URL is not set: PostgreSQL store not tested");
+            None
+        }
+    }
+}
+
+/// A store in a new schema of its own, and that schema's name.
+async fn pg_store(url: &str) -> (PgStore, String) {
+    let schema = format!("portico_test_{}", &new_id()[..16]);
+    (PgStore::connect(url, Some(&schema)).await.unwrap(), schema)
+}
+
+async fn drop_schema(url: &str, schema: &str) {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn postgres_passes_the_suite() {
+    let Some(url) = pg_url() else { return };
+    let (s, schema) = pg_store(&url).await;
+    suite(&s).await;
+    one_name_one_winner(Arc::new(s)).await;
+    drop_schema(&url, &schema).await;
+}
+
+#[tokio::test]
+async fn two_postgres_nodes_see_each_others_writes() {
+    let Some(url) = pg_url() else { return };
+    let (a, schema) = pg_store(&url).await;
+    // A second node on the same schema: migrations already done, nothing runs twice.
+    let b = PgStore::connect(&url, Some(&schema)).await.unwrap();
+    let d = a
+        .create(new("routes", "", "r", &json!({"path": "/x"})))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.get("routes", &d.id).await.unwrap(),
+        Lookup::Live(d.clone())
+    );
+    assert_eq!(b.revision().await.unwrap(), d.revision);
+    b.delete("routes", &d.id, Some(1)).await.unwrap();
+    assert!(matches!(
+        a.get("routes", &d.id).await.unwrap(),
+        Lookup::Gone { .. }
+    ));
+    assert_eq!(a.revision().await.unwrap(), d.revision + 1);
+    drop_schema(&url, &schema).await;
+}
