@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod apis;
 mod content;
 mod model;
 mod read;
@@ -15,6 +16,7 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
+pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
 pub use model::{
     AccessLog, Action, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route, RouteGroup,

@@ -8,6 +8,7 @@ use portico_http::coding::ContentCoding;
 use portico_http::negotiate::MediaType;
 use portico_http::{HeadLimits, Method, MethodSet};
 
+use crate::apis::{self, Api};
 use crate::content;
 use crate::read::{Reader, join};
 use crate::redirect::{self, Redirect};
@@ -34,6 +35,8 @@ pub struct Config {
     pub upstreams: Vec<Upstream>,
     /// Routes, in file order.
     pub routes: Vec<Route>,
+    /// APIs and the lifecycle of their versions.
+    pub apis: Vec<Api>,
 }
 
 /// A TLS listener: where, and the certificate chain and key it presents (PEM files).
@@ -342,6 +345,7 @@ const TOP_KEYS: &[&str] = &[
     "shutdown_grace",
     "upstreams",
     "routes",
+    "apis",
 ];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
 const HTTP2_KEYS: &[&str] = &[
@@ -438,6 +442,10 @@ impl Config {
                 r.duration(n, "shutdown_grace")
             });
 
+        let apis = match top.get("apis") {
+            None => Some(Vec::new()),
+            Some(n) => apis::read_apis(r, n),
+        };
         let mut upstreams = Vec::new();
         if let Some(list) = top.get("upstreams").and_then(|n| r.seq(n, "upstreams")) {
             for (i, node) in list.iter().enumerate() {
@@ -511,6 +519,7 @@ impl Config {
             shutdown_grace: shutdown_grace?,
             upstreams,
             routes: routes.into_iter().map(|(_, r)| r).collect(),
+            apis: apis?,
         })
     }
 }

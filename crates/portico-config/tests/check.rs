@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use portico_config::{AccessLog, Action, Handler, TargetScheme, from_str};
+use portico_config::{AccessLog, Action, Handler, TargetScheme, VersionState, from_str};
 use portico_http::Method;
 
 const FULL: &str = r#"
@@ -234,6 +234,44 @@ fn websocket_routes_proxy_a_get() {
         "routes[0].websocket: a WebSocket handshake is a GET",
         "routes[1].websocket: `websocket` is for routes with an `upstream`",
         "routes[2].websocket_idle_timeout: `websocket_idle_timeout` needs `websocket: true`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn apis_and_their_versions_are_checked() {
+    let ok = from_str(
+        "apis:\n  - name: compute\n    base_path: /compute\n    versions:\n      - {id: v2, status: published, maintenance: {start: \"2027-01-01T00:00:00Z\", end: \"2027-01-01T02:00:00+01:00\"}}\n      - {id: v1, status: deprecated, deprecated_at: \"2026-01-01T00:00:00Z\", sunset: \"2027-01-01T00:00:00Z\"}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let api = &ok.apis[0];
+    assert_eq!(
+        (api.name.as_str(), api.base_path.as_str()),
+        ("compute", "/compute")
+    );
+    let w = api.versions[0].maintenance.unwrap();
+    assert_eq!(w.end.duration_since(w.start).unwrap().as_secs(), 3600);
+    assert!(matches!(
+        api.versions[1].state,
+        VersionState::Deprecated { .. }
+    ));
+
+    let text = from_str(
+        "apis:\n  - name: a\n    base_path: /a/\n    versions: []\n  - name: b\n    base_path: /b\n    versions:\n      - {id: v1, status: deprecated}\n      - {id: v1, status: published}\n      - {id: v2, status: gone}\n      - {id: v3, status: published, sunset: \"2027-01-01T00:00:00Z\"}\n      - {id: v4, status: published, maintenance: {start: \"2027-01-02T00:00:00Z\", end: \"2027-01-01T00:00:00Z\"}}\n      - {id: v5, status: retired, maintenance: {start: tomorrow, end: \"2027-01-01T00:00:00Z\"}}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "apis[0].base_path: `/a/`: a base path is",
+        "apis[0].versions: an API has at least one version",
+        "apis[1].versions[0].status: a deprecated version needs `deprecated_at` and `sunset`",
+        "apis[1].versions[2].status: unknown status `gone`",
+        "apis[1].versions[3].sunset: `sunset` is for deprecated versions",
+        "apis[1].versions[4].maintenance: a maintenance window ends after it starts",
+        "apis[1].versions[5].maintenance.start: `tomorrow` is not a time like",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }

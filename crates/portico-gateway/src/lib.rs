@@ -21,6 +21,7 @@
 pub mod access_log;
 mod echo;
 mod fields;
+mod lifecycle;
 mod proxy;
 mod represent;
 mod static_files;
@@ -29,7 +30,9 @@ mod websocket;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::SystemTime;
 
+use lifecycle::{Lifecycle, Step};
 use portico_config::{
     Action, Config, Handler as BuiltIn, Redirect, RouteGroup, RouteTable, Target, TargetScheme,
 };
@@ -93,6 +96,8 @@ pub struct Gateway {
     budget: Arc<BodyBudget>,
     /// Connection limits and timeouts.
     settings: Arc<ConnSettings>,
+    /// The lifecycle of the APIs' versions.
+    lifecycle: Lifecycle,
 }
 
 /// A configuration the gateway could not be built from.
@@ -171,6 +176,7 @@ impl Gateway {
             log,
             budget: BodyBudget::new(config.limits.body_buffer_bytes),
             settings: Arc::new(Gateway::conn_settings(config)),
+            lifecycle: Lifecycle::new(&config.apis),
         })
     }
 
@@ -311,6 +317,43 @@ impl Service for Gateway {
     }
 
     async fn call(&self, req: &mut Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
+        if self.lifecycle.is_empty() {
+            return self.route(req, body).await;
+        }
+        let fields = {
+            let normalized = remove_dot_segments(req.head.path());
+            let path = normalized.as_deref().unwrap_or(req.head.path());
+            match self
+                .lifecycle
+                .check(path, req.head.method(), SystemTime::now())?
+            {
+                Step::Answer(resp) => return Ok(resp),
+                Step::Proceed(fields) => fields,
+            }
+        };
+        let result = self.route(req, body).await;
+        if fields.is_empty() {
+            return result;
+        }
+        // A deprecated version says so on every answer, errors included.
+        match result {
+            Ok(resp) => Ok(fields.into_iter().fold(resp, |r, (n, v)| r.header(n, v))),
+            Err(e) => Err(fields.into_iter().fold(e, |e, (n, v)| e.with_header(n, v))),
+        }
+    }
+
+    fn log(&self, exchange: &Exchange<'_>) {
+        self.log.record(exchange);
+    }
+}
+
+impl Gateway {
+    /// Routes a request and answers it.
+    async fn route(
+        &self,
+        req: &mut Request,
+        body: &mut RequestBody<'_>,
+    ) -> Result<Response, Error> {
         let method = req.head.method();
         match req.head.form() {
             TargetForm::Authority => return Err(Error::new(ErrorCode::ConnectNotSupported)),
@@ -410,9 +453,5 @@ impl Service for Gateway {
             }
             Answer::Custom(h) => h.handle(req, body).await,
         }
-    }
-
-    fn log(&self, exchange: &Exchange<'_>) {
-        self.log.record(exchange);
     }
 }

@@ -162,9 +162,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         300,
         "Multiple Choices",
         "There are multiple options for the location of the requested resource. The response contains a list of resource characteristics and addresses from which a user terminal (such as a browser) can choose the most appropriate one.",
-        "Version discovery on an API root with several published versions.",
-        planned(5),
-        &[],
+        "Version discovery: `GET` or `HEAD` on an API's `base_path` when more than one of its versions is served; the body lists each version (retired ones left out) with its status and link, `Location` is the current one (the first published).",
+        Implemented,
+        &["api_lifecycle::the_base_path_lists_the_versions_with_300"],
     ),
     row(
         301,
@@ -331,9 +331,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         410,
         "Gone",
         "The requested resource is no longer available. The status code indicates that the requested resource has been deleted permanently.",
-        "Deleted resources (tombstones), retired API versions.",
-        planned(5),
-        &[],
+        "Retired API versions (`PTC.API_VERSION_RETIRED`); deleted admin resources (tombstones) come with the admin API (issue 5).",
+        Implemented,
+        &["api_lifecycle::retired_disabled_and_maintained_versions_are_refused"],
     ),
     row(
         411,
@@ -464,9 +464,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         503,
         "ServiceUnavailable",
         "The requested service is invalid. Do not retry the request before modification.",
-        "Disabled API; maintenance or no healthy upstream (with `Retry-After`).",
-        planned(7),
-        &[],
+        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); no healthy upstream comes with issue 7.",
+        Implemented,
+        &["api_lifecycle::retired_disabled_and_maintained_versions_are_refused"],
     ),
     row(
         504,
@@ -670,6 +670,8 @@ error_codes! {
     HeadTimeout => (408, "HEAD_TIMEOUT", Client, Immediately, true, "The request head was not received in time.");
     /// The request body made no progress for `limits.body_timeout`.
     BodyTimeout => (408, "BODY_TIMEOUT", Client, Immediately, true, "The request body was not received in time.");
+    /// The request is for a version of an API that has been retired (`apis[].versions[]` with `status: retired`).
+    ApiVersionRetired => (410, "API_VERSION_RETIRED", Client, AfterChange, false, "This version of the API has been retired.");
     /// The route requires `Content-Length` and the body came chunked.
     LengthRequired => (411, "LENGTH_REQUIRED", Client, AfterChange, false, "This route requires a Content-Length.");
     /// `If-Match` or `If-Unmodified-Since` is false for the current representation (or `If-None-Match` on a method other than GET/HEAD).
@@ -712,6 +714,10 @@ error_codes! {
     UpstreamInvalidResponse => (502, "UPSTREAM_INVALID_RESPONSE", Upstream, Later, false, "The upstream service sent an invalid response.");
     /// The upstream answered 306, which is unused and never relayed.
     UpstreamStatus306 => (502, "UPSTREAM_STATUS_306", Upstream, Later, false, "The upstream service sent an unusable status.");
+    /// The request is for a version of an API that is disabled (`status: disabled`): no `Retry-After`, nothing changes by waiting.
+    ApiVersionDisabled => (503, "API_VERSION_DISABLED", Gateway, AfterChange, false, "This version of the API is disabled.");
+    /// The request is for a version of an API inside its maintenance window; `Retry-After` gives the seconds to its end.
+    ApiVersionMaintenance => (503, "API_VERSION_MAINTENANCE", Gateway, AfterRetryAfter, false, "This version of the API is under maintenance; retry after the time in Retry-After.");
     /// The request line's major version is not 1.
     VersionNotSupported => (505, "VERSION_NOT_SUPPORTED", Client, AfterChange, true, "The HTTP version is not supported.");
 }
