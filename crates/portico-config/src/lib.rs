@@ -19,8 +19,8 @@ use std::path::Path;
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
 pub use model::{
-    AccessLog, Action, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route, RouteGroup,
-    RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,
+    AccessLog, Action, AdminListener, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route,
+    RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,
     parse_target,
 };
 pub use read::{parse_duration, parse_size};

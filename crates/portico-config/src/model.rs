@@ -37,6 +37,29 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// APIs and the lifecycle of their versions.
     pub apis: Vec<Api>,
+    /// The admin API's listener, if it is on.
+    pub admin: Option<AdminListener>,
+    /// Where the store is: `sqlite://PATH` or `postgres://…`.
+    pub storage: String,
+}
+
+/// The admin API's listener.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminListener {
+    /// Address and port (never the data plane's).
+    pub listen: SocketAddr,
+    /// SHA-256 of the admin token given in the file, if one is (the token itself is not
+    /// kept); `PORTICO_ADMIN_TOKEN` may give it instead.
+    pub token_sha256: Option<[u8; 32]>,
+}
+
+impl std::fmt::Debug for AdminListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminListener")
+            .field("listen", &self.listen)
+            .field("token_sha256", &self.token_sha256.map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// A TLS listener: where, and the certificate chain and key it presents (PEM files).
@@ -346,7 +369,10 @@ const TOP_KEYS: &[&str] = &[
     "upstreams",
     "routes",
     "apis",
+    "admin",
+    "storage",
 ];
+const ADMIN_KEYS: &[&str] = &["listen", "token"];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
 const HTTP2_KEYS: &[&str] = &[
     "enabled",
@@ -442,6 +468,24 @@ impl Config {
                 r.duration(n, "shutdown_grace")
             });
 
+        let admin = match top.get("admin") {
+            None => Some(None),
+            Some(n) => read_admin(r, n).map(Some),
+        };
+        let storage = match top.get("storage") {
+            None => Some("sqlite://portico.db".to_string()),
+            Some(n) => r.string(n, "storage").and_then(|s| {
+                if (s.starts_with("sqlite://") && s.len() > "sqlite://".len())
+                    || s.starts_with("postgres://")
+                    || s.starts_with("postgresql://")
+                {
+                    Some(s.to_string())
+                } else {
+                    r.problem(n, "storage", "storage is `sqlite://PATH` or `postgres://…`");
+                    None
+                }
+            }),
+        };
         let apis = match top.get("apis") {
             None => Some(Vec::new()),
             Some(n) => apis::read_apis(r, n),
@@ -498,6 +542,23 @@ impl Config {
         if !r.problems.is_empty() {
             return None;
         }
+        if let (Some(plain), Some(Some(admin)), Some(n)) = (listen, &admin, top.get("admin"))
+            && (plain == admin.listen
+                || tls
+                    .as_ref()
+                    .is_some_and(|t| t.as_ref().is_some_and(|t| t.listen == admin.listen)))
+            && admin.listen.port() != 0
+        {
+            r.problem(
+                n,
+                "admin.listen",
+                format!(
+                    "{} is a data-plane listener: the admin API needs its own port",
+                    admin.listen
+                ),
+            );
+            return None;
+        }
         if let (Some(plain), Some(Some(tls)), Some(n)) = (listen, &tls, top.get("tls"))
             && plain == tls.listen
             && plain.port() != 0
@@ -520,6 +581,8 @@ impl Config {
             upstreams,
             routes: routes.into_iter().map(|(_, r)| r).collect(),
             apis: apis?,
+            admin: admin?,
+            storage: storage?,
         })
     }
 }
@@ -664,6 +727,51 @@ fn read_upstream_tls(r: &mut Reader, node: Option<&Node>, path: &str) -> Option<
         }
     };
     ok.then_some(UpstreamTls { ca, server_name })
+}
+
+/// `admin: {listen, token}`; the token is hashed at once and not kept.
+fn read_admin(r: &mut Reader, node: &Node) -> Option<AdminListener> {
+    use sha2::Digest;
+    let f = r.map(node, "admin", ADMIN_KEYS)?;
+    let listen = match f.get("listen") {
+        None => {
+            r.missing(node, "admin", "listen");
+            None
+        }
+        Some(n) => r
+            .string(n, "admin.listen")
+            .and_then(|s| match s.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    r.problem(
+                        n,
+                        "admin.listen",
+                        format!("`{s}` is not an IP address and port"),
+                    );
+                    None
+                }
+            }),
+    };
+    let token = match f.get("token") {
+        None => Some(None),
+        Some(n) => r.string(n, "admin.token").and_then(|t| {
+            if t.len() < 16 {
+                // The message never repeats the token.
+                r.problem(
+                    n,
+                    "admin.token",
+                    "the admin token must be at least 16 characters",
+                );
+                None
+            } else {
+                Some(Some(sha2::Sha256::digest(t.as_bytes()).into()))
+            }
+        }),
+    };
+    Some(AdminListener {
+        listen: listen?,
+        token_sha256: token?,
+    })
 }
 
 fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {

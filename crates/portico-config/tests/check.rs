@@ -240,6 +240,55 @@ fn websocket_routes_proxy_a_get() {
 }
 
 #[test]
+fn the_admin_listener_and_storage_are_checked_and_the_token_not_kept() {
+    let route = "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n";
+    let ok = from_str(
+        &format!("admin: {{listen: 127.0.0.1:9080, token: a-long-enough-admin-token}}\nstorage: postgres://db/portico\n{route}"),
+        "a.yaml",
+    )
+    .unwrap();
+    let admin = ok.admin.clone().unwrap();
+    assert_eq!(admin.listen.port(), 9080);
+    assert!(admin.token_sha256.is_some());
+    assert_eq!(ok.storage, "postgres://db/portico");
+    // Neither the token nor its digest shows when the configuration is printed.
+    let printed = format!("{ok:?}");
+    assert!(!printed.contains("a-long-enough-admin-token"), "{printed}");
+    assert!(printed.contains("<redacted>"));
+    assert_eq!(
+        from_str(route, "a.yaml").unwrap().storage,
+        "sqlite://portico.db"
+    );
+
+    let text = from_str(
+        &format!("listen: 127.0.0.1:8080\nadmin: {{listen: 127.0.0.1:8080, token: short}}\nstorage: mysql://x\n{route}"),
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "admin.token: the admin token must be at least 16 characters",
+        "storage: storage is `sqlite://PATH` or `postgres://…`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    assert!(
+        !text.contains("short"),
+        "the token is never repeated: {text}"
+    );
+    let text = from_str(
+        &format!("listen: 127.0.0.1:8080\nadmin: {{listen: 127.0.0.1:8080}}\n{route}"),
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("admin.listen: 127.0.0.1:8080 is a data-plane listener"),
+        "{text}"
+    );
+}
+
+#[test]
 fn apis_and_their_versions_are_checked() {
     let ok = from_str(
         "apis:\n  - name: compute\n    base_path: /compute\n    versions:\n      - {id: v2, status: published, maintenance: {start: \"2027-01-01T00:00:00Z\", end: \"2027-01-01T02:00:00+01:00\"}}\n      - {id: v1, status: deprecated, deprecated_at: \"2026-01-01T00:00:00Z\", sunset: \"2027-01-01T00:00:00Z\"}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",

@@ -105,9 +105,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         201,
         "Created",
         "The request has been fulfilled and a new resource has been created.",
-        "Admin API creates and token issue, with `Location` and `ETag`.",
-        planned(5),
-        &[],
+        "Admin API creates (`POST /admin/v1/projects`), with `Location` and `ETag`; token issue comes with issue 6.",
+        Implemented,
+        &["admin::create_read_update_delete_with_the_contracts_codes"],
     ),
     row(
         202,
@@ -246,9 +246,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         401,
         "Unauthorized",
         "This status code is returned after the client provides authentication information to indicate that the information is incorrect or invalid.",
-        "Credentials missing, invalid, expired, or a signature that does not verify; `WWW-Authenticate`.",
-        planned(6),
-        &[],
+        "The admin API's bearer token missing (`PTC.ADMIN_TOKEN_MISSING`) or wrong (`PTC.ADMIN_TOKEN_INVALID`), with `WWW-Authenticate: Bearer`; data-plane credentials (invalid, expired, signatures) come with issue 6.",
+        Implemented,
+        &["admin::every_request_needs_the_bearer_token"],
     ),
     row(
         402,
@@ -323,17 +323,20 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         409,
         "Conflict",
         "The request could not be processed due to a conflict in it. This status code indicates that the resource the client is attempting to create already exists, or the requested update failed due to a conflict.",
-        "Create of an existing resource, stale version, `Idempotency-Key` in flight.",
-        planned(5),
-        &[],
+        "Admin API: a create whose name is taken (`PTC.NAME_TAKEN`), a body whose `version` is stale (`PTC.VERSION_CONFLICT`); `Idempotency-Key` in flight comes with its issue.",
+        Implemented,
+        &["admin::create_read_update_delete_with_the_contracts_codes"],
     ),
     row(
         410,
         "Gone",
         "The requested resource is no longer available. The status code indicates that the requested resource has been deleted permanently.",
-        "Retired API versions (`PTC.API_VERSION_RETIRED`); deleted admin resources (tombstones) come with the admin API (issue 5).",
+        "Retired API versions (`PTC.API_VERSION_RETIRED`); deleted admin resources while their tombstone is kept (`PTC.RESOURCE_GONE`).",
         Implemented,
-        &["api_lifecycle::retired_disabled_and_maintained_versions_are_refused"],
+        &[
+            "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
+            "admin::create_read_update_delete_with_the_contracts_codes",
+        ],
     ),
     row(
         411,
@@ -413,9 +416,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         422,
         "UnprocessableEntity",
         "The request is well-formed but cannot be processed due to semantic errors.",
-        "Schema violations (listed by JSON pointer); `Idempotency-Key` reused with another payload.",
-        planned(5),
-        &[],
+        "Admin API documents that break a resource's rules, every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); route schema validation and `Idempotency-Key` reuse come with their issues.",
+        Implemented,
+        &["admin::bad_bodies_get_400_415_and_422_with_every_violation"],
     ),
     row(
         429,
@@ -656,8 +659,16 @@ error_codes! {
     ChunkTrailerInvalid => (400, "CHUNK_TRAILER_INVALID", Client, AfterChange, true, "The trailer section of the request body is invalid.");
     /// The client closed its side before sending the whole body it announced.
     BodyIncomplete => (400, "BODY_INCOMPLETE", Client, AfterChange, true, "The request body ended before its announced length.");
+    /// An admin request body that is not a JSON document (or not an object).
+    JsonMalformed => (400, "JSON_MALFORMED", Client, AfterChange, false, "The request body is not a valid JSON object.");
+    /// An admin request without `Authorization: Bearer`.
+    AdminTokenMissing => (401, "ADMIN_TOKEN_MISSING", Client, AfterChange, false, "This request needs a bearer token.");
+    /// An admin request whose bearer token is not the admin token.
+    AdminTokenInvalid => (401, "ADMIN_TOKEN_INVALID", Client, AfterChange, false, "The bearer token is not valid.");
     /// No route matches the request path.
     RouteNotFound => (404, "ROUTE_NOT_FOUND", Client, AfterChange, false, "No route matches the request path.");
+    /// No admin resource has this id.
+    ResourceNotFound => (404, "RESOURCE_NOT_FOUND", Client, AfterChange, false, "No resource has this id.");
     /// A static route has no regular file at this path inside its root (or the path tries to leave the root).
     FileNotFound => (404, "FILE_NOT_FOUND", Client, AfterChange, false, "No file exists at this path.");
     /// A route matches the path but not the method; `Allow` lists the methods it takes.
@@ -670,6 +681,12 @@ error_codes! {
     HeadTimeout => (408, "HEAD_TIMEOUT", Client, Immediately, true, "The request head was not received in time.");
     /// The request body made no progress for `limits.body_timeout`.
     BodyTimeout => (408, "BODY_TIMEOUT", Client, Immediately, true, "The request body was not received in time.");
+    /// Another resource of this kind already has the name.
+    NameTaken => (409, "NAME_TAKEN", Client, AfterChange, false, "A resource with this name already exists.");
+    /// The body's `version` is not the resource's current version (another change came first).
+    VersionConflict => (409, "VERSION_CONFLICT", Client, AfterChange, false, "The resource has changed since the version given; read it again.");
+    /// The admin resource was deleted (its tombstone is kept for a while).
+    ResourceGone => (410, "RESOURCE_GONE", Client, AfterChange, false, "This resource has been deleted.");
     /// The request is for a version of an API that has been retired (`apis[].versions[]` with `status: retired`).
     ApiVersionRetired => (410, "API_VERSION_RETIRED", Client, AfterChange, false, "This version of the API has been retired.");
     /// The route requires `Content-Length` and the body came chunked.
@@ -690,6 +707,8 @@ error_codes! {
     UnsupportedContentEncoding => (415, "UNSUPPORTED_CONTENT_ENCODING", Client, AfterChange, false, "The content coding of the request body is not supported here.");
     /// No range of the `Range` header overlaps the representation; `Content-Range: bytes */LENGTH`.
     RangeNotSatisfiable => (416, "RANGE_NOT_SATISFIABLE", Client, AfterChange, false, "None of the requested ranges can be satisfied.");
+    /// A well-formed admin request body that breaks the resource's rules; `violations` lists each with its JSON pointer.
+    ValidationFailed => (422, "VALIDATION_FAILED", Client, AfterChange, false, "The request body is not valid for this resource.");
     /// An `Expect` header with anything other than `100-continue`.
     ExpectationFailed => (417, "EXPECTATION_FAILED", Client, AfterChange, false, "The expectation in the Expect header cannot be met.");
     /// A fault inside Portico (a handler panicked); details are logged, never sent.

@@ -8,10 +8,12 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use portico_admin::Admin;
 use portico_config::Config;
 use portico_gateway::{AccessLogSink, Gateway};
 use portico_server::tls::{self, Tls};
 use portico_server::{Listener, Swap};
+use portico_store::Backend;
 
 /// The built-in quickstart: a demo API answered by the echo handler.
 const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
@@ -190,6 +192,11 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         )),
         None => None,
     };
+    // The admin API first: a store or token problem stops Portico before anything listens.
+    let admin = match &config.admin {
+        Some(a) => Some(admin_api(a, &config).await?),
+        None => None,
+    };
     let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
     if let Some((addr, tls)) = &tls {
         listeners.push(Listener::tls(bind(*addr).await?, tls.clone()));
@@ -215,9 +222,49 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     }
     #[cfg(not(unix))]
     let _ = path;
-    portico_server::serve_all(listeners, swap, config.shutdown_grace, stop).await?;
+    // One stop signal for every listener set.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        stop.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let grace = config.shutdown_grace;
+    let data = portico_server::serve_all(listeners, swap, grace, stopped(stop_rx.clone()));
+    match admin {
+        Some((listener, svc)) => {
+            let admin = portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx));
+            tokio::try_join!(data, admin)?;
+        }
+        None => data.await?,
+    }
     tracing::info!("portico stopped");
     Ok(())
+}
+
+/// The admin API: its store (opened and migrated now), its token, its listener.
+async fn admin_api(
+    a: &portico_config::AdminListener,
+    config: &Config,
+) -> Result<(Listener, Arc<Admin<Backend>>), Box<dyn std::error::Error>> {
+    use sha2::Digest;
+    // The environment's token wins over the file's, so that it can stay out of files.
+    let token = match std::env::var("PORTICO_ADMIN_TOKEN") {
+        Ok(t) if t.len() >= 16 => Some(sha2::Sha256::digest(t.as_bytes()).into()),
+        Ok(_) => return Err("PORTICO_ADMIN_TOKEN must be at least 16 characters".into()),
+        Err(_) => a.token_sha256,
+    };
+    let Some(token) = token else {
+        return Err("the admin API needs a token: admin.token or PORTICO_ADMIN_TOKEN".into());
+    };
+    let store = Backend::open(&config.storage).await?;
+    let settings = Arc::new(Gateway::conn_settings(config));
+    let listener = Listener::plain(bind(a.listen).await?);
+    let address = listener.tcp.local_addr()?;
+    tracing::info!(%address, "portico admin API listening");
+    Ok((listener, Arc::new(Admin::new(store, token, settings))))
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {

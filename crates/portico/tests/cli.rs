@@ -415,3 +415,72 @@ fn sighup_takes_a_new_tls_certificate() {
     );
     served.stop();
 }
+
+/// One HTTP/1.1 request over a blocking socket; the whole answer, as text.
+fn exchange(address: &str, request: &str) -> String {
+    let mut s = TcpStream::connect(address).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn the_admin_api_listens_apart_with_the_token_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("admin.db");
+    let path = write_config(
+        &dir,
+        "admin.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: sqlite://{}\nroutes:\n  - {{name: e, path: /e, methods: [GET], handler: echo}}\n",
+            db.display()
+        ),
+    );
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("PORTICO_ADMIN_TOKEN", "token-from-the-environment")
+        .stdout(Stdio::null());
+    let mut served = Served::spawn(command);
+    let admin = served.address("admin API listening");
+    let data = served.address("portico listening");
+    assert_ne!(admin, data);
+    let created = exchange(
+        &admin,
+        "POST /admin/v1/projects HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer token-from-the-environment\r\nContent-Type: application/json\r\nContent-Length: 15\r\nConnection: close\r\n\r\n{\"name\": \"one\"}",
+    );
+    assert!(created.starts_with("HTTP/1.1 201 "), "{created}");
+    // The data plane does not serve the admin API.
+    let answer = exchange(
+        &data,
+        "GET /admin/v1/projects HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    served.stop();
+    // What was acknowledged is in the store the file named.
+    assert!(db.exists());
+}
+
+#[test]
+fn the_admin_api_will_not_start_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "admin.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: sqlite://{}\nroutes:\n  - {{name: e, path: /e, methods: [GET], handler: echo}}\n",
+            dir.path().join("x.db").display()
+        ),
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env_remove("PORTICO_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PORTICO_ADMIN_TOKEN"), "{stderr}");
+}

@@ -1,0 +1,331 @@
+//! The admin API over real sockets, on a SQLite store in a temporary directory: authentication,
+//! and the resource semantics (201, 304, 409, 410, 412, 422, paging) on `projects`.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_admin::Admin;
+use portico_http::HeadLimits;
+use portico_server::{ConnSettings, Listener, serve_all};
+use portico_store::SqliteStore;
+use portico_testkit::{RawClient, RawResponse, assert_error};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const TOKEN: &str = "an-admin-token-for-tests";
+
+struct AdminApi {
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl AdminApi {
+    async fn start() -> AdminApi {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("portico.db"))
+            .await
+            .unwrap();
+        let settings = Arc::new(ConnSettings {
+            head: HeadLimits::default(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(10),
+            max_body_bytes: 1 << 20,
+            max_connections: 100,
+            http2: None,
+        });
+        let admin = Admin::new(store, Sha256::digest(TOKEN).into(), settings);
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        tokio::spawn(serve_all(
+            vec![Listener::plain(tcp)],
+            Arc::new(admin),
+            Duration::from_secs(1),
+            std::future::pending(),
+        ));
+        AdminApi { addr, _dir: dir }
+    }
+
+    /// Sends a request with the admin token and `fields` (each `Name: value`).
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        fields: &[&str],
+        body: Option<&str>,
+    ) -> RawResponse {
+        let mut raw =
+            format!("{method} {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n");
+        for f in fields {
+            raw.push_str(f);
+            raw.push_str("\r\n");
+        }
+        if let Some(b) = body {
+            raw.push_str(&format!("Content-Length: {}\r\n", b.len()));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(body.unwrap_or(""));
+        let mut c = RawClient::connect(self.addr).await;
+        c.send(raw).await;
+        c.response_to(method).await
+    }
+
+    async fn create(&self, json: &str) -> RawResponse {
+        self.send(
+            "POST",
+            "/admin/v1/projects",
+            &["Content-Type: application/json"],
+            Some(json),
+        )
+        .await
+    }
+}
+
+#[tokio::test]
+async fn every_request_needs_the_bearer_token() {
+    let api = AdminApi::start().await;
+    let mut c = RawClient::connect(api.addr).await;
+    c.send("GET /admin/v1/projects HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await;
+    let resp = c.response().await;
+    assert_error(&resp, 401, "PTC.ADMIN_TOKEN_MISSING");
+    assert_eq!(
+        resp.header("www-authenticate"),
+        Some("Bearer realm=\"portico-admin\"")
+    );
+    let mut c = RawClient::connect(api.addr).await;
+    c.send("GET /admin/v1/projects HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer an-admin-token-for-testz\r\n\r\n")
+        .await;
+    let resp = c.response().await;
+    assert_error(&resp, 401, "PTC.ADMIN_TOKEN_INVALID");
+    assert_eq!(
+        resp.header("www-authenticate"),
+        Some("Bearer realm=\"portico-admin\", error=\"invalid_token\"")
+    );
+    // The token never shows in an answer.
+    assert!(!String::from_utf8_lossy(&resp.body).contains("an-admin-token"));
+    let resp = api.send("GET", "/admin/v1/projects", &[], None).await;
+    assert_eq!(resp.status, 200);
+}
+
+#[tokio::test]
+async fn create_read_update_delete_with_the_contracts_codes() {
+    let api = AdminApi::start().await;
+    let resp = api.create(r#"{"name": "acme"}"#).await;
+    assert_eq!(resp.status, 201);
+    let body = resp.json();
+    let id = body["id"].as_str().unwrap().to_string();
+    assert_eq!(id.len(), 32);
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    );
+    assert_eq!(
+        resp.header("location"),
+        Some(format!("/admin/v1/projects/{id}").as_str())
+    );
+    assert_eq!(resp.header("etag"), Some("\"v1\""));
+    assert_eq!(
+        (body["billing_state"].as_str(), body["plan"].as_str()),
+        (Some("active"), Some("free"))
+    );
+    assert_eq!(body["version"], 1);
+    // The name is taken now.
+    assert_error(
+        &api.create(r#"{"name": "acme"}"#).await,
+        409,
+        "PTC.NAME_TAKEN",
+    );
+
+    let item = format!("/admin/v1/projects/{id}");
+    let resp = api.send("GET", &item, &[], None).await;
+    assert_eq!((resp.status, resp.header("etag")), (200, Some("\"v1\"")));
+    let resp = api
+        .send("GET", &item, &["If-None-Match: \"v1\""], None)
+        .await;
+    assert_eq!(resp.status, 304);
+    assert!(resp.body.is_empty());
+
+    // Preconditions on writes.
+    let json = ["Content-Type: application/json"];
+    let resp = api
+        .send(
+            "PUT",
+            &item,
+            &[json[0], "If-Match: \"v9\""],
+            Some(r#"{"name": "acme"}"#),
+        )
+        .await;
+    assert_error(&resp, 412, "PTC.PRECONDITION_FAILED");
+    let resp = api
+        .send(
+            "PUT",
+            &item,
+            &[json[0], "If-None-Match: *"],
+            Some(r#"{"name": "acme"}"#),
+        )
+        .await;
+    assert_error(&resp, 412, "PTC.PRECONDITION_FAILED");
+
+    // PATCH is a merge patch; the version moves on.
+    let resp = api
+        .send(
+            "PATCH",
+            &item,
+            &[
+                "Content-Type: application/merge-patch+json",
+                "If-Match: \"v1\"",
+            ],
+            Some(r#"{"plan": "pro", "description": "d"}"#),
+        )
+        .await;
+    assert_eq!(resp.status, 200);
+    let body = resp.json();
+    assert_eq!(
+        (
+            body["plan"].as_str(),
+            body["name"].as_str(),
+            body["version"].as_u64()
+        ),
+        (Some("pro"), Some("acme"), Some(2))
+    );
+    assert_eq!(resp.header("etag"), Some("\"v2\""));
+    // A body that says it read version 1 is stale.
+    let resp = api
+        .send(
+            "PATCH",
+            &item,
+            &json,
+            Some(r#"{"plan": "free", "version": 1}"#),
+        )
+        .await;
+    assert_error(&resp, 409, "PTC.VERSION_CONFLICT");
+    assert_eq!(resp.json()["current_version"], 2);
+    // PUT replaces: what is not sent goes back to its default.
+    let resp = api
+        .send(
+            "PUT",
+            &item,
+            &json,
+            Some(r#"{"name": "acme-2", "version": 2}"#),
+        )
+        .await;
+    assert_eq!(resp.status, 200);
+    let body = resp.json();
+    assert_eq!(
+        (body["plan"].as_str(), body.get("description")),
+        (Some("free"), None)
+    );
+
+    // Delete: 204, then 410; an id that never was: 404.
+    let resp = api.send("DELETE", &item, &["If-Match: \"v2\""], None).await;
+    assert_error(&resp, 412, "PTC.PRECONDITION_FAILED");
+    let resp = api.send("DELETE", &item, &["If-Match: \"v3\""], None).await;
+    assert_eq!(resp.status, 204);
+    assert_error(
+        &api.send("GET", &item, &[], None).await,
+        410,
+        "PTC.RESOURCE_GONE",
+    );
+    assert_error(
+        &api.send("PATCH", &item, &json, Some("{}")).await,
+        410,
+        "PTC.RESOURCE_GONE",
+    );
+    let never = format!("/admin/v1/projects/{}", "0".repeat(32));
+    assert_error(
+        &api.send("GET", &never, &[], None).await,
+        404,
+        "PTC.RESOURCE_NOT_FOUND",
+    );
+    // The name is free again.
+    assert_eq!(api.create(r#"{"name": "acme"}"#).await.status, 201);
+}
+
+#[tokio::test]
+async fn bad_bodies_get_400_415_and_422_with_every_violation() {
+    let api = AdminApi::start().await;
+    assert_error(&api.create("{\"name\": ").await, 400, "PTC.JSON_MALFORMED");
+    assert_error(&api.create("[1, 2]").await, 400, "PTC.JSON_MALFORMED");
+    let resp = api
+        .send(
+            "POST",
+            "/admin/v1/projects",
+            &["Content-Type: text/plain"],
+            Some("{}"),
+        )
+        .await;
+    assert_error(&resp, 415, "PTC.UNSUPPORTED_MEDIA_TYPE");
+    assert_eq!(resp.header("accept"), Some("application/json"));
+    let resp = api
+        .create(r#"{"name": "no spaces allowed", "billing_state": "gone", "colour/x": 1}"#)
+        .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    let json = resp.json();
+    let mut got: Vec<String> = json["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pointer"].as_str().unwrap().to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, ["/billing_state", "/colour~1x", "/name"]);
+    let resp = api.send("DELETE", "/admin/v1/projects", &[], None).await;
+    assert_error(&resp, 405, "PTC.METHOD_NOT_ALLOWED");
+    assert_eq!(resp.header("allow"), Some("GET, HEAD, POST"));
+    assert_error(
+        &api.send("GET", "/admin/v1/nothing", &[], None).await,
+        404,
+        "PTC.ROUTE_NOT_FOUND",
+    );
+}
+
+#[tokio::test]
+async fn lists_page_with_limit_and_marker_and_revalidate() {
+    let api = AdminApi::start().await;
+    for i in 0..5 {
+        assert_eq!(
+            api.create(&format!(r#"{{"name": "p{i}"}}"#)).await.status,
+            201
+        );
+    }
+    let mut seen = Vec::new();
+    let mut next = Some("/admin/v1/projects?limit=2".to_string());
+    while let Some(url) = next {
+        let resp = api.send("GET", &url, &[], None).await;
+        assert_eq!(resp.status, 200);
+        let page = resp.json();
+        for p in page["projects"].as_array().unwrap() {
+            seen.push(p["name"].as_str().unwrap().to_string());
+        }
+        next = page.get("next").and_then(Value::as_str).map(str::to_string);
+    }
+    seen.sort();
+    assert_eq!(seen, ["p0", "p1", "p2", "p3", "p4"]);
+
+    let resp = api.send("GET", "/admin/v1/projects", &[], None).await;
+    let tag = resp.header("etag").unwrap().to_string();
+    let cond = format!("If-None-Match: {tag}");
+    assert_eq!(
+        api.send("GET", "/admin/v1/projects", &[&cond], None)
+            .await
+            .status,
+        304
+    );
+    api.create(r#"{"name": "p5"}"#).await;
+    assert_eq!(
+        api.send("GET", "/admin/v1/projects", &[&cond], None)
+            .await
+            .status,
+        200
+    );
+    assert_error(
+        &api.send("GET", "/admin/v1/projects?limit=0", &[], None)
+            .await,
+        422,
+        "PTC.VALIDATION_FAILED",
+    );
+}
