@@ -14,6 +14,7 @@
 //! Only `projects` exists so far; the other resources of issue 5 follow the same code.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use portico_http::conditional::{self, Conditions, EntityTag, Precondition, Validators};
@@ -33,6 +34,9 @@ const MAX_BODY: u64 = 1 << 20;
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 const PREFIX: &str = "/admin/v1/";
+/// The OpenAPI 3.1 document of this API, served at `/admin/v1/openapi.json` (a test holds it
+/// to the real responses).
+pub const OPENAPI: &str = include_str!("../openapi.json");
 
 /// The admin API over a store.
 pub struct Admin<S> {
@@ -88,12 +92,20 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         let Some(rest) = path.strip_prefix(PREFIX) else {
             return Err(Error::new(ErrorCode::RouteNotFound));
         };
+        let method = req.head.method();
+        if rest == "openapi.json" {
+            return match method {
+                Method::Get | Method::Head => Ok(Response::new(200)
+                    .header("Content-Type", "application/json")
+                    .body(Bytes::from_static(OPENAPI.as_bytes()))),
+                _ => Err(not_allowed("GET, HEAD")),
+            };
+        }
         let mut parts = rest.split('/');
         let kind = match parts.next() {
             Some(k) if k == PROJECTS.name => &PROJECTS,
             _ => return Err(Error::new(ErrorCode::RouteNotFound)),
         };
-        let method = req.head.method();
         match (parts.next(), parts.next()) {
             (None | Some(""), None) => match method {
                 Method::Get | Method::Head => self.list(kind, req).await,
@@ -108,6 +120,16 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             },
             _ => Err(Error::new(ErrorCode::RouteNotFound)),
         }
+    }
+
+    /// Forgets the tombstones of resources deleted more than `retention` ago (they answer
+    /// 404 from then on, 410 before); returns how many.
+    pub async fn purge_tombstones(&self, retention: Duration) -> Result<u64, StoreError> {
+        let before = SystemTime::now()
+            .checked_sub(retention)
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        self.store.purge_tombstones(before).await
     }
 
     async fn list(&self, kind: &Kind, req: &Request) -> Result<Response, Error> {

@@ -19,6 +19,7 @@ const TOKEN: &str = "an-admin-token-for-tests";
 
 struct AdminApi {
     addr: SocketAddr,
+    admin: Arc<Admin<SqliteStore>>,
     _dir: tempfile::TempDir,
 }
 
@@ -37,16 +38,20 @@ impl AdminApi {
             max_connections: 100,
             http2: None,
         });
-        let admin = Admin::new(store, Sha256::digest(TOKEN).into(), settings);
+        let admin = Arc::new(Admin::new(store, Sha256::digest(TOKEN).into(), settings));
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         tokio::spawn(serve_all(
             vec![Listener::plain(tcp)],
-            Arc::new(admin),
+            admin.clone(),
             Duration::from_secs(1),
             std::future::pending(),
         ));
-        AdminApi { addr, _dir: dir }
+        AdminApi {
+            addr,
+            admin,
+            _dir: dir,
+        }
     }
 
     /// Sends a request with the admin token and `fields` (each `Name: value`).
@@ -327,5 +332,231 @@ async fn lists_page_with_limit_and_marker_and_revalidate() {
             .await,
         422,
         "PTC.VALIDATION_FAILED",
+    );
+}
+
+/// The OpenAPI document's schema subset Portico uses: `$ref`, `type`, `required`,
+/// `properties`, `items`, `enum`, `maxLength`. Returns what does not conform.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, problems: &mut Vec<String>) {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let target = doc
+            .pointer(r.trim_start_matches('#'))
+            .unwrap_or_else(|| panic!("dangling {r}"));
+        return conforms(doc, target, value, at, problems);
+    }
+    let ok_type = match schema.get("type").and_then(Value::as_str) {
+        Some("object") => value.is_object(),
+        Some("array") => value.is_array(),
+        Some("string") => value.is_string(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some(other) => panic!("schema type {other} not handled"),
+        None => true,
+    };
+    if !ok_type {
+        problems.push(format!("{at}: {value} is not {}", schema["type"]));
+        return;
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array)
+        && !values.contains(value)
+    {
+        problems.push(format!("{at}: {value} not in {values:?}"));
+    }
+    if let Some(max) = schema.get("maxLength").and_then(Value::as_u64)
+        && value.as_str().is_some_and(|s| s.len() as u64 > max)
+    {
+        problems.push(format!("{at}: longer than {max}"));
+    }
+    for name in schema
+        .get("required")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let name = name.as_str().unwrap();
+        if value.get(name).is_none() {
+            problems.push(format!("{at}: `{name}` missing"));
+        }
+    }
+    if let (Some(props), Some(obj)) = (
+        schema.get("properties").and_then(Value::as_object),
+        value.as_object(),
+    ) {
+        for (k, v) in obj {
+            if let Some(s) = props.get(k) {
+                conforms(doc, s, v, &format!("{at}/{k}"), problems);
+            }
+        }
+    }
+    if let (Some(items), Some(arr)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in arr.iter().enumerate() {
+            conforms(doc, items, v, &format!("{at}/{i}"), problems);
+        }
+    }
+}
+
+/// The document's operation for a concrete path (`{id}` matches one segment).
+fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> (&'a str, &'a Value) {
+    let path = path.split('?').next().unwrap();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        let t: Vec<&str> = template.split('/').collect();
+        let p: Vec<&str> = path.split('/').collect();
+        let matches = t.len() == p.len()
+            && t.iter()
+                .zip(&p)
+                .all(|(a, b)| a == b || (a.starts_with('{') && !b.is_empty()));
+        if matches && let Some(op) = item.get(method.to_ascii_lowercase()) {
+            return (template, op);
+        }
+    }
+    panic!("{method} {path} is not in the OpenAPI document");
+}
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_real_responses() {
+    let api = AdminApi::start().await;
+    let resp = api.send("GET", "/admin/v1/openapi.json", &[], None).await;
+    assert_eq!(resp.status, 200);
+    let doc: Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(
+        doc,
+        serde_json::from_str::<Value>(portico_admin::OPENAPI).unwrap()
+    );
+
+    // A scenario that reaches every operation and most of its documented answers.
+    let json = "Content-Type: application/json";
+    let mut exercised = std::collections::BTreeSet::new();
+    let mut check = |method: &str, path: &str, resp: &RawResponse| {
+        let (template, op) = operation(&doc, method, path);
+        exercised.insert(format!("{method} {template}"));
+        let documented = &op["responses"][resp.status.to_string()];
+        assert!(
+            !documented.is_null(),
+            "{method} {path}: {} is not documented",
+            resp.status
+        );
+        let documented = match documented.get("$ref").and_then(Value::as_str) {
+            Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
+            None => documented,
+        };
+        if let Some(schema) = documented.pointer("/content/application~1json/schema") {
+            let body: Value = serde_json::from_slice(&resp.body).unwrap();
+            let mut problems = Vec::new();
+            conforms(&doc, schema, &body, "", &mut problems);
+            assert!(
+                problems.is_empty(),
+                "{method} {path} {}: {problems:?}",
+                resp.status
+            );
+        } else {
+            assert!(
+                resp.body.is_empty(),
+                "{method} {path}: an undocumented body"
+            );
+        }
+    };
+    check("GET", "/admin/v1/openapi.json", &resp);
+    let created = api.create(r#"{"name": "doc"}"#).await;
+    check("POST", "/admin/v1/projects", &created);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let item = format!("/admin/v1/projects/{id}");
+    let steps: Vec<(&str, String, Vec<&str>, Option<&str>)> = vec![
+        (
+            "POST",
+            "/admin/v1/projects".into(),
+            vec![json],
+            Some(r#"{"name": "doc"}"#),
+        ),
+        ("POST", "/admin/v1/projects".into(), vec![json], Some("{")),
+        (
+            "POST",
+            "/admin/v1/projects".into(),
+            vec!["Content-Type: text/plain"],
+            Some("{}"),
+        ),
+        (
+            "POST",
+            "/admin/v1/projects".into(),
+            vec![json],
+            Some(r#"{"name": 1}"#),
+        ),
+        ("GET", "/admin/v1/projects?limit=1".into(), vec![], None),
+        ("GET", "/admin/v1/projects?limit=0".into(), vec![], None),
+        ("GET", item.clone(), vec![], None),
+        ("GET", item.clone(), vec!["If-None-Match: \"v1\""], None),
+        ("GET", item.clone(), vec!["If-Match: \"v7\""], None),
+        (
+            "PUT",
+            item.clone(),
+            vec![json],
+            Some(r#"{"name": "doc", "plan": "pro"}"#),
+        ),
+        (
+            "PUT",
+            item.clone(),
+            vec![json],
+            Some(r#"{"name": "doc", "version": 1}"#),
+        ),
+        (
+            "PATCH",
+            item.clone(),
+            vec![json, "If-Match: \"v1\""],
+            Some("{}"),
+        ),
+        (
+            "PATCH",
+            item.clone(),
+            vec!["Content-Type: application/merge-patch+json"],
+            Some(r#"{"description": "x"}"#),
+        ),
+        ("DELETE", item.clone(), vec!["If-Match: \"v1\""], None),
+        ("DELETE", item.clone(), vec![], None),
+        ("GET", item.clone(), vec![], None),
+        (
+            "DELETE",
+            format!("/admin/v1/projects/{}", "0".repeat(32)),
+            vec![],
+            None,
+        ),
+    ];
+    for (method, path, fields, body) in steps {
+        let resp = api.send(method, &path, &fields, body).await;
+        check(method, &path, &resp);
+    }
+    // Every operation the document lists was exercised.
+    let mut listed = std::collections::BTreeSet::new();
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for m in ["get", "put", "post", "patch", "delete"] {
+            if item.get(m).is_some() {
+                listed.insert(format!("{} {template}", m.to_ascii_uppercase()));
+            }
+        }
+    }
+    assert_eq!(exercised, listed);
+}
+
+#[tokio::test]
+async fn tombstones_answer_410_until_their_retention_is_over() {
+    let api = AdminApi::start().await;
+    let id = api.create(r#"{"name": "short-lived"}"#).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let item = format!("/admin/v1/projects/{id}");
+    assert_eq!(api.send("DELETE", &item, &[], None).await.status, 204);
+    assert_eq!(
+        api.admin.purge_tombstones(Duration::from_secs(3600)).await,
+        Ok(0)
+    );
+    assert_error(
+        &api.send("GET", &item, &[], None).await,
+        410,
+        "PTC.RESOURCE_GONE",
+    );
+    assert_eq!(api.admin.purge_tombstones(Duration::ZERO).await, Ok(1));
+    assert_error(
+        &api.send("GET", &item, &[], None).await,
+        404,
+        "PTC.RESOURCE_NOT_FOUND",
     );
 }

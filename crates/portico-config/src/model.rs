@@ -51,6 +51,8 @@ pub struct AdminListener {
     /// SHA-256 of the admin token given in the file, if one is (the token itself is not
     /// kept); `PORTICO_ADMIN_TOKEN` may give it instead.
     pub token_sha256: Option<[u8; 32]>,
+    /// How long a deleted resource answers 410 before it is forgotten (then 404).
+    pub tombstone_retention: Duration,
 }
 
 impl std::fmt::Debug for AdminListener {
@@ -58,6 +60,7 @@ impl std::fmt::Debug for AdminListener {
         f.debug_struct("AdminListener")
             .field("listen", &self.listen)
             .field("token_sha256", &self.token_sha256.map(|_| "<redacted>"))
+            .field("tombstone_retention", &self.tombstone_retention)
             .finish()
     }
 }
@@ -372,7 +375,7 @@ const TOP_KEYS: &[&str] = &[
     "admin",
     "storage",
 ];
-const ADMIN_KEYS: &[&str] = &["listen", "token"];
+const ADMIN_KEYS: &[&str] = &["listen", "token", "tombstone_retention"];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
 const HTTP2_KEYS: &[&str] = &[
     "enabled",
@@ -768,9 +771,15 @@ fn read_admin(r: &mut Reader, node: &Node) -> Option<AdminListener> {
             }
         }),
     };
+    let retention = f
+        .get("tombstone_retention")
+        .map_or(Some(Duration::from_secs(7 * 24 * 3600)), |n| {
+            r.duration(n, "admin.tombstone_retention")
+        });
     Some(AdminListener {
         listen: listen?,
         token_sha256: token?,
+        tombstone_retention: retention?,
     })
 }
 

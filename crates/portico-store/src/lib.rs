@@ -149,8 +149,8 @@ pub trait Store {
         expected: Option<u64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Forgets the tombstones of documents deleted before `deleted_before_ms`; returns how
-    /// many.
+    /// Forgets the tombstones of documents deleted at or before `deleted_before_ms`; returns
+    /// how many.
     fn purge_tombstones(
         &self,
         deleted_before_ms: i64,

@@ -282,7 +282,7 @@ impl Store for PgStore {
         let client = self.client.lock().await;
         client
             .execute(
-                "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms < $1",
+                "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms <= $1",
                 &[&deleted_before_ms],
             )
             .await

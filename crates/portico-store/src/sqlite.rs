@@ -298,7 +298,7 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let n = conn
                 .execute(
-                    "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms < ?1",
+                    "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms <= ?1",
                     [deleted_before_ms],
                 )
                 .map_err(backend)?;

@@ -6,6 +6,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use portico_admin::Admin;
@@ -264,7 +265,22 @@ async fn admin_api(
     let listener = Listener::plain(bind(a.listen).await?);
     let address = listener.tcp.local_addr()?;
     tracing::info!(%address, "portico admin API listening");
-    Ok((listener, Arc::new(Admin::new(store, token, settings))))
+    let admin = Arc::new(Admin::new(store, token, settings));
+    // Tombstones are forgotten once their retention is over, checked ten times per retention
+    // (at least every second, at most every hour).
+    let retention = a.tombstone_retention;
+    let every = (retention / 10).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+    let purging = admin.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        loop {
+            tick.tick().await;
+            if let Err(e) = purging.purge_tombstones(retention).await {
+                tracing::warn!(error = %e, "purging tombstones failed");
+            }
+        }
+    });
+    Ok((listener, admin))
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
