@@ -16,7 +16,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwap;
 use bytes::Bytes;
+use portico_config::Config;
 use portico_http::conditional::{self, Conditions, EntityTag, Precondition, Validators};
 use portico_http::{ErrorCode, Method};
 use portico_server::{ConnSettings, Error, Exchange, Request, RequestBody, Response, Service};
@@ -26,7 +28,7 @@ use sha2::{Digest, Sha256};
 
 mod resource;
 
-use resource::{Kind, PROJECTS};
+use resource::{Fields, KINDS, Kind, ROUTES, UPSTREAMS};
 
 /// The largest admin request body.
 const MAX_BODY: u64 = 1 << 20;
@@ -43,6 +45,9 @@ pub struct Admin<S> {
     store: S,
     token_sha256: [u8; 32],
     settings: Arc<ConnSettings>,
+    /// The configuration file's model, which upstream and route documents join; without it
+    /// those resources are not offered.
+    model: Option<Arc<ArcSwap<Config>>>,
 }
 
 impl<S: Store + Send + Sync + 'static> Admin<S> {
@@ -52,7 +57,90 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             store,
             token_sha256,
             settings,
+            model: None,
         }
+    }
+
+    /// Offers `upstreams` and `routes`, checked against `base` (the configuration file's
+    /// model, which a reload replaces) and the other documents.
+    pub fn with_model(mut self, base: Arc<ArcSwap<Config>>) -> Admin<S> {
+        self.model = Some(base);
+        self
+    }
+
+    /// Every live document of a kind.
+    async fn all(&self, kind: &Kind) -> Result<Vec<Document>, Error> {
+        let mut out: Vec<Document> = Vec::new();
+        loop {
+            let after = out.last().map(|d| d.id.clone());
+            let page = self
+                .store
+                .list(kind.name, "", after.as_deref(), MAX_LIMIT)
+                .await
+                .map_err(store_error)?;
+            let full = page.len() == MAX_LIMIT;
+            out.extend(page);
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Checks the data plane's model with `candidate` in place of the document `id` of `kind`
+    /// (added when `id` is `None`, removed when `candidate` is `None`): 422 with its
+    /// violations when the candidate is at fault, 409 when it would break other documents.
+    async fn check_model(
+        &self,
+        kind: &Kind,
+        id: Option<&str>,
+        candidate: Option<&Fields>,
+    ) -> Result<(), Error> {
+        let Some(base) = &self.model else {
+            return Ok(());
+        };
+        let mut lists = [Vec::new(), Vec::new()];
+        let mut at = None;
+        for (slot, k) in [&UPSTREAMS, &ROUTES].into_iter().enumerate() {
+            for doc in self.all(k).await? {
+                if k.name == kind.name && Some(doc.id.as_str()) == id {
+                    if let Some(c) = candidate {
+                        at = Some(lists[slot].len());
+                        lists[slot].push(Value::Object(c.clone()));
+                    }
+                } else {
+                    lists[slot].push(doc.body);
+                }
+            }
+            if k.name == kind.name
+                && id.is_none()
+                && let Some(c) = candidate
+            {
+                at = Some(lists[slot].len());
+                lists[slot].push(Value::Object(c.clone()));
+            }
+        }
+        let [upstreams, routes] = lists;
+        let Err(problems) = portico_config::with_documents(&base.load(), &upstreams, &routes)
+        else {
+            return Ok(());
+        };
+        let is_route = kind.name == ROUTES.name;
+        let (mine, others): (Vec<_>, Vec<_>) = problems
+            .into_iter()
+            .partition(|p| Some(p.index) == at && p.route == is_route);
+        if !mine.is_empty() {
+            return Err(invalid(
+                mine.into_iter().map(|p| (p.pointer, p.message)).collect(),
+            ));
+        }
+        let list: Vec<Value> = others
+            .into_iter()
+            .map(|p| {
+                let kind = if p.route { "routes" } else { "upstreams" };
+                json!({"kind": kind, "pointer": p.pointer, "message": p.message})
+            })
+            .collect();
+        Err(Error::new(ErrorCode::ResourceInUse).with_member("conflicts", Value::Array(list)))
     }
 
     fn authorize(&self, req: &Request) -> Result<(), Error> {
@@ -102,8 +190,11 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             };
         }
         let mut parts = rest.split('/');
-        let kind = match parts.next() {
-            Some(k) if k == PROJECTS.name => &PROJECTS,
+        let kind = match parts
+            .next()
+            .and_then(|k| KINDS.iter().find(|kind| kind.name == k))
+        {
+            Some(kind) if !kind.model || self.model.is_some() => *kind,
             _ => return Err(Error::new(ErrorCode::RouteNotFound)),
         };
         match (parts.next(), parts.next()) {
@@ -171,6 +262,9 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     ) -> Result<Response, Error> {
         let doc = read_json(req, body, false).await?;
         let doc = (kind.validate)(doc, None)?;
+        if kind.model {
+            self.check_model(kind, None, Some(&doc)).await?;
+        }
         let name = doc
             .get("name")
             .and_then(Value::as_str)
@@ -243,6 +337,9 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             sent
         };
         let merged = (kind.validate)(merged, Some(&doc))?;
+        if kind.model {
+            self.check_model(kind, Some(id), Some(&merged)).await?;
+        }
         let name = merged
             .get("name")
             .and_then(Value::as_str)
@@ -266,6 +363,9 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         let doc = self.live(kind, id).await?;
         if check(req, &etag(&doc)) != Precondition::Proceed {
             return Err(Error::new(ErrorCode::PreconditionFailed));
+        }
+        if kind.model {
+            self.check_model(kind, Some(id), None).await?;
         }
         self.store
             .delete(kind.name, id, Some(doc.version))

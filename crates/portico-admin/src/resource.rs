@@ -13,6 +13,9 @@ pub(crate) type Fields = Map<String, Value>;
 pub(crate) struct Kind {
     /// Its collection name, in URLs and in the store.
     pub(crate) name: &'static str,
+    /// Part of the data plane's model (upstreams, routes): checked with the configuration
+    /// file's rules against the file and the other documents, and loaded by the data plane.
+    pub(crate) model: bool,
     /// Checks a document sent by a client (after a merge patch, for PATCH) against the rules,
     /// and returns it with defaults filled in; `current` is the document it replaces.
     pub(crate) validate: fn(Fields, Option<&Document>) -> Result<Fields, Error>,
@@ -21,8 +24,41 @@ pub(crate) struct Kind {
 /// Projects: the tenants whose callers use the APIs.
 pub(crate) const PROJECTS: Kind = Kind {
     name: "projects",
+    model: false,
     validate: project,
 };
+
+/// Upstreams, as in the configuration file's `upstreams`.
+pub(crate) const UPSTREAMS: Kind = Kind {
+    name: "upstreams",
+    model: true,
+    validate: named,
+};
+
+/// Routes, as in the configuration file's `routes`.
+pub(crate) const ROUTES: Kind = Kind {
+    name: "routes",
+    model: true,
+    validate: named,
+};
+
+/// Every kind, by collection name.
+pub(crate) const KINDS: [&Kind; 3] = [&PROJECTS, &UPSTREAMS, &ROUTES];
+
+/// A model document: what it must hold is the configuration's to say (checked after this);
+/// here only the read-only fields go and its `name` must be a string.
+fn named(mut doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
+    for key in READ_ONLY {
+        doc.remove(*key);
+    }
+    if doc.get("name").and_then(Value::as_str).is_none() {
+        return Err(invalid(vec![(
+            "/name".to_string(),
+            "`name` is required, a string".to_string(),
+        )]));
+    }
+    Ok(doc)
+}
 
 /// Fields a client may echo back from a representation; Portico keeps its own values.
 const READ_ONLY: &[&str] = &["id", "created_ms", "updated_ms"];

@@ -25,6 +25,11 @@ struct AdminApi {
 
 impl AdminApi {
     async fn start() -> AdminApi {
+        AdminApi::start_with(None).await
+    }
+
+    /// With upstreams and routes, joining the model of the configuration `yaml`.
+    async fn start_with(yaml: Option<&str>) -> AdminApi {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("portico.db"))
             .await
@@ -38,7 +43,12 @@ impl AdminApi {
             max_connections: 100,
             http2: None,
         });
-        let admin = Arc::new(Admin::new(store, Sha256::digest(TOKEN).into(), settings));
+        let mut admin = Admin::new(store, Sha256::digest(TOKEN).into(), settings);
+        if let Some(yaml) = yaml {
+            let base = portico_config::from_str(yaml, "base.yaml").unwrap();
+            admin = admin.with_model(Arc::new(arc_swap::ArcSwap::from_pointee(base)));
+        }
+        let admin = Arc::new(admin);
         let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = tcp.local_addr().unwrap();
         tokio::spawn(serve_all(
@@ -413,7 +423,8 @@ fn operation<'a>(doc: &'a Value, method: &str, path: &str) -> (&'a str, &'a Valu
 
 #[tokio::test]
 async fn the_openapi_document_matches_the_real_responses() {
-    let api = AdminApi::start().await;
+    let base = "upstreams:\n  - {name: file-up, targets: [\"http://127.0.0.1:9000\"]}\nroutes:\n  - {name: file-route, path: /file, methods: [GET], upstream: file-up}\n";
+    let api = AdminApi::start_with(Some(base)).await;
     let resp = api.send("GET", "/admin/v1/openapi.json", &[], None).await;
     assert_eq!(resp.status, 200);
     let doc: Value = serde_json::from_slice(&resp.body).unwrap();
@@ -523,6 +534,70 @@ async fn the_openapi_document_matches_the_real_responses() {
         let resp = api.send(method, &path, &fields, body).await;
         check(method, &path, &resp);
     }
+    // The data plane's model: upstreams and routes.
+    let up = api
+        .send(
+            "POST",
+            "/admin/v1/upstreams",
+            &[json],
+            Some(r#"{"name": "u", "targets": ["http://127.0.0.1:9"]}"#),
+        )
+        .await;
+    check("POST", "/admin/v1/upstreams", &up);
+    let up_item = format!("/admin/v1/upstreams/{}", up.json()["id"].as_str().unwrap());
+    let route = api
+        .send(
+            "POST",
+            "/admin/v1/routes",
+            &[json],
+            Some(r#"{"name": "r", "path": "/r", "methods": ["GET"], "upstream": "u"}"#),
+        )
+        .await;
+    check("POST", "/admin/v1/routes", &route);
+    let route_item = format!("/admin/v1/routes/{}", route.json()["id"].as_str().unwrap());
+    let model_steps: Vec<(&str, String, Vec<&str>, Option<&str>)> = vec![
+        (
+            "POST",
+            "/admin/v1/routes".into(),
+            vec![json],
+            Some(r#"{"name": "x", "path": "/file", "methods": ["GET"], "upstream": "u"}"#),
+        ),
+        ("GET", "/admin/v1/upstreams".into(), vec![], None),
+        ("GET", "/admin/v1/routes".into(), vec![], None),
+        ("GET", up_item.clone(), vec![], None),
+        ("GET", route_item.clone(), vec![], None),
+        (
+            "PUT",
+            up_item.clone(),
+            vec![json],
+            Some(r#"{"name": "u", "targets": ["http://127.0.0.1:10"]}"#),
+        ),
+        (
+            "PATCH",
+            route_item.clone(),
+            vec![json],
+            Some(r#"{"methods": ["GET", "POST"]}"#),
+        ),
+        (
+            "PUT",
+            route_item.clone(),
+            vec![json],
+            Some(r#"{"name": "r", "path": "/r", "methods": ["GET"], "upstream": "u"}"#),
+        ),
+        (
+            "PATCH",
+            up_item.clone(),
+            vec![json],
+            Some(r#"{"connect_timeout": "2s"}"#),
+        ),
+        ("DELETE", up_item.clone(), vec![], None),
+        ("DELETE", route_item.clone(), vec![], None),
+        ("DELETE", up_item.clone(), vec![], None),
+    ];
+    for (method, path, fields, body) in model_steps {
+        let resp = api.send(method, &path, &fields, body).await;
+        check(method, &path, &resp);
+    }
     // Every operation the document lists was exercised.
     let mut listed = std::collections::BTreeSet::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
@@ -559,4 +634,63 @@ async fn tombstones_answer_410_until_their_retention_is_over() {
         404,
         "PTC.RESOURCE_NOT_FOUND",
     );
+}
+
+#[tokio::test]
+async fn upstreams_and_routes_are_checked_with_the_files_rules() {
+    let base = "upstreams:\n  - {name: file-up, targets: [\"http://127.0.0.1:9000\"]}\nroutes:\n  - {name: file-route, path: /file, methods: [GET], upstream: file-up}\n";
+    let api = AdminApi::start_with(Some(base)).await;
+    let json = ["Content-Type: application/json"];
+    let post = |kind: &'static str, body: &'static str| {
+        let api = &api;
+        async move {
+            api.send("POST", &format!("/admin/v1/{kind}"), &json, Some(body))
+                .await
+        }
+    };
+    let up = post(
+        "upstreams",
+        r#"{"name": "store-up", "targets": ["h2c://127.0.0.1:9001"]}"#,
+    )
+    .await;
+    assert_eq!(up.status, 201);
+    let up_id = up.json()["id"].as_str().unwrap().to_string();
+    let resp = post(
+        "routes",
+        r#"{"name": "r", "path": "/r/{*rest}", "methods": ["GET"], "upstream": "store-up"}"#,
+    )
+    .await;
+    assert_eq!(resp.status, 201);
+
+    // The file's rules, with pointers into the document.
+    let resp = post("upstreams", r#"{"name": "x", "targets": ["ftp://h"]}"#).await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    assert_eq!(resp.json()["violations"][0]["pointer"], "/targets/0");
+    // Names are unique across the file and the store; routes may not overlap.
+    let resp = post(
+        "upstreams",
+        r#"{"name": "file-up", "targets": ["http://127.0.0.1:1"]}"#,
+    )
+    .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    let resp = post(
+        "routes",
+        r#"{"name": "again", "path": "/file", "methods": ["GET"], "upstream": "file-up"}"#,
+    )
+    .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    assert_eq!(resp.json()["violations"][0]["pointer"], "/path");
+    let resp = post(
+        "routes",
+        r#"{"name": "n", "path": "/n", "methods": ["GET"], "upstream": "nowhere"}"#,
+    )
+    .await;
+    assert_eq!(resp.json()["violations"][0]["pointer"], "/upstream");
+
+    // An upstream a route still uses cannot go.
+    let resp = api
+        .send("DELETE", &format!("/admin/v1/upstreams/{up_id}"), &[], None)
+        .await;
+    assert_error(&resp, 409, "PTC.RESOURCE_IN_USE");
+    assert_eq!(resp.json()["conflicts"][0]["kind"], "routes");
 }

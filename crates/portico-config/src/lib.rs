@@ -8,6 +8,7 @@
 
 mod apis;
 mod content;
+mod documents;
 mod model;
 mod read;
 mod redirect;
@@ -18,6 +19,7 @@ use std::path::Path;
 
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
+pub use documents::{DocumentProblem, with_documents};
 pub use model::{
     AccessLog, Action, AdminListener, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route,
     RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,

@@ -685,6 +685,8 @@ error_codes! {
     NameTaken => (409, "NAME_TAKEN", Client, AfterChange, false, "A resource with this name already exists.");
     /// The body's `version` is not the resource's current version (another change came first).
     VersionConflict => (409, "VERSION_CONFLICT", Client, AfterChange, false, "The resource has changed since the version given; read it again.");
+    /// The change would break other resources (an upstream that routes still use); `conflicts` lists what.
+    ResourceInUse => (409, "RESOURCE_IN_USE", Client, AfterChange, false, "Other resources depend on this one as it is.");
     /// The admin resource was deleted (its tombstone is kept for a while).
     ResourceGone => (410, "RESOURCE_GONE", Client, AfterChange, false, "This resource has been deleted.");
     /// The request is for a version of an API that has been retired (`apis[].versions[]` with `status: retired`).

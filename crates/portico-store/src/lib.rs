@@ -161,6 +161,61 @@ pub trait Store {
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
+/// A shared store is a store.
+impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
+    fn create(
+        &self,
+        new: NewDocument<'_>,
+    ) -> impl Future<Output = Result<Document, StoreError>> + Send {
+        (**self).create(new)
+    }
+
+    fn get(&self, kind: &str, id: &str) -> impl Future<Output = Result<Lookup, StoreError>> + Send {
+        (**self).get(kind, id)
+    }
+
+    fn list(
+        &self,
+        kind: &str,
+        scope: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send {
+        (**self).list(kind, scope, after, limit)
+    }
+
+    fn replace(
+        &self,
+        kind: &str,
+        id: &str,
+        expected: Option<u64>,
+        name: &str,
+        body: &Value,
+    ) -> impl Future<Output = Result<Document, StoreError>> + Send {
+        (**self).replace(kind, id, expected, name, body)
+    }
+
+    fn delete(
+        &self,
+        kind: &str,
+        id: &str,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).delete(kind, id, expected)
+    }
+
+    fn purge_tombstones(
+        &self,
+        deleted_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge_tombstones(deleted_before_ms)
+    }
+
+    fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).revision()
+    }
+}
+
 /// The store named by a configuration's `storage` URL.
 pub enum Backend {
     /// `sqlite://PATH`

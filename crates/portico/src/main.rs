@@ -8,13 +8,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use portico_admin::Admin;
 use portico_config::Config;
 use portico_gateway::{AccessLogSink, Gateway};
 use portico_server::tls::{self, Tls};
 use portico_server::{Listener, Swap};
-use portico_store::Backend;
+use portico_store::{Backend, Store};
 
 /// The built-in quickstart: a demo API answered by the echo handler.
 const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
@@ -195,7 +196,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     };
     // The admin API first: a store or token problem stops Portico before anything listens.
     let admin = match &config.admin {
-        Some(a) => Some(admin_api(a, &config).await?),
+        Some(a) => Some(admin_api(a, &config, &swap).await?),
         None => None,
     };
     let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
@@ -213,12 +214,14 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     {
         let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
         let tls = tls.as_ref().map(|(_, t)| t.clone());
+        let following = admin.as_ref().map(|(_, _, f)| f.clone());
         tokio::spawn(reload_on_sighup(
             hangup,
             path,
             swap.clone(),
             tls,
             config.clone(),
+            following,
         ));
     }
     #[cfg(not(unix))]
@@ -235,7 +238,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     let grace = config.shutdown_grace;
     let data = portico_server::serve_all(listeners, swap, grace, stopped(stop_rx.clone()));
     match admin {
-        Some((listener, svc)) => {
+        Some((listener, svc, _)) => {
             let admin = portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx));
             tokio::try_join!(data, admin)?;
         }
@@ -245,11 +248,96 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     Ok(())
 }
 
-/// The admin API: its store (opened and migrated now), its token, its listener.
+/// The data plane's model when a store is in use: the file's configuration (a reload replaces
+/// it) and a way to ask for a rebuild with the store's documents.
+#[derive(Clone)]
+struct Following {
+    base: Arc<ArcSwap<Config>>,
+    rebuild: Arc<tokio::sync::Notify>,
+}
+
+/// How often the data plane looks at the store's revision: a change made through the admin
+/// API (on this node or another on the same PostgreSQL) is serving within a second.
+const STORE_POLL: Duration = Duration::from_millis(250);
+
+/// The file's configuration with the store's upstreams and routes, as a gateway.
+async fn combined(store: &Backend, base: &Config) -> Result<Gateway, String> {
+    let mut lists = [Vec::new(), Vec::new()];
+    for (slot, kind) in ["upstreams", "routes"].into_iter().enumerate() {
+        loop {
+            let after = lists[slot]
+                .last()
+                .map(|(id, _): &(String, serde_json::Value)| id.clone());
+            let page = store
+                .list(kind, "", after.as_deref(), 1000)
+                .await
+                .map_err(|e| e.to_string())?;
+            let full = page.len() == 1000;
+            lists[slot].extend(page.into_iter().map(|d| (d.id, d.body)));
+            if !full {
+                break;
+            }
+        }
+    }
+    let [upstreams, routes] = lists.map(|l| l.into_iter().map(|(_, b)| b).collect::<Vec<_>>());
+    let config = portico_config::with_documents(base, &upstreams, &routes).map_err(|problems| {
+        let text: Vec<String> = problems
+            .iter()
+            .map(|p| {
+                let kind = if p.route { "routes" } else { "upstreams" };
+                format!("{kind}[{}]{}: {}", p.index, p.pointer, p.message)
+            })
+            .collect();
+        text.join("; ")
+    })?;
+    build(&config).map_err(|e| e.to_string())
+}
+
+/// Keeps the data plane on the store's upstreams and routes: at each change of the store's
+/// revision (or when a reload asks), the gateway is rebuilt and swapped in; one that cannot be
+/// built is logged and the running one goes on serving.
+async fn follow_store(
+    store: Arc<Backend>,
+    following: Following,
+    swap: Arc<Swap<Gateway>>,
+    mut seen: u64,
+) {
+    let mut tick = tokio::time::interval(STORE_POLL);
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            () = following.rebuild.notified() => true,
+        };
+        let revision = match store.revision().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the store's revision");
+                continue;
+            }
+        };
+        if revision == seen && !forced {
+            continue;
+        }
+        match combined(&store, &following.base.load()).await {
+            Ok(gateway) => {
+                swap.replace(gateway);
+                tracing::info!(revision, "data plane follows the store");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the store's documents do not build; the running configuration keeps serving")
+            }
+        }
+        seen = revision;
+    }
+}
+
+/// The admin API: its store (opened and migrated now), its token, its listener; and the data
+/// plane put on the store's documents before anything listens.
 async fn admin_api(
     a: &portico_config::AdminListener,
     config: &Config,
-) -> Result<(Listener, Arc<Admin<Backend>>), Box<dyn std::error::Error>> {
+    swap: &Arc<Swap<Gateway>>,
+) -> Result<(Listener, Arc<Admin<Arc<Backend>>>, Following), Box<dyn std::error::Error>> {
     use sha2::Digest;
     // The environment's token wins over the file's, so that it can stay out of files.
     let token = match std::env::var("PORTICO_ADMIN_TOKEN") {
@@ -260,12 +348,24 @@ async fn admin_api(
     let Some(token) = token else {
         return Err("the admin API needs a token: admin.token or PORTICO_ADMIN_TOKEN".into());
     };
-    let store = Backend::open(&config.storage).await?;
+    let store = Arc::new(Backend::open(&config.storage).await?);
+    let following = Following {
+        base: Arc::new(ArcSwap::from_pointee(config.clone())),
+        rebuild: Arc::new(tokio::sync::Notify::new()),
+    };
+    let revision = store.revision().await?;
+    swap.replace(combined(&store, config).await?);
+    tokio::spawn(follow_store(
+        store.clone(),
+        following.clone(),
+        swap.clone(),
+        revision,
+    ));
     let settings = Arc::new(Gateway::conn_settings(config));
     let listener = Listener::plain(bind(a.listen).await?);
     let address = listener.tcp.local_addr()?;
     tracing::info!(%address, "portico admin API listening");
-    let admin = Arc::new(Admin::new(store, token, settings));
+    let admin = Arc::new(Admin::new(store, token, settings).with_model(following.base.clone()));
     // Tombstones are forgotten once their retention is over, checked ten times per retention
     // (at least every second, at most every hour).
     let retention = a.tombstone_retention;
@@ -280,7 +380,7 @@ async fn admin_api(
             }
         }
     });
-    Ok((listener, admin))
+    Ok((listener, admin, following))
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {
@@ -326,6 +426,7 @@ async fn reload_on_sighup(
     swap: Arc<Swap<Gateway>>,
     tls: Option<Arc<Tls>>,
     mut running: Config,
+    following: Option<Following>,
 ) {
     while hangup.recv().await.is_some() {
         let Some(path) = path.clone() else {
@@ -353,7 +454,14 @@ async fn reload_on_sighup(
                         "changed in the file; it applies after a restart, not a reload"
                     );
                 }
-                swap.replace(gateway);
+                match &following {
+                    // The store's documents join the new file's model before it serves.
+                    Some(f) => {
+                        f.base.store(Arc::new(next.clone()));
+                        f.rebuild.notify_one();
+                    }
+                    None => swap.replace(gateway),
+                }
                 running = next;
                 tracing::info!("configuration reloaded");
             }
