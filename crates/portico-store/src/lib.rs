@@ -319,3 +319,11 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) fn from_sql(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
+
+/// A write that names the version it expects fails when the document has moved on.
+pub(crate) fn check_version(current: u64, expected: Option<u64>) -> Result<(), StoreError> {
+    match expected {
+        Some(e) if e != current => Err(StoreError::VersionMismatch { current }),
+        _ => Ok(()),
+    }
+}

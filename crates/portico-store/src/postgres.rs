@@ -7,7 +7,9 @@ use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
-use crate::{Document, Lookup, NewDocument, Store, StoreError, from_sql, new_id, now_ms};
+use crate::{
+    Document, Lookup, NewDocument, Store, StoreError, check_version, from_sql, new_id, now_ms,
+};
 
 /// Schema changes, in order; each runs once, in a transaction, and is recorded.
 const MIGRATIONS: &[&str] = &["
@@ -92,13 +94,6 @@ async fn current(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<u64, Stor
         None => Err(StoreError::NotFound),
         Some(r) if r.get::<_, Option<i64>>(1).is_some() => Err(StoreError::Gone),
         Some(r) => Ok(from_sql(r.get(0))),
-    }
-}
-
-fn check_version(current: u64, expected: Option<u64>) -> Result<(), StoreError> {
-    match expected {
-        Some(e) if e != current => Err(StoreError::VersionMismatch { current }),
-        _ => Ok(()),
     }
 }
 

@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 
-use crate::{Document, Lookup, NewDocument, Store, StoreError, from_sql, new_id, now_ms};
+use crate::{
+    Document, Lookup, NewDocument, Store, StoreError, check_version, from_sql, new_id, now_ms,
+};
 
 /// Schema changes, in order; each runs once, in a transaction, and is recorded.
 const MIGRATIONS: &[&str] = &["
@@ -94,13 +96,6 @@ fn current(tx: &Transaction<'_>, kind: &str, id: &str) -> Result<u64, StoreError
         None => Err(StoreError::NotFound),
         Some((_, Some(_))) => Err(StoreError::Gone),
         Some((v, None)) => Ok(from_sql(v)),
-    }
-}
-
-fn check_version(current: u64, expected: Option<u64>) -> Result<(), StoreError> {
-    match expected {
-        Some(e) if e != current => Err(StoreError::VersionMismatch { current }),
-        _ => Ok(()),
     }
 }
 
