@@ -21,6 +21,29 @@ use serde_json::Value;
 mod postgres;
 mod sqlite;
 
+/// Schema changes, in order, the same SQL for both backends (`BIGINT` has integer affinity in
+/// SQLite); each runs once, in a transaction, and is recorded.
+pub(crate) const MIGRATIONS: &[&str] = &["
+    CREATE TABLE documents (
+        kind TEXT NOT NULL,
+        id TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        body TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        deleted_ms BIGINT,
+        revision BIGINT NOT NULL,
+        PRIMARY KEY (kind, id)
+    );
+    CREATE UNIQUE INDEX documents_live_name ON documents (kind, scope, name)
+        WHERE deleted_ms IS NULL;
+    CREATE INDEX documents_list ON documents (kind, scope, id) WHERE deleted_ms IS NULL;
+    CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
+    INSERT INTO store_revision (id, value) VALUES (1, 0);
+"];
+
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 

@@ -8,30 +8,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
 use crate::{
-    Document, Lookup, NewDocument, Store, StoreError, check_version, from_sql, new_id, now_ms,
+    Document, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_version, from_sql, new_id,
+    now_ms,
 };
-
-/// Schema changes, in order; each runs once, in a transaction, and is recorded.
-const MIGRATIONS: &[&str] = &["
-    CREATE TABLE documents (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        scope TEXT NOT NULL,
-        name TEXT NOT NULL,
-        version BIGINT NOT NULL,
-        body TEXT NOT NULL,
-        created_ms BIGINT NOT NULL,
-        updated_ms BIGINT NOT NULL,
-        deleted_ms BIGINT,
-        revision BIGINT NOT NULL,
-        PRIMARY KEY (kind, id)
-    );
-    CREATE UNIQUE INDEX documents_live_name ON documents (kind, scope, name)
-        WHERE deleted_ms IS NULL;
-    CREATE INDEX documents_list ON documents (kind, scope, id) WHERE deleted_ms IS NULL;
-    CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
-    INSERT INTO store_revision (id, value) VALUES (1, 0);
-"];
 
 /// Any number: the advisory lock that serialises migrations across nodes.
 const MIGRATION_LOCK: i64 = 0x0070_6f72_7469_636f; // "portico" in ASCII

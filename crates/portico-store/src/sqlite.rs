@@ -11,30 +11,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, param
 use serde_json::Value;
 
 use crate::{
-    Document, Lookup, NewDocument, Store, StoreError, check_version, from_sql, new_id, now_ms,
+    Document, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_version, from_sql, new_id,
+    now_ms,
 };
-
-/// Schema changes, in order; each runs once, in a transaction, and is recorded.
-const MIGRATIONS: &[&str] = &["
-    CREATE TABLE documents (
-        kind TEXT NOT NULL,
-        id TEXT NOT NULL,
-        scope TEXT NOT NULL,
-        name TEXT NOT NULL,
-        version INTEGER NOT NULL,
-        body TEXT NOT NULL,
-        created_ms INTEGER NOT NULL,
-        updated_ms INTEGER NOT NULL,
-        deleted_ms INTEGER,
-        revision INTEGER NOT NULL,
-        PRIMARY KEY (kind, id)
-    );
-    CREATE UNIQUE INDEX documents_live_name ON documents (kind, scope, name)
-        WHERE deleted_ms IS NULL;
-    CREATE INDEX documents_list ON documents (kind, scope, id) WHERE deleted_ms IS NULL;
-    CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value INTEGER NOT NULL);
-    INSERT INTO store_revision (id, value) VALUES (1, 0);
-"];
 
 /// A store in one SQLite file.
 #[derive(Clone)]
