@@ -11,24 +11,30 @@
 //! `marker` and give a `next` link. Preconditions are `portico_http::conditional`'s, the one
 //! implementation Portico has.
 //!
-//! Only `projects` exists so far; the other resources of issue 5 follow the same code.
+//! The resources (`resource.rs`): `projects`, with `consumers` and their `credentials` nested
+//! in them (a nested item's store scope is its parent's id; another parent's item is 404);
+//! `plans`; and the data plane's model, `upstreams`, `routes` and `apis`, checked with the
+//! configuration file's own rules. Routes also have their request counts (`…/stats`, and
+//! `…/stats/reset` → 205).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use portico_config::Config;
+use portico_config::{Config, Documents, Section};
 use portico_http::conditional::{self, Conditions, EntityTag, Precondition, Validators};
 use portico_http::{ErrorCode, Method};
-use portico_server::{ConnSettings, Error, Exchange, Request, RequestBody, Response, Service};
+use portico_server::{
+    ConnSettings, Error, Exchange, Request, RequestBody, Response, RouteStats, Service,
+};
 use portico_store::{Document, Lookup, NewDocument, Store, StoreError};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 mod resource;
 
-use resource::{Fields, KINDS, Kind, ROUTES, UPSTREAMS};
+use resource::{Fields, KINDS, Kind, MODEL};
 
 /// The largest admin request body.
 const MAX_BODY: u64 = 1 << 20;
@@ -45,9 +51,24 @@ pub struct Admin<S> {
     store: S,
     token_sha256: [u8; 32],
     settings: Arc<ConnSettings>,
-    /// The configuration file's model, which upstream and route documents join; without it
-    /// those resources are not offered.
+    /// The configuration file's model, which upstream, route and API documents join; without
+    /// it those resources are not offered.
     model: Option<Arc<ArcSwap<Config>>>,
+    /// The data plane's per-route request counts.
+    stats: Arc<RouteStats>,
+}
+
+/// What a request's path names: a collection, or an item in it, or an action on an item.
+struct Target<'a> {
+    kind: &'static Kind,
+    /// The store scope of the collection: the parent item's id, or empty.
+    scope: String,
+    /// The collection's path after the prefix (`projects/{id}/consumers`).
+    collection: &'a str,
+    /// The item's id.
+    id: Option<&'a str>,
+    /// What follows the item's id (`stats`, `stats/reset`).
+    action: Option<&'a str>,
 }
 
 impl<S: Store + Send + Sync + 'static> Admin<S> {
@@ -58,32 +79,22 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             token_sha256,
             settings,
             model: None,
+            stats: RouteStats::new(),
         }
     }
 
-    /// Offers `upstreams` and `routes`, checked against `base` (the configuration file's
-    /// model, which a reload replaces) and the other documents.
+    /// Offers `upstreams`, `routes` and `apis`, checked against `base` (the configuration
+    /// file's model, which a reload replaces) and the other documents.
     pub fn with_model(mut self, base: Arc<ArcSwap<Config>>) -> Admin<S> {
         self.model = Some(base);
         self
     }
 
-    /// Every live document of a kind.
-    async fn all(&self, kind: &Kind) -> Result<Vec<Document>, Error> {
-        let mut out: Vec<Document> = Vec::new();
-        loop {
-            let after = out.last().map(|d| d.id.clone());
-            let page = self
-                .store
-                .list(kind.name, "", after.as_deref(), MAX_LIMIT)
-                .await
-                .map_err(store_error)?;
-            let full = page.len() == MAX_LIMIT;
-            out.extend(page);
-            if !full {
-                return Ok(out);
-            }
-        }
+    /// Reads and resets the data plane's per-route counts in `stats` (the registry the
+    /// gateways count in).
+    pub fn with_stats(mut self, stats: Arc<RouteStats>) -> Admin<S> {
+        self.stats = stats;
+        self
     }
 
     /// Checks the data plane's model with `candidate` in place of the document `id` of `kind`
@@ -95,39 +106,38 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         id: Option<&str>,
         candidate: Option<&Fields>,
     ) -> Result<(), Error> {
-        let Some(base) = &self.model else {
+        let (Some(base), Some(section)) = (&self.model, kind.section) else {
             return Ok(());
         };
-        let mut lists = [Vec::new(), Vec::new()];
+        let mut docs = Documents::default();
         let mut at = None;
-        for (slot, k) in [&UPSTREAMS, &ROUTES].into_iter().enumerate() {
-            for doc in self.all(k).await? {
-                if k.name == kind.name && Some(doc.id.as_str()) == id {
+        for k in MODEL {
+            let Some(s) = k.section else { continue };
+            let list = docs.of_mut(s);
+            for doc in all(&self.store, k.name, "").await.map_err(store_error)? {
+                if s == section && Some(doc.id.as_str()) == id {
                     if let Some(c) = candidate {
-                        at = Some(lists[slot].len());
-                        lists[slot].push(Value::Object(c.clone()));
+                        at = Some(list.len());
+                        list.push(Value::Object(c.clone()));
                     }
                 } else {
-                    lists[slot].push(doc.body);
+                    list.push(doc.body);
                 }
             }
-            if k.name == kind.name
+            if s == section
                 && id.is_none()
                 && let Some(c) = candidate
             {
-                at = Some(lists[slot].len());
-                lists[slot].push(Value::Object(c.clone()));
+                at = Some(list.len());
+                list.push(Value::Object(c.clone()));
             }
         }
-        let [upstreams, routes] = lists;
-        let Err(problems) = portico_config::with_documents(&base.load(), &upstreams, &routes)
-        else {
+        let Err(problems) = portico_config::with_documents(&base.load(), &docs) else {
             return Ok(());
         };
-        let is_route = kind.name == ROUTES.name;
         let (mine, others): (Vec<_>, Vec<_>) = problems
             .into_iter()
-            .partition(|p| Some(p.index) == at && p.route == is_route);
+            .partition(|p| Some(p.index) == at && p.section == section);
         if !mine.is_empty() {
             return Err(invalid(
                 mine.into_iter().map(|p| (p.pointer, p.message)).collect(),
@@ -135,10 +145,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         }
         let list: Vec<Value> = others
             .into_iter()
-            .map(|p| {
-                let kind = if p.route { "routes" } else { "upstreams" };
-                json!({"kind": kind, "pointer": p.pointer, "message": p.message})
-            })
+            .map(|p| json!({"kind": p.section.name(), "pointer": p.pointer, "message": p.message}))
             .collect();
         Err(Error::new(ErrorCode::ResourceInUse).with_member("conflicts", Value::Array(list)))
     }
@@ -174,6 +181,50 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         Ok(())
     }
 
+    /// Finds what `rest` (the path after the prefix) names; every parent item on the way must
+    /// be live and hold the next (404 or 410 otherwise).
+    async fn resolve<'a>(&self, rest: &'a str) -> Result<Target<'a>, Error> {
+        let not_found = || Error::new(ErrorCode::RouteNotFound);
+        let mut parent: Option<&'static Kind> = None;
+        let mut scope = String::new();
+        let mut start = 0;
+        loop {
+            let tail = &rest[start..];
+            let (name, after) = tail.split_once('/').unwrap_or((tail, ""));
+            let kind = KINDS
+                .into_iter()
+                .find(|k| k.name == name && k.parent.map(|p| p.name) == parent.map(|p| p.name))
+                .filter(|k| k.section.is_none() || self.model.is_some())
+                .ok_or_else(not_found)?;
+            let collection = &rest[..start + name.len()];
+            let (id, more) = after.split_once('/').unwrap_or((after, ""));
+            let target = |id: Option<&'a str>, action: Option<&'a str>| Target {
+                kind,
+                scope: scope.clone(),
+                collection,
+                id,
+                action,
+            };
+            if id.is_empty() {
+                return if tail.len() == name.len() || after.is_empty() {
+                    Ok(target(None, None))
+                } else {
+                    Err(not_found())
+                };
+            }
+            if !after.contains('/') {
+                return Ok(target(Some(id), None));
+            }
+            if kind.stats && (more == "stats" || more == "stats/reset") {
+                return Ok(target(Some(id), Some(more)));
+            }
+            let doc = self.live(kind, &scope, id).await?;
+            parent = Some(kind);
+            scope = doc.id;
+            start += name.len() + 1 + id.len() + 1;
+        }
+    }
+
     async fn dispatch(&self, req: &Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
         self.authorize(req)?;
         let path = std::str::from_utf8(req.head.path()).unwrap_or("");
@@ -189,27 +240,42 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                 _ => Err(not_allowed("GET, HEAD")),
             };
         }
-        let mut parts = rest.split('/');
-        let kind = match parts
-            .next()
-            .and_then(|k| KINDS.iter().find(|kind| kind.name == k))
-        {
-            Some(kind) if !kind.model || self.model.is_some() => *kind,
-            _ => return Err(Error::new(ErrorCode::RouteNotFound)),
-        };
-        match (parts.next(), parts.next()) {
-            (None | Some(""), None) => match method {
-                Method::Get | Method::Head => self.list(kind, req).await,
-                Method::Post => self.create(kind, req, body).await,
+        let target = self.resolve(rest).await?;
+        match (target.id, target.action) {
+            (None, _) => match method {
+                Method::Get | Method::Head => self.list(&target, req).await,
+                Method::Post => self.create(&target, req, body).await,
                 _ => Err(not_allowed("GET, HEAD, POST")),
             },
-            (Some(id), None) if !id.is_empty() => match method {
-                Method::Get | Method::Head => self.read(kind, id, req).await,
-                Method::Put | Method::Patch => self.update(kind, id, req, body).await,
-                Method::Delete => self.delete(kind, id, req).await,
+            (Some(id), None) => match method {
+                Method::Get | Method::Head => self.read(&target, id, req).await,
+                Method::Put | Method::Patch => self.update(&target, id, req, body).await,
+                Method::Delete => self.delete(&target, id, req).await,
                 _ => Err(not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
             },
-            _ => Err(Error::new(ErrorCode::RouteNotFound)),
+            (Some(id), Some(action)) => {
+                let doc = self.live(target.kind, &target.scope, id).await?;
+                let counts = self.stats.route(&doc.name);
+                match (action, method) {
+                    ("stats", Method::Get | Method::Head) => {
+                        let statuses: Map<String, Value> = counts
+                            .snapshot()
+                            .into_iter()
+                            .map(|(status, n)| (status.to_string(), json!(n)))
+                            .collect();
+                        Ok(json_response(
+                            200,
+                            &json!({"route": doc.name, "statuses": statuses}),
+                        ))
+                    }
+                    ("stats/reset", Method::Post) => {
+                        counts.reset();
+                        Ok(Response::new(205))
+                    }
+                    ("stats", _) => Err(not_allowed("GET, HEAD")),
+                    _ => Err(not_allowed("POST")),
+                }
+            }
         }
     }
 
@@ -223,7 +289,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         self.store.purge_tombstones(before).await
     }
 
-    async fn list(&self, kind: &Kind, req: &Request) -> Result<Response, Error> {
+    async fn list(&self, target: &Target<'_>, req: &Request) -> Result<Response, Error> {
         let (limit, marker) = page_params(req.head.query())?;
         // The revision first: a write that lands between the two reads makes this ETag older
         // than the page, which costs a later 200, never a wrong 304.
@@ -234,11 +300,14 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         }
         let docs = self
             .store
-            .list(kind.name, "", marker.as_deref(), limit)
+            .list(target.kind.name, &target.scope, marker.as_deref(), limit)
             .await
             .map_err(store_error)?;
         let mut page = Map::new();
-        let items: Vec<Value> = docs.iter().map(representation).collect();
+        let items: Vec<Value> = docs
+            .iter()
+            .map(|d| representation(target.kind, d))
+            .collect();
         if docs.len() == limit
             && let Some(last) = docs.last()
         {
@@ -246,74 +315,80 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                 "next".into(),
                 json!(format!(
                     "{PREFIX}{}?limit={limit}&marker={}",
-                    kind.name, last.id
+                    target.collection, last.id
                 )),
             );
         }
-        page.insert(kind.name.into(), Value::Array(items));
+        page.insert(target.kind.name.into(), Value::Array(items));
         Ok(json_response(200, &Value::Object(page)).header("ETag", etag))
     }
 
     async fn create(
         &self,
-        kind: &Kind,
+        target: &Target<'_>,
         req: &Request,
         body: &mut RequestBody<'_>,
     ) -> Result<Response, Error> {
+        let kind = target.kind;
         let doc = read_json(req, body, false).await?;
-        let doc = (kind.validate)(doc, None)?;
-        if kind.model {
-            self.check_model(kind, None, Some(&doc)).await?;
-        }
-        let name = doc
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        let mut doc = (kind.validate)(doc, None)?;
+        self.check_model(kind, None, Some(&doc)).await?;
+        let secret = kind.issue.map(|issue| issue(&mut doc));
+        let name = (kind.store_name)(&doc);
         let created = self
             .store
             .create(NewDocument {
                 kind: kind.name,
-                scope: "",
+                scope: &target.scope,
                 name: &name,
                 body: &Value::Object(doc),
             })
             .await
             .map_err(store_error)?;
-        Ok(json_response(201, &representation(&created))
-            .header("Location", format!("{PREFIX}{}/{}", kind.name, created.id))
+        let mut shown = representation(kind, &created);
+        if let (Some(secret), Value::Object(m)) = (secret, &mut shown) {
+            m.insert("secret".into(), json!(secret));
+        }
+        Ok(json_response(201, &shown)
+            .header(
+                "Location",
+                format!("{PREFIX}{}/{}", target.collection, created.id),
+            )
+            .header("Cache-Control", "no-store")
             .header("ETag", etag(&created)))
     }
 
-    /// The live document under `id`, or its 404 / 410.
-    async fn live(&self, kind: &Kind, id: &str) -> Result<Document, Error> {
+    /// The live document of `kind` in `scope` under `id`, or its 404 / 410.
+    async fn live(&self, kind: &Kind, scope: &str, id: &str) -> Result<Document, Error> {
         match self.store.get(kind.name, id).await.map_err(store_error)? {
-            Lookup::Live(doc) => Ok(doc),
+            Lookup::Live(doc) if doc.scope == scope => Ok(doc),
+            // Another project's item is not there at all, as far as this URL goes.
+            Lookup::Live(_) | Lookup::Missing => Err(Error::new(ErrorCode::ResourceNotFound)),
             Lookup::Gone { .. } => Err(Error::new(ErrorCode::ResourceGone)),
-            Lookup::Missing => Err(Error::new(ErrorCode::ResourceNotFound)),
         }
     }
 
-    async fn read(&self, kind: &Kind, id: &str, req: &Request) -> Result<Response, Error> {
-        let doc = self.live(kind, id).await?;
+    async fn read(&self, target: &Target<'_>, id: &str, req: &Request) -> Result<Response, Error> {
+        let doc = self.live(target.kind, &target.scope, id).await?;
         let tag = etag(&doc);
         match check(req, &tag) {
             Precondition::Proceed => {}
             Precondition::NotModified => return Ok(Response::new(304).header("ETag", tag)),
             Precondition::Failed => return Err(Error::new(ErrorCode::PreconditionFailed)),
         }
-        Ok(json_response(200, &representation(&doc)).header("ETag", tag))
+        Ok(json_response(200, &representation(target.kind, &doc)).header("ETag", tag))
     }
 
     async fn update(
         &self,
-        kind: &Kind,
+        target: &Target<'_>,
         id: &str,
         req: &Request,
         body: &mut RequestBody<'_>,
     ) -> Result<Response, Error> {
+        let kind = target.kind;
         let patch = req.head.method() == Method::Patch;
-        let doc = self.live(kind, id).await?;
+        let doc = self.live(kind, &target.scope, id).await?;
         if check(req, &etag(&doc)) != Precondition::Proceed {
             return Err(Error::new(ErrorCode::PreconditionFailed));
         }
@@ -327,7 +402,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                 .with_member("current_version", json!(doc.version)));
         }
         let merged = if patch {
-            let mut target = Value::Object(doc.body.as_object().cloned().unwrap_or_default());
+            let mut target = doc.body.clone();
             merge_patch(&mut target, Value::Object(sent));
             match target {
                 Value::Object(m) => m,
@@ -337,14 +412,8 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             sent
         };
         let merged = (kind.validate)(merged, Some(&doc))?;
-        if kind.model {
-            self.check_model(kind, Some(id), Some(&merged)).await?;
-        }
-        let name = merged
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string();
+        self.check_model(kind, Some(id), Some(&merged)).await?;
+        let name = (kind.store_name)(&merged);
         let updated = self
             .store
             .replace(
@@ -356,23 +425,72 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             )
             .await
             .map_err(store_error)?;
-        Ok(json_response(200, &representation(&updated)).header("ETag", etag(&updated)))
+        Ok(json_response(200, &representation(kind, &updated)).header("ETag", etag(&updated)))
     }
 
-    async fn delete(&self, kind: &Kind, id: &str, req: &Request) -> Result<Response, Error> {
-        let doc = self.live(kind, id).await?;
+    async fn delete(
+        &self,
+        target: &Target<'_>,
+        id: &str,
+        req: &Request,
+    ) -> Result<Response, Error> {
+        let kind = target.kind;
+        let doc = self.live(kind, &target.scope, id).await?;
         if check(req, &etag(&doc)) != Precondition::Proceed {
             return Err(Error::new(ErrorCode::PreconditionFailed));
         }
-        if kind.model {
-            self.check_model(kind, Some(id), None).await?;
+        // An item that holds others goes after them: nothing is left without its parent.
+        for child in KINDS
+            .into_iter()
+            .filter(|k| k.parent.is_some_and(|p| p.name == kind.name))
+        {
+            let held = self
+                .store
+                .list(child.name, id, None, 1)
+                .await
+                .map_err(store_error)?;
+            if !held.is_empty() {
+                return Err(Error::new(ErrorCode::ResourceInUse).with_member(
+                    "conflicts",
+                    json!([{"kind": child.name, "message": format!("it still holds {}", child.name)}]),
+                ));
+            }
         }
+        self.check_model(kind, Some(id), None).await?;
         self.store
             .delete(kind.name, id, Some(doc.version))
             .await
             .map_err(store_error)?;
         Ok(Response::new(204))
     }
+}
+
+/// Every live document of a kind in a scope, in id order.
+async fn all<S: Store>(store: &S, kind: &str, scope: &str) -> Result<Vec<Document>, StoreError> {
+    let mut out: Vec<Document> = Vec::new();
+    loop {
+        let after = out.last().map(|d| d.id.clone());
+        let page = store.list(kind, scope, after.as_deref(), MAX_LIMIT).await?;
+        let full = page.len() == MAX_LIMIT;
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// The data plane's model as the store holds it: every upstream, route and API document, in
+/// id order.
+pub async fn model_documents<S: Store>(store: &S) -> Result<Documents, StoreError> {
+    let mut docs = Documents::default();
+    for section in Section::ALL {
+        *docs.of_mut(section) = all(store, section.name(), "")
+            .await?
+            .into_iter()
+            .map(|d| d.body)
+            .collect();
+    }
+    Ok(docs)
 }
 
 impl<S: Store + Send + Sync + 'static> Service for Admin<S> {
@@ -438,10 +556,13 @@ fn not_modified(req: &Request, tag: &str) -> Result<Option<Response>, Error> {
     }
 }
 
-/// A resource as the API shows it: its fields, then `id` and `version` (which a client may
-/// send back on PUT or PATCH to say what it read).
-fn representation(doc: &Document) -> Value {
+/// A resource as the API shows it: its fields (less the hidden ones), then `id` and `version`
+/// (which a client may send back on PUT or PATCH to say what it read).
+fn representation(kind: &Kind, doc: &Document) -> Value {
     let mut out = doc.body.as_object().cloned().unwrap_or_default();
+    for key in kind.hidden {
+        out.remove(*key);
+    }
     out.insert("id".into(), json!(doc.id));
     out.insert("version".into(), json!(doc.version));
     out.insert("created_ms".into(), json!(doc.created_ms));

@@ -1,8 +1,10 @@
 //! The admin resources: what each is called and what its documents must hold.
 
+use portico_config::Section;
 use portico_server::Error;
 use portico_store::Document;
 use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::invalid;
 
@@ -13,37 +15,106 @@ pub(crate) type Fields = Map<String, Value>;
 pub(crate) struct Kind {
     /// Its collection name, in URLs and in the store.
     pub(crate) name: &'static str,
-    /// Part of the data plane's model (upstreams, routes): checked with the configuration
-    /// file's rules against the file and the other documents, and loaded by the data plane.
-    pub(crate) model: bool,
+    /// The kind whose items hold this kind's collection (`projects/{id}/consumers`): an
+    /// item's store scope is its parent's id.
+    pub(crate) parent: Option<&'static Kind>,
+    /// The part of the data plane's model it is (upstreams, routes, APIs): checked with the
+    /// configuration file's rules against the file and the other documents, and loaded by
+    /// the data plane.
+    pub(crate) section: Option<Section>,
     /// Checks a document sent by a client (after a merge patch, for PATCH) against the rules,
     /// and returns it with defaults filled in; `current` is the document it replaces.
     pub(crate) validate: fn(Fields, Option<&Document>) -> Result<Fields, Error>,
+    /// At creation, makes the item's secret: adds what Portico keeps of it (a hash) to the
+    /// document and returns the secret, which the response shows this once.
+    pub(crate) issue: Option<fn(&mut Fields) -> String>,
+    /// Members kept in the store that no response and no export shows.
+    pub(crate) hidden: &'static [&'static str],
+    /// The unique name of a valid document in its scope.
+    pub(crate) store_name: fn(&Fields) -> String,
+    /// Its items have request counts (`…/{id}/stats`, `…/{id}/stats/reset`).
+    pub(crate) stats: bool,
+}
+
+impl Kind {
+    const fn global(
+        name: &'static str,
+        validate: fn(Fields, Option<&Document>) -> Result<Fields, Error>,
+    ) -> Kind {
+        Kind {
+            name,
+            parent: None,
+            section: None,
+            validate,
+            issue: None,
+            hidden: &[],
+            store_name: name_member,
+            stats: false,
+        }
+    }
+
+    const fn model(section: Section) -> Kind {
+        Kind {
+            section: Some(section),
+            ..Kind::global(section.name(), named)
+        }
+    }
+}
+
+fn name_member(doc: &Fields) -> String {
+    doc.get("name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Projects: the tenants whose callers use the APIs.
-pub(crate) const PROJECTS: Kind = Kind {
-    name: "projects",
-    model: false,
-    validate: project,
+pub(crate) const PROJECTS: Kind = Kind::global("projects", project);
+
+/// Consumers: the identities of a project.
+pub(crate) const CONSUMERS: Kind = Kind {
+    parent: Some(&PROJECTS),
+    ..Kind::global("consumers", consumer)
 };
 
-/// Upstreams, as in the configuration file's `upstreams`.
-pub(crate) const UPSTREAMS: Kind = Kind {
-    name: "upstreams",
-    model: true,
-    validate: named,
+/// Credentials: what a consumer proves itself with. The secret is shown once, in the
+/// response that creates it; Portico keeps its SHA-256.
+pub(crate) const CREDENTIALS: Kind = Kind {
+    parent: Some(&CONSUMERS),
+    issue: Some(issue_api_key),
+    hidden: &["secret_sha256"],
+    store_name: secret_digest,
+    ..Kind::global("credentials", credential)
 };
+
+/// Plans: what a project's callers may use (quota, rate limits).
+pub(crate) const PLANS: Kind = Kind::global("plans", plan);
+
+/// Upstreams, as in the configuration file's `upstreams`.
+pub(crate) const UPSTREAMS: Kind = Kind::model(Section::Upstreams);
 
 /// Routes, as in the configuration file's `routes`.
 pub(crate) const ROUTES: Kind = Kind {
-    name: "routes",
-    model: true,
-    validate: named,
+    stats: true,
+    ..Kind::model(Section::Routes)
 };
 
-/// Every kind, by collection name.
-pub(crate) const KINDS: [&Kind; 3] = [&PROJECTS, &UPSTREAMS, &ROUTES];
+/// APIs and their versions' lifecycle, as in the configuration file's `apis`.
+pub(crate) const APIS: Kind = Kind::model(Section::Apis);
+
+/// Every kind.
+pub(crate) const KINDS: [&Kind; 7] = [
+    &PROJECTS,
+    &CONSUMERS,
+    &CREDENTIALS,
+    &PLANS,
+    &UPSTREAMS,
+    &ROUTES,
+    &APIS,
+];
+
+/// The kinds of the data plane's model.
+pub(crate) const MODEL: [&Kind; 3] = [&UPSTREAMS, &ROUTES, &APIS];
 
 /// A model document: what it must hold is the configuration's to say (checked after this);
 /// here only the read-only fields go and its `name` must be a string.
@@ -65,62 +136,263 @@ const READ_ONLY: &[&str] = &["id", "created_ms", "updated_ms"];
 
 const BILLING_STATES: &[&str] = &["active", "suspended", "closed"];
 
-fn project(mut doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
-    for key in READ_ONLY {
-        doc.remove(*key);
+/// Collects the violations of one document.
+struct Check {
+    doc: Fields,
+    violations: Vec<(String, String)>,
+}
+
+impl Check {
+    fn new(mut doc: Fields) -> Check {
+        for key in READ_ONLY {
+            doc.remove(*key);
+        }
+        Check {
+            doc,
+            violations: Vec::new(),
+        }
     }
-    let mut violations = Vec::new();
-    match doc.get("name") {
-        None => violations.push(("/name".to_string(), "`name` is required".to_string())),
-        Some(v) => {
-            if !v.as_str().is_some_and(valid_name) {
-                violations.push((
-                    "/name".to_string(),
-                    "`name` is 1 to 64 letters, digits, `-`, `_` or `.`".to_string(),
-                ));
+
+    /// A violation at `pointer` (without its leading `/`; its tokens escaped already).
+    fn violation(&mut self, pointer: &str, message: impl Into<String>) {
+        self.violations
+            .push((format!("/{pointer}"), message.into()));
+    }
+
+    fn name(&mut self) {
+        match self.doc.get("name") {
+            None => self.violation("name", "`name` is required"),
+            Some(v) if v.as_str().is_some_and(valid_name) => {}
+            Some(_) => self.violation("name", "`name` is 1 to 64 letters, digits, `-`, `_` or `.`"),
+        }
+    }
+
+    fn description(&mut self) {
+        if let Some(v) = self.doc.get("description")
+            && v.as_str().is_none_or(|s| s.len() > 1024)
+        {
+            self.violation("description", "`description` is text of at most 1024 bytes");
+        }
+    }
+
+    /// A boolean member, `default` when absent.
+    fn flag(&mut self, key: &str, default: bool) {
+        match self.doc.get(key) {
+            None => {
+                self.doc.insert(key.into(), json!(default));
+            }
+            Some(Value::Bool(_)) => {}
+            Some(_) => self.violation(key, format!("`{key}` is true or false")),
+        }
+    }
+
+    /// A member that is one of `values`, `default` when absent.
+    fn one_of(&mut self, key: &str, values: &[&str], default: Option<&str>) {
+        match self.doc.get(key) {
+            None => match default {
+                Some(d) => {
+                    self.doc.insert(key.into(), json!(d));
+                }
+                None => self.violation(key, format!("`{key}` is required")),
+            },
+            Some(v) if v.as_str().is_some_and(|s| values.contains(&s)) => {}
+            Some(_) => self.violation(key, format!("`{key}` is one of {}", values.join(", "))),
+        }
+    }
+
+    fn finish(mut self, known: &[&str]) -> Result<Fields, Error> {
+        let unknown: Vec<String> = self
+            .doc
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in unknown {
+            self.violation(&pointer_escape(&key), format!("unknown field `{key}`"));
+        }
+        if self.violations.is_empty() {
+            Ok(self.doc)
+        } else {
+            Err(invalid(self.violations))
+        }
+    }
+}
+
+fn project(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
+    let mut c = Check::new(doc);
+    c.name();
+    c.one_of("billing_state", BILLING_STATES, Some("active"));
+    match c.doc.get("plan") {
+        None => {
+            c.doc.insert("plan".into(), json!("free"));
+        }
+        Some(v) if v.as_str().is_some_and(valid_name) => {}
+        Some(_) => c.violation("plan", "`plan` is the name of a plan"),
+    }
+    c.description();
+    c.finish(&["name", "billing_state", "plan", "description"])
+}
+
+fn consumer(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
+    let mut c = Check::new(doc);
+    c.name();
+    c.description();
+    c.flag("enabled", true);
+    match c.doc.get("roles") {
+        None => {
+            c.doc.insert("roles".into(), json!([]));
+        }
+        Some(Value::Array(roles))
+            if roles.len() <= 64 && roles.iter().all(|r| r.as_str().is_some_and(valid_name)) => {}
+        Some(_) => c.violation("roles", "`roles` is a list of at most 64 names"),
+    }
+    c.finish(&["name", "description", "enabled", "roles"])
+}
+
+const CREDENTIAL_TYPES: &[&str] = &["api_key"];
+
+fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> {
+    let mut c = Check::new(doc);
+    // What Portico keeps of the secret is its own: a client can neither set nor change it.
+    c.doc.remove("secret_sha256");
+    c.doc.remove("prefix");
+    c.doc.remove("secret");
+    c.one_of("type", CREDENTIAL_TYPES, Some("api_key"));
+    c.description();
+    c.flag("enabled", true);
+    if let Some(v) = c.doc.get("expires_at")
+        && v.as_str()
+            .and_then(portico_config::parse_timestamp)
+            .is_none()
+    {
+        c.violation(
+            "expires_at",
+            "`expires_at` is an RFC 3339 time such as 2027-01-01T00:00:00Z",
+        );
+    }
+    if let Some(current) = current {
+        if c.doc.get("type") != current.body.get("type") {
+            c.violation("type", "a credential's `type` cannot change");
+        }
+        for key in ["secret_sha256", "prefix"] {
+            if let Some(v) = current.body.get(key) {
+                c.doc.insert(key.into(), v.clone());
             }
         }
     }
-    match doc.get("billing_state") {
-        None => {
-            doc.insert("billing_state".into(), json!("active"));
+    c.finish(&[
+        "type",
+        "description",
+        "enabled",
+        "expires_at",
+        "secret_sha256",
+        "prefix",
+    ])
+}
+
+/// An API key: `pk_` and 64 hexadecimal digits from the operating system's random source.
+fn issue_api_key(doc: &mut Fields) -> String {
+    let mut bytes = [0u8; 32];
+    // The operating system's generator does not fail on the systems Portico runs on; if it
+    // ever did, a key must not be issued from a predictable source.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the operating system's random source is available");
+    let key = format!("pk_{}", hex(&bytes));
+    doc.insert("secret_sha256".into(), json!(hex(&Sha256::digest(&key))));
+    doc.insert("prefix".into(), json!(key[..11].to_string()));
+    key
+}
+
+fn secret_digest(doc: &Fields) -> String {
+    doc.get("secret_sha256")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const LIMIT_KEYS: &[&str] = &["consumer", "project", "route", "ip"];
+
+fn plan(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
+    let mut c = Check::new(doc);
+    c.name();
+    c.description();
+    if let Some(q) = c.doc.get("quota").cloned() {
+        let requests_ok = q
+            .get("requests")
+            .and_then(Value::as_u64)
+            .is_some_and(|n| n > 0);
+        let period_ok = q
+            .get("period")
+            .and_then(Value::as_str)
+            .is_some_and(|p| ["day", "month"].contains(&p));
+        let only_known = q
+            .as_object()
+            .is_some_and(|m| m.keys().all(|k| k == "requests" || k == "period"));
+        if !requests_ok {
+            c.violation(
+                "quota/requests",
+                "`quota.requests` is a whole number above 0",
+            );
         }
-        Some(v) if v.as_str().is_some_and(|s| BILLING_STATES.contains(&s)) => {}
-        Some(_) => violations.push((
-            "/billing_state".to_string(),
-            "`billing_state` is `active`, `suspended` or `closed`".to_string(),
-        )),
-    }
-    match doc.get("plan") {
-        None => {
-            doc.insert("plan".into(), json!("free"));
+        if !period_ok {
+            c.violation("quota/period", "`quota.period` is `day` or `month`");
         }
-        Some(v) if v.as_str().is_some_and(valid_name) => {}
-        Some(_) => violations.push((
-            "/plan".to_string(),
-            "`plan` is the name of a plan".to_string(),
-        )),
+        if !only_known && q.is_object() {
+            c.violation("quota", "`quota` has only `requests` and `period`");
+        }
     }
-    if let Some(v) = doc.get("description")
-        && v.as_str().is_none_or(|s| s.len() > 1024)
-    {
-        violations.push((
-            "/description".to_string(),
-            "`description` is text of at most 1024 bytes".to_string(),
-        ));
+    match c.doc.get("rate_limits").cloned() {
+        None => {
+            c.doc.insert("rate_limits".into(), json!([]));
+        }
+        Some(Value::Array(limits)) => {
+            for (i, l) in limits.iter().enumerate() {
+                let key_ok = l.get("key").and_then(Value::as_str).is_some_and(|k| {
+                    LIMIT_KEYS.contains(&k)
+                        || k.strip_prefix("header:").is_some_and(|h| {
+                            !h.is_empty()
+                                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        })
+                });
+                if !key_ok {
+                    c.violation(
+                        &format!("rate_limits/{i}/key"),
+                        "`key` is consumer, project, route, ip or header:NAME",
+                    );
+                }
+                if !l
+                    .get("rate")
+                    .and_then(Value::as_str)
+                    .is_some_and(valid_rate)
+                {
+                    c.violation(
+                        &format!("rate_limits/{i}/rate"),
+                        "`rate` is N/s, N/m, N/h or N/d with N above 0",
+                    );
+                }
+                if let Some(b) = l.get("burst")
+                    && b.as_u64().is_none_or(|n| n == 0)
+                {
+                    c.violation(
+                        &format!("rate_limits/{i}/burst"),
+                        "`burst` is a whole number above 0",
+                    );
+                }
+            }
+        }
+        Some(_) => c.violation("rate_limits", "`rate_limits` is a list"),
     }
-    let known = ["name", "billing_state", "plan", "description"];
-    for key in doc.keys().filter(|k| !known.contains(&k.as_str())) {
-        violations.push((
-            format!("/{}", pointer_escape(key)),
-            format!("unknown field `{key}`"),
-        ));
-    }
-    if violations.is_empty() {
-        Ok(doc)
-    } else {
-        Err(invalid(violations))
-    }
+    c.finish(&["name", "description", "quota", "rate_limits"])
+}
+
+fn valid_rate(s: &str) -> bool {
+    s.split_once('/').is_some_and(|(n, unit)| {
+        n.parse::<u64>().is_ok_and(|n| n > 0) && ["s", "m", "h", "d"].contains(&unit)
+    })
 }
 
 fn valid_name(s: &str) -> bool {

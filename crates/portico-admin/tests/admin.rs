@@ -1,5 +1,7 @@
 //! The admin API over real sockets, on a SQLite store in a temporary directory: authentication,
-//! and the resource semantics (201, 304, 409, 410, 412, 422, paging) on `projects`.
+//! the resource semantics (201, 304, 409, 410, 412, 422, paging), the resources nested in a
+//! project (consumers, their credentials), plans, and the data plane's model (upstreams,
+//! routes, APIs).
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
@@ -20,7 +22,7 @@ const TOKEN: &str = "an-admin-token-for-tests";
 struct AdminApi {
     addr: SocketAddr,
     admin: Arc<Admin<SqliteStore>>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl AdminApi {
@@ -57,11 +59,7 @@ impl AdminApi {
             Duration::from_secs(1),
             std::future::pending(),
         ));
-        AdminApi {
-            addr,
-            admin,
-            _dir: dir,
-        }
+        AdminApi { addr, admin, dir }
     }
 
     /// Sends a request with the admin token and `fields` (each `Name: value`).
@@ -359,6 +357,7 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str, problems: &mut
         Some("array") => value.is_array(),
         Some("string") => value.is_string(),
         Some("integer") => value.is_i64() || value.is_u64(),
+        Some("boolean") => value.is_boolean(),
         Some(other) => panic!("schema type {other} not handled"),
         None => true,
     };
@@ -598,6 +597,121 @@ async fn the_openapi_document_matches_the_real_responses() {
         let resp = api.send(method, &path, &fields, body).await;
         check(method, &path, &resp);
     }
+    // APIs, and a route's request counts.
+    let api_doc =
+        r#"{"name": "a", "base_path": "/a", "versions": [{"id": "v1", "status": "published"}]}"#;
+    let created_api = api
+        .send("POST", "/admin/v1/apis", &[json], Some(api_doc))
+        .await;
+    check("POST", "/admin/v1/apis", &created_api);
+    let api_item = format!(
+        "/admin/v1/apis/{}",
+        created_api.json()["id"].as_str().unwrap()
+    );
+    let route = api
+        .send(
+            "POST",
+            "/admin/v1/routes",
+            &[json],
+            Some(r#"{"name": "counted", "path": "/counted", "methods": ["GET"], "upstream": "file-up"}"#),
+        )
+        .await;
+    let route_item = format!("/admin/v1/routes/{}", route.json()["id"].as_str().unwrap());
+    let more_steps: Vec<(&str, String, Vec<&str>, Option<&str>)> = vec![
+        ("GET", "/admin/v1/apis".into(), vec![], None),
+        ("GET", api_item.clone(), vec![], None),
+        ("PUT", api_item.clone(), vec![json], Some(api_doc)),
+        (
+            "PATCH",
+            api_item.clone(),
+            vec![json],
+            Some(r#"{"versions": [{"id": "v1", "status": "disabled"}]}"#),
+        ),
+        ("DELETE", api_item.clone(), vec![], None),
+        ("GET", format!("{route_item}/stats"), vec![], None),
+        ("POST", format!("{route_item}/stats/reset"), vec![], None),
+    ];
+    for (method, path, fields, body) in more_steps {
+        let resp = api.send(method, &path, &fields, body).await;
+        check(method, &path, &resp);
+    }
+    // Plans, consumers and credentials.
+    let plan = api
+        .send("POST", "/admin/v1/plans", &[json], Some(r#"{"name": "p"}"#))
+        .await;
+    check("POST", "/admin/v1/plans", &plan);
+    let plan_item = format!("/admin/v1/plans/{}", plan.json()["id"].as_str().unwrap());
+    let owner = api.create(r#"{"name": "owner"}"#).await.json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let consumers = format!("/admin/v1/projects/{owner}/consumers");
+    let consumer = api
+        .send("POST", &consumers, &[json], Some(r#"{"name": "c"}"#))
+        .await;
+    check("POST", &consumers, &consumer);
+    let consumer_item = format!("{consumers}/{}", consumer.json()["id"].as_str().unwrap());
+    let credentials = format!("{consumer_item}/credentials");
+    let credential = api.send("POST", &credentials, &[json], Some("{}")).await;
+    check("POST", &credentials, &credential);
+    let credential_item = format!(
+        "{credentials}/{}",
+        credential.json()["id"].as_str().unwrap()
+    );
+    let nested_steps: Vec<(&str, String, Vec<&str>, Option<&str>)> = vec![
+        ("GET", "/admin/v1/plans".into(), vec![], None),
+        ("GET", plan_item.clone(), vec![], None),
+        (
+            "PUT",
+            plan_item.clone(),
+            vec![json],
+            Some(r#"{"name": "p", "quota": {"requests": 10, "period": "day"}}"#),
+        ),
+        (
+            "PATCH",
+            plan_item.clone(),
+            vec![json],
+            Some(r#"{"quota": {"period": "year"}}"#),
+        ),
+        ("DELETE", plan_item.clone(), vec![], None),
+        ("GET", consumers.clone(), vec![], None),
+        ("GET", consumer_item.clone(), vec![], None),
+        (
+            "PUT",
+            consumer_item.clone(),
+            vec![json],
+            Some(r#"{"name": "c", "roles": ["admin"]}"#),
+        ),
+        (
+            "PATCH",
+            consumer_item.clone(),
+            vec![json],
+            Some(r#"{"enabled": false}"#),
+        ),
+        ("GET", credentials.clone(), vec![], None),
+        ("GET", credential_item.clone(), vec![], None),
+        (
+            "PUT",
+            credential_item.clone(),
+            vec![json],
+            Some(r#"{"type": "api_key", "description": "d"}"#),
+        ),
+        (
+            "PATCH",
+            credential_item.clone(),
+            vec![json],
+            Some(r#"{"enabled": false}"#),
+        ),
+        ("DELETE", consumer_item.clone(), vec![], None),
+        ("DELETE", credential_item.clone(), vec![], None),
+        ("GET", credentials.clone(), vec![], None),
+        ("DELETE", consumer_item.clone(), vec![], None),
+        ("GET", consumers.clone(), vec![], None),
+    ];
+    for (method, path, fields, body) in nested_steps {
+        let resp = api.send(method, &path, &fields, body).await;
+        check(method, &path, &resp);
+    }
     // Every operation the document lists was exercised.
     let mut listed = std::collections::BTreeSet::new();
     for (template, item) in doc["paths"].as_object().unwrap() {
@@ -693,4 +807,236 @@ async fn upstreams_and_routes_are_checked_with_the_files_rules() {
         .await;
     assert_error(&resp, 409, "PTC.RESOURCE_IN_USE");
     assert_eq!(resp.json()["conflicts"][0]["kind"], "routes");
+
+    // APIs: the file's rules too, and base paths unique across the file and the store.
+    let resp = post(
+        "apis",
+        r#"{"name": "compute", "base_path": "/compute", "versions": [{"id": "v1", "status": "retired"}]}"#,
+    )
+    .await;
+    assert_eq!(resp.status, 201);
+    let resp = post(
+        "apis",
+        r#"{"name": "other", "base_path": "/compute", "versions": [{"id": "v1", "status": "sunny"}]}"#,
+    )
+    .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    assert_eq!(
+        resp.json()["violations"][0]["pointer"],
+        "/versions/0/status"
+    );
+    let resp = post(
+        "apis",
+        r#"{"name": "other", "base_path": "/compute", "versions": [{"id": "v1", "status": "published"}]}"#,
+    )
+    .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    assert_eq!(resp.json()["violations"][0]["pointer"], "/base_path");
+}
+
+/// The pointers of a 422's violations, in order.
+fn pointers(resp: &RawResponse) -> Vec<String> {
+    let mut out: Vec<String> = resp.json()["violations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pointer"].as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
+}
+
+/// Creates a project, returning its id.
+async fn project(api: &AdminApi, name: &str) -> String {
+    let resp = api.create(&format!(r#"{{"name": "{name}"}}"#)).await;
+    assert_eq!(resp.status, 201);
+    resp.json()["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn consumers_live_in_their_project_and_credentials_show_their_secret_once() {
+    let api = AdminApi::start().await;
+    let json = ["Content-Type: application/json"];
+    let acme = project(&api, "acme").await;
+    let other = project(&api, "other").await;
+    let consumers = format!("/admin/v1/projects/{acme}/consumers");
+    let resp = api
+        .send(
+            "POST",
+            &consumers,
+            &json,
+            Some(r#"{"name": "build-bot", "roles": ["reader"]}"#),
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    let consumer = resp.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        resp.header("location"),
+        Some(format!("{consumers}/{consumer}").as_str())
+    );
+    assert_eq!(resp.json()["enabled"], true);
+    // Names are unique within a project, not across projects.
+    let again = api
+        .send("POST", &consumers, &json, Some(r#"{"name": "build-bot"}"#))
+        .await;
+    assert_error(&again, 409, "PTC.NAME_TAKEN");
+    let elsewhere = format!("/admin/v1/projects/{other}/consumers");
+    let resp = api
+        .send("POST", &elsewhere, &json, Some(r#"{"name": "build-bot"}"#))
+        .await;
+    assert_eq!(resp.status, 201);
+    // Another project's consumer is not found under this one; nor is anything under a
+    // project that never was.
+    assert_error(
+        &api.send("GET", &format!("{elsewhere}/{consumer}"), &[], None)
+            .await,
+        404,
+        "PTC.RESOURCE_NOT_FOUND",
+    );
+    assert_error(
+        &api.send(
+            "GET",
+            &format!("/admin/v1/projects/{}/consumers", "f".repeat(32)),
+            &[],
+            None,
+        )
+        .await,
+        404,
+        "PTC.RESOURCE_NOT_FOUND",
+    );
+    let list = api.send("GET", &consumers, &[], None).await.json();
+    assert_eq!(list["consumers"].as_array().unwrap().len(), 1);
+    let resp = api
+        .send(
+            "POST",
+            &consumers,
+            &json,
+            Some(r#"{"name": "x", "roles": "admin", "enabled": 1}"#),
+        )
+        .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    assert_eq!(pointers(&resp), ["/enabled", "/roles"]);
+
+    // A credential: the secret once, then only its prefix.
+    let credentials = format!("{consumers}/{consumer}/credentials");
+    let resp = api
+        .send(
+            "POST",
+            &credentials,
+            &json,
+            Some(r#"{"type": "api_key", "description": "ci"}"#),
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    assert_eq!(resp.header("cache-control"), Some("no-store"));
+    let issued = resp.json();
+    let secret = issued["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("pk_") && secret.len() == 67, "{secret}");
+    assert_eq!(issued["prefix"].as_str(), Some(&secret[..11]));
+    assert!(issued.get("secret_sha256").is_none());
+    let item = resp.header("location").unwrap().to_string();
+    let read = api.send("GET", &item, &[], None).await;
+    assert_eq!(read.status, 200);
+    let listed = api.send("GET", &credentials, &[], None).await;
+    // A client cannot set what Portico keeps of the secret, nor change the type.
+    let patched = api
+        .send(
+            "PATCH",
+            &item,
+            &json,
+            Some(r#"{"description": "rotated", "secret_sha256": "00", "prefix": "pk_x"}"#),
+        )
+        .await;
+    assert_eq!(patched.status, 200);
+    assert_eq!(patched.json()["prefix"].as_str(), Some(&secret[..11]));
+    let bad = api
+        .send("PATCH", &item, &json, Some(r#"{"type": "password"}"#))
+        .await;
+    assert_error(&bad, 422, "PTC.VALIDATION_FAILED");
+    for resp in [&read, &listed, &patched, &bad] {
+        let text = String::from_utf8_lossy(&resp.body);
+        assert!(!text.contains(&secret), "the secret shows again: {text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+    // The store has the secret's SHA-256, never the secret.
+    let digest: String = Sha256::digest(&secret)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(api.dir.path()).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains(&digest));
+    assert!(!stored.contains(&secret[3..]));
+
+    // Nothing is left without its parent: a project holding consumers, or a consumer holding
+    // credentials, cannot go.
+    let resp = api
+        .send("DELETE", &format!("/admin/v1/projects/{acme}"), &[], None)
+        .await;
+    assert_error(&resp, 409, "PTC.RESOURCE_IN_USE");
+    assert_eq!(resp.json()["conflicts"][0]["kind"], "consumers");
+    let consumer_item = format!("{consumers}/{consumer}");
+    let resp = api.send("DELETE", &consumer_item, &[], None).await;
+    assert_eq!(resp.json()["conflicts"][0]["kind"], "credentials");
+    // Revoking: 204, then 410.
+    assert_eq!(api.send("DELETE", &item, &[], None).await.status, 204);
+    assert_error(
+        &api.send("GET", &item, &[], None).await,
+        410,
+        "PTC.RESOURCE_GONE",
+    );
+    assert_eq!(
+        api.send("DELETE", &consumer_item, &[], None).await.status,
+        204
+    );
+    // Under a deleted consumer, its collection is gone too.
+    assert_error(
+        &api.send("GET", &credentials, &[], None).await,
+        410,
+        "PTC.RESOURCE_GONE",
+    );
+    assert_eq!(
+        api.send("DELETE", &format!("/admin/v1/projects/{acme}"), &[], None)
+            .await
+            .status,
+        204
+    );
+}
+
+#[tokio::test]
+async fn plans_hold_a_quota_and_rate_limits() {
+    let api = AdminApi::start().await;
+    let json = ["Content-Type: application/json"];
+    let resp = api
+        .send(
+            "POST",
+            "/admin/v1/plans",
+            &json,
+            Some(r#"{"name": "pro", "quota": {"requests": 1000000, "period": "month"}, "rate_limits": [{"key": "project", "rate": "100/s", "burst": 200}, {"key": "header:X-Client", "rate": "5/m"}]}"#),
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    assert_eq!(resp.json()["quota"]["requests"], 1_000_000);
+    let resp = api
+        .send(
+            "POST",
+            "/admin/v1/plans",
+            &json,
+            Some(r#"{"name": "bad", "quota": {"requests": -1, "period": "week"}, "rate_limits": [{"key": "moon", "rate": "0/s", "burst": 0}]}"#),
+        )
+        .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    assert_eq!(
+        pointers(&resp),
+        [
+            "/quota/period",
+            "/quota/requests",
+            "/rate_limits/0/burst",
+            "/rate_limits/0/key",
+            "/rate_limits/0/rate"
+        ]
+    );
 }

@@ -1,9 +1,9 @@
-//! Upstreams and routes kept in the store (created through the admin API) are the same model
+//! Upstreams, routes and APIs kept in the store (created through the admin API) are the same model
 //! as the file's: each document is read by the same reader, and the file's configuration with
 //! the store's documents added is checked as one (names unique across both, every upstream a
 //! route names known, no two routes overlapping).
 //!
-//! A document is JSON, and JSON is YAML: it is read as the one item of an `upstreams` or
+//! A document is JSON, and JSON is YAML: it is read as the one item of an `upstreams`, `apis` or
 //! `routes` list, so every rule and every message is the file's, and a problem's key path
 //! becomes a JSON pointer into the document.
 
@@ -11,37 +11,102 @@ use serde_json::Value;
 
 use crate::model::{Action, Config, RouteTable};
 
+/// The parts of the model that documents can add to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// `upstreams`.
+    Upstreams,
+    /// `routes`.
+    Routes,
+    /// `apis`.
+    Apis,
+}
+
+impl Section {
+    /// Every section, upstreams first (routes name them).
+    pub const ALL: [Section; 3] = [Section::Upstreams, Section::Routes, Section::Apis];
+
+    /// Its key in the file, which is also its collection name in the admin API.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Section::Upstreams => "upstreams",
+            Section::Routes => "routes",
+            Section::Apis => "apis",
+        }
+    }
+}
+
+/// JSON documents for each section, in the order they are added.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Documents {
+    /// Upstreams.
+    pub upstreams: Vec<Value>,
+    /// Routes.
+    pub routes: Vec<Value>,
+    /// APIs.
+    pub apis: Vec<Value>,
+}
+
+impl Documents {
+    /// The documents of one section.
+    pub fn of(&self, section: Section) -> &Vec<Value> {
+        match section {
+            Section::Upstreams => &self.upstreams,
+            Section::Routes => &self.routes,
+            Section::Apis => &self.apis,
+        }
+    }
+
+    /// The documents of one section, to change.
+    pub fn of_mut(&mut self, section: Section) -> &mut Vec<Value> {
+        match section {
+            Section::Upstreams => &mut self.upstreams,
+            Section::Routes => &mut self.routes,
+            Section::Apis => &mut self.apis,
+        }
+    }
+}
+
 /// One thing wrong with one document.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DocumentProblem {
-    /// Which document: its index in the list given for its kind.
+    /// Which document: its section and its index in that section's list.
+    pub section: Section,
+    /// Its index in its section's list.
     pub index: usize,
-    /// Whether it is a route (else an upstream).
-    pub route: bool,
     /// A JSON pointer into the document (`/targets/0`), empty for the whole document.
     pub pointer: String,
     /// What is wrong.
     pub message: String,
 }
 
-/// The file's configuration with `upstreams` and `routes` (JSON documents) added after its
-/// own, or every problem with the documents.
-pub fn with_documents(
-    base: &Config,
-    upstreams: &[Value],
-    routes: &[Value],
-) -> Result<Config, Vec<DocumentProblem>> {
+impl std::fmt::Display for DocumentProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}[{}]{}: {}",
+            self.section.name(),
+            self.index,
+            self.pointer,
+            self.message
+        )
+    }
+}
+
+/// The file's configuration with the documents added after its own, or every problem with
+/// the documents.
+pub fn with_documents(base: &Config, docs: &Documents) -> Result<Config, Vec<DocumentProblem>> {
     let mut problems = Vec::new();
     let mut config = base.clone();
-    for (index, doc) in upstreams.iter().enumerate() {
+    for (index, doc) in docs.upstreams.iter().enumerate() {
         let text = format!("upstreams: [{doc}]\nroutes: [{PROBE_ROUTE}]\n");
-        match read_one(&text, index, false, "upstreams[0]") {
+        match read_one(&text, index, Section::Upstreams) {
             Ok(mut c) => {
                 let u = c.upstreams.remove(0);
                 if config.upstreams.iter().any(|o| o.name == u.name) {
                     problems.push(problem(
+                        Section::Upstreams,
                         index,
-                        false,
                         "/name",
                         format!("an upstream named `{}` exists", u.name),
                     ));
@@ -65,20 +130,46 @@ pub fn with_documents(
         })
         .collect();
     let first_store_route = config.routes.len();
-    for (index, doc) in routes.iter().enumerate() {
+    for (index, doc) in docs.routes.iter().enumerate() {
         let text = format!("upstreams: [{}]\nroutes: [{doc}]\n", stand_ins.join(", "));
-        match read_one(&text, index, true, "routes[0]") {
+        match read_one(&text, index, Section::Routes) {
             Ok(mut c) => {
                 let r = c.routes.remove(0);
                 if config.routes.iter().any(|o| o.name == r.name) {
                     problems.push(problem(
+                        Section::Routes,
                         index,
-                        true,
                         "/name",
                         format!("a route named `{}` exists", r.name),
                     ));
                 } else {
                     config.routes.push(r);
+                }
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+    }
+    for (index, doc) in docs.apis.iter().enumerate() {
+        let text = format!("apis: [{doc}]\nroutes: [{PROBE_ROUTE}]\n");
+        match read_one(&text, index, Section::Apis) {
+            Ok(mut c) => {
+                let a = c.apis.remove(0);
+                if config.apis.iter().any(|o| o.name == a.name) {
+                    problems.push(problem(
+                        Section::Apis,
+                        index,
+                        "/name",
+                        format!("an API named `{}` exists", a.name),
+                    ));
+                } else if config.apis.iter().any(|o| o.base_path == a.base_path) {
+                    problems.push(problem(
+                        Section::Apis,
+                        index,
+                        "/base_path",
+                        format!("another API has the base path `{}`", a.base_path),
+                    ));
+                } else {
+                    config.apis.push(a);
                 }
             }
             Err(mut p) => problems.append(&mut p),
@@ -90,7 +181,7 @@ pub fn with_documents(
         for o in overlaps {
             // Only routes from the store can be at fault: the file's were checked alone.
             if let Some(index) = o.route.checked_sub(first_store_route) {
-                problems.push(problem(index, true, "/path", o.message));
+                problems.push(problem(Section::Routes, index, "/path", o.message));
             }
         }
     }
@@ -108,10 +199,10 @@ pub fn with_documents(
 /// A route that makes a one-upstream document a whole configuration.
 const PROBE_ROUTE: &str = "{name: __probe, path: /__probe, methods: [GET], handler: echo}";
 
-fn problem(index: usize, route: bool, pointer: &str, message: String) -> DocumentProblem {
+fn problem(section: Section, index: usize, pointer: &str, message: String) -> DocumentProblem {
     DocumentProblem {
+        section,
         index,
-        route,
         pointer: pointer.to_string(),
         message,
     }
@@ -119,21 +210,17 @@ fn problem(index: usize, route: bool, pointer: &str, message: String) -> Documen
 
 /// Reads a configuration made around one document; its problems under `prefix` (the
 /// document's key path) become pointers into it.
-fn read_one(
-    text: &str,
-    index: usize,
-    route: bool,
-    prefix: &str,
-) -> Result<Config, Vec<DocumentProblem>> {
+fn read_one(text: &str, index: usize, section: Section) -> Result<Config, Vec<DocumentProblem>> {
+    let prefix = format!("{}[0]", section.name());
     crate::from_str(text, "document").map_err(|p| {
         p.list
             .into_iter()
             .map(|p| {
                 let pointer = p
                     .path
-                    .strip_prefix(prefix)
+                    .strip_prefix(prefix.as_str())
                     .map_or(String::new(), to_pointer);
-                problem(index, route, &pointer, p.message)
+                problem(section, index, &pointer, p.message)
             })
             .collect()
     })
@@ -164,7 +251,7 @@ mod tests {
 
     fn base() -> Config {
         crate::from_str(
-            "upstreams:\n  - {name: file-up, targets: [\"http://127.0.0.1:9000\"]}\nroutes:\n  - {name: file-route, path: /file, methods: [GET], upstream: file-up}\n",
+            "upstreams:\n  - {name: file-up, targets: [\"http://127.0.0.1:9000\"]}\nroutes:\n  - {name: file-route, path: /file, methods: [GET], upstream: file-up}\napis:\n  - {name: file-api, base_path: /files, versions: [{id: v1, status: published}]}\n",
             "base.yaml",
         )
         .unwrap()
@@ -174,48 +261,90 @@ mod tests {
     fn documents_join_the_files_model() {
         let c = with_documents(
             &base(),
-            &[json!({"name": "store-up", "targets": ["h2c://127.0.0.1:9001"]})],
-            &[
-                json!({"name": "a", "path": "/a/{*rest}", "methods": ["GET", "POST"], "upstream": "store-up"}),
-                json!({"name": "b", "path": "/b", "methods": ["GET"], "upstream": "file-up"}),
-            ],
+            &Documents {
+                upstreams: vec![json!({"name": "store-up", "targets": ["h2c://127.0.0.1:9001"]})],
+                routes: vec![
+                    json!({"name": "a", "path": "/a/{*rest}", "methods": ["GET", "POST"], "upstream": "store-up"}),
+                    json!({"name": "b", "path": "/b", "methods": ["GET"], "upstream": "file-up"}),
+                ],
+                apis: vec![json!({"name": "a", "base_path": "/a", "versions": [{"id": "v1", "status": "retired"}]})],
+            },
         )
         .unwrap();
         assert_eq!(c.upstreams.len(), 2);
         assert_eq!(c.routes.len(), 3);
         assert_eq!(c.routes[1].action, Action::Upstream(1));
         assert_eq!(c.routes[2].action, Action::Upstream(0));
+        assert_eq!(c.apis.len(), 2);
+        assert_eq!(c.apis[1].versions[0].state, crate::VersionState::Retired);
     }
 
     #[test]
     fn problems_point_into_the_document_at_fault() {
         let problems = with_documents(
             &base(),
-            &[
-                json!({"name": "file-up", "targets": ["http://127.0.0.1:1"]}),
-                json!({"name": "x", "targets": ["ftp://h"], "colour": 1}),
-            ],
-            &[json!({"name": "r", "path": "/r", "methods": ["GET"], "upstream": "nowhere"})],
+            &Documents {
+                upstreams: vec![
+                    json!({"name": "file-up", "targets": ["http://127.0.0.1:1"]}),
+                    json!({"name": "x", "targets": ["ftp://h"], "colour": 1}),
+                ],
+                routes: vec![
+                    json!({"name": "r", "path": "/r", "methods": ["GET"], "upstream": "nowhere"}),
+                ],
+                apis: vec![
+                    json!({"name": "file-api", "base_path": "/other", "versions": [{"id": "v1", "status": "published"}]}),
+                    json!({"name": "b", "base_path": "/files", "versions": [{"id": "v1", "status": "gone"}]}),
+                ],
+            },
         )
         .unwrap_err();
-        let got: Vec<(usize, bool, &str)> = problems
+        let got: Vec<(Section, usize, &str)> = problems
             .iter()
-            .map(|p| (p.index, p.route, p.pointer.as_str()))
+            .map(|p| (p.section, p.index, p.pointer.as_str()))
             .collect();
-        assert!(got.contains(&(0, false, "/name")), "{problems:?}");
-        assert!(got.contains(&(1, false, "/targets/0")), "{problems:?}");
-        assert!(got.contains(&(1, false, "/colour")), "{problems:?}");
-        assert!(got.contains(&(0, true, "/upstream")), "{problems:?}");
+        assert!(
+            got.contains(&(Section::Upstreams, 0, "/name")),
+            "{problems:?}"
+        );
+        assert!(
+            got.contains(&(Section::Upstreams, 1, "/targets/0")),
+            "{problems:?}"
+        );
+        assert!(
+            got.contains(&(Section::Upstreams, 1, "/colour")),
+            "{problems:?}"
+        );
+        assert!(
+            got.contains(&(Section::Routes, 0, "/upstream")),
+            "{problems:?}"
+        );
+        assert!(got.contains(&(Section::Apis, 0, "/name")), "{problems:?}");
+        assert!(
+            got.contains(&(Section::Apis, 1, "/versions/0/status")),
+            "{problems:?}"
+        );
 
         let problems = with_documents(
             &base(),
-            &[],
-            &[json!({"name": "again", "path": "/file", "methods": ["GET"], "upstream": "file-up"})],
+            &Documents {
+                routes: vec![
+                    json!({"name": "again", "path": "/file", "methods": ["GET"], "upstream": "file-up"}),
+                ],
+                ..Documents::default()
+            },
         )
         .unwrap_err();
         assert_eq!(
-            (problems[0].index, problems[0].pointer.as_str()),
-            (0, "/path")
+            (
+                problems[0].section,
+                problems[0].index,
+                problems[0].pointer.as_str()
+            ),
+            (Section::Routes, 0, "/path")
+        );
+        assert_eq!(
+            problems[0].to_string().split(':').next(),
+            Some("routes[0]/path")
         );
     }
 }

@@ -19,7 +19,7 @@ use std::path::Path;
 
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
-pub use documents::{DocumentProblem, with_documents};
+pub use documents::{DocumentProblem, Documents, Section, with_documents};
 pub use model::{
     AccessLog, Action, AdminListener, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route,
     RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,

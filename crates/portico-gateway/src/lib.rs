@@ -27,6 +27,7 @@ mod represent;
 mod static_files;
 mod websocket;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,7 +45,7 @@ use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_server::client::{TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls};
 use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
-    Service,
+    RouteStats, Service, StatusCounts,
 };
 
 pub use access_log::AccessLogSink;
@@ -98,6 +99,9 @@ pub struct Gateway {
     settings: Arc<ConnSettings>,
     /// The lifecycle of the APIs' versions.
     lifecycle: Lifecycle,
+    /// Each route's response counts, by route name (taken from a registry that outlives
+    /// this gateway).
+    counts: HashMap<Arc<str>, Arc<StatusCounts>>,
 }
 
 /// A configuration the gateway could not be built from.
@@ -113,6 +117,17 @@ impl std::fmt::Display for BuildError {
 impl std::error::Error for BuildError {}
 
 impl Gateway {
+    /// Counts each route's responses in `stats`, which the admin API reads and resets and
+    /// which keeps counting across the gateways that reloads build.
+    pub fn with_stats(mut self, stats: &RouteStats) -> Gateway {
+        self.counts = self
+            .routes
+            .iter()
+            .map(|r| (r.name.clone(), stats.route(&r.name)))
+            .collect();
+        self
+    }
+
     /// Builds the routing table and upstream pools of a validated configuration.
     pub fn new(config: &Config, log: AccessLogSink) -> Result<Gateway, BuildError> {
         let upstreams = config
@@ -177,7 +192,9 @@ impl Gateway {
             budget: BodyBudget::new(config.limits.body_buffer_bytes),
             settings: Arc::new(Gateway::conn_settings(config)),
             lifecycle: Lifecycle::new(&config.apis),
-        })
+            counts: HashMap::new(),
+        }
+        .with_stats(&RouteStats::new()))
     }
 
     /// Answers the named route with `handler` instead of what the configuration says.
@@ -343,6 +360,13 @@ impl Service for Gateway {
     }
 
     fn log(&self, exchange: &Exchange<'_>) {
+        if let (Some(route), Some(status)) = (
+            exchange.request.and_then(|r| r.notes.route.as_ref()),
+            exchange.status,
+        ) && let Some(counts) = self.counts.get(route)
+        {
+            counts.record(status);
+        }
         self.log.record(exchange);
     }
 }

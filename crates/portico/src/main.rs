@@ -14,7 +14,7 @@ use portico_admin::Admin;
 use portico_config::Config;
 use portico_gateway::{AccessLogSink, Gateway};
 use portico_server::tls::{self, Tls};
-use portico_server::{Listener, Swap};
+use portico_server::{Listener, RouteStats, Swap};
 use portico_store::{Backend, Store};
 
 /// The built-in quickstart: a demo API answered by the echo handler.
@@ -182,7 +182,10 @@ fn raise_fd_limit(config: &Config) {
 async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(unix)]
     raise_fd_limit(&config);
-    let gateway = build(&config).map_err(|e| e.to_string())?;
+    // Per-route response counts, kept across the gateways that reloads and store changes
+    // build; the admin API reads and resets them.
+    let stats = RouteStats::new();
+    let gateway = build(&config, &stats).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
     // Every handler is in place before Portico says it listens: a signal sent the moment
     // after must not meet the default action (which for SIGTERM and SIGHUP is to die).
@@ -196,7 +199,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     };
     // The admin API first: a store or token problem stops Portico before anything listens.
     let admin = match &config.admin {
-        Some(a) => Some(admin_api(a, &config, &swap).await?),
+        Some(a) => Some(admin_api(a, &config, &swap, &stats).await?),
         None => None,
     };
     let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
@@ -222,6 +225,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
             tls,
             config.clone(),
             following,
+            stats.clone(),
         ));
     }
     #[cfg(not(unix))]
@@ -254,43 +258,23 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
 struct Following {
     base: Arc<ArcSwap<Config>>,
     rebuild: Arc<tokio::sync::Notify>,
+    stats: Arc<RouteStats>,
 }
 
 /// How often the data plane looks at the store's revision: a change made through the admin
 /// API (on this node or another on the same PostgreSQL) is serving within a second.
 const STORE_POLL: Duration = Duration::from_millis(250);
 
-/// The file's configuration with the store's upstreams and routes, as a gateway.
-async fn combined(store: &Backend, base: &Config) -> Result<Gateway, String> {
-    let mut lists = [Vec::new(), Vec::new()];
-    for (slot, kind) in ["upstreams", "routes"].into_iter().enumerate() {
-        loop {
-            let after = lists[slot]
-                .last()
-                .map(|(id, _): &(String, serde_json::Value)| id.clone());
-            let page = store
-                .list(kind, "", after.as_deref(), 1000)
-                .await
-                .map_err(|e| e.to_string())?;
-            let full = page.len() == 1000;
-            lists[slot].extend(page.into_iter().map(|d| (d.id, d.body)));
-            if !full {
-                break;
-            }
-        }
-    }
-    let [upstreams, routes] = lists.map(|l| l.into_iter().map(|(_, b)| b).collect::<Vec<_>>());
-    let config = portico_config::with_documents(base, &upstreams, &routes).map_err(|problems| {
-        let text: Vec<String> = problems
-            .iter()
-            .map(|p| {
-                let kind = if p.route { "routes" } else { "upstreams" };
-                format!("{kind}[{}]{}: {}", p.index, p.pointer, p.message)
-            })
-            .collect();
+/// The file's configuration with the store's upstreams, routes and APIs, as a gateway.
+async fn combined(store: &Backend, base: &Config, stats: &RouteStats) -> Result<Gateway, String> {
+    let docs = portico_admin::model_documents(store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let config = portico_config::with_documents(base, &docs).map_err(|problems| {
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         text.join("; ")
     })?;
-    build(&config).map_err(|e| e.to_string())
+    build(&config, stats).map_err(|e| e.to_string())
 }
 
 /// Keeps the data plane on the store's upstreams and routes: at each change of the store's
@@ -318,7 +302,7 @@ async fn follow_store(
         if revision == seen && !forced {
             continue;
         }
-        match combined(&store, &following.base.load()).await {
+        match combined(&store, &following.base.load(), &following.stats).await {
             Ok(gateway) => {
                 swap.replace(gateway);
                 tracing::info!(revision, "data plane follows the store");
@@ -337,6 +321,7 @@ async fn admin_api(
     a: &portico_config::AdminListener,
     config: &Config,
     swap: &Arc<Swap<Gateway>>,
+    stats: &Arc<RouteStats>,
 ) -> Result<(Listener, Arc<Admin<Arc<Backend>>>, Following), Box<dyn std::error::Error>> {
     use sha2::Digest;
     // The environment's token wins over the file's, so that it can stay out of files.
@@ -352,9 +337,10 @@ async fn admin_api(
     let following = Following {
         base: Arc::new(ArcSwap::from_pointee(config.clone())),
         rebuild: Arc::new(tokio::sync::Notify::new()),
+        stats: stats.clone(),
     };
     let revision = store.revision().await?;
-    swap.replace(combined(&store, config).await?);
+    swap.replace(combined(&store, config, stats).await?);
     tokio::spawn(follow_store(
         store.clone(),
         following.clone(),
@@ -365,7 +351,11 @@ async fn admin_api(
     let listener = Listener::plain(bind(a.listen).await?);
     let address = listener.tcp.local_addr()?;
     tracing::info!(%address, "portico admin API listening");
-    let admin = Arc::new(Admin::new(store, token, settings).with_model(following.base.clone()));
+    let admin = Arc::new(
+        Admin::new(store, token, settings)
+            .with_model(following.base.clone())
+            .with_stats(stats.clone()),
+    );
     // Tombstones are forgotten once their retention is over, checked ten times per retention
     // (at least every second, at most every hour).
     let retention = a.tombstone_retention;
@@ -390,9 +380,12 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Str
 }
 
 /// The gateway for a configuration, with its access log opened.
-fn build(config: &Config) -> Result<Gateway, Box<dyn std::error::Error + Send + Sync>> {
+fn build(
+    config: &Config,
+    stats: &RouteStats,
+) -> Result<Gateway, Box<dyn std::error::Error + Send + Sync>> {
     let log = AccessLogSink::open(&config.access_log)?;
-    Ok(Gateway::new(config, log)?)
+    Ok(Gateway::new(config, log)?.with_stats(stats))
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.
@@ -427,6 +420,7 @@ async fn reload_on_sighup(
     tls: Option<Arc<Tls>>,
     mut running: Config,
     following: Option<Following>,
+    stats: Arc<RouteStats>,
 ) {
     while hangup.recv().await.is_some() {
         let Some(path) = path.clone() else {
@@ -434,9 +428,10 @@ async fn reload_on_sighup(
             continue;
         };
         let tls = tls.clone();
+        let stats = stats.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = portico_config::load(&path).map_err(Reload::Invalid)?;
-            let gateway = build(&config).map_err(|e| Reload::Unusable(e.to_string()))?;
+            let gateway = build(&config, &stats).map_err(|e| Reload::Unusable(e.to_string()))?;
             // A new certificate for the handshakes from now on; sessions already open keep
             // theirs.
             if let (Some(tls), Some(files)) = (&tls, &config.tls) {

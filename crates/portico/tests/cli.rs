@@ -514,13 +514,26 @@ fn serve_with_admin(
 }
 
 fn admin_post(admin: &str, path: &str, json: &str) -> String {
+    admin_send(admin, "POST", path, json)
+}
+
+/// An admin request with the token and, when `json` is not empty, a JSON body.
+fn admin_send(admin: &str, method: &str, path: &str, json: &str) -> String {
     exchange(
         admin,
         &format!(
-            "POST {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+            "{method} {path} HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
             json.len()
         ),
     )
+}
+
+/// The `Location` of a 201.
+fn location(created: &str) -> &str {
+    created
+        .lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .unwrap()
 }
 
 #[test]
@@ -549,6 +562,30 @@ fn a_route_created_through_the_admin_api_serves_without_a_restart() {
     served.read_until("data plane follows the store");
     let answer = exchange(&data, get);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    // The route's responses are counted by status; a reset is 205 and starts again.
+    let stats = format!("{}/stats", location(&created));
+    let counted = admin_send(&admin, "GET", &stats, "");
+    assert!(counted.ends_with(r#""statuses":{"200":1}}"#), "{counted}");
+    let reset = admin_send(&admin, "POST", &format!("{stats}/reset"), "");
+    assert!(reset.starts_with("HTTP/1.1 205 "), "{reset}");
+    assert!(reset.ends_with("\r\n\r\n"), "a 205 has no body: {reset}");
+    let counted = admin_send(&admin, "GET", &stats, "");
+    assert!(counted.ends_with(r#""statuses":{}}"#), "{counted}");
+
+    // An API's lifecycle from the store: its retired version answers 410.
+    let created = admin_post(
+        &admin,
+        "/admin/v1/apis",
+        r#"{"name": "old", "base_path": "/old", "versions": [{"id": "v2", "status": "published"}, {"id": "v1", "status": "retired"}]}"#,
+    );
+    assert!(created.starts_with("HTTP/1.1 201 "), "{created}");
+    served.read_until("data plane follows the store");
+    let answer = exchange(
+        &data,
+        "GET /old/v1/servers HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 410 "), "{answer}");
     served.stop();
 }
 
