@@ -33,8 +33,10 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 mod resource;
+mod sync;
 
 use resource::{Fields, KINDS, Kind, MODEL};
+pub use sync::{ApplyError, Change, Verb, apply, export};
 
 /// The largest admin request body.
 const MAX_BODY: u64 = 1 << 20;

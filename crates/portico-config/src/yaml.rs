@@ -165,6 +165,34 @@ pub fn load(src: &str) -> Result<Node, Problem> {
     }))
 }
 
+/// A node as JSON, for files that hold documents (`portico apply`): a plain scalar that reads
+/// as a JSON number, `true`, `false` or `null` is that; every other scalar is a string. A
+/// document written as JSON comes back exactly as it was.
+pub fn to_json(node: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match &node.kind {
+        Kind::Null => Value::Null,
+        Kind::Scalar { value, plain } => {
+            if *plain
+                && let Ok(v) = serde_json::from_str::<Value>(value)
+                && !v.is_string()
+                && !v.is_array()
+                && !v.is_object()
+            {
+                return v;
+            }
+            Value::String(value.clone())
+        }
+        Kind::Seq(items) => Value::Array(items.iter().map(to_json).collect()),
+        Kind::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, _, v)| (k.clone(), to_json(v)))
+                .collect(),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +245,14 @@ mod tests {
         assert!(e.message.starts_with("invalid YAML"), "{e:?}");
         assert!(e.loc.is_some());
         assert_eq!(load("").unwrap().kind, Kind::Null);
+    }
+
+    #[test]
+    fn json_comes_back_as_it_was_written() {
+        let text = r#"{"a": 1, "b": "1", "c": [true, "true", null, 1.5], "d": {"e": "x y"}}"#;
+        let want: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(to_json(&load(text).unwrap()), want);
+        let block = "a: 1\nb: '1'\nc: [true, 'true', ~, 1.5]\nd:\n  e: x y\n";
+        assert_eq!(to_json(&load(block).unwrap()), want);
     }
 }

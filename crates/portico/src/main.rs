@@ -1,4 +1,4 @@
-//! The `portico` command: `serve`, `check-config`, `codes`.
+//! The `portico` command: `serve`, `check-config`, `apply`, `export`, `codes`.
 
 #![forbid(unsafe_code)]
 
@@ -44,6 +44,26 @@ enum Command {
         /// Configuration file (YAML).
         file: PathBuf,
     },
+    /// Make the store hold what FILE says (upstreams, routes, apis, plans, projects and their
+    /// consumers), printing each change; items are matched by name.
+    Apply {
+        /// The documents (YAML), as `portico export` writes them.
+        file: PathBuf,
+        /// The configuration file: its `storage` is the store, and its own model is what the
+        /// documents join.
+        #[arg(long)]
+        config: PathBuf,
+        /// Print the changes without making them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Write the store's documents to standard output as a file that `apply` takes back
+    /// unchanged (credentials are left out).
+    Export {
+        /// The configuration file whose `storage` is the store.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Print the status-code contract table and what Portico does for each code.
     Codes {
         /// Print the error-code catalog as Markdown (docs/errors.md) instead.
@@ -78,6 +98,43 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Apply {
+            file,
+            config,
+            dry_run,
+        } => store_command(&config, |store, config| async move {
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let node = portico_config::yaml::load(&text)
+                .map_err(|p| format!("{}: {}", file.display(), p.message))?;
+            let doc = portico_config::yaml::to_json(&node);
+            let changes = portico_admin::apply(&store, &config, &doc, dry_run)
+                .await
+                .map_err(|e| match e {
+                    portico_admin::ApplyError::Invalid(problems) => problems
+                        .iter()
+                        .map(|p| format!("{}: {p}", file.display()))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    other => other.to_string(),
+                })?;
+            let mut out = String::new();
+            let tense = if dry_run { "would " } else { "" };
+            for change in &changes {
+                out.push_str(&format!("{tense}{change}\n"));
+            }
+            out.push_str(&match (changes.len(), dry_run) {
+                (0, _) => "no changes: the store matches the file\n".to_string(),
+                (n, true) => format!("{n} changes to make (dry run: none made)\n"),
+                (n, false) => format!("{n} changes made\n"),
+            });
+            Ok(out)
+        }),
+        Command::Export { config } => store_command(&config, |store, _| async move {
+            portico_admin::export(&store)
+                .await
+                .map_err(|e| e.to_string())
+        }),
         Command::Codes { errors, contract } => {
             let text = if errors {
                 portico_http::catalog::errors_markdown()
@@ -91,6 +148,51 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::FAILURE,
             }
+        }
+    }
+}
+
+/// Runs `work` on the store the configuration file names and prints what it returns; an error
+/// goes to standard error with exit status 1.
+fn store_command<F, Fut>(path: &std::path::Path, work: F) -> ExitCode
+where
+    F: FnOnce(Backend, Config) -> Fut,
+    Fut: std::future::Future<Output = Result<String, String>>,
+{
+    let config = match portico_config::load(path) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprint!("{problems}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let store = Backend::open(&config.storage)
+            .await
+            .map_err(|e| e.to_string())?;
+        work(store, config).await
+    });
+    match result {
+        Ok(text) => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
         }
     }
 }

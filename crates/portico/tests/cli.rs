@@ -639,3 +639,161 @@ fn two_nodes_on_one_postgresql_see_each_others_changes() {
     b.stop();
     admin_sql(format!("DROP DATABASE {name}"));
 }
+
+/// `portico <args>`: its exit status, stdout and stderr.
+fn portico(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn apply_makes_the_store_match_the_file_and_export_gives_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(
+        &dir,
+        "portico.yaml",
+        "listen: 127.0.0.1:0\nstorage: sqlite://store.db\nupstreams:\n  - {name: file-up, targets: [\"http://127.0.0.1:9000\"]}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+    );
+    write_config(
+        &dir,
+        "model.yaml",
+        "upstreams:\n  - name: backend\n    targets: [\"http://127.0.0.1:9001\"]\n    connect_timeout: 2s\nroutes:\n  - {name: orders, path: \"/v1/{project_id}/orders\", methods: [GET, POST], upstream: backend, max_body_bytes: 1024}\n  - {name: files, path: /f, methods: [GET], upstream: file-up}\napis:\n  - {name: orders, base_path: /v1x, versions: [{id: v1, status: published}]}\nplans:\n  - {name: pro, quota: {requests: 1000, period: month}}\nprojects:\n  - name: acme\n    plan: pro\n    consumers:\n      - {name: bot, roles: [reader]}\n",
+    );
+    let d = dir.path();
+    let apply = |file: &str, dry: bool| {
+        let mut args = vec!["apply", file, "--config", "portico.yaml"];
+        if dry {
+            args.push("--dry-run");
+        }
+        portico(&args, d)
+    };
+    let export = || {
+        let (ok, out, err) = portico(&["export", "--config", "portico.yaml"], d);
+        assert!(ok, "{err}");
+        out
+    };
+    let created = [
+        "create upstreams/backend",
+        "create routes/files",
+        "create routes/orders",
+        "create apis/orders",
+        "create plans/pro",
+        "create projects/acme",
+        "create projects/acme/consumers/bot",
+    ];
+    // A dry run says what it would do, and does nothing.
+    let (ok, out, err) = apply("model.yaml", true);
+    assert!(ok, "{err}");
+    let would: Vec<String> = created.iter().map(|c| format!("would {c}")).collect();
+    assert_eq!(out.lines().take(7).collect::<Vec<_>>(), would);
+    assert!(
+        out.ends_with("7 changes to make (dry run: none made)\n"),
+        "{out}"
+    );
+    let empty = export();
+    assert!(
+        empty.contains("\nroutes: []\n") && empty.contains("\nprojects: []\n"),
+        "{empty}"
+    );
+
+    let (ok, out, _) = apply("model.yaml", false);
+    assert!(ok);
+    assert_eq!(out.lines().take(7).collect::<Vec<_>>(), created);
+    // Idempotent: the second time, nothing to do.
+    let (ok, out, _) = apply("model.yaml", false);
+    assert!(ok);
+    assert_eq!(out, "no changes: the store matches the file\n");
+    // What export writes, apply takes back unchanged, and export writes again.
+    let exported = export();
+    assert!(exported.contains(r#""name":"bot""#), "{exported}");
+    std::fs::write(d.join("exported.yaml"), &exported).unwrap();
+    let (ok, out, _) = apply("exported.yaml", false);
+    assert!(ok);
+    assert_eq!(out, "no changes: the store matches the file\n");
+    assert_eq!(export(), exported);
+
+    // Changes, by name: what differs is replaced, what is not in the file goes.
+    write_config(
+        &dir,
+        "smaller.yaml",
+        "upstreams:\n  - {name: backend, targets: [\"http://127.0.0.1:9002\"]}\nroutes:\n  - {name: orders, path: \"/v1/{project_id}/orders\", methods: [GET], upstream: backend}\nprojects:\n  - {name: acme}\n",
+    );
+    let (ok, out, _) = apply("smaller.yaml", false);
+    assert!(ok);
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "delete routes/files",
+            "delete apis/orders",
+            "update upstreams/backend",
+            "update routes/orders",
+            "delete plans/pro",
+            "update projects/acme",
+            "delete projects/acme/consumers/bot",
+            "7 changes made",
+        ]
+    );
+
+    // A file that breaks the rules changes nothing, and says every problem.
+    write_config(
+        &dir,
+        "bad.yaml",
+        "upstreams:\n  - {name: x, targets: [\"ftp://h\"]}\nroutes:\n  - {name: r, path: /r, methods: [GET], upstream: nowhere}\nplans:\n  - {name: p, quota: {requests: 0, period: month}}\nprojects:\n  - {name: \"a b\", consumers: [{name: c, roles: 1}]}\ncolour: blue\n",
+    );
+    let before = export();
+    let (ok, out, err) = apply("bad.yaml", false);
+    assert!(!ok);
+    assert!(out.is_empty(), "{out}");
+    for problem in [
+        "bad.yaml: /colour: unknown section",
+        "bad.yaml: upstreams[0]/targets/0: ",
+        "bad.yaml: routes[0]/upstream: unknown upstream `nowhere`",
+        "bad.yaml: plans[0]/quota/requests: ",
+        "bad.yaml: projects[0]/name: ",
+        "bad.yaml: projects[0]/consumers/0/roles: ",
+    ] {
+        assert!(err.contains(problem), "{problem} not in {err}");
+    }
+    assert_eq!(export(), before);
+}
+
+#[test]
+fn export_never_shows_a_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("secrets.db");
+    let (served, _, admin) =
+        serve_with_admin(&dir, "secrets.yaml", &format!("sqlite://{}", db.display()));
+    let project = admin_post(&admin, "/admin/v1/projects", r#"{"name": "acme"}"#);
+    let consumers = format!("{}/consumers", location(&project));
+    let consumer = admin_post(&admin, &consumers, r#"{"name": "bot"}"#);
+    let credential = admin_post(
+        &admin,
+        &format!("{}/credentials", location(&consumer)),
+        r#"{"type": "api_key"}"#,
+    );
+    assert!(credential.starts_with("HTTP/1.1 201 "), "{credential}");
+    let secret = credential
+        .split("\"secret\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    assert!(secret.starts_with("pk_"));
+    served.stop();
+    let (ok, exported, err) = portico(&["export", "--config", "secrets.yaml"], dir.path());
+    assert!(ok, "{err}");
+    assert!(exported.contains(r#""name":"bot""#), "{exported}");
+    assert!(!exported.contains(&secret[3..]), "{exported}");
+    assert!(
+        !exported.contains("pk_") && !exported.contains("secret"),
+        "{exported}"
+    );
+}
