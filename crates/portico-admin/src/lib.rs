@@ -28,7 +28,7 @@ use portico_http::{ErrorCode, Method};
 use portico_server::{
     ConnSettings, Error, Exchange, Request, RequestBody, Response, RouteStats, Service,
 };
-use portico_store::{Document, Lookup, NewDocument, Store, StoreError};
+use portico_store::{Document, Expect, Lookup, NewDocument, Store, StoreError};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -43,6 +43,8 @@ const MAX_BODY: u64 = 1 << 20;
 /// Items in a list page when `limit` is not given, and the most a page may have.
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
+/// How many times a write is checked again because other writes kept landing first.
+const WRITE_ATTEMPTS: usize = 8;
 const PREFIX: &str = "/admin/v1/";
 /// The OpenAPI 3.1 document of this API, served at `/admin/v1/openapi.json` (a test holds it
 /// to the real responses).
@@ -333,31 +335,68 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     ) -> Result<Response, Error> {
         let kind = target.kind;
         let doc = read_json(req, body, false).await?;
-        let mut doc = (kind.validate)(doc, None)?;
-        self.check_model(kind, None, Some(&doc)).await?;
-        let secret = kind.issue.map(|issue| issue(&mut doc));
-        let name = (kind.store_name)(&doc);
-        let created = self
-            .store
-            .create(NewDocument {
-                kind: kind.name,
-                scope: &target.scope,
-                name: &name,
-                body: &Value::Object(doc),
-            })
-            .await
-            .map_err(store_error)?;
-        let mut shown = representation(kind, &created);
-        if let (Some(secret), Value::Object(m)) = (secret, &mut shown) {
-            m.insert("secret".into(), json!(secret));
+        let doc = &(kind.validate)(doc, None)?;
+        self.guarded(|since| async move {
+            // The parent was found live on the way here; it must still be, as of `since`.
+            if let Some(parent) = kind.parent
+                && !matches!(
+                    self.store
+                        .get(parent.name, &target.scope)
+                        .await
+                        .map_err(store_error)?,
+                    Lookup::Live(_)
+                )
+            {
+                return Err(Error::new(ErrorCode::ResourceGone));
+            }
+            self.check_model(kind, None, Some(doc)).await?;
+            let mut doc = doc.clone();
+            let secret = kind.issue.map(|issue| issue(&mut doc));
+            let name = (kind.store_name)(&doc);
+            let created = self
+                .store
+                .create(NewDocument {
+                    kind: kind.name,
+                    scope: &target.scope,
+                    name: &name,
+                    body: &Value::Object(doc),
+                    unchanged_since: Some(since),
+                })
+                .await
+                .map_err(store_error)?;
+            let mut shown = representation(kind, &created);
+            if let (Some(secret), Value::Object(m)) = (secret, &mut shown) {
+                m.insert("secret".into(), json!(secret));
+            }
+            Ok(json_response(201, &shown)
+                .header(
+                    "Location",
+                    format!("{PREFIX}{}/{}", target.collection, created.id),
+                )
+                .header("Cache-Control", "no-store")
+                .header("ETag", etag(&created)))
+        })
+        .await
+    }
+
+    /// Runs a write's checks and the write itself, as of the store's revision when the
+    /// attempt began: should another write land in between (on this node or another), the
+    /// store refuses the write and the attempt starts again, checks included. So no two
+    /// writes that are fine alone can together leave the store with routes that overlap, a
+    /// route naming a deleted upstream, or an item whose parent is gone.
+    async fn guarded<T, F, Fut>(&self, mut attempt: F) -> Result<T, Error>
+    where
+        F: FnMut(u64) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        for _ in 0..WRITE_ATTEMPTS {
+            let since = self.store.revision().await.map_err(store_error)?;
+            match attempt(since).await {
+                Err(e) if e.code() == ErrorCode::ConcurrentChange => {}
+                other => return other,
+            }
         }
-        Ok(json_response(201, &shown)
-            .header(
-                "Location",
-                format!("{PREFIX}{}/{}", target.collection, created.id),
-            )
-            .header("Cache-Control", "no-store")
-            .header("ETag", etag(&created)))
+        Err(Error::new(ErrorCode::ConcurrentChange))
     }
 
     /// The live document of `kind` in `scope` under `id`, or its 404 / 410.
@@ -390,6 +429,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     ) -> Result<Response, Error> {
         let kind = target.kind;
         let patch = req.head.method() == Method::Patch;
+        // 404, 410 and 412 before the body is read; and again, as of each attempt, below.
         let doc = self.live(kind, &target.scope, id).await?;
         if check(req, &etag(&doc)) != Precondition::Proceed {
             return Err(Error::new(ErrorCode::PreconditionFailed));
@@ -397,37 +437,53 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         let mut sent = read_json(req, body, patch).await?;
         // A `version` in the body is the one the client read: a newer one means it would
         // overwrite a change it has not seen.
-        if let Some(v) = sent.remove("version")
-            && v.as_u64() != Some(doc.version)
-        {
-            return Err(Error::new(ErrorCode::VersionConflict)
-                .with_member("current_version", json!(doc.version)));
-        }
-        let merged = if patch {
-            let mut target = doc.body.clone();
-            merge_patch(&mut target, Value::Object(sent));
-            match target {
-                Value::Object(m) => m,
-                _ => Map::new(),
+        let read_version = sent.remove("version");
+        let sent = &sent;
+        self.guarded(|since| {
+            let read_version = read_version.clone();
+            async move {
+                let doc = self.live(kind, &target.scope, id).await?;
+                if check(req, &etag(&doc)) != Precondition::Proceed {
+                    return Err(Error::new(ErrorCode::PreconditionFailed));
+                }
+                if let Some(v) = read_version
+                    && v.as_u64() != Some(doc.version)
+                {
+                    return Err(Error::new(ErrorCode::VersionConflict)
+                        .with_member("current_version", json!(doc.version)));
+                }
+                let merged = if patch {
+                    let mut target = doc.body.clone();
+                    merge_patch(&mut target, Value::Object(sent.clone()));
+                    match target {
+                        Value::Object(m) => m,
+                        _ => Map::new(),
+                    }
+                } else {
+                    sent.clone()
+                };
+                let merged = (kind.validate)(merged, Some(&doc))?;
+                self.check_model(kind, Some(id), Some(&merged)).await?;
+                let name = (kind.store_name)(&merged);
+                let updated = self
+                    .store
+                    .replace(
+                        kind.name,
+                        id,
+                        Expect {
+                            version: Some(doc.version),
+                            unchanged_since: Some(since),
+                        },
+                        &name,
+                        &Value::Object(merged),
+                    )
+                    .await
+                    .map_err(store_error)?;
+                Ok(json_response(200, &representation(kind, &updated))
+                    .header("ETag", etag(&updated)))
             }
-        } else {
-            sent
-        };
-        let merged = (kind.validate)(merged, Some(&doc))?;
-        self.check_model(kind, Some(id), Some(&merged)).await?;
-        let name = (kind.store_name)(&merged);
-        let updated = self
-            .store
-            .replace(
-                kind.name,
-                id,
-                Some(doc.version),
-                &name,
-                &Value::Object(merged),
-            )
-            .await
-            .map_err(store_error)?;
-        Ok(json_response(200, &representation(kind, &updated)).header("ETag", etag(&updated)))
+        })
+        .await
     }
 
     async fn delete(
@@ -437,33 +493,43 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         req: &Request,
     ) -> Result<Response, Error> {
         let kind = target.kind;
-        let doc = self.live(kind, &target.scope, id).await?;
-        if check(req, &etag(&doc)) != Precondition::Proceed {
-            return Err(Error::new(ErrorCode::PreconditionFailed));
-        }
-        // An item that holds others goes after them: nothing is left without its parent.
-        for child in KINDS
-            .into_iter()
-            .filter(|k| k.parent.is_some_and(|p| p.name == kind.name))
-        {
-            let held = self
-                .store
-                .list(child.name, id, None, 1)
+        self.guarded(|since| async move {
+            let doc = self.live(kind, &target.scope, id).await?;
+            if check(req, &etag(&doc)) != Precondition::Proceed {
+                return Err(Error::new(ErrorCode::PreconditionFailed));
+            }
+            // An item that holds others goes after them: nothing is left without its parent.
+            for child in KINDS
+                .into_iter()
+                .filter(|k| k.parent.is_some_and(|p| p.name == kind.name))
+            {
+                let held = self
+                    .store
+                    .list(child.name, id, None, 1)
+                    .await
+                    .map_err(store_error)?;
+                if !held.is_empty() {
+                    return Err(Error::new(ErrorCode::ResourceInUse).with_member(
+                        "conflicts",
+                        json!([{"kind": child.name, "message": format!("it still holds {}", child.name)}]),
+                    ));
+                }
+            }
+            self.check_model(kind, Some(id), None).await?;
+            self.store
+                .delete(
+                    kind.name,
+                    id,
+                    Expect {
+                        version: Some(doc.version),
+                        unchanged_since: Some(since),
+                    },
+                )
                 .await
                 .map_err(store_error)?;
-            if !held.is_empty() {
-                return Err(Error::new(ErrorCode::ResourceInUse).with_member(
-                    "conflicts",
-                    json!([{"kind": child.name, "message": format!("it still holds {}", child.name)}]),
-                ));
-            }
-        }
-        self.check_model(kind, Some(id), None).await?;
-        self.store
-            .delete(kind.name, id, Some(doc.version))
-            .await
-            .map_err(store_error)?;
-        Ok(Response::new(204))
+            Ok(Response::new(204))
+        })
+        .await
     }
 }
 
@@ -531,6 +597,8 @@ fn store_error(e: StoreError) -> Error {
         StoreError::VersionMismatch { current } => {
             Error::new(ErrorCode::VersionConflict).with_member("current_version", json!(current))
         }
+        // Another write landed after this request's checks; `guarded` checks again.
+        StoreError::RevisionMoved => Error::new(ErrorCode::ConcurrentChange),
         StoreError::Backend(cause) => Error::new(ErrorCode::Internal).with_cause(cause),
     }
 }

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use portico_config::{Config, Documents};
-use portico_store::{Document, NewDocument, Store, StoreError};
+use portico_store::{Document, Expect, NewDocument, Store, StoreError};
 use serde_json::{Map, Value};
 
 use crate::all;
@@ -271,6 +271,7 @@ impl<S: Store> Applier<'_, S> {
                     scope,
                     name: &(kind.store_name)(doc),
                     body: &Value::Object(doc.clone()),
+                    unchanged_since: None,
                 })
                 .await?;
             id = Some(created.id);
@@ -295,7 +296,7 @@ impl<S: Store> Applier<'_, S> {
                 .replace(
                     kind.name,
                     &current.id,
-                    Some(current.version),
+                    Expect::version(current.version),
                     &(kind.store_name)(doc),
                     &Value::Object(doc.clone()),
                 )
@@ -313,7 +314,7 @@ impl<S: Store> Applier<'_, S> {
     ) -> Result<(), StoreError> {
         if !self.dry_run {
             self.store
-                .delete(kind.name, &current.id, Some(current.version))
+                .delete(kind.name, &current.id, Expect::version(current.version))
                 .await?;
         }
         self.note(Verb::Delete, path);

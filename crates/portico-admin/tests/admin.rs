@@ -1040,3 +1040,73 @@ async fn plans_hold_a_quota_and_rate_limits() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_never_leave_the_model_broken() {
+    let base = "routes:\n  - {name: file-route, path: /file, methods: [GET], handler: echo}\n";
+    let api = Arc::new(AdminApi::start_with(Some(base)).await);
+    let json = "Content-Type: application/json";
+    // Twenty routes on one path at once: each alone is fine, together they overlap. One is
+    // created; every other is refused.
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = format!(
+                r#"{{"name": "same-{i}", "path": "/same", "methods": ["GET"], "handler": "echo"}}"#
+            );
+            api.send("POST", "/admin/v1/routes", &[json], Some(&body))
+                .await
+        }));
+    }
+    let mut created = 0;
+    for t in tasks {
+        let resp = t.await.unwrap();
+        match resp.status {
+            201 => created += 1,
+            422 => assert_eq!(resp.json()["violations"][0]["pointer"], "/path"),
+            409 => assert_eq!(resp.json()["error_code"], "PTC.CONCURRENT_CHANGE"),
+            other => panic!("{other}: {:?}", String::from_utf8_lossy(&resp.body)),
+        }
+    }
+    assert_eq!(created, 1);
+    let routes = api.send("GET", "/admin/v1/routes", &[], None).await.json();
+    assert_eq!(routes["routes"].as_array().unwrap().len(), 1);
+
+    // An upstream deleted while routes that name it are created: never both.
+    for round in 0..10 {
+        let name = format!("up-{round}");
+        let up = api
+            .send(
+                "POST",
+                "/admin/v1/upstreams",
+                &[json],
+                Some(&format!(
+                    r#"{{"name": "{name}", "targets": ["http://127.0.0.1:9"]}}"#
+                )),
+            )
+            .await;
+        assert_eq!(up.status, 201);
+        let item = up.header("location").unwrap().to_string();
+        let delete = {
+            let api = api.clone();
+            tokio::spawn(async move { api.send("DELETE", &item, &[], None).await.status })
+        };
+        let route = {
+            let api = api.clone();
+            let body = format!(
+                r#"{{"name": "via-{round}", "path": "/via-{round}", "methods": ["GET"], "upstream": "{name}"}}"#
+            );
+            tokio::spawn(async move {
+                api.send("POST", "/admin/v1/routes", &[json], Some(&body))
+                    .await
+                    .status
+            })
+        };
+        let (deleted, routed) = (delete.await.unwrap(), route.await.unwrap());
+        assert!(
+            !(deleted == 204 && routed == 201),
+            "round {round}: the upstream went and a route names it"
+        );
+    }
+}

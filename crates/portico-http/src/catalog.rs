@@ -324,9 +324,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         409,
         "Conflict",
         "The request could not be processed due to a conflict in it. This status code indicates that the resource the client is attempting to create already exists, or the requested update failed due to a conflict.",
-        "Admin API: a create whose name is taken (`PTC.NAME_TAKEN`), a body whose `version` is stale (`PTC.VERSION_CONFLICT`); `Idempotency-Key` in flight comes with its issue.",
+        "Admin API: a create whose name is taken (`PTC.NAME_TAKEN`), a body whose `version` is stale (`PTC.VERSION_CONFLICT`), a change that would break other resources or delete a parent that still holds items (`PTC.RESOURCE_IN_USE`), a write that other writes kept overtaking (`PTC.CONCURRENT_CHANGE`); `Idempotency-Key` in flight comes with its issue.",
         Implemented,
-        &["admin::create_read_update_delete_with_the_contracts_codes"],
+        &[
+            "admin::create_read_update_delete_with_the_contracts_codes",
+            "admin::upstreams_and_routes_are_checked_with_the_files_rules",
+            "admin::concurrent_writes_never_leave_the_model_broken",
+        ],
     ),
     row(
         410,
@@ -688,6 +692,8 @@ error_codes! {
     VersionConflict => (409, "VERSION_CONFLICT", Client, AfterChange, false, "The resource has changed since the version given; read it again.");
     /// The change would break other resources (an upstream that routes still use); `conflicts` lists what.
     ResourceInUse => (409, "RESOURCE_IN_USE", Client, AfterChange, false, "Other resources depend on this one as it is.");
+    /// Other admin writes kept landing between this request's checks and its write (it was checked again each time); nothing was changed.
+    ConcurrentChange => (409, "CONCURRENT_CHANGE", Client, Immediately, false, "Other changes kept landing while this one was checked; nothing was changed, and it may be sent again.");
     /// The admin resource was deleted (its tombstone is kept for a while).
     ResourceGone => (410, "RESOURCE_GONE", Client, AfterChange, false, "This resource has been deleted.");
     /// The request is for a version of an API that has been retired (`apis[].versions[]` with `status: retired`).

@@ -58,6 +58,35 @@ pub struct NewDocument<'a> {
     pub name: &'a str,
     /// Its content.
     pub body: &'a Value,
+    /// Create it only if the store's revision is still this one (nothing was written since
+    /// the caller read what its checks rely on); any time when `None`.
+    pub unchanged_since: Option<u64>,
+}
+
+/// What must still hold for a replace or delete to happen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Expect {
+    /// The document's version (`If-Match`, or the version a client read).
+    pub version: Option<u64>,
+    /// The store's revision: nothing was written since the caller read what its checks rely
+    /// on (another document a route names, the parent of an item).
+    pub unchanged_since: Option<u64>,
+}
+
+impl Expect {
+    /// Nothing: the write happens whatever changed.
+    pub const ANY: Expect = Expect {
+        version: None,
+        unchanged_since: None,
+    };
+
+    /// The document is at `version`.
+    pub fn version(version: u64) -> Expect {
+        Expect {
+            version: Some(version),
+            unchanged_since: None,
+        }
+    }
 }
 
 /// A live document.
@@ -111,6 +140,8 @@ pub enum StoreError {
         /// The document's version.
         current: u64,
     },
+    /// Something was written since the revision the caller expected; nothing was changed.
+    RevisionMoved,
     /// The backend failed (I/O, connection, a bad URL); the text is for logs, never for a
     /// client.
     Backend(String),
@@ -125,6 +156,7 @@ impl std::fmt::Display for StoreError {
             StoreError::VersionMismatch { current } => {
                 write!(f, "the document is at version {current}")
             }
+            StoreError::RevisionMoved => f.write_str("the store changed since it was read"),
             StoreError::Backend(e) => write!(f, "store backend: {e}"),
         }
     }
@@ -152,24 +184,24 @@ pub trait Store {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<Document>, StoreError>> + Send;
 
-    /// Replaces a live document's name and body, if its version is `expected` (any version
-    /// when `None`); the version goes up by one.
+    /// Replaces a live document's name and body, if what is `expected` holds; the version
+    /// goes up by one.
     fn replace(
         &self,
         kind: &str,
         id: &str,
-        expected: Option<u64>,
+        expected: Expect,
         name: &str,
         body: &Value,
     ) -> impl Future<Output = Result<Document, StoreError>> + Send;
 
-    /// Deletes a live document, if its version is `expected` (any when `None`), leaving a
-    /// tombstone (its body is not kept).
+    /// Deletes a live document, if what is `expected` holds, leaving a tombstone (its body is
+    /// not kept).
     fn delete(
         &self,
         kind: &str,
         id: &str,
-        expected: Option<u64>,
+        expected: Expect,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Forgets the tombstones of documents deleted at or before `deleted_before_ms`; returns
@@ -211,7 +243,7 @@ impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
         &self,
         kind: &str,
         id: &str,
-        expected: Option<u64>,
+        expected: Expect,
         name: &str,
         body: &Value,
     ) -> impl Future<Output = Result<Document, StoreError>> + Send {
@@ -222,7 +254,7 @@ impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
         &self,
         kind: &str,
         id: &str,
-        expected: Option<u64>,
+        expected: Expect,
     ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).delete(kind, id, expected)
     }
@@ -294,7 +326,7 @@ impl Store for Backend {
         &self,
         kind: &str,
         id: &str,
-        expected: Option<u64>,
+        expected: Expect,
         name: &str,
         body: &Value,
     ) -> Result<Document, StoreError> {
@@ -304,7 +336,7 @@ impl Store for Backend {
         }
     }
 
-    async fn delete(&self, kind: &str, id: &str, expected: Option<u64>) -> Result<(), StoreError> {
+    async fn delete(&self, kind: &str, id: &str, expected: Expect) -> Result<(), StoreError> {
         match self {
             Backend::Sqlite(s) => s.delete(kind, id, expected).await,
             Backend::Postgres(s) => s.delete(kind, id, expected).await,
@@ -344,6 +376,16 @@ pub(crate) fn from_sql(n: i64) -> u64 {
 }
 
 /// A write that names the version it expects fails when the document has moved on.
+/// Refuses a write whose transaction raised the revision to `bumped` when the caller expected
+/// the revision before it to be `since`. Writers are serialized on the revision row, so this
+/// is exact.
+pub(crate) fn check_revision(bumped: i64, since: Option<u64>) -> Result<(), StoreError> {
+    match since {
+        Some(r) if from_sql(bumped) != r + 1 => Err(StoreError::RevisionMoved),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn check_version(current: u64, expected: Option<u64>) -> Result<(), StoreError> {
     match expected {
         Some(e) if e != current => Err(StoreError::VersionMismatch { current }),

@@ -8,8 +8,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
 use crate::{
-    Document, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_version, from_sql, new_id,
-    now_ms,
+    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_revision,
+    check_version, from_sql, new_id, now_ms,
 };
 
 /// Any number: the advisory lock that serialises migrations across nodes.
@@ -142,6 +142,7 @@ impl Store for PgStore {
         let mut client = self.client.lock().await;
         let tx = client.transaction().await.map_err(backend)?;
         let revision = bump(&tx).await?;
+        check_revision(revision, new.unchanged_since)?;
         let now = now_ms();
         let id = new_id();
         let body = new.body.to_string();
@@ -212,15 +213,16 @@ impl Store for PgStore {
         &self,
         kind: &str,
         id: &str,
-        expected: Option<u64>,
+        expected: Expect,
         name: &str,
         body: &Value,
     ) -> Result<Document, StoreError> {
         let mut client = self.client.lock().await;
         let tx = client.transaction().await.map_err(backend)?;
         let version = current(&tx, kind, id).await?;
-        check_version(version, expected)?;
+        check_version(version, expected.version)?;
         let revision = bump(&tx).await?;
+        check_revision(revision, expected.unchanged_since)?;
         let row = tx
             .query_one(
                 &format!(
@@ -236,12 +238,13 @@ impl Store for PgStore {
         Ok(document(&row))
     }
 
-    async fn delete(&self, kind: &str, id: &str, expected: Option<u64>) -> Result<(), StoreError> {
+    async fn delete(&self, kind: &str, id: &str, expected: Expect) -> Result<(), StoreError> {
         let mut client = self.client.lock().await;
         let tx = client.transaction().await.map_err(backend)?;
         let version = current(&tx, kind, id).await?;
-        check_version(version, expected)?;
+        check_version(version, expected.version)?;
         let revision = bump(&tx).await?;
+        check_revision(revision, expected.unchanged_since)?;
         tx.execute(
             "UPDATE documents SET deleted_ms = $3, body = '{}', revision = $4
              WHERE kind = $1 AND id = $2",

@@ -11,8 +11,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, param
 use serde_json::Value;
 
 use crate::{
-    Document, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_version, from_sql, new_id,
-    now_ms,
+    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_revision,
+    check_version, from_sql, new_id, now_ms,
 };
 
 /// A store in one SQLite file.
@@ -143,9 +143,11 @@ impl Store for SqliteStore {
             new.name.to_string(),
         );
         let body = new.body.clone();
+        let since = new.unchanged_since;
         self.with(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let revision = bump(&tx).map_err(backend)?;
+            check_revision(revision, since)?;
             let now = now_ms();
             let id = new_id();
             tx.execute(
@@ -222,7 +224,7 @@ impl Store for SqliteStore {
         &self,
         kind: &str,
         id: &str,
-        expected: Option<u64>,
+        expected: Expect,
         name: &str,
         body: &Value,
     ) -> Result<Document, StoreError> {
@@ -231,8 +233,9 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let version = current(&tx, &kind, &id)?;
-            check_version(version, expected)?;
+            check_version(version, expected.version)?;
             let revision = bump(&tx).map_err(backend)?;
+            check_revision(revision, expected.unchanged_since)?;
             let doc = tx
                 .query_row(
                     &format!(
@@ -250,13 +253,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete(&self, kind: &str, id: &str, expected: Option<u64>) -> Result<(), StoreError> {
+    async fn delete(&self, kind: &str, id: &str, expected: Expect) -> Result<(), StoreError> {
         let (kind, id) = (kind.to_string(), id.to_string());
         self.with(move |conn| {
             let tx = conn.transaction().map_err(backend)?;
             let version = current(&tx, &kind, &id)?;
-            check_version(version, expected)?;
+            check_version(version, expected.version)?;
             let revision = bump(&tx).map_err(backend)?;
+            check_revision(revision, expected.unchanged_since)?;
             tx.execute(
                 "UPDATE documents SET deleted_ms = ?3, body = '{}', revision = ?4
                  WHERE kind = ?1 AND id = ?2",

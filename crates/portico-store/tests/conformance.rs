@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use portico_store::{
-    Document, Lookup, NewDocument, PgStore, SqliteStore, Store, StoreError, new_id,
+    Document, Expect, Lookup, NewDocument, PgStore, SqliteStore, Store, StoreError, new_id,
 };
 use serde_json::{Value, json};
 
@@ -17,6 +17,7 @@ fn new<'a>(kind: &'a str, scope: &'a str, name: &'a str, body: &'a Value) -> New
         scope,
         name,
         body,
+        unchanged_since: None,
     }
 }
 
@@ -74,7 +75,7 @@ async fn suite<S: Store>(s: &S) {
     // Replace: the version moves on; a stale version is refused with the current one.
     let patched = json!({"plan": "pro"});
     let b = s
-        .replace("projects", &a.id, Some(1), "alpha2", &patched)
+        .replace("projects", &a.id, Expect::version(1), "alpha2", &patched)
         .await
         .unwrap();
     assert_eq!(
@@ -84,18 +85,18 @@ async fn suite<S: Store>(s: &S) {
     assert_eq!(b.created_ms, a.created_ms);
     assert!(b.revision > a.revision);
     assert_eq!(
-        s.replace("projects", &a.id, Some(1), "alpha3", &patched)
+        s.replace("projects", &a.id, Expect::version(1), "alpha3", &patched)
             .await,
         Err(StoreError::VersionMismatch { current: 2 })
     );
     let c = s
-        .replace("projects", &a.id, None, "alpha2", &body)
+        .replace("projects", &a.id, Expect::ANY, "alpha2", &body)
         .await
         .unwrap();
     assert_eq!(c.version, 3);
     // Renaming onto another live name is refused, and changes nothing.
     assert_eq!(
-        s.replace("projects", &a.id, None, "p0", &body).await,
+        s.replace("projects", &a.id, Expect::ANY, "p0", &body).await,
         Err(StoreError::NameTaken)
     );
     let Lookup::Live(unchanged) = s.get("projects", &a.id).await.unwrap() else {
@@ -105,20 +106,22 @@ async fn suite<S: Store>(s: &S) {
 
     // Delete: a tombstone, whose name is free again.
     assert_eq!(
-        s.delete("projects", &a.id, Some(2)).await,
+        s.delete("projects", &a.id, Expect::version(2)).await,
         Err(StoreError::VersionMismatch { current: 3 })
     );
-    s.delete("projects", &a.id, Some(3)).await.unwrap();
+    s.delete("projects", &a.id, Expect::version(3))
+        .await
+        .unwrap();
     assert!(matches!(
         s.get("projects", &a.id).await.unwrap(),
         Lookup::Gone { .. }
     ));
     assert_eq!(
-        s.delete("projects", &a.id, None).await,
+        s.delete("projects", &a.id, Expect::ANY).await,
         Err(StoreError::Gone)
     );
     assert_eq!(
-        s.replace("projects", &a.id, None, "x", &body).await,
+        s.replace("projects", &a.id, Expect::ANY, "x", &body).await,
         Err(StoreError::Gone)
     );
     assert!(
@@ -134,21 +137,54 @@ async fn suite<S: Store>(s: &S) {
         .unwrap();
     assert_ne!(again.id, a.id);
 
+    // A write that expects the store unchanged since a revision: refused, changing nothing,
+    // once anything else was written; done when nothing was.
+    let since = s.revision().await.unwrap();
+    let guarded = |n| NewDocument {
+        unchanged_since: Some(since),
+        ..new("plans", "", n, &body)
+    };
+    let first = s.create(guarded("g1")).await.unwrap();
+    assert_eq!(first.revision, since + 1);
+    assert_eq!(
+        s.create(guarded("g2")).await,
+        Err(StoreError::RevisionMoved)
+    );
+    let stale = Expect {
+        version: Some(1),
+        unchanged_since: Some(since),
+    };
+    assert_eq!(
+        s.replace("plans", &first.id, stale, "g3", &body).await,
+        Err(StoreError::RevisionMoved)
+    );
+    assert_eq!(
+        s.delete("plans", &first.id, stale).await,
+        Err(StoreError::RevisionMoved)
+    );
+    assert_eq!(s.revision().await.unwrap(), since + 1);
+    let now = Expect {
+        version: Some(1),
+        unchanged_since: Some(since + 1),
+    };
+    s.delete("plans", &first.id, now).await.unwrap();
+
     // Unknown ids.
     let never = new_id();
     assert_eq!(s.get("projects", &never).await.unwrap(), Lookup::Missing);
     assert_eq!(
-        s.delete("projects", &never, None).await,
+        s.delete("projects", &never, Expect::ANY).await,
         Err(StoreError::NotFound)
     );
     assert_eq!(
-        s.replace("projects", &never, None, "n", &body).await,
+        s.replace("projects", &never, Expect::ANY, "n", &body).await,
         Err(StoreError::NotFound)
     );
 
     // Purging tombstones deleted before a time: then the id is unknown.
     assert_eq!(s.purge_tombstones(0).await.unwrap(), 0);
-    assert_eq!(s.purge_tombstones(i64::MAX).await.unwrap(), 1);
+    // The project's tombstone, and the plan's.
+    assert_eq!(s.purge_tombstones(i64::MAX).await.unwrap(), 2);
     assert_eq!(s.get("projects", &a.id).await.unwrap(), Lookup::Missing);
 }
 
@@ -255,7 +291,7 @@ async fn two_postgres_nodes_see_each_others_writes() {
         Lookup::Live(d.clone())
     );
     assert_eq!(b.revision().await.unwrap(), d.revision);
-    b.delete("routes", &d.id, Some(1)).await.unwrap();
+    b.delete("routes", &d.id, Expect::version(1)).await.unwrap();
     assert!(matches!(
         a.get("routes", &d.id).await.unwrap(),
         Lookup::Gone { .. }

@@ -28,6 +28,7 @@ fn write_until_killed(path: &str) {
                     scope: "",
                     name: &format!("p{i}"),
                     body: &body,
+                    unchanged_since: None,
                 })
                 .await
                 .unwrap();
