@@ -105,9 +105,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         201,
         "Created",
         "The request has been fulfilled and a new resource has been created.",
-        "Admin API creates (`POST /admin/v1/projects`), with `Location` and `ETag`; token issue comes with issue 6.",
+        "Admin API creates (`POST` on every collection: projects, consumers, credentials, plans, upstreams, routes, APIs), with `Location` and `ETag`; token issue comes with issue 6.",
         Implemented,
-        &["admin::create_read_update_delete_with_the_contracts_codes"],
+        &[
+            "admin::create_read_update_delete_with_the_contracts_codes",
+            "admin::consumers_live_in_their_project_and_credentials_show_their_secret_once",
+        ],
     ),
     row(
         202,
@@ -193,19 +196,21 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         303,
         "See Other",
         "The response to the request can be found under a different URI. It should be retrieved using a GET or POST method.",
-        "A finished job points to its result (issue 8); redirect-after-post routes (`redirect` with `status: 303`, available now).",
-        planned(8),
-        &[],
+        "Redirect-after-post routes (`redirect` with `status: 303`): `Location` built as for 301, the client follows with GET; a finished job pointing to its result comes with issue 8.",
+        Implemented,
+        &["redirect::each_redirect_status_carries_its_location"],
     ),
     row(
         304,
         "Not Modified",
         "The requested resource has not been modified. In this case, there is no need to retransmit the resource since the client still has a previously-downloaded copy.",
-        "`If-None-Match` (weak comparison) or `If-Modified-Since` false on a GET/HEAD of what Portico serves itself, evaluated in RFC 9110 §13.2.2 order; carries ETag, Cache-Control, Vary and Date as the 200 would, and no body.",
+        "`If-None-Match` (weak comparison) or `If-Modified-Since` false on a GET/HEAD of what Portico serves itself, evaluated in RFC 9110 §13.2.2 order; carries ETag, Cache-Control, Vary and Date as the 200 would, and no body. Admin API `GET`s (items and lists) with an `If-None-Match` that matches.",
         Implemented,
         &[
             "static_files::if_none_match_is_304_with_the_fields_of_the_200",
             "static_files::if_modified_since_is_304_until_the_file_changes",
+            "admin::create_read_update_delete_with_the_contracts_codes",
+            "admin::lists_page_with_limit_and_marker_and_revalidate",
         ],
     ),
     row(
@@ -355,11 +360,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         412,
         "Precondition Failed",
         "The server does not meet one of the preconditions that the requester puts on the request.",
-        "`If-Match` (strong comparison) or `If-Unmodified-Since` is false for what Portico serves itself; an unparseable `If-Match` matches nothing.",
+        "`If-Match` (strong comparison) or `If-Unmodified-Since` is false for what Portico serves itself; an unparseable `If-Match` matches nothing. Admin API `PUT`, `PATCH` and `DELETE` whose `If-Match` does not hold, and `If-None-Match: *` on an existing item.",
         Implemented,
         &[
             "static_files::failed_if_match_is_412",
             "static_files::failed_if_unmodified_since_is_412",
+            "admin::create_read_update_delete_with_the_contracts_codes",
         ],
     ),
     row(
@@ -423,7 +429,11 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         "The request is well-formed but cannot be processed due to semantic errors.",
         "Admin API documents that break a resource's rules, every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); route schema validation and `Idempotency-Key` reuse come with their issues.",
         Implemented,
-        &["admin::bad_bodies_get_400_415_and_422_with_every_violation"],
+        &[
+            "admin::bad_bodies_get_400_415_and_422_with_every_violation",
+            "admin::upstreams_and_routes_are_checked_with_the_files_rules",
+            "admin::plans_hold_a_quota_and_rate_limits",
+        ],
     ),
     row(
         429,
