@@ -547,6 +547,75 @@ async fn all<S: Store>(store: &S, kind: &str, scope: &str) -> Result<Vec<Documen
     }
 }
 
+/// Adds the store's projects, with their consumers and API keys, to `projects` (the file's),
+/// for the data plane's access phase. Documents that do not read as the admin API wrote them
+/// are skipped (and logged), never guessed at.
+pub async fn add_directory<S: Store>(
+    store: &S,
+    projects: &mut Vec<portico_config::Project>,
+) -> Result<(), StoreError> {
+    use portico_config::{ApiKey, BillingState, Consumer, Project};
+    use resource::{CONSUMERS, CREDENTIALS, PROJECTS};
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    for p in all(store, PROJECTS.name, "").await? {
+        let mut consumers = Vec::new();
+        for c in all(store, CONSUMERS.name, &p.id).await? {
+            let mut api_keys = Vec::new();
+            for k in all(store, CREDENTIALS.name, &c.id).await? {
+                let digest = text(&k.body, "secret_sha256").and_then(|h| from_hex(&h));
+                let expires = match text(&k.body, "expires_at") {
+                    None => Some(None),
+                    Some(t) => portico_config::parse_timestamp(&t).map(Some),
+                };
+                match (text(&k.body, "type").as_deref(), digest, expires) {
+                    (Some("api_key"), Some(sha256), Some(expires)) => api_keys.push(ApiKey {
+                        sha256,
+                        enabled: k.body.get("enabled") != Some(&Value::Bool(false)),
+                        expires,
+                    }),
+                    _ => {
+                        tracing::warn!(credential = %k.id, "a stored credential does not read as one; skipped")
+                    }
+                }
+            }
+            consumers.push(Consumer {
+                name: c.name.clone(),
+                roles: c.body["roles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r.as_str().map(str::to_string))
+                    .collect(),
+                enabled: c.body.get("enabled") != Some(&Value::Bool(false)),
+                api_keys,
+            });
+        }
+        let billing_state = text(&p.body, "billing_state")
+            .as_deref()
+            .and_then(BillingState::parse)
+            .unwrap_or(BillingState::Active);
+        projects.push(Project {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            billing_state,
+            plan: text(&p.body, "plan").unwrap_or_else(|| "free".to_string()),
+            consumers,
+        });
+    }
+    Ok(())
+}
+
+fn from_hex(h: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if h.len() != 64 {
+        return None;
+    }
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// The data plane's model as the store holds it: every upstream, route and API document, in
 /// id order.
 pub async fn model_documents<S: Store>(store: &S) -> Result<Documents, StoreError> {

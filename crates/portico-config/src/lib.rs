@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 mod apis;
 mod content;
 mod documents;
@@ -17,6 +18,9 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
+pub use access::{
+    Access, ApiKey, ApiKeyPlace, AuthScheme, BillingState, Consumer, Project, project_id_for,
+};
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
 pub use documents::{DocumentProblem, Documents, Section, with_documents};
@@ -80,10 +84,25 @@ impl std::error::Error for Problems {}
 /// Parses and validates configuration text. `origin` labels the problems (a file name).
 /// Relative paths in it (a static route's `root`) are relative to the working directory.
 pub fn from_str(src: &str, origin: &str) -> Result<Config, Problems> {
-    parse(src, origin, None)
+    parse(src, origin, None, None)
 }
 
-fn parse(src: &str, origin: &str, base: Option<&Path>) -> Result<Config, Problems> {
+/// As [`from_str`], with `${NAME}` secrets looked up in `env` instead of the process
+/// environment.
+pub fn from_str_with_env(
+    src: &str,
+    origin: &str,
+    env: impl Fn(&str) -> Option<String> + 'static,
+) -> Result<Config, Problems> {
+    parse(src, origin, None, Some(Box::new(env)))
+}
+
+fn parse(
+    src: &str,
+    origin: &str,
+    base: Option<&Path>,
+    env: Option<read::Env>,
+) -> Result<Config, Problems> {
     let problems = |list| Problems {
         origin: origin.to_string(),
         list,
@@ -91,6 +110,7 @@ fn parse(src: &str, origin: &str, base: Option<&Path>) -> Result<Config, Problem
     let root = yaml::load(src).map_err(|p| problems(vec![p]))?;
     let mut reader = read::Reader {
         base: base.map(Path::to_path_buf),
+        env,
         ..read::Reader::default()
     };
     match Config::read(&mut reader, &root) {
@@ -115,5 +135,5 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
             message: format!("cannot read the file: {e}"),
         }],
     })?;
-    parse(&src, &origin, path.parent())
+    parse(&src, &origin, path.parent(), None)
 }

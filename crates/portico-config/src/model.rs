@@ -8,6 +8,7 @@ use portico_http::coding::ContentCoding;
 use portico_http::negotiate::MediaType;
 use portico_http::{HeadLimits, Method, MethodSet};
 
+use crate::access::{self, Access, Project};
 use crate::apis::{self, Api};
 use crate::content;
 use crate::read::{Reader, join};
@@ -41,6 +42,8 @@ pub struct Config {
     pub admin: Option<AdminListener>,
     /// Where the store is: `sqlite://PATH` or `postgres://…`.
     pub storage: String,
+    /// Projects and their consumers (the store may hold more).
+    pub projects: Vec<Project>,
 }
 
 /// The admin API's listener.
@@ -235,6 +238,8 @@ pub struct Route {
     /// route does not check `Content-Encoding` (neither `consumes` nor `consumes_encodings`
     /// given).
     pub consumes_encodings: Option<Vec<ContentCoding>>,
+    /// What the route asks of its callers.
+    pub access: Access,
 }
 
 /// What answers a route's requests.
@@ -374,6 +379,7 @@ const TOP_KEYS: &[&str] = &[
     "apis",
     "admin",
     "storage",
+    "projects",
 ];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "tombstone_retention"];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
@@ -421,6 +427,10 @@ const ROUTE_KEYS: &[&str] = &[
     "root",
     "cache_control",
     "precompressed",
+    "auth",
+    "api_key",
+    "allow_cidrs",
+    "deny_cidrs",
 ];
 
 impl Config {
@@ -488,6 +498,10 @@ impl Config {
                     None
                 }
             }),
+        };
+        let projects = match top.get("projects") {
+            None => Some(Vec::new()),
+            Some(n) => access::read_projects(r, n),
         };
         let apis = match top.get("apis") {
             None => Some(Vec::new()),
@@ -586,6 +600,7 @@ impl Config {
             apis: apis?,
             admin: admin?,
             storage: storage?,
+            projects: projects?,
         })
     }
 }
@@ -1120,6 +1135,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         (Some(c), Some(None)) if !c.is_empty() => Some(Some(Vec::new())),
         (_, e) => e,
     };
+    let access = access::read_access(r, &f, path);
     Some(Route {
         name: name?,
         path: template?,
@@ -1132,6 +1148,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         produces: produces?,
         consumes: consumes?,
         consumes_encodings: consumes_encodings?,
+        access: access?,
     })
 }
 

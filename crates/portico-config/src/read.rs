@@ -6,6 +6,9 @@ use std::time::Duration;
 use crate::Problem;
 use crate::yaml::{Kind, Node};
 
+/// Where `${NAME}` secrets are looked up.
+pub(crate) type Env = Box<dyn Fn(&str) -> Option<String>>;
+
 /// Walks nodes and gathers problems.
 #[derive(Default)]
 pub(crate) struct Reader {
@@ -13,6 +16,8 @@ pub(crate) struct Reader {
     /// Directory that relative paths in the configuration are relative to (the file's own);
     /// the working directory when `None`.
     pub(crate) base: Option<PathBuf>,
+    /// Where `${NAME}` secrets come from; the process environment when `None`.
+    pub(crate) env: Option<Env>,
 }
 
 /// The entries of a mapping whose keys have been checked against what is allowed.
@@ -39,6 +44,14 @@ pub(crate) fn join(path: &str, key: &str) -> String {
 }
 
 impl Reader {
+    /// The environment variable `name`.
+    pub(crate) fn env(&self, name: &str) -> Option<String> {
+        match &self.env {
+            Some(lookup) => lookup(name),
+            None => std::env::var(name).ok(),
+        }
+    }
+
     /// A path from the configuration, made relative to the configuration file's directory.
     pub(crate) fn resolve_path(&self, p: &str) -> PathBuf {
         match &self.base {

@@ -640,3 +640,62 @@ fn shipped_examples_are_valid() {
     }
     assert!(n >= 1);
 }
+
+#[test]
+fn projects_consumers_and_route_access_are_checked() {
+    let ok = portico_config::from_str_with_env(
+        "projects:\n  - name: demo\n    consumers:\n      - {name: alice, roles: [member], api_keys: [\"${ALICE_KEY}\", literal-key-0123456789]}\n  - {id: 0123456789abcdef0123456789abcdef, name: other, billing_state: suspended}\nroutes:\n  - {name: s, path: \"/v1/{project_id}/s\", methods: [GET], handler: echo, auth: [api_key, none], api_key: {query: key}, allow_cidrs: [10.0.0.0/8, \"::1\"], deny_cidrs: [10.9.0.0/16]}\n  - {name: o, path: /o, methods: [GET], handler: echo, auth: none}\n",
+        "a.yaml",
+        |name| (name == "ALICE_KEY").then(|| "from-the-environment-0123".to_string()),
+    )
+    .unwrap();
+    let demo = &ok.projects[0];
+    // An id derived from the name: the same on every node and after every restart.
+    assert_eq!(demo.id, portico_config::project_id_for("demo"));
+    assert_eq!(demo.id.len(), 32);
+    let keys = &demo.consumers[0].api_keys;
+    assert_eq!(keys.len(), 2);
+    assert_eq!(
+        keys[0].sha256,
+        portico_policy::sha256(b"from-the-environment-0123")
+    );
+    assert_eq!(
+        ok.projects[1].billing_state,
+        portico_config::BillingState::Suspended
+    );
+    let access = &ok.routes[0].access;
+    assert_eq!(access.schemes, [portico_config::AuthScheme::ApiKey]);
+    assert!(access.anonymous);
+    assert_eq!(
+        access.api_key,
+        portico_config::ApiKeyPlace::Query("key".into())
+    );
+    assert_eq!(access.allow_cidrs.len(), 2);
+    assert!(ok.routes[1].access.is_open());
+    // The secret itself is in no printout of the configuration.
+    assert!(!format!("{ok:?}").contains("from-the-environment"));
+
+    let text = portico_config::from_str_with_env(
+        "projects:\n  - {name: a, id: ABC, billing_state: late, consumers: [{name: c, api_keys: [short, \"${MISSING}\"]}]}\n  - {name: b, consumers: [{name: c}, {name: c}]}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo, auth: [api_key, api_key, magic, token], api_key: {header: \"a b\"}, allow_cidrs: [10.0.0.1/8, ten]}\n  - {name: q, path: /q, methods: [GET], handler: echo, api_key: {query: k}}\n",
+        "a.yaml",
+        |_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "projects[0].id: a project id is 32 lowercase hexadecimal characters",
+        "projects[0].billing_state: `billing_state` is active, suspended or closed",
+        "projects[0].consumers[0].api_keys[0]: an API key has at least 16 characters",
+        "projects[0].consumers[0].api_keys[1]: the environment variable `MISSING` is not set",
+        "projects[1].consumers[1].name: consumer `c` is defined twice",
+        "routes[0].auth[1]: `api_key` is listed twice",
+        "routes[0].auth[2]: unknown scheme `magic`",
+        "routes[0].auth[3]: `token` is not available yet",
+        "routes[0].api_key.header: `a b` is not a field name",
+        "routes[0].allow_cidrs[0]: `10.0.0.1/8` has bits set past its /8; the network is 10.0.0.0/8",
+        "routes[0].allow_cidrs[1]: `ten` is not an IP address",
+        "routes[1].api_key: `api_key` is for routes whose `auth` lists `api_key`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -123,6 +123,7 @@ pub fn format_line(e: &Exchange<'_>) -> String {
     let path = req.map(|r| String::from_utf8_lossy(r.head.path()).into_owned());
     let route = req.and_then(|r| r.notes.route.as_deref());
     let upstream = req.and_then(|r| r.notes.upstream.as_deref());
+    let caller = req.and_then(|r| r.notes.caller.as_ref());
     let line = serde_json::json!({
         "time": rfc3339_millis(e.time),
         "request_id": e.request_id.as_str(),
@@ -134,6 +135,8 @@ pub fn format_line(e: &Exchange<'_>) -> String {
         "error_code": e.error.map(|c| c.as_str()),
         "route": route,
         "upstream": upstream,
+        "project": caller.map(|c| &*c.project_id),
+        "consumer": caller.map(|c| &*c.consumer),
         "bytes_in": e.bytes_in,
         "bytes_out": e.bytes_out,
         "duration_ms": (e.duration.as_micros() as f64) / 1000.0,

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod access;
 pub mod access_log;
 mod echo;
 mod fields;
@@ -74,6 +75,7 @@ enum Answer {
 
 struct RouteEntry {
     name: Arc<str>,
+    access: portico_config::Access,
     methods: MethodSet,
     answer: Answer,
     max_body_bytes: u64,
@@ -99,6 +101,8 @@ pub struct Gateway {
     settings: Arc<ConnSettings>,
     /// The lifecycle of the APIs' versions.
     lifecycle: Lifecycle,
+    /// The projects and their credentials.
+    directory: access::Directory,
     /// Each route's response counts, by route name (taken from a registry that outlives
     /// this gateway).
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
@@ -171,6 +175,7 @@ impl Gateway {
             };
             routes.push(RouteEntry {
                 name: r.name.as_str().into(),
+                access: r.access.clone(),
                 methods: r.methods,
                 answer,
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
@@ -192,6 +197,7 @@ impl Gateway {
             budget: BodyBudget::new(config.limits.body_buffer_bytes),
             settings: Arc::new(Gateway::conn_settings(config)),
             lifecycle: Lifecycle::new(&config.apis),
+            directory: access::Directory::new(&config.projects),
             counts: HashMap::new(),
         }
         .with_stats(&RouteStats::new()))
@@ -421,6 +427,13 @@ impl Gateway {
             _ => Vec::new(),
         };
         req.notes.route = Some(route.name.clone());
+        // Who calls, and whether it may: before anything is read or sent on.
+        let project = matched.params.get("project_id");
+        if !route.access.is_open() || project.is_some() {
+            req.notes.caller =
+                self.directory
+                    .check(&route.access, req, project, SystemTime::now())?;
+        }
 
         match req.info.framing {
             BodyFraming::Chunked if route.require_content_length => {

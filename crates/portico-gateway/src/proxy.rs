@@ -16,7 +16,9 @@ use portico_http::response::is_hop_by_hop;
 use portico_http::syntax::same_field_loosely;
 use portico_http::{Method, Version};
 use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest, UpstreamResponse};
-use portico_server::{Body, Error, Request, RequestBody, Response};
+use portico_server::{Body, CredentialPlace, Error, Request, RequestBody, Response};
+
+use crate::access::without_param;
 
 /// Fields the gateway writes itself (appending to the lists among them), so the client's are
 /// not copied as they are.
@@ -28,6 +30,9 @@ const REPLACED: &[&str] = &[
     "x-forwarded-host",
     "x-request-id",
     "via",
+    "x-portico-project-id",
+    "x-portico-consumer",
+    "x-portico-roles",
 ];
 
 /// Builds the request head for the upstream (framing fields and the final CRLF are added by
@@ -38,9 +43,24 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
     out.extend_from_slice(head.method().as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(path);
-    if let Some(q) = head.query() {
-        out.push(b'?');
-        out.extend_from_slice(q);
+    let caller = req.notes.caller.as_ref();
+    // A credential stays at the gateway: its field or query parameter is not passed on.
+    let credential_field = match caller.map(|c| &c.credential) {
+        Some(CredentialPlace::Field(name)) => Some(&**name),
+        _ => None,
+    };
+    match (head.query(), caller.map(|c| &c.credential)) {
+        (Some(q), Some(CredentialPlace::Query(name))) => {
+            if let Some(rest) = without_param(q, name) {
+                out.push(b'?');
+                out.extend_from_slice(&rest);
+            }
+        }
+        (Some(q), _) => {
+            out.push(b'?');
+            out.extend_from_slice(q);
+        }
+        (None, _) => {}
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
@@ -52,7 +72,9 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
     for (name, value) in head.fields() {
         // Compared as CGI-style upstreams read names, so `X_Forwarded_For` cannot stand in
         // for the field Portico writes itself.
-        if is_hop_by_hop(name, &connection) || REPLACED.iter().any(|r| same_field_loosely(name, r))
+        if is_hop_by_hop(name, &connection)
+            || REPLACED.iter().any(|r| same_field_loosely(name, r))
+            || credential_field.is_some_and(|c| same_field_loosely(name, c))
         {
             continue;
         }
@@ -91,6 +113,13 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         Version::Http2 => b"2 portico\r\n",
     });
     push_field(&mut out, b"X-Request-Id", req.id.as_str().as_bytes());
+    // Who called, as Portico established it (the client's own fields of these names were
+    // dropped above: they could be forged).
+    if let Some(c) = caller {
+        push_field(&mut out, b"X-Portico-Project-Id", c.project_id.as_bytes());
+        push_field(&mut out, b"X-Portico-Consumer", c.consumer.as_bytes());
+        push_field(&mut out, b"X-Portico-Roles", c.roles.as_bytes());
+    }
     out
 }
 

@@ -252,25 +252,35 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         401,
         "Unauthorized",
         "This status code is returned after the client provides authentication information to indicate that the information is incorrect or invalid.",
-        "The admin API's bearer token missing (`PTC.ADMIN_TOKEN_MISSING`) or wrong (`PTC.ADMIN_TOKEN_INVALID`), with `WWW-Authenticate: Bearer`; data-plane credentials (invalid, expired, signatures) come with issue 6.",
+        "Routes with `auth`: no credentials (`PTC.CREDENTIALS_MISSING`), unreadable ones (`PTC.CREDENTIALS_MALFORMED`), an unknown API key (`PTC.API_KEY_UNKNOWN`), a revoked or expired one (`PTC.CREDENTIAL_REVOKED`, `PTC.CREDENTIAL_EXPIRED`), each with a `WWW-Authenticate` challenge per scheme the route takes, decided before `100 Continue`; the admin API's bearer token missing or wrong (`PTC.ADMIN_TOKEN_MISSING`, `PTC.ADMIN_TOKEN_INVALID`). Tokens, JWT and signatures come with the rest of issue 6.",
         Implemented,
-        &["admin::every_request_needs_the_bearer_token"],
+        &[
+            "access::api_keys_name_the_caller_and_every_failure_has_its_code",
+            "access::refusals_come_before_100_continue_and_before_the_upstream",
+            "access::an_expired_key_is_refused",
+            "cli::an_api_key_issued_through_the_admin_api_opens_a_route_until_it_is_revoked",
+            "admin::every_request_needs_the_bearer_token",
+        ],
     ),
     row(
         402,
         "Payment Required",
         "This status code is reserved for future use.",
-        "Project suspended for billing, or its prepaid quota spent.",
-        planned(6),
-        &[],
+        "A project with `billing_state: suspended` (the caller's, or the URL's `{project_id}` on a route without `auth`) gets `PTC.BILLING_SUSPENDED` on every request; a plan's spent prepaid quota comes with the rest of issue 6.",
+        Implemented,
+        &["access::suspended_projects_get_402_and_closed_ones_403"],
     ),
     row(
         403,
         "Forbidden",
         "The server understands the request, but is refusing to fulfill it. The server has received and understood the request, but it refused to respond, because the request is set to deny access. Do not retry the request before modification.",
-        "Authenticated but not allowed: project mismatch, policy, IP rule, CORS origin.",
-        planned(6),
-        &[],
+        "Authenticated but not allowed: credentials for another project than the URL's (`PTC.PROJECT_MISMATCH`), a closed project (`PTC.PROJECT_CLOSED`), a client outside `allow_cidrs` or inside `deny_cidrs` (`PTC.CLIENT_ADDRESS_DENIED`); route policies and CORS origins come with the rest of issue 6.",
+        Implemented,
+        &[
+            "access::the_callers_project_must_be_the_one_in_the_url",
+            "access::suspended_projects_get_402_and_closed_ones_403",
+            "access::client_networks_are_allowed_and_denied",
+        ],
     ),
     row(
         404,
@@ -680,6 +690,24 @@ error_codes! {
     AdminTokenMissing => (401, "ADMIN_TOKEN_MISSING", Client, AfterChange, false, "This request needs a bearer token.");
     /// An admin request whose bearer token is not the admin token.
     AdminTokenInvalid => (401, "ADMIN_TOKEN_INVALID", Client, AfterChange, false, "The bearer token is not valid.");
+    /// A route with `auth` got no credentials of any scheme it takes; `WWW-Authenticate` names each.
+    CredentialsMissing => (401, "CREDENTIALS_MISSING", Client, AfterChange, false, "This request needs credentials.");
+    /// Credentials that cannot be read: an API key given twice, empty, or longer than 512 bytes.
+    CredentialsMalformed => (401, "CREDENTIALS_MALFORMED", Client, AfterChange, false, "The credentials in the request are malformed.");
+    /// An API key Portico does not know (it compares SHA-256 digests of the key only).
+    ApiKeyUnknown => (401, "API_KEY_UNKNOWN", Client, AfterChange, false, "The API key is not valid.");
+    /// A credential past its `expires_at`.
+    CredentialExpired => (401, "CREDENTIAL_EXPIRED", Client, AfterChange, false, "The credential has expired.");
+    /// A credential that was revoked (`enabled: false`), or whose consumer is disabled.
+    CredentialRevoked => (401, "CREDENTIAL_REVOKED", Client, AfterChange, false, "The credential has been revoked.");
+    /// The caller's project has `billing_state: suspended`: nothing is served until it is active again.
+    BillingSuspended => (402, "BILLING_SUSPENDED", Client, AfterChange, false, "The project is suspended for billing.");
+    /// The caller's credentials are for another project than the `{project_id}` in the URL.
+    ProjectMismatch => (403, "PROJECT_MISMATCH", Client, AfterChange, false, "The credentials are not for this project.");
+    /// The caller's project has `billing_state: closed`.
+    ProjectClosed => (403, "PROJECT_CLOSED", Client, AfterChange, false, "The project is closed.");
+    /// The client's address is inside the route's `deny_cidrs`, or outside its `allow_cidrs`.
+    ClientAddressDenied => (403, "CLIENT_ADDRESS_DENIED", Client, AfterChange, false, "Requests from this address are not allowed.");
     /// No route matches the request path.
     RouteNotFound => (404, "ROUTE_NOT_FOUND", Client, AfterChange, false, "No route matches the request path.");
     /// No admin resource has this id.

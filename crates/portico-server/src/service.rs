@@ -36,6 +36,30 @@ pub struct Notes {
     pub route: Option<Arc<str>>,
     /// The upstream target that answered (`host:port`).
     pub upstream: Option<Arc<str>>,
+    /// Who called, when the route asked and the caller proved it.
+    pub caller: Option<Caller>,
+}
+
+/// A caller that proved who it is.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// Its project's id.
+    pub project_id: Arc<str>,
+    /// Its consumer's name, in that project.
+    pub consumer: Arc<str>,
+    /// Its consumer's roles, comma-separated.
+    pub roles: Arc<str>,
+    /// Where its credential was, which is not passed upstream.
+    pub credential: CredentialPlace,
+}
+
+/// Where a request carried its credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CredentialPlace {
+    /// In this header field.
+    Field(Arc<str>),
+    /// In this query parameter.
+    Query(Arc<str>),
 }
 
 /// One finished exchange, for the access log.

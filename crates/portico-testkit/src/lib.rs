@@ -48,6 +48,14 @@ impl TestGateway {
     /// Like [`TestGateway::start`], letting the test adjust the gateway (e.g. plug a handler).
     pub async fn start_with(yaml: &str, adjust: impl FnOnce(Gateway) -> Gateway) -> TestGateway {
         let config = portico_config::from_str(yaml, "test.yaml").unwrap_or_else(|p| panic!("{p}"));
+        TestGateway::start_config(config, adjust).await
+    }
+
+    /// Starts a gateway for a configuration the test built or changed after reading it.
+    pub async fn start_config(
+        config: portico_config::Config,
+        adjust: impl FnOnce(Gateway) -> Gateway,
+    ) -> TestGateway {
         let (sink, log) = AccessLogSink::channel();
         let gateway = adjust(Gateway::new(&config, sink.clone()).unwrap());
         let swap = Arc::new(Swap::new(gateway));

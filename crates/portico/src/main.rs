@@ -372,10 +372,13 @@ async fn combined(store: &Backend, base: &Config, stats: &RouteStats) -> Result<
     let docs = portico_admin::model_documents(store)
         .await
         .map_err(|e| e.to_string())?;
-    let config = portico_config::with_documents(base, &docs).map_err(|problems| {
+    let mut config = portico_config::with_documents(base, &docs).map_err(|problems| {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         text.join("; ")
     })?;
+    portico_admin::add_directory(store, &mut config.projects)
+        .await
+        .map_err(|e| e.to_string())?;
     build(&config, stats).map_err(|e| e.to_string())
 }
 

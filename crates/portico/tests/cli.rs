@@ -528,6 +528,31 @@ fn admin_send(admin: &str, method: &str, path: &str, json: &str) -> String {
     )
 }
 
+/// Waits until the data plane has rebuilt itself from the store as it is now (the revision a
+/// list's ETag names), reading the node's log, never a timer.
+fn wait_for_store(served: &mut Served, admin: &str) {
+    let list = admin_send(admin, "GET", "/admin/v1/projects?limit=1", "");
+    let now: u64 = list
+        .split("ETag: \"r")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    loop {
+        let seen = served.read_until("data plane follows the store");
+        let line = seen.lines().last().unwrap_or_default();
+        let revision: u64 = line
+            .split("revision=")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        if revision >= now {
+            return;
+        }
+    }
+}
+
 /// The `Location` of a 201.
 fn location(created: &str) -> &str {
     created
@@ -796,4 +821,55 @@ fn export_never_shows_a_credential() {
         !exported.contains("pk_") && !exported.contains("secret"),
         "{exported}"
     );
+}
+
+#[test]
+fn an_api_key_issued_through_the_admin_api_opens_a_route_until_it_is_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("keys.db");
+    let (mut served, data, admin) =
+        serve_with_admin(&dir, "keys.yaml", &format!("sqlite://{}", db.display()));
+    let project = admin_post(&admin, "/admin/v1/projects", r#"{"name": "acme"}"#);
+    let project_id = location(&project).rsplit('/').next().unwrap().to_string();
+    let consumer = admin_post(
+        &admin,
+        &format!("{}/consumers", location(&project)),
+        r#"{"name": "alice", "roles": ["member"]}"#,
+    );
+    let credential = admin_post(
+        &admin,
+        &format!("{}/credentials", location(&consumer)),
+        "{}",
+    );
+    let secret = credential
+        .split("\"secret\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let route = admin_post(
+        &admin,
+        "/admin/v1/routes",
+        r#"{"name": "things", "path": "/v1/{project_id}/things", "methods": ["GET"], "handler": "echo", "auth": ["api_key"]}"#,
+    );
+    assert!(route.starts_with("HTTP/1.1 201 "), "{route}");
+    wait_for_store(&mut served, &admin);
+    let get = |key: &str| {
+        exchange(
+            &data,
+            &format!(
+                "GET /v1/{project_id}/things HTTP/1.1\r\nHost: a\r\nX-Api-Key: {key}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    let answer = get(&secret);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // Revoked: the data plane follows the store, and the key no longer opens anything.
+    let revoked = admin_send(&admin, "DELETE", location(&credential), "");
+    assert!(revoked.starts_with("HTTP/1.1 204 "), "{revoked}");
+    wait_for_store(&mut served, &admin);
+    let answer = get(&secret);
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+    assert!(answer.contains("PTC.API_KEY_UNKNOWN"), "{answer}");
+    served.stop();
 }

@@ -1,0 +1,530 @@
+//! Who may call: the projects and their consumers (the same model the admin API keeps in the
+//! store), and what each route asks of a caller (`auth`, `api_key`, `allow_cidrs`,
+//! `deny_cidrs`).
+//!
+//! ```yaml
+//! projects:
+//!   - id: 0123456789abcdef0123456789abcdef   # optional: derived from the name when absent
+//!     name: demo
+//!     billing_state: active                  # suspended → 402, closed → 403
+//!     plan: basic
+//!     consumers:
+//!       - name: alice
+//!         roles: [member]
+//!         api_keys: [${ALICE_API_KEY}]        # secrets may come from the environment
+//! routes:
+//!   - name: servers
+//!     path: /v1/{project_id}/servers
+//!     methods: [GET]
+//!     upstream: compute
+//!     auth: [api_key]                        # token, jwt, signature, api_key, none
+//!     api_key: {header: X-Api-Key}           # or {query: api_key}
+//!     allow_cidrs: [127.0.0.0/8]
+//! ```
+//!
+//! A secret written as `${NAME}` is the environment variable `NAME` (missing → a problem);
+//! API keys are kept only as their SHA-256 from the moment they are read.
+
+use std::time::SystemTime;
+
+use portico_policy::{Cidr, Secret, sha256};
+
+use crate::read::{Fields, Reader, join};
+use crate::yaml::Node;
+
+/// What a route asks of its callers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Access {
+    /// The ways a caller may prove who it is, in the order they are tried; empty when the
+    /// route is open to anyone (`auth: none`, or no `auth`).
+    pub schemes: Vec<AuthScheme>,
+    /// A caller with no credentials at all is let through (`none` listed beside others).
+    pub anonymous: bool,
+    /// Where an API key is read.
+    pub api_key: ApiKeyPlace,
+    /// When not empty, only clients inside one of these networks are served.
+    pub allow_cidrs: Vec<Cidr>,
+    /// Clients inside any of these networks are refused.
+    pub deny_cidrs: Vec<Cidr>,
+}
+
+impl Access {
+    /// Whether the route asks for anything at all.
+    pub fn is_open(&self) -> bool {
+        self.schemes.is_empty() && self.allow_cidrs.is_empty() && self.deny_cidrs.is_empty()
+    }
+}
+
+/// A way of proving who one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// A token from the token service, in `X-Auth-Token`.
+    Token,
+    /// A JSON Web Token in `Authorization: Bearer`.
+    Jwt,
+    /// A request signed with an access key (`Authorization: SDK-HMAC-SHA256 …`).
+    Signature,
+    /// An API key, in a header or a query parameter.
+    ApiKey,
+}
+
+impl AuthScheme {
+    /// Its name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthScheme::Token => "token",
+            AuthScheme::Jwt => "jwt",
+            AuthScheme::Signature => "signature",
+            AuthScheme::ApiKey => "api_key",
+        }
+    }
+}
+
+/// Where a route reads an API key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiKeyPlace {
+    /// A request header (`X-Api-Key` unless the route says otherwise).
+    Header(String),
+    /// A query parameter.
+    Query(String),
+}
+
+impl Default for ApiKeyPlace {
+    fn default() -> Self {
+        ApiKeyPlace::Header("X-Api-Key".to_string())
+    }
+}
+
+/// A project: a tenant, whose id is the `{project_id}` in its callers' URLs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Project {
+    /// 32 lowercase hexadecimal characters.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Whether it may use the APIs.
+    pub billing_state: BillingState,
+    /// Its plan's name.
+    pub plan: String,
+    /// Its identities.
+    pub consumers: Vec<Consumer>,
+}
+
+/// Whether a project may use the APIs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BillingState {
+    /// It may.
+    Active,
+    /// Not until it pays: 402.
+    Suspended,
+    /// Never again: 403.
+    Closed,
+}
+
+impl BillingState {
+    /// Reads `active`, `suspended` or `closed`.
+    pub fn parse(s: &str) -> Option<BillingState> {
+        match s {
+            "active" => Some(BillingState::Active),
+            "suspended" => Some(BillingState::Suspended),
+            "closed" => Some(BillingState::Closed),
+            _ => None,
+        }
+    }
+}
+
+/// An identity of a project.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consumer {
+    /// Unique in its project.
+    pub name: String,
+    /// What it may do (policies name roles).
+    pub roles: Vec<String>,
+    /// A disabled consumer's credentials are all refused.
+    pub enabled: bool,
+    /// Its API keys.
+    pub api_keys: Vec<ApiKey>,
+}
+
+/// An API key, as Portico keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiKey {
+    /// SHA-256 of the key.
+    pub sha256: [u8; 32],
+    /// A revoked (disabled) key is refused.
+    pub enabled: bool,
+    /// After this, the key is refused.
+    pub expires: Option<SystemTime>,
+}
+
+const API_KEY_PLACE_KEYS: &[&str] = &["header", "query"];
+const PROJECT_KEYS: &[&str] = &["id", "name", "billing_state", "plan", "consumers"];
+const CONSUMER_KEYS: &[&str] = &["name", "roles", "enabled", "api_keys"];
+
+/// Reads a route's access keys from its mapping entries.
+pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<Access> {
+    let mut access = Access::default();
+    let mut ok = true;
+    if let Some(n) = f.get("auth") {
+        let apath = join(path, "auth");
+        let items: &[Node] = match &n.kind {
+            crate::yaml::Kind::Seq(items) => items,
+            _ => std::slice::from_ref(n),
+        };
+        if items.is_empty() {
+            r.problem(n, &apath, "list at least one scheme, or `none`");
+            ok = false;
+        }
+        let mut none = false;
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{apath}[{i}]");
+            let scheme = match r.string(item, &ipath) {
+                Some("none") => {
+                    none = true;
+                    continue;
+                }
+                Some("token") => AuthScheme::Token,
+                Some("jwt") => AuthScheme::Jwt,
+                Some("signature") => AuthScheme::Signature,
+                Some("api_key") => AuthScheme::ApiKey,
+                Some(other) => {
+                    r.problem(
+                        item,
+                        &ipath,
+                        format!(
+                            "unknown scheme `{other}`; schemes: token, jwt, signature, api_key, none"
+                        ),
+                    );
+                    ok = false;
+                    continue;
+                }
+                None => {
+                    ok = false;
+                    continue;
+                }
+            };
+            if access.schemes.contains(&scheme) {
+                r.problem(item, &ipath, format!("`{}` is listed twice", scheme.name()));
+                ok = false;
+            } else if matches!(scheme, AuthScheme::Token | AuthScheme::Jwt) {
+                r.problem(
+                    item,
+                    &ipath,
+                    format!(
+                        "`{}` is not available yet; available: signature, api_key, none",
+                        scheme.name()
+                    ),
+                );
+                ok = false;
+            } else if scheme == AuthScheme::Signature {
+                r.problem(
+                    item,
+                    &ipath,
+                    "`signature` is not available yet; available: api_key, none",
+                );
+                ok = false;
+            } else {
+                access.schemes.push(scheme);
+            }
+        }
+        access.anonymous = none && !access.schemes.is_empty();
+    }
+    if let Some(n) = f.get("api_key") {
+        let kpath = join(path, "api_key");
+        match r.map(n, &kpath, API_KEY_PLACE_KEYS) {
+            Some(place) => match (place.get("header"), place.get("query")) {
+                (Some(h), None) => match r.string(h, &join(&kpath, "header")) {
+                    Some(name) if valid_token(name) => {
+                        access.api_key = ApiKeyPlace::Header(name.to_string());
+                    }
+                    Some(name) => {
+                        r.problem(
+                            h,
+                            &join(&kpath, "header"),
+                            format!("`{name}` is not a field name"),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                (None, Some(q)) => match r.string(q, &join(&kpath, "query")) {
+                    Some(name) if !name.is_empty() && !name.contains(['&', '=', '#']) => {
+                        access.api_key = ApiKeyPlace::Query(name.to_string());
+                    }
+                    Some(name) => {
+                        r.problem(
+                            q,
+                            &join(&kpath, "query"),
+                            format!("`{name}` is not a query parameter name"),
+                        );
+                        ok = false;
+                    }
+                    None => ok = false,
+                },
+                _ => {
+                    r.problem(n, &kpath, "give one of `header` or `query`");
+                    ok = false;
+                }
+            },
+            None => ok = false,
+        }
+        if !access.schemes.contains(&AuthScheme::ApiKey) {
+            r.problem(
+                n,
+                &kpath,
+                "`api_key` is for routes whose `auth` lists `api_key`",
+            );
+            ok = false;
+        }
+    }
+    for (key, slot) in [
+        ("allow_cidrs", &mut access.allow_cidrs),
+        ("deny_cidrs", &mut access.deny_cidrs),
+    ] {
+        let Some(n) = f.get(key) else { continue };
+        let cpath = join(path, key);
+        let Some(items) = r.seq(n, &cpath) else {
+            ok = false;
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            let ipath = format!("{cpath}[{i}]");
+            match r.string(item, &ipath).map(Cidr::parse) {
+                Some(Ok(c)) => slot.push(c),
+                Some(Err(msg)) => {
+                    r.problem(item, &ipath, msg);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+    }
+    ok.then_some(access)
+}
+
+/// An RFC 9110 token (a field name).
+fn valid_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Reads `projects`.
+pub(crate) fn read_projects(r: &mut Reader, node: &Node) -> Option<Vec<Project>> {
+    let items = r.seq(node, "projects")?;
+    let mut out: Vec<Project> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("projects[{i}]");
+        match read_project(r, item, &path) {
+            Some(p) => {
+                if out.iter().any(|o| o.name == p.name) {
+                    r.problem(
+                        item,
+                        &join(&path, "name"),
+                        format!("project `{}` is defined twice", p.name),
+                    );
+                    ok = false;
+                } else if out.iter().any(|o| o.id == p.id) {
+                    r.problem(
+                        item,
+                        &join(&path, "id"),
+                        format!("project id `{}` is used twice", p.id),
+                    );
+                    ok = false;
+                } else {
+                    out.push(p);
+                }
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// The id of a project declared without one: derived from its name, so that it is the same
+/// on every node and after every restart.
+pub fn project_id_for(name: &str) -> String {
+    sha256(format!("portico project {name}").as_bytes())[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn valid_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+fn name_at(r: &mut Reader, node: &Node, f: &Fields<'_>, path: &str) -> Option<String> {
+    match f.get("name") {
+        None => {
+            r.missing(node, path, "name");
+            None
+        }
+        Some(n) => {
+            let s = r.string(n, &join(path, "name"))?;
+            if valid_name(s) {
+                Some(s.to_string())
+            } else {
+                r.problem(
+                    n,
+                    &join(path, "name"),
+                    "a name is 1 to 64 letters, digits, `-`, `_` or `.`",
+                );
+                None
+            }
+        }
+    }
+}
+
+fn read_project(r: &mut Reader, node: &Node, path: &str) -> Option<Project> {
+    let f = r.map(node, path, PROJECT_KEYS)?;
+    let name = name_at(r, node, &f, path);
+    let id = match f.get("id") {
+        None => name.as_deref().map(project_id_for),
+        Some(n) => r.string(n, &join(path, "id")).and_then(|s| {
+            if s.len() == 32
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                Some(s.to_string())
+            } else {
+                r.problem(
+                    n,
+                    &join(path, "id"),
+                    "a project id is 32 lowercase hexadecimal characters",
+                );
+                None
+            }
+        }),
+    };
+    let billing_state = match f.get("billing_state") {
+        None => Some(BillingState::Active),
+        Some(n) => r.string(n, &join(path, "billing_state")).and_then(|s| {
+            let state = BillingState::parse(s);
+            if state.is_none() {
+                r.problem(
+                    n,
+                    &join(path, "billing_state"),
+                    "`billing_state` is active, suspended or closed",
+                );
+            }
+            state
+        }),
+    };
+    let plan = match f.get("plan") {
+        None => Some("free".to_string()),
+        Some(n) => r.string(n, &join(path, "plan")).map(str::to_string),
+    };
+    let mut consumers: Vec<Consumer> = Vec::new();
+    let mut ok = true;
+    if let Some(n) = f.get("consumers") {
+        let cpath = join(path, "consumers");
+        match r.seq(n, &cpath) {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let ipath = format!("{cpath}[{i}]");
+                    match read_consumer(r, item, &ipath) {
+                        Some(c) if consumers.iter().any(|o| o.name == c.name) => {
+                            r.problem(
+                                item,
+                                &join(&ipath, "name"),
+                                format!("consumer `{}` is defined twice", c.name),
+                            );
+                            ok = false;
+                        }
+                        Some(c) => consumers.push(c),
+                        None => ok = false,
+                    }
+                }
+            }
+            None => ok = false,
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Project {
+        id: id?,
+        name: name?,
+        billing_state: billing_state?,
+        plan: plan?,
+        consumers,
+    })
+}
+
+fn read_consumer(r: &mut Reader, node: &Node, path: &str) -> Option<Consumer> {
+    let f = r.map(node, path, CONSUMER_KEYS)?;
+    let name = name_at(r, node, &f, path);
+    let enabled = f
+        .get("enabled")
+        .map_or(Some(true), |n| r.boolean(n, &join(path, "enabled")));
+    let mut ok = true;
+    let mut roles = Vec::new();
+    if let Some(n) = f.get("roles") {
+        let rpath = join(path, "roles");
+        for (i, item) in r.seq(n, &rpath).unwrap_or_default().iter().enumerate() {
+            match r.string(item, &format!("{rpath}[{i}]")) {
+                Some(s) if valid_name(s) => roles.push(s.to_string()),
+                Some(_) => {
+                    r.problem(item, &format!("{rpath}[{i}]"), "a role is a name");
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+    }
+    let mut api_keys = Vec::new();
+    if let Some(n) = f.get("api_keys") {
+        let kpath = join(path, "api_keys");
+        for (i, item) in r.seq(n, &kpath).unwrap_or_default().iter().enumerate() {
+            match secret(r, item, &format!("{kpath}[{i}]")) {
+                Some(key) if key.expose().len() >= 16 => api_keys.push(ApiKey {
+                    sha256: sha256(key.expose().as_bytes()),
+                    enabled: true,
+                    expires: None,
+                }),
+                Some(_) => {
+                    r.problem(
+                        item,
+                        &format!("{kpath}[{i}]"),
+                        "an API key has at least 16 characters",
+                    );
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+    }
+    if !ok {
+        return None;
+    }
+    Some(Consumer {
+        name: name?,
+        roles,
+        enabled: enabled?,
+        api_keys,
+    })
+}
+
+/// A secret: the text, or the environment variable it names as `${NAME}`. The text of a
+/// problem never includes the secret.
+fn secret(r: &mut Reader, node: &Node, path: &str) -> Option<Secret> {
+    let text = r.string(node, path)?;
+    let Some(name) = text.strip_prefix("${").and_then(|t| t.strip_suffix('}')) else {
+        return Some(Secret::new(text));
+    };
+    match r.env(name) {
+        Some(v) if !v.is_empty() => Some(Secret::new(v)),
+        _ => {
+            r.problem(
+                node,
+                path,
+                format!("the environment variable `{name}` is not set"),
+            );
+            None
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Pure access checks: no sockets, no clock of its own, no store. The gateway asks; these
+//! answer.
+//!
+//! - [`cidr`]: whether a client address is inside a network (`allow_cidrs`, `deny_cidrs`).
+//! - [`secret`]: secrets that never print, compared in constant time, and the digests under
+//!   which API keys are kept.
+
+pub mod cidr;
+pub mod secret;
+
+pub use cidr::Cidr;
+pub use secret::{Secret, ct_eq, sha256};
