@@ -554,14 +554,29 @@ pub async fn add_directory<S: Store>(
     store: &S,
     projects: &mut Vec<portico_config::Project>,
 ) -> Result<(), StoreError> {
-    use portico_config::{ApiKey, BillingState, Consumer, Project};
+    use portico_config::{AccessKey, ApiKey, BillingState, Consumer, Project};
     use resource::{CONSUMERS, CREDENTIALS, PROJECTS};
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
     for p in all(store, PROJECTS.name, "").await? {
         let mut consumers = Vec::new();
         for c in all(store, CONSUMERS.name, &p.id).await? {
             let mut api_keys = Vec::new();
+            let mut access_keys = Vec::new();
             for k in all(store, CREDENTIALS.name, &c.id).await? {
+                let enabled = k.body.get("enabled") != Some(&Value::Bool(false));
+                if text(&k.body, "type").as_deref() == Some("access_key") {
+                    match (text(&k.body, "access_key_id"), text(&k.body, "secret_key")) {
+                        (Some(id), Some(secret)) => access_keys.push(AccessKey {
+                            id,
+                            secret: portico_policy::Secret::new(secret),
+                            enabled,
+                        }),
+                        _ => {
+                            tracing::warn!(credential = %k.id, "a stored credential does not read as one; skipped")
+                        }
+                    }
+                    continue;
+                }
                 let digest = text(&k.body, "secret_sha256").and_then(|h| from_hex(&h));
                 let expires = match text(&k.body, "expires_at") {
                     None => Some(None),
@@ -570,7 +585,7 @@ pub async fn add_directory<S: Store>(
                 match (text(&k.body, "type").as_deref(), digest, expires) {
                     (Some("api_key"), Some(sha256), Some(expires)) => api_keys.push(ApiKey {
                         sha256,
-                        enabled: k.body.get("enabled") != Some(&Value::Bool(false)),
+                        enabled,
                         expires,
                     }),
                     _ => {
@@ -588,6 +603,7 @@ pub async fn add_directory<S: Store>(
                     .collect(),
                 enabled: c.body.get("enabled") != Some(&Value::Bool(false)),
                 api_keys,
+                access_keys,
             });
         }
         let billing_state = text(&p.body, "billing_state")

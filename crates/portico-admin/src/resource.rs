@@ -78,12 +78,13 @@ pub(crate) const CONSUMERS: Kind = Kind {
 };
 
 /// Credentials: what a consumer proves itself with. The secret is shown once, in the
-/// response that creates it; Portico keeps its SHA-256.
+/// response that creates it: of an API key Portico keeps the SHA-256; of an access key it keeps
+/// the secret key itself (a signature can be checked only with it), shown to no one again.
 pub(crate) const CREDENTIALS: Kind = Kind {
     parent: Some(&CONSUMERS),
-    issue: Some(issue_api_key),
-    hidden: &["secret_sha256"],
-    store_name: secret_digest,
+    issue: Some(issue_credential),
+    hidden: &["secret_sha256", "secret_key"],
+    store_name: credential_name,
     ..Kind::global("credentials", credential)
 };
 
@@ -249,14 +250,20 @@ fn consumer(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
     c.finish(&["name", "description", "enabled", "roles"])
 }
 
-const CREDENTIAL_TYPES: &[&str] = &["api_key"];
+const CREDENTIAL_TYPES: &[&str] = &["api_key", "access_key"];
 
 fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> {
     let mut c = Check::new(doc);
     // What Portico keeps of the secret is its own: a client can neither set nor change it.
-    c.doc.remove("secret_sha256");
-    c.doc.remove("prefix");
-    c.doc.remove("secret");
+    for key in [
+        "secret_sha256",
+        "prefix",
+        "secret",
+        "secret_key",
+        "access_key_id",
+    ] {
+        c.doc.remove(key);
+    }
     c.one_of("type", CREDENTIAL_TYPES, Some("api_key"));
     c.description();
     c.flag("enabled", true);
@@ -274,7 +281,7 @@ fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> 
         if c.doc.get("type") != current.body.get("type") {
             c.violation("type", "a credential's `type` cannot change");
         }
-        for key in ["secret_sha256", "prefix"] {
+        for key in ["secret_sha256", "prefix", "secret_key", "access_key_id"] {
             if let Some(v) = current.body.get(key) {
                 c.doc.insert(key.into(), v.clone());
             }
@@ -287,25 +294,43 @@ fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> 
         "expires_at",
         "secret_sha256",
         "prefix",
+        "secret_key",
+        "access_key_id",
     ])
 }
 
-/// An API key: `pk_` and 64 hexadecimal digits from the operating system's random source.
-fn issue_api_key(doc: &mut Fields) -> String {
-    let mut bytes = [0u8; 32];
+/// `n` bytes from the operating system's random source.
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
     // The operating system's generator does not fail on the systems Portico runs on; if it
-    // ever did, a key must not be issued from a predictable source.
+    // ever did, a secret must not be issued from a predictable source.
     #[allow(clippy::expect_used)]
     getrandom::fill(&mut bytes).expect("the operating system's random source is available");
-    let key = format!("pk_{}", hex(&bytes));
+    bytes
+}
+
+/// An API key (`pk_` and 64 hexadecimal digits), or an access key (an id `AK` and 20
+/// upper-case hexadecimal digits, and a secret key of 40 hexadecimal digits), all from the
+/// operating system's random source.
+fn issue_credential(doc: &mut Fields) -> String {
+    if doc.get("type").and_then(Value::as_str) == Some("access_key") {
+        let id = format!("AK{}", hex(&random::<10>()).to_ascii_uppercase());
+        let secret = hex(&random::<20>());
+        doc.insert("access_key_id".into(), json!(id));
+        doc.insert("secret_key".into(), json!(secret));
+        return secret;
+    }
+    let key = format!("pk_{}", hex(&random::<32>()));
     doc.insert("secret_sha256".into(), json!(hex(&Sha256::digest(&key))));
     doc.insert("prefix".into(), json!(key[..11].to_string()));
     key
 }
 
-fn secret_digest(doc: &Fields) -> String {
-    doc.get("secret_sha256")
-        .and_then(Value::as_str)
+/// A credential's unique name: its digest (API keys) or its id (access keys).
+fn credential_name(doc: &Fields) -> String {
+    ["secret_sha256", "access_key_id"]
+        .iter()
+        .find_map(|k| doc.get(*k).and_then(Value::as_str))
         .unwrap_or_default()
         .to_string()
 }

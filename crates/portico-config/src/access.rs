@@ -144,6 +144,20 @@ pub struct Consumer {
     pub enabled: bool,
     /// Its API keys.
     pub api_keys: Vec<ApiKey>,
+    /// Its access keys, for signed requests.
+    pub access_keys: Vec<AccessKey>,
+}
+
+/// An access key: a public id and the secret key requests are signed with (which Portico must
+/// hold to check a signature).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessKey {
+    /// The public id (`AK…`), in `Authorization: SDK-HMAC-SHA256 Access=…`.
+    pub id: String,
+    /// The secret key.
+    pub secret: Secret,
+    /// A revoked (disabled) key is refused.
+    pub enabled: bool,
 }
 
 /// An API key, as Portico keeps it.
@@ -159,7 +173,8 @@ pub struct ApiKey {
 
 const API_KEY_PLACE_KEYS: &[&str] = &["header", "query"];
 const PROJECT_KEYS: &[&str] = &["id", "name", "billing_state", "plan", "consumers"];
-const CONSUMER_KEYS: &[&str] = &["name", "roles", "enabled", "api_keys"];
+const CONSUMER_KEYS: &[&str] = &["name", "roles", "enabled", "api_keys", "access_keys"];
+const ACCESS_KEY_KEYS: &[&str] = &["id", "secret"];
 
 /// Reads a route's access keys from its mapping entries.
 pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<Access> {
@@ -214,13 +229,6 @@ pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<
                         "`{}` is not available yet; available: signature, api_key, none",
                         scheme.name()
                     ),
-                );
-                ok = false;
-            } else if scheme == AuthScheme::Signature {
-                r.problem(
-                    item,
-                    &ipath,
-                    "`signature` is not available yet; available: api_key, none",
                 );
                 ok = false;
             } else {
@@ -302,6 +310,11 @@ pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<
     ok.then_some(access)
 }
 
+/// An access key id: letters and digits.
+fn valid_access_key_id(s: &str) -> bool {
+    (4..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// An RFC 9110 token (a field name).
 fn valid_token(s: &str) -> bool {
     !s.is_empty()
@@ -318,7 +331,20 @@ pub(crate) fn read_projects(r: &mut Reader, node: &Node) -> Option<Vec<Project>>
         let path = format!("projects[{i}]");
         match read_project(r, item, &path) {
             Some(p) => {
-                if out.iter().any(|o| o.name == p.name) {
+                let taken = p.consumers.iter().flat_map(|c| &c.access_keys).find(|k| {
+                    out.iter()
+                        .flat_map(|o| &o.consumers)
+                        .flat_map(|c| &c.access_keys)
+                        .any(|o| o.id == k.id)
+                });
+                if let Some(k) = taken {
+                    r.problem(
+                        item,
+                        &path,
+                        format!("access key id `{}` is used twice", k.id),
+                    );
+                    ok = false;
+                } else if out.iter().any(|o| o.name == p.name) {
                     r.problem(
                         item,
                         &join(&path, "name"),
@@ -498,6 +524,61 @@ fn read_consumer(r: &mut Reader, node: &Node, path: &str) -> Option<Consumer> {
             }
         }
     }
+    let mut access_keys: Vec<AccessKey> = Vec::new();
+    if let Some(n) = f.get("access_keys") {
+        let kpath = join(path, "access_keys");
+        for (i, item) in r.seq(n, &kpath).unwrap_or_default().iter().enumerate() {
+            let ipath = format!("{kpath}[{i}]");
+            let Some(k) = r.map(item, &ipath, ACCESS_KEY_KEYS) else {
+                ok = false;
+                continue;
+            };
+            let id = match k.get("id") {
+                None => {
+                    r.missing(item, &ipath, "id");
+                    None
+                }
+                Some(idn) => match r.string(idn, &join(&ipath, "id")) {
+                    Some(s) if valid_access_key_id(s) => Some(s.to_string()),
+                    Some(_) => {
+                        r.problem(
+                            idn,
+                            &join(&ipath, "id"),
+                            "an access key id is 4 to 128 letters and digits",
+                        );
+                        None
+                    }
+                    None => None,
+                },
+            };
+            let secret = match k.get("secret") {
+                None => {
+                    r.missing(item, &ipath, "secret");
+                    None
+                }
+                Some(sn) => match secret(r, sn, &join(&ipath, "secret")) {
+                    Some(s) if s.expose().len() >= 16 => Some(s),
+                    Some(_) => {
+                        r.problem(
+                            sn,
+                            &join(&ipath, "secret"),
+                            "a secret key has at least 16 characters",
+                        );
+                        None
+                    }
+                    None => None,
+                },
+            };
+            match (id, secret) {
+                (Some(id), Some(secret)) => access_keys.push(AccessKey {
+                    id,
+                    secret,
+                    enabled: true,
+                }),
+                _ => ok = false,
+            }
+        }
+    }
     if !ok {
         return None;
     }
@@ -506,6 +587,7 @@ fn read_consumer(r: &mut Reader, node: &Node, path: &str) -> Option<Consumer> {
         roles,
         enabled: enabled?,
         api_keys,
+        access_keys,
     })
 }
 

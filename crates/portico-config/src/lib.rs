@@ -19,7 +19,8 @@ use std::fmt;
 use std::path::Path;
 
 pub use access::{
-    Access, ApiKey, ApiKeyPlace, AuthScheme, BillingState, Consumer, Project, project_id_for,
+    Access, AccessKey, ApiKey, ApiKeyPlace, AuthScheme, BillingState, Consumer, Project,
+    project_id_for,
 };
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;

@@ -1342,6 +1342,21 @@ fn check_buffer_budget(r: &mut Reader, routes: &[(&Node, Route)], limits: &Limit
                 ),
             );
         }
+        if route
+            .access
+            .schemes
+            .contains(&access::AuthScheme::Signature)
+            && max > limits.body_buffer_bytes
+        {
+            r.problem(
+                node,
+                &format!("routes[{i}].auth"),
+                format!(
+                    "a signed body is read whole before it is checked, and this route takes bodies up to {max} bytes but limits.body_buffer_bytes is {}; lower max_body_bytes or raise body_buffer_bytes",
+                    limits.body_buffer_bytes
+                ),
+            );
+        }
     }
 }
 

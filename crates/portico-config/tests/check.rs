@@ -699,3 +699,31 @@ fn projects_consumers_and_route_access_are_checked() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn signed_bodies_must_fit_the_buffer_budget_and_access_keys_are_unique() {
+    let text = from_str(
+        "limits: {body_buffer_bytes: 1MiB}\nprojects:\n  - {name: a, consumers: [{name: c, access_keys: [{id: AK1234, secret: secret-key-0123456789}]}]}\n  - {name: b, consumers: [{name: c, access_keys: [{id: AK1234, secret: other-key-0123456789}, {id: \"AK-1\", secret: short}]}]}\nroutes:\n  - {name: r, path: /r, methods: [POST], handler: echo, auth: signature, max_body_bytes: 2MiB}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].auth: a signed body is read whole before it is checked",
+        "projects[1].consumers[0].access_keys[1].id: an access key id is 4 to 128 letters and digits",
+        "projects[1].consumers[0].access_keys[1].secret: a secret key has at least 16 characters",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let text = from_str(
+        "projects:\n  - {name: a, consumers: [{name: c, access_keys: [{id: AK1234, secret: secret-key-0123456789}]}]}\n  - {name: b, consumers: [{name: c, access_keys: [{id: AK1234, secret: other-key-0123456789}]}]}\nroutes:\n  - {name: r, path: /r, methods: [POST], handler: echo, auth: signature}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("projects[1]: access key id `AK1234` is used twice"),
+        "{text}"
+    );
+    assert!(!text.contains("other-key"), "a secret in a problem: {text}");
+}

@@ -15,9 +15,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use portico_config::{Access, ApiKeyPlace, AuthScheme, BillingState, Project};
+use portico_http::BodyFraming;
 use portico_http::ErrorCode;
 use portico_policy::cidr::any_contains;
-use portico_policy::sha256;
+use portico_policy::signature::{
+    self, Authorization, SignatureError, SignedRequest, UNSIGNED_PAYLOAD,
+};
+use portico_policy::{Secret, ct_eq, sha256};
 use portico_server::{Caller, CredentialPlace, Error, Request};
 
 /// The longest credential read; anything longer is malformed, and not hashed.
@@ -28,6 +32,7 @@ const MAX_CREDENTIAL: usize = 512;
 pub(crate) struct Directory {
     projects: HashMap<Arc<str>, BillingState>,
     api_keys: HashMap<[u8; 32], KeyHolder>,
+    access_keys: HashMap<String, (Secret, KeyHolder)>,
 }
 
 struct KeyHolder {
@@ -36,6 +41,37 @@ struct KeyHolder {
     roles: Arc<str>,
     usable: Usable,
     expires: Option<SystemTime>,
+}
+
+impl KeyHolder {
+    fn caller(&self, credential: CredentialPlace) -> Caller {
+        Caller {
+            project_id: self.project_id.clone(),
+            consumer: self.consumer.clone(),
+            roles: self.roles.clone(),
+            credential,
+        }
+    }
+}
+
+/// What must still be checked once the body has been read.
+pub(crate) enum BodyCheck {
+    /// The body's SHA-256 must be this (hex), as the signed `X-Sdk-Content-Sha256` says.
+    Digest(String),
+    /// The signature covers the body's SHA-256, which only the body can give.
+    Signature {
+        auth: Authorization,
+        date: String,
+        secret: Secret,
+    },
+}
+
+/// The outcome of the access phase.
+pub(crate) struct Verdict {
+    /// Who called, if the caller proved it.
+    pub(crate) caller: Option<Caller>,
+    /// What is left to check against the body, before anything is sent on.
+    pub(crate) body: Option<BodyCheck>,
 }
 
 /// Whether a credential may be used, apart from its expiry.
@@ -54,6 +90,26 @@ impl Directory {
             for c in &p.consumers {
                 let consumer: Arc<str> = c.name.as_str().into();
                 let roles: Arc<str> = c.roles.join(",").into();
+                for k in &c.access_keys {
+                    let usable = if c.enabled && k.enabled {
+                        Usable::Yes
+                    } else {
+                        Usable::Revoked
+                    };
+                    d.access_keys.insert(
+                        k.id.clone(),
+                        (
+                            k.secret.clone(),
+                            KeyHolder {
+                                project_id: id.clone(),
+                                consumer: consumer.clone(),
+                                roles: roles.clone(),
+                                usable,
+                                expires: None,
+                            },
+                        ),
+                    );
+                }
                 for k in &c.api_keys {
                     let usable = if c.enabled && k.enabled {
                         Usable::Yes
@@ -84,21 +140,28 @@ impl Directory {
         req: &Request,
         project: Option<&str>,
         now: SystemTime,
-    ) -> Result<Option<Caller>, Error> {
+    ) -> Result<Verdict, Error> {
         let ip = req.peer.ip();
         if any_contains(&access.deny_cidrs, ip)
             || (!access.allow_cidrs.is_empty() && !any_contains(&access.allow_cidrs, ip))
         {
             return Err(Error::new(ErrorCode::ClientAddressDenied));
         }
-        let challenge =
-            |e: Error| challenges(access).fold(e, |e, c| e.with_header("WWW-Authenticate", c));
+        let challenge = |e: Error| challenge(access, e);
         let mut caller = None;
+        let mut body = None;
         for scheme in &access.schemes {
             let found = match scheme {
                 AuthScheme::ApiKey => self.api_key(access, req, now).map_err(challenge)?,
+                AuthScheme::Signature => match self.signature(req, now).map_err(challenge)? {
+                    Some((c, check)) => {
+                        body = check;
+                        Some(c)
+                    }
+                    None => None,
+                },
                 // Not accepted by the configuration yet.
-                AuthScheme::Token | AuthScheme::Jwt | AuthScheme::Signature => None,
+                AuthScheme::Token | AuthScheme::Jwt => None,
             };
             if found.is_some() {
                 caller = found;
@@ -119,8 +182,81 @@ impl Directory {
         match project.and_then(|p| self.projects.get(p)) {
             Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
             Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
-            _ => Ok(caller),
+            _ => Ok(Verdict { caller, body }),
         }
+    }
+
+    /// The caller named by a signed request, if the request is signed; and what is left to
+    /// check once the body is read. Everything that the head alone decides is decided here.
+    fn signature(
+        &self,
+        req: &Request,
+        now: SystemTime,
+    ) -> Result<Option<(Caller, Option<BodyCheck>)>, Error> {
+        let head = &req.head;
+        let mut values = head.fields_named("authorization");
+        let Some(value) = values.next().filter(|v| Authorization::is_scheme(v)) else {
+            return Ok(None);
+        };
+        let malformed = || Error::new(ErrorCode::SignatureMalformed);
+        if values.next().is_some() {
+            return Err(malformed());
+        }
+        let auth = Authorization::parse(value).map_err(|_| malformed())?;
+        let date = single(head.fields_named("x-sdk-date"))
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .ok_or_else(malformed)?
+            .trim()
+            .to_string();
+        let Some((secret, holder)) = self.access_keys.get(&auth.access) else {
+            return Err(Error::new(ErrorCode::AccessKeyUnknown));
+        };
+        if holder.usable == Usable::Revoked {
+            return Err(Error::new(ErrorCode::CredentialRevoked));
+        }
+        signature::check_date(&date, now).map_err(signature_error)?;
+        let declared = match head.fields_named("x-sdk-content-sha256").next() {
+            None => None,
+            Some(_)
+                if !auth
+                    .signed_headers
+                    .iter()
+                    .any(|h| h == "x-sdk-content-sha256") =>
+            {
+                return Err(malformed());
+            }
+            Some(_) => Some(
+                single(head.fields_named("x-sdk-content-sha256"))
+                    .and_then(|d| std::str::from_utf8(d).ok())
+                    .map(|d| d.trim().to_string())
+                    .filter(|d| {
+                        d == UNSIGNED_PAYLOAD
+                            || (d.len() == 64 && d.bytes().all(|b| b.is_ascii_hexdigit()))
+                    })
+                    .ok_or_else(malformed)?,
+            ),
+        };
+        let has_body = req.info.framing != BodyFraming::None;
+        let caller = holder.caller(CredentialPlace::Field("authorization".into()));
+        let payload = match (&declared, has_body) {
+            (Some(d), _) => d.clone(),
+            (None, false) => signature::payload_hash(b""),
+            (None, true) => {
+                // Only the body can tell: checked once it is read, before it goes anywhere.
+                let check = BodyCheck::Signature {
+                    auth,
+                    date,
+                    secret: secret.clone(),
+                };
+                return Ok(Some((caller, Some(check))));
+            }
+        };
+        verify_signature(req, &auth, &date, secret, &payload, now)?;
+        let check = match declared {
+            Some(d) if d != UNSIGNED_PAYLOAD => Some(BodyCheck::Digest(d.to_ascii_lowercase())),
+            _ => None,
+        };
+        Ok(Some((caller, check)))
     }
 
     /// The caller named by an API key, if the request has one.
@@ -161,13 +297,79 @@ impl Directory {
         if holder.expires.is_some_and(|e| e <= now) {
             return Err(Error::new(ErrorCode::CredentialExpired));
         }
-        Ok(Some(Caller {
-            project_id: holder.project_id.clone(),
-            consumer: holder.consumer.clone(),
-            roles: holder.roles.clone(),
-            credential: place,
-        }))
+        Ok(Some(holder.caller(place)))
     }
+}
+
+impl BodyCheck {
+    /// Checks the body, read whole (`None` when there was none).
+    pub(crate) fn check(
+        &self,
+        req: &Request,
+        body: Option<&[u8]>,
+        now: SystemTime,
+    ) -> Result<(), Error> {
+        let digest = signature::payload_hash(body.unwrap_or_default());
+        match self {
+            BodyCheck::Digest(expected) => {
+                if ct_eq(expected.as_bytes(), digest.as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(Error::new(ErrorCode::BodyDigestMismatch))
+                }
+            }
+            BodyCheck::Signature { auth, date, secret } => {
+                verify_signature(req, auth, date, secret, &digest, now)
+            }
+        }
+    }
+}
+
+/// Verifies a signature with the payload hash `payload`.
+fn verify_signature(
+    req: &Request,
+    auth: &Authorization,
+    date: &str,
+    secret: &Secret,
+    payload: &str,
+    now: SystemTime,
+) -> Result<(), Error> {
+    let head = &req.head;
+    let headers = |name: &str| {
+        head.fields()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>()
+    };
+    let request = SignedRequest {
+        method: head.method().as_str(),
+        path: head.path(),
+        query: head.query(),
+        headers: &headers,
+        signed_headers: &auth.signed_headers,
+        payload_hash: payload,
+    };
+    signature::verify(auth, &request, date, secret.expose().as_bytes(), now)
+        .map_err(signature_error)
+}
+
+fn signature_error(e: SignatureError) -> Error {
+    Error::new(match e {
+        SignatureError::Malformed => ErrorCode::SignatureMalformed,
+        SignatureError::Skewed => ErrorCode::SignatureSkewed,
+        SignatureError::Mismatch => ErrorCode::SignatureMismatch,
+    })
+}
+
+/// The one value of a field sent once; `None` when absent or repeated.
+fn single<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<&'a [u8]> {
+    let first = values.next()?;
+    values.next().is_none().then_some(first)
+}
+
+/// `e` with a `WWW-Authenticate` challenge for each scheme of the route.
+pub(crate) fn challenge(access: &Access, e: Error) -> Error {
+    challenges(access).fold(e, |e, c| e.with_header("WWW-Authenticate", c))
 }
 
 /// The `WWW-Authenticate` challenges of a route's schemes (RFC 9110 §11.6.1).

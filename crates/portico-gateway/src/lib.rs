@@ -429,10 +429,13 @@ impl Gateway {
         req.notes.route = Some(route.name.clone());
         // Who calls, and whether it may: before anything is read or sent on.
         let project = matched.params.get("project_id");
+        let mut body_check = None;
         if !route.access.is_open() || project.is_some() {
-            req.notes.caller =
-                self.directory
-                    .check(&route.access, req, project, SystemTime::now())?;
+            let verdict = self
+                .directory
+                .check(&route.access, req, project, SystemTime::now())?;
+            req.notes.caller = verdict.caller;
+            body_check = verdict.body;
         }
 
         match req.info.framing {
@@ -451,6 +454,15 @@ impl Gateway {
         }
         check_content(route, req)?;
         body.set_limit(route.max_body_bytes);
+        // A signature that covers the body: the body is read (within the buffer budget) and
+        // checked before any of it goes anywhere. Held until it has been sent on.
+        let mut reservation = None;
+        if let Some(check) = body_check {
+            reservation = Some(body.buffer(&self.budget).await?);
+            check
+                .check(req, body.buffered().map(|b| &b[..]), SystemTime::now())
+                .map_err(|e| access::challenge(&route.access, e))?;
+        }
 
         match &route.answer {
             Answer::Upstream(u) if route.websocket.is_some() && is_websocket_upgrade(&req.head) => {
@@ -469,10 +481,10 @@ impl Gateway {
             }
             Answer::Upstream(u) => {
                 // Held until the buffered body has been sent on.
-                let _reservation = if route.buffer_body {
-                    Some(body.buffer(&self.budget).await?)
-                } else {
-                    None
+                let _held = match reservation.take() {
+                    Some(r) => Some(r),
+                    None if route.buffer_body => Some(body.buffer(&self.budget).await?),
+                    None => None,
                 };
                 let (resp, target) = proxy::forward(&self.upstreams[*u], req, path, body).await?;
                 req.notes.upstream = Some(target);

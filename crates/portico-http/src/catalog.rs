@@ -252,13 +252,16 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         401,
         "Unauthorized",
         "This status code is returned after the client provides authentication information to indicate that the information is incorrect or invalid.",
-        "Routes with `auth`: no credentials (`PTC.CREDENTIALS_MISSING`), unreadable ones (`PTC.CREDENTIALS_MALFORMED`), an unknown API key (`PTC.API_KEY_UNKNOWN`), a revoked or expired one (`PTC.CREDENTIAL_REVOKED`, `PTC.CREDENTIAL_EXPIRED`), each with a `WWW-Authenticate` challenge per scheme the route takes, decided before `100 Continue`; the admin API's bearer token missing or wrong (`PTC.ADMIN_TOKEN_MISSING`, `PTC.ADMIN_TOKEN_INVALID`). Tokens, JWT and signatures come with the rest of issue 6.",
+        "Routes with `auth`: no credentials (`PTC.CREDENTIALS_MISSING`), unreadable ones (`PTC.CREDENTIALS_MALFORMED`), an unknown API key (`PTC.API_KEY_UNKNOWN`), a revoked or expired one (`PTC.CREDENTIAL_REVOKED`, `PTC.CREDENTIAL_EXPIRED`), a signed request that fails (`PTC.SIGNATURE_MALFORMED`, `PTC.ACCESS_KEY_UNKNOWN`, `PTC.SIGNATURE_SKEWED`, `PTC.SIGNATURE_MISMATCH`, `PTC.BODY_DIGEST_MISMATCH`), each with a `WWW-Authenticate` challenge per scheme the route takes, decided before `100 Continue` where the head can decide it; the admin API's bearer token missing or wrong (`PTC.ADMIN_TOKEN_MISSING`, `PTC.ADMIN_TOKEN_INVALID`). Tokens and JWT come with the rest of issue 6.",
         Implemented,
         &[
             "access::api_keys_name_the_caller_and_every_failure_has_its_code",
             "access::refusals_come_before_100_continue_and_before_the_upstream",
             "access::an_expired_key_is_refused",
-            "cli::an_api_key_issued_through_the_admin_api_opens_a_route_until_it_is_revoked",
+            "signature::every_signature_failure_is_its_own_401",
+            "signature::a_signed_digest_is_checked_before_100_continue_and_the_body_before_the_upstream",
+            "signature::a_body_signed_without_a_digest_header_is_checked_once_read",
+            "cli::keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked",
             "admin::every_request_needs_the_bearer_token",
         ],
     ),
@@ -700,6 +703,16 @@ error_codes! {
     CredentialExpired => (401, "CREDENTIAL_EXPIRED", Client, AfterChange, false, "The credential has expired.");
     /// A credential that was revoked (`enabled: false`), or whose consumer is disabled.
     CredentialRevoked => (401, "CREDENTIAL_REVOKED", Client, AfterChange, false, "The credential has been revoked.");
+    /// `Authorization: SDK-HMAC-SHA256 …` or `X-Sdk-Date` not as `docs/signing.md` says, or `host` / `x-sdk-date` not signed.
+    SignatureMalformed => (401, "SIGNATURE_MALFORMED", Client, AfterChange, false, "The request signature is malformed.");
+    /// No access key has the id in `Access=`.
+    AccessKeyUnknown => (401, "ACCESS_KEY_UNKNOWN", Client, AfterChange, false, "The access key is not valid.");
+    /// `X-Sdk-Date` is more than 15 minutes from the gateway's clock (a replayed or badly timed request).
+    SignatureSkewed => (401, "SIGNATURE_SKEWED", Client, AfterChange, false, "The request was signed too far from the current time.");
+    /// The signature is not the request's under the access key's secret.
+    SignatureMismatch => (401, "SIGNATURE_MISMATCH", Client, AfterChange, false, "The request signature does not match.");
+    /// The body is not the one `X-Sdk-Content-Sha256` names; nothing was sent upstream.
+    BodyDigestMismatch => (401, "BODY_DIGEST_MISMATCH", Client, AfterChange, false, "The request body does not match its signed digest.");
     /// The caller's project has `billing_state: suspended`: nothing is served until it is active again.
     BillingSuspended => (402, "BILLING_SUSPENDED", Client, AfterChange, false, "The project is suspended for billing.");
     /// The caller's credentials are for another project than the `{project_id}` in the URL.

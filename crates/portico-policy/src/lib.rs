@@ -4,9 +4,11 @@
 //! - [`cidr`]: whether a client address is inside a network (`allow_cidrs`, `deny_cidrs`).
 //! - [`secret`]: secrets that never print, compared in constant time, and the digests under
 //!   which API keys are kept.
+//! - [`signature`]: signed requests (`SDK-HMAC-SHA256`), to verify and to make.
 
 pub mod cidr;
 pub mod secret;
+pub mod signature;
 
 pub use cidr::Cidr;
 pub use secret::{Secret, ct_eq, sha256};

@@ -252,6 +252,14 @@ impl<'c> RequestBody<'c> {
         Ok(reservation)
     }
 
+    /// The body, once [`RequestBody::buffer`] has read it (and before it is handed out).
+    pub fn buffered(&self) -> Option<&Bytes> {
+        match &self.state {
+            State::Buffered(data) => Some(data),
+            _ => None,
+        }
+    }
+
     /// Whether any of the body was asked for.
     pub fn was_read(&self) -> bool {
         self.touched

@@ -1,4 +1,4 @@
-//! The `portico` command: `serve`, `check-config`, `apply`, `export`, `codes`.
+//! The `portico` command: `serve`, `check-config`, `apply`, `export`, `sign`, `codes`.
 
 #![forbid(unsafe_code)]
 
@@ -63,6 +63,29 @@ enum Command {
         /// The configuration file whose `storage` is the store.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
+    /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
+    /// PORTICO_SECRET_KEY, so that it stays out of shell history.
+    Sign {
+        /// The request's URL, `http://host:port/path?query`.
+        url: String,
+        /// The access key id.
+        #[arg(long)]
+        access_key: String,
+        /// The method.
+        #[arg(long, short = 'X', default_value = "GET")]
+        method: String,
+        /// A header to sign, `Name: value` (repeatable).
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// The body.
+        #[arg(long, short = 'd', default_value = "")]
+        data: String,
+        /// Sign the body's digest as `X-Sdk-Content-Sha256`, so the gateway checks the
+        /// signature before it reads the body.
+        #[arg(long)]
+        content_sha256: bool,
     },
     /// Print the status-code contract table and what Portico does for each code.
     Codes {
@@ -135,6 +158,40 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string())
         }),
+        Command::Sign {
+            url,
+            access_key,
+            method,
+            headers,
+            data,
+            content_sha256,
+        } => {
+            let Ok(secret) = std::env::var("PORTICO_SECRET_KEY") else {
+                eprintln!("set PORTICO_SECRET_KEY to the secret key");
+                return ExitCode::FAILURE;
+            };
+            match sign_headers(
+                &url,
+                &access_key,
+                &secret,
+                &method,
+                &headers,
+                data.as_bytes(),
+                content_sha256,
+            ) {
+                Ok(lines) => {
+                    let mut out = std::io::stdout().lock();
+                    match writeln!(out, "{lines}").and_then(|()| out.flush()) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(_) => ExitCode::FAILURE,
+                    }
+                }
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Codes { errors, contract } => {
             let text = if errors {
                 portico_http::catalog::errors_markdown()
@@ -150,6 +207,69 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The header lines that sign a request now.
+fn sign_headers(
+    url: &str,
+    access: &str,
+    secret: &str,
+    method: &str,
+    extra: &[String],
+    body: &[u8],
+    content_sha256: bool,
+) -> Result<String, String> {
+    use portico_policy::signature::{self, SignedRequest};
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or("the URL is http://host[:port]/path or https://…")?;
+    let (authority, target) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.as_bytes())),
+        None => (target, None),
+    };
+    let mut fields: Vec<(String, String)> = vec![("host".into(), authority.to_string())];
+    for h in extra {
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| format!("`{h}`: a header is `Name: value`"))?;
+        fields.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let digest = signature::payload_hash(body);
+    if content_sha256 {
+        fields.push(("x-sdk-content-sha256".into(), digest.clone()));
+    }
+    let now = std::time::SystemTime::now();
+    let date = signature::format_date(now);
+    fields.push(("x-sdk-date".into(), date));
+    let mut signed: Vec<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+    signed.sort();
+    signed.dedup();
+    let lookup = |name: &str| {
+        fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_bytes())
+            .collect::<Vec<_>>()
+    };
+    let request = SignedRequest {
+        method,
+        path: path.as_bytes(),
+        query,
+        headers: &lookup,
+        signed_headers: &signed,
+        payload_hash: &digest,
+    };
+    let (date, authorization) = signature::sign_request(access, secret.as_bytes(), &request, now);
+    let mut out = format!("X-Sdk-Date: {date}\nAuthorization: {authorization}");
+    if content_sha256 {
+        out.push_str(&format!("\nX-Sdk-Content-Sha256: {digest}"));
+    }
+    Ok(out)
 }
 
 /// Runs `work` on the store the configuration file names and prints what it returns; an error

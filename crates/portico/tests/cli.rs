@@ -824,7 +824,7 @@ fn export_never_shows_a_credential() {
 }
 
 #[test]
-fn an_api_key_issued_through_the_admin_api_opens_a_route_until_it_is_revoked() {
+fn keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("keys.db");
     let (mut served, data, admin) =
@@ -864,6 +864,49 @@ fn an_api_key_issued_through_the_admin_api_opens_a_route_until_it_is_revoked() {
     };
     let answer = get(&secret);
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
+    // An access key issued the same way signs requests; its secret key is shown once.
+    let access = admin_post(
+        &admin,
+        &format!("{}/credentials", location(&consumer)),
+        r#"{"type": "access_key"}"#,
+    );
+    assert!(access.starts_with("HTTP/1.1 201 "), "{access}");
+    let field = |name: &str| {
+        access
+            .split(&format!("\"{name}\":\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string()
+    };
+    let (ak, sk) = (field("access_key_id"), field("secret"));
+    let read = admin_send(&admin, "GET", location(&access), "");
+    assert!(read.contains(&ak) && !read.contains(&sk), "{read}");
+    let patched = admin_send(
+        &admin,
+        "PATCH",
+        location(&route),
+        r#"{"auth": ["api_key", "signature"]}"#,
+    );
+    assert!(patched.starts_with("HTTP/1.1 200 "), "{patched}");
+    wait_for_store(&mut served, &admin);
+    let url = format!("http://{data}/v1/{project_id}/things");
+    let signed = Command::new(BIN)
+        .args(["sign", "--access-key", &ak, &url])
+        .env("PORTICO_SECRET_KEY", &sk)
+        .output()
+        .unwrap();
+    let headers = String::from_utf8(signed.stdout).unwrap();
+    let answer = exchange(
+        &data,
+        &format!(
+            "GET /v1/{project_id}/things HTTP/1.1\r\nHost: {data}\r\n{}\r\nConnection: close\r\n\r\n",
+            headers.trim_end().replace('\n', "\r\n")
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+
     // Revoked: the data plane follows the store, and the key no longer opens anything.
     let revoked = admin_send(&admin, "DELETE", location(&credential), "");
     assert!(revoked.starts_with("HTTP/1.1 204 "), "{revoked}");
