@@ -251,6 +251,9 @@ pub enum Action {
     Handler(Handler),
     /// A redirect, answered by Portico.
     Redirect(Redirect),
+    /// 305 Use Proxy, with this proxy's URL in `Location` (a deprecated code, answered only
+    /// by routes that ask for it).
+    UseProxy(String),
 }
 
 /// Built-in handlers.
@@ -427,6 +430,7 @@ const ROUTE_KEYS: &[&str] = &[
     "root",
     "cache_control",
     "precompressed",
+    "use_proxy",
     "auth",
     "api_key",
     "allow_cidrs",
@@ -1025,35 +1029,46 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         }
         Some(n) => read_methods(r, n, &join(path, "methods")),
     };
-    let action = match (f.get("upstream"), f.get("handler"), f.get("redirect")) {
-        (Some(_), Some(h), _) => {
-            r.problem(
-                h,
-                &join(path, "handler"),
-                "a route has one of `upstream`, `handler` or `redirect`, not several",
-            );
-            None
-        }
-        (Some(_), None, Some(d)) | (None, Some(_), Some(d)) => {
-            r.problem(
-                d,
-                &join(path, "redirect"),
-                "a route has one of `upstream`, `handler` or `redirect`, not several",
-            );
-            None
-        }
-        (None, None, None) => {
+    let given: Vec<(&str, &Node)> = ["upstream", "handler", "redirect", "use_proxy"]
+        .into_iter()
+        .filter_map(|k| f.get(k).map(|n| (k, n)))
+        .collect();
+    let action = match given.as_slice() {
+        [] => {
             r.problem(
                 node,
                 path,
-                "a route needs `upstream`, `handler` or `redirect`",
+                "a route needs `upstream`, `handler`, `redirect` or `use_proxy`",
             );
             None
         }
-        (None, None, Some(d)) => {
+        [_, (key, n), ..] => {
+            r.problem(
+                n,
+                &join(path, key),
+                "a route has one of `upstream`, `handler`, `redirect` or `use_proxy`, not several",
+            );
+            None
+        }
+        [("redirect", d)] => {
             redirect::read(r, d, &join(path, "redirect"), template.as_ref()).map(Action::Redirect)
         }
-        (Some(u), None, None) => {
+        [("use_proxy", n)] => {
+            let ppath = join(path, "use_proxy");
+            r.string(n, &ppath).and_then(|u| {
+                if valid_proxy_url(u) {
+                    Some(Action::UseProxy(u.to_string()))
+                } else {
+                    r.problem(
+                        n,
+                        &ppath,
+                        format!("`{u}`: a proxy is `http://host:port` or `https://host:port`"),
+                    );
+                    None
+                }
+            })
+        }
+        [("upstream", u)] => {
             let upath = join(path, "upstream");
             r.string(u, &upath).and_then(|name| {
                 match upstreams.iter().position(|x| x.name == name) {
@@ -1065,7 +1080,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
                 }
             })
         }
-        (None, Some(h), None) => {
+        [(_, h)] => {
             let hpath = join(path, "handler");
             match r.string(h, &hpath) {
                 Some("echo") => Some(Action::Handler(Handler::Echo)),
@@ -1150,6 +1165,21 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         consumes_encodings: consumes_encodings?,
         access: access?,
     })
+}
+
+/// `http://host:port` or `https://host:port` (a path of `/` at most).
+fn valid_proxy_url(u: &str) -> bool {
+    let Some(rest) = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    !authority.is_empty()
+        && authority
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
 
 fn read_methods(r: &mut Reader, node: &Node, path: &str) -> Option<MethodSet> {

@@ -117,12 +117,12 @@ fn missing_and_conflicting_keys_are_reported() {
         "{text}"
     );
     assert!(
-        text.contains("routes[0]: a route needs `upstream`, `handler` or `redirect`"),
+        text.contains("routes[0]: a route needs `upstream`, `handler`, `redirect` or `use_proxy`"),
         "{text}"
     );
     assert!(
         text.contains(
-            "routes[1].handler: a route has one of `upstream`, `handler` or `redirect`, not several"
+            "routes[1].handler: a route has one of `upstream`, `handler`, `redirect` or `use_proxy`, not several"
         ),
         "{text}"
     );
@@ -352,7 +352,7 @@ fn redirect_routes_are_checked_against_their_path() {
         "routes[0].redirect.to: `{other}` is not a parameter of the route's path `/a/{id}`",
         "routes[1].redirect.status: a redirect status is 301, 302, 303, 307 or 308",
         "routes[2].redirect.to: missing required key `to`",
-        "routes[3].redirect: a route has one of `upstream`, `handler` or `redirect`, not several",
+        "routes[3].redirect: a route has one of `upstream`, `handler`, `redirect` or `use_proxy`, not several",
         "routes[4].redirect.to: `//evil.example/`: a redirect goes to a path",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

@@ -70,6 +70,8 @@ enum Answer {
     /// A static route and the name of its catch-all parameter (the file's path).
     Static(Box<static_files::StaticRoute>, String),
     Redirect(Box<Redirect>),
+    /// 305 with this proxy in `Location`.
+    UseProxy(Arc<str>),
     Custom(Arc<dyn Handler>),
 }
 
@@ -159,6 +161,7 @@ impl Gateway {
             let answer = match &r.action {
                 Action::Upstream(u) => Answer::Upstream(*u),
                 Action::Redirect(r) => Answer::Redirect(Box::new(r.clone())),
+                Action::UseProxy(u) => Answer::UseProxy(u.as_str().into()),
                 Action::Handler(BuiltIn::Echo) => Answer::Echo,
                 Action::Handler(BuiltIn::Static(settings)) => {
                     let catch_all = r.path.catch_all.clone().ok_or_else(|| {
@@ -500,6 +503,7 @@ impl Gateway {
                 let location = r.location(|name| matched.params.get(name), query);
                 Ok(Response::new(r.status).header("Location", location))
             }
+            Answer::UseProxy(proxy) => Ok(Response::new(305).header("Location", proxy.to_string())),
             Answer::Custom(h) => h.handle(req, body).await,
         }
     }

@@ -217,9 +217,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         305,
         "Use Proxy",
         "The requested resource must be accessed through a proxy.",
-        "Proxy-only routes reached directly (off unless configured).",
-        planned(6),
-        &[],
+        "Routes with `use_proxy: URL` answer 305 with that proxy in `Location`, after the route's access checks. RFC 9110 §15.4.6 deprecates 305 (clients ignore it for security reasons), so Portico never sends it unless a route asks.",
+        Implemented,
+        &["redirect::use_proxy_routes_answer_305_with_the_proxy_after_the_access_checks"],
     ),
     row(
         306,

@@ -140,3 +140,28 @@ async fn http2_clients_get_the_same_redirects() {
     );
     assert!(resp.body.is_empty());
 }
+
+#[tokio::test]
+async fn use_proxy_routes_answer_305_with_the_proxy_after_the_access_checks() {
+    let gw = TestGateway::start(
+        "projects:\n  - {name: p, consumers: [{name: c, api_keys: [key-0123456789abcdef]}]}\nroutes:\n  - {name: via-proxy, path: \"/legacy/{*rest}\", methods: [GET, POST], use_proxy: \"http://proxy.example:3128\"}\n  - {name: guarded, path: /guarded, methods: [GET], use_proxy: \"http://proxy.example:3128\", auth: api_key}\n",
+    )
+    .await;
+    let resp = gw
+        .request("GET /legacy/a?b=1 HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await;
+    assert_eq!(resp.status, 305);
+    assert_eq!(resp.reason, "Use Proxy");
+    assert_eq!(resp.header("location"), Some("http://proxy.example:3128"));
+    assert!(resp.body.is_empty());
+    // A route's access checks come first.
+    assert_error(
+        &gw.request("GET /guarded HTTP/1.1\r\nHost: h\r\n\r\n").await,
+        401,
+        "PTC.CREDENTIALS_MISSING",
+    );
+    let resp = gw
+        .request("GET /guarded HTTP/1.1\r\nHost: h\r\nX-Api-Key: key-0123456789abcdef\r\n\r\n")
+        .await;
+    assert_eq!(resp.status, 305);
+}
