@@ -27,6 +27,8 @@
 
 use std::time::SystemTime;
 
+use portico_http::Method;
+use portico_policy::rules::Rule;
 use portico_policy::{Cidr, Secret, sha256};
 
 use crate::read::{Fields, Reader, join};
@@ -46,12 +48,17 @@ pub struct Access {
     pub allow_cidrs: Vec<Cidr>,
     /// Clients inside any of these networks are refused.
     pub deny_cidrs: Vec<Cidr>,
+    /// Ordered `allow` / `deny` rules over the caller and the request.
+    pub policy: Vec<Rule>,
 }
 
 impl Access {
     /// Whether the route asks for anything at all.
     pub fn is_open(&self) -> bool {
-        self.schemes.is_empty() && self.allow_cidrs.is_empty() && self.deny_cidrs.is_empty()
+        self.schemes.is_empty()
+            && self.allow_cidrs.is_empty()
+            && self.deny_cidrs.is_empty()
+            && self.policy.is_empty()
     }
 }
 
@@ -172,6 +179,8 @@ pub struct ApiKey {
 }
 
 const API_KEY_PLACE_KEYS: &[&str] = &["header", "query"];
+const RULE_KEYS: &[&str] = &["allow", "deny"];
+const CONDITION_KEYS: &[&str] = &["consumers", "roles", "methods", "paths"];
 const PROJECT_KEYS: &[&str] = &["id", "name", "billing_state", "plan", "consumers"];
 const CONSUMER_KEYS: &[&str] = &["name", "roles", "enabled", "api_keys", "access_keys"];
 const ACCESS_KEY_KEYS: &[&str] = &["id", "secret"];
@@ -307,7 +316,78 @@ pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<
             }
         }
     }
+    if let Some(n) = f.get("policy") {
+        match read_policy(r, n, &join(path, "policy")) {
+            Some(rules) => access.policy = rules,
+            None => ok = false,
+        }
+    }
     ok.then_some(access)
+}
+
+/// Reads `policy: [{allow: {...}} | {deny: {...}}, ...]`.
+fn read_policy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Rule>> {
+    let items = r.seq(node, path)?;
+    let mut rules = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        let ipath = format!("{path}[{i}]");
+        let Some(f) = r.map(item, &ipath, RULE_KEYS) else {
+            ok = false;
+            continue;
+        };
+        let (allow, cond) = match (f.get("allow"), f.get("deny")) {
+            (Some(c), None) => (true, c),
+            (None, Some(c)) => (false, c),
+            _ => {
+                r.problem(item, &ipath, "a rule is `allow: {…}` or `deny: {…}`");
+                ok = false;
+                continue;
+            }
+        };
+        let cpath = join(&ipath, if allow { "allow" } else { "deny" });
+        let Some(c) = r.map(cond, &cpath, CONDITION_KEYS) else {
+            ok = false;
+            continue;
+        };
+        let mut lists: [Vec<String>; 4] = Default::default();
+        for (slot, key) in CONDITION_KEYS.iter().enumerate() {
+            let Some(n) = c.get(key) else { continue };
+            let kpath = join(&cpath, key);
+            for (j, v) in r.seq(n, &kpath).unwrap_or_default().iter().enumerate() {
+                let vpath = format!("{kpath}[{j}]");
+                let Some(text) = r.string(v, &vpath) else {
+                    ok = false;
+                    continue;
+                };
+                let fine = match *key {
+                    "methods" => Method::from_bytes(text.as_bytes()).is_some(),
+                    "paths" => text.starts_with('/'),
+                    _ => valid_name(text),
+                };
+                if fine {
+                    lists[slot].push(text.to_string());
+                } else {
+                    let what = match *key {
+                        "methods" => "an upper-case method",
+                        "paths" => "a path, `/…`, ending in `*` for a prefix",
+                        _ => "a name",
+                    };
+                    r.problem(v, &vpath, format!("`{text}` is not {what}"));
+                    ok = false;
+                }
+            }
+        }
+        let [consumers, roles, methods, paths] = lists;
+        rules.push(Rule {
+            allow,
+            consumers,
+            roles,
+            methods,
+            paths,
+        });
+    }
+    ok.then_some(rules)
 }
 
 /// An access key id: letters and digits.

@@ -14,6 +14,7 @@ use crate::content;
 use crate::read::{Reader, join};
 use crate::redirect::{self, Redirect};
 use crate::yaml::Node;
+use portico_policy::failures::FailureRate;
 
 /// Everything `portico serve` needs, validated.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,6 +141,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Memory all requests together may hold in buffered bodies.
     pub body_buffer_bytes: u64,
+    /// Authentication failures one client address may have before it must wait (429).
+    pub auth_failures: FailureRate,
 }
 
 impl Default for Limits {
@@ -152,6 +155,10 @@ impl Default for Limits {
             max_body_bytes: 10 << 20,
             max_connections: 10_000,
             body_buffer_bytes: 64 << 20,
+            auth_failures: FailureRate {
+                max: 20,
+                per: Duration::from_secs(60),
+            },
         }
     }
 }
@@ -402,6 +409,7 @@ const LIMIT_KEYS: &[&str] = &[
     "max_body_bytes",
     "max_connections",
     "body_buffer_bytes",
+    "auth_failures",
 ];
 const UPSTREAM_KEYS: &[&str] = &[
     "name",
@@ -435,6 +443,7 @@ const ROUTE_KEYS: &[&str] = &[
     "api_key",
     "allow_cidrs",
     "deny_cidrs",
+    "policy",
 ];
 
 impl Config {
@@ -802,6 +811,37 @@ fn read_admin(r: &mut Reader, node: &Node) -> Option<AdminListener> {
     })
 }
 
+/// `auth_failures: {max: 20, per: 1m}`.
+fn read_failure_rate(r: &mut Reader, node: &Node) -> Option<FailureRate> {
+    let path = "limits.auth_failures";
+    let f = r.map(node, path, &["max", "per"])?;
+    let max = match f.get("max") {
+        None => {
+            r.missing(node, path, "max");
+            None
+        }
+        Some(n) => match r.uint(n, &join(path, "max")) {
+            Some(v @ 1..=1_000_000) => u32::try_from(v).ok(),
+            Some(_) => {
+                r.problem(n, &join(path, "max"), "must be from 1 to 1000000");
+                None
+            }
+            None => None,
+        },
+    };
+    let per = match f.get("per") {
+        None => {
+            r.missing(node, path, "per");
+            None
+        }
+        Some(n) => r.duration(n, &join(path, "per")),
+    };
+    Some(FailureRate {
+        max: max?,
+        per: per?,
+    })
+}
+
 fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
     let mut limits = Limits::default();
     let Some(node) = node else {
@@ -837,6 +877,12 @@ fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
     }
     if let Some(v) = size(r, "body_buffer_bytes", 0) {
         limits.body_buffer_bytes = v;
+    }
+    if let Some(n) = f.get("auth_failures") {
+        match read_failure_rate(r, n) {
+            Some(rate) => limits.auth_failures = rate,
+            None => ok = false,
+        }
     }
     if let Some(n) = f.get("max_connections") {
         match r.uint(n, "limits.max_connections") {

@@ -727,3 +727,53 @@ fn signed_bodies_must_fit_the_buffer_budget_and_access_keys_are_unique() {
     );
     assert!(!text.contains("other-key"), "a secret in a problem: {text}");
 }
+
+#[test]
+fn route_policies_are_checked() {
+    let ok = from_str(
+        "routes:\n  - name: r\n    path: /r/{*rest}\n    methods: [GET]\n    handler: echo\n    policy:\n      - deny: {consumers: [mallory]}\n      - allow: {roles: [admin], methods: [GET, DELETE], paths: [\"/r/admin*\"]}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let policy = &ok.routes[0].access.policy;
+    assert_eq!(policy.len(), 2);
+    assert!(!policy[0].allow && policy[1].allow);
+    assert_eq!(policy[1].methods, ["GET", "DELETE"]);
+    let text = from_str(
+        "routes:\n  - name: r\n    path: /r\n    methods: [GET]\n    handler: echo\n    policy:\n      - allow: {methods: [get], paths: [admin], roles: [\"a b\"]}\n      - {allow: {}, deny: {}}\n      - allow: {colour: [red]}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].policy[0].allow.methods[0]: `get` is not an upper-case method",
+        "routes[0].policy[0].allow.paths[0]: `admin` is not a path",
+        "routes[0].policy[0].allow.roles[0]: `a b` is not a name",
+        "routes[0].policy[1]: a rule is `allow: {…}` or `deny: {…}`",
+        "routes[0].policy[2].allow.colour",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn the_auth_failure_allowance_is_checked() {
+    let ok = from_str(
+        "limits: {auth_failures: {max: 5, per: 2m}}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    assert_eq!(ok.limits.auth_failures.max, 5);
+    assert_eq!(ok.limits.auth_failures.per, Duration::from_secs(120));
+    let text = from_str(
+        "limits: {auth_failures: {max: 0, per: soon}}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("limits.auth_failures.max: must be from 1 to 1000000"),
+        "{text}"
+    );
+    assert!(text.contains("limits.auth_failures.per:"), "{text}");
+}

@@ -11,13 +11,16 @@
 //! time a lookup takes says nothing about any stored key.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use portico_config::{Access, ApiKeyPlace, AuthScheme, BillingState, Project};
 use portico_http::BodyFraming;
 use portico_http::ErrorCode;
 use portico_policy::cidr::any_contains;
+use portico_policy::failures::{FailureLimiter, FailureRate};
+use portico_policy::rules::{self, Subject};
 use portico_policy::signature::{
     self, Authorization, SignatureError, SignedRequest, UNSIGNED_PAYLOAD,
 };
@@ -30,6 +33,9 @@ const MAX_CREDENTIAL: usize = 512;
 /// Every project and every credential the gateway knows, indexed for the request path.
 #[derive(Default)]
 pub(crate) struct Directory {
+    /// Authentication failures by client address, shared by the gateways that reloads build.
+    pub(crate) failures: Arc<FailureLimiter>,
+    failure_rate: Option<FailureRate>,
     projects: HashMap<Arc<str>, BillingState>,
     api_keys: HashMap<[u8; 32], KeyHolder>,
     access_keys: HashMap<String, (Secret, KeyHolder)>,
@@ -82,8 +88,11 @@ enum Usable {
 }
 
 impl Directory {
-    pub(crate) fn new(projects: &[Project]) -> Directory {
-        let mut d = Directory::default();
+    pub(crate) fn new(projects: &[Project], failure_rate: FailureRate) -> Directory {
+        let mut d = Directory {
+            failure_rate: Some(failure_rate),
+            ..Directory::default()
+        };
         for p in projects {
             let id: Arc<str> = p.id.as_str().into();
             d.projects.insert(id.clone(), p.billing_state);
@@ -139,6 +148,7 @@ impl Directory {
         access: &Access,
         req: &Request,
         project: Option<&str>,
+        path: &str,
         now: SystemTime,
     ) -> Result<Verdict, Error> {
         let ip = req.peer.ip();
@@ -147,7 +157,11 @@ impl Directory {
         {
             return Err(Error::new(ErrorCode::ClientAddressDenied));
         }
-        let challenge = |e: Error| challenge(access, e);
+        if let Some(wait) = self.blocked(access, ip) {
+            return Err(Error::new(ErrorCode::AuthFailuresLimited)
+                .with_header("Retry-After", wait.to_string()));
+        }
+        let challenge = |e: Error| self.failed(access, ip, e);
         let mut caller = None;
         let mut body = None;
         for scheme in &access.schemes {
@@ -170,12 +184,26 @@ impl Directory {
         }
         match &caller {
             None if !access.schemes.is_empty() && !access.anonymous => {
-                return Err(challenge(Error::new(ErrorCode::CredentialsMissing)));
+                return Err(self::challenge(
+                    access,
+                    Error::new(ErrorCode::CredentialsMissing),
+                ));
             }
             Some(c) if project.is_some_and(|p| p != &*c.project_id) => {
                 return Err(Error::new(ErrorCode::ProjectMismatch));
             }
             _ => {}
+        }
+        if !access.policy.is_empty() {
+            let subject = Subject {
+                consumer: caller.as_ref().map(|c| &*c.consumer),
+                roles: caller.as_ref().map_or("", |c| &*c.roles),
+                method: req.head.method().as_str(),
+                path,
+            };
+            if !rules::allows(&access.policy, &subject) {
+                return Err(Error::new(ErrorCode::PolicyDenied));
+            }
         }
         // The project is the caller's, or (on an open route) the URL's.
         let project = caller.as_ref().map(|c| &*c.project_id).or(project);
@@ -184,6 +212,23 @@ impl Directory {
             Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
             _ => Ok(Verdict { caller, body }),
         }
+    }
+
+    /// How long `ip` must wait before it may try to authenticate again, if it must.
+    fn blocked(&self, access: &Access, ip: IpAddr) -> Option<u64> {
+        let rate = self.failure_rate?;
+        if access.schemes.is_empty() {
+            return None;
+        }
+        self.failures.blocked(ip, rate, Instant::now())
+    }
+
+    /// A failed authentication by `ip`: counted, and answered with the route's challenges.
+    pub(crate) fn failed(&self, access: &Access, ip: IpAddr, e: Error) -> Error {
+        if let Some(rate) = self.failure_rate {
+            self.failures.failed(ip, rate, Instant::now());
+        }
+        challenge(access, e)
     }
 
     /// The caller named by a signed request, if the request is signed; and what is left to

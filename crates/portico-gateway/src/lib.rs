@@ -43,6 +43,7 @@ use portico_http::negotiate::{self, MediaType};
 use portico_http::path::remove_dot_segments;
 use portico_http::upgrade::{check_handshake, is_websocket_upgrade};
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
+use portico_policy::failures::FailureLimiter;
 use portico_server::client::{TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls};
 use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
@@ -134,6 +135,13 @@ impl Gateway {
         self
     }
 
+    /// Counts authentication failures in `failures`, which outlives this gateway (so that a
+    /// reload or a change in the store forgives nobody).
+    pub fn with_failure_limiter(mut self, failures: Arc<FailureLimiter>) -> Gateway {
+        self.directory.failures = failures;
+        self
+    }
+
     /// Builds the routing table and upstream pools of a validated configuration.
     pub fn new(config: &Config, log: AccessLogSink) -> Result<Gateway, BuildError> {
         let upstreams = config
@@ -200,7 +208,7 @@ impl Gateway {
             budget: BodyBudget::new(config.limits.body_buffer_bytes),
             settings: Arc::new(Gateway::conn_settings(config)),
             lifecycle: Lifecycle::new(&config.apis),
-            directory: access::Directory::new(&config.projects),
+            directory: access::Directory::new(&config.projects, config.limits.auth_failures),
             counts: HashMap::new(),
         }
         .with_stats(&RouteStats::new()))
@@ -434,9 +442,9 @@ impl Gateway {
         let project = matched.params.get("project_id");
         let mut body_check = None;
         if !route.access.is_open() || project.is_some() {
-            let verdict = self
-                .directory
-                .check(&route.access, req, project, SystemTime::now())?;
+            let verdict =
+                self.directory
+                    .check(&route.access, req, project, path_str, SystemTime::now())?;
             req.notes.caller = verdict.caller;
             body_check = verdict.body;
         }
@@ -464,7 +472,7 @@ impl Gateway {
             reservation = Some(body.buffer(&self.budget).await?);
             check
                 .check(req, body.buffered().map(|b| &b[..]), SystemTime::now())
-                .map_err(|e| access::challenge(&route.access, e))?;
+                .map_err(|e| self.directory.failed(&route.access, req.peer.ip(), e))?;
         }
 
         match &route.answer {

@@ -277,12 +277,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         403,
         "Forbidden",
         "The server understands the request, but is refusing to fulfill it. The server has received and understood the request, but it refused to respond, because the request is set to deny access. Do not retry the request before modification.",
-        "Authenticated but not allowed: credentials for another project than the URL's (`PTC.PROJECT_MISMATCH`), a closed project (`PTC.PROJECT_CLOSED`), a client outside `allow_cidrs` or inside `deny_cidrs` (`PTC.CLIENT_ADDRESS_DENIED`); route policies and CORS origins come with the rest of issue 6.",
+        "Authenticated but not allowed: credentials for another project than the URL's (`PTC.PROJECT_MISMATCH`), a closed project (`PTC.PROJECT_CLOSED`), a client outside `allow_cidrs` or inside `deny_cidrs` (`PTC.CLIENT_ADDRESS_DENIED`), a route `policy` that refuses the caller or the request (`PTC.POLICY_DENIED`); CORS origins come with the rest of issue 6.",
         Implemented,
         &[
             "access::the_callers_project_must_be_the_one_in_the_url",
             "access::suspended_projects_get_402_and_closed_ones_403",
             "access::client_networks_are_allowed_and_denied",
+            "access::a_route_policy_allows_and_denies_by_who_and_what",
         ],
     ),
     row(
@@ -452,9 +453,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         429,
         "TooManyRequests",
         "The client has sent an excessive number of requests to the server within a given time (exceeding the limit on the access frequency of the client), or the server has received an excessive number of requests within a given time (beyond its processing capability). In this case, the client should resend the request after the time specified in the Retry-After header of the response has elapsed.",
-        "Rate and concurrency limits, with exact `Retry-After` and `RateLimit` headers.",
-        planned(7),
-        &[],
+        "A client address that failed to authenticate more often than `limits.auth_failures` allows (`PTC.AUTH_FAILURES_LIMITED`), with the exact `Retry-After` (GCRA, whole seconds rounded up, never 0); rate and concurrency limits with `RateLimit` headers come with issue 7.",
+        Implemented,
+        &["access::repeated_failures_from_one_address_get_429_with_the_exact_wait"],
     ),
     row(
         500,
@@ -719,6 +720,8 @@ error_codes! {
     ProjectMismatch => (403, "PROJECT_MISMATCH", Client, AfterChange, false, "The credentials are not for this project.");
     /// The caller's project has `billing_state: closed`.
     ProjectClosed => (403, "PROJECT_CLOSED", Client, AfterChange, false, "The project is closed.");
+    /// The route's `policy` does not let this caller make this request.
+    PolicyDenied => (403, "POLICY_DENIED", Client, AfterChange, false, "The route's policy does not allow this request.");
     /// The client's address is inside the route's `deny_cidrs`, or outside its `allow_cidrs`.
     ClientAddressDenied => (403, "CLIENT_ADDRESS_DENIED", Client, AfterChange, false, "Requests from this address are not allowed.");
     /// No route matches the request path.
@@ -771,6 +774,8 @@ error_codes! {
     ValidationFailed => (422, "VALIDATION_FAILED", Client, AfterChange, false, "The request body is not valid for this resource.");
     /// An `Expect` header with anything other than `100-continue`.
     ExpectationFailed => (417, "EXPECTATION_FAILED", Client, AfterChange, false, "The expectation in the Expect header cannot be met.");
+    /// The client's address failed to authenticate more often than `limits.auth_failures` allows; `Retry-After` says when it may try again.
+    AuthFailuresLimited => (429, "AUTH_FAILURES_LIMITED", Client, AfterRetryAfter, false, "Too many failed authentication attempts; try again later.");
     /// A fault inside Portico (a handler panicked); details are logged, never sent.
     Internal => (500, "INTERNAL_ERROR", Gateway, Later, true, "An internal error occurred.");
     /// A method Portico does not know.

@@ -4,9 +4,13 @@
 //! - [`cidr`]: whether a client address is inside a network (`allow_cidrs`, `deny_cidrs`).
 //! - [`secret`]: secrets that never print, compared in constant time, and the digests under
 //!   which API keys are kept.
+//! - [`failures`]: how often one client address may fail to authenticate.
+//! - [`rules`]: a route's `policy`, ordered `allow` / `deny` rules.
 //! - [`signature`]: signed requests (`SDK-HMAC-SHA256`), to verify and to make.
 
 pub mod cidr;
+pub mod failures;
+pub mod rules;
 pub mod secret;
 pub mod signature;
 

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use portico_admin::Admin;
 use portico_config::Config;
 use portico_gateway::{AccessLogSink, Gateway};
+use portico_policy::failures::FailureLimiter;
 use portico_server::tls::{self, Tls};
 use portico_server::{Listener, RouteStats, Swap};
 use portico_store::{Backend, Store};
@@ -406,8 +407,11 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     raise_fd_limit(&config);
     // Per-route response counts, kept across the gateways that reloads and store changes
     // build; the admin API reads and resets them.
-    let stats = RouteStats::new();
-    let gateway = build(&config, &stats).map_err(|e| e.to_string())?;
+    let shared = Shared {
+        stats: RouteStats::new(),
+        failures: Arc::new(FailureLimiter::new()),
+    };
+    let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
     // Every handler is in place before Portico says it listens: a signal sent the moment
     // after must not meet the default action (which for SIGTERM and SIGHUP is to die).
@@ -421,7 +425,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     };
     // The admin API first: a store or token problem stops Portico before anything listens.
     let admin = match &config.admin {
-        Some(a) => Some(admin_api(a, &config, &swap, &stats).await?),
+        Some(a) => Some(admin_api(a, &config, &swap, &shared).await?),
         None => None,
     };
     let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
@@ -447,7 +451,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
             tls,
             config.clone(),
             following,
-            stats.clone(),
+            shared.clone(),
         ));
     }
     #[cfg(not(unix))]
@@ -480,7 +484,15 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
 struct Following {
     base: Arc<ArcSwap<Config>>,
     rebuild: Arc<tokio::sync::Notify>,
+    shared: Shared,
+}
+
+/// What every gateway built in this process shares, so that a reload or a change in the
+/// store neither resets the request counts nor forgives authentication failures.
+#[derive(Clone)]
+struct Shared {
     stats: Arc<RouteStats>,
+    failures: Arc<FailureLimiter>,
 }
 
 /// How often the data plane looks at the store's revision: a change made through the admin
@@ -488,7 +500,7 @@ struct Following {
 const STORE_POLL: Duration = Duration::from_millis(250);
 
 /// The file's configuration with the store's upstreams, routes and APIs, as a gateway.
-async fn combined(store: &Backend, base: &Config, stats: &RouteStats) -> Result<Gateway, String> {
+async fn combined(store: &Backend, base: &Config, shared: &Shared) -> Result<Gateway, String> {
     let docs = portico_admin::model_documents(store)
         .await
         .map_err(|e| e.to_string())?;
@@ -499,7 +511,7 @@ async fn combined(store: &Backend, base: &Config, stats: &RouteStats) -> Result<
     portico_admin::add_directory(store, &mut config.projects)
         .await
         .map_err(|e| e.to_string())?;
-    build(&config, stats).map_err(|e| e.to_string())
+    build(&config, shared).map_err(|e| e.to_string())
 }
 
 /// Keeps the data plane on the store's upstreams and routes: at each change of the store's
@@ -527,7 +539,7 @@ async fn follow_store(
         if revision == seen && !forced {
             continue;
         }
-        match combined(&store, &following.base.load(), &following.stats).await {
+        match combined(&store, &following.base.load(), &following.shared).await {
             Ok(gateway) => {
                 swap.replace(gateway);
                 tracing::info!(revision, "data plane follows the store");
@@ -546,7 +558,7 @@ async fn admin_api(
     a: &portico_config::AdminListener,
     config: &Config,
     swap: &Arc<Swap<Gateway>>,
-    stats: &Arc<RouteStats>,
+    shared: &Shared,
 ) -> Result<(Listener, Arc<Admin<Arc<Backend>>>, Following), Box<dyn std::error::Error>> {
     use sha2::Digest;
     // The environment's token wins over the file's, so that it can stay out of files.
@@ -562,10 +574,10 @@ async fn admin_api(
     let following = Following {
         base: Arc::new(ArcSwap::from_pointee(config.clone())),
         rebuild: Arc::new(tokio::sync::Notify::new()),
-        stats: stats.clone(),
+        shared: shared.clone(),
     };
     let revision = store.revision().await?;
-    swap.replace(combined(&store, config, stats).await?);
+    swap.replace(combined(&store, config, shared).await?);
     tokio::spawn(follow_store(
         store.clone(),
         following.clone(),
@@ -579,7 +591,7 @@ async fn admin_api(
     let admin = Arc::new(
         Admin::new(store, token, settings)
             .with_model(following.base.clone())
-            .with_stats(stats.clone()),
+            .with_stats(shared.stats.clone()),
     );
     // Tombstones are forgotten once their retention is over, checked ten times per retention
     // (at least every second, at most every hour).
@@ -607,10 +619,12 @@ async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, Str
 /// The gateway for a configuration, with its access log opened.
 fn build(
     config: &Config,
-    stats: &RouteStats,
+    shared: &Shared,
 ) -> Result<Gateway, Box<dyn std::error::Error + Send + Sync>> {
     let log = AccessLogSink::open(&config.access_log)?;
-    Ok(Gateway::new(config, log)?.with_stats(stats))
+    Ok(Gateway::new(config, log)?
+        .with_stats(&shared.stats)
+        .with_failure_limiter(shared.failures.clone()))
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.
@@ -645,7 +659,7 @@ async fn reload_on_sighup(
     tls: Option<Arc<Tls>>,
     mut running: Config,
     following: Option<Following>,
-    stats: Arc<RouteStats>,
+    shared: Shared,
 ) {
     while hangup.recv().await.is_some() {
         let Some(path) = path.clone() else {
@@ -653,10 +667,10 @@ async fn reload_on_sighup(
             continue;
         };
         let tls = tls.clone();
-        let stats = stats.clone();
+        let shared = shared.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = portico_config::load(&path).map_err(Reload::Invalid)?;
-            let gateway = build(&config, &stats).map_err(|e| Reload::Unusable(e.to_string()))?;
+            let gateway = build(&config, &shared).map_err(|e| Reload::Unusable(e.to_string()))?;
             // A new certificate for the handshakes from now on; sessions already open keep
             // theirs.
             if let (Some(tls), Some(files)) = (&tls, &config.tls) {

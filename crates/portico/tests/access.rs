@@ -51,6 +51,15 @@ routes:
     path: /open/{{project_id}}
     methods: [GET]
     upstream: up
+  - name: guarded
+    path: /v1/{{project_id}}/guarded/{{*rest}}
+    methods: [GET, DELETE]
+    upstream: up
+    auth: [api_key]
+    policy:
+      - deny: {{paths: ["/v1/{ACME}/guarded/locked*"]}}
+      - allow: {{roles: [reader], methods: [GET]}}
+      - allow: {{consumers: [root]}}
   - name: local
     path: /local
     methods: [GET]
@@ -260,4 +269,63 @@ async fn an_expired_key_is_refused() {
         ))
         .await;
     assert_error(&resp, 401, "PTC.CREDENTIAL_EXPIRED");
+}
+
+#[tokio::test]
+async fn a_route_policy_allows_and_denies_by_who_and_what() {
+    let (gw, _up) = start().await;
+    let alice = format!("X-Api-Key: {ALICE_KEY}\r\n");
+    let resp = gw
+        .request(&get(&format!("/v1/{ACME}/guarded/a"), &alice))
+        .await;
+    assert_eq!(resp.status, 200);
+    // No allow rule matches a DELETE by a reader: an allow list refuses it.
+    let resp = gw
+        .request(&format!(
+            "DELETE /v1/{ACME}/guarded/a HTTP/1.1\r\nHost: h\r\n{alice}\r\n"
+        ))
+        .await;
+    assert_error(&resp, 403, "PTC.POLICY_DENIED");
+    // The deny rule comes first, whatever the roles.
+    let resp = gw
+        .request(&get(&format!("/v1/{ACME}/guarded/locked/x"), &alice))
+        .await;
+    assert_error(&resp, 403, "PTC.POLICY_DENIED");
+}
+
+#[tokio::test]
+async fn repeated_failures_from_one_address_get_429_with_the_exact_wait() {
+    let up = MockUpstream::start(|_| Reply::ok("fine")).await;
+    let yaml = format!(
+        "limits: {{auth_failures: {{max: 3, per: 30s}}}}\n{}",
+        config(up.addr)
+    );
+    let gw = TestGateway::start(&yaml).await;
+    let path = format!("/v1/{ACME}/servers");
+    let bad = "X-Api-Key: guess-guess-guess-guess\r\n";
+    // Three failures at once are allowed (a missing key is not a failure)...
+    assert_error(
+        &gw.request(&get(&path, "")).await,
+        401,
+        "PTC.CREDENTIALS_MISSING",
+    );
+    for _ in 0..3 {
+        assert_error(
+            &gw.request(&get(&path, bad)).await,
+            401,
+            "PTC.API_KEY_UNKNOWN",
+        );
+    }
+    // ...the fourth puts this address one interval (30 s / 3) ahead of its allowance.
+    assert_error(
+        &gw.request(&get(&path, bad)).await,
+        401,
+        "PTC.API_KEY_UNKNOWN",
+    );
+    let good = format!("X-Api-Key: {ALICE_KEY}\r\n");
+    let limited = gw.request(&get(&path, &good)).await;
+    assert_error(&limited, 429, "PTC.AUTH_FAILURES_LIMITED");
+    assert_eq!(limited.header("retry-after"), Some("10"));
+    // Routes that ask for no credentials are not affected.
+    assert_eq!(gw.request(&get("/local", "")).await.status, 200);
 }
