@@ -1,7 +1,9 @@
 //! The built-in `echo` handler: answers with the request it saw, as JSON, so a new user can
-//! see what Portico received (and what an upstream would get) without running one.
+//! see what Portico received (and what an upstream would get) without running one. Like the
+//! proxy, it keeps a caller's credential to itself (its field or query parameter is left out)
+//! and says who the caller is instead.
 
-use portico_server::{Error, Request, RequestBody, Response};
+use portico_server::{CredentialPlace, Error, Request, RequestBody, Response};
 use serde_json::{Map, Value};
 
 /// Reads the body (counting it, never keeping it) and describes the request.
@@ -17,9 +19,13 @@ pub(crate) async fn echo(
         body_length += chunk.len() as u64;
     }
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let credential = req.notes.caller.as_ref().map(|c| &c.credential);
     let mut headers = Map::new();
     for (name, value) in req.head.fields() {
         let name = lossy(name).to_ascii_lowercase();
+        if matches!(credential, Some(CredentialPlace::Field(f)) if **f == *name) {
+            continue;
+        }
         let value = lossy(value);
         match headers.get_mut(&name) {
             Some(Value::String(existing)) => {
@@ -38,7 +44,17 @@ pub(crate) async fn echo(
     let json = serde_json::json!({
         "method": req.head.method().as_str(),
         "path": lossy(path),
-        "query": req.head.query().map(lossy),
+        "query": match (req.head.query(), credential) {
+            (Some(q), Some(CredentialPlace::Query(name))) => {
+                crate::access::without_param(q, name).map(|q| lossy(&q))
+            }
+            (q, _) => q.map(lossy),
+        },
+        "caller": req.notes.caller.as_ref().map(|c| serde_json::json!({
+            "project_id": &*c.project_id,
+            "consumer": &*c.consumer,
+            "roles": &*c.roles,
+        })),
         "route": route,
         "params": params,
         "headers": headers,

@@ -262,6 +262,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "signature::a_signed_digest_is_checked_before_100_continue_and_the_body_before_the_upstream",
             "signature::a_body_signed_without_a_digest_header_is_checked_once_read",
             "cli::keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked",
+            "cli::no_secret_reaches_a_log_line_or_an_error_body",
             "admin::every_request_needs_the_bearer_token",
         ],
     ),

@@ -156,6 +156,15 @@ impl Served {
         assert!(sent.success());
     }
 
+    /// SIGTERM, a graceful stop with exit status 0; everything it logged on stderr.
+    fn finish(mut self) -> String {
+        self.signal("TERM");
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        assert!(self.child.wait().unwrap().success(), "{rest}");
+        format!("{}{rest}", self.logged)
+    }
+
     /// SIGTERM: a graceful stop with exit status 0.
     fn stop(mut self) {
         self.signal("TERM");
@@ -915,4 +924,144 @@ fn keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked() {
     assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
     assert!(answer.contains("PTC.API_KEY_UNKNOWN"), "{answer}");
     served.stop();
+}
+
+#[test]
+fn no_secret_reaches_a_log_line_or_an_error_body() {
+    const KEY: &str = "file-api-key-0123456789abcdef";
+    const SK: &str = "file-secret-key-0123456789abcdef";
+    const GUESS: &str = "guessed-key-0123456789abcdef";
+    const WRONG_SK: &str = "wrong-secret-key-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let project = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let path = write_config(
+        &dir,
+        "secrets.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: sqlite://{}\naccess_log: stdout\nprojects:\n  - id: {project}\n    name: p\n    consumers:\n      - {{name: c, api_keys: [\"${{KEY_FROM_ENV}}\"], access_keys: [{{id: AKFILE01, secret: \"${{SK_FROM_ENV}}\"}}]}}\nroutes:\n  - {{name: k, path: \"/v1/{{project_id}}/k\", methods: [GET], handler: echo, auth: api_key}}\n  - {{name: q, path: \"/q/{{project_id}}\", methods: [GET], handler: echo, auth: api_key, api_key: {{query: key}}}}\n  - {{name: s, path: \"/v1/{{project_id}}/s\", methods: [GET, POST], handler: echo, auth: signature}}\n",
+            dir.path().join("s.db").display()
+        ),
+    );
+    let stdout = std::fs::File::create(dir.path().join("stdout.log")).unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "debug")
+        .env("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("KEY_FROM_ENV", KEY)
+        .env("SK_FROM_ENV", SK)
+        .stdout(stdout);
+    let mut served = Served::spawn(command);
+    let admin = served.address("admin API listening");
+    let data = served.address("portico listening");
+    let mut secrets: Vec<String> = vec![
+        KEY.into(),
+        SK.into(),
+        GUESS.into(),
+        WRONG_SK.into(),
+        ADMIN_TOKEN.into(),
+    ];
+    let mut answers = Vec::new();
+    let mut send = |raw: String| {
+        let answer = exchange(&data, &raw);
+        answers.push(answer.clone());
+        answer
+    };
+    // API keys: good, guessed, in the query.
+    for key in [KEY, GUESS] {
+        send(format!(
+            "GET /v1/{project}/k HTTP/1.1\r\nHost: a\r\nX-Api-Key: {key}\r\nConnection: close\r\n\r\n"
+        ));
+        send(format!(
+            "GET /q/{project}?key={key} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+        ));
+    }
+    // Signatures: good, made with a wrong secret, and over a tampered body.
+    for (secret, body, sent) in [
+        (SK, "hello", "hello"),
+        (WRONG_SK, "hello", "hello"),
+        (SK, "hello", "jello"),
+    ] {
+        let url = format!("http://{data}/v1/{project}/s");
+        let signed = Command::new(BIN)
+            .args([
+                "sign",
+                "--access-key",
+                "AKFILE01",
+                "-X",
+                "POST",
+                "-d",
+                body,
+                &url,
+            ])
+            .env("PORTICO_SECRET_KEY", secret)
+            .output()
+            .unwrap();
+        let headers = String::from_utf8(signed.stdout).unwrap();
+        let signature = headers
+            .split("Signature=")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string();
+        secrets.push(signature);
+        send(format!(
+            "POST /v1/{project}/s HTTP/1.1\r\nHost: {data}\r\n{}\r\nContent-Length: 5\r\nConnection: close\r\n\r\n{sent}",
+            headers.trim_end().replace('\n', "\r\n")
+        ));
+    }
+    // Secrets issued by the admin API, and used.
+    let created = admin_post(&admin, "/admin/v1/projects", r#"{"name": "issued"}"#);
+    let consumer = admin_post(
+        &admin,
+        &format!("{}/consumers", location(&created)),
+        r#"{"name": "c"}"#,
+    );
+    for kind in ["api_key", "access_key"] {
+        let credential = admin_post(
+            &admin,
+            &format!("{}/credentials", location(&consumer)),
+            &format!(r#"{{"type": "{kind}"}}"#),
+        );
+        let secret = credential
+            .split("\"secret\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string();
+        secrets.push(secret);
+        answers.push(admin_send(&admin, "GET", location(&credential), ""));
+    }
+    let logged = served.finish();
+    let access_log = std::fs::read_to_string(dir.path().join("stdout.log")).unwrap();
+    assert!(access_log.contains("\"consumer\":\"c\""), "{access_log}");
+    assert!(
+        logged.contains("DEBUG") || logged.contains("INFO"),
+        "{logged}"
+    );
+    for secret in &secrets {
+        assert!(
+            !logged.contains(secret.as_str()),
+            "{secret} is in the diagnostic log"
+        );
+        assert!(
+            !access_log.contains(secret.as_str()),
+            "{secret} is in the access log"
+        );
+        for a in &answers {
+            assert!(
+                !a.contains(secret.as_str()),
+                "{secret} is in an answer: {a}"
+            );
+        }
+    }
+    // And the refusals were refusals.
+    assert!(
+        answers
+            .iter()
+            .filter(|a| a.starts_with("HTTP/1.1 401 "))
+            .count()
+            >= 4
+    );
 }
