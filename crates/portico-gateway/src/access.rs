@@ -285,7 +285,7 @@ impl Directory {
         let caller = holder.caller(CredentialPlace::Field("authorization".into()));
         let payload = match (&declared, has_body) {
             (Some(d), _) => d.clone(),
-            (None, false) => signature::payload_hash(b""),
+            (None, false) => signature::EMPTY_PAYLOAD_HASH.to_string(),
             (None, true) => {
                 // Only the body can tell: checked once it is read, before it goes anywhere.
                 let check = BodyCheck::Signature {

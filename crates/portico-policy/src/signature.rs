@@ -126,27 +126,33 @@ pub struct SignedRequest<'a, 'h> {
     pub payload_hash: &'a str,
 }
 
-/// The canonical request.
+/// The canonical request. Built in one buffer: this runs for every signed request.
 pub fn canonical_request(r: &SignedRequest<'_, '_>) -> String {
     let mut out = String::with_capacity(256);
     out.push_str(r.method);
     out.push('\n');
-    out.push_str(&canonical_path(r.path));
+    canonical_path(r.path, &mut out);
     out.push('\n');
-    out.push_str(&canonical_query(r.query.unwrap_or_default()));
+    canonical_query(r.query.unwrap_or_default(), &mut out);
     out.push('\n');
     for name in r.signed_headers {
         out.push_str(name);
         out.push(':');
-        let values: Vec<String> = (r.headers)(name)
-            .iter()
-            .map(|v| canonical_value(v))
-            .collect();
-        out.push_str(&values.join(","));
+        for (i, v) in (r.headers)(name).iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            canonical_value(v, &mut out);
+        }
         out.push('\n');
     }
     out.push('\n');
-    out.push_str(&r.signed_headers.join(";"));
+    for (i, name) in r.signed_headers.iter().enumerate() {
+        if i > 0 {
+            out.push(';');
+        }
+        out.push_str(name);
+    }
     out.push('\n');
     out.push_str(r.payload_hash);
     out
@@ -154,10 +160,13 @@ pub fn canonical_request(r: &SignedRequest<'_, '_>) -> String {
 
 /// `SDK-HMAC-SHA256\n<date>\n<hex SHA-256 of the canonical request>`.
 pub fn string_to_sign(date: &str, canonical: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{date}\n{}",
-        hex(&Sha256::digest(canonical.as_bytes()))
-    )
+    let mut out = String::with_capacity(ALGORITHM.len() + date.len() + 66);
+    out.push_str(ALGORITHM);
+    out.push('\n');
+    out.push_str(date);
+    out.push('\n');
+    push_hex(&mut out, &Sha256::digest(canonical.as_bytes()));
+    out
 }
 
 /// HMAC-SHA256 of the string to sign under the secret key.
@@ -220,83 +229,120 @@ pub fn sign_request(
     (date, authorization)
 }
 
+/// The hex SHA-256 of nothing: the payload hash of a request without a body.
+pub const EMPTY_PAYLOAD_HASH: &str =
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
 /// Hex SHA-256 of a body.
 pub fn payload_hash(body: &[u8]) -> String {
+    if body.is_empty() {
+        return EMPTY_PAYLOAD_HASH.to_string();
+    }
     hex(&Sha256::digest(body))
 }
 
 /// Each segment percent-decoded, then encoded again keeping only RFC 3986's unreserved
 /// characters (upper-case hex), so that equivalent spellings sign alike.
-fn canonical_path(path: &[u8]) -> String {
+fn canonical_path(path: &[u8], out: &mut String) {
     let path = if path.is_empty() { b"/" as &[u8] } else { path };
-    path.split(|b| *b == b'/')
-        .map(|seg| encode(&decode(seg)))
-        .collect::<Vec<_>>()
-        .join("/")
+    for (i, seg) in path.split(|b| *b == b'/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        encode_decoded(seg, out);
+    }
 }
 
 /// Parameters decoded and encoded again, sorted by name then value, `name=value` joined by
 /// `&` (a parameter without `=` has an empty value).
-fn canonical_query(query: &[u8]) -> String {
+fn canonical_query(query: &[u8], out: &mut String) {
+    if query.is_empty() {
+        return;
+    }
+    let encoded = |b: &[u8]| {
+        let mut s = String::with_capacity(b.len());
+        encode_decoded(b, &mut s);
+        s
+    };
     let mut pairs: Vec<(String, String)> = query
         .split(|b| *b == b'&')
         .filter(|p| !p.is_empty())
         .map(|p| match p.iter().position(|b| *b == b'=') {
-            Some(i) => (encode(&decode(&p[..i])), encode(&decode(&p[i + 1..]))),
-            None => (encode(&decode(p)), String::new()),
+            Some(i) => (encoded(&p[..i]), encoded(&p[i + 1..])),
+            None => (encoded(p), String::new()),
         })
         .collect();
-    pairs.sort();
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.sort_unstable();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
 }
 
 /// A header value trimmed, with each run of spaces and tabs inside made one space.
-fn canonical_value(v: &[u8]) -> String {
+fn canonical_value(v: &[u8], out: &mut String) {
     let text = String::from_utf8_lossy(v);
-    text.split([' ', '\t'])
+    for (i, word) in text
+        .split([' ', '\t'])
         .filter(|w| !w.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
 }
 
-fn decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
+/// Percent-decodes `s` and writes it encoded again, keeping only unreserved characters.
+fn encode_decoded(s: &[u8], out: &mut String) {
     let mut i = 0;
     while i < s.len() {
-        if s[i] == b'%'
-            && let Some(b) = s
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(s[i]);
+        let mut b = s[i];
         i += 1;
-    }
-    out
-}
-
-fn encode(s: &[u8]) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s {
+        if b == b'%'
+            && let (Some(h), Some(l)) = (
+                s.get(i).copied().and_then(hex_value),
+                s.get(i + 1).copied().and_then(hex_value),
+            )
+        {
+            b = (h << 4) | l;
+            i += 2;
+        }
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(char::from(b));
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            out.push('%');
+            out.push(char::from(UPPER[usize::from(b >> 4)]));
+            out.push(char::from(UPPER[usize::from(b & 15)]));
         }
     }
-    out
+}
+
+const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+const LOWER: &[u8; 16] = b"0123456789abcdef";
+
+fn hex_value(b: u8) -> Option<u8> {
+    char::from(b)
+        .to_digit(16)
+        .and_then(|d| u8::try_from(d).ok())
+}
+
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        out.push(char::from(LOWER[usize::from(b >> 4)]));
+        out.push(char::from(LOWER[usize::from(b & 15)]));
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
 }
 
 fn from_hex(s: &str) -> Option<[u8; 32]> {
@@ -534,7 +580,8 @@ mod tests {
             proptest::prop_assert!(canonical.ends_with(EMPTY));
             // Spaces inside a value collapse; leading and trailing ones go.
             let spaced = format!("  {a}  {b} ");
-            let v = canonical_value(spaced.as_bytes());
+            let mut v = String::new();
+            canonical_value(spaced.as_bytes(), &mut v);
             proptest::prop_assert!(!v.starts_with(' ') && !v.ends_with(' ') && !v.contains("  "));
         }
     }

@@ -1,0 +1,164 @@
+#!/usr/bin/env bash
+# What authentication costs: one Portico proxying three routes to the same upstream, with
+# `auth: none`, `auth: api_key` and `auth: signature` (every request signed, its signature
+# checked), by the method of ../shared/bench: Portico pinned to cpu0, wrk and the upstream
+# (nginx, answering 64 bytes) pinned to cpu1, -t1 -c50, 10 s after a 2 s warm-up, interleaved
+# rounds with rotating order, the median shown, and Portico's CPU read from /proc so that
+# requests per CPU-second compare even when the load core saturates first.
+#
+#   bench/auth.sh                 # 5 rounds
+#   bench/auth.sh --rounds 3 --duration 10
+#
+# The signed route's requests all carry one signature made at the start (valid for 15
+# minutes, so keep the run shorter than that): the cost measured is the gateway's check,
+# which is the same for every request. Nothing is written in the repository; everything goes
+# to $BENCH_WORK (default /tmp/portico-auth-bench).
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
+WORK="${BENCH_WORK:-/tmp/portico-auth-bench}"
+ROUNDS=5
+DURATION=10
+WARMUP=2
+CONNS=50
+SERVER_CPU=0
+LOAD_CPU=1
+PORT=28290
+UPSTREAM_PORT=28291
+PROJECT=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
+API_KEY=bench-api-key-0123456789abcdef
+AK=AKBENCH01
+SK=bench-secret-key-0123456789abcdef
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --rounds) ROUNDS="$2"; shift 2;;
+    --duration) DURATION="$2"; shift 2;;
+    --conns) CONNS="$2"; shift 2;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0;;
+    *) echo "unknown option $1" >&2; exit 2;;
+  esac
+done
+if (( ROUNDS * 3 * (DURATION + WARMUP) > 800 )); then
+  echo "the run would outlast the signature (15 minutes); use fewer rounds or a shorter duration" >&2
+  exit 2
+fi
+for t in wrk taskset nginx curl python3; do
+  command -v "$t" >/dev/null || { echo "missing $t (apt-get install wrk nginx curl)" >&2; exit 1; }
+done
+
+rm -rf "$WORK"; mkdir -p "$WORK/raw" "$WORK/nginx-tmp"
+(cd "$REPO" && cargo build --release -q --bin portico)
+BIN="$REPO/target/release/portico"
+
+{ nginx_prelude "$WORK" upstream; cat <<EOF
+    server {
+        listen 127.0.0.1:$UPSTREAM_PORT;
+        location / { default_type application/json; return 200 '{"ok":true,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n'; }
+    }
+}
+EOF
+} > "$WORK/upstream.conf"
+
+cat > "$WORK/portico.yaml" <<EOF
+listen: 127.0.0.1:$PORT
+workers: 1
+access_log: off
+upstreams:
+  - {name: up, targets: ["http://127.0.0.1:$UPSTREAM_PORT"]}
+projects:
+  - id: $PROJECT
+    name: bench
+    consumers:
+      - {name: c, api_keys: ["$API_KEY"], access_keys: [{id: $AK, secret: "$SK"}]}
+routes:
+  - {name: none, path: "/v1/{project_id}/none", methods: [GET], upstream: up}
+  - {name: key, path: "/v1/{project_id}/key", methods: [GET], upstream: up, auth: api_key}
+  - {name: signed, path: "/v1/{project_id}/signed", methods: [GET], upstream: up, auth: signature}
+EOF
+
+declare -A PID=()
+cleanup() { for p in "${PID[@]:-}"; do kill "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+taskset -c $LOAD_CPU nginx -e "$WORK/upstream-error.log" -c "$WORK/upstream.conf" &
+PID[upstream]=$!
+taskset -c $SERVER_CPU "$BIN" serve --config "$WORK/portico.yaml" >"$WORK/portico.log" 2>&1 &
+PID[portico]=$!
+
+base="http://127.0.0.1:$PORT/v1/$PROJECT"
+for _ in $(seq 100); do
+  curl -s -o /dev/null "$base/none" && break
+  sleep 0.1
+done
+mapfile -t SIGNED < <(PORTICO_SECRET_KEY="$SK" "$BIN" sign --access-key "$AK" "$base/signed")
+declare -A URL=( [none]="$base/none" [api_key]="$base/key" [signature]="$base/signed" )
+declare -A HDR=( [none]="X-Bench: none" [api_key]="X-Api-Key: $API_KEY" )
+TARGETS=(none api_key signature)
+
+wrk_run() {  # target duration [--latency]
+  local t=$1 d=$2; shift 2
+  if [[ $t == signature ]]; then
+    taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${d}s" -H "${SIGNED[0]}" -H "${SIGNED[1]}" "$@" "${URL[$t]}"
+  else
+    taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${d}s" -H "${HDR[$t]}" "$@" "${URL[$t]}"
+  fi
+}
+
+for t in "${TARGETS[@]}"; do
+  got=$(wrk_run "$t" 1 2>&1 | awk '/Non-2xx/ {print "non-2xx"}')
+  [[ -z "$got" ]] || { echo "$t: the route does not answer 200" >&2; exit 1; }
+done
+
+printf 'target\tround\trps\tp50\tp99\tserver_cpu_pct\trss_kib\n' > "$WORK/results.tsv"
+for ((r = 1; r <= ROUNDS; r++)); do
+  for ((i = 0; i < ${#TARGETS[@]}; i++)); do
+    t=${TARGETS[$(( (i + r - 1) % ${#TARGETS[@]} ))]}
+    wrk_run "$t" "$WARMUP" >/dev/null 2>&1
+    raw="$WORK/raw/$t-r$r.txt"
+    read -r cpu rss < <(measure "${PID[portico]}" "$DURATION" "$raw" wrk_run "$t" "$DURATION" --latency)
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$raw")
+    p50=$(awk '$1=="50%" {print $2}' "$raw"); p99=$(awk '$1=="99%" {print $2}' "$raw")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$raw"); errs=$(awk '/Socket errors/ {print $0}' "$raw")
+    [[ -z "$non2xx" && -z "$errs" ]] || { echo "$t: errors in $raw" >&2; cat "$raw" >&2; exit 1; }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$rps" "$p50" "$p99" "$cpu" "$rss" >> "$WORK/results.tsv"
+    echo "round $r $t: $rps req/s, p99 $p99, portico CPU ${cpu}%" >&2
+  done
+done
+
+python3 - "$WORK/results.tsv" "$ROUNDS" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter='\t'))
+def ms(v):
+    v = v.strip()
+    for unit, f in (('ms', 1), ('us', 1e-3), ('s', 1e3)):
+        if v.endswith(unit):
+            return float(v[:-len(unit)]) * f
+    return float(v)
+targets = []
+for r in rows:
+    if r['target'] not in targets:
+        targets.append(r['target'])
+summary = {}
+for t in targets:
+    rs = [r for r in rows if r['target'] == t]
+    rps = [float(r['rps']) for r in rs]
+    eff = [float(r['rps']) / max(float(r['server_cpu_pct']), 1e-9) * 100 / 1000 for r in rs]
+    summary[t] = dict(
+        rps=statistics.median(rps),
+        spread=(max(rps) - min(rps)) / 2 / statistics.median(rps) * 100,
+        p50=statistics.median(ms(r['p50']) for r in rs),
+        p99=statistics.median(ms(r['p99']) for r in rs),
+        cpu=statistics.median(float(r['server_cpu_pct']) for r in rs),
+        eff=statistics.median(eff),
+    )
+print(f"# auth cost, {sys.argv[2]} rounds (median); wrk -t1 -c50 and the upstream on cpu1, Portico on cpu0")
+print()
+print("| route auth | rps | spread | p50 | p99 | Portico CPU | k req per Portico CPU-s | vs none (CPU-s) |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
+for t in targets:
+    s = summary[t]
+    print(f"| {t} | {s['rps']:,.0f} | ±{s['spread']:.1f}% | {s['p50']:.2f} ms | {s['p99']:.2f} ms | {s['cpu']:.0f}% | "
+          f"{s['eff']:.1f} | {s['eff'] / summary['none']['eff']:.2f} |")
+EOF
