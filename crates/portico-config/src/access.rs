@@ -28,6 +28,7 @@
 use std::time::SystemTime;
 
 use portico_http::Method;
+use portico_policy::jwt::{JwtSettings, JwtVerifier};
 use portico_policy::rules::Rule;
 use portico_policy::{Cidr, Secret, sha256};
 
@@ -230,12 +231,12 @@ pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<
             if access.schemes.contains(&scheme) {
                 r.problem(item, &ipath, format!("`{}` is listed twice", scheme.name()));
                 ok = false;
-            } else if matches!(scheme, AuthScheme::Token | AuthScheme::Jwt) {
+            } else if scheme == AuthScheme::Token {
                 r.problem(
                     item,
                     &ipath,
                     format!(
-                        "`{}` is not available yet; available: signature, api_key, none",
+                        "`{}` is not available yet; available: jwt, signature, api_key, none",
                         scheme.name()
                     ),
                 );
@@ -689,4 +690,84 @@ fn secret(r: &mut Reader, node: &Node, path: &str) -> Option<Secret> {
             None
         }
     }
+}
+
+/// The identity provider whose JSON Web Tokens routes with `auth: jwt` take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jwt {
+    /// The key set (JWKS), as read from its file.
+    pub jwks: String,
+    /// What the tokens must say, and where the identity is in them.
+    pub settings: JwtSettings,
+}
+
+const JWT_KEYS: &[&str] = &[
+    "jwks",
+    "issuer",
+    "audience",
+    "leeway",
+    "project_claim",
+    "consumer_claim",
+    "roles_claim",
+];
+
+/// Reads `jwt`, and its key set from the file it names.
+pub(crate) fn read_jwt(r: &mut Reader, node: &Node) -> Option<Jwt> {
+    let path = "jwt";
+    let f = r.map(node, path, JWT_KEYS)?;
+    let text = |r: &mut Reader, key: &str, default: Option<&str>| -> Option<String> {
+        match f.get(key) {
+            None => match default {
+                Some(d) => Some(d.to_string()),
+                None => {
+                    r.missing(node, path, key);
+                    None
+                }
+            },
+            Some(n) => r.string(n, &join(path, key)).map(str::to_string),
+        }
+    };
+    let issuer = text(r, "issuer", None);
+    let audience = text(r, "audience", None);
+    let project_claim = text(r, "project_claim", Some("project_id"));
+    let consumer_claim = text(r, "consumer_claim", Some("sub"));
+    let roles_claim = text(r, "roles_claim", Some("roles"));
+    let leeway = match f.get("leeway") {
+        None => Some(std::time::Duration::from_secs(30)),
+        Some(n) => r.duration(n, "jwt.leeway"),
+    };
+    let jwks = match f.get("jwks") {
+        None => {
+            r.missing(node, path, "jwks");
+            None
+        }
+        Some(n) => r.string(n, "jwt.jwks").and_then(|file| {
+            let full = r.resolve_path(file);
+            match std::fs::read_to_string(&full) {
+                Ok(t) => Some((n, t)),
+                Err(e) => {
+                    r.problem(
+                        n,
+                        "jwt.jwks",
+                        format!("cannot read {}: {e}", full.display()),
+                    );
+                    None
+                }
+            }
+        }),
+    };
+    let settings = JwtSettings {
+        issuer: issuer?,
+        audience: audience?,
+        leeway: leeway?,
+        project_claim: project_claim?,
+        consumer_claim: consumer_claim?,
+        roles_claim: roles_claim?,
+    };
+    let (n, jwks) = jwks?;
+    if let Err(e) = JwtVerifier::from_jwks(&jwks, settings.clone()) {
+        r.problem(n, "jwt.jwks", e);
+        return None;
+    }
+    Some(Jwt { jwks, settings })
 }

@@ -19,7 +19,7 @@ use std::fmt;
 use std::path::Path;
 
 pub use access::{
-    Access, AccessKey, ApiKey, ApiKeyPlace, AuthScheme, BillingState, Consumer, Project,
+    Access, AccessKey, ApiKey, ApiKeyPlace, AuthScheme, BillingState, Consumer, Jwt, Project,
     project_id_for,
 };
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};

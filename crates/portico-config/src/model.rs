@@ -8,7 +8,7 @@ use portico_http::coding::ContentCoding;
 use portico_http::negotiate::MediaType;
 use portico_http::{HeadLimits, Method, MethodSet};
 
-use crate::access::{self, Access, Project};
+use crate::access::{self, Access, Jwt, Project};
 use crate::apis::{self, Api};
 use crate::content;
 use crate::read::{Reader, join};
@@ -45,6 +45,8 @@ pub struct Config {
     pub storage: String,
     /// Projects and their consumers (the store may hold more).
     pub projects: Vec<Project>,
+    /// The identity provider whose tokens `auth: jwt` takes.
+    pub jwt: Option<Jwt>,
 }
 
 /// The admin API's listener.
@@ -390,6 +392,7 @@ const TOP_KEYS: &[&str] = &[
     "admin",
     "storage",
     "projects",
+    "jwt",
 ];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "tombstone_retention"];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
@@ -512,6 +515,10 @@ impl Config {
                 }
             }),
         };
+        let jwt = match top.get("jwt") {
+            None => Some(None),
+            Some(n) => access::read_jwt(r, n).map(Some),
+        };
         let projects = match top.get("projects") {
             None => Some(Vec::new()),
             Some(n) => access::read_projects(r, n),
@@ -565,6 +572,17 @@ impl Config {
             }
         }
         check_overlaps(r, &routes);
+        if matches!(jwt, Some(None)) {
+            for (i, (node, route)) in routes.iter().enumerate() {
+                if route.access.schemes.contains(&access::AuthScheme::Jwt) {
+                    r.problem(
+                        node,
+                        &format!("routes[{i}].auth"),
+                        "`jwt` needs the top-level `jwt` block (the identity provider's keys)",
+                    );
+                }
+            }
+        }
         if let Some(limits) = &limits {
             check_buffer_budget(r, &routes, limits);
         }
@@ -614,6 +632,7 @@ impl Config {
             admin: admin?,
             storage: storage?,
             projects: projects?,
+            jwt: jwt?,
         })
     }
 }

@@ -777,3 +777,55 @@ fn the_auth_failure_allowance_is_checked() {
     );
     assert!(text.contains("limits.auth_failures.per:"), "{text}");
 }
+
+#[test]
+fn the_identity_provider_block_is_checked_with_its_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"keys": [{"kty": "oct", "kid": "a", "k": "dGhlLWlkZW50aXR5LXByb3ZpZGVycy1oczI1Ni1zZWNyZXQ"}]}"#,
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.json");
+    std::fs::write(&bad, r#"{"keys": [{"kty": "OKP"}]}"#).unwrap();
+    let route = "routes:\n  - {name: r, path: /r, methods: [GET], handler: echo, auth: jwt}\n";
+    let ok = from_str(
+        &format!(
+            "jwt: {{jwks: {}, issuer: https://idp.example, audience: portico}}\n{route}",
+            good.display()
+        ),
+        "a.yaml",
+    )
+    .unwrap();
+    let jwt = ok.jwt.unwrap();
+    assert_eq!(jwt.settings.project_claim, "project_id");
+    assert_eq!(jwt.settings.leeway, Duration::from_secs(30));
+    for (yaml, expected) in [
+        (
+            route.to_string(),
+            "routes[0].auth: `jwt` needs the top-level `jwt` block",
+        ),
+        (
+            format!(
+                "jwt: {{jwks: {}, issuer: i, audience: a}}\n{route}",
+                bad.display()
+            ),
+            "jwt.jwks: key 0: `kty` is RSA, EC or oct",
+        ),
+        (
+            format!(
+                "jwt: {{jwks: {}/missing.json, issuer: i, audience: a}}\n{route}",
+                dir.path().display()
+            ),
+            "jwt.jwks: cannot read",
+        ),
+        (
+            format!("jwt: {{jwks: {}}}\n{route}", good.display()),
+            "jwt.issuer: missing required key `issuer`",
+        ),
+    ] {
+        let text = from_str(&yaml, "a.yaml").unwrap_err().to_string();
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

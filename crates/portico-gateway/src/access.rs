@@ -15,11 +15,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use portico_config::{Access, ApiKeyPlace, AuthScheme, BillingState, Project};
+use portico_config::{Access, ApiKeyPlace, AuthScheme, BillingState, Jwt, Project};
 use portico_http::BodyFraming;
 use portico_http::ErrorCode;
 use portico_policy::cidr::any_contains;
 use portico_policy::failures::{FailureLimiter, FailureRate};
+use portico_policy::jwt::{JwtError, JwtVerifier};
 use portico_policy::rules::{self, Subject};
 use portico_policy::signature::{
     self, Authorization, SignatureError, SignedRequest, UNSIGNED_PAYLOAD,
@@ -37,6 +38,7 @@ pub(crate) struct Directory {
     pub(crate) failures: Arc<FailureLimiter>,
     failure_rate: Option<FailureRate>,
     projects: HashMap<Arc<str>, BillingState>,
+    jwt: Option<JwtVerifier>,
     api_keys: HashMap<[u8; 32], KeyHolder>,
     access_keys: HashMap<String, (Secret, KeyHolder)>,
 }
@@ -88,9 +90,18 @@ enum Usable {
 }
 
 impl Directory {
-    pub(crate) fn new(projects: &[Project], failure_rate: FailureRate) -> Directory {
+    pub(crate) fn new(
+        projects: &[Project],
+        jwt: Option<&Jwt>,
+        failure_rate: FailureRate,
+    ) -> Result<Directory, String> {
+        let jwt = match jwt {
+            Some(j) => Some(JwtVerifier::from_jwks(&j.jwks, j.settings.clone())?),
+            None => None,
+        };
         let mut d = Directory {
             failure_rate: Some(failure_rate),
+            jwt,
             ..Directory::default()
         };
         for p in projects {
@@ -138,7 +149,7 @@ impl Directory {
                 }
             }
         }
-        d
+        Ok(d)
     }
 
     /// The access phase for a request on a route asking `access`; `project` is the URL's
@@ -174,8 +185,9 @@ impl Directory {
                     }
                     None => None,
                 },
+                AuthScheme::Jwt => self.bearer(req, now).map_err(challenge)?,
                 // Not accepted by the configuration yet.
-                AuthScheme::Token | AuthScheme::Jwt => None,
+                AuthScheme::Token => None,
             };
             if found.is_some() {
                 caller = found;
@@ -229,6 +241,46 @@ impl Directory {
             self.failures.failed(ip, rate, Instant::now());
         }
         challenge(access, e)
+    }
+
+    /// The caller a JSON Web Token names, if the request has `Authorization: Bearer`.
+    fn bearer(&self, req: &Request, now: SystemTime) -> Result<Option<Caller>, Error> {
+        let mut values = req.head.fields_named("authorization");
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        let Some(token) = value
+            .get(..7)
+            .filter(|p| p.eq_ignore_ascii_case(b"bearer "))
+            .map(|_| &value[7..])
+        else {
+            return Ok(None);
+        };
+        let Some(verifier) = &self.jwt else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(Error::new(ErrorCode::JwtMalformed));
+        }
+        let token = std::str::from_utf8(token.trim_ascii())
+            .map_err(|_| Error::new(ErrorCode::JwtMalformed))?;
+        let id = verifier.verify(token, now).map_err(|e| {
+            Error::new(match e {
+                JwtError::Malformed => ErrorCode::JwtMalformed,
+                JwtError::AlgorithmRefused => ErrorCode::JwtAlgorithmRefused,
+                JwtError::KeyUnknown => ErrorCode::JwtKeyUnknown,
+                JwtError::SignatureInvalid => ErrorCode::JwtSignatureInvalid,
+                JwtError::Expired => ErrorCode::JwtExpired,
+                JwtError::NotYetValid => ErrorCode::JwtNotYetValid,
+                JwtError::ClaimsInvalid => ErrorCode::JwtClaimsInvalid,
+            })
+        })?;
+        Ok(Some(Caller {
+            project_id: id.project_id.into(),
+            consumer: id.consumer.into(),
+            roles: id.roles.join(",").into(),
+            credential: CredentialPlace::Field("authorization".into()),
+        }))
     }
 
     /// The caller named by a signed request, if the request is signed; and what is left to

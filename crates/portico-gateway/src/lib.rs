@@ -208,7 +208,12 @@ impl Gateway {
             budget: BodyBudget::new(config.limits.body_buffer_bytes),
             settings: Arc::new(Gateway::conn_settings(config)),
             lifecycle: Lifecycle::new(&config.apis),
-            directory: access::Directory::new(&config.projects, config.limits.auth_failures),
+            directory: access::Directory::new(
+                &config.projects,
+                config.jwt.as_ref(),
+                config.limits.auth_failures,
+            )
+            .map_err(BuildError)?,
             counts: HashMap::new(),
         }
         .with_stats(&RouteStats::new()))

@@ -252,13 +252,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         401,
         "Unauthorized",
         "This status code is returned after the client provides authentication information to indicate that the information is incorrect or invalid.",
-        "Routes with `auth`: no credentials (`PTC.CREDENTIALS_MISSING`), unreadable ones (`PTC.CREDENTIALS_MALFORMED`), an unknown API key (`PTC.API_KEY_UNKNOWN`), a revoked or expired one (`PTC.CREDENTIAL_REVOKED`, `PTC.CREDENTIAL_EXPIRED`), a signed request that fails (`PTC.SIGNATURE_MALFORMED`, `PTC.ACCESS_KEY_UNKNOWN`, `PTC.SIGNATURE_SKEWED`, `PTC.SIGNATURE_MISMATCH`, `PTC.BODY_DIGEST_MISMATCH`), each with a `WWW-Authenticate` challenge per scheme the route takes, decided before `100 Continue` where the head can decide it; the admin API's bearer token missing or wrong (`PTC.ADMIN_TOKEN_MISSING`, `PTC.ADMIN_TOKEN_INVALID`). Tokens and JWT come with the rest of issue 6.",
+        "Routes with `auth`: no credentials (`PTC.CREDENTIALS_MISSING`), unreadable ones (`PTC.CREDENTIALS_MALFORMED`), an unknown API key (`PTC.API_KEY_UNKNOWN`), a revoked or expired one (`PTC.CREDENTIAL_REVOKED`, `PTC.CREDENTIAL_EXPIRED`), a signed request that fails (`PTC.SIGNATURE_MALFORMED`, `PTC.ACCESS_KEY_UNKNOWN`, `PTC.SIGNATURE_SKEWED`, `PTC.SIGNATURE_MISMATCH`, `PTC.BODY_DIGEST_MISMATCH`), a JSON Web Token that fails (`PTC.JWT_MALFORMED`, `PTC.JWT_ALGORITHM_REFUSED`, `PTC.JWT_KEY_UNKNOWN`, `PTC.JWT_SIGNATURE_INVALID`, `PTC.JWT_EXPIRED`, `PTC.JWT_NOT_YET_VALID`, `PTC.JWT_CLAIMS_INVALID`), each with a `WWW-Authenticate` challenge per scheme the route takes, decided before `100 Continue` where the head can decide it; the admin API's bearer token missing or wrong (`PTC.ADMIN_TOKEN_MISSING`, `PTC.ADMIN_TOKEN_INVALID`). The token service comes with the rest of issue 6.",
         Implemented,
         &[
             "access::api_keys_name_the_caller_and_every_failure_has_its_code",
             "access::refusals_come_before_100_continue_and_before_the_upstream",
             "access::an_expired_key_is_refused",
             "signature::every_signature_failure_is_its_own_401",
+            "jwt::every_bad_token_is_its_own_401",
             "signature::a_signed_digest_is_checked_before_100_continue_and_the_body_before_the_upstream",
             "signature::a_body_signed_without_a_digest_header_is_checked_once_read",
             "cli::keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked",
@@ -713,6 +714,20 @@ error_codes! {
     SignatureSkewed => (401, "SIGNATURE_SKEWED", Client, AfterChange, false, "The request was signed too far from the current time.");
     /// The signature is not the request's under the access key's secret.
     SignatureMismatch => (401, "SIGNATURE_MISMATCH", Client, AfterChange, false, "The request signature does not match.");
+    /// A bearer token that is not a JSON Web Token: not three base64url parts of JSON, longer than 8 KiB, or with an unknown critical extension.
+    JwtMalformed => (401, "JWT_MALFORMED", Client, AfterChange, false, "The bearer token is malformed.");
+    /// A token whose `alg` is `none`, unknown, or not the algorithm of the key it names (an RSA key never verifies an HS256 token).
+    JwtAlgorithmRefused => (401, "JWT_ALGORITHM_REFUSED", Client, AfterChange, false, "The token's algorithm is not accepted.");
+    /// No key of the identity provider's key set has the token's `kid`.
+    JwtKeyUnknown => (401, "JWT_KEY_UNKNOWN", Client, AfterChange, false, "The token is signed with an unknown key.");
+    /// The token's signature does not verify with its key.
+    JwtSignatureInvalid => (401, "JWT_SIGNATURE_INVALID", Client, AfterChange, false, "The token's signature is not valid.");
+    /// The token is past its `exp` (and the leeway), or has none.
+    JwtExpired => (401, "JWT_EXPIRED", Client, AfterChange, false, "The token has expired.");
+    /// The token's `nbf` is still ahead (beyond the leeway).
+    JwtNotYetValid => (401, "JWT_NOT_YET_VALID", Client, AfterChange, false, "The token is not valid yet.");
+    /// `iss` or `aud` is not the configured one, or the project or consumer claim is missing.
+    JwtClaimsInvalid => (401, "JWT_CLAIMS_INVALID", Client, AfterChange, false, "The token's claims are not accepted.");
     /// The body is not the one `X-Sdk-Content-Sha256` names; nothing was sent upstream.
     BodyDigestMismatch => (401, "BODY_DIGEST_MISMATCH", Client, AfterChange, false, "The request body does not match its signed digest.");
     /// The caller's project has `billing_state: suspended`: nothing is served until it is active again.
