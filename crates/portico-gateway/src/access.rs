@@ -23,9 +23,9 @@ use portico_policy::failures::{FailureLimiter, FailureRate};
 use portico_policy::jwt::{JwtError, JwtVerifier};
 use portico_policy::rules::{self, Subject};
 use portico_policy::signature::{
-    self, Authorization, SignatureError, SignedRequest, UNSIGNED_PAYLOAD,
+    self, Authorization, SignatureError, SignedRequest, SigningKey, UNSIGNED_PAYLOAD,
 };
-use portico_policy::{Secret, ct_eq, sha256};
+use portico_policy::{ct_eq, sha256};
 use portico_server::{Caller, CredentialPlace, Error, Request};
 
 /// The longest credential read; anything longer is malformed, and not hashed.
@@ -40,7 +40,7 @@ pub(crate) struct Directory {
     projects: HashMap<Arc<str>, BillingState>,
     jwt: Option<JwtVerifier>,
     api_keys: HashMap<[u8; 32], KeyHolder>,
-    access_keys: HashMap<String, (Secret, KeyHolder)>,
+    access_keys: HashMap<String, (SigningKey, KeyHolder)>,
 }
 
 struct KeyHolder {
@@ -67,11 +67,14 @@ pub(crate) enum BodyCheck {
     /// The body's SHA-256 must be this (hex), as the signed `X-Sdk-Content-Sha256` says.
     Digest(String),
     /// The signature covers the body's SHA-256, which only the body can give.
-    Signature {
-        auth: Authorization,
-        date: String,
-        secret: Secret,
-    },
+    Signature(Box<PendingSignature>),
+}
+
+/// A signature that needs the body's digest to be checked.
+pub(crate) struct PendingSignature {
+    auth: Authorization,
+    date: String,
+    key: SigningKey,
 }
 
 /// The outcome of the access phase.
@@ -119,7 +122,7 @@ impl Directory {
                     d.access_keys.insert(
                         k.id.clone(),
                         (
-                            k.secret.clone(),
+                            SigningKey::new(k.secret.expose().as_bytes()),
                             KeyHolder {
                                 project_id: id.clone(),
                                 consumer: consumer.clone(),
@@ -317,7 +320,7 @@ impl Directory {
             Some(_)
                 if !auth
                     .signed_headers
-                    .iter()
+                    .split(';')
                     .any(|h| h == "x-sdk-content-sha256") =>
             {
                 return Err(malformed());
@@ -340,11 +343,11 @@ impl Directory {
             (None, false) => signature::EMPTY_PAYLOAD_HASH.to_string(),
             (None, true) => {
                 // Only the body can tell: checked once it is read, before it goes anywhere.
-                let check = BodyCheck::Signature {
+                let check = BodyCheck::Signature(Box::new(PendingSignature {
                     auth,
                     date,
-                    secret: secret.clone(),
-                };
+                    key: secret.clone(),
+                }));
                 return Ok(Some((caller, Some(check))));
             }
         };
@@ -415,8 +418,8 @@ impl BodyCheck {
                     Err(Error::new(ErrorCode::BodyDigestMismatch))
                 }
             }
-            BodyCheck::Signature { auth, date, secret } => {
-                verify_signature(req, auth, date, secret, &digest, now)
+            BodyCheck::Signature(p) => {
+                verify_signature(req, &p.auth, &p.date, &p.key, &digest, now)
             }
         }
     }
@@ -427,7 +430,7 @@ fn verify_signature(
     req: &Request,
     auth: &Authorization,
     date: &str,
-    secret: &Secret,
+    key: &SigningKey,
     payload: &str,
     now: SystemTime,
 ) -> Result<(), Error> {
@@ -446,8 +449,7 @@ fn verify_signature(
         signed_headers: &auth.signed_headers,
         payload_hash: payload,
     };
-    signature::verify(auth, &request, date, secret.expose().as_bytes(), now)
-        .map_err(signature_error)
+    signature::verify_with(auth, &request, date, key, now).map_err(signature_error)
 }
 
 fn signature_error(e: SignatureError) -> Error {

@@ -43,8 +43,8 @@ pub enum SignatureError {
 pub struct Authorization {
     /// The access key id.
     pub access: String,
-    /// Lower-case names of the signed headers, sorted, as sent.
-    pub signed_headers: Vec<String>,
+    /// Lower-case names of the signed headers, sorted, joined by `;`, as sent.
+    pub signed_headers: String,
     /// The signature's 32 bytes.
     pub signature: [u8; 32],
 }
@@ -86,9 +86,13 @@ impl Authorization {
         if access.is_empty() || access.len() > 128 || signed.len() > 1024 {
             return Err(SignatureError::Malformed);
         }
-        let signed_headers: Vec<String> = signed.split(';').map(str::to_string).collect();
-        let sorted = signed_headers.windows(2).all(|w| w[0] < w[1]);
-        let valid = signed_headers.iter().all(|h| {
+        let mut previous = "";
+        let mut sorted = true;
+        for name in signed.split(';') {
+            sorted &= previous < name;
+            previous = name;
+        }
+        let valid = signed.split(';').all(|h| {
             !h.is_empty()
                 && h.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b)
@@ -98,13 +102,13 @@ impl Authorization {
             return Err(SignatureError::Malformed);
         }
         for required in ["host", "x-sdk-date"] {
-            if !signed_headers.iter().any(|h| h == required) {
+            if !signed.split(';').any(|h| h == required) {
                 return Err(SignatureError::Malformed);
             }
         }
         Ok(Authorization {
             access: access.to_string(),
-            signed_headers,
+            signed_headers: signed.to_string(),
             signature: from_hex(signature).ok_or(SignatureError::Malformed)?,
         })
     }
@@ -120,8 +124,8 @@ pub struct SignedRequest<'a, 'h> {
     pub query: Option<&'a [u8]>,
     /// Every value of a header, by lower-case name, in the order sent.
     pub headers: &'a dyn Fn(&str) -> Vec<&'h [u8]>,
-    /// Lower-case names of the signed headers, sorted.
-    pub signed_headers: &'a [String],
+    /// Lower-case names of the signed headers, sorted, joined by `;`.
+    pub signed_headers: &'a str,
     /// Hex SHA-256 of the body, or [`UNSIGNED_PAYLOAD`].
     pub payload_hash: &'a str,
 }
@@ -135,7 +139,7 @@ pub fn canonical_request(r: &SignedRequest<'_, '_>) -> String {
     out.push('\n');
     canonical_query(r.query.unwrap_or_default(), &mut out);
     out.push('\n');
-    for name in r.signed_headers {
+    for name in r.signed_headers.split(';') {
         out.push_str(name);
         out.push(':');
         for (i, v) in (r.headers)(name).iter().enumerate() {
@@ -147,12 +151,7 @@ pub fn canonical_request(r: &SignedRequest<'_, '_>) -> String {
         out.push('\n');
     }
     out.push('\n');
-    for (i, name) in r.signed_headers.iter().enumerate() {
-        if i > 0 {
-            out.push(';');
-        }
-        out.push_str(name);
-    }
+    out.push_str(r.signed_headers);
     out.push('\n');
     out.push_str(r.payload_hash);
     out
@@ -171,12 +170,36 @@ pub fn string_to_sign(date: &str, canonical: &str) -> String {
 
 /// HMAC-SHA256 of the string to sign under the secret key.
 pub fn sign(secret: &[u8], string_to_sign: &str) -> [u8; 32] {
-    // HMAC takes a key of any length, so this cannot fail.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return [0; 32];
-    };
-    mac.update(string_to_sign.as_bytes());
-    mac.finalize().into_bytes().into()
+    SigningKey::new(secret).sign(string_to_sign)
+}
+
+/// A secret key ready to sign: its HMAC key schedule is done once, not per request. It never
+/// prints.
+#[derive(Clone)]
+pub struct SigningKey(Hmac<Sha256>);
+
+impl SigningKey {
+    /// The key for `secret`.
+    pub fn new(secret: &[u8]) -> SigningKey {
+        // HMAC takes a key of any length, so this cannot fail; the fallback is never used.
+        SigningKey(
+            Hmac::<Sha256>::new_from_slice(secret)
+                .unwrap_or_else(|_| <Hmac<Sha256> as Mac>::new(&Default::default())),
+        )
+    }
+
+    /// HMAC-SHA256 of `string_to_sign`.
+    pub fn sign(&self, string_to_sign: &str) -> [u8; 32] {
+        let mut mac = self.0.clone();
+        mac.update(string_to_sign.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
 }
 
 /// Checks a signed request: the date is well-formed and within [`MAX_SKEW`] of `now`, and the
@@ -188,8 +211,19 @@ pub fn verify(
     secret: &[u8],
     now: SystemTime,
 ) -> Result<(), SignatureError> {
+    verify_with(auth, request, date, &SigningKey::new(secret), now)
+}
+
+/// As [`verify`], with the key prepared once.
+pub fn verify_with(
+    auth: &Authorization,
+    request: &SignedRequest<'_, '_>,
+    date: &str,
+    key: &SigningKey,
+    now: SystemTime,
+) -> Result<(), SignatureError> {
     check_date(date, now)?;
-    let expected = sign(secret, &string_to_sign(date, &canonical_request(request)));
+    let expected = key.sign(&string_to_sign(date, &canonical_request(request)));
     if ct_eq(&expected, &auth.signature) {
         Ok(())
     } else {
@@ -223,7 +257,7 @@ pub fn sign_request(
     let signature = sign(secret, &string_to_sign(&date, &canonical_request(request)));
     let authorization = format!(
         "{ALGORITHM} Access={access}, SignedHeaders={}, Signature={}",
-        request.signed_headers.join(";"),
+        request.signed_headers,
         hex(&signature)
     );
     (date, authorization)
@@ -433,7 +467,7 @@ mod tests {
     }
 
     fn request<'a>(
-        signed: &'a [String],
+        signed: &'a str,
         headers: &'a dyn Fn(&str) -> Vec<&'static [u8]>,
     ) -> SignedRequest<'a, 'static> {
         SignedRequest {
@@ -450,8 +484,8 @@ mod tests {
 
     #[test]
     fn the_canonical_request_is_as_documented() {
-        let signed = ["host".to_string(), "x-custom".into(), "x-sdk-date".into()];
-        let canonical = canonical_request(&request(&signed, &headers));
+        let signed = "host;x-custom;x-sdk-date";
+        let canonical = canonical_request(&request(signed, &headers));
         assert_eq!(
             canonical,
             "POST\n/v1/p%2Fq/a%20b~\na=0&a=~1&b=2&flag=\nhost:api.example:8080\nx-custom:a b,c\nx-sdk-date:20261126T071100Z\n\nhost;x-custom;x-sdk-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -461,9 +495,9 @@ mod tests {
 
     #[test]
     fn a_signature_made_with_the_secret_verifies_and_no_other() {
-        let signed = ["host".to_string(), "x-sdk-date".into()];
+        let signed = "host;x-sdk-date";
         let now = parse_date("20261126T071100Z").unwrap();
-        let req = request(&signed, &headers);
+        let req = request(signed, &headers);
         let (date, header) = sign_request("AK1", b"secret", &req, now);
         assert_eq!(date, "20261126T071100Z");
         let auth = Authorization::parse(header.as_bytes()).unwrap();
@@ -485,7 +519,7 @@ mod tests {
         // Another body, another signature.
         let other = SignedRequest {
             payload_hash: "00",
-            ..request(&signed, &headers)
+            ..request(signed, &headers)
         };
         assert_eq!(
             verify(&auth, &other, &date, b"secret", now),
@@ -496,7 +530,7 @@ mod tests {
     #[test]
     fn a_known_signature() {
         // Computed with the Python client in docs/signing.md.
-        let signed = ["host".to_string(), "x-sdk-date".into()];
+        let signed = "host;x-sdk-date";
         let canonical = canonical_request(&SignedRequest {
             method: "GET",
             path: b"/v1/servers",
@@ -506,7 +540,7 @@ mod tests {
                 "x-sdk-date" => vec![b"20261126T071100Z"],
                 _ => vec![],
             },
-            signed_headers: &signed,
+            signed_headers: signed,
             payload_hash: EMPTY,
         });
         let signature = sign(
@@ -574,9 +608,9 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn header_order_and_case_never_change_the_canonical_request(a in "[a-z ]{0,12}", b in "[a-z]{1,12}") {
-            let signed = ["host".to_string(), "x-sdk-date".into()];
+            let signed = "host;x-sdk-date";
             let one = move |name: &str| -> Vec<&[u8]> { match name { "host" => vec![b"h"], _ => vec![b"d"] } };
-            let canonical = canonical_request(&request(&signed, &one));
+            let canonical = canonical_request(&request(signed, &one));
             proptest::prop_assert!(canonical.ends_with(EMPTY));
             // Spaces inside a value collapse; leading and trailing ones go.
             let spaced = format!("  {a}  {b} ");

@@ -262,7 +262,7 @@ fn sign_headers(
         path: path.as_bytes(),
         query,
         headers: &lookup,
-        signed_headers: &signed,
+        signed_headers: &signed.join(";"),
         payload_hash: &digest,
     };
     let (date, authorization) = signature::sign_request(access, secret.as_bytes(), &request, now);

@@ -75,7 +75,7 @@ fn signed(
         path: path.as_bytes(),
         query,
         headers: &lookup,
-        signed_headers: &names,
+        signed_headers: &names.join(";"),
         payload_hash: &hash,
     };
     let (_, authorization) = signature::sign_request(access, secret.as_bytes(), &request, at);
