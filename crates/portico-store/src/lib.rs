@@ -11,6 +11,10 @@
 //! is decided above the store, by the same validation as the configuration file; here, every
 //! write is one transaction, so no request can leave the store half-changed.
 //!
+//! Tokens that the token service issues are kept apart from the documents, in their own
+//! table, under the SHA-256 of the token: issuing one must not raise the revision (which would
+//! make every node rebuild its data plane), and a token is looked up by digest, never listed.
+//!
 //! Both backends pass one conformance suite (`tests/conformance.rs`).
 
 use std::future::Future;
@@ -23,7 +27,8 @@ mod sqlite;
 
 /// Schema changes, in order, the same SQL for both backends (`BIGINT` has integer affinity in
 /// SQLite); each runs once, in a transaction, and is recorded.
-pub(crate) const MIGRATIONS: &[&str] = &["
+pub(crate) const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE documents (
         kind TEXT NOT NULL,
         id TEXT NOT NULL,
@@ -42,7 +47,17 @@ pub(crate) const MIGRATIONS: &[&str] = &["
     CREATE INDEX documents_list ON documents (kind, scope, id) WHERE deleted_ms IS NULL;
     CREATE TABLE store_revision (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
     INSERT INTO store_revision (id, value) VALUES (1, 0);
-"];
+",
+    "
+    CREATE TABLE tokens (
+        digest TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        revoked_ms BIGINT
+    );
+    CREATE INDEX tokens_expiry ON tokens (expires_ms);
+",
+];
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -110,6 +125,18 @@ pub struct Document {
     pub updated_ms: i64,
     /// The store's revision at its last change.
     pub revision: u64,
+}
+
+/// A token the token service issued, as the store keeps it: under the SHA-256 of the token
+/// (never the token), with what it grants.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredToken {
+    /// What the token grants (project, consumer, roles…), as the token service wrote it.
+    pub body: Value,
+    /// When it expires, in milliseconds since the Unix epoch.
+    pub expires_ms: i64,
+    /// When it was revoked, if it was.
+    pub revoked_ms: Option<i64>,
 }
 
 /// What is under an id.
@@ -214,6 +241,30 @@ pub trait Store {
     /// The store's revision: raised by every write, so a reader that saw revision `r` has
     /// seen everything when it is still `r`.
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Keeps a token under its digest (hex SHA-256). Tokens are not documents: issuing one does
+    /// not raise the revision (no data plane rebuilds for it).
+    fn put_token(
+        &self,
+        digest: &str,
+        body: &Value,
+        expires_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The token kept under `digest`, revoked or not, until it is purged.
+    fn get_token(
+        &self,
+        digest: &str,
+    ) -> impl Future<Output = Result<Option<StoredToken>, StoreError>> + Send;
+
+    /// Revokes the token under `digest`; whether there was one that was not revoked yet.
+    fn revoke_token(&self, digest: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Forgets tokens that expired at or before `expired_before_ms`; returns how many.
+    fn purge_tokens(
+        &self,
+        expired_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// A shared store is a store.
@@ -268,6 +319,33 @@ impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
 
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).revision()
+    }
+
+    fn put_token(
+        &self,
+        digest: &str,
+        body: &Value,
+        expires_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).put_token(digest, body, expires_ms)
+    }
+
+    fn get_token(
+        &self,
+        digest: &str,
+    ) -> impl Future<Output = Result<Option<StoredToken>, StoreError>> + Send {
+        (**self).get_token(digest)
+    }
+
+    fn revoke_token(&self, digest: &str) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).revoke_token(digest)
+    }
+
+    fn purge_tokens(
+        &self,
+        expired_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge_tokens(expired_before_ms)
     }
 }
 
@@ -354,6 +432,39 @@ impl Store for Backend {
         match self {
             Backend::Sqlite(s) => s.revision().await,
             Backend::Postgres(s) => s.revision().await,
+        }
+    }
+
+    async fn put_token(
+        &self,
+        digest: &str,
+        body: &Value,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.put_token(digest, body, expires_ms).await,
+            Backend::Postgres(s) => s.put_token(digest, body, expires_ms).await,
+        }
+    }
+
+    async fn get_token(&self, digest: &str) -> Result<Option<StoredToken>, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.get_token(digest).await,
+            Backend::Postgres(s) => s.get_token(digest).await,
+        }
+    }
+
+    async fn revoke_token(&self, digest: &str) -> Result<bool, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.revoke_token(digest).await,
+            Backend::Postgres(s) => s.revoke_token(digest).await,
+        }
+    }
+
+    async fn purge_tokens(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.purge_tokens(expired_before_ms).await,
+            Backend::Postgres(s) => s.purge_tokens(expired_before_ms).await,
         }
     }
 }

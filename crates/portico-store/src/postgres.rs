@@ -8,8 +8,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
 use crate::{
-    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_revision,
-    check_version, from_sql, new_id, now_ms,
+    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, StoredToken,
+    check_revision, check_version, from_sql, new_id, now_ms,
 };
 
 /// Any number: the advisory lock that serialises migrations across nodes.
@@ -261,6 +261,65 @@ impl Store for PgStore {
             .execute(
                 "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms <= $1",
                 &[&deleted_before_ms],
+            )
+            .await
+            .map_err(backend)
+    }
+
+    async fn put_token(
+        &self,
+        digest: &str,
+        body: &Value,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "INSERT INTO tokens (digest, body, expires_ms) VALUES ($1, $2, $3)",
+                &[&digest, &body.to_string(), &expires_ms],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn get_token(&self, digest: &str) -> Result<Option<StoredToken>, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_opt(
+                "SELECT body, expires_ms, revoked_ms FROM tokens WHERE digest = $1",
+                &[&digest],
+            )
+            .await
+            .map_err(backend)?;
+        row.map(|r| {
+            Ok(StoredToken {
+                body: serde_json::from_str(r.get::<_, &str>(0)).map_err(backend)?,
+                expires_ms: r.get(1),
+                revoked_ms: r.get(2),
+            })
+        })
+        .transpose()
+    }
+
+    async fn revoke_token(&self, digest: &str) -> Result<bool, StoreError> {
+        let client = self.client.lock().await;
+        let n = client
+            .execute(
+                "UPDATE tokens SET revoked_ms = $2 WHERE digest = $1 AND revoked_ms IS NULL",
+                &[&digest, &now_ms()],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(n > 0)
+    }
+
+    async fn purge_tokens(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                "DELETE FROM tokens WHERE expires_ms <= $1",
+                &[&expired_before_ms],
             )
             .await
             .map_err(backend)

@@ -11,8 +11,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, param
 use serde_json::Value;
 
 use crate::{
-    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, check_revision,
-    check_version, from_sql, new_id, now_ms,
+    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, StoredToken,
+    check_revision, check_version, from_sql, new_id, now_ms,
 };
 
 /// A store in one SQLite file.
@@ -278,6 +278,74 @@ impl Store for SqliteStore {
                 .execute(
                     "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms <= ?1",
                     [deleted_before_ms],
+                )
+                .map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn put_token(
+        &self,
+        digest: &str,
+        body: &Value,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (digest, body) = (digest.to_string(), body.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO tokens (digest, body, expires_ms) VALUES (?1, ?2, ?3)",
+                params![digest, body, expires_ms],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_token(&self, digest: &str) -> Result<Option<StoredToken>, StoreError> {
+        let digest = digest.to_string();
+        self.with(move |conn| {
+            let row: Option<(String, i64, Option<i64>)> = conn
+                .query_row(
+                    "SELECT body, expires_ms, revoked_ms FROM tokens WHERE digest = ?1",
+                    [digest],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(backend)?;
+            row.map(|(body, expires_ms, revoked_ms)| {
+                Ok(StoredToken {
+                    body: serde_json::from_str(&body).map_err(backend)?,
+                    expires_ms,
+                    revoked_ms,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, digest: &str) -> Result<bool, StoreError> {
+        let digest = digest.to_string();
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE tokens SET revoked_ms = ?2 WHERE digest = ?1 AND revoked_ms IS NULL",
+                    params![digest, now_ms()],
+                )
+                .map_err(backend)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn purge_tokens(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "DELETE FROM tokens WHERE expires_ms <= ?1",
+                    [expired_before_ms],
                 )
                 .map_err(backend)?;
             Ok(n as u64)

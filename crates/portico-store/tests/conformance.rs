@@ -169,6 +169,34 @@ async fn suite<S: Store>(s: &S) {
     };
     s.delete("plans", &first.id, now).await.unwrap();
 
+    // Tokens: kept under a digest, outside the documents (the revision does not move), revoked
+    // once, purged after they expire.
+    let before = s.revision().await.unwrap();
+    let grant = json!({"project_id": "p", "consumer": "alice"});
+    let digest = "ab".repeat(32);
+    s.put_token(&digest, &grant, 5_000).await.unwrap();
+    assert!(s.put_token(&digest, &grant, 5_000).await.is_err());
+    assert_eq!(s.revision().await.unwrap(), before);
+    let kept = s.get_token(&digest).await.unwrap().unwrap();
+    assert_eq!(
+        (kept.body, kept.expires_ms, kept.revoked_ms),
+        (grant.clone(), 5_000, None)
+    );
+    assert_eq!(s.get_token(&"cd".repeat(32)).await.unwrap(), None);
+    assert!(s.revoke_token(&digest).await.unwrap());
+    assert!(!s.revoke_token(&digest).await.unwrap());
+    assert!(
+        s.get_token(&digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_ms
+            .is_some()
+    );
+    assert_eq!(s.purge_tokens(4_999).await.unwrap(), 0);
+    assert_eq!(s.purge_tokens(5_000).await.unwrap(), 1);
+    assert_eq!(s.get_token(&digest).await.unwrap(), None);
+
     // Unknown ids.
     let never = new_id();
     assert_eq!(s.get("projects", &never).await.unwrap(), Lookup::Missing);
