@@ -50,6 +50,9 @@ const PREFIX: &str = "/admin/v1/";
 /// to the real responses).
 pub const OPENAPI: &str = include_str!("../openapi.json");
 
+/// Told the digest of a token revoked through the admin API.
+pub type OnRevoke = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The admin API over a store.
 pub struct Admin<S> {
     store: S,
@@ -60,6 +63,8 @@ pub struct Admin<S> {
     model: Option<Arc<ArcSwap<Config>>>,
     /// The data plane's per-route request counts.
     stats: Arc<RouteStats>,
+    /// Told the digest of each token revoked here (to drop it from a cache).
+    on_revoke: Option<OnRevoke>,
 }
 
 /// What a request's path names: a collection, or an item in it, or an action on an item.
@@ -84,7 +89,38 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             settings,
             model: None,
             stats: RouteStats::new(),
+            on_revoke: None,
         }
+    }
+
+    /// Calls `f` with the digest of each token revoked through this API.
+    pub fn with_token_revocation(mut self, f: OnRevoke) -> Admin<S> {
+        self.on_revoke = Some(f);
+        self
+    }
+
+    /// `DELETE /admin/v1/tokens` with `X-Subject-Token`: revokes that token (204), or 404 when
+    /// no token that is not revoked yet has it.
+    async fn revoke_token(&self, req: &Request) -> Result<Response, Error> {
+        let Some(token) = req.head.field("x-subject-token").map(<[u8]>::trim_ascii) else {
+            return Err(Error::new(ErrorCode::SubjectTokenMissing));
+        };
+        let digest: String = Sha256::digest(token)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if !self
+            .store
+            .revoke_token(&digest)
+            .await
+            .map_err(store_error)?
+        {
+            return Err(Error::new(ErrorCode::ResourceNotFound));
+        }
+        if let Some(f) = &self.on_revoke {
+            f(&digest);
+        }
+        Ok(Response::new(204))
     }
 
     /// Offers `upstreams`, `routes` and `apis`, checked against `base` (the configuration
@@ -242,6 +278,12 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                     .header("Content-Type", "application/json")
                     .body(Bytes::from_static(OPENAPI.as_bytes()))),
                 _ => Err(not_allowed("GET, HEAD")),
+            };
+        }
+        if rest == "tokens" {
+            return match method {
+                Method::Delete => self.revoke_token(req).await,
+                _ => Err(not_allowed("DELETE")),
             };
         }
         let target = self.resolve(rest).await?;
@@ -604,6 +646,7 @@ pub async fn add_directory<S: Store>(
                 enabled: c.body.get("enabled") != Some(&Value::Bool(false)),
                 api_keys,
                 access_keys,
+                password: None,
             });
         }
         let billing_state = text(&p.body, "billing_state")

@@ -154,6 +154,8 @@ pub struct Consumer {
     pub api_keys: Vec<ApiKey>,
     /// Its access keys, for signed requests.
     pub access_keys: Vec<AccessKey>,
+    /// Its password, for the token service.
+    pub password: Option<Secret>,
 }
 
 /// An access key: a public id and the secret key requests are signed with (which Portico must
@@ -183,7 +185,14 @@ const API_KEY_PLACE_KEYS: &[&str] = &["header", "query"];
 const RULE_KEYS: &[&str] = &["allow", "deny"];
 const CONDITION_KEYS: &[&str] = &["consumers", "roles", "methods", "paths"];
 const PROJECT_KEYS: &[&str] = &["id", "name", "billing_state", "plan", "consumers"];
-const CONSUMER_KEYS: &[&str] = &["name", "roles", "enabled", "api_keys", "access_keys"];
+const CONSUMER_KEYS: &[&str] = &[
+    "name",
+    "roles",
+    "enabled",
+    "api_keys",
+    "access_keys",
+    "password",
+];
 const ACCESS_KEY_KEYS: &[&str] = &["id", "secret"];
 
 /// Reads a route's access keys from its mapping entries.
@@ -230,16 +239,6 @@ pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<
             };
             if access.schemes.contains(&scheme) {
                 r.problem(item, &ipath, format!("`{}` is listed twice", scheme.name()));
-                ok = false;
-            } else if scheme == AuthScheme::Token {
-                r.problem(
-                    item,
-                    &ipath,
-                    format!(
-                        "`{}` is not available yet; available: jwt, signature, api_key, none",
-                        scheme.name()
-                    ),
-                );
                 ok = false;
             } else {
                 access.schemes.push(scheme);
@@ -660,6 +659,25 @@ fn read_consumer(r: &mut Reader, node: &Node, path: &str) -> Option<Consumer> {
             }
         }
     }
+    let password = match f.get("password") {
+        None => None,
+        Some(n) => match secret(r, n, &join(path, "password")) {
+            Some(p) if p.expose().len() >= 8 => Some(p),
+            Some(_) => {
+                r.problem(
+                    n,
+                    &join(path, "password"),
+                    "a password has at least 8 characters",
+                );
+                ok = false;
+                None
+            }
+            None => {
+                ok = false;
+                None
+            }
+        },
+    };
     if !ok {
         return None;
     }
@@ -669,6 +687,7 @@ fn read_consumer(r: &mut Reader, node: &Node, path: &str) -> Option<Consumer> {
         enabled: enabled?,
         api_keys,
         access_keys,
+        password,
     })
 }
 

@@ -272,6 +272,12 @@ pub enum Handler {
     Echo,
     /// Serves files from a directory.
     Static(StaticFiles),
+    /// The token service: issues tokens for consumers' passwords (Keystone v3 password
+    /// method), valid for this long.
+    Tokens {
+        /// How long an issued token is valid.
+        ttl: Duration,
+    },
 }
 
 /// A `handler: static` route's settings.
@@ -442,6 +448,7 @@ const ROUTE_KEYS: &[&str] = &[
     "cache_control",
     "precompressed",
     "use_proxy",
+    "token_ttl",
     "auth",
     "api_key",
     "allow_cidrs",
@@ -1149,6 +1156,29 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
             let hpath = join(path, "handler");
             match r.string(h, &hpath) {
                 Some("echo") => Some(Action::Handler(Handler::Echo)),
+                Some("tokens") => {
+                    let ttl = match f.get("token_ttl") {
+                        None => Some(Duration::from_secs(3600)),
+                        Some(n) => r.duration(n, &join(path, "token_ttl")).and_then(|d| {
+                            if d > Duration::from_secs(7 * 86_400) {
+                                r.problem(n, &join(path, "token_ttl"), "at most 7d");
+                                None
+                            } else {
+                                Some(d)
+                            }
+                        }),
+                    };
+                    if methods.is_some_and(|m| m != [Method::Post].into_iter().collect()) {
+                        r.problem(
+                            node,
+                            &join(path, "methods"),
+                            "the token service takes POST only",
+                        );
+                        None
+                    } else {
+                        ttl.map(|ttl| Action::Handler(Handler::Tokens { ttl }))
+                    }
+                }
                 Some("static") => {
                     content::read_static(r, node, path, &f, template.as_ref(), methods)
                         .map(|s| Action::Handler(Handler::Static(s)))
@@ -1157,7 +1187,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
                     r.problem(
                         h,
                         &hpath,
-                        format!("unknown handler `{other}`; available: echo, static"),
+                        format!("unknown handler `{other}`; available: echo, static, tokens"),
                     );
                     None
                 }
@@ -1165,6 +1195,16 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
             }
         }
     };
+    if let Some(n) = f.get("token_ttl")
+        && !matches!(action, Some(Action::Handler(Handler::Tokens { .. })))
+        && given.len() == 1
+    {
+        r.problem(
+            n,
+            &join(path, "token_ttl"),
+            "`token_ttl` is for `handler: tokens`",
+        );
+    }
     let max_body_bytes = match f.get("max_body_bytes") {
         Some(n) => Some(Some(r.size(n, &join(path, "max_body_bytes"))?)),
         None => Some(None),

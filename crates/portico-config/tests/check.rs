@@ -690,7 +690,6 @@ fn projects_consumers_and_route_access_are_checked() {
         "projects[1].consumers[1].name: consumer `c` is defined twice",
         "routes[0].auth[1]: `api_key` is listed twice",
         "routes[0].auth[2]: unknown scheme `magic`",
-        "routes[0].auth[3]: `token` is not available yet",
         "routes[0].api_key.header: `a b` is not a field name",
         "routes[0].allow_cidrs[0]: `10.0.0.1/8` has bits set past its /8; the network is 10.0.0.0/8",
         "routes[0].allow_cidrs[1]: `ten` is not an IP address",

@@ -25,11 +25,16 @@ use portico_policy::rules::{self, Subject};
 use portico_policy::signature::{
     self, Authorization, SignatureError, SignedRequest, SigningKey, UNSIGNED_PAYLOAD,
 };
-use portico_policy::{ct_eq, sha256};
+use portico_policy::{Secret, ct_eq, sha256};
 use portico_server::{Caller, CredentialPlace, Error, Request};
+
+use crate::tokens::{Login, ProjectScope, StoredGrant};
 
 /// The longest credential read; anything longer is malformed, and not hashed.
 const MAX_CREDENTIAL: usize = 512;
+
+/// A consumer: its project's id and its name.
+type ConsumerKey = (Arc<str>, Arc<str>);
 
 /// Every project and every credential the gateway knows, indexed for the request path.
 #[derive(Default)]
@@ -38,6 +43,13 @@ pub(crate) struct Directory {
     pub(crate) failures: Arc<FailureLimiter>,
     failure_rate: Option<FailureRate>,
     projects: HashMap<Arc<str>, BillingState>,
+    /// Project names by id, and ids by name (for the token service's scopes).
+    project_names: HashMap<Arc<str>, String>,
+    project_ids: HashMap<String, Arc<str>>,
+    /// Every consumer by (project id, name): whether it is enabled.
+    consumers: HashMap<ConsumerKey, bool>,
+    /// Consumers with a password, by (project id, name).
+    logins: HashMap<ConsumerKey, (Secret, Arc<str>)>,
     jwt: Option<JwtVerifier>,
     api_keys: HashMap<[u8; 32], KeyHolder>,
     access_keys: HashMap<String, (SigningKey, KeyHolder)>,
@@ -110,9 +122,19 @@ impl Directory {
         for p in projects {
             let id: Arc<str> = p.id.as_str().into();
             d.projects.insert(id.clone(), p.billing_state);
+            d.project_names.insert(id.clone(), p.name.clone());
+            d.project_ids.insert(p.name.clone(), id.clone());
             for c in &p.consumers {
                 let consumer: Arc<str> = c.name.as_str().into();
                 let roles: Arc<str> = c.roles.join(",").into();
+                d.consumers
+                    .insert((id.clone(), consumer.clone()), c.enabled);
+                if let Some(password) = &c.password {
+                    d.logins.insert(
+                        (id.clone(), consumer.clone()),
+                        (password.clone(), roles.clone()),
+                    );
+                }
                 for k in &c.access_keys {
                     let usable = if c.enabled && k.enabled {
                         Usable::Yes
@@ -163,8 +185,10 @@ impl Directory {
         req: &Request,
         project: Option<&str>,
         path: &str,
+        token: Option<Result<Option<StoredGrant>, Error>>,
         now: SystemTime,
     ) -> Result<Verdict, Error> {
+        let mut token = token;
         let ip = req.peer.ip();
         if any_contains(&access.deny_cidrs, ip)
             || (!access.allow_cidrs.is_empty() && !any_contains(&access.allow_cidrs, ip))
@@ -189,8 +213,14 @@ impl Directory {
                     None => None,
                 },
                 AuthScheme::Jwt => self.bearer(req, now).map_err(challenge)?,
-                // Not accepted by the configuration yet.
-                AuthScheme::Token => None,
+                AuthScheme::Token => match token.take() {
+                    None => None,
+                    Some(lookup) => Some(
+                        lookup
+                            .and_then(|grant| self.token_caller(grant, now))
+                            .map_err(challenge)?,
+                    ),
+                },
             };
             if found.is_some() {
                 caller = found;
@@ -244,6 +274,104 @@ impl Directory {
             self.failures.failed(ip, rate, Instant::now());
         }
         challenge(access, e)
+    }
+
+    /// The caller a token names, from what the store kept of it.
+    fn token_caller(&self, grant: Option<StoredGrant>, now: SystemTime) -> Result<Caller, Error> {
+        let grant = grant.ok_or_else(|| Error::new(ErrorCode::TokenUnknown))?;
+        if grant.revoked {
+            return Err(Error::new(ErrorCode::CredentialRevoked));
+        }
+        let now_ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        if grant.expires_ms <= now_ms {
+            return Err(Error::new(ErrorCode::CredentialExpired));
+        }
+        let text = |k: &str| {
+            grant
+                .body
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default()
+        };
+        let (project_id, consumer): (Arc<str>, Arc<str>) =
+            (text("project_id").into(), text("consumer").into());
+        // A consumer that was disabled or removed since takes its tokens with it.
+        if self.consumers.get(&(project_id.clone(), consumer.clone())) != Some(&true) {
+            return Err(Error::new(ErrorCode::CredentialRevoked));
+        }
+        Ok(Caller {
+            project_id,
+            consumer,
+            roles: text("roles").into(),
+            credential: CredentialPlace::Field("x-auth-token".into()),
+        })
+    }
+
+    /// Checks a token request's user and password (counted against the client's
+    /// authentication failures like any credential).
+    pub(crate) fn login(
+        &self,
+        ip: IpAddr,
+        scope: &ProjectScope,
+        name: &str,
+        password: &str,
+    ) -> Result<Login, Error> {
+        if let Some(rate) = self.failure_rate
+            && let Some(wait) = self.failures.blocked(ip, rate, Instant::now())
+        {
+            return Err(Error::new(ErrorCode::AuthFailuresLimited)
+                .with_header("Retry-After", wait.to_string()));
+        }
+        let candidates: Vec<&Arc<str>> = match scope {
+            ProjectScope::Id(id) => self
+                .projects
+                .get_key_value(id.as_str())
+                .map(|(k, _)| k)
+                .into_iter()
+                .collect(),
+            ProjectScope::Name(n) => self.project_ids.get(n).into_iter().collect(),
+            ProjectScope::None => self
+                .logins
+                .keys()
+                .filter(|(_, c)| &**c == name)
+                .map(|(p, _)| p)
+                .collect(),
+        };
+        let found = match candidates.as_slice() {
+            [project] => self
+                .logins
+                .get(&((*project).clone(), Arc::from(name)))
+                .filter(|(secret, _)| ct_eq(secret.expose().as_bytes(), password.as_bytes()))
+                .filter(|_| {
+                    self.consumers.get(&((*project).clone(), Arc::from(name))) == Some(&true)
+                })
+                .map(|(_, roles)| Login {
+                    project_id: project.to_string(),
+                    project_name: self
+                        .project_names
+                        .get(*project)
+                        .cloned()
+                        .unwrap_or_default(),
+                    consumer: name.to_string(),
+                    roles: roles.to_string(),
+                }),
+            _ => None,
+        };
+        match found {
+            Some(login) => match self.projects.get(login.project_id.as_str()) {
+                Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
+                Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
+                _ => Ok(login),
+            },
+            None => {
+                if let Some(rate) = self.failure_rate {
+                    self.failures.failed(ip, rate, Instant::now());
+                }
+                Err(Error::new(ErrorCode::LoginFailed))
+            }
+        }
     }
 
     /// The caller a JSON Web Token names, if the request has `Authorization: Bearer`.

@@ -26,6 +26,7 @@ mod lifecycle;
 mod proxy;
 mod represent;
 mod static_files;
+pub mod tokens;
 mod websocket;
 
 use std::collections::HashMap;
@@ -36,7 +37,8 @@ use std::time::SystemTime;
 
 use lifecycle::{Lifecycle, Step};
 use portico_config::{
-    Action, Config, Handler as BuiltIn, Redirect, RouteGroup, RouteTable, Target, TargetScheme,
+    Action, AuthScheme, Config, Handler as BuiltIn, Redirect, RouteGroup, RouteTable, Target,
+    TargetScheme,
 };
 use portico_http::coding::{self, ContentCoding};
 use portico_http::negotiate::{self, MediaType};
@@ -73,6 +75,8 @@ enum Answer {
     Redirect(Box<Redirect>),
     /// 305 with this proxy in `Location`.
     UseProxy(Arc<str>),
+    /// The token service, issuing tokens valid this long.
+    Tokens(std::time::Duration),
     Custom(Arc<dyn Handler>),
 }
 
@@ -106,6 +110,8 @@ pub struct Gateway {
     lifecycle: Lifecycle,
     /// The projects and their credentials.
     directory: access::Directory,
+    /// Where issued tokens are kept.
+    tokens: Arc<dyn tokens::TokenStore>,
     /// Each route's response counts, by route name (taken from a registry that outlives
     /// this gateway).
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
@@ -142,6 +148,13 @@ impl Gateway {
         self
     }
 
+    /// Keeps issued tokens in `store` (the store every node shares, or one that outlives this
+    /// gateway), instead of this gateway's own memory.
+    pub fn with_tokens(mut self, store: Arc<dyn tokens::TokenStore>) -> Gateway {
+        self.tokens = store;
+        self
+    }
+
     /// Builds the routing table and upstream pools of a validated configuration.
     pub fn new(config: &Config, log: AccessLogSink) -> Result<Gateway, BuildError> {
         let upstreams = config
@@ -170,6 +183,7 @@ impl Gateway {
                 Action::Upstream(u) => Answer::Upstream(*u),
                 Action::Redirect(r) => Answer::Redirect(Box::new(r.clone())),
                 Action::UseProxy(u) => Answer::UseProxy(u.as_str().into()),
+                Action::Handler(BuiltIn::Tokens { ttl }) => Answer::Tokens(*ttl),
                 Action::Handler(BuiltIn::Echo) => Answer::Echo,
                 Action::Handler(BuiltIn::Static(settings)) => {
                     let catch_all = r.path.catch_all.clone().ok_or_else(|| {
@@ -214,6 +228,7 @@ impl Gateway {
                 config.limits.auth_failures,
             )
             .map_err(BuildError)?,
+            tokens: Arc::new(tokens::MemoryTokens::default()),
             counts: HashMap::new(),
         }
         .with_stats(&RouteStats::new()))
@@ -394,6 +409,26 @@ impl Service for Gateway {
 }
 
 impl Gateway {
+    /// What the token store holds for the request's `X-Auth-Token`, if it has one.
+    async fn lookup_token(
+        &self,
+        req: &Request,
+    ) -> Option<Result<Option<tokens::StoredGrant>, Error>> {
+        let mut values = req.head.fields_named("x-auth-token");
+        let first = values.next()?;
+        let token = first.trim_ascii();
+        if values.next().is_some() || token.is_empty() || token.len() > 512 {
+            return Some(Err(Error::new(ErrorCode::CredentialsMalformed)));
+        }
+        let digest = tokens::token_digest(token);
+        Some(
+            self.tokens
+                .get(&digest)
+                .await
+                .map_err(|e| Error::new(ErrorCode::Internal).with_cause(e)),
+        )
+    }
+
     /// Routes a request and answers it.
     async fn route(
         &self,
@@ -447,9 +482,19 @@ impl Gateway {
         let project = matched.params.get("project_id");
         let mut body_check = None;
         if !route.access.is_open() || project.is_some() {
-            let verdict =
-                self.directory
-                    .check(&route.access, req, project, path_str, SystemTime::now())?;
+            let token = if route.access.schemes.contains(&AuthScheme::Token) {
+                self.lookup_token(req).await
+            } else {
+                None
+            };
+            let verdict = self.directory.check(
+                &route.access,
+                req,
+                project,
+                path_str,
+                token,
+                SystemTime::now(),
+            )?;
             req.notes.caller = verdict.caller;
             body_check = verdict.body;
         }
@@ -515,6 +560,9 @@ impl Gateway {
                 let query = req.head.query().and_then(|q| std::str::from_utf8(q).ok());
                 let location = r.location(|name| matched.params.get(name), query);
                 Ok(Response::new(r.status).header("Location", location))
+            }
+            Answer::Tokens(ttl) => {
+                tokens::issue(&self.directory, &*self.tokens, *ttl, req, body).await
             }
             Answer::UseProxy(proxy) => Ok(Response::new(305).header("Location", proxy.to_string())),
             Answer::Custom(h) => h.handle(req, body).await,

@@ -105,10 +105,11 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         201,
         "Created",
         "The request has been fulfilled and a new resource has been created.",
-        "Admin API creates (`POST` on every collection: projects, consumers, credentials, plans, upstreams, routes, APIs), with `Location` and `ETag`; token issue comes with issue 6.",
+        "Admin API creates (`POST` on every collection: projects, consumers, credentials, plans, upstreams, routes, APIs), with `Location` and `ETag`; the token service issues a token (Keystone v3 shape, `X-Subject-Token`).",
         Implemented,
         &[
             "admin::create_read_update_delete_with_the_contracts_codes",
+            "tokens::a_keystone_password_request_gets_a_token_that_opens_its_projects_routes",
             "admin::consumers_live_in_their_project_and_credentials_show_their_secret_once",
         ],
     ),
@@ -252,7 +253,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         401,
         "Unauthorized",
         "This status code is returned after the client provides authentication information to indicate that the information is incorrect or invalid.",
-        "Routes with `auth`: no credentials (`PTC.CREDENTIALS_MISSING`), unreadable ones (`PTC.CREDENTIALS_MALFORMED`), an unknown API key (`PTC.API_KEY_UNKNOWN`), a revoked or expired one (`PTC.CREDENTIAL_REVOKED`, `PTC.CREDENTIAL_EXPIRED`), a signed request that fails (`PTC.SIGNATURE_MALFORMED`, `PTC.ACCESS_KEY_UNKNOWN`, `PTC.SIGNATURE_SKEWED`, `PTC.SIGNATURE_MISMATCH`, `PTC.BODY_DIGEST_MISMATCH`), a JSON Web Token that fails (`PTC.JWT_MALFORMED`, `PTC.JWT_ALGORITHM_REFUSED`, `PTC.JWT_KEY_UNKNOWN`, `PTC.JWT_SIGNATURE_INVALID`, `PTC.JWT_EXPIRED`, `PTC.JWT_NOT_YET_VALID`, `PTC.JWT_CLAIMS_INVALID`), each with a `WWW-Authenticate` challenge per scheme the route takes, decided before `100 Continue` where the head can decide it; the admin API's bearer token missing or wrong (`PTC.ADMIN_TOKEN_MISSING`, `PTC.ADMIN_TOKEN_INVALID`). The token service comes with the rest of issue 6.",
+        "Routes with `auth`: no credentials (`PTC.CREDENTIALS_MISSING`), unreadable ones (`PTC.CREDENTIALS_MALFORMED`), an unknown API key (`PTC.API_KEY_UNKNOWN`), a revoked or expired one (`PTC.CREDENTIAL_REVOKED`, `PTC.CREDENTIAL_EXPIRED`), a signed request that fails (`PTC.SIGNATURE_MALFORMED`, `PTC.ACCESS_KEY_UNKNOWN`, `PTC.SIGNATURE_SKEWED`, `PTC.SIGNATURE_MISMATCH`, `PTC.BODY_DIGEST_MISMATCH`), a token that fails (`PTC.TOKEN_UNKNOWN`, expired or revoked as above), a wrong user or password at the token service (`PTC.LOGIN_FAILED`), a JSON Web Token that fails (`PTC.JWT_MALFORMED`, `PTC.JWT_ALGORITHM_REFUSED`, `PTC.JWT_KEY_UNKNOWN`, `PTC.JWT_SIGNATURE_INVALID`, `PTC.JWT_EXPIRED`, `PTC.JWT_NOT_YET_VALID`, `PTC.JWT_CLAIMS_INVALID`), each with a `WWW-Authenticate` challenge per scheme the route takes, decided before `100 Continue` where the head can decide it; the admin API's bearer token missing or wrong (`PTC.ADMIN_TOKEN_MISSING`, `PTC.ADMIN_TOKEN_INVALID`).",
         Implemented,
         &[
             "access::api_keys_name_the_caller_and_every_failure_has_its_code",
@@ -260,6 +261,9 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "access::an_expired_key_is_refused",
             "signature::every_signature_failure_is_its_own_401",
             "jwt::every_bad_token_is_its_own_401",
+            "tokens::unknown_expired_and_revoked_tokens_are_refused",
+            "tokens::wrong_logins_and_bad_requests_have_their_codes",
+            "cli::tokens_live_in_the_store_as_digests_and_a_revocation_takes_effect_at_once",
             "signature::a_signed_digest_is_checked_before_100_continue_and_the_body_before_the_upstream",
             "signature::a_body_signed_without_a_digest_header_is_checked_once_read",
             "cli::keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked",
@@ -692,6 +696,10 @@ error_codes! {
     BodyIncomplete => (400, "BODY_INCOMPLETE", Client, AfterChange, true, "The request body ended before its announced length.");
     /// An admin request body that is not a JSON document (or not an object).
     JsonMalformed => (400, "JSON_MALFORMED", Client, AfterChange, false, "The request body is not a valid JSON object.");
+    /// A token request that is JSON but not a Keystone v3 password-method request (`auth.identity.methods` with `password`, `auth.identity.password.user.name` and `.password`).
+    TokenRequestInvalid => (400, "TOKEN_REQUEST_INVALID", Client, AfterChange, false, "The token request is not a password-method request.");
+    /// `DELETE /admin/v1/tokens` without `X-Subject-Token` naming the token to revoke.
+    SubjectTokenMissing => (400, "SUBJECT_TOKEN_MISSING", Client, AfterChange, false, "The request does not name a token in X-Subject-Token.");
     /// An admin request without `Authorization: Bearer`.
     AdminTokenMissing => (401, "ADMIN_TOKEN_MISSING", Client, AfterChange, false, "This request needs a bearer token.");
     /// An admin request whose bearer token is not the admin token.
@@ -702,6 +710,10 @@ error_codes! {
     CredentialsMalformed => (401, "CREDENTIALS_MALFORMED", Client, AfterChange, false, "The credentials in the request are malformed.");
     /// An API key Portico does not know (it compares SHA-256 digests of the key only).
     ApiKeyUnknown => (401, "API_KEY_UNKNOWN", Client, AfterChange, false, "The API key is not valid.");
+    /// An `X-Auth-Token` that the token service never issued (or whose record was purged after it expired).
+    TokenUnknown => (401, "TOKEN_UNKNOWN", Client, AfterChange, false, "The token is not valid.");
+    /// A token request whose user name or password is wrong, or whose project is not the user's; which one is not said.
+    LoginFailed => (401, "LOGIN_FAILED", Client, AfterChange, false, "The user name or password is not valid.");
     /// A credential past its `expires_at`.
     CredentialExpired => (401, "CREDENTIAL_EXPIRED", Client, AfterChange, false, "The credential has expired.");
     /// A credential that was revoked (`enabled: false`), or whose consumer is disabled.

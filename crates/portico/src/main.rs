@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use portico_admin::Admin;
 use portico_config::Config;
+use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore};
 use portico_gateway::{AccessLogSink, Gateway};
 use portico_policy::failures::FailureLimiter;
 use portico_server::tls::{self, Tls};
@@ -410,6 +411,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     let shared = Shared {
         stats: RouteStats::new(),
         failures: Arc::new(FailureLimiter::new()),
+        tokens: Arc::new(MemoryTokens::default()),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
@@ -493,6 +495,81 @@ struct Following {
 struct Shared {
     stats: Arc<RouteStats>,
     failures: Arc<FailureLimiter>,
+    /// Issued tokens: in this process, or in the store when one is open.
+    tokens: Arc<dyn TokenStore>,
+}
+
+/// Tokens kept in the store, so that any node can check them, behind a cache of one second
+/// (a token revoked through another node's admin API is refused within that).
+struct StoreTokens {
+    store: Arc<Backend>,
+    cache: std::sync::Mutex<std::collections::HashMap<String, (StoredGrant, std::time::Instant)>>,
+}
+
+/// How long a token read from the store is believed without asking again.
+const TOKEN_CACHE: Duration = Duration::from_secs(1);
+
+impl StoreTokens {
+    fn cache(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::HashMap<String, (StoredGrant, std::time::Instant)>,
+    > {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets what the cache holds of a token (it was revoked here).
+    fn evict(&self, digest: &str) {
+        self.cache().remove(digest);
+    }
+}
+
+impl TokenStore for StoreTokens {
+    fn put<'a>(
+        &'a self,
+        digest: &'a str,
+        grant: &'a serde_json::Value,
+        expires_ms: i64,
+    ) -> TokenFuture<'a, ()> {
+        Box::pin(async move {
+            self.store
+                .put_token(digest, grant, expires_ms)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn get<'a>(&'a self, digest: &'a str) -> TokenFuture<'a, Option<StoredGrant>> {
+        Box::pin(async move {
+            let now = std::time::Instant::now();
+            if let Some((grant, at)) = self.cache().get(digest)
+                && now.duration_since(*at) < TOKEN_CACHE
+            {
+                return Ok(Some(grant.clone()));
+            }
+            let found = self
+                .store
+                .get_token(digest)
+                .await
+                .map_err(|e| e.to_string())?
+                .map(|t| StoredGrant {
+                    body: t.body,
+                    expires_ms: t.expires_ms,
+                    revoked: t.revoked_ms.is_some(),
+                });
+            let mut cache = self.cache();
+            if cache.len() >= 100_000 {
+                cache.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE);
+            }
+            if let Some(g) = &found {
+                cache.insert(digest.to_string(), (g.clone(), now));
+            }
+            Ok(found)
+        })
+    }
 }
 
 /// How often the data plane looks at the store's revision: a change made through the admin
@@ -571,6 +648,15 @@ async fn admin_api(
         return Err("the admin API needs a token: admin.token or PORTICO_ADMIN_TOKEN".into());
     };
     let store = Arc::new(Backend::open(&config.storage).await?);
+    // With a store, tokens live in it: every node can check them.
+    let store_tokens = Arc::new(StoreTokens {
+        store: store.clone(),
+        cache: std::sync::Mutex::new(std::collections::HashMap::new()),
+    });
+    let shared = &Shared {
+        tokens: store_tokens.clone(),
+        ..shared.clone()
+    };
     let following = Following {
         base: Arc::new(ArcSwap::from_pointee(config.clone())),
         rebuild: Arc::new(tokio::sync::Notify::new()),
@@ -591,7 +677,8 @@ async fn admin_api(
     let admin = Arc::new(
         Admin::new(store, token, settings)
             .with_model(following.base.clone())
-            .with_stats(shared.stats.clone()),
+            .with_stats(shared.stats.clone())
+            .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest))),
     );
     // Tombstones are forgotten once their retention is over, checked ten times per retention
     // (at least every second, at most every hour).
@@ -624,7 +711,8 @@ fn build(
     let log = AccessLogSink::open(&config.access_log)?;
     Ok(Gateway::new(config, log)?
         .with_stats(&shared.stats)
-        .with_failure_limiter(shared.failures.clone()))
+        .with_failure_limiter(shared.failures.clone())
+        .with_tokens(shared.tokens.clone()))
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.

@@ -1065,3 +1065,77 @@ fn no_secret_reaches_a_log_line_or_an_error_body() {
             >= 4
     );
 }
+
+#[test]
+fn tokens_live_in_the_store_as_digests_and_a_revocation_takes_effect_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("tokens.db");
+    let project = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let path = write_config(
+        &dir,
+        "tokens.yaml",
+        &format!(
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: sqlite://{}\naccess_log: off\nprojects:\n  - {{id: {project}, name: acme, consumers: [{{name: alice, roles: [member], password: \"${{ALICE_PASSWORD}}\"}}]}}\nroutes:\n  - {{name: tokens, path: /v3/auth/tokens, methods: [POST], handler: tokens}}\n  - {{name: s, path: \"/v1/{{project_id}}/s\", methods: [GET], handler: echo, auth: token}}\n",
+            db.display()
+        ),
+    );
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("ALICE_PASSWORD", "alice-password-123")
+        .stdout(Stdio::null());
+    let mut served = Served::spawn(command);
+    let admin = served.address("admin API listening");
+    let data = served.address("portico listening");
+    let body = r#"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "alice", "password": "alice-password-123", "domain": {"name": "Default"}}}}, "scope": {"project": {"name": "acme"}}}}"#;
+    let issued = exchange(
+        &data,
+        &format!(
+            "POST /v3/auth/tokens HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(issued.starts_with("HTTP/1.1 201 "), "{issued}");
+    let token = issued
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Subject-Token: "))
+        .unwrap()
+        .to_string();
+    let get = || {
+        exchange(
+            &data,
+            &format!(
+                "GET /v1/{project}/s HTTP/1.1\r\nHost: a\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    let answer = get();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // The store has the token's digest, never the token.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.to_string_lossy().contains("tokens.db") {
+            stored.extend(std::fs::read(p).unwrap());
+        }
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(!stored.contains(&token[3..]), "the token is in the store");
+    // Revoked through the admin API: refused at once on this node.
+    let revoke = |t: &str| {
+        exchange(
+            &admin,
+            &format!(
+                "DELETE /admin/v1/tokens HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nX-Subject-Token: {t}\r\nConnection: close\r\n\r\n"
+            ),
+        )
+    };
+    assert!(revoke(&token).starts_with("HTTP/1.1 204 "));
+    let answer = get();
+    assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
+    assert!(answer.contains("PTC.CREDENTIAL_REVOKED"), "{answer}");
+    assert!(revoke(&token).starts_with("HTTP/1.1 404 "));
+    served.stop();
+}
