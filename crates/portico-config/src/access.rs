@@ -28,6 +28,7 @@
 use std::time::SystemTime;
 
 use portico_http::Method;
+use portico_policy::cors::CorsPolicy;
 use portico_policy::jwt::{JwtSettings, JwtVerifier};
 use portico_policy::rules::Rule;
 use portico_policy::{Cidr, Secret, sha256};
@@ -51,6 +52,8 @@ pub struct Access {
     pub deny_cidrs: Vec<Cidr>,
     /// Ordered `allow` / `deny` rules over the caller and the request.
     pub policy: Vec<Rule>,
+    /// Which browser origins may call the route.
+    pub cors: Option<CorsPolicy>,
 }
 
 impl Access {
@@ -60,6 +63,7 @@ impl Access {
             && self.allow_cidrs.is_empty()
             && self.deny_cidrs.is_empty()
             && self.policy.is_empty()
+            && self.cors.is_none()
     }
 }
 
@@ -183,6 +187,14 @@ pub struct ApiKey {
 
 const API_KEY_PLACE_KEYS: &[&str] = &["header", "query"];
 const RULE_KEYS: &[&str] = &["allow", "deny"];
+const CORS_KEYS: &[&str] = &[
+    "origins",
+    "methods",
+    "headers",
+    "credentials",
+    "max_age",
+    "expose_headers",
+];
 const CONDITION_KEYS: &[&str] = &["consumers", "roles", "methods", "paths"];
 const PROJECT_KEYS: &[&str] = &["id", "name", "billing_state", "plan", "consumers"];
 const CONSUMER_KEYS: &[&str] = &[
@@ -316,6 +328,12 @@ pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<
             }
         }
     }
+    if let Some(n) = f.get("cors") {
+        match read_cors(r, n, &join(path, "cors")) {
+            Some(c) => access.cors = Some(c),
+            None => ok = false,
+        }
+    }
     if let Some(n) = f.get("policy") {
         match read_policy(r, n, &join(path, "policy")) {
             Some(rules) => access.policy = rules,
@@ -323,6 +341,83 @@ pub(crate) fn read_access(r: &mut Reader, f: &Fields<'_>, path: &str) -> Option<
         }
     }
     ok.then_some(access)
+}
+
+/// Reads `cors: {origins, methods, headers, credentials, max_age, expose_headers}`.
+fn read_cors(r: &mut Reader, node: &Node, path: &str) -> Option<CorsPolicy> {
+    let f = r.map(node, path, CORS_KEYS)?;
+    let mut ok = true;
+    let mut list = |r: &mut Reader, key: &str, check: &dyn Fn(&str) -> Option<String>| {
+        let mut out = Vec::new();
+        let Some(n) = f.get(key) else { return out };
+        let kpath = join(path, key);
+        for (i, item) in r.seq(n, &kpath).unwrap_or_default().iter().enumerate() {
+            let ipath = format!("{kpath}[{i}]");
+            match r.string(item, &ipath) {
+                Some(v) => match check(v) {
+                    Some(v) => out.push(v),
+                    None => {
+                        r.problem(item, &ipath, format!("`{v}` is not valid here"));
+                        ok = false;
+                    }
+                },
+                None => ok = false,
+            }
+        }
+        out
+    };
+    let origins = list(r, "origins", &|o| {
+        let valid = o == "*"
+            || ((o.starts_with("http://") || o.starts_with("https://"))
+                && !o.trim_end_matches('/').contains(['?', '#'])
+                && o.matches('/').count() == 2);
+        valid.then(|| o.to_string())
+    });
+    let methods = list(r, "methods", &|m| {
+        Method::from_bytes(m.as_bytes()).map(|_| m.to_string())
+    });
+    let headers = list(r, "headers", &|h| {
+        valid_token(h).then(|| h.to_ascii_lowercase())
+    });
+    let expose = list(r, "expose_headers", &|h| {
+        valid_token(h).then(|| h.to_string())
+    });
+    let credentials = f
+        .get("credentials")
+        .map_or(Some(false), |n| r.boolean(n, &join(path, "credentials")));
+    let max_age = match f.get("max_age") {
+        None => Some(None),
+        Some(n) => r
+            .duration(n, &join(path, "max_age"))
+            .map(|d| Some(d.as_secs())),
+    };
+    if origins.is_empty() && ok {
+        r.problem(
+            node,
+            &join(path, "origins"),
+            "list at least one origin (`https://app.example`, or `*`)",
+        );
+        ok = false;
+    }
+    if credentials == Some(true) && origins.iter().any(|o| o == "*") {
+        r.problem(
+            node,
+            &join(path, "credentials"),
+            "browsers refuse credentials with any origin (`*`): list the origins",
+        );
+        ok = false;
+    }
+    if !ok {
+        return None;
+    }
+    Some(CorsPolicy {
+        origins,
+        methods,
+        headers,
+        credentials: credentials?,
+        max_age: max_age?,
+        expose,
+    })
 }
 
 /// Reads `policy: [{allow: {...}} | {deny: {...}}, ...]`.

@@ -454,6 +454,7 @@ const ROUTE_KEYS: &[&str] = &[
     "allow_cidrs",
     "deny_cidrs",
     "policy",
+    "cors",
 ];
 
 impl Config {
@@ -1255,7 +1256,13 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         (Some(c), Some(None)) if !c.is_empty() => Some(Some(Vec::new())),
         (_, e) => e,
     };
-    let access = access::read_access(r, &f, path);
+    let mut access = access::read_access(r, &f, path);
+    // A CORS policy that lists no methods allows the route's own.
+    if let (Some(Some(cors)), Some(methods)) = (access.as_mut().map(|a| a.cors.as_mut()), methods)
+        && cors.methods.is_empty()
+    {
+        cors.methods = methods.allowed().map(|m| m.as_str().to_string()).collect();
+    }
     Some(Route {
         name: name?,
         path: template?,

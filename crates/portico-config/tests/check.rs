@@ -828,3 +828,30 @@ fn the_identity_provider_block_is_checked_with_its_keys() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn cors_policies_are_checked() {
+    let ok = from_str(
+        "routes:\n  - {name: r, path: /r, methods: [GET, PUT], handler: echo, cors: {origins: [\"https://app.example\"], max_age: 1h}}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let cors = ok.routes[0].access.cors.as_ref().unwrap();
+    assert!(cors.methods.contains(&"PUT".to_string()));
+    assert_eq!(cors.max_age, Some(3600));
+    let text = from_str(
+        "routes:\n  - {name: r, path: /r, methods: [GET], handler: echo, cors: {origins: [\"*\"], credentials: true}}\n  - {name: s, path: /s, methods: [GET], handler: echo, cors: {origins: [\"app.example\", \"https://a.example/path\"], headers: [\"a b\"]}}\n  - {name: t, path: /t, methods: [GET], handler: echo, cors: {}}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].cors.credentials: browsers refuse credentials with any origin",
+        "routes[1].cors.origins[0]: `app.example` is not valid here",
+        "routes[1].cors.origins[1]: `https://a.example/path` is not valid here",
+        "routes[1].cors.headers[0]: `a b` is not valid here",
+        "routes[2].cors.origins: list at least one origin",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -371,25 +371,13 @@ impl Service for Gateway {
     }
 
     async fn call(&self, req: &mut Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
-        if self.lifecycle.is_empty() {
-            return self.route(req, body).await;
-        }
-        let fields = {
-            let normalized = remove_dot_segments(req.head.path());
-            let path = normalized.as_deref().unwrap_or(req.head.path());
-            match self
-                .lifecycle
-                .check(path, req.head.method(), SystemTime::now())?
-            {
-                Step::Answer(resp) => return Ok(resp),
-                Step::Proceed(fields) => fields,
-            }
-        };
-        let result = self.route(req, body).await;
+        let result = self.answer(req, body).await;
+        let fields = std::mem::take(&mut req.notes.response_fields);
         if fields.is_empty() {
             return result;
         }
-        // A deprecated version says so on every answer, errors included.
+        // What the pipeline owes every answer (a deprecated version's headers, CORS), errors
+        // included.
         match result {
             Ok(resp) => Ok(fields.into_iter().fold(resp, |r, (n, v)| r.header(n, v))),
             Err(e) => Err(fields.into_iter().fold(e, |e, (n, v)| e.with_header(n, v))),
@@ -409,6 +397,63 @@ impl Service for Gateway {
 }
 
 impl Gateway {
+    /// The lifecycle of the API version asked for, then the route.
+    async fn answer(
+        &self,
+        req: &mut Request,
+        body: &mut RequestBody<'_>,
+    ) -> Result<Response, Error> {
+        if !self.lifecycle.is_empty() {
+            let normalized = remove_dot_segments(req.head.path());
+            let path = normalized.as_deref().unwrap_or(req.head.path());
+            match self
+                .lifecycle
+                .check(path, req.head.method(), SystemTime::now())?
+            {
+                Step::Answer(resp) => return Ok(resp),
+                Step::Proceed(fields) => req.notes.response_fields.extend(fields),
+            }
+        }
+        self.route(req, body).await
+    }
+
+    /// `OPTIONS` on a route's path: a CORS preflight when it is one and the route that would
+    /// take the method asked has `cors` (204 with the CORS fields, or 403); else 204 with
+    /// `Allow`.
+    fn options(&self, req: &Request, group: &RouteGroup) -> Result<Response, Error> {
+        let head = &req.head;
+        let (Some(origin), Some(asked)) = (
+            head.field("origin"),
+            head.field("access-control-request-method"),
+        ) else {
+            return Ok(allow_response(group.methods));
+        };
+        // The policy of the route that would take the method asked; when none would, of any
+        // route here that has one (which then refuses the method).
+        let routes = || group.routes.iter().map(|&i| &self.routes[i]);
+        let cors = Method::from_bytes(asked)
+            .and_then(|m| routes().find(|r| r.methods.allows(m)))
+            .and_then(|r| r.access.cors.as_ref())
+            .or_else(|| routes().find_map(|r| r.access.cors.as_ref()));
+        let Some(cors) = cors else {
+            return Ok(allow_response(group.methods));
+        };
+        let text = |v: &[u8]| std::str::from_utf8(v).ok().map(str::to_string);
+        let headers = head
+            .field("access-control-request-headers")
+            .and_then(text)
+            .unwrap_or_default();
+        match (text(origin), text(asked)) {
+            (Some(origin), Some(asked)) => match cors.preflight(&origin, &asked, &headers) {
+                Some(fields) => Ok(fields
+                    .into_iter()
+                    .fold(Response::new(204), |r, (n, v)| r.header(n, v))),
+                None => Err(Error::new(ErrorCode::CorsPreflightDenied)),
+            },
+            _ => Err(Error::new(ErrorCode::CorsPreflightDenied)),
+        }
+    }
+
     /// What the token store holds for the request's `X-Auth-Token`, if it has one.
     async fn lookup_token(
         &self,
@@ -452,7 +497,7 @@ impl Gateway {
             .map_err(|_| Error::new(ErrorCode::RouteNotFound))?;
         let group = &self.groups[*matched.value];
         if method == Method::Options {
-            return Ok(allow_response(group.methods));
+            return self.options(req, group);
         }
         let Some(&index) = group
             .routes
@@ -478,6 +523,18 @@ impl Gateway {
             _ => Vec::new(),
         };
         req.notes.route = Some(route.name.clone());
+        // A browser's cross-origin request: an origin the route does not allow is refused;
+        // an allowed one is told so on whatever the answer is, errors included.
+        if let Some(cors) = &route.access.cors
+            && let Some(origin) = req.head.field("origin")
+        {
+            let origin = std::str::from_utf8(origin)
+                .ok()
+                .filter(|o| cors.allows_origin(o))
+                .ok_or_else(|| Error::new(ErrorCode::CorsOriginDenied))?;
+            let fields = cors.response_fields(origin);
+            req.notes.response_fields.extend(fields);
+        }
         // Who calls, and whether it may: before anything is read or sent on.
         let project = matched.params.get("project_id");
         let mut body_check = None;

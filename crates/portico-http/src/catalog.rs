@@ -133,11 +133,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         204,
         "NoContent",
         "The server has successfully processed the request, but has not returned any content. The status code is returned in response to an HTTP OPTIONS request.",
-        "`OPTIONS` on any route (and `OPTIONS *`) is answered by Portico with 204 and `Allow`; an admin API `DELETE` is 204.",
+        "`OPTIONS` on any route (and `OPTIONS *`) is answered by Portico with 204 and `Allow`; a CORS preflight that a route's `cors` allows is 204 with the CORS fields; an admin API `DELETE` is 204.",
         Implemented,
         &[
             "routing::options_on_a_route_is_204_with_allow",
             "routing::options_asterisk_is_204",
+            "cors::preflights_and_requests_follow_the_routes_cors",
             "admin::create_read_update_delete_with_the_contracts_codes",
         ],
     ),
@@ -283,13 +284,15 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         403,
         "Forbidden",
         "The server understands the request, but is refusing to fulfill it. The server has received and understood the request, but it refused to respond, because the request is set to deny access. Do not retry the request before modification.",
-        "Authenticated but not allowed: credentials for another project than the URL's (`PTC.PROJECT_MISMATCH`), a closed project (`PTC.PROJECT_CLOSED`), a client outside `allow_cidrs` or inside `deny_cidrs` (`PTC.CLIENT_ADDRESS_DENIED`), a route `policy` that refuses the caller or the request (`PTC.POLICY_DENIED`); CORS origins come with the rest of issue 6.",
+        "Authenticated but not allowed: credentials for another project than the URL's (`PTC.PROJECT_MISMATCH`), a closed project (`PTC.PROJECT_CLOSED`), a client outside `allow_cidrs` or inside `deny_cidrs` (`PTC.CLIENT_ADDRESS_DENIED`), a route `policy` that refuses the caller or the request (`PTC.POLICY_DENIED`), a browser's request or preflight from an origin, or for a method or header, the route's `cors` does not allow (`PTC.CORS_ORIGIN_DENIED`, `PTC.CORS_PREFLIGHT_DENIED`).",
         Implemented,
         &[
             "access::the_callers_project_must_be_the_one_in_the_url",
             "access::suspended_projects_get_402_and_closed_ones_403",
             "access::client_networks_are_allowed_and_denied",
             "access::a_route_policy_allows_and_denies_by_who_and_what",
+            "cors::preflights_and_requests_follow_the_routes_cors",
+            "cors::a_real_browser_preflights_and_is_answered",
         ],
     ),
     row(
@@ -748,6 +751,10 @@ error_codes! {
     ProjectMismatch => (403, "PROJECT_MISMATCH", Client, AfterChange, false, "The credentials are not for this project.");
     /// The caller's project has `billing_state: closed`.
     ProjectClosed => (403, "PROJECT_CLOSED", Client, AfterChange, false, "The project is closed.");
+    /// A request whose `Origin` is not among the route's `cors.origins`.
+    CorsOriginDenied => (403, "CORS_ORIGIN_DENIED", Client, AfterChange, false, "Requests from this origin are not allowed.");
+    /// A CORS preflight for an origin, method or header the route's `cors` does not allow.
+    CorsPreflightDenied => (403, "CORS_PREFLIGHT_DENIED", Client, AfterChange, false, "This cross-origin request is not allowed.");
     /// The route's `policy` does not let this caller make this request.
     PolicyDenied => (403, "POLICY_DENIED", Client, AfterChange, false, "The route's policy does not allow this request.");
     /// The client's address is inside the route's `deny_cidrs`, or outside its `allow_cidrs`.

@@ -4,12 +4,14 @@
 //! - [`cidr`]: whether a client address is inside a network (`allow_cidrs`, `deny_cidrs`).
 //! - [`secret`]: secrets that never print, compared in constant time, and the digests under
 //!   which API keys are kept.
+//! - [`cors`]: which browser origins may call a route.
 //! - [`failures`]: how often one client address may fail to authenticate.
 //! - [`jwt`]: JSON Web Tokens from an identity provider's key set.
 //! - [`rules`]: a route's `policy`, ordered `allow` / `deny` rules.
 //! - [`signature`]: signed requests (`SDK-HMAC-SHA256`), to verify and to make.
 
 pub mod cidr;
+pub mod cors;
 pub mod failures;
 pub mod jwt;
 pub mod rules;

@@ -38,6 +38,8 @@ pub struct Notes {
     pub upstream: Option<Arc<str>>,
     /// Who called, when the route asked and the caller proved it.
     pub caller: Option<Caller>,
+    /// Fields the pipeline adds to whatever answer the request gets, errors included (CORS).
+    pub response_fields: Vec<(&'static str, String)>,
 }
 
 /// A caller that proved who it is.
