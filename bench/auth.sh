@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# What authentication costs: one Portico proxying three routes to the same upstream, with
-# `auth: none`, `auth: api_key` and `auth: signature` (every request signed, its signature
-# checked), by the method of ../shared/bench: Portico pinned to cpu0, wrk and the upstream
+# What authentication costs: one Portico proxying four routes to the same upstream, with
+# `auth: none`, `auth: api_key`, `auth: token` (a token from the token service, kept in
+# memory: no store here) and `auth: signature` (every request signed, its signature checked), by the method of ../shared/bench: Portico pinned to cpu0, wrk and the upstream
 # (nginx, answering 64 bytes) pinned to cpu1, -t1 -c50, 10 s after a 2 s warm-up, interleaved
 # rounds with rotating order, the median shown, and Portico's CPU read from /proc so that
 # requests per CPU-second compare even when the load core saturates first.
@@ -41,7 +41,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-if (( ROUNDS * 3 * (DURATION + WARMUP) > 800 )); then
+if (( ROUNDS * 4 * (DURATION + WARMUP) > 800 )); then
   echo "the run would outlast the signature (15 minutes); use fewer rounds or a shorter duration" >&2
   exit 2
 fi
@@ -72,8 +72,10 @@ projects:
   - id: $PROJECT
     name: bench
     consumers:
-      - {name: c, api_keys: ["$API_KEY"], access_keys: [{id: $AK, secret: "$SK"}]}
+      - {name: c, api_keys: ["$API_KEY"], access_keys: [{id: $AK, secret: "$SK"}], password: "bench-password-1"}
 routes:
+  - {name: tokens, path: /v3/auth/tokens, methods: [POST], handler: tokens}
+  - {name: token, path: "/v1/{project_id}/token", methods: [GET], upstream: up, auth: token}
   - {name: none, path: "/v1/{project_id}/none", methods: [GET], upstream: up}
   - {name: key, path: "/v1/{project_id}/key", methods: [GET], upstream: up, auth: api_key}
   - {name: signed, path: "/v1/{project_id}/signed", methods: [GET], upstream: up, auth: signature}
@@ -93,9 +95,13 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 mapfile -t SIGNED < <(PORTICO_SECRET_KEY="$SK" "$BIN" sign --access-key "$AK" "$base/signed")
-declare -A URL=( [none]="$base/none" [api_key]="$base/key" [signature]="$base/signed" )
-declare -A HDR=( [none]="X-Bench: none" [api_key]="X-Api-Key: $API_KEY" )
-TARGETS=(none api_key signature)
+TOKEN=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
+  -d '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "c", "password": "bench-password-1"}}}, "scope": {"project": {"name": "bench"}}}}' \
+  "http://127.0.0.1:$PORT/v3/auth/tokens" | awk -F': ' 'tolower($1)=="x-subject-token" {print $2}' | tr -d '\r')
+[[ -n "$TOKEN" ]] || { echo "the token service gave no token" >&2; exit 1; }
+declare -A URL=( [none]="$base/none" [api_key]="$base/key" [token]="$base/token" [signature]="$base/signed" )
+declare -A HDR=( [none]="X-Bench: none" [api_key]="X-Api-Key: $API_KEY" [token]="X-Auth-Token: $TOKEN" )
+TARGETS=(none api_key token signature)
 
 wrk_run() {  # target duration [--latency]
   local t=$1 d=$2; shift 2
