@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod chunked;
+pub mod civil;
 pub mod coding;
 pub mod conditional;
 pub mod envelope;
