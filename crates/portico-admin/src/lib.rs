@@ -393,7 +393,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             }
             self.check_model(kind, None, Some(doc)).await?;
             let mut doc = doc.clone();
-            let secret = kind.issue.map(|issue| issue(&mut doc));
+            let secret = kind.issue.and_then(|issue| issue(&mut doc));
             let name = (kind.store_name)(&doc);
             let created = self
                 .store
@@ -604,8 +604,15 @@ pub async fn add_directory<S: Store>(
         for c in all(store, CONSUMERS.name, &p.id).await? {
             let mut api_keys = Vec::new();
             let mut access_keys = Vec::new();
+            let mut password_hash = None;
             for k in all(store, CREDENTIALS.name, &c.id).await? {
                 let enabled = k.body.get("enabled") != Some(&Value::Bool(false));
+                if text(&k.body, "type").as_deref() == Some("password") {
+                    if enabled {
+                        password_hash = text(&k.body, "password_hash");
+                    }
+                    continue;
+                }
                 if text(&k.body, "type").as_deref() == Some("access_key") {
                     match (text(&k.body, "access_key_id"), text(&k.body, "secret_key")) {
                         (Some(id), Some(secret)) => access_keys.push(AccessKey {
@@ -647,6 +654,7 @@ pub async fn add_directory<S: Store>(
                 api_keys,
                 access_keys,
                 password: None,
+                password_hash,
             });
         }
         let billing_state = text(&p.body, "billing_state")

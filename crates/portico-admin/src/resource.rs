@@ -27,7 +27,7 @@ pub(crate) struct Kind {
     pub(crate) validate: fn(Fields, Option<&Document>) -> Result<Fields, Error>,
     /// At creation, makes the item's secret: adds what Portico keeps of it (a hash) to the
     /// document and returns the secret, which the response shows this once.
-    pub(crate) issue: Option<fn(&mut Fields) -> String>,
+    pub(crate) issue: Option<fn(&mut Fields) -> Option<String>>,
     /// Members kept in the store that no response and no export shows.
     pub(crate) hidden: &'static [&'static str],
     /// The unique name of a valid document in its scope.
@@ -83,7 +83,7 @@ pub(crate) const CONSUMERS: Kind = Kind {
 pub(crate) const CREDENTIALS: Kind = Kind {
     parent: Some(&CONSUMERS),
     issue: Some(issue_credential),
-    hidden: &["secret_sha256", "secret_key"],
+    hidden: &["secret_sha256", "secret_key", "password_hash"],
     store_name: credential_name,
     ..Kind::global("credentials", credential)
 };
@@ -250,7 +250,7 @@ fn consumer(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
     c.finish(&["name", "description", "enabled", "roles"])
 }
 
-const CREDENTIAL_TYPES: &[&str] = &["api_key", "access_key"];
+const CREDENTIAL_TYPES: &[&str] = &["api_key", "access_key", "password"];
 
 fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> {
     let mut c = Check::new(doc);
@@ -261,9 +261,11 @@ fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> 
         "secret",
         "secret_key",
         "access_key_id",
+        "password_hash",
     ] {
         c.doc.remove(key);
     }
+    let password = c.doc.remove("password");
     c.one_of("type", CREDENTIAL_TYPES, Some("api_key"));
     c.description();
     c.flag("enabled", true);
@@ -281,11 +283,38 @@ fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> 
         if c.doc.get("type") != current.body.get("type") {
             c.violation("type", "a credential's `type` cannot change");
         }
-        for key in ["secret_sha256", "prefix", "secret_key", "access_key_id"] {
+        for key in [
+            "secret_sha256",
+            "prefix",
+            "secret_key",
+            "access_key_id",
+            "password_hash",
+        ] {
             if let Some(v) = current.body.get(key) {
                 c.doc.insert(key.into(), v.clone());
             }
         }
+    }
+    // A password is sent by the client (at creation, or to change it) and kept only hashed.
+    let is_password = c.doc.get("type").and_then(Value::as_str) == Some("password");
+    match (password, is_password) {
+        (Some(Value::String(p)), true) if p.len() >= 8 && p.len() <= 1024 => {
+            let kept = portico_policy::password::hash_password(
+                &p,
+                &random::<16>(),
+                portico_policy::password::ITERATIONS,
+            );
+            c.doc.insert("password_hash".into(), json!(kept));
+        }
+        (Some(_), true) => c.violation("password", "`password` is text of 8 to 1024 bytes"),
+        (Some(_), false) => c.violation(
+            "password",
+            "`password` is for credentials of type `password`",
+        ),
+        (None, true) if !c.doc.contains_key("password_hash") => {
+            c.violation("password", "`password` is required (8 to 1024 bytes)");
+        }
+        (None, _) => {}
     }
     c.finish(&[
         "type",
@@ -296,6 +325,7 @@ fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> 
         "prefix",
         "secret_key",
         "access_key_id",
+        "password_hash",
     ])
 }
 
@@ -312,22 +342,32 @@ fn random<const N: usize>() -> [u8; N] {
 /// An API key (`pk_` and 64 hexadecimal digits), or an access key (an id `AK` and 20
 /// upper-case hexadecimal digits, and a secret key of 40 hexadecimal digits), all from the
 /// operating system's random source.
-fn issue_credential(doc: &mut Fields) -> String {
-    if doc.get("type").and_then(Value::as_str) == Some("access_key") {
-        let id = format!("AK{}", hex(&random::<10>()).to_ascii_uppercase());
-        let secret = hex(&random::<20>());
-        doc.insert("access_key_id".into(), json!(id));
-        doc.insert("secret_key".into(), json!(secret));
-        return secret;
+/// A password is the client's own: nothing is issued for it.
+fn issue_credential(doc: &mut Fields) -> Option<String> {
+    match doc.get("type").and_then(Value::as_str) {
+        Some("password") => None,
+        Some("access_key") => {
+            let id = format!("AK{}", hex(&random::<10>()).to_ascii_uppercase());
+            let secret = hex(&random::<20>());
+            doc.insert("access_key_id".into(), json!(id));
+            doc.insert("secret_key".into(), json!(secret));
+            Some(secret)
+        }
+        _ => {
+            let key = format!("pk_{}", hex(&random::<32>()));
+            doc.insert("secret_sha256".into(), json!(hex(&Sha256::digest(&key))));
+            doc.insert("prefix".into(), json!(key[..11].to_string()));
+            Some(key)
+        }
     }
-    let key = format!("pk_{}", hex(&random::<32>()));
-    doc.insert("secret_sha256".into(), json!(hex(&Sha256::digest(&key))));
-    doc.insert("prefix".into(), json!(key[..11].to_string()));
-    key
 }
 
-/// A credential's unique name: its digest (API keys) or its id (access keys).
+/// A credential's unique name: its digest (API keys), its id (access keys), or `password`
+/// (one per consumer).
 fn credential_name(doc: &Fields) -> String {
+    if doc.get("type").and_then(Value::as_str) == Some("password") {
+        return "password".to_string();
+    }
     ["secret_sha256", "access_key_id"]
         .iter()
         .find_map(|k| doc.get(*k).and_then(Value::as_str))

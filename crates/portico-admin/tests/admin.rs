@@ -976,6 +976,40 @@ async fn consumers_live_in_their_project_and_credentials_show_their_secret_once(
     assert!(stored.contains(&digest));
     assert!(!stored.contains(&secret[3..]));
 
+    // A password: the client's own, kept only hashed, one per consumer.
+    let resp = api
+        .send("POST", &credentials, &json, Some(r#"{"type": "password"}"#))
+        .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    let resp = api
+        .send(
+            "POST",
+            &credentials,
+            &json,
+            Some(r#"{"type": "password", "password": "a-long-password"}"#),
+        )
+        .await;
+    assert_eq!(resp.status, 201);
+    let text = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(
+        !text.contains("a-long-password") && !text.contains("pbkdf2") && !text.contains("secret"),
+        "{text}"
+    );
+    let again = api
+        .send(
+            "POST",
+            &credentials,
+            &json,
+            Some(r#"{"type": "password", "password": "another-password"}"#),
+        )
+        .await;
+    assert_error(&again, 409, "PTC.NAME_TAKEN");
+    let password_item = resp.header("location").unwrap().to_string();
+    assert_eq!(
+        api.send("DELETE", &password_item, &[], None).await.status,
+        204
+    );
+
     // Nothing is left without its parent: a project holding consumers, or a consumer holding
     // credentials, cannot go.
     let resp = api

@@ -158,8 +158,10 @@ pub struct Consumer {
     pub api_keys: Vec<ApiKey>,
     /// Its access keys, for signed requests.
     pub access_keys: Vec<AccessKey>,
-    /// Its password, for the token service.
+    /// Its password, for the token service (from the file).
     pub password: Option<Secret>,
+    /// Its password as the admin API keeps it (`pbkdf2-sha256$…`), for the token service.
+    pub password_hash: Option<String>,
 }
 
 /// An access key: a public id and the secret key requests are signed with (which Portico must
@@ -783,6 +785,7 @@ fn read_consumer(r: &mut Reader, node: &Node, path: &str) -> Option<Consumer> {
         api_keys,
         access_keys,
         password,
+        password_hash: None,
     })
 }
 

@@ -33,6 +33,26 @@ use crate::tokens::{Login, ProjectScope, StoredGrant};
 /// The longest credential read; anything longer is malformed, and not hashed.
 const MAX_CREDENTIAL: usize = 512;
 
+/// What a consumer's password is checked against.
+#[derive(Clone)]
+pub(crate) enum LoginSecret {
+    /// The password itself (from the configuration file).
+    Plain(Secret),
+    /// Its kept form (from the admin API), `pbkdf2-sha256$…`.
+    Hashed(String),
+}
+
+impl LoginSecret {
+    /// Whether `password` is it. A hashed one costs hundreds of milliseconds of CPU: call
+    /// this off the request threads.
+    pub(crate) fn matches(&self, password: &str) -> bool {
+        match self {
+            LoginSecret::Plain(p) => ct_eq(p.expose().as_bytes(), password.as_bytes()),
+            LoginSecret::Hashed(h) => portico_policy::password::verify_password(password, h),
+        }
+    }
+}
+
 /// A consumer: its project's id and its name.
 type ConsumerKey = (Arc<str>, Arc<str>);
 
@@ -49,7 +69,7 @@ pub(crate) struct Directory {
     /// Every consumer by (project id, name): whether it is enabled.
     consumers: HashMap<ConsumerKey, bool>,
     /// Consumers with a password, by (project id, name).
-    logins: HashMap<ConsumerKey, (Secret, Arc<str>)>,
+    logins: HashMap<ConsumerKey, (LoginSecret, Arc<str>)>,
     jwt: Option<JwtVerifier>,
     api_keys: HashMap<[u8; 32], KeyHolder>,
     access_keys: HashMap<String, (SigningKey, KeyHolder)>,
@@ -129,11 +149,14 @@ impl Directory {
                 let roles: Arc<str> = c.roles.join(",").into();
                 d.consumers
                     .insert((id.clone(), consumer.clone()), c.enabled);
-                if let Some(password) = &c.password {
-                    d.logins.insert(
-                        (id.clone(), consumer.clone()),
-                        (password.clone(), roles.clone()),
-                    );
+                let secret = match (&c.password, &c.password_hash) {
+                    (Some(p), _) => Some(LoginSecret::Plain(p.clone())),
+                    (None, Some(h)) => Some(LoginSecret::Hashed(h.clone())),
+                    (None, None) => None,
+                };
+                if let Some(secret) = secret {
+                    d.logins
+                        .insert((id.clone(), consumer.clone()), (secret, roles.clone()));
                 }
                 for k in &c.access_keys {
                     let usable = if c.enabled && k.enabled {
@@ -309,15 +332,14 @@ impl Directory {
         })
     }
 
-    /// Checks a token request's user and password (counted against the client's
-    /// authentication failures like any credential).
-    pub(crate) fn login(
+    /// Finds the consumer a token request names, and what its password must be checked
+    /// against; an unknown one counts as a failure. 429 while the client may not try.
+    pub(crate) fn login_candidate(
         &self,
         ip: IpAddr,
         scope: &ProjectScope,
         name: &str,
-        password: &str,
-    ) -> Result<Login, Error> {
+    ) -> Result<(Login, LoginSecret), Error> {
         if let Some(rate) = self.failure_rate
             && let Some(wait) = self.failures.blocked(ip, rate, Instant::now())
         {
@@ -340,37 +362,47 @@ impl Directory {
                 .collect(),
         };
         let found = match candidates.as_slice() {
-            [project] => self
-                .logins
-                .get(&((*project).clone(), Arc::from(name)))
-                .filter(|(secret, _)| ct_eq(secret.expose().as_bytes(), password.as_bytes()))
-                .filter(|_| {
-                    self.consumers.get(&((*project).clone(), Arc::from(name))) == Some(&true)
-                })
-                .map(|(_, roles)| Login {
-                    project_id: project.to_string(),
-                    project_name: self
-                        .project_names
-                        .get(*project)
-                        .cloned()
-                        .unwrap_or_default(),
-                    consumer: name.to_string(),
-                    roles: roles.to_string(),
-                }),
+            [project] => {
+                let key = ((*project).clone(), Arc::from(name));
+                self.logins
+                    .get(&key)
+                    .filter(|_| self.consumers.get(&key) == Some(&true))
+                    .map(|(secret, roles)| {
+                        (
+                            Login {
+                                project_id: project.to_string(),
+                                project_name: self
+                                    .project_names
+                                    .get(*project)
+                                    .cloned()
+                                    .unwrap_or_default(),
+                                consumer: name.to_string(),
+                                roles: roles.to_string(),
+                            },
+                            secret.clone(),
+                        )
+                    })
+            }
             _ => None,
         };
-        match found {
-            Some(login) => match self.projects.get(login.project_id.as_str()) {
-                Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
-                Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
-                _ => Ok(login),
-            },
-            None => {
-                if let Some(rate) = self.failure_rate {
-                    self.failures.failed(ip, rate, Instant::now());
-                }
-                Err(Error::new(ErrorCode::LoginFailed))
-            }
+        found.ok_or_else(|| self.login_failed(ip))
+    }
+
+    /// A failed login: counted against the client, and the answer (which does not say
+    /// whether the user or the password was wrong).
+    pub(crate) fn login_failed(&self, ip: IpAddr) -> Error {
+        if let Some(rate) = self.failure_rate {
+            self.failures.failed(ip, rate, Instant::now());
+        }
+        Error::new(ErrorCode::LoginFailed)
+    }
+
+    /// A logged-in consumer's project must be open for business.
+    pub(crate) fn login_project(&self, login: &Login) -> Result<(), Error> {
+        match self.projects.get(login.project_id.as_str()) {
+            Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
+            Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
+            _ => Ok(()),
         }
     }
 

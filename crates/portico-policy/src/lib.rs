@@ -7,6 +7,7 @@
 //! - [`cors`]: which browser origins may call a route.
 //! - [`failures`]: how often one client address may fail to authenticate.
 //! - [`jwt`]: JSON Web Tokens from an identity provider's key set.
+//! - [`password`]: passwords kept as PBKDF2-HMAC-SHA256.
 //! - [`rules`]: a route's `policy`, ordered `allow` / `deny` rules.
 //! - [`signature`]: signed requests (`SDK-HMAC-SHA256`), to verify and to make.
 
@@ -14,6 +15,7 @@ pub mod cidr;
 pub mod cors;
 pub mod failures;
 pub mod jwt;
+pub mod password;
 pub mod rules;
 pub mod secret;
 pub mod signature;

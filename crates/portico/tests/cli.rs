@@ -1137,5 +1137,45 @@ fn tokens_live_in_the_store_as_digests_and_a_revocation_takes_effect_at_once() {
     assert!(answer.starts_with("HTTP/1.1 401 "), "{answer}");
     assert!(answer.contains("PTC.CREDENTIAL_REVOKED"), "{answer}");
     assert!(revoke(&token).starts_with("HTTP/1.1 404 "));
+
+    // A consumer made through the admin API, with a password credential (kept hashed).
+    let beta = admin_post(&admin, "/admin/v1/projects", r#"{"name": "beta"}"#);
+    let beta_id = location(&beta).rsplit('/').next().unwrap().to_string();
+    let bob = admin_post(
+        &admin,
+        &format!("{}/consumers", location(&beta)),
+        r#"{"name": "bob"}"#,
+    );
+    let credential = admin_post(
+        &admin,
+        &format!("{}/credentials", location(&bob)),
+        r#"{"type": "password", "password": "bob-password-123"}"#,
+    );
+    assert!(credential.starts_with("HTTP/1.1 201 "), "{credential}");
+    assert!(
+        !credential.contains("bob-password") && !credential.contains("pbkdf2"),
+        "{credential}"
+    );
+    wait_for_store(&mut served, &admin);
+    let body = r#"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "bob", "password": "bob-password-123"}}}, "scope": {"project": {"name": "beta"}}}}"#;
+    let issued = exchange(
+        &data,
+        &format!(
+            "POST /v3/auth/tokens HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    assert!(issued.starts_with("HTTP/1.1 201 "), "{issued}");
+    let bob_token = issued
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Subject-Token: "))
+        .unwrap();
+    let answer = exchange(
+        &data,
+        &format!(
+            "GET /v1/{beta_id}/s HTTP/1.1\r\nHost: a\r\nX-Auth-Token: {bob_token}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     served.stop();
 }
