@@ -1089,20 +1089,26 @@ fn tokens_live_in_the_store_as_digests_and_a_revocation_takes_effect_at_once() {
     let mut served = Served::spawn(command);
     let admin = served.address("admin API listening");
     let data = served.address("portico listening");
-    let body = r#"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "alice", "password": "alice-password-123", "domain": {"name": "Default"}}}}, "scope": {"project": {"name": "acme"}}}}"#;
-    let issued = exchange(
-        &data,
-        &format!(
-            "POST /v3/auth/tokens HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
-    assert!(issued.starts_with("HTTP/1.1 201 "), "{issued}");
-    let token = issued
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Subject-Token: "))
-        .unwrap()
-        .to_string();
+    // A token for a user and password, scoped to a project by name.
+    let issue = |user: &str, password: &str, project: &str| {
+        let body = format!(
+            r#"{{"auth": {{"identity": {{"methods": ["password"], "password": {{"user": {{"name": "{user}", "password": "{password}", "domain": {{"name": "Default"}}}}}}}}, "scope": {{"project": {{"name": "{project}"}}}}}}}}"#
+        );
+        let issued = exchange(
+            &data,
+            &format!(
+                "POST /v3/auth/tokens HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        );
+        assert!(issued.starts_with("HTTP/1.1 201 "), "{issued}");
+        issued
+            .lines()
+            .find_map(|l| l.strip_prefix("X-Subject-Token: "))
+            .unwrap()
+            .to_string()
+    };
+    let token = issue("alice", "alice-password-123", "acme");
     let get = || {
         exchange(
             &data,
@@ -1157,19 +1163,7 @@ fn tokens_live_in_the_store_as_digests_and_a_revocation_takes_effect_at_once() {
         "{credential}"
     );
     wait_for_store(&mut served, &admin);
-    let body = r#"{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "bob", "password": "bob-password-123"}}}, "scope": {"project": {"name": "beta"}}}}"#;
-    let issued = exchange(
-        &data,
-        &format!(
-            "POST /v3/auth/tokens HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        ),
-    );
-    assert!(issued.starts_with("HTTP/1.1 201 "), "{issued}");
-    let bob_token = issued
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Subject-Token: "))
-        .unwrap();
+    let bob_token = issue("bob", "bob-password-123", "beta");
     let answer = exchange(
         &data,
         &format!(
