@@ -105,10 +105,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         let Some(token) = req.head.field("x-subject-token").map(<[u8]>::trim_ascii) else {
             return Err(Error::new(ErrorCode::SubjectTokenMissing));
         };
-        let digest: String = Sha256::digest(token)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let digest = portico_policy::sha256_hex(token);
         if !self
             .store
             .revoke_token(&digest)
@@ -626,7 +623,8 @@ pub async fn add_directory<S: Store>(
                     }
                     continue;
                 }
-                let digest = text(&k.body, "secret_sha256").and_then(|h| from_hex(&h));
+                let digest =
+                    text(&k.body, "secret_sha256").and_then(|h| portico_policy::from_hex(&h));
                 let expires = match text(&k.body, "expires_at") {
                     None => Some(None),
                     Some(t) => portico_config::parse_timestamp(&t).map(Some),
@@ -670,17 +668,6 @@ pub async fn add_directory<S: Store>(
         });
     }
     Ok(())
-}
-
-fn from_hex(h: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if h.len() != 64 {
-        return None;
-    }
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// The data plane's model as the store holds it: every upstream, route and API document, in

@@ -1,10 +1,10 @@
 //! The admin resources: what each is called and what its documents must hold.
 
 use portico_config::Section;
+use portico_policy::hex;
 use portico_server::Error;
 use portico_store::Document;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::invalid;
 
@@ -355,7 +355,10 @@ fn issue_credential(doc: &mut Fields) -> Option<String> {
         }
         _ => {
             let key = format!("pk_{}", hex(&random::<32>()));
-            doc.insert("secret_sha256".into(), json!(hex(&Sha256::digest(&key))));
+            doc.insert(
+                "secret_sha256".into(),
+                json!(portico_policy::sha256_hex(key.as_bytes())),
+            );
             doc.insert("prefix".into(), json!(key[..11].to_string()));
             Some(key)
         }
@@ -373,10 +376,6 @@ fn credential_name(doc: &Fields) -> String {
         .find_map(|k| doc.get(*k).and_then(Value::as_str))
         .unwrap_or_default()
         .to_string()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 const LIMIT_KEYS: &[&str] = &["consumer", "project", "route", "ip"];

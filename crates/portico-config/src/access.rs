@@ -31,7 +31,7 @@ use portico_http::Method;
 use portico_policy::cors::CorsPolicy;
 use portico_policy::jwt::{JwtSettings, JwtVerifier};
 use portico_policy::rules::Rule;
-use portico_policy::{Cidr, Secret, sha256};
+use portico_policy::{Cidr, Secret, hex, sha256};
 
 use crate::read::{Fields, Reader, join};
 use crate::yaml::Node;
@@ -548,10 +548,7 @@ pub(crate) fn read_projects(r: &mut Reader, node: &Node) -> Option<Vec<Project>>
 /// The id of a project declared without one: derived from its name, so that it is the same
 /// on every node and after every restart.
 pub fn project_id_for(name: &str) -> String {
-    sha256(format!("portico project {name}").as_bytes())[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&sha256(format!("portico project {name}").as_bytes())[..16])
 }
 
 fn valid_name(s: &str) -> bool {

@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use portico_http::ErrorCode;
-use portico_policy::sha256;
+use portico_policy::{hex, sha256_hex};
 use portico_server::{Error, Request, RequestBody, Response};
 use serde_json::{Value, json};
 
@@ -122,7 +122,7 @@ fn now_ms() -> i64 {
 
 /// The hex SHA-256 under which a token is kept.
 pub fn token_digest(token: &[u8]) -> String {
-    sha256(token).iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex(token)
 }
 
 /// How a token request names the project.
@@ -190,8 +190,7 @@ pub(crate) async fn issue(
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw)
         .map_err(|e| Error::new(ErrorCode::Internal).with_cause(e.to_string()))?;
-    let token: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let token = format!("pt_{token}");
+    let token = format!("pt_{}", hex(&raw));
     let issued = SystemTime::now();
     let expires = issued + ttl;
     let expires_ms = i64::try_from(

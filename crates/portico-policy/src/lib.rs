@@ -21,4 +21,4 @@ pub mod secret;
 pub mod signature;
 
 pub use cidr::Cidr;
-pub use secret::{Secret, ct_eq, sha256};
+pub use secret::{Secret, ct_eq, from_hex, hex, sha256, sha256_hex};

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::secret::ct_eq;
+use crate::secret::{ct_eq, from_hex, hex, push_hex};
 
 /// The scheme's name, first in `Authorization` and in the string to sign.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
@@ -358,36 +358,11 @@ fn encode_decoded(s: &[u8], out: &mut String) {
 }
 
 const UPPER: &[u8; 16] = b"0123456789ABCDEF";
-const LOWER: &[u8; 16] = b"0123456789abcdef";
 
 fn hex_value(b: u8) -> Option<u8> {
     char::from(b)
         .to_digit(16)
         .and_then(|d| u8::try_from(d).ok())
-}
-
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    for &b in bytes {
-        out.push(char::from(LOWER[usize::from(b >> 4)]));
-        out.push(char::from(LOWER[usize::from(b & 15)]));
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    push_hex(&mut out, bytes);
-    out
-}
-
-fn from_hex(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
 }
 
 /// `20261126T071100Z` → the time.
