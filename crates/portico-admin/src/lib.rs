@@ -670,6 +670,43 @@ pub async fn add_directory<S: Store>(
     Ok(())
 }
 
+/// Adds the store's plans to `plans` (the file's; a name the file has is the file's), for the
+/// data plane's quotas. A quota that does not read as the admin API wrote it is skipped (and
+/// logged).
+pub async fn add_plans<S: Store>(
+    store: &S,
+    plans: &mut Vec<portico_config::Plan>,
+) -> Result<(), StoreError> {
+    use portico_config::{Plan, Quota, QuotaPeriod};
+    for p in all(store, resource::PLANS.name, "").await? {
+        if plans.iter().any(|o| o.name == p.name) {
+            continue;
+        }
+        let quota = match p.body.get("quota") {
+            None | Some(Value::Null) => None,
+            Some(q) => {
+                let requests = q.get("requests").and_then(Value::as_u64);
+                let period = q
+                    .get("period")
+                    .and_then(Value::as_str)
+                    .and_then(QuotaPeriod::parse);
+                match (requests, period) {
+                    (Some(requests), Some(period)) => Some(Quota { requests, period }),
+                    _ => {
+                        tracing::warn!(plan = %p.id, "a stored plan's quota does not read as one; skipped");
+                        continue;
+                    }
+                }
+            }
+        };
+        plans.push(Plan {
+            name: p.name.clone(),
+            quota,
+        });
+    }
+    Ok(())
+}
+
 /// The data plane's model as the store holds it: every upstream, route and API document, in
 /// id order.
 pub async fn model_documents<S: Store>(store: &S) -> Result<Documents, StoreError> {

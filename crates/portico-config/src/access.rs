@@ -557,7 +557,7 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
-fn name_at(r: &mut Reader, node: &Node, f: &Fields<'_>, path: &str) -> Option<String> {
+pub(crate) fn name_at(r: &mut Reader, node: &Node, f: &Fields<'_>, path: &str) -> Option<String> {
     match f.get("name") {
         None => {
             r.missing(node, path, "name");
@@ -615,7 +615,7 @@ fn read_project(r: &mut Reader, node: &Node, path: &str) -> Option<Project> {
         }),
     };
     let plan = match f.get("plan") {
-        None => Some("free".to_string()),
+        None => Some(crate::plans::DEFAULT_PLAN.to_string()),
         Some(n) => r.string(n, &join(path, "plan")).map(str::to_string),
     };
     let mut consumers: Vec<Consumer> = Vec::new();

@@ -11,6 +11,7 @@ mod apis;
 mod content;
 mod documents;
 mod model;
+mod plans;
 mod read;
 mod redirect;
 pub mod yaml;
@@ -30,6 +31,7 @@ pub use model::{
     RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,
     parse_target,
 };
+pub use plans::{DEFAULT_PLAN, Plan, Quota, QuotaPeriod};
 pub use read::{parse_duration, parse_size};
 pub use redirect::{REDIRECT_STATUSES, Redirect};
 use yaml::Loc;

@@ -45,6 +45,8 @@ pub struct Config {
     pub storage: String,
     /// Projects and their consumers (the store may hold more).
     pub projects: Vec<Project>,
+    /// Plans, which projects name (the store may hold more).
+    pub plans: Vec<crate::plans::Plan>,
     /// The identity provider whose tokens `auth: jwt` takes.
     pub jwt: Option<Jwt>,
 }
@@ -398,6 +400,7 @@ const TOP_KEYS: &[&str] = &[
     "admin",
     "storage",
     "projects",
+    "plans",
     "jwt",
 ];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "tombstone_retention"];
@@ -531,6 +534,21 @@ impl Config {
             None => Some(Vec::new()),
             Some(n) => access::read_projects(r, n),
         };
+        let plans = match top.get("plans") {
+            None => Some(Vec::new()),
+            Some(n) => crate::plans::read_plans(r, n),
+        };
+        if let (Some(plans), Some(projects), Some(n)) = (&plans, &projects, top.get("projects")) {
+            for (i, p) in projects.iter().enumerate() {
+                if p.plan != crate::plans::DEFAULT_PLAN && !plans.iter().any(|o| o.name == p.plan) {
+                    r.problem(
+                        n,
+                        &format!("projects[{i}].plan"),
+                        format!("plan `{}` is not among `plans`", p.plan),
+                    );
+                }
+            }
+        }
         let apis = match top.get("apis") {
             None => Some(Vec::new()),
             Some(n) => apis::read_apis(r, n),
@@ -640,6 +658,7 @@ impl Config {
             admin: admin?,
             storage: storage?,
             projects: projects?,
+            plans: plans?,
             jwt: jwt?,
         })
     }

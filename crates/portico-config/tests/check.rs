@@ -700,6 +700,59 @@ fn projects_consumers_and_route_access_are_checked() {
 }
 
 #[test]
+fn plans_and_their_quotas_are_checked_and_projects_name_declared_plans() {
+    let ok = from_str(
+        "plans:\n  - {name: basic, quota: {requests: 100000, period: month}}\n  - {name: open}\nprojects:\n  - {name: a, plan: basic}\n  - {name: b}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        ok.plans[0].quota,
+        Some(portico_config::Quota {
+            requests: 100_000,
+            period: portico_config::QuotaPeriod::Month
+        })
+    );
+    assert_eq!(ok.plans[1].quota, None);
+    assert_eq!(ok.projects[1].plan, portico_config::DEFAULT_PLAN);
+
+    let text = from_str(
+        "plans:\n  - {name: a, quota: {requests: 0, period: week}}\n  - {name: a, quota: {period: day, burst: 3}}\nprojects:\n  - {name: p, plan: gold}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "plans[0].quota.requests: `requests` is a whole number above 0",
+        "plans[0].quota.period: `period` is `day` or `month`",
+        "plans[1].quota.requests: missing required key `requests`",
+        "plans[1].quota.burst: unknown key `burst`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let text = from_str(
+        "plans:\n  - {name: a}\n  - {name: a}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("plans[1].name: plan `a` is defined twice"),
+        "{text}"
+    );
+    let text = from_str(
+        "plans:\n  - {name: a}\nprojects:\n  - {name: p, plan: gold}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("projects[0].plan: plan `gold` is not among `plans`"),
+        "{text}"
+    );
+}
+
+#[test]
 fn signed_bodies_must_fit_the_buffer_budget_and_access_keys_are_unique() {
     let text = from_str(
         "limits: {body_buffer_bytes: 1MiB}\nprojects:\n  - {name: a, consumers: [{name: c, access_keys: [{id: AK1234, secret: secret-key-0123456789}]}]}\n  - {name: b, consumers: [{name: c, access_keys: [{id: AK1234, secret: other-key-0123456789}, {id: \"AK-1\", secret: short}]}]}\nroutes:\n  - {name: r, path: /r, methods: [POST], handler: echo, auth: signature, max_body_bytes: 2MiB}\n",

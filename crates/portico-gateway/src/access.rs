@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use portico_config::{Access, ApiKeyPlace, AuthScheme, BillingState, Jwt, Project};
+use portico_config::{Access, ApiKeyPlace, AuthScheme, BillingState, Jwt, Plan, Project, Quota};
 use portico_http::BodyFraming;
 use portico_http::ErrorCode;
 use portico_policy::cidr::any_contains;
@@ -62,7 +62,8 @@ pub(crate) struct Directory {
     /// Authentication failures by client address, shared by the gateways that reloads build.
     pub(crate) failures: Arc<FailureLimiter>,
     failure_rate: Option<FailureRate>,
-    projects: HashMap<Arc<str>, BillingState>,
+    /// Every project's billing state and its plan's quota.
+    projects: HashMap<Arc<str>, (BillingState, Option<Quota>)>,
     /// Project names by id, and ids by name (for the token service's scopes).
     project_names: HashMap<Arc<str>, String>,
     project_ids: HashMap<String, Arc<str>>,
@@ -115,6 +116,8 @@ pub(crate) struct Verdict {
     pub(crate) caller: Option<Caller>,
     /// What is left to check against the body, before anything is sent on.
     pub(crate) body: Option<BodyCheck>,
+    /// The project the request is counted against, and its quota.
+    pub(crate) quota: Option<(Arc<str>, Quota)>,
 }
 
 /// Whether a credential may be used, apart from its expiry.
@@ -127,6 +130,7 @@ enum Usable {
 impl Directory {
     pub(crate) fn new(
         projects: &[Project],
+        plans: &[Plan],
         jwt: Option<&Jwt>,
         failure_rate: FailureRate,
     ) -> Result<Directory, String> {
@@ -141,7 +145,11 @@ impl Directory {
         };
         for p in projects {
             let id: Arc<str> = p.id.as_str().into();
-            d.projects.insert(id.clone(), p.billing_state);
+            let quota = plans
+                .iter()
+                .find(|plan| plan.name == p.plan)
+                .and_then(|plan| plan.quota);
+            d.projects.insert(id.clone(), (p.billing_state, quota));
             d.project_names.insert(id.clone(), p.name.clone());
             d.project_ids.insert(p.name.clone(), id.clone());
             for c in &p.consumers {
@@ -275,10 +283,22 @@ impl Directory {
         }
         // The project is the caller's, or (on an open route) the URL's.
         let project = caller.as_ref().map(|c| &*c.project_id).or(project);
-        match project.and_then(|p| self.projects.get(p)) {
-            Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
-            Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
-            _ => Ok(Verdict { caller, body }),
+        let Some((id, (state, quota))) = project.and_then(|p| self.projects.get_key_value(p))
+        else {
+            return Ok(Verdict {
+                caller,
+                body,
+                quota: None,
+            });
+        };
+        match state {
+            BillingState::Suspended => Err(Error::new(ErrorCode::BillingSuspended)),
+            BillingState::Closed => Err(Error::new(ErrorCode::ProjectClosed)),
+            BillingState::Active => Ok(Verdict {
+                caller,
+                body,
+                quota: quota.map(|q| (id.clone(), q)),
+            }),
         }
     }
 
@@ -399,7 +419,11 @@ impl Directory {
 
     /// A logged-in consumer's project must be open for business.
     pub(crate) fn login_project(&self, login: &Login) -> Result<(), Error> {
-        match self.projects.get(login.project_id.as_str()) {
+        match self
+            .projects
+            .get(login.project_id.as_str())
+            .map(|(state, _)| state)
+        {
             Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
             Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
             _ => Ok(()),

@@ -24,6 +24,7 @@ mod echo;
 mod fields;
 mod lifecycle;
 mod proxy;
+pub mod quota;
 mod represent;
 mod static_files;
 pub mod tokens;
@@ -112,6 +113,8 @@ pub struct Gateway {
     directory: access::Directory,
     /// Where issued tokens are kept.
     tokens: Arc<dyn tokens::TokenStore>,
+    /// The projects' prepaid request quotas.
+    quotas: Arc<quota::Quotas>,
     /// Each route's response counts, by route name (taken from a registry that outlives
     /// this gateway).
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
@@ -152,6 +155,13 @@ impl Gateway {
     /// gateway), instead of this gateway's own memory.
     pub fn with_tokens(mut self, store: Arc<dyn tokens::TokenStore>) -> Gateway {
         self.tokens = store;
+        self
+    }
+
+    /// Counts the projects' prepaid requests in `quotas` (kept in the store every node shares,
+    /// or in memory that outlives this gateway), instead of this gateway's own memory.
+    pub fn with_quotas(mut self, quotas: Arc<quota::Quotas>) -> Gateway {
+        self.quotas = quotas;
         self
     }
 
@@ -224,11 +234,13 @@ impl Gateway {
             lifecycle: Lifecycle::new(&config.apis),
             directory: access::Directory::new(
                 &config.projects,
+                &config.plans,
                 config.jwt.as_ref(),
                 config.limits.auth_failures,
             )
             .map_err(BuildError)?,
             tokens: Arc::new(tokens::MemoryTokens::default()),
+            quotas: quota::Quotas::new(Arc::new(quota::MemoryLedger::default())),
             counts: HashMap::new(),
         }
         .with_stats(&RouteStats::new()))
@@ -538,6 +550,7 @@ impl Gateway {
         // Who calls, and whether it may: before anything is read or sent on.
         let project = matched.params.get("project_id");
         let mut body_check = None;
+        let mut quota = None;
         if !route.access.is_open() || project.is_some() {
             let token = if route.access.schemes.contains(&AuthScheme::Token) {
                 self.lookup_token(req).await
@@ -554,6 +567,7 @@ impl Gateway {
             )?;
             req.notes.caller = verdict.caller;
             body_check = verdict.body;
+            quota = verdict.quota;
         }
 
         match req.info.framing {
@@ -580,6 +594,10 @@ impl Gateway {
             check
                 .check(req, body.buffered().map(|b| &b[..]), SystemTime::now())
                 .map_err(|e| self.directory.failed(&route.access, req.peer.ip(), e))?;
+        }
+        // Every check has passed: the request is the project's to pay for.
+        if let Some((project, q)) = &quota {
+            self.quotas.take(project, *q, SystemTime::now()).await?;
         }
 
         match &route.answer {

@@ -276,9 +276,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         402,
         "Payment Required",
         "This status code is reserved for future use.",
-        "A project with `billing_state: suspended` (the caller's, or the URL's `{project_id}` on a route without `auth`) gets `PTC.BILLING_SUSPENDED` on every request; a plan's spent prepaid quota comes with the rest of issue 6.",
+        "A project with `billing_state: suspended` (the caller's, or the URL's `{project_id}` on a route without `auth`) gets `PTC.BILLING_SUSPENDED` on every request; a project whose plan's prepaid `quota` for the period (UTC day or month) is spent gets `PTC.QUOTA_SPENT`, with the start of the next period in the detail, until that period begins. Quotas are counted in the store, one count for every node on it (reserved a thousandth at a time, so a node holds back at most that).",
         Implemented,
-        &["access::suspended_projects_get_402_and_closed_ones_403"],
+        &[
+            "access::suspended_projects_get_402_and_closed_ones_403",
+            "access::a_spent_prepaid_quota_is_402_before_the_upstream",
+            "cli::a_prepaid_quota_is_counted_once_across_two_nodes",
+        ],
     ),
     row(
         403,
@@ -747,6 +751,8 @@ error_codes! {
     BodyDigestMismatch => (401, "BODY_DIGEST_MISMATCH", Client, AfterChange, false, "The request body does not match its signed digest.");
     /// The caller's project has `billing_state: suspended`: nothing is served until it is active again.
     BillingSuspended => (402, "BILLING_SUSPENDED", Client, AfterChange, false, "The project is suspended for billing.");
+    /// The project has spent its plan's prepaid request quota for the period; the detail says when the next period begins.
+    QuotaSpent => (402, "QUOTA_SPENT", Client, AfterChange, false, "The project's prepaid request quota for this period is spent.");
     /// The caller's credentials are for another project than the `{project_id}` in the URL.
     ProjectMismatch => (403, "PROJECT_MISMATCH", Client, AfterChange, false, "The credentials are not for this project.");
     /// The caller's project has `billing_state: closed`.

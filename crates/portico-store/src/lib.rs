@@ -57,7 +57,40 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tokens_expiry ON tokens (expires_ms);
 ",
+    "
+    CREATE TABLE quota_usage (
+        project TEXT NOT NULL,
+        period_start BIGINT NOT NULL,
+        reserved BIGINT NOT NULL,
+        granted BIGINT NOT NULL,
+        PRIMARY KEY (project, period_start)
+    );
+",
 ];
+
+/// One statement, atomic in both backends (SQLite 3.35 and PostgreSQL 9.5 have the upsert with
+/// `RETURNING`): takes what is left of the quota (`$4`), at most `$3`, and gives how much
+/// that was. The count never passes the quota, so a quota raised later has all it added.
+/// (`SET` reads the row as it was before the statement, in both.)
+pub(crate) const RESERVE_QUOTA: &str = "
+    INSERT INTO quota_usage AS q (project, period_start, reserved, granted)
+    VALUES ($1, $2,
+        CASE WHEN CAST($3 AS BIGINT) < CAST($4 AS BIGINT)
+            THEN CAST($3 AS BIGINT) ELSE CAST($4 AS BIGINT) END,
+        CASE WHEN CAST($3 AS BIGINT) < CAST($4 AS BIGINT)
+            THEN CAST($3 AS BIGINT) ELSE CAST($4 AS BIGINT) END)
+    ON CONFLICT (project, period_start) DO UPDATE SET
+        granted = CASE
+            WHEN q.reserved >= CAST($4 AS BIGINT) THEN 0
+            WHEN CAST($4 AS BIGINT) - q.reserved < CAST($3 AS BIGINT)
+                THEN CAST($4 AS BIGINT) - q.reserved
+            ELSE CAST($3 AS BIGINT) END,
+        reserved = q.reserved + CASE
+            WHEN q.reserved >= CAST($4 AS BIGINT) THEN 0
+            WHEN CAST($4 AS BIGINT) - q.reserved < CAST($3 AS BIGINT)
+                THEN CAST($4 AS BIGINT) - q.reserved
+            ELSE CAST($3 AS BIGINT) END
+    RETURNING granted";
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -265,6 +298,17 @@ pub trait Store {
         &self,
         expired_before_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Takes up to `want` requests from `project`'s quota of `limit` for the period that began
+    /// at `period_start` (seconds since the Unix epoch), atomically across every node on the
+    /// store; how many it got (0 when the quota is spent).
+    fn reserve_quota(
+        &self,
+        project: &str,
+        period_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// A shared store is a store.
@@ -346,6 +390,16 @@ impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
         expired_before_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).purge_tokens(expired_before_ms)
+    }
+
+    fn reserve_quota(
+        &self,
+        project: &str,
+        period_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).reserve_quota(project, period_start, want, limit)
     }
 }
 
@@ -467,6 +521,19 @@ impl Store for Backend {
             Backend::Postgres(s) => s.purge_tokens(expired_before_ms).await,
         }
     }
+
+    async fn reserve_quota(
+        &self,
+        project: &str,
+        period_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.reserve_quota(project, period_start, want, limit).await,
+            Backend::Postgres(s) => s.reserve_quota(project, period_start, want, limit).await,
+        }
+    }
 }
 
 /// A new document id: 128 random bits as 32 lowercase hexadecimal characters.
@@ -484,6 +551,11 @@ pub(crate) fn now_ms() -> i64 {
 /// Versions and revisions are stored as SQL integers (signed 64-bit, never negative).
 pub(crate) fn from_sql(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// A count as an SQL integer (counts past `i64::MAX` are taken as that).
+pub(crate) fn sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// A write that names the version it expects fails when the document has moved on.

@@ -9,7 +9,7 @@ use tokio_postgres::{Client, NoTls, Row, Transaction};
 
 use crate::{
     Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, StoredToken,
-    check_revision, check_version, from_sql, new_id, now_ms,
+    check_revision, check_version, from_sql, new_id, now_ms, sql_count,
 };
 
 /// Any number: the advisory lock that serialises migrations across nodes.
@@ -323,6 +323,25 @@ impl Store for PgStore {
             )
             .await
             .map_err(backend)
+    }
+
+    async fn reserve_quota(
+        &self,
+        project: &str,
+        period_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let (want, limit) = (sql_count(want), sql_count(limit));
+        let client = self.client.lock().await;
+        let row = client
+            .query_one(
+                crate::RESERVE_QUOTA,
+                &[&project, &period_start, &want, &limit],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(row.get(0)))
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {

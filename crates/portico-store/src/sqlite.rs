@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use crate::{
     Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, StoredToken,
-    check_revision, check_version, from_sql, new_id, now_ms,
+    check_revision, check_version, from_sql, new_id, now_ms, sql_count,
 };
 
 /// A store in one SQLite file.
@@ -349,6 +349,28 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(n as u64)
+        })
+        .await
+    }
+
+    async fn reserve_quota(
+        &self,
+        project: &str,
+        period_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let project = project.to_string();
+        let (want, limit) = (sql_count(want), sql_count(limit));
+        self.with(move |conn| {
+            let granted: i64 = conn
+                .query_row(
+                    crate::RESERVE_QUOTA,
+                    params![project, period_start, want, limit],
+                    |r| r.get(0),
+                )
+                .map_err(backend)?;
+            Ok(from_sql(granted))
         })
         .await
     }

@@ -236,6 +236,44 @@ async fn one_name_one_winner<S: Store + Send + Sync + 'static>(s: Arc<S>) {
     assert_eq!(won.len(), 1, "{won:?}");
 }
 
+/// A quota is taken in reservations: each gets what is left, at most what it asked, per
+/// project and period; the revision does not move.
+async fn quotas<S: Store>(s: &S) {
+    let revision = s.revision().await.unwrap();
+    let p = new_id();
+    assert_eq!(s.reserve_quota(&p, 1_000, 4, 10).await.unwrap(), 4);
+    assert_eq!(s.reserve_quota(&p, 1_000, 4, 10).await.unwrap(), 4);
+    assert_eq!(s.reserve_quota(&p, 1_000, 4, 10).await.unwrap(), 2);
+    assert_eq!(s.reserve_quota(&p, 1_000, 1, 10).await.unwrap(), 0);
+    // The next period, and another project, start afresh.
+    assert_eq!(s.reserve_quota(&p, 2_000, 10, 10).await.unwrap(), 10);
+    assert_eq!(s.reserve_quota(&new_id(), 1_000, 3, 10).await.unwrap(), 3);
+    // A larger limit (the plan changed) gives what is left under it.
+    assert_eq!(s.reserve_quota(&p, 1_000, 8, 15).await.unwrap(), 5);
+    assert_eq!(s.revision().await.unwrap(), revision);
+}
+
+/// Concurrent reservations never hand out more than the quota, nor less while some is left.
+async fn reservations_add_up<S: Store + Send + Sync + 'static>(s: Arc<S>) {
+    let p = new_id();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let (s, p) = (s.clone(), p.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            for _ in 0..10 {
+                got += s.reserve_quota(&p, 0, 3, 100).await.unwrap();
+            }
+            got
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 100);
+}
+
 #[tokio::test]
 async fn sqlite_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
@@ -243,7 +281,10 @@ async fn sqlite_passes_the_suite() {
         .await
         .unwrap();
     suite(&s).await;
-    one_name_one_winner(Arc::new(s)).await;
+    quotas(&s).await;
+    let s = Arc::new(s);
+    one_name_one_winner(s.clone()).await;
+    reservations_add_up(s).await;
 }
 
 #[tokio::test]
@@ -300,7 +341,15 @@ async fn postgres_passes_the_suite() {
     let Some(url) = pg_url() else { return };
     let (s, schema) = pg_store(&url).await;
     suite(&s).await;
-    one_name_one_winner(Arc::new(s)).await;
+    quotas(&s).await;
+    let s = Arc::new(s);
+    one_name_one_winner(s.clone()).await;
+    reservations_add_up(s.clone()).await;
+    // A second node on the same schema shares the count.
+    let b = Arc::new(PgStore::connect(&url, Some(&schema)).await.unwrap());
+    let p = new_id();
+    assert_eq!(s.reserve_quota(&p, 0, 6, 10).await.unwrap(), 6);
+    assert_eq!(b.reserve_quota(&p, 0, 6, 10).await.unwrap(), 4);
     drop_schema(&url, &schema).await;
 }
 

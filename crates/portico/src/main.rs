@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use portico_admin::Admin;
 use portico_config::Config;
+use portico_gateway::quota::{MemoryLedger, QuotaFuture, QuotaLedger, Quotas};
 use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore};
 use portico_gateway::{AccessLogSink, Gateway};
 use portico_policy::failures::FailureLimiter;
@@ -412,6 +413,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         stats: RouteStats::new(),
         failures: Arc::new(FailureLimiter::new()),
         tokens: Arc::new(MemoryTokens::default()),
+        quotas: Quotas::new(Arc::new(MemoryLedger::default())),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
@@ -497,6 +499,29 @@ struct Shared {
     failures: Arc<FailureLimiter>,
     /// Issued tokens: in this process, or in the store when one is open.
     tokens: Arc<dyn TokenStore>,
+    /// The projects' prepaid request quotas: counted in this process, or in the store when
+    /// one is open.
+    quotas: Arc<Quotas>,
+}
+
+/// Quotas counted in the store, so that every node on it takes from one count.
+struct StoreLedger(Arc<Backend>);
+
+impl QuotaLedger for StoreLedger {
+    fn reserve<'a>(
+        &'a self,
+        project: &'a str,
+        period_start: i64,
+        want: u64,
+        limit: u64,
+    ) -> QuotaFuture<'a> {
+        Box::pin(async move {
+            self.0
+                .reserve_quota(project, period_start, want, limit)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Tokens kept in the store, so that any node can check them, behind a cache of one second
@@ -588,6 +613,9 @@ async fn combined(store: &Backend, base: &Config, shared: &Shared) -> Result<Gat
     portico_admin::add_directory(store, &mut config.projects)
         .await
         .map_err(|e| e.to_string())?;
+    portico_admin::add_plans(store, &mut config.plans)
+        .await
+        .map_err(|e| e.to_string())?;
     build(&config, shared).map_err(|e| e.to_string())
 }
 
@@ -655,6 +683,7 @@ async fn admin_api(
     });
     let shared = &Shared {
         tokens: store_tokens.clone(),
+        quotas: Quotas::new(Arc::new(StoreLedger(store.clone()))),
         ..shared.clone()
     };
     let following = Following {
@@ -712,7 +741,8 @@ fn build(
     Ok(Gateway::new(config, log)?
         .with_stats(&shared.stats)
         .with_failure_limiter(shared.failures.clone())
-        .with_tokens(shared.tokens.clone()))
+        .with_tokens(shared.tokens.clone())
+        .with_quotas(shared.quotas.clone()))
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.

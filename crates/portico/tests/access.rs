@@ -16,12 +16,17 @@ const DAVE_KEY: &str = "dave-key-0123456789abcdef";
 const ACME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const BROKE: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const GONE: &str = "cccccccccccccccccccccccccccccccc";
+const METERED: &str = "dddddddddddddddddddddddddddddddd";
+const ERIN_KEY: &str = "erin-key-0123456789abcdef";
 
 fn config(upstream: std::net::SocketAddr) -> String {
     format!(
         r#"
 upstreams:
   - {{name: up, targets: ["http://{upstream}"]}}
+plans:
+  - {{name: small, quota: {{requests: 3, period: month}}}}
+  - {{name: unmetered}}
 projects:
   - id: {ACME}
     name: acme
@@ -30,6 +35,7 @@ projects:
       - {{name: bob, enabled: false, api_keys: ["{BOB_KEY}"]}}
   - {{id: {BROKE}, name: broke, billing_state: suspended, consumers: [{{name: carol, api_keys: ["{CAROL_KEY}"]}}]}}
   - {{id: {GONE}, name: gone, billing_state: closed, consumers: [{{name: dave, api_keys: ["{DAVE_KEY}"]}}]}}
+  - {{id: {METERED}, name: metered, plan: small, consumers: [{{name: erin, api_keys: ["{ERIN_KEY}"]}}]}}
 routes:
   - name: servers
     path: /v1/{{project_id}}/servers
@@ -200,6 +206,55 @@ async fn suspended_projects_get_402_and_closed_ones_403() {
     let resp = gw.request(&get(&format!("/open/{BROKE}"), "")).await;
     assert_error(&resp, 402, "PTC.BILLING_SUSPENDED");
     let resp = gw.request(&get(&format!("/open/{ACME}"), "")).await;
+    assert_eq!(resp.status, 200);
+}
+
+#[tokio::test]
+async fn a_spent_prepaid_quota_is_402_before_the_upstream() {
+    let (gw, mut up) = start().await;
+    let erin = format!("X-Api-Key: {ERIN_KEY}\r\n");
+    // Refused requests take nothing: a wrong project, a bad key.
+    let resp = gw
+        .request(&get(&format!("/v1/{ACME}/servers"), &erin))
+        .await;
+    assert_error(&resp, 403, "PTC.PROJECT_MISMATCH");
+    let resp = gw
+        .request(&get(
+            &format!("/v1/{METERED}/servers"),
+            "X-Api-Key: nope\r\n",
+        ))
+        .await;
+    assert_error(&resp, 401, "PTC.API_KEY_UNKNOWN");
+    // Three, whether the caller proves the project or the URL names it on an open route.
+    for path in [
+        format!("/v1/{METERED}/servers"),
+        format!("/open/{METERED}"),
+        format!("/v1/{METERED}/servers"),
+    ] {
+        let resp = gw.request(&get(&path, &erin)).await;
+        assert_eq!(resp.status, 200, "{path}");
+        up.next().await;
+    }
+    let resp = gw
+        .request(&get(&format!("/v1/{METERED}/servers"), &erin))
+        .await;
+    assert_error(&resp, 402, "PTC.QUOTA_SPENT");
+    // The detail says when the next month begins (the first, at midnight UTC).
+    let detail = resp.json()["detail"].as_str().unwrap().to_string();
+    assert!(detail.contains("-01T00:00:00.000Z"), "{detail}");
+    let resp = gw.request(&get(&format!("/open/{METERED}"), "")).await;
+    assert_error(&resp, 402, "PTC.QUOTA_SPENT");
+    assert!(
+        up.received.try_recv().is_err(),
+        "a refused request went upstream"
+    );
+    // Other projects are not touched.
+    let resp = gw
+        .request(&get(
+            &format!("/v1/{ACME}/servers"),
+            &format!("X-Api-Key: {ALICE_KEY}\r\n"),
+        ))
+        .await;
     assert_eq!(resp.status, 200);
 }
 

@@ -623,40 +623,72 @@ fn a_route_created_through_the_admin_api_serves_without_a_restart() {
     served.stop();
 }
 
-#[test]
-fn two_nodes_on_one_postgresql_see_each_others_changes() {
+/// A PostgreSQL database of its own on the machine's server (dropped with the guard), or
+/// `None` outside CI when `PORTICO_TEST_DATABASE_URL` is not set.
+fn pg_database(tag: &str) -> Option<PgDatabase> {
     let Ok(url) = std::env::var("PORTICO_TEST_DATABASE_URL") else {
         assert!(
             std::env::var_os("CI").is_none(),
             "PORTICO_TEST_DATABASE_URL is not set; .ci/run sets it"
         );
-        eprintln!("PORTICO_TEST_DATABASE_URL is not set: two-node test not run");
-        return;
+        eprintln!("PORTICO_TEST_DATABASE_URL is not set: PostgreSQL test not run");
+        return None;
     };
-    // A database of its own, dropped at the end.
-    let name = format!("portico_nodes_{}", std::process::id());
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let admin_sql = |sql: String| {
+    let name = format!("portico_{tag}_{}", std::process::id());
+    let db = PgDatabase {
+        server: url.clone(),
+        name: name.clone(),
+    };
+    db.execute(&format!("DROP DATABASE IF EXISTS {name}"));
+    db.execute(&format!("CREATE DATABASE {name}"));
+    Some(db)
+}
+
+struct PgDatabase {
+    server: String,
+    name: String,
+}
+
+impl PgDatabase {
+    fn url(&self) -> String {
+        match self.server.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{}", self.name),
+            None => unreachable!("a PostgreSQL URL has a database"),
+        }
+    }
+
+    fn execute(&self, sql: &str) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            let (client, conn) = tokio_postgres::connect(&self.server, tokio_postgres::NoTls)
                 .await
                 .unwrap();
             tokio::spawn(conn);
-            client.batch_execute(&sql).await.unwrap();
+            client.batch_execute(sql).await.unwrap();
         });
-    };
-    admin_sql(format!("DROP DATABASE IF EXISTS {name}"));
-    admin_sql(format!("CREATE DATABASE {name}"));
-    let db_url = match url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => unreachable!("a PostgreSQL URL has a database"),
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        self.execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
+}
+
+#[test]
+fn two_nodes_on_one_postgresql_see_each_others_changes() {
+    let Some(db) = pg_database("nodes") else {
+        return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (a, _, admin_a) = serve_with_admin(&dir, "a.yaml", &db_url);
-    let (mut b, data_b, _) = serve_with_admin(&dir, "b.yaml", &db_url);
+    let (a, _, admin_a) = serve_with_admin(&dir, "a.yaml", &db.url());
+    let (mut b, data_b, _) = serve_with_admin(&dir, "b.yaml", &db.url());
     let created = admin_post(
         &admin_a,
         "/admin/v1/routes",
@@ -671,7 +703,49 @@ fn two_nodes_on_one_postgresql_see_each_others_changes() {
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
     a.stop();
     b.stop();
-    admin_sql(format!("DROP DATABASE {name}"));
+}
+
+#[test]
+fn a_prepaid_quota_is_counted_once_across_two_nodes() {
+    let Some(db) = pg_database("quota") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, data_a, admin) = serve_with_admin(&dir, "a.yaml", &db.url());
+    let (mut b, data_b, _) = serve_with_admin(&dir, "b.yaml", &db.url());
+    let plan = admin_post(
+        &admin,
+        "/admin/v1/plans",
+        r#"{"name": "trial", "quota": {"requests": 7, "period": "month"}}"#,
+    );
+    assert!(plan.starts_with("HTTP/1.1 201 "), "{plan}");
+    let project = admin_post(
+        &admin,
+        "/admin/v1/projects",
+        r#"{"name": "metered", "plan": "trial"}"#,
+    );
+    let project_id = location(&project).rsplit('/').next().unwrap().to_string();
+    let route = admin_post(
+        &admin,
+        "/admin/v1/routes",
+        r#"{"name": "m", "path": "/m/{project_id}", "methods": ["GET"], "handler": "echo"}"#,
+    );
+    assert!(route.starts_with("HTTP/1.1 201 "), "{route}");
+    wait_for_store(&mut a, &admin);
+    wait_for_store(&mut b, &admin);
+    let get = format!("GET /m/{project_id} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    // Both nodes in turn: seven answered in all, then 402 on either.
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let node = if i % 2 == 0 { &data_a } else { &data_b };
+        let answer = exchange(node, &get);
+        statuses.push(answer[9..12].to_string());
+    }
+    let served = statuses.iter().filter(|s| *s == "200").count();
+    assert_eq!(served, 7, "{statuses:?}");
+    assert!(statuses[7..].iter().all(|s| s == "402"), "{statuses:?}");
+    a.stop();
+    b.stop();
 }
 
 /// `portico <args>`: its exit status, stdout and stderr.
