@@ -10,6 +10,7 @@ mod access;
 mod apis;
 mod content;
 mod documents;
+mod egress;
 mod model;
 mod plans;
 mod read;
@@ -26,6 +27,7 @@ pub use access::{
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
 pub use documents::{DocumentProblem, Documents, Section, with_documents};
+pub use egress::{Egress, EgressAuth};
 pub use model::{
     AccessLog, Action, AdminListener, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route,
     RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,

@@ -47,6 +47,8 @@ pub struct Config {
     pub projects: Vec<Project>,
     /// Plans, which projects name (the store may hold more).
     pub plans: Vec<crate::plans::Plan>,
+    /// The egress (forward) proxy, if it is on.
+    pub egress: Option<crate::egress::Egress>,
     /// The identity provider whose tokens `auth: jwt` takes.
     pub jwt: Option<Jwt>,
 }
@@ -402,6 +404,7 @@ const TOP_KEYS: &[&str] = &[
     "projects",
     "plans",
     "jwt",
+    "egress",
 ];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "tombstone_retention"];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
@@ -534,6 +537,10 @@ impl Config {
             None => Some(Vec::new()),
             Some(n) => access::read_projects(r, n),
         };
+        let egress = match top.get("egress") {
+            None => Some(None),
+            Some(n) => crate::egress::read_egress(r, n).map(Some),
+        };
         let plans = match top.get("plans") {
             None => Some(Vec::new()),
             Some(n) => crate::plans::read_plans(r, n),
@@ -644,6 +651,26 @@ impl Config {
             );
             return None;
         }
+        if let (Some(Some(egress)), Some(n)) = (&egress, top.get("egress"))
+            && egress.listen.port() != 0
+            && (listen == Some(egress.listen)
+                || tls
+                    .as_ref()
+                    .is_some_and(|t| t.as_ref().is_some_and(|t| t.listen == egress.listen))
+                || admin
+                    .as_ref()
+                    .is_some_and(|a| a.as_ref().is_some_and(|a| a.listen == egress.listen)))
+        {
+            r.problem(
+                n,
+                "egress.listen",
+                format!(
+                    "{} is another listener's: the egress proxy needs its own port",
+                    egress.listen
+                ),
+            );
+            return None;
+        }
         Some(Config {
             listen: listen?,
             tls: tls?,
@@ -660,6 +687,7 @@ impl Config {
             projects: projects?,
             plans: plans?,
             jwt: jwt?,
+            egress: egress?,
         })
     }
 }

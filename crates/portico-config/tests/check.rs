@@ -753,6 +753,45 @@ fn plans_and_their_quotas_are_checked_and_projects_name_declared_plans() {
 }
 
 #[test]
+fn the_egress_proxy_is_checked() {
+    let ok = from_str(
+        "egress: {listen: 127.0.0.1:3128, allow_hosts: [api.example.com:443, \"*.example.org\", 10.0.0.0/8, \"[::1]:8080\"], auth: basic}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let egress = ok.egress.unwrap();
+    assert_eq!(egress.auth, portico_config::EgressAuth::Basic);
+    assert_eq!(egress.allow_hosts.len(), 4);
+    assert_eq!(egress.idle_timeout, std::time::Duration::from_secs(300));
+    let text = from_str(
+        "egress: {listen: nowhere, allow_hosts: [\"a b\", \"host:0\", 10.0.0.1/8], auth: magic, extra: 1}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "egress.listen: `nowhere` is not an IP address and port",
+        "egress.allow_hosts[0]: `a b` is not a host pattern",
+        "egress.allow_hosts[1]: `host:0` is not a host pattern",
+        "egress.allow_hosts[2]: `10.0.0.1/8` has bits set past its /8",
+        "egress.auth: `auth` is `basic` or `token`",
+        "egress.extra: unknown key `extra`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let text = from_str(
+        "listen: 127.0.0.1:8080\negress: {listen: 127.0.0.1:8080, allow_hosts: [a.example], auth: token}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains("egress.listen: 127.0.0.1:8080 is another listener's"),
+        "{text}"
+    );
+}
+
+#[test]
 fn signed_bodies_must_fit_the_buffer_budget_and_access_keys_are_unique() {
     let text = from_str(
         "limits: {body_buffer_bytes: 1MiB}\nprojects:\n  - {name: a, consumers: [{name: c, access_keys: [{id: AK1234, secret: secret-key-0123456789}]}]}\n  - {name: b, consumers: [{name: c, access_keys: [{id: AK1234, secret: other-key-0123456789}, {id: \"AK-1\", secret: short}]}]}\nroutes:\n  - {name: r, path: /r, methods: [POST], handler: echo, auth: signature, max_body_bytes: 2MiB}\n",

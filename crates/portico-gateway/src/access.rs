@@ -227,8 +227,7 @@ impl Directory {
             return Err(Error::new(ErrorCode::ClientAddressDenied));
         }
         if let Some(wait) = self.blocked(access, ip) {
-            return Err(Error::new(ErrorCode::AuthFailuresLimited)
-                .with_header("Retry-After", wait.to_string()));
+            return Err(limited(wait));
         }
         let challenge = |e: Error| self.failed(access, ip, e);
         let mut caller = None;
@@ -304,23 +303,38 @@ impl Directory {
 
     /// How long `ip` must wait before it may try to authenticate again, if it must.
     fn blocked(&self, access: &Access, ip: IpAddr) -> Option<u64> {
-        let rate = self.failure_rate?;
         if access.schemes.is_empty() {
             return None;
         }
-        self.failures.blocked(ip, rate, Instant::now())
+        self.client_blocked(ip)
+    }
+
+    /// How long `ip` must wait before it may try to authenticate again, if it must, whatever
+    /// it calls.
+    pub(crate) fn client_blocked(&self, ip: IpAddr) -> Option<u64> {
+        self.failures
+            .blocked(ip, self.failure_rate?, Instant::now())
+    }
+
+    /// Counts a failed authentication by `ip`.
+    pub(crate) fn count_failure(&self, ip: IpAddr) {
+        if let Some(rate) = self.failure_rate {
+            self.failures.failed(ip, rate, Instant::now());
+        }
     }
 
     /// A failed authentication by `ip`: counted, and answered with the route's challenges.
     pub(crate) fn failed(&self, access: &Access, ip: IpAddr, e: Error) -> Error {
-        if let Some(rate) = self.failure_rate {
-            self.failures.failed(ip, rate, Instant::now());
-        }
+        self.count_failure(ip);
         challenge(access, e)
     }
 
     /// The caller a token names, from what the store kept of it.
-    fn token_caller(&self, grant: Option<StoredGrant>, now: SystemTime) -> Result<Caller, Error> {
+    pub(crate) fn token_caller(
+        &self,
+        grant: Option<StoredGrant>,
+        now: SystemTime,
+    ) -> Result<Caller, Error> {
         let grant = grant.ok_or_else(|| Error::new(ErrorCode::TokenUnknown))?;
         if grant.revoked {
             return Err(Error::new(ErrorCode::CredentialRevoked));
@@ -360,11 +374,8 @@ impl Directory {
         scope: &ProjectScope,
         name: &str,
     ) -> Result<(Login, LoginSecret), Error> {
-        if let Some(rate) = self.failure_rate
-            && let Some(wait) = self.failures.blocked(ip, rate, Instant::now())
-        {
-            return Err(Error::new(ErrorCode::AuthFailuresLimited)
-                .with_header("Retry-After", wait.to_string()));
+        if let Some(wait) = self.client_blocked(ip) {
+            return Err(limited(wait));
         }
         let candidates: Vec<&Arc<str>> = match scope {
             ProjectScope::Id(id) => self
@@ -411,19 +422,18 @@ impl Directory {
     /// A failed login: counted against the client, and the answer (which does not say
     /// whether the user or the password was wrong).
     pub(crate) fn login_failed(&self, ip: IpAddr) -> Error {
-        if let Some(rate) = self.failure_rate {
-            self.failures.failed(ip, rate, Instant::now());
-        }
+        self.count_failure(ip);
         Error::new(ErrorCode::LoginFailed)
     }
 
     /// A logged-in consumer's project must be open for business.
     pub(crate) fn login_project(&self, login: &Login) -> Result<(), Error> {
-        match self
-            .projects
-            .get(login.project_id.as_str())
-            .map(|(state, _)| state)
-        {
+        self.open_project(&login.project_id)
+    }
+
+    /// A project that is not open for business: 402 suspended, 403 closed.
+    pub(crate) fn open_project(&self, project_id: &str) -> Result<(), Error> {
+        match self.projects.get(project_id).map(|(state, _)| state) {
             Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
             Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
             _ => Ok(()),
@@ -644,8 +654,13 @@ fn signature_error(e: SignatureError) -> Error {
     })
 }
 
+/// 429 for a client that failed to authenticate too often: it may try again in `wait` seconds.
+pub(crate) fn limited(wait: u64) -> Error {
+    Error::new(ErrorCode::AuthFailuresLimited).with_header("Retry-After", wait.to_string())
+}
+
 /// The one value of a field sent once; `None` when absent or repeated.
-fn single<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<&'a [u8]> {
+pub(crate) fn single<'a>(mut values: impl Iterator<Item = &'a [u8]>) -> Option<&'a [u8]> {
     let first = values.next()?;
     values.next().is_none().then_some(first)
 }

@@ -21,10 +21,12 @@
 mod access;
 pub mod access_log;
 mod echo;
+mod egress;
 mod fields;
 mod lifecycle;
 mod proxy;
 pub mod quota;
+mod relay;
 mod represent;
 mod static_files;
 pub mod tokens;
@@ -50,7 +52,7 @@ use portico_policy::failures::FailureLimiter;
 use portico_server::client::{TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls};
 use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
-    RouteStats, Service, StatusCounts,
+    RouteStats, Service, StatusCounts, Swap,
 };
 
 pub use access_log::AccessLogSink;
@@ -115,6 +117,8 @@ pub struct Gateway {
     tokens: Arc<dyn tokens::TokenStore>,
     /// The projects' prepaid request quotas.
     quotas: Arc<quota::Quotas>,
+    /// The egress proxy, when the configuration has one.
+    egress: Option<egress::EgressProxy>,
     /// Each route's response counts, by route name (taken from a registry that outlives
     /// this gateway).
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
@@ -241,6 +245,7 @@ impl Gateway {
             .map_err(BuildError)?,
             tokens: Arc::new(tokens::MemoryTokens::default()),
             quotas: quota::Quotas::new(Arc::new(quota::MemoryLedger::default())),
+            egress: config.egress.as_ref().map(egress::EgressProxy::new),
             counts: HashMap::new(),
         }
         .with_stats(&RouteStats::new()))
@@ -405,6 +410,43 @@ impl Service for Gateway {
             counts.record(status);
         }
         self.log.record(exchange);
+    }
+}
+
+/// The egress proxy's listener: each request is answered by the gateway current when it
+/// begins (so a reload changes `allow_hosts` and the credentials it takes), by its egress proxy.
+pub struct EgressService {
+    gateway: Arc<Swap<Gateway>>,
+}
+
+impl EgressService {
+    /// The egress proxy of whatever gateway `gateway` holds.
+    pub fn new(gateway: Arc<Swap<Gateway>>) -> EgressService {
+        EgressService { gateway }
+    }
+}
+
+impl Service for EgressService {
+    fn settings(&self) -> Arc<ConnSettings> {
+        self.gateway.current().settings()
+    }
+
+    async fn call(&self, req: &mut Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
+        let gateway = self.gateway.current();
+        match &gateway.egress {
+            Some(egress) => {
+                egress
+                    .handle(&gateway.directory, &*gateway.tokens, req, body)
+                    .await
+            }
+            // The configuration lost its egress block in a reload (which needs a restart to
+            // close this listener): nothing goes out.
+            None => Err(Error::new(ErrorCode::EgressHostDenied)),
+        }
+    }
+
+    fn log(&self, exchange: &Exchange<'_>) {
+        self.gateway.current().log.record(exchange);
     }
 }
 

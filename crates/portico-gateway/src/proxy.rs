@@ -33,6 +33,9 @@ const REPLACED: &[&str] = &[
     "x-portico-project-id",
     "x-portico-consumer",
     "x-portico-roles",
+    // Credentials for a proxy (Portico's egress proxy, or one in front of it) are the
+    // proxy's: they never go on.
+    "proxy-authorization",
 ];
 
 /// Builds the request head for the upstream (framing fields and the final CRLF are added by

@@ -245,6 +245,7 @@ fn keystone_time(t: SystemTime) -> String {
 }
 
 /// Who a successful login is.
+#[derive(Clone)]
 pub(crate) struct Login {
     pub(crate) project_id: String,
     pub(crate) project_name: String,

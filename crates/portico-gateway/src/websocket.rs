@@ -11,15 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use portico_server::client::{Switched, UpgradeAnswer, Upstream, UpstreamRequest};
-use portico_server::{Body, Error, Request, Response, Upgraded};
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::time::{Instant, sleep_until};
+use portico_server::client::{UpgradeAnswer, Upstream, UpstreamRequest};
+use portico_server::{Body, Error, Request, Response};
 
 use crate::proxy::{relayed, upstream_head, via};
-
-/// Relay buffer per direction.
-const RELAY_BUFFER: usize = 8 * 1024;
+use crate::relay::relay;
 
 /// Sends the handshake to `upstream` and answers with what it says: a 101 that hands the
 /// connection to the relay, or its other response.
@@ -51,7 +47,7 @@ pub(crate) async fn upgrade(
                 reason: Some(switched.reason.clone()),
                 headers,
                 body: Body::Upgrade(Box::new(move |client| {
-                    Box::pin(relay(client, switched, idle))
+                    Box::pin(relay(client, switched.stream, switched.buffered, idle))
                 })),
                 close: false,
                 error: None,
@@ -59,65 +55,4 @@ pub(crate) async fn upgrade(
             Ok((resp, target))
         }
     }
-}
-
-/// Relays bytes both ways until both sides have closed, a write fails, or `idle` passes
-/// without a byte in either direction. When one side closes, the other is told (its write
-/// side is shut) and the remaining direction goes on, as TCP allows.
-async fn relay(client: Upgraded, upstream: Switched, idle: Duration) {
-    let Upgraded {
-        io: mut client,
-        buffered: from_client,
-    } = client;
-    let mut upstream_io = upstream.stream;
-    // What either side sent before the switch was complete goes first.
-    if (!from_client.is_empty() && send(&mut upstream_io, &from_client).await.is_err())
-        || (!upstream.buffered.is_empty() && send(&mut client, &upstream.buffered).await.is_err())
-    {
-        return;
-    }
-    let (mut client_rd, mut client_wr) = tokio::io::split(client);
-    let (mut upstream_rd, mut upstream_wr) = tokio::io::split(upstream_io);
-    let mut up = vec![0u8; RELAY_BUFFER];
-    let mut down = vec![0u8; RELAY_BUFFER];
-    let (mut client_open, mut upstream_open) = (true, true);
-    let mut deadline = Instant::now() + idle;
-    while client_open || upstream_open {
-        tokio::select! {
-            read = client_rd.read(&mut up), if client_open => match read {
-                Ok(n) if n > 0 => {
-                    if send(&mut upstream_wr, &up[..n]).await.is_err() {
-                        return;
-                    }
-                    deadline = Instant::now() + idle;
-                }
-                _ => {
-                    client_open = false;
-                    let _ = upstream_wr.shutdown().await;
-                }
-            },
-            read = upstream_rd.read(&mut down), if upstream_open => match read {
-                Ok(n) if n > 0 => {
-                    if send(&mut client_wr, &down[..n]).await.is_err() {
-                        return;
-                    }
-                    deadline = Instant::now() + idle;
-                }
-                _ => {
-                    upstream_open = false;
-                    let _ = client_wr.shutdown().await;
-                }
-            },
-            () = sleep_until(deadline) => {
-                tracing::debug!("WebSocket idle timeout; closing both sides");
-                return;
-            }
-        }
-    }
-}
-
-/// Writes `data` and flushes it (either side may be TLS, which buffers).
-async fn send<W: AsyncWrite + Unpin>(out: &mut W, data: &[u8]) -> std::io::Result<()> {
-    out.write_all(data).await?;
-    out.flush().await
 }

@@ -288,13 +288,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         403,
         "Forbidden",
         "The server understands the request, but is refusing to fulfill it. The server has received and understood the request, but it refused to respond, because the request is set to deny access. Do not retry the request before modification.",
-        "Authenticated but not allowed: credentials for another project than the URL's (`PTC.PROJECT_MISMATCH`), a closed project (`PTC.PROJECT_CLOSED`), a client outside `allow_cidrs` or inside `deny_cidrs` (`PTC.CLIENT_ADDRESS_DENIED`), a route `policy` that refuses the caller or the request (`PTC.POLICY_DENIED`), a browser's request or preflight from an origin, or for a method or header, the route's `cors` does not allow (`PTC.CORS_ORIGIN_DENIED`, `PTC.CORS_PREFLIGHT_DENIED`).",
+        "Authenticated but not allowed: credentials for another project than the URL's (`PTC.PROJECT_MISMATCH`), a closed project (`PTC.PROJECT_CLOSED`), a client outside `allow_cidrs` or inside `deny_cidrs` (`PTC.CLIENT_ADDRESS_DENIED`), a route `policy` that refuses the caller or the request (`PTC.POLICY_DENIED`), a browser's request or preflight from an origin, or for a method or header, the route's `cors` does not allow (`PTC.CORS_ORIGIN_DENIED`, `PTC.CORS_PREFLIGHT_DENIED`); an egress proxy destination `egress.allow_hosts` does not name (`PTC.EGRESS_HOST_DENIED`) or that resolves only to internal addresses it does not list by address (`PTC.EGRESS_ADDRESS_DENIED`, the SSRF guard).",
         Implemented,
         &[
             "access::the_callers_project_must_be_the_one_in_the_url",
             "access::suspended_projects_get_402_and_closed_ones_403",
             "access::client_networks_are_allowed_and_denied",
             "access::a_route_policy_allows_and_denies_by_who_and_what",
+            "egress::destinations_not_allowed_and_internal_addresses_are_403",
             "cors::preflights_and_requests_follow_the_routes_cors",
             "cors::a_real_browser_preflights_and_is_answered",
         ],
@@ -334,9 +335,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         407,
         "Proxy Authentication Required",
         "This status code is similar to 401, but the client must first authenticate itself with the proxy.",
-        "Egress proxy mode without valid `Proxy-Authorization`; `Proxy-Authenticate`.",
-        planned(6),
-        &[],
+        "The egress proxy (`egress:`, a listener of its own) answers an absolute-form or CONNECT request without valid `Proxy-Authorization` with 407 and `Proxy-Authenticate` for its scheme (`Basic` with a consumer's name and password, or `Bearer` with a token from the token service): `PTC.PROXY_CREDENTIALS_MISSING`, `PTC.PROXY_CREDENTIALS_MALFORMED`, `PTC.PROXY_CREDENTIALS_INVALID`.",
+        Implemented,
+        &[
+            "egress::without_valid_proxy_credentials_it_is_407_with_proxy_authenticate",
+            "egress::with_auth_token_the_token_services_tokens_open_the_proxy",
+        ],
     ),
     row(
         408,
@@ -753,6 +757,16 @@ error_codes! {
     BillingSuspended => (402, "BILLING_SUSPENDED", Client, AfterChange, false, "The project is suspended for billing.");
     /// The project has spent its plan's prepaid request quota for the period; the detail says when the next period begins.
     QuotaSpent => (402, "QUOTA_SPENT", Client, AfterChange, false, "The project's prepaid request quota for this period is spent.");
+    /// A request to the egress proxy without `Proxy-Authorization`.
+    ProxyCredentialsMissing => (407, "PROXY_CREDENTIALS_MISSING", Client, AfterChange, false, "The egress proxy needs credentials in Proxy-Authorization.");
+    /// `Proxy-Authorization` that is not the proxy's scheme, is given twice, or does not decode.
+    ProxyCredentialsMalformed => (407, "PROXY_CREDENTIALS_MALFORMED", Client, AfterChange, false, "The Proxy-Authorization header is malformed.");
+    /// `Proxy-Authorization` with an unknown user or a wrong password, or a token that is unknown, expired or revoked.
+    ProxyCredentialsInvalid => (407, "PROXY_CREDENTIALS_INVALID", Client, AfterChange, false, "The proxy credentials are not valid.");
+    /// An egress destination that `egress.allow_hosts` does not name.
+    EgressHostDenied => (403, "EGRESS_HOST_DENIED", Client, AfterChange, false, "The egress proxy does not go to this destination.");
+    /// An egress destination that resolves only to internal addresses (loopback, private, link-local…) that `egress.allow_hosts` does not list by address.
+    EgressAddressDenied => (403, "EGRESS_ADDRESS_DENIED", Client, AfterChange, false, "The destination resolves to an address the egress proxy does not reach.");
     /// The caller's credentials are for another project than the `{project_id}` in the URL.
     ProjectMismatch => (403, "PROJECT_MISMATCH", Client, AfterChange, false, "The credentials are not for this project.");
     /// The caller's project has `billing_state: closed`.
@@ -823,10 +837,14 @@ error_codes! {
     MethodNotImplemented => (501, "METHOD_NOT_IMPLEMENTED", Client, AfterChange, true, "The request method is not implemented.");
     /// `CONNECT` on a listener that is not an egress proxy.
     ConnectNotSupported => (501, "CONNECT_NOT_SUPPORTED", Client, AfterChange, true, "CONNECT is not supported here.");
+    /// An absolute-form `https://` request to the egress proxy (TLS goes through a `CONNECT` tunnel), or a request to it that names no destination.
+    EgressTargetUnsupported => (400, "EGRESS_TARGET_UNSUPPORTED", Client, AfterChange, false, "The egress proxy takes absolute-form http:// requests and CONNECT host:port.");
     /// A request `Transfer-Encoding` other than chunked.
     TransferEncodingUnsupported => (501, "TRANSFER_ENCODING_UNSUPPORTED", Client, AfterChange, true, "The request transfer coding is not supported.");
     /// The upstream refused the connection.
     UpstreamConnectRefused => (502, "UPSTREAM_CONNECT_REFUSED", Upstream, Later, false, "The upstream service refused the connection.");
+    /// The egress destination's name does not resolve.
+    EgressResolveFailed => (502, "EGRESS_RESOLVE_FAILED", Upstream, Later, false, "The destination's name could not be resolved.");
     /// The upstream could not be reached (unreachable, name not resolved).
     UpstreamConnectFailed => (502, "UPSTREAM_CONNECT_FAILED", Upstream, Later, false, "The upstream service could not be reached.");
     /// Connecting to the upstream took longer than its `connect_timeout`.

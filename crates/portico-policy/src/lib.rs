@@ -5,6 +5,7 @@
 //! - [`secret`]: secrets that never print, compared in constant time, and the digests under
 //!   which API keys are kept.
 //! - [`cors`]: which browser origins may call a route.
+//! - [`egress`]: where the egress proxy may go (`allow_hosts`, and the SSRF guard).
 //! - [`failures`]: how often one client address may fail to authenticate.
 //! - [`jwt`]: JSON Web Tokens from an identity provider's key set.
 //! - [`password`]: passwords kept as PBKDF2-HMAC-SHA256.
@@ -13,6 +14,7 @@
 
 pub mod cidr;
 pub mod cors;
+pub mod egress;
 pub mod failures;
 pub mod jwt;
 pub mod password;

@@ -180,11 +180,16 @@ pub async fn serve_connection<S: Service>(
         };
         let (mut resp, panicked) = settle(outcome, &id, req.head.field("accept"));
         let keep_alive = info.keep_alive && body_complete && !panicked && !shutdown.is_draining();
-        // A 101 hands the connection over once its head is out (only when the request left
-        // nothing unread, so no request bytes can be mistaken for the new protocol's).
+        // A 101, or a 2xx to CONNECT (a tunnel, RFC 9110 §9.3.6), hands the connection over
+        // once its head is out (only when the request left nothing unread, so no request
+        // bytes can be mistaken for the new protocol's).
+        let switches = resp.status == 101
+            || (req.head.method() == Method::Connect && (200..300).contains(&resp.status));
         let on_upgrade = match &resp.body {
-            Body::Upgrade(_) if resp.status == 101 && body_complete => {
-                match std::mem::replace(&mut resp.body, Body::Empty) {
+            Body::Upgrade(_) if switches && body_complete => {
+                // Bodiless: the head announces no length (RFC 9110 §9.3.6 forbids one on a
+                // 2xx to CONNECT).
+                match std::mem::replace(&mut resp.body, Body::Bodiless) {
                     Body::Upgrade(take_over) => Some(take_over),
                     _ => None,
                 }

@@ -99,8 +99,8 @@ pub struct Upgraded {
     pub buffered: Bytes,
 }
 
-/// What a connection becomes after a 101 (a WebSocket relay): it runs in the connection's
-/// task, which ends when it does.
+/// What a connection becomes after a 101 (a WebSocket relay) or a 2xx to CONNECT (a
+/// tunnel): it runs in the connection's task, which ends when it does.
 pub type OnUpgrade = Box<dyn FnOnce(Upgraded) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A body whose length is known before it is sent and whose bytes come from a stream. The

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use portico_gateway::{AccessLogSink, Gateway};
+use portico_gateway::{AccessLogSink, EgressService, Gateway};
 use portico_http::ErrorCode;
 use portico_http::catalog::status_row;
 use portico_server::tls::Tls;
@@ -29,6 +29,8 @@ pub struct TestGateway {
     pub addr: SocketAddr,
     /// Where it listens for TLS, when the configuration has a `tls` listener.
     pub tls_addr: Option<SocketAddr>,
+    /// Where its egress proxy listens, when the configuration has `egress`.
+    pub egress_addr: Option<SocketAddr>,
     tls: Option<Arc<Tls>>,
     /// Access-log lines, as the gateway writes them.
     pub log: mpsc::UnboundedReceiver<String>,
@@ -73,18 +75,49 @@ impl TestGateway {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = oneshot::channel::<()>();
         let serving = swap.clone();
+        let mut egress_addr = None;
+        let egress = match &config.egress {
+            Some(_) => {
+                let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                egress_addr = Some(l.local_addr().unwrap());
+                Some((l, Arc::new(EgressService::new(swap.clone()))))
+            }
+            None => None,
+        };
         tokio::spawn(async move {
-            let stop = async {
-                let _ = stop_rx.await;
+            let (stopping, stopped) = tokio::sync::watch::channel(false);
+            let stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+                let _ = rx.wait_for(|s| *s).await;
             };
-            portico_server::serve_all(listeners, serving, config.shutdown_grace, stop)
-                .await
-                .unwrap();
+            tokio::spawn(async move {
+                let _ = stop_rx.await;
+                let _ = stopping.send(true);
+            });
+            let grace = config.shutdown_grace;
+            let data = portico_server::serve_all(listeners, serving, grace, stop(stopped.clone()));
+            let egress = async {
+                match egress {
+                    Some((l, svc)) => {
+                        portico_server::serve_all(
+                            vec![Listener::plain(l)],
+                            svc,
+                            grace,
+                            stop(stopped),
+                        )
+                        .await
+                    }
+                    None => Ok(()),
+                }
+            };
+            let (data, egress) = tokio::join!(data, egress);
+            data.unwrap();
+            egress.unwrap();
             let _ = done_tx.send(());
         });
         TestGateway {
             addr,
             tls_addr,
+            egress_addr,
             tls,
             log,
             swap,
@@ -355,7 +388,13 @@ impl RawClient {
             body: Vec::new(),
             chunked: false,
         };
-        if method == "HEAD" || status < 200 || status == 204 || status == 304 {
+        // A 2xx to CONNECT is a tunnel from the blank line on (RFC 9110 §9.3.6).
+        if method == "HEAD"
+            || status < 200
+            || status == 204
+            || status == 304
+            || (method == "CONNECT" && status < 300)
+        {
             return resp;
         }
         if resp

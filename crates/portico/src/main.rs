@@ -14,7 +14,7 @@ use portico_admin::Admin;
 use portico_config::Config;
 use portico_gateway::quota::{MemoryLedger, QuotaFuture, QuotaLedger, Quotas};
 use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore};
-use portico_gateway::{AccessLogSink, Gateway};
+use portico_gateway::{AccessLogSink, EgressService, Gateway};
 use portico_policy::failures::FailureLimiter;
 use portico_server::tls::{self, Tls};
 use portico_server::{Listener, RouteStats, Swap};
@@ -436,6 +436,15 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     if let Some((addr, tls)) = &tls {
         listeners.push(Listener::tls(bind(*addr).await?, tls.clone()));
     }
+    let egress = match &config.egress {
+        Some(e) => {
+            let listener = Listener::plain(bind(e.listen).await?);
+            let address = listener.tcp.local_addr()?;
+            tracing::info!(%address, "portico egress proxy listening");
+            Some(listener)
+        }
+        None => None,
+    };
     for l in &listeners {
         let address = l.tcp.local_addr()?;
         match l.tls {
@@ -470,13 +479,26 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         let _ = rx.wait_for(|s| *s).await;
     };
     let grace = config.shutdown_grace;
-    let data = portico_server::serve_all(listeners, swap, grace, stopped(stop_rx.clone()));
+    let egress = async {
+        match egress {
+            Some(listener) => {
+                let svc = Arc::new(EgressService::new(swap.clone()));
+                portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx.clone()))
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let data = portico_server::serve_all(listeners, swap.clone(), grace, stopped(stop_rx.clone()));
     match admin {
         Some((listener, svc, _)) => {
-            let admin = portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx));
-            tokio::try_join!(data, admin)?;
+            let admin =
+                portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx.clone()));
+            tokio::try_join!(data, admin, egress)?;
         }
-        None => data.await?,
+        None => {
+            tokio::try_join!(data, egress)?;
+        }
     }
     tracing::info!("portico stopped");
     Ok(())
@@ -762,6 +784,9 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     }
     if running.tls.as_ref().map(|t| t.listen) != next.tls.as_ref().map(|t| t.listen) {
         keys.push("tls.listen");
+    }
+    if running.egress.as_ref().map(|e| e.listen) != next.egress.as_ref().map(|e| e.listen) {
+        keys.push("egress.listen");
     }
     keys
 }

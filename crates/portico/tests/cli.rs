@@ -623,6 +623,44 @@ fn a_route_created_through_the_admin_api_serves_without_a_restart() {
     served.stop();
 }
 
+#[test]
+fn the_egress_proxy_listens_on_its_own_port_and_stops_with_portico() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "egress.yaml",
+        "listen: 127.0.0.1:0\naccess_log: off\nprojects:\n  - {name: acme, consumers: [{name: alice, password: \"${EGRESS_PASSWORD}\"}]}\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\negress: {listen: 127.0.0.1:0, allow_hosts: [127.0.0.1], auth: basic}\n",
+    );
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("EGRESS_PASSWORD", "egress-password-0123")
+        .stdout(Stdio::null());
+    let mut served = Served::spawn(command);
+    let egress = served.address("egress proxy listening");
+    let data = served.address("portico listening");
+    let get = |auth: &str| {
+        format!("GET http://{data}/e HTTP/1.1\r\nHost: {data}\r\n{auth}Connection: close\r\n\r\n")
+    };
+    let refused = exchange(&egress, &get(""));
+    assert!(refused.starts_with("HTTP/1.1 407 "), "{refused}");
+    assert!(refused.contains("Proxy-Authenticate: Basic"), "{refused}");
+    // Through the proxy to the data plane's echo route, which shows what arrived.
+    let auth = "Proxy-Authorization: Basic YWNtZS9hbGljZTplZ3Jlc3MtcGFzc3dvcmQtMDEyMw==\r\n";
+    let answer = exchange(&egress, &get(auth));
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    assert!(
+        answer.contains("1.1 portico"),
+        "the request went through Portico: {answer}"
+    );
+    assert!(
+        !answer.to_ascii_lowercase().contains("proxy-authorization"),
+        "{answer}"
+    );
+    served.stop();
+}
+
 /// A PostgreSQL database of its own on the machine's server (dropped with the guard), or
 /// `None` outside CI when `PORTICO_TEST_DATABASE_URL` is not set.
 fn pg_database(tag: &str) -> Option<PgDatabase> {

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use body::{ResponseFraming, UpstreamBody};
 pub use exchange::{Switched, UpgradeAnswer, UpstreamRequest, UpstreamResponse};
-pub use pool::TargetPool;
+pub use pool::{TargetPool, connect_tcp};
 
 use crate::body::RequestBody;
 use crate::error::Error;

@@ -85,6 +85,24 @@ pub struct TargetPool {
     dial_error: Mutex<Option<ErrorCode>>,
 }
 
+/// Opens a TCP connection to `addr` (each of its addresses in turn) by `deadline`, with
+/// `TCP_NODELAY`; a failure is the upstream error that says what happened.
+pub async fn connect_tcp(
+    addr: impl tokio::net::ToSocketAddrs,
+    deadline: Instant,
+) -> Result<TcpStream, Error> {
+    let tcp = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Err(_) => return Err(Error::new(ErrorCode::UpstreamConnectTimeout)),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            return Err(Error::new(ErrorCode::UpstreamConnectRefused).with_cause(e));
+        }
+        Ok(Err(e)) => return Err(Error::new(ErrorCode::UpstreamConnectFailed).with_cause(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
+
 impl TargetPool {
     pub(crate) fn new(
         host: String,
@@ -268,22 +286,11 @@ impl TargetPool {
     /// Connects, and for `https://` completes the TLS handshake, offering `h2` with ALPN when
     /// `h2` says so.
     async fn open(&self, h2: bool) -> Result<UpStream, Error> {
-        let attempt = async {
-            match self.addr {
-                Some(addr) => TcpStream::connect(addr).await,
-                None => TcpStream::connect((self.host.as_str(), self.port)).await,
-            }
-        };
         let deadline = Instant::now() + self.connect_timeout;
-        let tcp = match tokio::time::timeout_at(deadline, attempt).await {
-            Err(_) => return Err(Error::new(ErrorCode::UpstreamConnectTimeout)),
-            Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                return Err(Error::new(ErrorCode::UpstreamConnectRefused).with_cause(e));
-            }
-            Ok(Err(e)) => return Err(Error::new(ErrorCode::UpstreamConnectFailed).with_cause(e)),
-            Ok(Ok(s)) => s,
+        let tcp = match self.addr {
+            Some(addr) => connect_tcp(addr, deadline).await?,
+            None => connect_tcp((self.host.as_str(), self.port), deadline).await?,
         };
-        let _ = tcp.set_nodelay(true);
         if self.transport != Transport::Https {
             return Ok(UpStream::Plain(tcp));
         }
