@@ -8,10 +8,13 @@
 #
 #   bench/auth.sh                 # 5 rounds
 #   bench/auth.sh --rounds 3 --duration 10
+#   bench/auth.sh --rounds 20 --duration 4 --targets "none_signed signature"   # pairs only
 #
 # The signed route's requests all carry one signature made at the start (valid for 15
 # minutes, so keep the run shorter than that): the cost measured is the gateway's check,
-# which is the same for every request. Nothing is written in the repository; everything goes
+# which is the same for every request. `none_signed` sends those same signed headers to the
+# open route (which ignores them), so that `signature` is also compared with the very same
+# request bytes, parsed and forwarded, minus the check. Nothing is written in the repository; everything goes
 # to $BENCH_WORK (default /tmp/portico-auth-bench).
 set -euo pipefail
 
@@ -23,6 +26,7 @@ ROUNDS=5
 DURATION=10
 WARMUP=2
 CONNS=50
+CHOSEN=()
 SERVER_CPU=0
 LOAD_CPU=1
 PORT=28290
@@ -37,11 +41,15 @@ while [[ $# -gt 0 ]]; do
     --rounds) ROUNDS="$2"; shift 2;;
     --duration) DURATION="$2"; shift 2;;
     --conns) CONNS="$2"; shift 2;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0;;
+    --targets) read -r -a CHOSEN <<< "$2"; shift 2;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-if (( ROUNDS * 4 * (DURATION + WARMUP) > 800 )); then
+if [[ ${#CHOSEN[@]} -eq 0 ]]; then
+  CHOSEN=(none api_key token signature none_signed)
+fi
+if (( ROUNDS * ${#CHOSEN[@]} * (DURATION + WARMUP) > 800 )); then
   echo "the run would outlast the signature (15 minutes); use fewer rounds or a shorter duration" >&2
   exit 2
 fi
@@ -99,13 +107,13 @@ TOKEN=$(curl -s -D - -o /dev/null -H 'Content-Type: application/json' \
   -d '{"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "c", "password": "bench-password-1"}}}, "scope": {"project": {"name": "bench"}}}}' \
   "http://127.0.0.1:$PORT/v3/auth/tokens" | awk -F': ' 'tolower($1)=="x-subject-token" {print $2}' | tr -d '\r')
 [[ -n "$TOKEN" ]] || { echo "the token service gave no token" >&2; exit 1; }
-declare -A URL=( [none]="$base/none" [api_key]="$base/key" [token]="$base/token" [signature]="$base/signed" )
+declare -A URL=( [none]="$base/none" [api_key]="$base/key" [token]="$base/token" [signature]="$base/signed" [none_signed]="$base/none" )
 declare -A HDR=( [none]="X-Bench: none" [api_key]="X-Api-Key: $API_KEY" [token]="X-Auth-Token: $TOKEN" )
-TARGETS=(none api_key token signature)
+TARGETS=("${CHOSEN[@]}")
 
 wrk_run() {  # target duration [--latency]
   local t=$1 d=$2; shift 2
-  if [[ $t == signature ]]; then
+  if [[ $t == signature || $t == none_signed ]]; then
     taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${d}s" -H "${SIGNED[0]}" -H "${SIGNED[1]}" "$@" "${URL[$t]}"
   else
     taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${d}s" -H "${HDR[$t]}" "$@" "${URL[$t]}"
@@ -161,10 +169,24 @@ for t in targets:
     )
 print(f"# auth cost, {sys.argv[2]} rounds (median); wrk -t1 -c50 and the upstream on cpu1, Portico on cpu0")
 print()
-print("| route auth | rps | spread | p50 | p99 | Portico CPU | k req per Portico CPU-s | vs none (CPU-s) |")
+first = 'none' if 'none' in summary else targets[0]
+print(f"| route auth | rps | spread | p50 | p99 | Portico CPU | k req per Portico CPU-s | vs {first} (CPU-s) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for t in targets:
     s = summary[t]
+    base = 'none_signed' if t == 'signature' and 'none_signed' in summary else 'none'
     print(f"| {t} | {s['rps']:,.0f} | ±{s['spread']:.1f}% | {s['p50']:.2f} ms | {s['p99']:.2f} ms | {s['cpu']:.0f}% | "
-          f"{s['eff']:.1f} | {s['eff'] / summary['none']['eff']:.2f} |")
+          f"{s['eff']:.1f} | {s['eff'] / summary[first]['eff']:.2f}"
+          + (f" ({s['eff'] / summary[base]['eff']:.2f} vs {base})" if base != 'none' else "") + " |")
+# Per round, the pairs that were run back to back compare best on a noisy machine.
+for t, base in (('signature', 'none_signed'), ('token', 'none'), ('signature', 'none')):
+    if t in summary and base in summary:
+        pairs = []
+        for r in sorted({x['round'] for x in rows}):
+            a = [float(x['rps']) / float(x['server_cpu_pct']) for x in rows if x['target'] == t and x['round'] == r]
+            b = [float(x['rps']) / float(x['server_cpu_pct']) for x in rows if x['target'] == base and x['round'] == r]
+            if a and b:
+                pairs.append(a[0] / b[0])
+        print(f"\n{t} / {base} per round: " + ", ".join(f"{p:.2f}" for p in pairs)
+              + f"; median {statistics.median(pairs):.2f}")
 EOF

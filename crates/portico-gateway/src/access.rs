@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Instant, SystemTime};
 
 use portico_config::{Access, ApiKeyPlace, AuthScheme, BillingState, Jwt, Plan, Project, Quota};
@@ -29,6 +29,11 @@ use portico_policy::{Secret, ct_eq, sha256};
 use portico_server::{Caller, CredentialPlace, Error, Request};
 
 use crate::tokens::{Login, ProjectScope, StoredGrant};
+
+/// The fields credentials come in, made once: naming one on a request is a reference count,
+/// not an allocation.
+static AUTHORIZATION: LazyLock<Arc<str>> = LazyLock::new(|| "authorization".into());
+static X_AUTH_TOKEN: LazyLock<Arc<str>> = LazyLock::new(|| "x-auth-token".into());
 
 /// The longest credential read; anything longer is malformed, and not hashed.
 const MAX_CREDENTIAL: usize = 512;
@@ -312,6 +317,9 @@ impl Directory {
     /// How long `ip` must wait before it may try to authenticate again, if it must, whatever
     /// it calls.
     pub(crate) fn client_blocked(&self, ip: IpAddr) -> Option<u64> {
+        if self.failures.is_empty() {
+            return None;
+        }
         self.failures
             .blocked(ip, self.failure_rate?, Instant::now())
     }
@@ -362,7 +370,7 @@ impl Directory {
             project_id,
             consumer,
             roles: text("roles").into(),
-            credential: CredentialPlace::Field("x-auth-token".into()),
+            credential: CredentialPlace::Field(X_AUTH_TOKEN.clone()),
         })
     }
 
@@ -476,7 +484,7 @@ impl Directory {
             project_id: id.project_id.into(),
             consumer: id.consumer.into(),
             roles: id.roles.join(",").into(),
-            credential: CredentialPlace::Field("authorization".into()),
+            credential: CredentialPlace::Field(AUTHORIZATION.clone()),
         }))
     }
 
@@ -531,7 +539,7 @@ impl Directory {
             ),
         };
         let has_body = req.info.framing != BodyFraming::None;
-        let caller = holder.caller(CredentialPlace::Field("authorization".into()));
+        let caller = holder.caller(CredentialPlace::Field(AUTHORIZATION.clone()));
         let payload = match (&declared, has_body) {
             (Some(d), _) => d.clone(),
             (None, false) => signature::EMPTY_PAYLOAD_HASH.to_string(),

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ impl FailureRate {
 pub struct FailureLimiter {
     /// Per address, the theoretical arrival time of its next failure.
     tat: Mutex<HashMap<IpAddr, Instant>>,
+    /// How many addresses `tat` holds (written under its lock, read without it).
+    tracked: AtomicUsize,
 }
 
 /// Addresses kept before stale ones are swept out.
@@ -41,10 +44,22 @@ impl FailureLimiter {
         FailureLimiter::default()
     }
 
+    /// Whether no address has failed lately: then nobody is blocked, and a caller can skip
+    /// reading the clock and the map (the common case, on every authenticated request).
+    pub fn is_empty(&self) -> bool {
+        self.tracked.load(Ordering::Relaxed) == 0
+    }
+
     /// `None` when `ip` may try; else how long it must wait, in whole seconds (at least 1).
     pub fn blocked(&self, ip: IpAddr, rate: FailureRate, now: Instant) -> Option<u64> {
-        let map = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self.tat.lock().unwrap_or_else(PoisonError::into_inner);
         let tat = *map.get(&ip)?;
+        if tat <= now {
+            // Every failure is forgiven: forget the address.
+            map.remove(&ip);
+            self.tracked.store(map.len(), Ordering::Relaxed);
+            return None;
+        }
         let free_at = tat.checked_sub(rate.per)?;
         let wait = free_at.checked_duration_since(now)?;
         if wait.is_zero() {
@@ -61,6 +76,7 @@ impl FailureLimiter {
         }
         let tat = map.entry(ip).or_insert(now);
         *tat = (*tat).max(now) + rate.interval();
+        self.tracked.store(map.len(), Ordering::Relaxed);
     }
 
     /// How many addresses are tracked.
@@ -107,8 +123,10 @@ mod tests {
         // Once back within pace, one more failure blocks again for one interval.
         l.failed(ip, RATE, t0 + Duration::from_secs(10));
         assert_eq!(l.blocked(ip, RATE, t0 + Duration::from_secs(10)), Some(10));
-        // And after long enough, everything is forgiven.
+        // And after long enough, everything is forgiven, and the address forgotten.
+        assert!(!l.is_empty());
         assert_eq!(l.blocked(ip, RATE, t0 + Duration::from_secs(60)), None);
+        assert!(l.is_empty());
     }
 
     #[test]

@@ -72,15 +72,37 @@ pub fn from_hex(s: &str) -> Option<[u8; 32]> {
         return None;
     }
     let mut out = [0u8; 32];
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    for (slot, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        *slot = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
     }
     Some(out)
+}
+
+/// The value of one hexadecimal digit, either case.
+pub fn hex_digit(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_reads_back_what_it_wrote_and_nothing_looser() {
+        let bytes: [u8; 32] = std::array::from_fn(|i| (i * 37) as u8);
+        assert_eq!(from_hex(&hex(&bytes)), Some(bytes));
+        assert_eq!(from_hex(&hex(&bytes).to_uppercase()), Some(bytes));
+        // A sign, a non-digit, a wrong length: not hex.
+        let signed = format!("+f{}", &hex(&bytes)[2..]);
+        assert_eq!(from_hex(&signed), None);
+        assert_eq!(from_hex(&"g".repeat(64)), None);
+        assert_eq!(from_hex(&hex(&bytes)[1..]), None);
+    }
 
     #[test]
     fn secrets_never_print() {

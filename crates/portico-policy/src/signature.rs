@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::secret::{ct_eq, from_hex, hex, push_hex};
+use crate::secret::{ct_eq, from_hex, hex, hex_digit, push_hex};
 
 /// The scheme's name, first in `Authorization` and in the string to sign.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";
@@ -86,25 +86,22 @@ impl Authorization {
         if access.is_empty() || access.len() > 128 || signed.len() > 1024 {
             return Err(SignatureError::Malformed);
         }
-        let mut previous = "";
-        let mut sorted = true;
+        // One pass: names are sorted, well-formed, and include the two that must be signed.
+        let (mut previous, mut host, mut date) = ("", false, false);
         for name in signed.split(';') {
-            sorted &= previous < name;
-            previous = name;
-        }
-        let valid = signed.split(';').all(|h| {
-            !h.is_empty()
-                && h.bytes().all(|b| {
+            let valid = !name.is_empty()
+                && name.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_.!#$%&'*+^`|~".contains(&b)
-                })
-        });
-        if !sorted || !valid {
-            return Err(SignatureError::Malformed);
-        }
-        for required in ["host", "x-sdk-date"] {
-            if !signed.split(';').any(|h| h == required) {
+                });
+            if !valid || previous >= name {
                 return Err(SignatureError::Malformed);
             }
+            host |= name == "host";
+            date |= name == "x-sdk-date";
+            previous = name;
+        }
+        if !host || !date {
+            return Err(SignatureError::Malformed);
         }
         Ok(Authorization {
             access: access.to_string(),
@@ -320,15 +317,17 @@ fn canonical_query(query: &[u8], out: &mut String) {
 /// A header value trimmed, with each run of spaces and tabs inside made one space.
 fn canonical_value(v: &[u8], out: &mut String) {
     let text = String::from_utf8_lossy(v);
-    for (i, word) in text
-        .split([' ', '\t'])
-        .filter(|w| !w.is_empty())
-        .enumerate()
-    {
-        if i > 0 {
+    let mut space = false;
+    for word in text.as_bytes().split(|b| *b == b' ' || *b == b'\t') {
+        if word.is_empty() {
+            continue;
+        }
+        if space {
             out.push(' ');
         }
-        out.push_str(word);
+        // Split at ASCII bytes, so each piece is whole UTF-8.
+        out.push_str(std::str::from_utf8(word).unwrap_or_default());
+        space = true;
     }
 }
 
@@ -340,8 +339,8 @@ fn encode_decoded(s: &[u8], out: &mut String) {
         i += 1;
         if b == b'%'
             && let (Some(h), Some(l)) = (
-                s.get(i).copied().and_then(hex_value),
-                s.get(i + 1).copied().and_then(hex_value),
+                s.get(i).copied().and_then(hex_digit),
+                s.get(i + 1).copied().and_then(hex_digit),
             )
         {
             b = (h << 4) | l;
@@ -358,12 +357,6 @@ fn encode_decoded(s: &[u8], out: &mut String) {
 }
 
 const UPPER: &[u8; 16] = b"0123456789ABCDEF";
-
-fn hex_value(b: u8) -> Option<u8> {
-    char::from(b)
-        .to_digit(16)
-        .and_then(|d| u8::try_from(d).ok())
-}
 
 /// `20261126T071100Z` → the time.
 pub fn parse_date(s: &str) -> Option<SystemTime> {
