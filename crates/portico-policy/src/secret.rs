@@ -73,19 +73,10 @@ pub fn from_hex(s: &str) -> Option<[u8; 32]> {
     }
     let mut out = [0u8; 32];
     for (slot, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-        *slot = (hex_digit(pair[0])? << 4) | hex_digit(pair[1])?;
+        *slot = (portico_http::syntax::hex_digit(pair[0])? << 4)
+            | portico_http::syntax::hex_digit(pair[1])?;
     }
     Some(out)
-}
-
-/// The value of one hexadecimal digit, either case.
-pub fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -15,9 +15,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
+use portico_http::syntax::hex_digit;
 use sha2::{Digest, Sha256};
 
-use crate::secret::{ct_eq, from_hex, hex, hex_digit, push_hex};
+use crate::secret::{ct_eq, from_hex, hex, push_hex};
 
 /// The scheme's name, first in `Authorization` and in the string to sign.
 pub const ALGORITHM: &str = "SDK-HMAC-SHA256";

@@ -1044,13 +1044,15 @@ fn no_secret_reaches_a_log_line_or_an_error_body() {
     const SK: &str = "file-secret-key-0123456789abcdef";
     const GUESS: &str = "guessed-key-0123456789abcdef";
     const WRONG_SK: &str = "wrong-secret-key-0123456789";
+    const PASSWORD: &str = "file-password-0123456789";
+    const WRONG_PASSWORD: &str = "wrong-password-0123456789";
     let dir = tempfile::tempdir().unwrap();
     let project = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let path = write_config(
         &dir,
         "secrets.yaml",
         &format!(
-            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: sqlite://{}\naccess_log: stdout\nprojects:\n  - id: {project}\n    name: p\n    consumers:\n      - {{name: c, api_keys: [\"${{KEY_FROM_ENV}}\"], access_keys: [{{id: AKFILE01, secret: \"${{SK_FROM_ENV}}\"}}]}}\nroutes:\n  - {{name: k, path: \"/v1/{{project_id}}/k\", methods: [GET], handler: echo, auth: api_key}}\n  - {{name: q, path: \"/q/{{project_id}}\", methods: [GET], handler: echo, auth: api_key, api_key: {{query: key}}}}\n  - {{name: s, path: \"/v1/{{project_id}}/s\", methods: [GET, POST], handler: echo, auth: signature}}\n",
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: sqlite://{}\naccess_log: stdout\nprojects:\n  - id: {project}\n    name: p\n    consumers:\n      - {{name: c, password: \"${{PW_FROM_ENV}}\", api_keys: [\"${{KEY_FROM_ENV}}\"], access_keys: [{{id: AKFILE01, secret: \"${{SK_FROM_ENV}}\"}}]}}\negress: {{listen: 127.0.0.1:0, allow_hosts: [127.0.0.1], auth: basic}}\nroutes:\n  - {{name: tokens, path: /v3/auth/tokens, methods: [POST], handler: tokens}}\n  - {{name: t, path: \"/v1/{{project_id}}/t\", methods: [GET], handler: echo, auth: token}}\n  - {{name: k, path: \"/v1/{{project_id}}/k\", methods: [GET], handler: echo, auth: api_key}}\n  - {{name: q, path: \"/q/{{project_id}}\", methods: [GET], handler: echo, auth: api_key, api_key: {{query: key}}}}\n  - {{name: s, path: \"/v1/{{project_id}}/s\", methods: [GET, POST], handler: echo, auth: signature}}\n",
             dir.path().join("s.db").display()
         ),
     );
@@ -1063,9 +1065,11 @@ fn no_secret_reaches_a_log_line_or_an_error_body() {
         .env("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("KEY_FROM_ENV", KEY)
         .env("SK_FROM_ENV", SK)
+        .env("PW_FROM_ENV", PASSWORD)
         .stdout(stdout);
     let mut served = Served::spawn(command);
     let admin = served.address("admin API listening");
+    let egress = served.address("egress proxy listening");
     let data = served.address("portico listening");
     let mut secrets: Vec<String> = vec![
         KEY.into(),
@@ -1073,6 +1077,8 @@ fn no_secret_reaches_a_log_line_or_an_error_body() {
         GUESS.into(),
         WRONG_SK.into(),
         ADMIN_TOKEN.into(),
+        PASSWORD.into(),
+        WRONG_PASSWORD.into(),
     ];
     let mut answers = Vec::new();
     let mut send = |raw: String| {
@@ -1123,6 +1129,56 @@ fn no_secret_reaches_a_log_line_or_an_error_body() {
             headers.trim_end().replace('\n', "\r\n")
         ));
     }
+    // Passwords at the token service, right and wrong; the token it issues, used. (The 201
+    // that issues it is the one answer that shows it.)
+    let login = |password: &str| {
+        let body = format!(
+            r#"{{"auth": {{"identity": {{"methods": ["password"], "password": {{"user": {{"name": "c", "password": "{password}"}}}}}}, "scope": {{"project": {{"id": "{project}"}}}}}}}}"#
+        );
+        exchange(
+            &data,
+            &format!(
+                "POST /v3/auth/tokens HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+        )
+    };
+    let issued = login(PASSWORD);
+    let token = issued
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Subject-Token: "))
+        .unwrap()
+        .to_string();
+    let refused = login(WRONG_PASSWORD);
+    assert!(refused.starts_with("HTTP/1.1 401 "), "{refused}");
+    secrets.push(token.clone());
+    send(format!(
+        "GET /v1/{project}/t HTTP/1.1\r\nHost: a\r\nX-Auth-Token: {token}\r\nConnection: close\r\n\r\n"
+    ));
+    answers.push(refused);
+    // The egress proxy's Basic credentials, right and wrong (as sent, base64).
+    for password in [PASSWORD, WRONG_PASSWORD] {
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("c:{password}"));
+        secrets.push(basic.clone());
+        answers.push(exchange(
+            &egress,
+            &format!(
+                "GET http://{data}/v1/{project}/k HTTP/1.1\r\nHost: {data}\r\nProxy-Authorization: Basic {basic}\r\nX-Api-Key: {KEY}\r\nConnection: close\r\n\r\n"
+            ),
+        ));
+    }
+    let n = answers.len();
+    assert!(
+        answers[n - 2].starts_with("HTTP/1.1 200 "),
+        "{}",
+        answers[n - 2]
+    );
+    assert!(
+        answers[n - 1].starts_with("HTTP/1.1 407 "),
+        "{}",
+        answers[n - 1]
+    );
     // Secrets issued by the admin API, and used.
     let created = admin_post(&admin, "/admin/v1/projects", r#"{"name": "issued"}"#);
     let consumer = admin_post(
