@@ -13,6 +13,7 @@ mod documents;
 mod egress;
 mod model;
 mod plans;
+mod rate_limits;
 mod read;
 mod redirect;
 pub mod yaml;
@@ -34,6 +35,7 @@ pub use model::{
     parse_target,
 };
 pub use plans::{DEFAULT_PLAN, Plan, Quota, QuotaPeriod};
+pub use rate_limits::{LimitKey, RateLimit};
 pub use read::{parse_duration, parse_size};
 pub use redirect::{REDIRECT_STATUSES, Redirect};
 use yaml::Loc;

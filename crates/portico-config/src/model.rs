@@ -253,6 +253,8 @@ pub struct Route {
     pub consumes_encodings: Option<Vec<ContentCoding>>,
     /// What the route asks of its callers.
     pub access: Access,
+    /// Its rate limits (`rate_limit`), each checked after the access phase.
+    pub rate_limits: Vec<crate::rate_limits::RateLimit>,
 }
 
 /// What answers a route's requests.
@@ -461,6 +463,7 @@ const ROUTE_KEYS: &[&str] = &[
     "deny_cidrs",
     "policy",
     "cors",
+    "rate_limit",
 ];
 
 impl Config {
@@ -1303,6 +1306,10 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         (Some(c), Some(None)) if !c.is_empty() => Some(Some(Vec::new())),
         (_, e) => e,
     };
+    let rate_limits = match f.get("rate_limit") {
+        None => Some(Vec::new()),
+        Some(n) => crate::rate_limits::read_rate_limits(r, n, &join(path, "rate_limit")),
+    };
     let mut access = access::read_access(r, &f, path);
     // A CORS policy that lists no methods allows the route's own.
     if let (Some(Some(cors)), Some(methods)) = (access.as_mut().map(|a| a.cors.as_mut()), methods)
@@ -1323,6 +1330,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         consumes: consumes?,
         consumes_encodings: consumes_encodings?,
         access: access?,
+        rate_limits: rate_limits?,
     })
 }
 

@@ -753,6 +753,41 @@ fn plans_and_their_quotas_are_checked_and_projects_name_declared_plans() {
 }
 
 #[test]
+fn route_rate_limits_are_checked() {
+    let ok = from_str(
+        "routes:\n  - {name: a, path: /a, methods: [GET], handler: echo, rate_limit: {key: ip, rate: 10/s}}\n  - {name: b, path: /b, methods: [GET], handler: echo, rate_limit: [{key: project, rate: 100/m, burst: 20}, {key: \"header:X-Tenant\", rate: 5/h, name: tenant}]}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let a = &ok.routes[0].rate_limits;
+    assert_eq!((a[0].name.as_str(), a[0].burst), ("ip", 10));
+    let b = &ok.routes[1].rate_limits;
+    assert_eq!(b[0].key, portico_config::LimitKey::Project);
+    assert_eq!(b[0].burst, 20);
+    assert_eq!(
+        b[1].key,
+        portico_config::LimitKey::Header("x-tenant".into())
+    );
+    assert_eq!(b[1].name, "tenant");
+    let text = from_str(
+        "routes:\n  - {name: a, path: /a, methods: [GET], handler: echo, rate_limit: [{key: who, rate: 10/w, burst: 0}, {rate: 1/s}, {key: ip, rate: 1/s}, {key: ip, rate: 2/s, extra: 1}]}\n  - {name: b, path: /b, methods: [GET], handler: echo, rate_limit: [{key: ip, rate: 1/s}, {key: ip, rate: 2/s}]}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].rate_limit[0].key: `key` is consumer, project, route, ip or header:NAME",
+        "routes[0].rate_limit[0].rate: `rate` is N/s, N/m, N/h or N/d with N above 0",
+        "routes[0].rate_limit[0].burst: `burst` is a whole number above 0",
+        "routes[0].rate_limit[1].key: missing required key `key`",
+        "routes[0].rate_limit[3].extra: unknown key `extra`",
+        "routes[1].rate_limit[1]: two limits are named `ip`: give one a `name`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn the_egress_proxy_is_checked() {
     let ok = from_str(
         "egress: {listen: 127.0.0.1:3128, allow_hosts: [api.example.com:443, \"*.example.org\", 10.0.0.0/8, \"[::1]:8080\"], auth: basic}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",

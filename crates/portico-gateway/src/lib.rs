@@ -24,6 +24,7 @@ mod echo;
 mod egress;
 mod fields;
 mod lifecycle;
+pub mod limits;
 mod proxy;
 pub mod quota;
 mod relay;
@@ -95,6 +96,9 @@ struct RouteEntry {
     produces: Vec<MediaType>,
     consumes: Vec<MediaType>,
     consumes_encodings: Option<Vec<ContentCoding>>,
+    /// The route's rate limits as configured, and ready.
+    rate_limits: Vec<portico_config::RateLimit>,
+    limits: Option<limits::RouteLimits>,
 }
 
 /// The pipeline, built from a configuration.
@@ -119,6 +123,8 @@ pub struct Gateway {
     quotas: Arc<quota::Quotas>,
     /// The egress proxy, when the configuration has one.
     egress: Option<egress::EgressProxy>,
+    /// The routes' rate limiters (from a registry that outlives this gateway).
+    rate_limiters: Arc<limits::RateLimiters>,
     /// Each route's response counts, by route name (taken from a registry that outlives
     /// this gateway).
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
@@ -162,6 +168,21 @@ impl Gateway {
         self
     }
 
+    /// Keeps the routes' rate-limit state in `registry` (which outlives this gateway, so a
+    /// reload forgives nobody, and whose clock the limits read).
+    pub fn with_rate_limiters(mut self, registry: Arc<limits::RateLimiters>) -> Gateway {
+        for r in &mut self.routes {
+            r.limits = limits::RouteLimits::new(&registry, &r.name, &r.rate_limits);
+        }
+        self.rate_limiters = registry;
+        self
+    }
+
+    /// The routes' rate limiters, for resets.
+    pub fn rate_limiters(&self) -> &Arc<limits::RateLimiters> {
+        &self.rate_limiters
+    }
+
     /// Counts the projects' prepaid requests in `quotas` (kept in the store every node shares,
     /// or in memory that outlives this gateway), instead of this gateway's own memory.
     pub fn with_quotas(mut self, quotas: Arc<quota::Quotas>) -> Gateway {
@@ -189,6 +210,7 @@ impl Gateway {
             let text: Vec<String> = overlaps.into_iter().map(|o| o.message).collect();
             BuildError(text.join("; "))
         })?;
+        let rate_limiters = limits::RateLimiters::new(Arc::new(limits::MonotonicClock::default()));
         let mut all_methods = MethodSet::EMPTY;
         let mut routes = Vec::with_capacity(config.routes.len());
         for r in &config.routes {
@@ -224,6 +246,8 @@ impl Gateway {
                 produces: r.produces.clone(),
                 consumes: r.consumes.clone(),
                 consumes_encodings: r.consumes_encodings.clone(),
+                rate_limits: r.rate_limits.clone(),
+                limits: limits::RouteLimits::new(&rate_limiters, &r.name, &r.rate_limits),
             });
         }
         Ok(Gateway {
@@ -246,6 +270,7 @@ impl Gateway {
             tokens: Arc::new(tokens::MemoryTokens::default()),
             quotas: quota::Quotas::new(Arc::new(quota::MemoryLedger::default())),
             egress: config.egress.as_ref().map(egress::EgressProxy::new),
+            rate_limiters,
             counts: HashMap::new(),
         }
         .with_stats(&RouteStats::new()))
@@ -610,6 +635,12 @@ impl Gateway {
             req.notes.caller = verdict.caller;
             body_check = verdict.body;
             quota = verdict.quota;
+        }
+        // Rate limits, once the caller is known and before anything is read or sent on.
+        if let Some(limits) = &route.limits {
+            let (fields, verdict) = limits.check(req, project);
+            req.notes.response_fields.extend(fields);
+            verdict?;
         }
 
         match req.info.framing {

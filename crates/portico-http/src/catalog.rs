@@ -470,9 +470,15 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         429,
         "TooManyRequests",
         "The client has sent an excessive number of requests to the server within a given time (exceeding the limit on the access frequency of the client), or the server has received an excessive number of requests within a given time (beyond its processing capability). In this case, the client should resend the request after the time specified in the Retry-After header of the response has elapsed.",
-        "A client address that failed to authenticate more often than `limits.auth_failures` allows (`PTC.AUTH_FAILURES_LIMITED`), with the exact `Retry-After` (GCRA, whole seconds rounded up, never 0); rate and concurrency limits with `RateLimit` headers come with issue 7.",
+        "A route's `rate_limit` exceeded for the caller's key (address, project, consumer, route or a header's value; `PTC.RATE_LIMITED`), decided before `100 Continue` and the upstream, with `RateLimit-Policy` and `RateLimit` on every answer of the route; a client address that failed to authenticate more often than `limits.auth_failures` allows (`PTC.AUTH_FAILURES_LIMITED`). Both with the exact `Retry-After` (GCRA: when the request would have been admitted, whole seconds rounded up, never 0). Limits shared through Redis, plans' limits and concurrency limits come with the rest of issue 7.",
         Implemented,
-        &["access::repeated_failures_from_one_address_get_429_with_the_exact_wait"],
+        &[
+            "access::repeated_failures_from_one_address_get_429_with_the_exact_wait",
+            "rate_limits::a_burst_then_429_with_the_exact_retry_after_and_ratelimit_fields",
+            "rate_limits::retry_after_counts_down_to_the_moment_of_admission_and_is_never_0",
+            "rate_limits::projects_and_consumers_each_have_their_own_budget",
+            "rate_limits::a_limited_request_is_refused_before_100_continue_and_the_upstream",
+        ],
     ),
     row(
         500,
@@ -829,6 +835,8 @@ error_codes! {
     ValidationFailed => (422, "VALIDATION_FAILED", Client, AfterChange, false, "The request body is not valid for this resource.");
     /// An `Expect` header with anything other than `100-continue`.
     ExpectationFailed => (417, "EXPECTATION_FAILED", Client, AfterChange, false, "The expectation in the Expect header cannot be met.");
+    /// A route's `rate_limit` is exceeded for this caller's key; `Retry-After` says exactly when the request would be admitted (whole seconds, rounded up, never 0).
+    RateLimited => (429, "RATE_LIMITED", Client, AfterRetryAfter, false, "Too many requests; retry after the time in Retry-After.");
     /// The client's address failed to authenticate more often than `limits.auth_failures` allows; `Retry-After` says when it may try again.
     AuthFailuresLimited => (429, "AUTH_FAILURES_LIMITED", Client, AfterRetryAfter, false, "Too many failed authentication attempts; try again later.");
     /// A fault inside Portico (a handler panicked); details are logged, never sent.

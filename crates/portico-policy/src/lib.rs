@@ -9,6 +9,7 @@
 //! - [`failures`]: how often one client address may fail to authenticate.
 //! - [`jwt`]: JSON Web Tokens from an identity provider's key set.
 //! - [`password`]: passwords kept as PBKDF2-HMAC-SHA256.
+//! - [`ratelimit`]: GCRA rate limits per key.
 //! - [`rules`]: a route's `policy`, ordered `allow` / `deny` rules.
 //! - [`signature`]: signed requests (`SDK-HMAC-SHA256`), to verify and to make.
 
@@ -18,6 +19,7 @@ pub mod egress;
 pub mod failures;
 pub mod jwt;
 pub mod password;
+pub mod ratelimit;
 pub mod rules;
 pub mod secret;
 pub mod signature;

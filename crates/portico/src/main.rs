@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use portico_admin::Admin;
 use portico_config::Config;
+use portico_gateway::limits::{MonotonicClock, RateLimiters};
 use portico_gateway::quota::{MemoryLedger, QuotaFuture, QuotaLedger, Quotas};
 use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore};
 use portico_gateway::{AccessLogSink, EgressService, Gateway};
@@ -414,6 +415,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         failures: Arc::new(FailureLimiter::new()),
         tokens: Arc::new(MemoryTokens::default()),
         quotas: Quotas::new(Arc::new(MemoryLedger::default())),
+        rate_limiters: RateLimiters::new(Arc::new(MonotonicClock::default())),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
@@ -524,6 +526,8 @@ struct Shared {
     /// The projects' prepaid request quotas: counted in this process, or in the store when
     /// one is open.
     quotas: Arc<Quotas>,
+    /// The routes' rate-limit state.
+    rate_limiters: Arc<RateLimiters>,
 }
 
 /// Quotas counted in the store, so that every node on it takes from one count.
@@ -764,7 +768,8 @@ fn build(
         .with_stats(&shared.stats)
         .with_failure_limiter(shared.failures.clone())
         .with_tokens(shared.tokens.clone())
-        .with_quotas(shared.quotas.clone()))
+        .with_quotas(shared.quotas.clone())
+        .with_rate_limiters(shared.rate_limiters.clone()))
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.

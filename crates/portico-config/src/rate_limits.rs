@@ -1,0 +1,181 @@
+//! A route's rate limits: one or more GCRA limits, each keyed by who or what is counted.
+//!
+//! ```yaml
+//! routes:
+//!   - name: servers
+//!     path: /v1/{project_id}/servers
+//!     methods: [GET]
+//!     upstream: compute
+//!     rate_limit:                                  # one limit, or a list of them
+//!       - {key: project, rate: 100/s, burst: 200}  # burst: how many at once (default: N)
+//!       - {key: ip, rate: 20/s}
+//!       - {key: "header:X-Tenant", rate: 1000/m, name: tenant}
+//! ```
+
+use portico_policy::ratelimit::Rate;
+
+use crate::read::{Reader, join};
+use crate::yaml::{Kind, Node};
+
+/// One limit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Its name in `RateLimit-Policy` and `RateLimit` (the key's, unless given).
+    pub name: String,
+    /// What is counted separately.
+    pub key: LimitKey,
+    /// How many per how long.
+    pub rate: Rate,
+    /// How many at once.
+    pub burst: u64,
+}
+
+/// What a limit counts separately.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimitKey {
+    /// Each consumer (the caller the access phase found; anonymous callers by address).
+    Consumer,
+    /// Each project (the caller's, or the URL's `{project_id}`; else by address).
+    Project,
+    /// The route as a whole.
+    Route,
+    /// Each client address.
+    Ip,
+    /// Each value of this request header, lower case (absent: by address).
+    Header(String),
+}
+
+impl LimitKey {
+    fn parse(s: &str) -> Option<LimitKey> {
+        Some(match s {
+            "consumer" => LimitKey::Consumer,
+            "project" => LimitKey::Project,
+            "route" => LimitKey::Route,
+            "ip" => LimitKey::Ip,
+            _ => {
+                let h = s.strip_prefix("header:")?;
+                let token = !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    return None;
+                }
+                LimitKey::Header(h.to_ascii_lowercase())
+            }
+        })
+    }
+
+    /// Its name in the file.
+    fn name(&self) -> String {
+        match self {
+            LimitKey::Consumer => "consumer".into(),
+            LimitKey::Project => "project".into(),
+            LimitKey::Route => "route".into(),
+            LimitKey::Ip => "ip".into(),
+            LimitKey::Header(h) => format!("header-{h}"),
+        }
+    }
+}
+
+const LIMIT_KEYS: &[&str] = &["key", "rate", "burst", "name"];
+
+/// Reads `rate_limit` (one map or a list of maps).
+pub(crate) fn read_rate_limits(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<RateLimit>> {
+    let items: Vec<(&Node, String)> = match &node.kind {
+        Kind::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n, format!("{path}[{i}]")))
+            .collect(),
+        _ => vec![(node, path.to_string())],
+    };
+    let mut out: Vec<RateLimit> = Vec::new();
+    let mut ok = true;
+    for (item, ipath) in items {
+        match read_limit(r, item, &ipath) {
+            Some(l) if out.iter().any(|o| o.name == l.name) => {
+                r.problem(
+                    item,
+                    &ipath,
+                    format!("two limits are named `{}`: give one a `name`", l.name),
+                );
+                ok = false;
+            }
+            Some(l) => out.push(l),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+fn read_limit(r: &mut Reader, node: &Node, path: &str) -> Option<RateLimit> {
+    let f = r.map(node, path, LIMIT_KEYS)?;
+    let key = match f.get("key") {
+        None => {
+            r.missing(node, path, "key");
+            None
+        }
+        Some(n) => r.string(n, &join(path, "key")).and_then(|s| {
+            let k = LimitKey::parse(s);
+            if k.is_none() {
+                r.problem(
+                    n,
+                    &join(path, "key"),
+                    "`key` is consumer, project, route, ip or header:NAME",
+                );
+            }
+            k
+        }),
+    };
+    let rate = match f.get("rate") {
+        None => {
+            r.missing(node, path, "rate");
+            None
+        }
+        Some(n) => r.string(n, &join(path, "rate")).and_then(|s| {
+            let rate = Rate::parse(s);
+            if rate.is_none() {
+                r.problem(
+                    n,
+                    &join(path, "rate"),
+                    "`rate` is N/s, N/m, N/h or N/d with N above 0",
+                );
+            }
+            rate
+        }),
+    };
+    let burst = match f.get("burst") {
+        None => Some(None),
+        Some(n) => match r.uint(n, &join(path, "burst")) {
+            Some(0) => {
+                r.problem(n, &join(path, "burst"), "`burst` is a whole number above 0");
+                None
+            }
+            b => b.map(Some),
+        },
+    };
+    let name = match f.get("name") {
+        None => Some(None),
+        Some(n) => r.string(n, &join(path, "name")).and_then(|s| {
+            let valid = !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !valid {
+                r.problem(
+                    n,
+                    &join(path, "name"),
+                    "a limit's name is 1 to 64 letters, digits, `-`, `_` or `.`",
+                );
+            }
+            valid.then(|| Some(s.to_string()))
+        }),
+    };
+    let (key, rate) = (key?, rate?);
+    Some(RateLimit {
+        name: name?.unwrap_or_else(|| key.name()),
+        burst: burst?.unwrap_or(rate.count),
+        key,
+        rate,
+    })
+}

@@ -1,0 +1,273 @@
+//! Rate limits on routes (`rate_limit:`), checked after the access phase (so a limit can count
+//! per consumer or project) and before anything is read or sent on (so before `100 Continue`).
+//!
+//! A refused request gets 429 `PTC.RATE_LIMITED` with `Retry-After`: the exact time until it
+//! would have been admitted, in whole seconds rounded up, never 0. Every answer of a limited
+//! route, refusals and errors included, says the route's policies in `RateLimit-Policy` and
+//! where the caller stands in `RateLimit` (draft-ietf-httpapi-ratelimit-headers-10:
+//! `"name";q=QUOTA;w=WINDOW` and `"name";r=REMAINING;t=SECONDS`).
+//!
+//! Limiter state outlives the gateways that reloads build ([`RateLimiters`]), and time comes
+//! from a [`Clock`] the embedder may replace (tests move it by hand).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use portico_config::{LimitKey, RateLimit};
+use portico_http::ErrorCode;
+use portico_policy::ratelimit::{Decision, Limiter, retry_after_secs};
+use portico_server::{Error, Request};
+
+/// Where rate limits read the time: nanoseconds from a fixed origin, never going back.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> Duration;
+}
+
+/// The machine's monotonic clock.
+pub struct MonotonicClock(Instant);
+
+impl Default for MonotonicClock {
+    fn default() -> Self {
+        MonotonicClock(Instant::now())
+    }
+}
+
+impl Clock for MonotonicClock {
+    fn now(&self) -> Duration {
+        self.0.elapsed()
+    }
+}
+
+/// A clock that moves only when told: for tests.
+#[derive(Default)]
+pub struct ManualClock(AtomicU64);
+
+impl ManualClock {
+    /// Moves it forward by `d`.
+    pub fn advance(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        // Starts an hour in, so that nothing is ever before the origin.
+        Duration::from_secs(3600) + Duration::from_nanos(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Every route's limiters, by route, limit name, rate and burst: what a reload keeps (a limit
+/// whose rate or burst changed starts afresh), and what the admin API resets.
+pub struct RateLimiters {
+    clock: Arc<dyn Clock>,
+    limiters: Mutex<HashMap<LimiterId, Arc<Limiter>>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LimiterId {
+    route: String,
+    limit: String,
+    count: u64,
+    per: Duration,
+    burst: u64,
+}
+
+impl RateLimiters {
+    /// Limiters reading `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Arc<RateLimiters> {
+        Arc::new(RateLimiters {
+            clock,
+            limiters: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn limiter(&self, route: &str, l: &RateLimit) -> Arc<Limiter> {
+        let id = LimiterId {
+            route: route.to_string(),
+            limit: l.name.clone(),
+            count: l.rate.count,
+            per: l.rate.per,
+            burst: l.burst,
+        };
+        self.limiters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(id)
+            .or_insert_with(|| Arc::new(Limiter::new(l.rate, l.burst)))
+            .clone()
+    }
+
+    /// Forgets what the limits of `route` (every route's when `None`) remember of `key`,
+    /// written as a limit of `kind` counts it: a project's id, `project_id/consumer`, an
+    /// address, a header's value. How many limits were reset.
+    pub fn reset(&self, route: Option<&str>, kind: &LimitKey, key: &str) -> usize {
+        let stored = match kind {
+            LimitKey::Ip => match key.parse::<IpAddr>() {
+                Ok(ip) => address_key(ip),
+                Err(_) => return 0,
+            },
+            _ => tagged(kind, key.as_bytes()),
+        };
+        let limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut n = 0;
+        for (id, limiter) in limiters.iter() {
+            if route.is_none_or(|r| r == id.route) {
+                limiter.reset(&stored);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// One route's limits, ready for the request path.
+pub(crate) struct RouteLimits {
+    limits: Vec<RouteLimit>,
+    clock: Arc<dyn Clock>,
+    /// `RateLimit-Policy`, the same on every answer.
+    policy: String,
+}
+
+struct RouteLimit {
+    name: String,
+    key: LimitKey,
+    limiter: Arc<Limiter>,
+}
+
+impl RouteLimits {
+    /// The limits of `route`, with state from `registry`; `None` when it has none.
+    pub(crate) fn new(
+        registry: &RateLimiters,
+        route: &str,
+        limits: &[RateLimit],
+    ) -> Option<RouteLimits> {
+        if limits.is_empty() {
+            return None;
+        }
+        let policy = limits
+            .iter()
+            .map(|l| {
+                // The window: how long the whole burst takes to come back.
+                let window = l.rate.per.as_secs_f64() * l.burst as f64 / l.rate.count as f64;
+                format!(
+                    "\"{}\";q={};w={}",
+                    l.name,
+                    l.burst,
+                    window.ceil().max(1.0) as u64
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        Some(RouteLimits {
+            limits: limits
+                .iter()
+                .map(|l| RouteLimit {
+                    name: l.name.clone(),
+                    key: l.key.clone(),
+                    limiter: registry.limiter(route, l),
+                })
+                .collect(),
+            clock: registry.clock.clone(),
+            policy,
+        })
+    }
+
+    /// Counts the request against every limit; 429 when one refuses it. The `RateLimit`
+    /// fields returned go onto whatever the answer is.
+    pub(crate) fn check(
+        &self,
+        req: &Request,
+        project: Option<&str>,
+    ) -> ([(&'static str, String); 2], Result<(), Error>) {
+        let now = u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX);
+        let mut state = Vec::with_capacity(self.limits.len());
+        let mut refused = None;
+        for l in &self.limits {
+            let key = request_key(&l.key, req, project);
+            match l.limiter.check(&key, now) {
+                Decision::Allowed { remaining, reset } => {
+                    state.push(format!(
+                        "\"{}\";r={remaining};t={}",
+                        l.name,
+                        reset_secs(reset)
+                    ));
+                }
+                Decision::Limited { retry_after, reset } => {
+                    state.push(format!("\"{}\";r=0;t={}", l.name, reset_secs(reset)));
+                    refused = Some(retry_after);
+                    // The limits after this one are not counted for a refused request.
+                    break;
+                }
+            }
+        }
+        let fields = [
+            ("RateLimit-Policy", self.policy.clone()),
+            ("RateLimit", state.join(", ")),
+        ];
+        let verdict = match refused {
+            None => Ok(()),
+            Some(wait) => Err(Error::new(ErrorCode::RateLimited)
+                .with_header("Retry-After", retry_after_secs(wait).to_string())),
+        };
+        (fields, verdict)
+    }
+}
+
+fn reset_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+/// What a limit of `kind` counts this request as. A limit by consumer, project or header
+/// that finds none counts the client's address instead.
+fn request_key(kind: &LimitKey, req: &Request, project: Option<&str>) -> Vec<u8> {
+    let caller = req.notes.caller.as_ref();
+    let found: Option<Vec<u8>> = match kind {
+        LimitKey::Consumer => caller.map(|c| {
+            let mut k = Vec::with_capacity(c.project_id.len() + c.consumer.len() + 1);
+            k.extend_from_slice(c.project_id.as_bytes());
+            k.push(b'/');
+            k.extend_from_slice(c.consumer.as_bytes());
+            k
+        }),
+        LimitKey::Project => caller
+            .map(|c| &*c.project_id)
+            .or(project)
+            .map(|p| p.as_bytes().to_vec()),
+        LimitKey::Route => Some(Vec::new()),
+        LimitKey::Ip => None,
+        LimitKey::Header(name) => req.head.field(name).map(<[u8]>::to_vec),
+    };
+    match found {
+        Some(k) => tagged(kind, &k),
+        None => address_key(req.peer.ip()),
+    }
+}
+
+/// A key tagged with its kind, so that a name can never collide with an address.
+fn tagged(kind: &LimitKey, key: &[u8]) -> Vec<u8> {
+    let tag = match kind {
+        LimitKey::Ip => b'i',
+        LimitKey::Consumer => b'c',
+        LimitKey::Project => b'p',
+        LimitKey::Route => b'r',
+        LimitKey::Header(_) => b'h',
+    };
+    let mut k = Vec::with_capacity(key.len() + 1);
+    k.push(tag);
+    k.extend_from_slice(key);
+    k
+}
+
+fn address_key(ip: IpAddr) -> Vec<u8> {
+    let mut k = vec![b'i'];
+    match ip {
+        IpAddr::V4(v4) => k.extend_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => k.extend_from_slice(&v6.octets()),
+    }
+    k
+}

@@ -1,0 +1,154 @@
+//! Route rate limits over real sockets, with a clock the test moves by hand (nothing sleeps):
+//! 429 with the exact `Retry-After`, `RateLimit-Policy` and `RateLimit` on every answer of a
+//! limited route, keys per address, project and consumer, decided before `100 Continue`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use portico_gateway::limits::{ManualClock, RateLimiters};
+use portico_testkit::{MockUpstream, Reply, TestGateway, assert_error};
+
+const ACME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const OTHER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const ALICE_KEY: &str = "alice-key-0123456789abcdef";
+const BOB_KEY: &str = "bob-key-0123456789abcdef";
+
+fn config(upstream: std::net::SocketAddr) -> String {
+    format!(
+        r#"
+upstreams:
+  - {{name: up, targets: ["http://{upstream}"]}}
+projects:
+  - id: {ACME}
+    name: acme
+    consumers:
+      - {{name: alice, api_keys: ["{ALICE_KEY}"]}}
+      - {{name: bob, api_keys: ["{BOB_KEY}"]}}
+  - {{id: {OTHER}, name: other}}
+routes:
+  - name: by-ip
+    path: /ip
+    methods: [GET, POST]
+    upstream: up
+    rate_limit: {{key: ip, rate: 2/s}}
+  - name: slow
+    path: /slow
+    methods: [GET]
+    upstream: up
+    rate_limit: {{key: route, rate: 1/m}}
+  - name: by-project
+    path: /v1/{{project_id}}/things
+    methods: [GET]
+    upstream: up
+    rate_limit: [{{key: project, rate: 1/s}}, {{key: ip, rate: 100/s, burst: 50, name: everyone}}]
+  - name: by-consumer
+    path: /v1/{{project_id}}/mine
+    methods: [GET]
+    upstream: up
+    auth: api_key
+    rate_limit: {{key: consumer, rate: 1/h}}
+"#
+    )
+}
+
+async fn start() -> (TestGateway, MockUpstream, Arc<ManualClock>) {
+    let up = MockUpstream::start(|_| Reply::ok("fine")).await;
+    let clock = Arc::new(ManualClock::default());
+    let registry = RateLimiters::new(clock.clone());
+    let gw = TestGateway::start_with(&config(up.addr), |g| g.with_rate_limiters(registry)).await;
+    (gw, up, clock)
+}
+
+fn get(path: &str, fields: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: h\r\n{fields}\r\n")
+}
+
+#[tokio::test]
+async fn a_burst_then_429_with_the_exact_retry_after_and_ratelimit_fields() {
+    let (gw, _up, clock) = start().await;
+    for remaining in ["1", "0"] {
+        let resp = gw.request(&get("/ip", "")).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("ratelimit-policy"), Some("\"ip\";q=2;w=1"));
+        assert_eq!(
+            resp.header("ratelimit"),
+            Some(format!("\"ip\";r={remaining};t=1").as_str())
+        );
+    }
+    let resp = gw.request(&get("/ip", "")).await;
+    assert_error(&resp, 429, "PTC.RATE_LIMITED");
+    // Two per second: the next is admitted half a second from now, which is 1 s rounded up.
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    assert_eq!(resp.header("ratelimit"), Some("\"ip\";r=0;t=1"));
+    assert_eq!(resp.header("ratelimit-policy"), Some("\"ip\";q=2;w=1"));
+    clock.advance(Duration::from_millis(499));
+    assert_eq!(gw.request(&get("/ip", "")).await.status, 429);
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(gw.request(&get("/ip", "")).await.status, 200);
+}
+
+#[tokio::test]
+async fn retry_after_counts_down_to_the_moment_of_admission_and_is_never_0() {
+    let (gw, _up, clock) = start().await;
+    assert_eq!(gw.request(&get("/slow", "")).await.status, 200);
+    let resp = gw.request(&get("/slow", "")).await;
+    assert_eq!(resp.header("retry-after"), Some("60"));
+    clock.advance(Duration::from_millis(59_500));
+    let resp = gw.request(&get("/slow", "")).await;
+    assert_error(&resp, 429, "PTC.RATE_LIMITED");
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    clock.advance(Duration::from_millis(500));
+    assert_eq!(gw.request(&get("/slow", "")).await.status, 200);
+}
+
+#[tokio::test]
+async fn projects_and_consumers_each_have_their_own_budget() {
+    let (gw, _up, _clock) = start().await;
+    let things = |p: &str| get(&format!("/v1/{p}/things"), "");
+    let resp = gw.request(&things(ACME)).await;
+    assert_eq!(resp.status, 200);
+    // Two limits, both reported.
+    assert_eq!(
+        resp.header("ratelimit-policy"),
+        Some("\"project\";q=1;w=1, \"everyone\";q=50;w=1")
+    );
+    assert_eq!(
+        resp.header("ratelimit"),
+        Some("\"project\";r=0;t=1, \"everyone\";r=49;t=1")
+    );
+    assert_error(&gw.request(&things(ACME)).await, 429, "PTC.RATE_LIMITED");
+    assert_eq!(gw.request(&things(OTHER)).await.status, 200);
+
+    let mine = |key: &str| {
+        get(
+            &format!("/v1/{ACME}/mine"),
+            &format!("X-Api-Key: {key}\r\n"),
+        )
+    };
+    assert_eq!(gw.request(&mine(ALICE_KEY)).await.status, 200);
+    let resp = gw.request(&mine(ALICE_KEY)).await;
+    assert_error(&resp, 429, "PTC.RATE_LIMITED");
+    assert_eq!(resp.header("retry-after"), Some("3600"));
+    assert_eq!(gw.request(&mine(BOB_KEY)).await.status, 200);
+    // A caller that fails authentication is refused for that, not counted.
+    let resp = gw.request(&mine("wrong-key-0123456789abcdef")).await;
+    assert_error(&resp, 401, "PTC.API_KEY_UNKNOWN");
+}
+
+#[tokio::test]
+async fn a_limited_request_is_refused_before_100_continue_and_the_upstream() {
+    let (gw, mut up, _clock) = start().await;
+    for _ in 0..2 {
+        assert_eq!(gw.request(&get("/ip", "")).await.status, 200);
+        up.next().await;
+    }
+    let mut c = gw.connect().await;
+    c.send("POST /ip HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+        .await;
+    // The first thing back is the 429, not an interim 100.
+    let resp = c.response().await;
+    assert_error(&resp, 429, "PTC.RATE_LIMITED");
+    assert!(up.received.try_recv().is_err());
+}
