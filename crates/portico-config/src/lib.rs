@@ -35,7 +35,7 @@ pub use model::{
     parse_target,
 };
 pub use plans::{DEFAULT_PLAN, Plan, Quota, QuotaPeriod};
-pub use rate_limits::{LimitKey, RateLimit};
+pub use rate_limits::{Cluster, LimitKey, OnStoreFailure, RateLimit};
 pub use read::{parse_duration, parse_size};
 pub use redirect::{REDIRECT_STATUSES, Redirect};
 use yaml::Loc;

@@ -49,6 +49,8 @@ pub struct Config {
     pub plans: Vec<crate::plans::Plan>,
     /// The egress (forward) proxy, if it is on.
     pub egress: Option<crate::egress::Egress>,
+    /// Where rate limits are shared by every node, if they are.
+    pub cluster: Option<crate::rate_limits::Cluster>,
     /// The identity provider whose tokens `auth: jwt` takes.
     pub jwt: Option<Jwt>,
 }
@@ -407,6 +409,7 @@ const TOP_KEYS: &[&str] = &[
     "plans",
     "jwt",
     "egress",
+    "cluster",
 ];
 const ADMIN_KEYS: &[&str] = &["listen", "token", "tombstone_retention"];
 const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
@@ -539,6 +542,10 @@ impl Config {
         let projects = match top.get("projects") {
             None => Some(Vec::new()),
             Some(n) => access::read_projects(r, n),
+        };
+        let cluster = match top.get("cluster") {
+            None => Some(None),
+            Some(n) => crate::rate_limits::read_cluster(r, n).map(Some),
         };
         let egress = match top.get("egress") {
             None => Some(None),
@@ -691,6 +698,7 @@ impl Config {
             plans: plans?,
             jwt: jwt?,
             egress: egress?,
+            cluster: cluster?,
         })
     }
 }

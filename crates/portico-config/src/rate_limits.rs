@@ -28,6 +28,63 @@ pub struct RateLimit {
     pub rate: Rate,
     /// How many at once.
     pub burst: u64,
+    /// What happens when the shared store (`cluster.redis`) cannot decide.
+    pub on_store_failure: OnStoreFailure,
+}
+
+/// What a limit does when the shared store cannot decide in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnStoreFailure {
+    /// The request goes through, as if the limit were not there.
+    #[default]
+    Allow,
+    /// 503 with `Retry-After`.
+    Deny,
+}
+
+/// Where limits are shared by every node: `cluster: {redis: URL, budget: 50ms}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// `redis://host:port[/db]`.
+    pub redis: String,
+    /// How long one decision may take (connecting included) before it counts as a failure.
+    pub budget: std::time::Duration,
+}
+
+const CLUSTER_KEYS: &[&str] = &["redis", "budget"];
+
+/// Reads `cluster`.
+pub(crate) fn read_cluster(r: &mut Reader, node: &Node) -> Option<Cluster> {
+    let f = r.map(node, "cluster", CLUSTER_KEYS)?;
+    let redis = match f.get("redis") {
+        None => {
+            r.missing(node, "cluster", "redis");
+            None
+        }
+        Some(n) => r.string(n, "cluster.redis").and_then(|s| {
+            let ok = (s.starts_with("redis://") && s.len() > "redis://".len())
+                || (s.starts_with("rediss://") && s.len() > "rediss://".len());
+            if !ok {
+                r.problem(n, "cluster.redis", "`redis` is a redis:// URL");
+            }
+            ok.then(|| s.to_string())
+        }),
+    };
+    let budget = match f.get("budget") {
+        None => Some(std::time::Duration::from_millis(50)),
+        Some(n) => r.duration(n, "cluster.budget").and_then(|d| {
+            if d.is_zero() || d > std::time::Duration::from_secs(5) {
+                r.problem(n, "cluster.budget", "`budget` is above 0 and at most 5s");
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+    Some(Cluster {
+        redis: redis?,
+        budget: budget?,
+    })
 }
 
 /// What a limit counts separately.
@@ -77,7 +134,7 @@ impl LimitKey {
     }
 }
 
-const LIMIT_KEYS: &[&str] = &["key", "rate", "burst", "name"];
+const LIMIT_KEYS: &[&str] = &["key", "rate", "burst", "name", "on_store_failure"];
 
 /// Reads `rate_limit` (one map or a list of maps).
 pub(crate) fn read_rate_limits(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<RateLimit>> {
@@ -171,8 +228,26 @@ fn read_limit(r: &mut Reader, node: &Node, path: &str) -> Option<RateLimit> {
             valid.then(|| Some(s.to_string()))
         }),
     };
+    let on_store_failure = match f.get("on_store_failure") {
+        None => Some(OnStoreFailure::Allow),
+        Some(n) => r
+            .string(n, &join(path, "on_store_failure"))
+            .and_then(|s| match s {
+                "allow" => Some(OnStoreFailure::Allow),
+                "deny" => Some(OnStoreFailure::Deny),
+                _ => {
+                    r.problem(
+                        n,
+                        &join(path, "on_store_failure"),
+                        "`on_store_failure` is allow or deny",
+                    );
+                    None
+                }
+            }),
+    };
     let (key, rate) = (key?, rate?);
     Some(RateLimit {
+        on_store_failure: on_store_failure?,
         name: name?.unwrap_or_else(|| key.name()),
         burst: burst?.unwrap_or(rate.count),
         key,

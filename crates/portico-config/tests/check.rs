@@ -785,6 +785,30 @@ fn route_rate_limits_are_checked() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+    let ok = from_str(
+        "cluster: {redis: \"redis://127.0.0.1:6379\"}\nroutes:\n  - {name: a, path: /a, methods: [GET], handler: echo, rate_limit: {key: ip, rate: 1/s, on_store_failure: deny}}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let cluster = ok.cluster.unwrap();
+    assert_eq!(cluster.budget, std::time::Duration::from_millis(50));
+    assert_eq!(
+        ok.routes[0].rate_limits[0].on_store_failure,
+        portico_config::OnStoreFailure::Deny
+    );
+    let text = from_str(
+        "cluster: {redis: \"http://x\", budget: 10s}\nroutes:\n  - {name: a, path: /a, methods: [GET], handler: echo, rate_limit: {key: ip, rate: 1/s, on_store_failure: maybe}}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "cluster.redis: `redis` is a redis:// URL",
+        "cluster.budget: `budget` is above 0 and at most 5s",
+        "routes[0].rate_limit.on_store_failure: `on_store_failure` is allow or deny",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
 }
 
 #[test]

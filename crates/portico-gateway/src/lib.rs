@@ -638,7 +638,7 @@ impl Gateway {
         }
         // Rate limits, once the caller is known and before anything is read or sent on.
         if let Some(limits) = &route.limits {
-            let (fields, verdict) = limits.check(req, project);
+            let (fields, verdict) = limits.check(req, project).await;
             req.notes.response_fields.extend(fields);
             verdict?;
         }

@@ -8,15 +8,22 @@
 //! `"name";q=QUOTA;w=WINDOW` and `"name";r=REMAINING;t=SECONDS`).
 //!
 //! Limiter state outlives the gateways that reloads build ([`RateLimiters`]), and time comes
-//! from a [`Clock`] the embedder may replace (tests move it by hand).
+//! from a [`Clock`] the embedder may replace (tests move it by hand). With a [`SharedLimits`]
+//! store (Redis, `cluster:`), every node decides from the same state, one round trip per limit;
+//! when the store cannot decide within its budget, each limit does what its
+//! `on_store_failure` says: `allow` (the limit is skipped for that request) or `deny` (503
+//! `PTC.RATE_LIMIT_STORE_UNAVAILABLE` with `Retry-After: 1`), with a warning at most once a
+//! second and a count ([`RateLimiters::store_failures`]).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use portico_config::{LimitKey, RateLimit};
+use portico_config::{LimitKey, OnStoreFailure, RateLimit};
 use portico_http::ErrorCode;
 use portico_policy::ratelimit::{Decision, Limiter, retry_after_secs};
 use portico_server::{Error, Request};
@@ -61,11 +68,43 @@ impl Clock for ManualClock {
     }
 }
 
+/// A boxed future, for the shared store's object-safe method.
+pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Result<Decision, String>> + Send + 'a>>;
+
+/// Rate-limit state every node shares: one GCRA decision per call, atomic in the store.
+pub trait SharedLimits: Send + Sync + 'static {
+    /// Decides a request for `key` under a limit admitting one per `interval` with a burst of
+    /// `burst`; an error when the store cannot decide within its budget.
+    fn check<'a>(&'a self, key: &'a [u8], interval: Duration, burst: u64) -> LimitFuture<'a>;
+}
+
+/// Redis (`cluster.redis`): every node on it decides from the same state.
+impl SharedLimits for portico_store::RedisLimits {
+    fn check<'a>(&'a self, key: &'a [u8], interval: Duration, burst: u64) -> LimitFuture<'a> {
+        Box::pin(async move {
+            use portico_store::SharedDecision;
+            match portico_store::RedisLimits::check(self, key, interval, burst).await {
+                Ok(SharedDecision::Allowed { remaining, reset }) => {
+                    Ok(Decision::Allowed { remaining, reset })
+                }
+                Ok(SharedDecision::Limited { retry_after, reset }) => {
+                    Ok(Decision::Limited { retry_after, reset })
+                }
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+}
+
 /// Every route's limiters, by route, limit name, rate and burst: what a reload keeps (a limit
 /// whose rate or burst changed starts afresh), and what the admin API resets.
 pub struct RateLimiters {
     clock: Arc<dyn Clock>,
     limiters: Mutex<HashMap<LimiterId, Arc<Limiter>>>,
+    shared: Option<Arc<dyn SharedLimits>>,
+    store_failures: AtomicU64,
+    /// When a store failure was last logged (seconds on the clock): one line a second.
+    last_warning: AtomicU64,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -78,12 +117,44 @@ struct LimiterId {
 }
 
 impl RateLimiters {
-    /// Limiters reading `clock`.
+    /// Limiters reading `clock`, each node counting its own.
     pub fn new(clock: Arc<dyn Clock>) -> Arc<RateLimiters> {
         Arc::new(RateLimiters {
             clock,
             limiters: Mutex::new(HashMap::new()),
+            shared: None,
+            store_failures: AtomicU64::new(0),
+            last_warning: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// Limiters whose state is in `store`, shared by every node on it.
+    pub fn shared(clock: Arc<dyn Clock>, store: Arc<dyn SharedLimits>) -> Arc<RateLimiters> {
+        Arc::new(RateLimiters {
+            clock,
+            limiters: Mutex::new(HashMap::new()),
+            shared: Some(store),
+            store_failures: AtomicU64::new(0),
+            last_warning: AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// How many decisions the shared store failed to make (a metric).
+    pub fn store_failures(&self) -> u64 {
+        self.store_failures.load(Ordering::Relaxed)
+    }
+
+    fn store_failed(&self, route: &str, limit: &str, error: &str) {
+        self.store_failures.fetch_add(1, Ordering::Relaxed);
+        let second = self.clock.now().as_secs();
+        if self.last_warning.swap(second, Ordering::Relaxed) != second {
+            tracing::warn!(
+                route,
+                limit,
+                error,
+                "the shared rate-limit store could not decide; the limit's on_store_failure applies"
+            );
+        }
     }
 
     fn limiter(&self, route: &str, l: &RateLimit) -> Arc<Limiter> {
@@ -127,8 +198,9 @@ impl RateLimiters {
 
 /// One route's limits, ready for the request path.
 pub(crate) struct RouteLimits {
+    route: String,
     limits: Vec<RouteLimit>,
-    clock: Arc<dyn Clock>,
+    registry: Arc<RateLimiters>,
     /// `RateLimit-Policy`, the same on every answer.
     policy: String,
 }
@@ -137,12 +209,17 @@ struct RouteLimit {
     name: String,
     key: LimitKey,
     limiter: Arc<Limiter>,
+    interval: Duration,
+    burst: u64,
+    on_store_failure: OnStoreFailure,
+    /// What the shared store's keys for this limit start with.
+    shared_prefix: Vec<u8>,
 }
 
 impl RouteLimits {
     /// The limits of `route`, with state from `registry`; `None` when it has none.
     pub(crate) fn new(
-        registry: &RateLimiters,
+        registry: &Arc<RateLimiters>,
         route: &str,
         limits: &[RateLimit],
     ) -> Option<RouteLimits> {
@@ -164,32 +241,58 @@ impl RouteLimits {
             .collect::<Vec<_>>()
             .join(", ");
         Some(RouteLimits {
+            route: route.to_string(),
             limits: limits
                 .iter()
                 .map(|l| RouteLimit {
                     name: l.name.clone(),
                     key: l.key.clone(),
                     limiter: registry.limiter(route, l),
+                    interval: l.rate.per / u32::try_from(l.rate.count).unwrap_or(u32::MAX),
+                    burst: l.burst,
+                    on_store_failure: l.on_store_failure,
+                    shared_prefix: format!("portico:rl:{route}:{}:", l.name).into_bytes(),
                 })
                 .collect(),
-            clock: registry.clock.clone(),
+            registry: registry.clone(),
             policy,
         })
     }
 
     /// Counts the request against every limit; 429 when one refuses it. The `RateLimit`
     /// fields returned go onto whatever the answer is.
-    pub(crate) fn check(
+    pub(crate) async fn check(
         &self,
         req: &Request,
         project: Option<&str>,
     ) -> ([(&'static str, String); 2], Result<(), Error>) {
-        let now = u64::try_from(self.clock.now().as_nanos()).unwrap_or(u64::MAX);
+        let now = u64::try_from(self.registry.clock.now().as_nanos()).unwrap_or(u64::MAX);
         let mut state = Vec::with_capacity(self.limits.len());
         let mut refused = None;
+        let mut unavailable = false;
         for l in &self.limits {
             let key = request_key(&l.key, req, project);
-            match l.limiter.check(&key, now) {
+            let decision = match &self.registry.shared {
+                None => l.limiter.check(&key, now),
+                Some(shared) => {
+                    let mut k = l.shared_prefix.clone();
+                    k.extend_from_slice(&key);
+                    match shared.check(&k, l.interval, l.burst).await {
+                        Ok(d) => d,
+                        Err(e) => {
+                            self.registry.store_failed(&self.route, &l.name, &e);
+                            match l.on_store_failure {
+                                OnStoreFailure::Allow => continue,
+                                OnStoreFailure::Deny => {
+                                    unavailable = true;
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            match decision {
                 Decision::Allowed { remaining, reset } => {
                     state.push(format!(
                         "\"{}\";r={remaining};t={}",
@@ -209,11 +312,14 @@ impl RouteLimits {
             ("RateLimit-Policy", self.policy.clone()),
             ("RateLimit", state.join(", ")),
         ];
-        let verdict = match refused {
-            None => Ok(()),
-            Some(wait) => Err(Error::new(ErrorCode::RateLimited)
-                .with_header("Retry-After", retry_after_secs(wait).to_string())),
-        };
+        let verdict =
+            match refused {
+                _ if unavailable => Err(Error::new(ErrorCode::RateLimitStoreUnavailable)
+                    .with_header("Retry-After", "1")),
+                None => Ok(()),
+                Some(wait) => Err(Error::new(ErrorCode::RateLimited)
+                    .with_header("Retry-After", retry_after_secs(wait).to_string())),
+            };
         (fields, verdict)
     }
 }

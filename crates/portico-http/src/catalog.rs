@@ -470,7 +470,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         429,
         "TooManyRequests",
         "The client has sent an excessive number of requests to the server within a given time (exceeding the limit on the access frequency of the client), or the server has received an excessive number of requests within a given time (beyond its processing capability). In this case, the client should resend the request after the time specified in the Retry-After header of the response has elapsed.",
-        "A route's `rate_limit` exceeded for the caller's key (address, project, consumer, route or a header's value; `PTC.RATE_LIMITED`), decided before `100 Continue` and the upstream, with `RateLimit-Policy` and `RateLimit` on every answer of the route; a client address that failed to authenticate more often than `limits.auth_failures` allows (`PTC.AUTH_FAILURES_LIMITED`). Both with the exact `Retry-After` (GCRA: when the request would have been admitted, whole seconds rounded up, never 0). Limits shared through Redis, plans' limits and concurrency limits come with the rest of issue 7.",
+        "A route's `rate_limit` exceeded for the caller's key (address, project, consumer, route or a header's value; `PTC.RATE_LIMITED`), decided before `100 Continue` and the upstream, with `RateLimit-Policy` and `RateLimit` on every answer of the route; a client address that failed to authenticate more often than `limits.auth_failures` allows (`PTC.AUTH_FAILURES_LIMITED`). Both with the exact `Retry-After` (GCRA: when the request would have been admitted, whole seconds rounded up, never 0). With `cluster.redis`, every node decides each limit from the same state in Redis. Plans' limits and concurrency limits come with the rest of issue 7.",
         Implemented,
         &[
             "access::repeated_failures_from_one_address_get_429_with_the_exact_wait",
@@ -478,6 +478,8 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "rate_limits::retry_after_counts_down_to_the_moment_of_admission_and_is_never_0",
             "rate_limits::projects_and_consumers_each_have_their_own_budget",
             "rate_limits::a_limited_request_is_refused_before_100_continue_and_the_upstream",
+            "rate_limits::two_gateways_on_one_redis_share_each_limit",
+            "cli::two_nodes_on_one_redis_admit_no_more_than_the_limit_at_five_times_its_rate",
         ],
     ),
     row(
@@ -519,9 +521,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         503,
         "ServiceUnavailable",
         "The requested service is invalid. Do not retry the request before modification.",
-        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); no healthy upstream comes with issue 7.",
+        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); no healthy upstream comes with issue 7.",
         Implemented,
-        &["api_lifecycle::retired_disabled_and_maintained_versions_are_refused"],
+        &[
+            "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
+            "rate_limits::when_the_shared_store_is_down_each_limit_does_what_it_declares",
+        ],
     ),
     row(
         504,
@@ -865,6 +870,8 @@ error_codes! {
     UpstreamInvalidResponse => (502, "UPSTREAM_INVALID_RESPONSE", Upstream, Later, false, "The upstream service sent an invalid response.");
     /// The upstream answered 306, which is unused and never relayed.
     UpstreamStatus306 => (502, "UPSTREAM_STATUS_306", Upstream, Later, false, "The upstream service sent an unusable status.");
+    /// The shared rate-limit store (`cluster.redis`) could not decide within its budget and the limit says `on_store_failure: deny`; `Retry-After: 1`.
+    RateLimitStoreUnavailable => (503, "RATE_LIMIT_STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "The rate-limit service is unavailable; retry after the time in Retry-After.");
     /// The request is for a version of an API that is disabled (`status: disabled`): no `Retry-After`, nothing changes by waiting.
     ApiVersionDisabled => (503, "API_VERSION_DISABLED", Gateway, AfterChange, false, "This version of the API is disabled.");
     /// The request is for a version of an API inside its maintenance window; `Retry-After` gives the seconds to its end.

@@ -23,6 +23,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 
 mod postgres;
+mod redis_limits;
 mod sqlite;
 
 /// Schema changes, in order, the same SQL for both backends (`BIGINT` has integer affinity in
@@ -93,6 +94,7 @@ pub(crate) const RESERVE_QUOTA: &str = "
     RETURNING granted";
 
 pub use postgres::PgStore;
+pub use redis_limits::{RedisLimits, SharedDecision};
 pub use sqlite::SqliteStore;
 
 /// A document to create.

@@ -415,7 +415,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         failures: Arc::new(FailureLimiter::new()),
         tokens: Arc::new(MemoryTokens::default()),
         quotas: Quotas::new(Arc::new(MemoryLedger::default())),
-        rate_limiters: RateLimiters::new(Arc::new(MonotonicClock::default())),
+        rate_limiters: rate_limiters(&config)?,
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
@@ -528,6 +528,18 @@ struct Shared {
     quotas: Arc<Quotas>,
     /// The routes' rate-limit state.
     rate_limiters: Arc<RateLimiters>,
+}
+
+/// The routes' rate limiters: each node's own, or shared through `cluster.redis`.
+fn rate_limiters(config: &Config) -> Result<Arc<RateLimiters>, Box<dyn std::error::Error>> {
+    let clock = Arc::new(MonotonicClock::default());
+    Ok(match &config.cluster {
+        None => RateLimiters::new(clock),
+        Some(c) => {
+            let redis = portico_store::RedisLimits::new(&c.redis, c.budget)?;
+            RateLimiters::shared(clock, Arc::new(redis))
+        }
+    })
 }
 
 /// Quotas counted in the store, so that every node on it takes from one count.
@@ -792,6 +804,9 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     }
     if running.egress.as_ref().map(|e| e.listen) != next.egress.as_ref().map(|e| e.listen) {
         keys.push("egress.listen");
+    }
+    if running.cluster != next.cluster {
+        keys.push("cluster");
     }
     keys
 }

@@ -661,6 +661,77 @@ fn the_egress_proxy_listens_on_its_own_port_and_stops_with_portico() {
     served.stop();
 }
 
+#[test]
+fn two_nodes_on_one_redis_admit_no_more_than_the_limit_at_five_times_its_rate() {
+    let Ok(redis) = std::env::var("PORTICO_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PORTICO_TEST_REDIS_URL is not set; .ci/run sets it"
+        );
+        eprintln!("PORTICO_TEST_REDIS_URL is not set: cluster-wide limits not tested");
+        return;
+    };
+    const RATE: f64 = 20.0;
+    const BURST: f64 = 20.0;
+    let dir = tempfile::tempdir().unwrap();
+    // A route of this run's own: no earlier run's state in Redis.
+    let route = format!("cluster-{}", &portico_store::new_id()[..12]);
+    let node = |name: &str| {
+        let path = write_config(
+            &dir,
+            name,
+            &format!(
+                "listen: 127.0.0.1:0\naccess_log: off\ncluster: {{redis: \"{redis}\", budget: 500ms}}\nroutes:\n  - {{name: {route}, path: /limited, methods: [GET], handler: echo, rate_limit: {{key: route, rate: 20/s, burst: 20, on_store_failure: deny}}}}\n"
+            ),
+        );
+        let mut served = Served::start(&path, Stdio::null());
+        let address = served.address("portico listening");
+        (served, address)
+    };
+    let (a, address_a) = node("a.yaml");
+    let (b, address_b) = node("b.yaml");
+    let get = "GET /limited HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    // Five times the rate, alternating nodes, for 30 s. The pause between requests paces the
+    // load (open loop); nothing waits on it.
+    let every = std::time::Duration::from_secs_f64(1.0 / (5.0 * RATE));
+    let start = std::time::Instant::now();
+    let (mut admitted, mut refused) = (0u32, 0u32);
+    let mut sent = 0u32;
+    while start.elapsed() < std::time::Duration::from_secs(30) {
+        let due = start + every * sent;
+        if let Some(ahead) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(ahead);
+        }
+        let answer = exchange(
+            if sent.is_multiple_of(2) {
+                &address_a
+            } else {
+                &address_b
+            },
+            get,
+        );
+        match &answer[9..12] {
+            "200" => admitted += 1,
+            "429" => refused += 1,
+            _ => panic!("{answer}"),
+        }
+        sent += 1;
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let ceiling = (RATE * elapsed + BURST) * 1.01;
+    assert!(
+        f64::from(admitted) <= ceiling,
+        "{admitted} admitted in {elapsed:.1} s; at most {ceiling:.0}"
+    );
+    // And the limit is not simply refusing: close to the rate was admitted.
+    assert!(
+        f64::from(admitted) >= RATE * elapsed * 0.9,
+        "{admitted} admitted in {elapsed:.1} s ({refused} refused)"
+    );
+    a.stop();
+    b.stop();
+}
+
 /// A PostgreSQL database of its own on the machine's server (dropped with the guard), or
 /// `None` outside CI when `PORTICO_TEST_DATABASE_URL` is not set.
 fn pg_database(tag: &str) -> Option<PgDatabase> {

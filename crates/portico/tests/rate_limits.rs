@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico_gateway::limits::{ManualClock, RateLimiters};
+use portico_gateway::limits::{ManualClock, MonotonicClock, RateLimiters};
+use portico_store::RedisLimits;
 use portico_testkit::{MockUpstream, Reply, TestGateway, assert_error};
 
 const ACME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -151,4 +152,65 @@ async fn a_limited_request_is_refused_before_100_continue_and_the_upstream() {
     let resp = c.response().await;
     assert_error(&resp, 429, "PTC.RATE_LIMITED");
     assert!(up.received.try_recv().is_err());
+}
+
+fn shared_config(route: &str) -> String {
+    format!(
+        r#"
+routes:
+  - {{name: {route}, path: /shared, methods: [GET], handler: echo, rate_limit: {{key: route, rate: 1/h}}}}
+  - {{name: open-when-down, path: /allow, methods: [GET], handler: echo, rate_limit: {{key: ip, rate: 1/h}}}}
+  - {{name: closed-when-down, path: /deny, methods: [GET], handler: echo, rate_limit: {{key: ip, rate: 1/h, on_store_failure: deny}}}}
+"#
+    )
+}
+
+async fn shared_gateway(redis: &str, route: &str) -> (TestGateway, Arc<RateLimiters>) {
+    let store = RedisLimits::new(redis, Duration::from_millis(200)).unwrap();
+    let registry = RateLimiters::shared(Arc::new(MonotonicClock::default()), Arc::new(store));
+    let r = registry.clone();
+    let gw = TestGateway::start_with(&shared_config(route), |g| g.with_rate_limiters(r)).await;
+    (gw, registry)
+}
+
+#[tokio::test]
+async fn when_the_shared_store_is_down_each_limit_does_what_it_declares() {
+    let closed = portico_testkit::closed_port().await;
+    let (gw, registry) = shared_gateway(&format!("redis://{closed}"), "shared").await;
+    // `allow` (the default): served as if the limit were not there, twice over a 1/h limit.
+    for _ in 0..2 {
+        let resp = gw.request(&get("/allow", "")).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("ratelimit"), Some(""));
+    }
+    // `deny`: 503 with Retry-After.
+    let resp = gw.request(&get("/deny", "")).await;
+    assert_error(&resp, 503, "PTC.RATE_LIMIT_STORE_UNAVAILABLE");
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    assert_eq!(registry.store_failures(), 3);
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_redis_share_each_limit() {
+    let Ok(url) = std::env::var("PORTICO_TEST_REDIS_URL") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PORTICO_TEST_REDIS_URL is not set; .ci/run sets it"
+        );
+        eprintln!("PORTICO_TEST_REDIS_URL is not set: shared limits not tested");
+        return;
+    };
+    // A route name of this run's own, so that no earlier run's state is in the way.
+    let route = format!("shared-{}", &portico_store::new_id()[..12]);
+    let (a, _) = shared_gateway(&url, &route).await;
+    let (b, registry) = shared_gateway(&url, &route).await;
+    let resp = a.request(&get("/shared", "")).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("ratelimit"), Some("\"route\";r=0;t=3600"));
+    // The other node knows: one an hour, and it was taken.
+    let resp = b.request(&get("/shared", "")).await;
+    assert_error(&resp, 429, "PTC.RATE_LIMITED");
+    let wait: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!((3590..=3600).contains(&wait), "{wait}");
+    assert_eq!(registry.store_failures(), 0);
 }
