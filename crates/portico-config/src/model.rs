@@ -182,6 +182,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Idle keep-alive connections kept per target.
     pub max_idle_per_target: usize,
+    /// How many requests to it may be in progress at once (`max_in_flight`).
+    pub max_in_flight: Option<u64>,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Duration,
     /// How `https://` targets are verified.
@@ -257,6 +259,8 @@ pub struct Route {
     pub access: Access,
     /// Its rate limits (`rate_limit`), each checked after the access phase.
     pub rate_limits: Vec<crate::rate_limits::RateLimit>,
+    /// How many of its requests may be in progress at once (`max_in_flight`).
+    pub max_in_flight: Option<u64>,
 }
 
 /// What answers a route's requests.
@@ -436,6 +440,7 @@ const UPSTREAM_KEYS: &[&str] = &[
     "targets",
     "connect_timeout",
     "max_idle_per_target",
+    "max_in_flight",
     "idle_timeout",
     "tls",
 ];
@@ -467,6 +472,7 @@ const ROUTE_KEYS: &[&str] = &[
     "policy",
     "cors",
     "rate_limit",
+    "max_in_flight",
 ];
 
 impl Config {
@@ -1041,6 +1047,7 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
         .map_or(Some(Duration::from_secs(30)), |n| {
             r.duration(n, &join(path, "idle_timeout"))
         });
+    let max_in_flight = read_max_in_flight(r, f.get("max_in_flight"), path);
     let tls = read_upstream_tls(r, f.get("tls"), &join(path, "tls"));
     if let Some(n) = f.get("tls")
         && !targets.is_empty()
@@ -1059,6 +1066,7 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
         max_idle_per_target: usize::try_from(max_idle?).ok()?,
         idle_timeout: idle_timeout?,
         tls: tls?,
+        max_in_flight: max_in_flight?,
     })
 }
 
@@ -1314,6 +1322,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         (Some(c), Some(None)) if !c.is_empty() => Some(Some(Vec::new())),
         (_, e) => e,
     };
+    let max_in_flight = read_max_in_flight(r, f.get("max_in_flight"), path);
     let rate_limits = match f.get("rate_limit") {
         None => Some(Vec::new()),
         Some(n) => crate::rate_limits::read_rate_limits(r, n, &join(path, "rate_limit")),
@@ -1339,7 +1348,26 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         consumes_encodings: consumes_encodings?,
         access: access?,
         rate_limits: rate_limits?,
+        max_in_flight: max_in_flight?,
     })
+}
+
+/// `max_in_flight`: a whole number above 0, when given.
+fn read_max_in_flight(r: &mut Reader, node: Option<&Node>, path: &str) -> Option<Option<u64>> {
+    match node {
+        None => Some(None),
+        Some(n) => match r.uint(n, &join(path, "max_in_flight"))? {
+            0 => {
+                r.problem(
+                    n,
+                    &join(path, "max_in_flight"),
+                    "`max_in_flight` is a whole number above 0",
+                );
+                None
+            }
+            v => Some(Some(v)),
+        },
+    }
 }
 
 /// `http://host:port` or `https://host:port` (a path of `/` at most).

@@ -809,6 +809,25 @@ fn route_rate_limits_are_checked() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+    let ok = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], max_in_flight: 64}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, max_in_flight: 8}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    assert_eq!(ok.upstreams[0].max_in_flight, Some(64));
+    assert_eq!(ok.routes[0].max_in_flight, Some(8));
+    let text = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], max_in_flight: 0}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, max_in_flight: -1}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "upstreams[0].max_in_flight: `max_in_flight` is a whole number above 0",
+        "routes[0].max_in_flight",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
 }
 
 #[test]

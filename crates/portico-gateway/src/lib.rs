@@ -99,6 +99,8 @@ struct RouteEntry {
     /// The route's rate limits as configured, and ready.
     rate_limits: Vec<portico_config::RateLimit>,
     limits: Option<limits::RouteLimits>,
+    /// `max_in_flight`.
+    in_flight: Option<limits::Concurrency>,
 }
 
 /// The pipeline, built from a configuration.
@@ -107,6 +109,8 @@ pub struct Gateway {
     groups: Vec<RouteGroup>,
     routes: Vec<RouteEntry>,
     upstreams: Vec<Upstream>,
+    /// Each upstream's `max_in_flight`, by index.
+    upstream_in_flight: Vec<Option<limits::Concurrency>>,
     all_methods: MethodSet,
     log: AccessLogSink,
     /// What all requests together may hold in buffered bodies.
@@ -173,6 +177,10 @@ impl Gateway {
     pub fn with_rate_limiters(mut self, registry: Arc<limits::RateLimiters>) -> Gateway {
         for r in &mut self.routes {
             r.limits = limits::RouteLimits::new(&registry, &r.name, &r.rate_limits);
+            r.in_flight = r.in_flight.as_ref().map(|c| c.moved_to(&registry));
+        }
+        for c in self.upstream_in_flight.iter_mut().flatten() {
+            *c = c.moved_to(&registry);
         }
         self.rate_limiters = registry;
         self
@@ -248,6 +256,9 @@ impl Gateway {
                 consumes_encodings: r.consumes_encodings.clone(),
                 rate_limits: r.rate_limits.clone(),
                 limits: limits::RouteLimits::new(&rate_limiters, &r.name, &r.rate_limits),
+                in_flight: r.max_in_flight.map(|max| {
+                    limits::Concurrency::new(&rate_limiters, format!("route:{}", r.name), max)
+                }),
             });
         }
         Ok(Gateway {
@@ -255,6 +266,19 @@ impl Gateway {
             groups: table.groups,
             routes,
             upstreams,
+            upstream_in_flight: config
+                .upstreams
+                .iter()
+                .map(|u| {
+                    u.max_in_flight.map(|max| {
+                        limits::Concurrency::new(
+                            &rate_limiters,
+                            format!("upstream:{}", u.name),
+                            max,
+                        )
+                    })
+                })
+                .collect(),
             all_methods,
             log,
             budget: BodyBudget::new(config.limits.body_buffer_bytes),
@@ -641,6 +665,14 @@ impl Gateway {
             let (fields, verdict) = limits.check(req, project).await;
             req.notes.response_fields.extend(fields);
             verdict?;
+        }
+        if let Some(c) = &route.in_flight {
+            c.enter(&mut req.notes.held)?;
+        }
+        if let Answer::Upstream(u) = &route.answer
+            && let Some(c) = &self.upstream_in_flight[*u]
+        {
+            c.enter(&mut req.notes.held)?;
         }
 
         match req.info.framing {

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -101,6 +101,8 @@ impl SharedLimits for portico_store::RedisLimits {
 pub struct RateLimiters {
     clock: Arc<dyn Clock>,
     limiters: Mutex<HashMap<LimiterId, Arc<Limiter>>>,
+    /// Requests in progress, by `route:NAME` or `upstream:NAME`.
+    in_flight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     shared: Option<Arc<dyn SharedLimits>>,
     store_failures: AtomicU64,
     /// When a store failure was last logged (seconds on the clock): one line a second.
@@ -122,6 +124,7 @@ impl RateLimiters {
         Arc::new(RateLimiters {
             clock,
             limiters: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             shared: None,
             store_failures: AtomicU64::new(0),
             last_warning: AtomicU64::new(u64::MAX),
@@ -133,10 +136,21 @@ impl RateLimiters {
         Arc::new(RateLimiters {
             clock,
             limiters: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             shared: Some(store),
             store_failures: AtomicU64::new(0),
             last_warning: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// The count of requests in progress for `name` (`route:NAME`, `upstream:NAME`).
+    fn counter(&self, name: &str) -> Arc<AtomicUsize> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     /// How many decisions the shared store failed to make (a metric).
@@ -376,4 +390,62 @@ fn address_key(ip: IpAddr) -> Vec<u8> {
         IpAddr::V6(v6) => k.extend_from_slice(&v6.octets()),
     }
     k
+}
+
+/// A concurrency limit (`max_in_flight`) on a route or an upstream: at most `max` requests in
+/// progress, each holding a slot until its exchange is over (response written and logged).
+/// One more is 429 `PTC.CONCURRENCY_LIMITED` with `Retry-After: 1` (the table's "beyond its
+/// processing capability"), before anything is read or sent on.
+pub(crate) struct Concurrency {
+    name: String,
+    count: Arc<AtomicUsize>,
+    max: usize,
+}
+
+/// A request's place under a concurrency limit; dropping it frees the place.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Concurrency {
+    /// The limit `max` for `name` (`route:NAME`, `upstream:NAME`), counted in `registry`.
+    pub(crate) fn new(registry: &RateLimiters, name: String, max: u64) -> Concurrency {
+        Concurrency {
+            count: registry.counter(&name),
+            name,
+            max: usize::try_from(max).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The same limit, counted in `registry` (which outlives reloads).
+    pub(crate) fn moved_to(&self, registry: &RateLimiters) -> Concurrency {
+        Concurrency {
+            count: registry.counter(&self.name),
+            name: self.name.clone(),
+            max: self.max,
+        }
+    }
+
+    /// Takes a place for a request until its exchange is over (the request's `held`); 429
+    /// when there is none.
+    pub(crate) fn enter(&self, held: &mut portico_server::Held) -> Result<(), Error> {
+        let taken = self
+            .count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            });
+        match taken {
+            Ok(_) => {
+                held.push(Arc::new(Slot(self.count.clone())));
+                Ok(())
+            }
+            Err(_) => {
+                Err(Error::new(ErrorCode::ConcurrencyLimited).with_header("Retry-After", "1"))
+            }
+        }
+    }
 }

@@ -205,6 +205,9 @@ pub async fn serve_connection<S: Service>(
             id,
         };
         let written = write_response(&mut io, &mut out, resp, &ctx).await;
+        // The exchange is over: what the request held (a concurrency slot) is released
+        // before it is logged, so whoever reads the log line finds it free.
+        req.notes.held = crate::Held::default();
         svc.log(&Exchange {
             time,
             request: Some(&req),

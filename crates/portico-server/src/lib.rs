@@ -34,6 +34,6 @@ pub use id::RequestId;
 pub use io::{ClientIo, MaybeTls, TlsOverTcp};
 pub use listener::{Listener, serve, serve_all};
 pub use response::{Body, OnUpgrade, Response, StreamBody, Upgraded};
-pub use service::{Caller, CredentialPlace, Exchange, Notes, Request, Service};
+pub use service::{Caller, CredentialPlace, Exchange, Held, Notes, Request, Service};
 pub use stats::{RouteStats, StatusCounts};
 pub use swap::Swap;

@@ -40,6 +40,26 @@ pub struct Notes {
     pub caller: Option<Caller>,
     /// Fields the pipeline adds to whatever answer the request gets, errors included (CORS).
     pub response_fields: Vec<(&'static str, String)>,
+    /// What the request holds until its exchange is over (its response written and logged):
+    /// a concurrency slot, released when the last of these is dropped.
+    pub held: Held,
+}
+
+/// Things a request holds for as long as its exchange lasts; dropping them releases them.
+#[derive(Clone, Default)]
+pub struct Held(Vec<Arc<dyn Send + Sync>>);
+
+impl Held {
+    /// Holds `item` until the exchange is over.
+    pub fn push(&mut self, item: Arc<dyn Send + Sync>) {
+        self.0.push(item);
+    }
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Held({})", self.0.len())
+    }
 }
 
 /// A caller that proved who it is.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use portico_gateway::limits::{ManualClock, MonotonicClock, RateLimiters};
 use portico_store::RedisLimits;
-use portico_testkit::{MockUpstream, Reply, TestGateway, assert_error};
+use portico_testkit::{MockUpstream, Reply, TestGateway, UpstreamConn, assert_error};
 
 const ACME: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const OTHER: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -213,4 +213,60 @@ async fn two_gateways_on_one_redis_share_each_limit() {
     let wait: u64 = resp.header("retry-after").unwrap().parse().unwrap();
     assert!((3590..=3600).contains(&wait), "{wait}");
     assert_eq!(registry.store_failures(), 0);
+}
+
+#[tokio::test]
+async fn max_in_flight_refuses_one_too_many_until_a_place_is_free() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut gw = TestGateway::start(&format!(
+        r#"
+upstreams:
+  - {{name: up, targets: ["http://{addr}"], max_in_flight: 2}}
+routes:
+  - {{name: one, path: /one, methods: [GET], upstream: up, max_in_flight: 1}}
+  - {{name: two, path: /two, methods: [GET], upstream: up}}
+"#
+    ))
+    .await;
+    let accept = || async {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut conn = UpstreamConn::new(stream);
+        conn.read_request().await.unwrap();
+        conn
+    };
+    // A request on /one, held at the upstream: the route is full.
+    let mut a = gw.connect().await;
+    a.send("GET /one HTTP/1.1\r\nHost: h\r\n\r\n").await;
+    let mut held_a = accept().await;
+    let resp = gw.request(&get("/one", "")).await;
+    assert_error(&resp, 429, "PTC.CONCURRENCY_LIMITED");
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    // /two shares the upstream, which has room for two: one more fits, a third does not.
+    let mut b = gw.connect().await;
+    b.send("GET /two HTTP/1.1\r\nHost: h\r\n\r\n").await;
+    let mut held_b = accept().await;
+    let resp = gw.request(&get("/two", "")).await;
+    assert_error(&resp, 429, "PTC.CONCURRENCY_LIMITED");
+    // The first answer comes; once its exchange is over (its log line), /one has room again.
+    held_a
+        .write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\na")
+        .await
+        .unwrap();
+    assert_eq!(a.response().await.status, 200);
+    loop {
+        let line = gw.next_log().await;
+        if line["route"] == "one" && line["status"] == 200 {
+            break;
+        }
+    }
+    let mut c = gw.connect().await;
+    c.send("GET /one HTTP/1.1\r\nHost: h\r\n\r\n").await;
+    let mut held_c = accept().await;
+    for (held, client) in [(&mut held_b, &mut b), (&mut held_c, &mut c)] {
+        held.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx")
+            .await
+            .unwrap();
+        assert_eq!(client.response().await.status, 200);
+    }
 }

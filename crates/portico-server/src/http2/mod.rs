@@ -261,6 +261,8 @@ async fn serve_stream<S: Service>(
         sent = response::send(&respond, resp, head_request, &id) => Some(sent),
         () = client_reset(&respond) => None,
     };
+    // The exchange is over: what the request held is released before it is logged.
+    req.notes.held = crate::Held::default();
     let Some(sent) = sent else {
         log_gone(svc, time, &req, bytes_in, started, peer);
         return;
