@@ -53,6 +53,27 @@ pub const OPENAPI: &str = include_str!("../openapi.json");
 /// Told the digest of a token revoked through the admin API.
 pub type OnRevoke = Arc<dyn Fn(&str) + Send + Sync>;
 
+/// Whose rate-limit state a `…/limits/reset` clears.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LimitReset {
+    /// Every key of every limit of the route of this name.
+    Route(String),
+    /// The consumer's key (`project_id/consumer`), in every limit that counts by consumer.
+    Consumer {
+        /// Its project's id.
+        project_id: String,
+        /// Its name.
+        consumer: String,
+    },
+}
+
+/// Clears rate-limit state (in this process, and in the shared store when there is one).
+pub type OnLimitReset = Arc<
+    dyn Fn(LimitReset) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
 /// The admin API over a store.
 pub struct Admin<S> {
     store: S,
@@ -65,6 +86,8 @@ pub struct Admin<S> {
     stats: Arc<RouteStats>,
     /// Told the digest of each token revoked here (to drop it from a cache).
     on_revoke: Option<OnRevoke>,
+    /// Clears rate-limit state on `…/limits/reset`.
+    on_limit_reset: Option<OnLimitReset>,
 }
 
 /// What a request's path names: a collection, or an item in it, or an action on an item.
@@ -90,7 +113,14 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             model: None,
             stats: RouteStats::new(),
             on_revoke: None,
+            on_limit_reset: None,
         }
+    }
+
+    /// Calls `f` for each `POST …/limits/reset` on a route or a consumer (then 205).
+    pub fn with_limit_reset(mut self, f: OnLimitReset) -> Admin<S> {
+        self.on_limit_reset = Some(f);
+        self
     }
 
     /// Calls `f` with the digest of each token revoked through this API.
@@ -255,6 +285,9 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             if kind.stats && (more == "stats" || more == "stats/reset") {
                 return Ok(target(Some(id), Some(more)));
             }
+            if more == "limits/reset" && (kind.stats || kind.name == resource::CONSUMERS.name) {
+                return Ok(target(Some(id), Some(more)));
+            }
             let doc = self.live(kind, &scope, id).await?;
             parent = Some(kind);
             scope = doc.id;
@@ -296,6 +329,24 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                 Method::Delete => self.delete(&target, id, req).await,
                 _ => Err(not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
             },
+            (Some(id), Some("limits/reset")) => {
+                if method != Method::Post {
+                    return Err(not_allowed("POST"));
+                }
+                let doc = self.live(target.kind, &target.scope, id).await?;
+                let reset = if target.kind.stats {
+                    LimitReset::Route(doc.name)
+                } else {
+                    LimitReset::Consumer {
+                        project_id: target.scope.clone(),
+                        consumer: doc.name,
+                    }
+                };
+                if let Some(f) = &self.on_limit_reset {
+                    f(reset).await;
+                }
+                Ok(Response::new(205))
+            }
             (Some(id), Some(action)) => {
                 let doc = self.live(target.kind, &target.scope, id).await?;
                 let counts = self.stats.route(&doc.name);

@@ -630,6 +630,7 @@ async fn the_openapi_document_matches_the_real_responses() {
         ("DELETE", api_item.clone(), vec![], None),
         ("GET", format!("{route_item}/stats"), vec![], None),
         ("POST", format!("{route_item}/stats/reset"), vec![], None),
+        ("POST", format!("{route_item}/limits/reset"), vec![], None),
     ];
     for (method, path, fields, body) in more_steps {
         let resp = api.send(method, &path, &fields, body).await;
@@ -676,6 +677,12 @@ async fn the_openapi_document_matches_the_real_responses() {
         ("DELETE", plan_item.clone(), vec![], None),
         ("GET", consumers.clone(), vec![], None),
         ("GET", consumer_item.clone(), vec![], None),
+        (
+            "POST",
+            format!("{consumer_item}/limits/reset"),
+            vec![],
+            None,
+        ),
         (
             "PUT",
             consumer_item.clone(),

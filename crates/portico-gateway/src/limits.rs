@@ -76,7 +76,13 @@ pub trait SharedLimits: Send + Sync + 'static {
     /// Decides a request for `key` under a limit admitting one per `interval` with a burst of
     /// `burst`; an error when the store cannot decide within its budget.
     fn check<'a>(&'a self, key: &'a [u8], interval: Duration, burst: u64) -> LimitFuture<'a>;
+
+    /// Forgets these keys, and every key starting with `prefix` when one is given.
+    fn forget<'a>(&'a self, keys: Vec<Vec<u8>>, prefix: Option<Vec<u8>>) -> ForgetFuture<'a>;
 }
+
+/// A boxed future, for the shared store's `forget`.
+pub type ForgetFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
 /// Redis (`cluster.redis`): every node on it decides from the same state.
 impl SharedLimits for portico_store::RedisLimits {
@@ -92,6 +98,14 @@ impl SharedLimits for portico_store::RedisLimits {
                 }
                 Err(e) => Err(e.to_string()),
             }
+        })
+    }
+
+    fn forget<'a>(&'a self, keys: Vec<Vec<u8>>, prefix: Option<Vec<u8>>) -> ForgetFuture<'a> {
+        Box::pin(async move {
+            portico_store::RedisLimits::forget(self, &keys, prefix.as_deref())
+                .await
+                .map_err(|e| e.to_string())
         })
     }
 }
@@ -187,26 +201,48 @@ impl RateLimiters {
             .clone()
     }
 
-    /// Forgets what the limits of `route` (every route's when `None`) remember of `key`,
-    /// written as a limit of `kind` counts it: a project's id, `project_id/consumer`, an
-    /// address, a header's value. How many limits were reset.
-    pub fn reset(&self, route: Option<&str>, kind: &LimitKey, key: &str) -> usize {
-        let stored = match kind {
-            LimitKey::Ip => match key.parse::<IpAddr>() {
-                Ok(ip) => address_key(ip),
-                Err(_) => return 0,
-            },
-            _ => tagged(kind, key.as_bytes()),
-        };
-        let limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut n = 0;
-        for (id, limiter) in limiters.iter() {
-            if route.is_none_or(|r| r == id.route) {
-                limiter.reset(&stored);
-                n += 1;
+    /// Forgets every key of every limit of `route`, here and in the shared store.
+    pub async fn reset_route(&self, route: &str) -> Result<(), String> {
+        {
+            let limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+            for (id, limiter) in limiters.iter() {
+                if id.route == route {
+                    limiter.clear();
+                }
             }
         }
-        n
+        match &self.shared {
+            None => Ok(()),
+            Some(shared) => {
+                let prefix = format!("portico:rl:{route}:").into_bytes();
+                shared.forget(Vec::new(), Some(prefix)).await
+            }
+        }
+    }
+
+    /// Forgets the consumer's key (`project_id/consumer`) in every limit, here and in the
+    /// shared store.
+    pub async fn reset_consumer(&self, project_id: &str, consumer: &str) -> Result<(), String> {
+        let key = tagged(
+            &LimitKey::Consumer,
+            format!("{project_id}/{consumer}").as_bytes(),
+        );
+        let shared_keys: Vec<Vec<u8>> = {
+            let limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
+            limiters
+                .iter()
+                .map(|(id, limiter)| {
+                    limiter.reset(&key);
+                    let mut k = format!("portico:rl:{}:{}:", id.route, id.limit).into_bytes();
+                    k.extend_from_slice(&key);
+                    k
+                })
+                .collect()
+        };
+        match &self.shared {
+            Some(shared) if !shared_keys.is_empty() => shared.forget(shared_keys, None).await,
+            _ => Ok(()),
+        }
     }
 }
 

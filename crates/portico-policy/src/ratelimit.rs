@@ -156,6 +156,15 @@ impl Limiter {
         self.shard(key).tat.remove(key);
     }
 
+    /// Forgets every key.
+    pub fn clear(&self) {
+        for shard in &self.shards {
+            let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            shard.tat.clear();
+            shard.overflow = 0;
+        }
+    }
+
     /// How many keys are remembered.
     pub fn keys(&self) -> usize {
         self.shards

@@ -108,7 +108,7 @@ impl RedisLimits {
                 .invoke_async(&mut conn)
                 .await
                 .map_err(|e| {
-                    self.forget();
+                    self.forget_connection();
                     StoreError::Backend(e.to_string())
                 })?;
             decision(&reply)
@@ -120,6 +120,51 @@ impl RedisLimits {
                 self.budget.as_millis()
             ))),
         }
+    }
+
+    /// Deletes `keys`, and every key starting with `prefix` when one is given (found with
+    /// `SCAN`, a page at a time, so a large keyspace never blocks Redis).
+    pub async fn forget(&self, keys: &[Vec<u8>], prefix: Option<&[u8]>) -> Result<(), StoreError> {
+        let backend = |e: redis::RedisError| {
+            self.forget_connection();
+            StoreError::Backend(e.to_string())
+        };
+        let mut conn = self.connection().await?;
+        if !keys.is_empty() {
+            redis::cmd("DEL")
+                .arg(keys)
+                .query_async::<i64>(&mut conn)
+                .await
+                .map_err(backend)?;
+        }
+        if let Some(prefix) = prefix {
+            let mut pattern = prefix.to_vec();
+            pattern.push(b'*');
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, found): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(500)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(backend)?;
+                if !found.is_empty() {
+                    redis::cmd("DEL")
+                        .arg(&found)
+                        .query_async::<i64>(&mut conn)
+                        .await
+                        .map_err(backend)?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(())
     }
 
     /// The shared connection, opening one if there is none (not more often than once a
@@ -165,7 +210,7 @@ impl RedisLimits {
     }
 
     /// Drops the connection after an error: the next decision reconnects.
-    fn forget(&self) {
+    fn forget_connection(&self) {
         if let Ok(mut slot) = self.conn.try_lock() {
             *slot = None;
         }

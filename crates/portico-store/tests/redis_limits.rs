@@ -23,7 +23,12 @@ fn redis_url() -> Option<String> {
 }
 
 fn unique_key() -> Vec<u8> {
-    format!("portico:test:{}:{}", std::process::id(), fastrand::u64(..)).into_bytes()
+    format!(
+        "portico:test:{}:{:020}",
+        std::process::id(),
+        fastrand::u64(..)
+    )
+    .into_bytes()
 }
 
 #[tokio::test]
@@ -53,6 +58,21 @@ async fn a_burst_then_a_wait_of_at_most_one_interval() {
     assert!(matches!(
         other_node.check(&key, interval, 3).await.unwrap(),
         SharedDecision::Limited { .. }
+    ));
+    // Forgotten by name, or by prefix: the whole burst is back.
+    other_node
+        .forget(std::slice::from_ref(&key), None)
+        .await
+        .unwrap();
+    assert!(matches!(
+        limits.check(&key, interval, 3).await.unwrap(),
+        SharedDecision::Allowed { remaining: 2, .. }
+    ));
+    let prefix = &key[..key.len() - 4];
+    limits.forget(&[], Some(prefix)).await.unwrap();
+    assert!(matches!(
+        limits.check(&key, interval, 3).await.unwrap(),
+        SharedDecision::Allowed { remaining: 2, .. }
     ));
 }
 

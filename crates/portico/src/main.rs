@@ -11,6 +11,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use clap::{Parser, Subcommand};
 use portico_admin::Admin;
+use portico_admin::LimitReset;
 use portico_config::Config;
 use portico_gateway::limits::{MonotonicClock, RateLimiters};
 use portico_gateway::quota::{MemoryLedger, QuotaFuture, QuotaLedger, Quotas};
@@ -745,7 +746,8 @@ async fn admin_api(
         Admin::new(store, token, settings)
             .with_model(following.base.clone())
             .with_stats(shared.stats.clone())
-            .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest))),
+            .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest)))
+            .with_limit_reset(limit_reset(shared.rate_limiters.clone())),
     );
     // Tombstones are forgotten once their retention is over, checked ten times per retention
     // (at least every second, at most every hour).
@@ -762,6 +764,26 @@ async fn admin_api(
         }
     });
     Ok((listener, admin, following))
+}
+
+/// What `POST …/limits/reset` does: forgets the route's or the consumer's rate-limit state,
+/// here and in Redis (a failure there is logged; the 205 says this node forgot).
+fn limit_reset(limiters: Arc<RateLimiters>) -> portico_admin::OnLimitReset {
+    Arc::new(move |reset| {
+        let limiters = limiters.clone();
+        Box::pin(async move {
+            let done = match &reset {
+                LimitReset::Route(route) => limiters.reset_route(route).await,
+                LimitReset::Consumer {
+                    project_id,
+                    consumer,
+                } => limiters.reset_consumer(project_id, consumer).await,
+            };
+            if let Err(error) = done {
+                tracing::warn!(?reset, %error, "the shared rate-limit store did not forget");
+            }
+        })
+    })
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, String> {

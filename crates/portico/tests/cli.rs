@@ -1110,6 +1110,62 @@ fn keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked() {
 }
 
 #[test]
+fn a_limit_reset_through_the_admin_api_is_205_and_gives_the_burst_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("limits.db");
+    let (mut served, data, admin) =
+        serve_with_admin(&dir, "limits.yaml", &format!("sqlite://{}", db.display()));
+    let project = admin_post(&admin, "/admin/v1/projects", r#"{"name": "acme"}"#);
+    let project_id = location(&project).rsplit('/').next().unwrap().to_string();
+    let consumer = admin_post(
+        &admin,
+        &format!("{}/consumers", location(&project)),
+        r#"{"name": "alice"}"#,
+    );
+    let credential = admin_post(
+        &admin,
+        &format!("{}/credentials", location(&consumer)),
+        "{}",
+    );
+    let key = credential
+        .split("\"secret\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string();
+    let route = admin_post(
+        &admin,
+        "/admin/v1/routes",
+        r#"{"name": "hourly", "path": "/v1/{project_id}/hourly", "methods": ["GET"], "handler": "echo", "auth": ["api_key"], "rate_limit": {"key": "consumer", "rate": "1/h"}}"#,
+    );
+    assert!(route.starts_with("HTTP/1.1 201 "), "{route}");
+    wait_for_store(&mut served, &admin);
+    let get = || {
+        let answer = exchange(
+            &data,
+            &format!(
+                "GET /v1/{project_id}/hourly HTTP/1.1\r\nHost: a\r\nX-Api-Key: {key}\r\nConnection: close\r\n\r\n"
+            ),
+        );
+        answer[9..12].to_string()
+    };
+    assert_eq!(get(), "200");
+    assert_eq!(get(), "429");
+    // The consumer's state, then the whole route's.
+    for reset in [
+        format!("{}/limits/reset", location(&consumer)),
+        format!("{}/limits/reset", location(&route)),
+    ] {
+        let answer = admin_send(&admin, "POST", &reset, "");
+        assert!(answer.starts_with("HTTP/1.1 205 "), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n"), "a 205 has no body: {answer}");
+        assert_eq!(get(), "200");
+        assert_eq!(get(), "429");
+    }
+    served.stop();
+}
+
+#[test]
 fn no_secret_reaches_a_log_line_or_an_error_body() {
     const KEY: &str = "file-api-key-0123456789abcdef";
     const SK: &str = "file-secret-key-0123456789abcdef";
