@@ -16,6 +16,7 @@
 //! second and a count ([`RateLimiters::store_failures`]).
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
@@ -317,11 +318,12 @@ impl RouteLimits {
         project: Option<&str>,
     ) -> ([(&'static str, String); 2], Result<(), Error>) {
         let now = u64::try_from(self.registry.clock.now().as_nanos()).unwrap_or(u64::MAX);
-        let mut state = Vec::with_capacity(self.limits.len());
+        let mut state = String::with_capacity(32 * self.limits.len());
         let mut refused = None;
         let mut unavailable = false;
+        let mut key = Vec::with_capacity(64);
         for l in &self.limits {
-            let key = request_key(&l.key, req, project);
+            request_key(&l.key, req, project, &mut key);
             let decision = match &self.registry.shared {
                 None => l.limiter.check(&key, now),
                 Some(shared) => {
@@ -342,25 +344,29 @@ impl RouteLimits {
                     }
                 }
             };
-            match decision {
-                Decision::Allowed { remaining, reset } => {
-                    state.push(format!(
-                        "\"{}\";r={remaining};t={}",
-                        l.name,
-                        reset_secs(reset)
-                    ));
-                }
+            let (remaining, reset) = match decision {
+                Decision::Allowed { remaining, reset } => (remaining, reset),
                 Decision::Limited { retry_after, reset } => {
-                    state.push(format!("\"{}\";r=0;t={}", l.name, reset_secs(reset)));
                     refused = Some(retry_after);
-                    // The limits after this one are not counted for a refused request.
-                    break;
+                    (0, reset)
                 }
+            };
+            // `"name";r=REMAINING;t=SECONDS`, written in place (this runs on every request).
+            if !state.is_empty() {
+                state.push_str(", ");
+            }
+            state.push('"');
+            state.push_str(&l.name);
+            // Writing to a String cannot fail.
+            let _ = write!(state, "\";r={remaining};t={}", reset_secs(reset));
+            if refused.is_some() {
+                // The limits after this one are not counted for a refused request.
+                break;
             }
         }
         let fields = [
             ("RateLimit-Policy", self.policy.clone()),
-            ("RateLimit", state.join(", ")),
+            ("RateLimit", state),
         ];
         let verdict =
             match refused {
@@ -378,30 +384,43 @@ fn reset_secs(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
-/// What a limit of `kind` counts this request as. A limit by consumer, project or header
-/// that finds none counts the client's address instead.
-fn request_key(kind: &LimitKey, req: &Request, project: Option<&str>) -> Vec<u8> {
+/// What a limit of `kind` counts this request as, written into `out` (one buffer for all the
+/// route's limits). A limit by consumer, project or header that finds none counts the
+/// client's address instead.
+fn request_key(kind: &LimitKey, req: &Request, project: Option<&str>, out: &mut Vec<u8>) {
+    out.clear();
     let caller = req.notes.caller.as_ref();
-    let found: Option<Vec<u8>> = match kind {
-        LimitKey::Consumer => caller.map(|c| {
-            let mut k = Vec::with_capacity(c.project_id.len() + c.consumer.len() + 1);
-            k.extend_from_slice(c.project_id.as_bytes());
-            k.push(b'/');
-            k.extend_from_slice(c.consumer.as_bytes());
-            k
-        }),
-        LimitKey::Project => caller
-            .map(|c| &*c.project_id)
-            .or(project)
-            .map(|p| p.as_bytes().to_vec()),
-        LimitKey::Route => Some(Vec::new()),
-        LimitKey::Ip => None,
-        LimitKey::Header(name) => req.head.field(name).map(<[u8]>::to_vec),
-    };
-    match found {
-        Some(k) => tagged(kind, &k),
-        None => address_key(req.peer.ip()),
+    match kind {
+        LimitKey::Consumer => {
+            if let Some(c) = caller {
+                out.push(b'c');
+                out.extend_from_slice(c.project_id.as_bytes());
+                out.push(b'/');
+                out.extend_from_slice(c.consumer.as_bytes());
+                return;
+            }
+        }
+        LimitKey::Project => {
+            if let Some(p) = caller.map(|c| &*c.project_id).or(project) {
+                out.push(b'p');
+                out.extend_from_slice(p.as_bytes());
+                return;
+            }
+        }
+        LimitKey::Route => {
+            out.push(b'r');
+            return;
+        }
+        LimitKey::Ip => {}
+        LimitKey::Header(name) => {
+            if let Some(v) = req.head.field(name) {
+                out.push(b'h');
+                out.extend_from_slice(v);
+                return;
+            }
+        }
     }
+    push_address(out, req.peer.ip());
 }
 
 /// A key tagged with its kind, so that a name can never collide with an address.
@@ -419,13 +438,12 @@ fn tagged(kind: &LimitKey, key: &[u8]) -> Vec<u8> {
     k
 }
 
-fn address_key(ip: IpAddr) -> Vec<u8> {
-    let mut k = vec![b'i'];
+fn push_address(out: &mut Vec<u8>, ip: IpAddr) {
+    out.push(b'i');
     match ip {
-        IpAddr::V4(v4) => k.extend_from_slice(&v4.octets()),
-        IpAddr::V6(v6) => k.extend_from_slice(&v6.octets()),
+        IpAddr::V4(v4) => out.extend_from_slice(&v4.octets()),
+        IpAddr::V6(v6) => out.extend_from_slice(&v6.octets()),
     }
-    k
 }
 
 /// A concurrency limit (`max_in_flight`) on a route or an upstream: at most `max` requests in

@@ -69,15 +69,32 @@ pub struct Limiter {
     interval: u64,
     tolerance: u64,
     max_keys_per_shard: usize,
+    /// The shard size at which sweeping starts.
+    sweep_from: usize,
     hasher: RandomState,
     shards: [Mutex<Shard>; SHARDS],
 }
 
-#[derive(Default)]
 struct Shard {
     tat: HashMap<Box<[u8]>, u64>,
     /// The bucket keys share once the shard is full.
     overflow: u64,
+    /// The size at which the next sweep happens: doubled after each, so that sweeping costs
+    /// O(1) per key however many keys there are.
+    sweep_at: usize,
+    /// When the last sweep happened (a full shard sweeps at most once a second).
+    swept: u64,
+}
+
+impl Shard {
+    fn new(sweep_at: usize) -> Shard {
+        Shard {
+            tat: HashMap::new(),
+            overflow: 0,
+            sweep_at,
+            swept: 0,
+        }
+    }
 }
 
 impl Limiter {
@@ -94,8 +111,11 @@ impl Limiter {
             interval,
             tolerance: interval.saturating_mul(burst.max(1)),
             max_keys_per_shard: (max_keys / SHARDS).max(1),
+            sweep_from: SWEEP_AT.min(max_keys / SHARDS / 4).max(16),
             hasher: RandomState::new(),
-            shards: std::array::from_fn(|_| Mutex::new(Shard::default())),
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Shard::new(SWEEP_AT.min(max_keys / SHARDS / 4).max(16)))
+            }),
         }
     }
 
@@ -105,8 +125,16 @@ impl Limiter {
         let mut shard = self.shard(key);
         let shard = &mut *shard;
         let known = shard.tat.contains_key(key);
-        if !known && shard.tat.len() >= SWEEP_AT.min(self.max_keys_per_shard) {
-            shard.tat.retain(|_, tat| *tat > now);
+        if !known {
+            let at_cap = shard.tat.len() >= self.max_keys_per_shard;
+            let due = shard.tat.len() >= shard.sweep_at.min(self.max_keys_per_shard)
+                && (!at_cap || now.saturating_sub(shard.swept) >= 1_000_000_000);
+            if due {
+                // Keys whose TAT has passed are as good as new: nothing is lost.
+                shard.tat.retain(|_, tat| *tat > now);
+                shard.sweep_at = (shard.tat.len() * 2).max(self.sweep_from);
+                shard.swept = now;
+            }
         }
         let full = !known && shard.tat.len() >= self.max_keys_per_shard;
         let tat = if full {
@@ -283,6 +311,23 @@ mod tests {
         assert_eq!(retry_after_secs(Duration::ZERO), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(1000)), 1);
         assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+    }
+
+    #[test]
+    fn keys_whose_time_has_passed_are_swept_and_sweeps_stay_rare() {
+        // Shards of 4,000 keys at most, swept from 1,000.
+        let l = Limiter::with_max_keys(Rate::parse("1/s").unwrap(), 1, 64_000);
+        let n = 32_000u32;
+        for i in 0..n {
+            l.check(&i.to_be_bytes(), S);
+        }
+        // Every key stays a second: none could be swept yet.
+        assert_eq!(l.keys(), n as usize);
+        // A second later they are all as good as new; fresh keys sweep them out.
+        for i in n..n + 40_000 {
+            l.check(&i.to_be_bytes(), 3 * S);
+        }
+        assert!(l.keys() < 60_000, "{}", l.keys());
     }
 
     #[test]
