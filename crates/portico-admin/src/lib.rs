@@ -750,9 +750,25 @@ pub async fn add_plans<S: Store>(
                 }
             }
         };
+        let mut rate_limits = Vec::new();
+        for l in p.body["rate_limits"].as_array().into_iter().flatten() {
+            let text = |k: &str| l.get(k).and_then(Value::as_str);
+            match portico_config::RateLimit::from_parts(
+                text("key").unwrap_or_default(),
+                text("rate").unwrap_or_default(),
+                l.get("burst").and_then(Value::as_u64),
+                text("name"),
+            ) {
+                Some(limit) => rate_limits.push(limit),
+                None => {
+                    tracing::warn!(plan = %p.id, "a stored plan's rate limit does not read as one; skipped")
+                }
+            }
+        }
         plans.push(Plan {
             name: p.name.clone(),
             quota,
+            rate_limits,
         });
     }
     Ok(())

@@ -1066,6 +1066,28 @@ async fn plans_hold_a_quota_and_rate_limits() {
         .await;
     assert_eq!(resp.status, 201);
     assert_eq!(resp.json()["quota"]["requests"], 1_000_000);
+    // The data plane reads the stored plan as the file's reader would.
+    let store = SqliteStore::open(api.dir.path().join("portico.db"))
+        .await
+        .unwrap();
+    let mut plans = Vec::new();
+    portico_admin::add_plans(&store, &mut plans).await.unwrap();
+    assert_eq!(plans.len(), 1);
+    assert_eq!(plans[0].quota.map(|q| q.requests), Some(1_000_000));
+    let limits = &plans[0].rate_limits;
+    assert_eq!(limits.len(), 2);
+    assert_eq!(
+        (limits[0].key.clone(), limits[0].rate.count, limits[0].burst),
+        (portico_config::LimitKey::Project, 100, 200)
+    );
+    assert_eq!(
+        limits[1].key,
+        portico_config::LimitKey::Header("x-client".into())
+    );
+    assert_eq!(
+        (limits[1].burst, limits[1].name.as_str()),
+        (5, "header-x-client")
+    );
     let resp = api
         .send(
             "POST",

@@ -6,6 +6,7 @@
 //! plans:
 //!   - name: basic
 //!     quota: {requests: 100000, period: month}   # or day
+//!     rate_limits: [{key: project, rate: 100/s}] # on every route, for its projects
 //! projects:
 //!   - name: demo
 //!     plan: basic                                # a project without a plan has no quota
@@ -21,6 +22,9 @@ pub struct Plan {
     pub name: String,
     /// The prepaid requests per period, if the plan limits them.
     pub quota: Option<Quota>,
+    /// Rate limits on every request of its projects, on every route (`rate_limits`, as a
+    /// route's `rate_limit`).
+    pub rate_limits: Vec<crate::rate_limits::RateLimit>,
 }
 
 /// A prepaid number of requests per calendar period.
@@ -81,7 +85,7 @@ impl QuotaPeriod {
 /// The plan a project has when none is named: no quota.
 pub const DEFAULT_PLAN: &str = "free";
 
-const PLAN_KEYS: &[&str] = &["name", "description", "quota"];
+const PLAN_KEYS: &[&str] = &["name", "description", "quota", "rate_limits"];
 const QUOTA_KEYS: &[&str] = &["requests", "period"];
 
 /// Reads `plans`.
@@ -117,9 +121,14 @@ fn read_plan(r: &mut Reader, node: &Node, path: &str) -> Option<Plan> {
         None => Some(None),
         Some(n) => read_quota(r, n, &join(path, "quota")).map(Some),
     };
+    let rate_limits = match f.get("rate_limits") {
+        None => Some(Vec::new()),
+        Some(n) => crate::rate_limits::read_rate_limits(r, n, &join(path, "rate_limits")),
+    };
     Some(Plan {
         name: name?,
         quota: quota?,
+        rate_limits: rate_limits?,
     })
 }
 

@@ -134,6 +134,27 @@ impl LimitKey {
     }
 }
 
+impl RateLimit {
+    /// A limit from its parts as the admin API keeps them (`key`, `rate`, `burst`, `name`);
+    /// `None` when one does not read.
+    pub fn from_parts(
+        key: &str,
+        rate: &str,
+        burst: Option<u64>,
+        name: Option<&str>,
+    ) -> Option<RateLimit> {
+        let key = LimitKey::parse(key)?;
+        let rate = Rate::parse(rate)?;
+        Some(RateLimit {
+            name: name.map_or_else(|| key.name(), str::to_string),
+            burst: burst.filter(|b| *b > 0).unwrap_or(rate.count),
+            key,
+            rate,
+            on_store_failure: OnStoreFailure::Allow,
+        })
+    }
+}
+
 const LIMIT_KEYS: &[&str] = &["key", "rate", "burst", "name", "on_store_failure"];
 
 /// Reads `rate_limit` (one map or a list of maps).

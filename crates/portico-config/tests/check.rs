@@ -702,7 +702,7 @@ fn projects_consumers_and_route_access_are_checked() {
 #[test]
 fn plans_and_their_quotas_are_checked_and_projects_name_declared_plans() {
     let ok = from_str(
-        "plans:\n  - {name: basic, quota: {requests: 100000, period: month}}\n  - {name: open}\nprojects:\n  - {name: a, plan: basic}\n  - {name: b}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
+        "plans:\n  - {name: basic, quota: {requests: 100000, period: month}}\n  - {name: open, rate_limits: [{key: consumer, rate: 5/s}]}\nprojects:\n  - {name: a, plan: basic}\n  - {name: b}\nroutes:\n  - {name: r, path: /r, methods: [GET], handler: echo}\n",
         "a.yaml",
     )
     .unwrap();
@@ -714,6 +714,12 @@ fn plans_and_their_quotas_are_checked_and_projects_name_declared_plans() {
         })
     );
     assert_eq!(ok.plans[1].quota, None);
+    assert!(ok.plans[0].rate_limits.is_empty());
+    assert_eq!(
+        ok.plans[1].rate_limits[0].key,
+        portico_config::LimitKey::Consumer
+    );
+    assert_eq!(ok.plans[1].rate_limits[0].burst, 5);
     assert_eq!(ok.projects[1].plan, portico_config::DEFAULT_PLAN);
 
     let text = from_str(

@@ -68,7 +68,7 @@ pub(crate) struct Directory {
     pub(crate) failures: Arc<FailureLimiter>,
     failure_rate: Option<FailureRate>,
     /// Every project's billing state and its plan's quota.
-    projects: HashMap<Arc<str>, (BillingState, Option<Quota>)>,
+    projects: HashMap<Arc<str>, ProjectEntry>,
     /// Project names by id, and ids by name (for the token service's scopes).
     project_names: HashMap<Arc<str>, String>,
     project_ids: HashMap<String, Arc<str>>,
@@ -79,6 +79,14 @@ pub(crate) struct Directory {
     jwt: Option<JwtVerifier>,
     api_keys: HashMap<[u8; 32], KeyHolder>,
     access_keys: HashMap<String, (SigningKey, KeyHolder)>,
+}
+
+/// What the request path needs of a project.
+struct ProjectEntry {
+    state: BillingState,
+    /// Its plan's name, and its quota.
+    plan: Arc<str>,
+    quota: Option<Quota>,
 }
 
 struct KeyHolder {
@@ -123,6 +131,8 @@ pub(crate) struct Verdict {
     pub(crate) body: Option<BodyCheck>,
     /// The project the request is counted against, and its quota.
     pub(crate) quota: Option<(Arc<str>, Quota)>,
+    /// The project the request is for, and its plan's name.
+    pub(crate) plan: Option<(Arc<str>, Arc<str>)>,
 }
 
 /// Whether a credential may be used, apart from its expiry.
@@ -154,7 +164,14 @@ impl Directory {
                 .iter()
                 .find(|plan| plan.name == p.plan)
                 .and_then(|plan| plan.quota);
-            d.projects.insert(id.clone(), (p.billing_state, quota));
+            d.projects.insert(
+                id.clone(),
+                ProjectEntry {
+                    state: p.billing_state,
+                    plan: p.plan.as_str().into(),
+                    quota,
+                },
+            );
             d.project_names.insert(id.clone(), p.name.clone());
             d.project_ids.insert(p.name.clone(), id.clone());
             for c in &p.consumers {
@@ -287,21 +304,22 @@ impl Directory {
         }
         // The project is the caller's, or (on an open route) the URL's.
         let project = caller.as_ref().map(|c| &*c.project_id).or(project);
-        let Some((id, (state, quota))) = project.and_then(|p| self.projects.get_key_value(p))
-        else {
+        let Some((id, entry)) = project.and_then(|p| self.projects.get_key_value(p)) else {
             return Ok(Verdict {
                 caller,
                 body,
                 quota: None,
+                plan: None,
             });
         };
-        match state {
+        match entry.state {
             BillingState::Suspended => Err(Error::new(ErrorCode::BillingSuspended)),
             BillingState::Closed => Err(Error::new(ErrorCode::ProjectClosed)),
             BillingState::Active => Ok(Verdict {
                 caller,
                 body,
-                quota: quota.map(|q| (id.clone(), q)),
+                quota: entry.quota.map(|q| (id.clone(), q)),
+                plan: Some((id.clone(), entry.plan.clone())),
             }),
         }
     }
@@ -441,7 +459,7 @@ impl Directory {
 
     /// A project that is not open for business: 402 suspended, 403 closed.
     pub(crate) fn open_project(&self, project_id: &str) -> Result<(), Error> {
-        match self.projects.get(project_id).map(|(state, _)| state) {
+        match self.projects.get(project_id).map(|p| &p.state) {
             Some(BillingState::Suspended) => Err(Error::new(ErrorCode::BillingSuspended)),
             Some(BillingState::Closed) => Err(Error::new(ErrorCode::ProjectClosed)),
             _ => Ok(()),

@@ -129,6 +129,9 @@ pub struct Gateway {
     egress: Option<egress::EgressProxy>,
     /// The routes' rate limiters (from a registry that outlives this gateway).
     rate_limiters: Arc<limits::RateLimiters>,
+    /// Each plan's rate limits, as configured and ready (counted as route `plan:NAME`).
+    plan_rate_limits: Vec<(Arc<str>, Vec<portico_config::RateLimit>)>,
+    plan_limits: HashMap<Arc<str>, limits::RouteLimits>,
     /// Each route's response counts, by route name (taken from a registry that outlives
     /// this gateway).
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
@@ -182,6 +185,7 @@ impl Gateway {
         for c in self.upstream_in_flight.iter_mut().flatten() {
             *c = c.moved_to(&registry);
         }
+        self.plan_limits = plan_limits(&registry, &self.plan_rate_limits);
         self.rate_limiters = registry;
         self
     }
@@ -219,6 +223,12 @@ impl Gateway {
             BuildError(text.join("; "))
         })?;
         let rate_limiters = limits::RateLimiters::new(Arc::new(limits::MonotonicClock::default()));
+        let plan_rate_limits: Vec<(Arc<str>, Vec<portico_config::RateLimit>)> = config
+            .plans
+            .iter()
+            .filter(|p| !p.rate_limits.is_empty())
+            .map(|p| (p.name.as_str().into(), p.rate_limits.clone()))
+            .collect();
         let mut all_methods = MethodSet::EMPTY;
         let mut routes = Vec::with_capacity(config.routes.len());
         for r in &config.routes {
@@ -294,6 +304,8 @@ impl Gateway {
             tokens: Arc::new(tokens::MemoryTokens::default()),
             quotas: quota::Quotas::new(Arc::new(quota::MemoryLedger::default())),
             egress: config.egress.as_ref().map(egress::EgressProxy::new),
+            plan_limits: plan_limits(&rate_limiters, &plan_rate_limits),
+            plan_rate_limits,
             rate_limiters,
             counts: HashMap::new(),
         }
@@ -349,6 +361,20 @@ impl Gateway {
 
 /// The 400 for a WebSocket handshake that breaks RFC 6455 §4.2.1; the answer names the version
 /// Portico speaks (§4.4).
+/// Each plan's limits, counted in `registry` as the route `plan:NAME`.
+fn plan_limits(
+    registry: &Arc<limits::RateLimiters>,
+    plans: &[(Arc<str>, Vec<portico_config::RateLimit>)],
+) -> HashMap<Arc<str>, limits::RouteLimits> {
+    plans
+        .iter()
+        .filter_map(|(name, l)| {
+            limits::RouteLimits::new(registry, &format!("plan:{name}"), l)
+                .map(|r| (name.clone(), r))
+        })
+        .collect()
+}
+
 fn target_spec(t: &Target) -> TargetSpec {
     TargetSpec {
         host: t.host.clone(),
@@ -642,6 +668,7 @@ impl Gateway {
         let project = matched.params.get("project_id");
         let mut body_check = None;
         let mut quota = None;
+        let mut plan = None;
         if !route.access.is_open() || project.is_some() {
             let token = if route.access.schemes.contains(&AuthScheme::Token) {
                 self.lookup_token(req).await
@@ -659,10 +686,19 @@ impl Gateway {
             req.notes.caller = verdict.caller;
             body_check = verdict.body;
             quota = verdict.quota;
+            plan = verdict.plan;
         }
         // Rate limits, once the caller is known and before anything is read or sent on.
         if let Some(limits) = &route.limits {
             let (fields, verdict) = limits.check(req, project).await;
+            req.notes.response_fields.extend(fields);
+            verdict?;
+        }
+        // The plan's limits, on every route, for the request's project.
+        if let Some((project, plan)) = &plan
+            && let Some(limits) = self.plan_limits.get(plan)
+        {
+            let (fields, verdict) = limits.check(req, Some(project)).await;
             req.notes.response_fields.extend(fields);
             verdict?;
         }

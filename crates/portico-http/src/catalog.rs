@@ -473,7 +473,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         429,
         "TooManyRequests",
         "The client has sent an excessive number of requests to the server within a given time (exceeding the limit on the access frequency of the client), or the server has received an excessive number of requests within a given time (beyond its processing capability). In this case, the client should resend the request after the time specified in the Retry-After header of the response has elapsed.",
-        "A route's `rate_limit` exceeded for the caller's key (address, project, consumer, route or a header's value; `PTC.RATE_LIMITED`), decided before `100 Continue` and the upstream, with `RateLimit-Policy` and `RateLimit` on every answer of the route; a client address that failed to authenticate more often than `limits.auth_failures` allows (`PTC.AUTH_FAILURES_LIMITED`). Both with the exact `Retry-After` (GCRA: when the request would have been admitted, whole seconds rounded up, never 0). With `cluster.redis`, every node decides each limit from the same state in Redis. More requests in progress than a route's or an upstream's `max_in_flight` (`PTC.CONCURRENCY_LIMITED`, `Retry-After: 1`: beyond its processing capability). Plans' limits come with the rest of issue 7.",
+        "A route's `rate_limit` exceeded for the caller's key (address, project, consumer, route or a header's value; `PTC.RATE_LIMITED`), decided before `100 Continue` and the upstream, with `RateLimit-Policy` and `RateLimit` on every answer of the route; a client address that failed to authenticate more often than `limits.auth_failures` allows (`PTC.AUTH_FAILURES_LIMITED`). Both with the exact `Retry-After` (GCRA: when the request would have been admitted, whole seconds rounded up, never 0). With `cluster.redis`, every node decides each limit from the same state in Redis. More requests in progress than a route's or an upstream's `max_in_flight` (`PTC.CONCURRENCY_LIMITED`, `Retry-After: 1`: beyond its processing capability). A plan's `rate_limits` apply the same way to its projects on every route.",
         Implemented,
         &[
             "access::repeated_failures_from_one_address_get_429_with_the_exact_wait",
@@ -484,6 +484,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "rate_limits::two_gateways_on_one_redis_share_each_limit",
             "cli::two_nodes_on_one_redis_admit_no_more_than_the_limit_at_five_times_its_rate",
             "rate_limits::max_in_flight_refuses_one_too_many_until_a_place_is_free",
+            "rate_limits::a_plans_limits_apply_to_its_projects_on_every_route",
         ],
     ),
     row(

@@ -270,3 +270,41 @@ routes:
         assert_eq!(client.response().await.status, 200);
     }
 }
+
+#[tokio::test]
+async fn a_plans_limits_apply_to_its_projects_on_every_route() {
+    let up = MockUpstream::start(|_| Reply::ok("fine")).await;
+    let registry = RateLimiters::new(Arc::new(ManualClock::default()));
+    let gw = TestGateway::start_with(
+        &format!(
+            r#"
+upstreams:
+  - {{name: up, targets: ["http://{}"]}}
+plans:
+  - {{name: small, rate_limits: [{{key: project, rate: 1/h, name: plan}}]}}
+projects:
+  - {{id: {ACME}, name: acme, plan: small}}
+  - {{id: {OTHER}, name: other}}
+routes:
+  - {{name: a, path: "/v1/{{project_id}}/a", methods: [GET], upstream: up}}
+  - {{name: b, path: "/v1/{{project_id}}/b", methods: [GET], upstream: up}}
+"#,
+            up.addr
+        ),
+        |g| g.with_rate_limiters(registry),
+    )
+    .await;
+    let resp = gw.request(&get(&format!("/v1/{ACME}/a"), "")).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(resp.header("ratelimit-policy"), Some("\"plan\";q=1;w=3600"));
+    // Another route, the same project: the plan's budget is spent.
+    let resp = gw.request(&get(&format!("/v1/{ACME}/b"), "")).await;
+    assert_error(&resp, 429, "PTC.RATE_LIMITED");
+    assert_eq!(resp.header("retry-after"), Some("3600"));
+    // A project on another plan is not limited.
+    for _ in 0..2 {
+        let resp = gw.request(&get(&format!("/v1/{OTHER}/b"), "")).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("ratelimit"), None);
+    }
+}
