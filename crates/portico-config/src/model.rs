@@ -184,6 +184,11 @@ pub struct Upstream {
     pub max_idle_per_target: usize,
     /// How many requests to it may be in progress at once (`max_in_flight`).
     pub max_in_flight: Option<u64>,
+    /// How the next target is chosen: `round_robin` (the default) or `least_in_flight`.
+    pub least_in_flight: bool,
+    /// Passive health (`passive: {failures: N, eject: DURATION}`): consecutive failures, and
+    /// how long a target is left out after them.
+    pub passive: Option<(u32, Duration)>,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Duration,
     /// How `https://` targets are verified.
@@ -441,6 +446,8 @@ const UPSTREAM_KEYS: &[&str] = &[
     "connect_timeout",
     "max_idle_per_target",
     "max_in_flight",
+    "balance",
+    "passive",
     "idle_timeout",
     "tls",
 ];
@@ -1048,6 +1055,25 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
             r.duration(n, &join(path, "idle_timeout"))
         });
     let max_in_flight = read_max_in_flight(r, f.get("max_in_flight"), path);
+    let least_in_flight = match f.get("balance") {
+        None => Some(false),
+        Some(n) => r.string(n, &join(path, "balance")).and_then(|b| match b {
+            "round_robin" => Some(false),
+            "least_in_flight" => Some(true),
+            _ => {
+                r.problem(
+                    n,
+                    &join(path, "balance"),
+                    "`balance` is round_robin or least_in_flight",
+                );
+                None
+            }
+        }),
+    };
+    let passive = match f.get("passive") {
+        None => Some(None),
+        Some(n) => read_passive(r, n, &join(path, "passive")).map(Some),
+    };
     let tls = read_upstream_tls(r, f.get("tls"), &join(path, "tls"));
     if let Some(n) = f.get("tls")
         && !targets.is_empty()
@@ -1067,6 +1093,8 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
         idle_timeout: idle_timeout?,
         tls: tls?,
         max_in_flight: max_in_flight?,
+        least_in_flight: least_in_flight?,
+        passive: passive?,
     })
 }
 
@@ -1350,6 +1378,36 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         rate_limits: rate_limits?,
         max_in_flight: max_in_flight?,
     })
+}
+
+const PASSIVE_KEYS: &[&str] = &["failures", "eject"];
+
+/// `passive: {failures: N, eject: DURATION}` (defaults 5 and 30s).
+fn read_passive(r: &mut Reader, node: &Node, path: &str) -> Option<(u32, Duration)> {
+    let f = r.map(node, path, PASSIVE_KEYS)?;
+    let failures = match f.get("failures") {
+        None => Some(5),
+        Some(n) => match r.uint(n, &join(path, "failures")) {
+            Some(v @ 1..=1000) => u32::try_from(v).ok(),
+            Some(_) => {
+                r.problem(n, &join(path, "failures"), "`failures` is 1 to 1000");
+                None
+            }
+            None => None,
+        },
+    };
+    let eject = match f.get("eject") {
+        None => Some(Duration::from_secs(30)),
+        Some(n) => r.duration(n, &join(path, "eject")).and_then(|d| {
+            if d.is_zero() {
+                r.problem(n, &join(path, "eject"), "`eject` is a duration above 0");
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+    Some((failures?, eject?))
 }
 
 /// `max_in_flight`: a whole number above 0, when given.

@@ -815,21 +815,35 @@ fn route_rate_limits_are_checked() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+    let passive = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], balance: least_in_flight, passive: {eject: 5s}}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    assert!(passive.upstreams[0].least_in_flight);
+    assert_eq!(
+        passive.upstreams[0].passive,
+        Some((5, std::time::Duration::from_secs(5)))
+    );
     let ok = from_str(
         "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], max_in_flight: 64}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, max_in_flight: 8}\n",
         "a.yaml",
     )
     .unwrap();
     assert_eq!(ok.upstreams[0].max_in_flight, Some(64));
+    assert!(!ok.upstreams[0].least_in_flight);
+    assert_eq!(ok.upstreams[0].passive, None);
     assert_eq!(ok.routes[0].max_in_flight, Some(8));
     let text = from_str(
-        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], max_in_flight: 0}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, max_in_flight: -1}\n",
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], max_in_flight: 0, balance: random, passive: {failures: 0}}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, max_in_flight: -1}\n",
         "a.yaml",
     )
     .unwrap_err()
     .to_string();
     for expected in [
         "upstreams[0].max_in_flight: `max_in_flight` is a whole number above 0",
+        "upstreams[0].balance: `balance` is round_robin or least_in_flight",
+        "upstreams[0].passive.failures: `failures` is 1 to 1000",
         "routes[0].max_in_flight",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

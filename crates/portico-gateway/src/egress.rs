@@ -106,6 +106,8 @@ impl EgressProxy {
                 connect_timeout: CONNECT_TIMEOUT,
                 max_idle_per_target: 0,
                 idle_timeout: Duration::ZERO,
+                balance: Default::default(),
+                passive: None,
             });
             let path = req.head.path().to_vec();
             crate::proxy::forward(&upstream, req, &path, body).await?.0

@@ -50,7 +50,9 @@ use portico_http::path::remove_dot_segments;
 use portico_http::upgrade::{check_handshake, is_websocket_upgrade};
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_policy::failures::FailureLimiter;
-use portico_server::client::{TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls};
+use portico_server::client::{
+    Balance, Passive, TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls,
+};
 use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
     RouteStats, Service, StatusCounts, Swap,
@@ -215,6 +217,15 @@ impl Gateway {
                     connect_timeout: u.connect_timeout,
                     max_idle_per_target: u.max_idle_per_target,
                     idle_timeout: u.idle_timeout,
+                    balance: if u.least_in_flight {
+                        Balance::LeastInFlight
+                    } else {
+                        Balance::RoundRobin
+                    },
+                    passive: u.passive.map(|(failures, eject_for)| Passive {
+                        failures,
+                        eject_for,
+                    }),
                 }))
             })
             .collect::<Result<_, BuildError>>()?;

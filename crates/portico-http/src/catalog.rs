@@ -511,10 +511,11 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         502,
         "Bad Gateway",
         "The server was acting as a gateway or proxy and received an invalid request from the remote server.",
-        "The upstream refused the connection, reset it (or an HTTP/2 stream), answered invalid HTTP, answered 306, or failed the TLS handshake; each its own error code.",
+        "The upstream refused the connection, reset it (or an HTTP/2 stream), answered invalid HTTP, answered 306, or failed the TLS handshake; each its own error code. A target that could not be connected to is skipped for the upstream's next target (the request never reached it); 502 when none could be.",
         Implemented,
         &[
             "proxy::upstream_refusing_connections_is_502",
+            "health::a_target_that_cannot_be_reached_is_skipped_for_the_next",
             "proxy::upstream_reset_is_502",
             "proxy::upstream_garbage_is_502",
             "proxy::upstream_306_becomes_502",
@@ -526,11 +527,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         503,
         "ServiceUnavailable",
         "The requested service is invalid. Do not retry the request before modification.",
-        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); no healthy upstream comes with issue 7.",
+        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first is back). Active health checks come with the rest of issue 7.",
         Implemented,
         &[
             "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
             "rate_limits::when_the_shared_store_is_down_each_limit_does_what_it_declares",
+            "health::consecutive_failures_eject_targets_and_none_left_is_503_with_retry_after",
         ],
     ),
     row(
@@ -877,6 +879,8 @@ error_codes! {
     UpstreamInvalidResponse => (502, "UPSTREAM_INVALID_RESPONSE", Upstream, Later, false, "The upstream service sent an invalid response.");
     /// The upstream answered 306, which is unused and never relayed.
     UpstreamStatus306 => (502, "UPSTREAM_STATUS_306", Upstream, Later, false, "The upstream service sent an unusable status.");
+    /// Every target of the upstream is ejected after consecutive failures (passive health); `Retry-After` is when the first comes back.
+    NoHealthyTarget => (503, "NO_HEALTHY_TARGET", Upstream, AfterRetryAfter, false, "No instance of the upstream service is available; retry after the time in Retry-After.");
     /// The shared rate-limit store (`cluster.redis`) could not decide within its budget and the limit says `on_store_failure: deny`; `Retry-After: 1`.
     RateLimitStoreUnavailable => (503, "RATE_LIMIT_STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "The rate-limit service is unavailable; retry after the time in Retry-After.");
     /// The request is for a version of an API that is disabled (`status: disabled`): no `Retry-After`, nothing changes by waiting.

@@ -15,6 +15,7 @@
 mod body;
 mod exchange;
 mod h2;
+mod health;
 mod pool;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ use std::time::Duration;
 pub use body::{ResponseFraming, UpstreamBody};
 pub use exchange::{Switched, UpgradeAnswer, UpstreamRequest, UpstreamResponse};
 pub use pool::{TargetPool, connect_tcp};
+
+use portico_http::ErrorCode;
 
 use crate::body::RequestBody;
 use crate::error::Error;
@@ -65,6 +68,27 @@ pub struct UpstreamTls {
     pub server_name: Option<String>,
 }
 
+/// How an upstream's next target is chosen.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Balance {
+    /// Each target in turn.
+    #[default]
+    RoundRobin,
+    /// The target with the fewest requests waiting for a response head (ties in turn).
+    LeastInFlight,
+}
+
+/// Passive health: a target whose requests fail `failures` times in a row (it refused the
+/// connection, did not answer the connect in time, reset it, or answered with invalid HTTP)
+/// is left out for `eject_for`, then tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Passive {
+    /// Consecutive failures that eject a target.
+    pub failures: u32,
+    /// How long it is left out.
+    pub eject_for: Duration,
+}
+
 /// Settings of one upstream.
 #[derive(Clone, Debug)]
 pub struct UpstreamSettings {
@@ -80,6 +104,10 @@ pub struct UpstreamSettings {
     pub max_idle_per_target: usize,
     /// How long an idle connection is kept.
     pub idle_timeout: Duration,
+    /// How the next target is chosen.
+    pub balance: Balance,
+    /// Passive health, if targets are ejected after failures.
+    pub passive: Option<Passive>,
 }
 
 /// One upstream: its targets, each with its pool, chosen round-robin.
@@ -87,6 +115,8 @@ pub struct Upstream {
     name: String,
     targets: Vec<Arc<TargetPool>>,
     next: AtomicUsize,
+    balance: Balance,
+    passive: Option<Passive>,
 }
 
 impl Upstream {
@@ -111,6 +141,8 @@ impl Upstream {
             name: s.name.clone(),
             targets,
             next: AtomicUsize::new(0),
+            balance: s.balance,
+            passive: s.passive,
         }
     }
 
@@ -129,30 +161,118 @@ impl Upstream {
         self.targets.iter().map(|t| t.idle_count()).sum()
     }
 
-    fn pick(&self) -> &Arc<TargetPool> {
-        let i = if self.targets.len() == 1 {
-            0
-        } else {
-            self.next.fetch_add(1, Ordering::Relaxed) % self.targets.len()
+    /// The next target to try, leaving out those in `tried` and those ejected; when every
+    /// target is ejected, 503 with `Retry-After` until the first comes back.
+    fn pick(&self, tried: &[usize]) -> Result<usize, Error> {
+        let n = self.targets.len();
+        if n == 1 && self.passive.is_none() {
+            return Ok(0);
+        }
+        let now = health::now_ms();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let usable = (0..n)
+            .map(|k| (start + k) % n)
+            .filter(|i| !tried.contains(i) && !self.targets[*i].health.ejected(now));
+        let chosen = match self.balance {
+            Balance::RoundRobin => usable.into_iter().next(),
+            Balance::LeastInFlight => usable.min_by_key(|i| self.targets[*i].health.in_flight()),
         };
-        &self.targets[i]
+        chosen.ok_or_else(|| {
+            let back_in = self
+                .targets
+                .iter()
+                .map(|t| t.health.ejected_for(now))
+                .min()
+                .unwrap_or(1);
+            Error::new(ErrorCode::NoHealthyTarget)
+                .with_header("Retry-After", back_in.max(1).to_string())
+        })
+    }
+
+    /// Counts the outcome of a request to target `i` towards its passive health.
+    fn record(&self, i: usize, result: &Result<UpstreamResponse, Error>) {
+        let Some(passive) = self.passive else {
+            return;
+        };
+        let health = &self.targets[i].health;
+        match result {
+            Err(e) if health::is_target_failure(e.code()) => {
+                if health.failed(passive) {
+                    tracing::warn!(
+                        upstream = %self.name,
+                        target = self.targets[i].authority(),
+                        failures = passive.failures,
+                        "target ejected after consecutive failures"
+                    );
+                }
+            }
+            _ => health.succeeded(),
+        }
     }
 
     /// Sends a request to switch to WebSocket (`req.head` carries `Upgrade` and
     /// `Connection`) to the next target, on a new HTTP/1.1 connection.
     pub async fn upgrade(&self, req: UpstreamRequest) -> Result<UpgradeAnswer, Error> {
-        let target = self.pick().clone();
+        let target = self.targets[self.pick(&[])?].clone();
         exchange::upgrade(target, req).await
     }
 
     /// Sends a request to the next target and returns the response head; the body streams
     /// from the returned [`UpstreamResponse`].
+    ///
+    /// A target that could not be connected to (refused, unreachable, timed out, TLS failed)
+    /// never saw the request: the request goes to the next target, once each.
     pub async fn send(
         &self,
-        req: UpstreamRequest,
+        mut req: UpstreamRequest,
         body: &mut RequestBody<'_>,
     ) -> Result<UpstreamResponse, Error> {
-        let target = self.pick().clone();
-        exchange::send(target, req, body).await
+        // One target and no health to keep: nothing to choose, nothing to count.
+        if self.targets.len() == 1 && self.passive.is_none() {
+            return exchange::send(self.targets[0].clone(), req, body).await;
+        }
+        let mut tried = Vec::with_capacity(self.targets.len());
+        loop {
+            let i = match self.pick(&tried) {
+                Ok(i) => i,
+                // Every target is ejected: 503.
+                Err(e) => return Err(e),
+            };
+            tried.push(i);
+            let target = self.targets[i].clone();
+            // A copy only while another target could still be tried.
+            let attempt = if tried.len() < self.targets.len() {
+                UpstreamRequest {
+                    head: req.head.clone(),
+                    method: req.method,
+                }
+            } else {
+                UpstreamRequest {
+                    head: std::mem::take(&mut req.head),
+                    method: req.method,
+                }
+            };
+            let result = {
+                let _flight = self.targets[i].health.enter();
+                exchange::send(target, attempt, body).await
+            };
+            self.record(i, &result);
+            match result {
+                Err(e)
+                    if health::never_sent(e.code())
+                        && tried.len() < self.targets.len()
+                        && self.pick_peek(&tried) =>
+                {
+                    tracing::debug!(upstream = %self.name, error = %e, "target unreachable; trying another");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether another target than those in `tried` could be picked now.
+    fn pick_peek(&self, tried: &[usize]) -> bool {
+        let now = health::now_ms();
+        (0..self.targets.len()).any(|i| !tried.contains(&i) && !self.targets[i].health.ejected(now))
     }
 }

@@ -83,6 +83,8 @@ pub struct TargetPool {
     /// dial that failed fail with it rather than each waiting out a timeout of its own.
     dials: AtomicU64,
     dial_error: Mutex<Option<ErrorCode>>,
+    /// What its requests say of it (passive health), and how many wait on it.
+    pub(super) health: super::health::Health,
 }
 
 /// Opens a TCP connection to `addr` (each of its addresses in turn) by `deadline`, with
@@ -146,6 +148,7 @@ impl TargetPool {
             dialing: tokio::sync::Mutex::new(()),
             dials: AtomicU64::new(0),
             dial_error: Mutex::new(None),
+            health: super::health::Health::default(),
         }
     }
 

@@ -1,0 +1,104 @@
+//! Upstream targets and their health, over real sockets: a target that cannot be reached is
+//! skipped for the next one (the request never reached it), consecutive failures eject a
+//! target (passive health), no target left is 503 with `Retry-After`, and least-in-flight
+//! balancing sends requests where none are waiting.
+
+#![allow(clippy::unwrap_used)]
+
+use portico_testkit::{MockUpstream, Reply, TestGateway, UpstreamConn, assert_error, closed_port};
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n")
+}
+
+#[tokio::test]
+async fn a_target_that_cannot_be_reached_is_skipped_for_the_next() {
+    let mut up = MockUpstream::start(|_| Reply::ok("fine")).await;
+    let closed = closed_port().await;
+    let gw = TestGateway::start(&format!(
+        r#"
+upstreams:
+  - {{name: up, targets: ["http://{closed}", "http://{}"]}}
+routes:
+  - {{name: r, path: /r, methods: [GET, POST], upstream: up}}
+"#,
+        up.addr
+    ))
+    .await;
+    // Whichever target comes first, every request is answered by the one that listens.
+    for _ in 0..4 {
+        let resp = gw.request(&get("/r")).await;
+        assert_eq!(resp.status, 200);
+        up.next().await;
+    }
+    // A POST too: a refused connection never saw it.
+    for _ in 0..2 {
+        let resp = gw
+            .request("POST /r HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+            .await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(up.next().await.body, b"hi");
+    }
+}
+
+#[tokio::test]
+async fn consecutive_failures_eject_targets_and_none_left_is_503_with_retry_after() {
+    let (a, b) = (closed_port().await, closed_port().await);
+    let gw = TestGateway::start(&format!(
+        r#"
+upstreams:
+  - {{name: up, targets: ["http://{a}", "http://{b}"], passive: {{failures: 1, eject: 60s}}}}
+routes:
+  - {{name: r, path: /r, methods: [GET], upstream: up}}
+"#
+    ))
+    .await;
+    // Both are tried, both refuse: the answer says what happened, and both are now out.
+    let resp = gw.request(&get("/r")).await;
+    assert_error(&resp, 502, "PTC.UPSTREAM_CONNECT_REFUSED");
+    let resp = gw.request(&get("/r")).await;
+    assert_error(&resp, 503, "PTC.NO_HEALTHY_TARGET");
+    let wait: u64 = resp.header("retry-after").unwrap().parse().unwrap();
+    assert!((59..=60).contains(&wait), "{wait}");
+}
+
+#[tokio::test]
+async fn least_in_flight_sends_requests_where_none_are_waiting() {
+    let held = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let held_addr = held.local_addr().unwrap();
+    let mut quick = MockUpstream::start(|_| Reply::ok("quick")).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+upstreams:
+  - {{name: up, targets: ["http://{held_addr}", "http://{}"], balance: least_in_flight}}
+routes:
+  - {{name: r, path: /r, methods: [GET], upstream: up}}
+"#,
+        quick.addr
+    ))
+    .await;
+    // Requests until one is held by the slow target (the first or the second).
+    let mut waiting = Vec::new();
+    let accepted = loop {
+        let mut c = gw.connect().await;
+        c.send(get("/r")).await;
+        tokio::select! {
+            conn = held.accept() => {
+                let mut conn = UpstreamConn::new(conn.unwrap().0);
+                conn.read_request().await.unwrap();
+                waiting.push(c);
+                break conn;
+            }
+            _ = quick.next() => {
+                assert_eq!(c.response().await.status, 200);
+            }
+        }
+    };
+    // With one request waiting there, the next ones all go to the other target.
+    for _ in 0..4 {
+        let resp = gw.request(&get("/r")).await;
+        assert_eq!(resp.status, 200);
+        quick.next().await;
+    }
+    drop(accepted);
+}
