@@ -30,9 +30,9 @@ pub use content::PRECOMPRESSED;
 pub use documents::{DocumentProblem, Documents, Section, with_documents};
 pub use egress::{Egress, EgressAuth};
 pub use model::{
-    AccessLog, Action, AdminListener, Config, Handler, Http2, Limits, Overlap, PathTemplate, Route,
-    RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener, Upstream, UpstreamTls,
-    parse_target,
+    AccessLog, Action, AdminListener, Config, Handler, HealthCheck, Http2, Limits, Overlap,
+    PathTemplate, Route, RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener,
+    Upstream, UpstreamTls, parse_target,
 };
 pub use plans::{DEFAULT_PLAN, Plan, Quota, QuotaPeriod};
 pub use rate_limits::{Cluster, LimitKey, OnStoreFailure, RateLimit};

@@ -189,6 +189,8 @@ pub struct Upstream {
     /// Passive health (`passive: {failures: N, eject: DURATION}`): consecutive failures, and
     /// how long a target is left out after them.
     pub passive: Option<(u32, Duration)>,
+    /// Active health checks (`health: {path, interval, timeout, healthy, unhealthy}`).
+    pub health: Option<HealthCheck>,
     /// How long an idle pooled connection is kept.
     pub idle_timeout: Duration,
     /// How `https://` targets are verified.
@@ -448,6 +450,7 @@ const UPSTREAM_KEYS: &[&str] = &[
     "max_in_flight",
     "balance",
     "passive",
+    "health",
     "idle_timeout",
     "tls",
 ];
@@ -1074,6 +1077,10 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
         None => Some(None),
         Some(n) => read_passive(r, n, &join(path, "passive")).map(Some),
     };
+    let health = match f.get("health") {
+        None => Some(None),
+        Some(n) => read_health(r, n, &join(path, "health")).map(Some),
+    };
     let tls = read_upstream_tls(r, f.get("tls"), &join(path, "tls"));
     if let Some(n) = f.get("tls")
         && !targets.is_empty()
@@ -1095,6 +1102,7 @@ fn read_upstream(r: &mut Reader, node: &Node, path: &str) -> Option<Upstream> {
         max_in_flight: max_in_flight?,
         least_in_flight: least_in_flight?,
         passive: passive?,
+        health: health?,
     })
 }
 
@@ -1381,6 +1389,77 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
 }
 
 const PASSIVE_KEYS: &[&str] = &["failures", "eject"];
+const HEALTH_KEYS: &[&str] = &["path", "interval", "timeout", "healthy", "unhealthy"];
+
+/// An upstream's active health checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// The path each target is asked for with `GET` (default `/`).
+    pub path: String,
+    /// How often (default 5s).
+    pub interval: Duration,
+    /// How long a check may take (default 2s).
+    pub timeout: Duration,
+    /// Passes in a row that bring a target back (default 2).
+    pub healthy: u32,
+    /// Failures in a row that leave it out (default 3).
+    pub unhealthy: u32,
+}
+
+fn read_health(r: &mut Reader, node: &Node, path: &str) -> Option<HealthCheck> {
+    let f = r.map(node, path, HEALTH_KEYS)?;
+    let check_path = match f.get("path") {
+        None => Some("/".to_string()),
+        Some(n) => r.string(n, &join(path, "path")).and_then(|p| {
+            let ok = p.starts_with('/') && p.bytes().all(|b| b.is_ascii_graphic());
+            if !ok {
+                r.problem(
+                    n,
+                    &join(path, "path"),
+                    "`path` is an absolute path such as /healthz",
+                );
+            }
+            ok.then(|| p.to_string())
+        }),
+    };
+    let mut duration = |key: &str, default: u64| match f.get(key) {
+        None => Some(Duration::from_secs(default)),
+        Some(n) => r.duration(n, &join(path, key)).and_then(|d| {
+            if d.is_zero() {
+                r.problem(
+                    n,
+                    &join(path, key),
+                    format!("`{key}` is a duration above 0"),
+                );
+                None
+            } else {
+                Some(d)
+            }
+        }),
+    };
+    let interval = duration("interval", 5);
+    let timeout = duration("timeout", 2);
+    let mut count = |key: &str, default: u32| match f.get(key) {
+        None => Some(default),
+        Some(n) => match r.uint(n, &join(path, key)) {
+            Some(v @ 1..=100) => u32::try_from(v).ok(),
+            Some(_) => {
+                r.problem(n, &join(path, key), format!("`{key}` is 1 to 100"));
+                None
+            }
+            None => None,
+        },
+    };
+    let healthy = count("healthy", 2);
+    let unhealthy = count("unhealthy", 3);
+    Some(HealthCheck {
+        path: check_path?,
+        interval: interval?,
+        timeout: timeout?,
+        healthy: healthy?,
+        unhealthy: unhealthy?,
+    })
+}
 
 /// `passive: {failures: N, eject: DURATION}` (defaults 5 and 30s).
 fn read_passive(r: &mut Reader, node: &Node, path: &str) -> Option<(u32, Duration)> {

@@ -821,6 +821,7 @@ fn route_rate_limits_are_checked() {
     )
     .unwrap();
     assert!(passive.upstreams[0].least_in_flight);
+    assert_eq!(passive.upstreams[0].health, None);
     assert_eq!(
         passive.upstreams[0].passive,
         Some((5, std::time::Duration::from_secs(5)))
@@ -835,7 +836,7 @@ fn route_rate_limits_are_checked() {
     assert_eq!(ok.upstreams[0].passive, None);
     assert_eq!(ok.routes[0].max_in_flight, Some(8));
     let text = from_str(
-        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], max_in_flight: 0, balance: random, passive: {failures: 0}}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, max_in_flight: -1}\n",
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"], max_in_flight: 0, balance: random, passive: {failures: 0}, health: {path: healthz, unhealthy: 0}}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, max_in_flight: -1}\n",
         "a.yaml",
     )
     .unwrap_err()
@@ -844,6 +845,8 @@ fn route_rate_limits_are_checked() {
         "upstreams[0].max_in_flight: `max_in_flight` is a whole number above 0",
         "upstreams[0].balance: `balance` is round_robin or least_in_flight",
         "upstreams[0].passive.failures: `failures` is 1 to 1000",
+        "upstreams[0].health.path: `path` is an absolute path such as /healthz",
+        "upstreams[0].health.unhealthy: `unhealthy` is 1 to 100",
         "routes[0].max_in_flight",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");

@@ -108,6 +108,7 @@ impl EgressProxy {
                 idle_timeout: Duration::ZERO,
                 balance: Default::default(),
                 passive: None,
+                active: None,
             });
             let path = req.head.path().to_vec();
             crate::proxy::forward(&upstream, req, &path, body).await?.0

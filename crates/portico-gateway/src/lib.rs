@@ -51,7 +51,7 @@ use portico_http::upgrade::{check_handshake, is_websocket_upgrade};
 use portico_http::{BodyFraming, ErrorCode, Method, MethodSet, TargetForm};
 use portico_policy::failures::FailureLimiter;
 use portico_server::client::{
-    Balance, Passive, TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls,
+    Active, Balance, Passive, TargetSpec, Transport, Upstream, UpstreamSettings, UpstreamTls,
 };
 use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Http2Settings, Request, RequestBody, Response,
@@ -225,6 +225,13 @@ impl Gateway {
                     passive: u.passive.map(|(failures, eject_for)| Passive {
                         failures,
                         eject_for,
+                    }),
+                    active: u.health.as_ref().map(|h| Active {
+                        path: h.path.clone(),
+                        interval: h.interval,
+                        timeout: h.timeout,
+                        healthy: h.healthy,
+                        unhealthy: h.unhealthy,
                     }),
                 }))
             })

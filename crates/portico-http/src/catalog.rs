@@ -527,12 +527,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         503,
         "ServiceUnavailable",
         "The requested service is invalid. Do not retry the request before modification.",
-        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first is back). Active health checks come with the rest of issue 7.",
+        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is left out by its active health checks or ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first may be back).",
         Implemented,
         &[
             "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
             "rate_limits::when_the_shared_store_is_down_each_limit_does_what_it_declares",
             "health::consecutive_failures_eject_targets_and_none_left_is_503_with_retry_after",
+            "health::when_every_target_fails_its_checks_it_is_503",
         ],
     ),
     row(

@@ -102,3 +102,83 @@ routes:
     }
     drop(accepted);
 }
+
+#[tokio::test]
+async fn a_target_failing_its_health_checks_is_left_out_until_they_pass() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // The sick target answers its health check with 503 while `sick` is set; both record
+    // what they receive.
+    let sick = Arc::new(AtomicBool::new(true));
+    let flag = sick.clone();
+    let mut flaky = MockUpstream::start(move |r| {
+        if r.line.starts_with("GET /healthz") && flag.load(Ordering::SeqCst) {
+            Reply::Bytes(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n".to_vec())
+        } else {
+            Reply::ok("flaky")
+        }
+    })
+    .await;
+    let mut steady = MockUpstream::start(|_| Reply::ok("steady")).await;
+    let gw = TestGateway::start(&format!(
+        r#"
+upstreams:
+  - name: up
+    targets: ["http://{}", "http://{}"]
+    health: {{path: /healthz, interval: 10ms, timeout: 1s, healthy: 2, unhealthy: 2}}
+routes:
+  - {{name: r, path: /r, methods: [GET], upstream: up}}
+"#,
+        flaky.addr, steady.addr
+    ))
+    .await;
+    // Two failed checks mark it down; the third shows the second was taken into account.
+    for _ in 0..3 {
+        while !flaky.next().await.line.starts_with("GET /healthz") {}
+    }
+    for _ in 0..4 {
+        let resp = gw.request(&get("/r")).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body, b"steady");
+        while !steady.next().await.line.starts_with("GET /r ") {}
+    }
+    // It recovers: two passes in a row and it serves again. Checks received before now are
+    // dropped; of the next four, the first may still have been answered as sick, the next
+    // two pass, and the fourth starts once they are taken into account.
+    sick.store(false, Ordering::SeqCst);
+    while flaky.received.try_recv().is_ok() {}
+    for _ in 0..4 {
+        while !flaky.next().await.line.starts_with("GET /healthz") {}
+    }
+    let mut answered_by_flaky = false;
+    for _ in 0..4 {
+        let resp = gw.request(&get("/r")).await;
+        assert_eq!(resp.status, 200);
+        answered_by_flaky |= resp.body == b"flaky";
+    }
+    assert!(answered_by_flaky);
+}
+
+#[tokio::test]
+async fn when_every_target_fails_its_checks_it_is_503() {
+    let mut down = MockUpstream::start(|_| {
+        Reply::Bytes(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_vec())
+    })
+    .await;
+    let gw = TestGateway::start(&format!(
+        r#"
+upstreams:
+  - {{name: up, targets: ["http://{}"], health: {{path: /healthz, interval: 10ms, unhealthy: 1}}}}
+routes:
+  - {{name: r, path: /r, methods: [GET], upstream: up}}
+"#,
+        down.addr
+    ))
+    .await;
+    // One failed check is enough here; the second shows it was taken into account.
+    down.next().await;
+    down.next().await;
+    let resp = gw.request(&get("/r")).await;
+    assert_error(&resp, 503, "PTC.NO_HEALTHY_TARGET");
+    assert_eq!(resp.header("retry-after"), Some("1"));
+}

@@ -43,6 +43,8 @@ pub(super) fn never_sent(code: ErrorCode) -> bool {
 
 #[derive(Default)]
 pub(super) struct Health {
+    /// Marked down by active checks (until they pass again).
+    down: std::sync::atomic::AtomicBool,
     failures: AtomicU32,
     /// Ejected until this time (`now_ms`); 0 when not ejected.
     ejected_until: AtomicU64,
@@ -60,15 +62,27 @@ impl Drop for Flight<'_> {
 
 impl Health {
     pub(super) fn ejected(&self, now: u64) -> bool {
-        self.ejected_until.load(Ordering::Relaxed) > now
+        self.down.load(Ordering::Relaxed) || self.ejected_until.load(Ordering::Relaxed) > now
     }
 
-    /// Whole seconds until it is back (0 when it is not ejected).
-    pub(super) fn ejected_for(&self, now: u64) -> u64 {
-        self.ejected_until
+    /// What active checks say: down, or up again.
+    pub(super) fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::Relaxed);
+    }
+
+    /// Whole seconds until it is back (0 when it is not ejected); a target marked down by
+    /// active checks is back no sooner than `check_every`.
+    pub(super) fn ejected_for(&self, now: u64, check_every: u64) -> u64 {
+        let passive = self
+            .ejected_until
             .load(Ordering::Relaxed)
             .saturating_sub(now)
-            .div_ceil(1000)
+            .div_ceil(1000);
+        if self.down.load(Ordering::Relaxed) {
+            passive.max(check_every)
+        } else {
+            passive
+        }
     }
 
     pub(super) fn in_flight(&self) -> usize {
@@ -96,6 +110,49 @@ impl Health {
     pub(super) fn succeeded(&self) {
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Active health checks of one target: a `GET` of `path` every `interval` on a connection of
+/// its own (a TCP connect alone for `h2c://` and `https://` targets); any 2xx or 3xx within
+/// `timeout` passes. `unhealthy` failures in a row mark the target down, `healthy` passes in a
+/// row bring it back. Runs until the target is dropped (a reload builds new ones).
+pub(super) async fn check_actively(
+    target: std::sync::Weak<super::TargetPool>,
+    active: super::Active,
+) {
+    let mut tick = tokio::time::interval(active.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut passes, mut fails) = (0u32, 0u32);
+    loop {
+        tick.tick().await;
+        let Some(t) = target.upgrade() else {
+            return;
+        };
+        let ok = tokio::time::timeout(active.timeout, t.probe(&active.path))
+            .await
+            .unwrap_or(false);
+        if ok {
+            passes += 1;
+            fails = 0;
+            if passes >= active.healthy && t.health.down.load(Ordering::Relaxed) {
+                tracing::info!(
+                    target = t.authority(),
+                    "target passes its health checks again"
+                );
+                t.health.set_down(false);
+            }
+        } else {
+            fails += 1;
+            passes = 0;
+            if fails >= active.unhealthy && !t.health.down.load(Ordering::Relaxed) {
+                tracing::warn!(
+                    target = t.authority(),
+                    "target fails its health checks; left out"
+                );
+                t.health.set_down(true);
+            }
         }
     }
 }

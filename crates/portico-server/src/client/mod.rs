@@ -89,6 +89,21 @@ pub struct Passive {
     pub eject_for: Duration,
 }
 
+/// Active health checks of each target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Active {
+    /// The path asked for (`GET`).
+    pub path: String,
+    /// How often.
+    pub interval: Duration,
+    /// How long one check may take.
+    pub timeout: Duration,
+    /// Passes in a row that bring a target back.
+    pub healthy: u32,
+    /// Failures in a row that leave a target out.
+    pub unhealthy: u32,
+}
+
 /// Settings of one upstream.
 #[derive(Clone, Debug)]
 pub struct UpstreamSettings {
@@ -108,6 +123,8 @@ pub struct UpstreamSettings {
     pub balance: Balance,
     /// Passive health, if targets are ejected after failures.
     pub passive: Option<Passive>,
+    /// Active health checks, if targets are checked.
+    pub active: Option<Active>,
 }
 
 /// One upstream: its targets, each with its pool, chosen round-robin.
@@ -117,6 +134,8 @@ pub struct Upstream {
     next: AtomicUsize,
     balance: Balance,
     passive: Option<Passive>,
+    /// Seconds between active checks (0 without them).
+    check_every: u64,
 }
 
 impl Upstream {
@@ -137,12 +156,19 @@ impl Upstream {
                 ))
             })
             .collect();
+        // Active checks run beside the pools, for as long as the pools live.
+        if let (Some(active), Ok(runtime)) = (&s.active, tokio::runtime::Handle::try_current()) {
+            for t in &targets {
+                runtime.spawn(health::check_actively(Arc::downgrade(t), active.clone()));
+            }
+        }
         Upstream {
             name: s.name.clone(),
             targets,
             next: AtomicUsize::new(0),
             balance: s.balance,
             passive: s.passive,
+            check_every: s.active.as_ref().map_or(0, |a| a.interval.as_secs().max(1)),
         }
     }
 
@@ -165,7 +191,7 @@ impl Upstream {
     /// target is ejected, 503 with `Retry-After` until the first comes back.
     fn pick(&self, tried: &[usize]) -> Result<usize, Error> {
         let n = self.targets.len();
-        if n == 1 && self.passive.is_none() {
+        if n == 1 && self.passive.is_none() && self.check_every == 0 {
             return Ok(0);
         }
         let now = health::now_ms();
@@ -181,7 +207,7 @@ impl Upstream {
             let back_in = self
                 .targets
                 .iter()
-                .map(|t| t.health.ejected_for(now))
+                .map(|t| t.health.ejected_for(now, self.check_every))
                 .min()
                 .unwrap_or(1);
             Error::new(ErrorCode::NoHealthyTarget)
@@ -228,7 +254,7 @@ impl Upstream {
         body: &mut RequestBody<'_>,
     ) -> Result<UpstreamResponse, Error> {
         // One target and no health to keep: nothing to choose, nothing to count.
-        if self.targets.len() == 1 && self.passive.is_none() {
+        if self.targets.len() == 1 && self.passive.is_none() && self.check_every == 0 {
             return exchange::send(self.targets[0].clone(), req, body).await;
         }
         let mut tried = Vec::with_capacity(self.targets.len());

@@ -152,6 +152,40 @@ impl TargetPool {
         }
     }
 
+    /// One active health check: `GET path` on a connection of its own, passing on a 2xx or
+    /// 3xx; for `h2c://` and `https://` targets, the TCP connect alone.
+    pub(super) async fn probe(&self, path: &str) -> bool {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let deadline = Instant::now() + self.connect_timeout;
+        let tcp = match self.addr {
+            Some(addr) => connect_tcp(addr, deadline).await,
+            None => connect_tcp((self.host.as_str(), self.port), deadline).await,
+        };
+        let Ok(mut tcp) = tcp else {
+            return false;
+        };
+        if self.transport != Transport::Http {
+            return true;
+        }
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: portico-health-check\r\nConnection: close\r\n\r\n",
+            self.authority
+        );
+        if tcp.write_all(request.as_bytes()).await.is_err() {
+            return false;
+        }
+        // The status line is all a check reads.
+        let mut head = [0u8; 12];
+        let mut got = 0;
+        while got < head.len() {
+            match tcp.read(&mut head[got..]).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => got += n,
+            }
+        }
+        head.starts_with(b"HTTP/1.") && matches!(head[9], b'2' | b'3')
+    }
+
     /// `host:port`, for logs.
     pub fn authority(&self) -> &str {
         &self.authority
