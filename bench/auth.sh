@@ -141,52 +141,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
 done
 
-python3 - "$WORK/results.tsv" "$ROUNDS" <<'EOF'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter='\t'))
-def ms(v):
-    v = v.strip()
-    for unit, f in (('ms', 1), ('us', 1e-3), ('s', 1e3)):
-        if v.endswith(unit):
-            return float(v[:-len(unit)]) * f
-    return float(v)
-targets = []
-for r in rows:
-    if r['target'] not in targets:
-        targets.append(r['target'])
-summary = {}
-for t in targets:
-    rs = [r for r in rows if r['target'] == t]
-    rps = [float(r['rps']) for r in rs]
-    eff = [float(r['rps']) / max(float(r['server_cpu_pct']), 1e-9) * 100 / 1000 for r in rs]
-    summary[t] = dict(
-        rps=statistics.median(rps),
-        spread=(max(rps) - min(rps)) / 2 / statistics.median(rps) * 100,
-        p50=statistics.median(ms(r['p50']) for r in rs),
-        p99=statistics.median(ms(r['p99']) for r in rs),
-        cpu=statistics.median(float(r['server_cpu_pct']) for r in rs),
-        eff=statistics.median(eff),
-    )
-print(f"# auth cost, {sys.argv[2]} rounds (median); wrk -t1 -c50 and the upstream on cpu1, Portico on cpu0")
-print()
-first = 'none' if 'none' in summary else targets[0]
-print(f"| route auth | rps | spread | p50 | p99 | Portico CPU | k req per Portico CPU-s | vs {first} (CPU-s) |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for t in targets:
-    s = summary[t]
-    base = 'none_signed' if t == 'signature' and 'none_signed' in summary else 'none'
-    print(f"| {t} | {s['rps']:,.0f} | ±{s['spread']:.1f}% | {s['p50']:.2f} ms | {s['p99']:.2f} ms | {s['cpu']:.0f}% | "
-          f"{s['eff']:.1f} | {s['eff'] / summary[first]['eff']:.2f}"
-          + (f" ({s['eff'] / summary[base]['eff']:.2f} vs {base})" if base != 'none' else "") + " |")
-# Per round, the pairs that were run back to back compare best on a noisy machine.
-for t, base in (('signature', 'none_signed'), ('token', 'none'), ('signature', 'none')):
-    if t in summary and base in summary:
-        pairs = []
-        for r in sorted({x['round'] for x in rows}):
-            a = [float(x['rps']) / float(x['server_cpu_pct']) for x in rows if x['target'] == t and x['round'] == r]
-            b = [float(x['rps']) / float(x['server_cpu_pct']) for x in rows if x['target'] == base and x['round'] == r]
-            if a and b:
-                pairs.append(a[0] / b[0])
-        print(f"\n{t} / {base} per round: " + ", ".join(f"{p:.2f}" for p in pairs)
-              + f"; median {statistics.median(pairs):.2f}")
-EOF
+# Each against the open route; `signature` also against the same request bytes unchecked.
+pairs=()
+for t in "${TARGETS[@]}"; do
+  [[ $t == none ]] || pairs+=("$t:none")
+done
+[[ " ${TARGETS[*]} " == *" signature "* && " ${TARGETS[*]} " == *" none_signed "* ]] \
+  && pairs+=("signature:none_signed")
+[[ " ${TARGETS[*]} " == *" none "* ]] || pairs=("signature:none_signed")
+python3 "$REPO/bench/summary.py" "$WORK/results.tsv" "${pairs[@]}"

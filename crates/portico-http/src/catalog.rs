@@ -516,6 +516,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         &[
             "proxy::upstream_refusing_connections_is_502",
             "health::a_target_that_cannot_be_reached_is_skipped_for_the_next",
+            "health::the_same_cause_gives_the_same_code_on_http1_http2_and_after_retries",
             "proxy::upstream_reset_is_502",
             "proxy::upstream_garbage_is_502",
             "proxy::upstream_306_becomes_502",

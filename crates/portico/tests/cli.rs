@@ -562,6 +562,31 @@ fn wait_for_store(served: &mut Served, admin: &str) {
     }
 }
 
+/// A project `acme` made through the admin API, a consumer in it (`consumer_json`) and an API
+/// key for it: the project's id, the consumer's 201, the key's 201, and the key.
+fn consumer_with_key(admin: &str, consumer_json: &str) -> (String, String, String, String) {
+    let project = admin_post(admin, "/admin/v1/projects", r#"{"name": "acme"}"#);
+    let project_id = location(&project).rsplit('/').next().unwrap().to_string();
+    let consumer = admin_post(
+        admin,
+        &format!("{}/consumers", location(&project)),
+        consumer_json,
+    );
+    let credential = admin_post(admin, &format!("{}/credentials", location(&consumer)), "{}");
+    let key = secret_of(&credential);
+    (project_id, consumer, credential, key)
+}
+
+/// The secret a credential's 201 shows (once).
+fn secret_of(created: &str) -> String {
+    created
+        .split("\"secret\":\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_string()
+}
+
 /// The `Location` of a 201.
 fn location(created: &str) -> &str {
     created
@@ -997,12 +1022,7 @@ fn export_never_shows_a_credential() {
         r#"{"type": "api_key"}"#,
     );
     assert!(credential.starts_with("HTTP/1.1 201 "), "{credential}");
-    let secret = credential
-        .split("\"secret\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let secret = secret_of(&credential);
     assert!(secret.starts_with("pk_"));
     served.stop();
     let (ok, exported, err) = portico(&["export", "--config", "secrets.yaml"], dir.path());
@@ -1021,24 +1041,8 @@ fn keys_issued_through_the_admin_api_open_a_route_until_they_are_revoked() {
     let db = dir.path().join("keys.db");
     let (mut served, data, admin) =
         serve_with_admin(&dir, "keys.yaml", &format!("sqlite://{}", db.display()));
-    let project = admin_post(&admin, "/admin/v1/projects", r#"{"name": "acme"}"#);
-    let project_id = location(&project).rsplit('/').next().unwrap().to_string();
-    let consumer = admin_post(
-        &admin,
-        &format!("{}/consumers", location(&project)),
-        r#"{"name": "alice", "roles": ["member"]}"#,
-    );
-    let credential = admin_post(
-        &admin,
-        &format!("{}/credentials", location(&consumer)),
-        "{}",
-    );
-    let secret = credential
-        .split("\"secret\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let (project_id, consumer, credential, secret) =
+        consumer_with_key(&admin, r#"{"name": "alice", "roles": ["member"]}"#);
     let route = admin_post(
         &admin,
         "/admin/v1/routes",
@@ -1115,24 +1119,7 @@ fn a_limit_reset_through_the_admin_api_is_205_and_gives_the_burst_back() {
     let db = dir.path().join("limits.db");
     let (mut served, data, admin) =
         serve_with_admin(&dir, "limits.yaml", &format!("sqlite://{}", db.display()));
-    let project = admin_post(&admin, "/admin/v1/projects", r#"{"name": "acme"}"#);
-    let project_id = location(&project).rsplit('/').next().unwrap().to_string();
-    let consumer = admin_post(
-        &admin,
-        &format!("{}/consumers", location(&project)),
-        r#"{"name": "alice"}"#,
-    );
-    let credential = admin_post(
-        &admin,
-        &format!("{}/credentials", location(&consumer)),
-        "{}",
-    );
-    let key = credential
-        .split("\"secret\":\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_string();
+    let (project_id, consumer, _, key) = consumer_with_key(&admin, r#"{"name": "alice"}"#);
     let route = admin_post(
         &admin,
         "/admin/v1/routes",
@@ -1319,12 +1306,7 @@ fn no_secret_reaches_a_log_line_or_an_error_body() {
             &format!("{}/credentials", location(&consumer)),
             &format!(r#"{{"type": "{kind}"}}"#),
         );
-        let secret = credential
-            .split("\"secret\":\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap()
-            .to_string();
+        let secret = secret_of(&credential);
         secrets.push(secret);
         answers.push(admin_send(&admin, "GET", location(&credential), ""));
     }

@@ -182,3 +182,43 @@ routes:
     assert_error(&resp, 503, "PTC.NO_HEALTHY_TARGET");
     assert_eq!(resp.header("retry-after"), Some("1"));
 }
+
+#[tokio::test]
+async fn the_same_cause_gives_the_same_code_on_http1_http2_and_after_retries() {
+    use portico_testkit::h2::{client, request, send};
+    let (a, b) = (closed_port().await, closed_port().await);
+    let gw = TestGateway::start(&format!(
+        r#"
+upstreams:
+  - {{name: one, targets: ["http://{a}"]}}
+  - {{name: two, targets: ["http://{a}", "http://{b}"]}}
+  - {{name: out, targets: ["http://{b}"], passive: {{failures: 1, eject: 60s}}}}
+routes:
+  - {{name: one, path: /one, methods: [GET], upstream: one}}
+  - {{name: two, path: /two, methods: [GET], upstream: two}}
+  - {{name: out, path: /out, methods: [GET], upstream: out}}
+"#
+    ))
+    .await;
+    let mut h2 = client(gw.addr).await;
+    // Refused: on one target, and on two tried in turn; over HTTP/1.1 and HTTP/2.
+    for path in ["/one", "/two"] {
+        let resp = gw.request(&get(path)).await;
+        assert_error(&resp, 502, "PTC.UPSTREAM_CONNECT_REFUSED");
+        let resp = send(
+            &mut h2,
+            request("GET", &format!("http://h{path}"), &[]),
+            None,
+        )
+        .await;
+        resp.assert_error(502, "PTC.UPSTREAM_CONNECT_REFUSED");
+    }
+    // Ejected: 503 with Retry-After, either way.
+    let resp = gw.request(&get("/out")).await;
+    assert_error(&resp, 502, "PTC.UPSTREAM_CONNECT_REFUSED");
+    let resp = gw.request(&get("/out")).await;
+    assert_error(&resp, 503, "PTC.NO_HEALTHY_TARGET");
+    let resp = send(&mut h2, request("GET", "http://h/out", &[]), None).await;
+    resp.assert_error(503, "PTC.NO_HEALTHY_TARGET");
+    assert!(resp.header("retry-after").is_some());
+}

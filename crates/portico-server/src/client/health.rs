@@ -19,15 +19,11 @@ pub(super) fn now_ms() -> u64 {
 
 /// Failures that say the target itself is unwell (not the client, not the request).
 pub(super) fn is_target_failure(code: ErrorCode) -> bool {
-    matches!(
-        code,
-        ErrorCode::UpstreamConnectRefused
-            | ErrorCode::UpstreamConnectFailed
-            | ErrorCode::UpstreamConnectTimeout
-            | ErrorCode::UpstreamTlsFailed
-            | ErrorCode::UpstreamReset
-            | ErrorCode::UpstreamInvalidResponse
-    )
+    never_sent(code)
+        || matches!(
+            code,
+            ErrorCode::UpstreamReset | ErrorCode::UpstreamInvalidResponse
+        )
 }
 
 /// Failures before the request reached the target: it can go to another one.
