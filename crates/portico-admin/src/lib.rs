@@ -67,6 +67,9 @@ pub enum LimitReset {
     },
 }
 
+/// What `GET /admin/v1/metrics` reports: the data plane's counters, as one JSON object.
+pub type Metrics = Arc<dyn Fn() -> Value + Send + Sync>;
+
 /// Clears rate-limit state (in this process, and in the shared store when there is one).
 pub type OnLimitReset = Arc<
     dyn Fn(LimitReset) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
@@ -88,6 +91,8 @@ pub struct Admin<S> {
     on_revoke: Option<OnRevoke>,
     /// Clears rate-limit state on `…/limits/reset`.
     on_limit_reset: Option<OnLimitReset>,
+    /// The data plane's counters.
+    metrics: Option<Metrics>,
 }
 
 /// What a request's path names: a collection, or an item in it, or an action on an item.
@@ -114,7 +119,14 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             stats: RouteStats::new(),
             on_revoke: None,
             on_limit_reset: None,
+            metrics: None,
         }
+    }
+
+    /// Reports what `f` gives at `GET /admin/v1/metrics`.
+    pub fn with_metrics(mut self, f: Metrics) -> Admin<S> {
+        self.metrics = Some(f);
+        self
     }
 
     /// Calls `f` for each `POST …/limits/reset` on a route or a consumer (then 205).
@@ -307,6 +319,15 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                 Method::Get | Method::Head => Ok(Response::new(200)
                     .header("Content-Type", "application/json")
                     .body(Bytes::from_static(OPENAPI.as_bytes()))),
+                _ => Err(not_allowed("GET, HEAD")),
+            };
+        }
+        if rest == "metrics" {
+            return match method {
+                Method::Get | Method::Head => {
+                    let counters = self.metrics.as_ref().map_or_else(|| json!({}), |f| f());
+                    Ok(json_response(200, &counters))
+                }
                 _ => Err(not_allowed("GET, HEAD")),
             };
         }

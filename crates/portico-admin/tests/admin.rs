@@ -719,6 +719,8 @@ async fn the_openapi_document_matches_the_real_responses() {
         let resp = api.send(method, &path, &fields, body).await;
         check(method, &path, &resp);
     }
+    let resp = api.send("GET", "/admin/v1/metrics", &[], None).await;
+    check("GET", "/admin/v1/metrics", &resp);
     // Tokens: a revocation needs the token, and one that was never issued is not found.
     for fields in [vec![], vec!["X-Subject-Token: pt_never-issued"]] {
         let resp = api.send("DELETE", "/admin/v1/tokens", &fields, None).await;

@@ -747,7 +747,13 @@ async fn admin_api(
             .with_model(following.base.clone())
             .with_stats(shared.stats.clone())
             .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest)))
-            .with_limit_reset(limit_reset(shared.rate_limiters.clone())),
+            .with_limit_reset(limit_reset(shared.rate_limiters.clone()))
+            .with_metrics({
+                let limiters = shared.rate_limiters.clone();
+                Arc::new(move || {
+                    serde_json::json!({"rate_limit_store_failures": limiters.store_failures()})
+                })
+            }),
     );
     // Tombstones are forgotten once their retention is over, checked ten times per retention
     // (at least every second, at most every hour).

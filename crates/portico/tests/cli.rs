@@ -1149,6 +1149,13 @@ fn a_limit_reset_through_the_admin_api_is_205_and_gives_the_burst_back() {
         assert_eq!(get(), "200");
         assert_eq!(get(), "429");
     }
+    // The counters: no shared store here, so nothing failed.
+    let metrics = admin_send(&admin, "GET", "/admin/v1/metrics", "");
+    assert!(metrics.starts_with("HTTP/1.1 200 "), "{metrics}");
+    assert!(
+        metrics.ends_with(r#"{"rate_limit_store_failures":0}"#),
+        "{metrics}"
+    );
     served.stop();
 }
 
