@@ -61,14 +61,7 @@ rm -rf "$WORK"; mkdir -p "$WORK/raw" "$WORK/nginx-tmp"
 (cd "$REPO" && cargo build --release -q --bin portico)
 BIN="$REPO/target/release/portico"
 
-{ nginx_prelude "$WORK" upstream; cat <<EOF
-    server {
-        listen 127.0.0.1:$UPSTREAM_PORT;
-        location / { default_type application/json; return 200 '{"ok":true,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n'; }
-    }
-}
-EOF
-} > "$WORK/upstream.conf"
+nginx_upstream_64 "$WORK" $UPSTREAM_PORT > "$WORK/upstream.conf"
 
 cat > "$WORK/portico.yaml" <<EOF
 listen: 127.0.0.1:$PORT
@@ -132,12 +125,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     wrk_run "$t" "$WARMUP" >/dev/null 2>&1
     raw="$WORK/raw/$t-r$r.txt"
     read -r cpu rss < <(measure "${PID[portico]}" "$DURATION" "$raw" wrk_run "$t" "$DURATION" --latency)
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$raw")
-    p50=$(awk '$1=="50%" {print $2}' "$raw"); p99=$(awk '$1=="99%" {print $2}' "$raw")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' "$raw"); errs=$(awk '/Socket errors/ {print $0}' "$raw")
-    [[ -z "$non2xx" && -z "$errs" ]] || { echo "$t: errors in $raw" >&2; cat "$raw" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$rps" "$p50" "$p99" "$cpu" "$rss" >> "$WORK/results.tsv"
-    echo "round $r $t: $rps req/s, p99 $p99, portico CPU ${cpu}%" >&2
+    record_run "$WORK" "$t" "$r" "$raw" "$cpu" "$rss"
   done
 done
 

@@ -63,3 +63,29 @@ http {
     keepalive_requests 1000000;
 EOF
 }
+
+# Appends one wrk run (its --latency output in RAW) to WORK/results.tsv as
+# target, round, rps, p50, p99, server CPU %, RSS; a run with non-2xx answers or socket
+# errors stops the bench.
+record_run() {  # work target round raw cpu rss
+  local work=$1 t=$2 r=$3 raw=$4 cpu=$5 rss=$6 rps p50 p99 non2xx errs
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$raw")
+  p50=$(awk '$1=="50%" {print $2}' "$raw"); p99=$(awk '$1=="99%" {print $2}' "$raw")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' "$raw"); errs=$(awk '/Socket errors/ {print $0}' "$raw")
+  [[ -z "$non2xx" && -z "$errs" ]] || { echo "$t: errors in $raw" >&2; cat "$raw" >&2; exit 1; }
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$rps" "$p50" "$p99" "$cpu" "$rss" >> "$work/results.tsv"
+  echo "round $r $t: $rps req/s, p99 $p99, server CPU ${cpu}%" >&2
+}
+
+# An nginx configuration for the benches' upstream: one worker answering every request with
+# the same 64-byte JSON body on 127.0.0.1:PORT.
+nginx_upstream_64() {  # work port
+  nginx_prelude "$1" upstream
+  cat <<CONF
+    server {
+        listen 127.0.0.1:$2;
+        location / { default_type application/json; return 200 '{"ok":true,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n'; }
+    }
+}
+CONF
+}

@@ -48,14 +48,7 @@ rm -rf "$WORK"; mkdir -p "$WORK/raw" "$WORK/nginx-tmp"
 (cd "$REPO" && cargo build --release -q --bin portico)
 BIN="$REPO/target/release/portico"
 
-{ nginx_prelude "$WORK" upstream; cat <<CONF
-    server {
-        listen 127.0.0.1:$UPSTREAM_PORT;
-        location / { default_type application/json; return 200 '{"ok":true,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}\n'; }
-    }
-}
-CONF
-} > "$WORK/upstream.conf"
+nginx_upstream_64 "$WORK" $UPSTREAM_PORT > "$WORK/upstream.conf"
 
 # A limit far above what the rig can send: it is checked on every request, never hit.
 portico_config() {  # port cluster-line
@@ -104,12 +97,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     raw="$WORK/raw/$t-r$r.txt"
     read -r cpu rss < <(measure "${PID[${SERVER[$t]}]}" "$DURATION" "$raw" \
       taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "${URL[$t]}")
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$raw")
-    p50=$(awk '$1=="50%" {print $2}' "$raw"); p99=$(awk '$1=="99%" {print $2}' "$raw")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' "$raw"); errs=$(awk '/Socket errors/ {print $0}' "$raw")
-    [[ -z "$non2xx" && -z "$errs" ]] || { echo "$t: errors in $raw" >&2; cat "$raw" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$rps" "$p50" "$p99" "$cpu" "$rss" >> "$WORK/results.tsv"
-    echo "round $r $t: $rps req/s, p99 $p99, portico CPU ${cpu}%" >&2
+    record_run "$WORK" "$t" "$r" "$raw" "$cpu" "$rss"
   done
 done
 grep -q "shared rate-limit store could not decide" "$WORK/cluster.log" && {

@@ -119,12 +119,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     raw="$WORK/raw/$t-r$r.txt"
     read -r cpu rss < <(measure "${PID[$t]}" "$DURATION" "$raw" \
       taskset -c $LOAD_CPU wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency "$url")
-    rps=$(awk '/^Requests\/sec/ {print $2}' "$raw")
-    p50=$(awk '$1=="50%" {print $2}' "$raw"); p99=$(awk '$1=="99%" {print $2}' "$raw")
-    non2xx=$(awk '/Non-2xx/ {print $NF}' "$raw"); errs=$(awk '/Socket errors/ {print $0}' "$raw")
-    [[ -z "$non2xx" && -z "$errs" ]] || { echo "$t: errors in $raw" >&2; cat "$raw" >&2; exit 1; }
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$r" "$rps" "$p50" "$p99" "$cpu" "$rss" >> "$WORK/results.tsv"
-    echo "round $r $t: $rps req/s, p99 $p99, server CPU ${cpu}%" >&2
+    record_run "$WORK" "$t" "$r" "$raw" "$cpu" "$rss"
   done
 done
 
