@@ -268,6 +268,8 @@ pub struct Route {
     pub rate_limits: Vec<crate::rate_limits::RateLimit>,
     /// How many of its requests may be in progress at once (`max_in_flight`).
     pub max_in_flight: Option<u64>,
+    /// Its deadlines (`timeout`, `max_timeout`, `pass_timeout`).
+    pub deadline: crate::jobs::Deadline,
 }
 
 /// What answers a route's requests.
@@ -483,6 +485,9 @@ const ROUTE_KEYS: &[&str] = &[
     "cors",
     "rate_limit",
     "max_in_flight",
+    "timeout",
+    "max_timeout",
+    "pass_timeout",
 ];
 
 impl Config {
@@ -1363,6 +1368,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         None => Some(Vec::new()),
         Some(n) => crate::rate_limits::read_rate_limits(r, n, &join(path, "rate_limit")),
     };
+    let deadline = crate::jobs::read_deadline(r, node, path, &f);
     let mut access = access::read_access(r, &f, path);
     // A CORS policy that lists no methods allows the route's own.
     if let (Some(Some(cors)), Some(methods)) = (access.as_mut().map(|a| a.cors.as_mut()), methods)
@@ -1385,6 +1391,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         access: access?,
         rate_limits: rate_limits?,
         max_in_flight: max_in_flight?,
+        deadline: deadline?,
     })
 }
 

@@ -1048,3 +1048,32 @@ fn cors_policies_are_checked() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn deadlines_are_read_and_checked() {
+    use std::time::Duration;
+    let ok = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"]}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, timeout: 10s, max_timeout: 1m, pass_timeout: true}\n  - {name: b, path: /b, methods: [GET], upstream: u}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let a = &ok.routes[0].deadline;
+    assert_eq!(a.default, Some(Duration::from_secs(10)));
+    assert_eq!(a.max, Some(Duration::from_secs(60)));
+    assert!(a.pass);
+    assert_eq!(ok.routes[1].deadline, portico_config::Deadline::default());
+    let text = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"]}\nroutes:\n  - {name: a, path: /a, methods: [GET], upstream: u, timeout: 2m, max_timeout: 1m}\n  - {name: b, path: /b, methods: [GET], handler: echo, timeout: 1s}\n  - {name: c, path: /c, methods: [GET], upstream: u, timeout: 0s, pass_timeout: maybe}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].timeout: `timeout` is longer than `max_timeout`",
+        "routes[1].timeout: `timeout` is for routes with an `upstream`",
+        "routes[2].timeout: a duration must be greater than zero",
+        "routes[2].pass_timeout: expected `true` or `false`",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}

@@ -599,10 +599,12 @@ impl Directory {
                 let lower: Arc<str> = name.to_ascii_lowercase().into();
                 (first.to_vec(), CredentialPlace::Field(lower))
             }
-            ApiKeyPlace::Query(name) => match query_param(req.head.query(), name)? {
-                None => return Ok(None),
-                Some(v) => (v, CredentialPlace::Query(name.as_str().into())),
-            },
+            ApiKeyPlace::Query(name) => {
+                match query_param(req.head.query(), name, ErrorCode::CredentialsMalformed)? {
+                    None => return Ok(None),
+                    Some(v) => (v, CredentialPlace::Query(name.as_str().into())),
+                }
+            }
         };
         let key = key.trim_ascii();
         if key.is_empty() || key.len() > MAX_CREDENTIAL {
@@ -710,7 +712,13 @@ fn challenges(access: &Access) -> impl Iterator<Item = String> + '_ {
 }
 
 /// The value of query parameter `name`, percent-decoded; given twice is malformed.
-fn query_param(query: Option<&[u8]>, name: &str) -> Result<Option<Vec<u8>>, Error> {
+/// The percent-decoded value of the query parameter `name`, if the query has it; a parameter
+/// given twice, or badly encoded, is the request's mistake: `invalid`.
+pub(crate) fn query_param(
+    query: Option<&[u8]>,
+    name: &str,
+    invalid: ErrorCode,
+) -> Result<Option<Vec<u8>>, Error> {
     let mut found = None;
     for pair in query.unwrap_or_default().split(|b| *b == b'&') {
         let (k, v) = match pair.iter().position(|b| *b == b'=') {
@@ -719,10 +727,9 @@ fn query_param(query: Option<&[u8]>, name: &str) -> Result<Option<Vec<u8>>, Erro
         };
         if k == name.as_bytes() {
             if found.is_some() {
-                return Err(Error::new(ErrorCode::CredentialsMalformed));
+                return Err(Error::new(invalid));
             }
-            found =
-                Some(percent_decode(v).ok_or_else(|| Error::new(ErrorCode::CredentialsMalformed))?);
+            found = Some(percent_decode(v).ok_or_else(|| Error::new(invalid))?);
         }
     }
     Ok(found)
@@ -754,11 +761,16 @@ fn percent_decode(v: &[u8]) -> Option<Vec<u8>> {
 
 /// `query` without the parameter `name` (every occurrence); `None` when nothing is left.
 pub(crate) fn without_param(query: &[u8], name: &str) -> Option<Vec<u8>> {
+    without_params(query, &[Some(name)])
+}
+
+/// The query without the parameters named in `names` (`None` when nothing is left).
+pub(crate) fn without_params(query: &[u8], names: &[Option<&str>]) -> Option<Vec<u8>> {
     let kept: Vec<&[u8]> = query
         .split(|b| *b == b'&')
         .filter(|pair| {
             let key = pair.split(|b| *b == b'=').next().unwrap_or_default();
-            key != name.as_bytes()
+            !names.iter().flatten().any(|n| key == n.as_bytes())
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join(&b'&'))
@@ -770,13 +782,14 @@ mod tests {
 
     #[test]
     fn query_parameters_are_found_decoded_and_removed() {
+        const CODE: ErrorCode = ErrorCode::CredentialsMalformed;
         assert_eq!(
-            query_param(Some(b"a=1&api_key=pk%5Fx+y&b"), "api_key").ok(),
+            query_param(Some(b"a=1&api_key=pk%5Fx+y&b"), "api_key", CODE).ok(),
             Some(Some(b"pk_x y".to_vec()))
         );
-        assert_eq!(query_param(Some(b"a=1"), "api_key").ok(), Some(None));
-        assert!(query_param(Some(b"api_key=1&api_key=2"), "api_key").is_err());
-        assert!(query_param(Some(b"api_key=%zz"), "api_key").is_err());
+        assert_eq!(query_param(Some(b"a=1"), "api_key", CODE).ok(), Some(None));
+        assert!(query_param(Some(b"api_key=1&api_key=2"), "api_key", CODE).is_err());
+        assert!(query_param(Some(b"api_key=%zz"), "api_key", CODE).is_err());
         assert_eq!(
             without_param(b"a=1&api_key=s&b=2&api_key", "api_key").as_deref(),
             Some(&b"a=1&b=2"[..])

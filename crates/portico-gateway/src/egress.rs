@@ -111,7 +111,9 @@ impl EgressProxy {
                 active: None,
             });
             let path = req.head.path().to_vec();
-            crate::proxy::forward(&upstream, req, &path, body).await?.0
+            crate::proxy::forward(&upstream, req, &path, body, None)
+                .await?
+                .0
         };
         req.notes.upstream = Some(format!("{}:{}", dest.host, dest.port).into());
         // Noted only now: the destination is not told who called (no X-Portico-* fields).

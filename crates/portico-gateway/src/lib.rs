@@ -11,7 +11,9 @@
 //! 5. content: a body whose `Content-Type` the route does not consume, or whose
 //!    `Content-Encoding` it does not take → 415 (with `Accept` / `Accept-Encoding`); an
 //!    `Accept` that matches nothing the route produces → 406;
-//! 6. the handler (proxy, echo, static, or an embedder's), which is the first to read the
+//! 6. deadline (proxied routes): a client's `timeout=` or `Timeout` that is not a duration →
+//!    400; the deadline then bounds the wait for the upstream's answer (504 when it passes);
+//! 7. the handler (proxy, echo, static, or an embedder's), which is the first to read the
 //!    body, so the first to cause `100 Continue`: every refusal above comes before it.
 //!
 //! Protocol errors (400, 408, 414, 417, 501, 505) are decided before this, by the server.
@@ -20,6 +22,7 @@
 
 mod access;
 pub mod access_log;
+mod deadline;
 mod echo;
 mod egress;
 mod fields;
@@ -103,6 +106,8 @@ struct RouteEntry {
     limits: Option<limits::RouteLimits>,
     /// `max_in_flight`.
     in_flight: Option<limits::Concurrency>,
+    /// `timeout`, `max_timeout`, `pass_timeout`.
+    deadline: portico_config::Deadline,
 }
 
 /// The pipeline, built from a configuration.
@@ -287,6 +292,7 @@ impl Gateway {
                 in_flight: r.max_in_flight.map(|max| {
                     limits::Concurrency::new(&rate_limiters, format!("route:{}", r.name), max)
                 }),
+                deadline: r.deadline,
             });
         }
         Ok(Gateway {
@@ -744,6 +750,12 @@ impl Gateway {
             _ => {}
         }
         check_content(route, req)?;
+        // The client's deadline is read (and refused when it is not one) from the head, so
+        // before anything is read or sent on.
+        let deadline = match route.answer {
+            Answer::Upstream(_) => deadline::of(req, &route.deadline, true)?,
+            _ => None,
+        };
         body.set_limit(route.max_body_bytes);
         // A signature that covers the body: the body is read (within the buffer budget) and
         // checked before any of it goes anywhere. Held until it has been sent on.
@@ -781,7 +793,8 @@ impl Gateway {
                     None if route.buffer_body => Some(body.buffer(&self.budget).await?),
                     None => None,
                 };
-                let (resp, target) = proxy::forward(&self.upstreams[*u], req, path, body).await?;
+                let (resp, target) =
+                    proxy::forward(&self.upstreams[*u], req, path, body, deadline.as_ref()).await?;
                 req.notes.upstream = Some(target);
                 Ok(resp)
             }

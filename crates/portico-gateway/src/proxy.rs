@@ -18,7 +18,8 @@ use portico_http::{Method, Version};
 use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest, UpstreamResponse};
 use portico_server::{Body, CredentialPlace, Error, Request, RequestBody, Response};
 
-use crate::access::without_param;
+use crate::access::without_params;
+use crate::deadline::{self, Deadline};
 
 /// Fields the gateway writes itself (appending to the lists among them), so the client's are
 /// not copied as they are.
@@ -36,12 +37,22 @@ const REPLACED: &[&str] = &[
     // Credentials for a proxy (Portico's egress proxy, or one in front of it) are the
     // proxy's: they never go on.
     "proxy-authorization",
+    // The time the upstream has is Portico's to say.
+    "x-portico-timeout-ms",
 ];
 
 /// Builds the request head for the upstream (framing fields and the final CRLF are added by
-/// the client).
-pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) -> Vec<u8> {
+/// the client). With a deadline, the upstream is told the time left in
+/// `X-Portico-Timeout-Ms`, and the client's own `timeout=` and `Timeout` are left out unless
+/// the route passes them on.
+pub(crate) fn upstream_head(
+    req: &Request,
+    path: &[u8],
+    target_authority: &str,
+    deadline: Option<&Deadline>,
+) -> Vec<u8> {
     let head = &req.head;
+    let drop_timeout = deadline.is_some_and(|d| !d.pass);
     let mut out = Vec::with_capacity(head.len() + 160);
     out.extend_from_slice(head.method().as_str().as_bytes());
     out.push(b' ');
@@ -52,18 +63,19 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         Some(CredentialPlace::Field(name)) => Some(&**name),
         _ => None,
     };
-    match (head.query(), caller.map(|c| &c.credential)) {
-        (Some(q), Some(CredentialPlace::Query(name))) => {
-            if let Some(rest) = without_param(q, name) {
-                out.push(b'?');
-                out.extend_from_slice(&rest);
-            }
-        }
-        (Some(q), _) => {
+    let credential_param = match caller.map(|c| &c.credential) {
+        Some(CredentialPlace::Query(name)) => Some(&**name),
+        _ => None,
+    };
+    if let Some(q) = head.query() {
+        let dropped = [credential_param, drop_timeout.then_some(deadline::PARAM)];
+        if dropped.iter().all(Option::is_none) {
             out.push(b'?');
             out.extend_from_slice(q);
+        } else if let Some(rest) = without_params(q, &dropped) {
+            out.push(b'?');
+            out.extend_from_slice(&rest);
         }
-        (None, _) => {}
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
 
@@ -78,6 +90,7 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         if is_hop_by_hop(name, &connection)
             || REPLACED.iter().any(|r| same_field_loosely(name, r))
             || credential_field.is_some_and(|c| same_field_loosely(name, c))
+            || (drop_timeout && same_field_loosely(name, deadline::FIELD))
         {
             continue;
         }
@@ -116,6 +129,15 @@ pub(crate) fn upstream_head(req: &Request, path: &[u8], target_authority: &str) 
         Version::Http2 => b"2 portico\r\n",
     });
     push_field(&mut out, b"X-Request-Id", req.id.as_str().as_bytes());
+    if let Some(d) = deadline {
+        // Writing to a Vec cannot fail.
+        let _ = write!(
+            out,
+            "{}: {}\r\n",
+            deadline::REMAINING_FIELD,
+            d.remaining_millis()
+        );
+    }
     // Who called, as Portico established it (the client's own fields of these names were
     // dropped above: they could be forged).
     if let Some(c) = caller {
@@ -134,18 +156,24 @@ fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// Sends the request to `upstream` and turns its answer into the response to relay; also
-/// returns the target that answered.
+/// returns the target that answered. With a deadline, an answer whose head has not arrived
+/// when it passes is 504, and the request to the upstream is dropped.
 pub(crate) async fn forward(
     upstream: &Upstream,
     req: &Request,
     path: &[u8],
     body: &mut RequestBody<'_>,
+    deadline: Option<&Deadline>,
 ) -> Result<(Response, Arc<str>), Error> {
     let method = req.head.method();
-    let head = upstream_head(req, path, upstream.authority());
-    let answer = upstream
-        .send(UpstreamRequest { head, method }, body)
-        .await?;
+    let head = upstream_head(req, path, upstream.authority(), deadline);
+    let send = upstream.send(UpstreamRequest { head, method }, body);
+    let answer = match deadline {
+        None => send.await?,
+        Some(d) => tokio::time::timeout_at(d.at, send)
+            .await
+            .map_err(|_| deadline::exceeded())??,
+    };
     let target = answer.target.authority_arc();
     Ok((relayed(answer, method), target))
 }

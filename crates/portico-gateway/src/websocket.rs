@@ -25,7 +25,7 @@ pub(crate) async fn upgrade(
     path: &[u8],
     idle: Duration,
 ) -> Result<(Response, Arc<str>), Error> {
-    let mut head = upstream_head(req, path, upstream.authority());
+    let mut head = upstream_head(req, path, upstream.authority(), None);
     // Upgrade and Connection are hop-by-hop: Portico asks this hop for the switch itself.
     head.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: websocket\r\n");
     let method = req.head.method();

@@ -541,9 +541,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         504,
         "ServerTimeout",
         "The request cannot be fulfilled within a given time. This status code is only returned to the client when the Timeout parameter is specified in the request.",
-        "The client's `Timeout` deadline (or the route's) passed before the upstream answered.",
-        planned(8),
-        &[],
+        "The client's deadline (`Timeout: <seconds>` or `?timeout=`, cut to the route's `max_timeout`), else the route's `timeout`, passed before the upstream's response head arrived (`PTC.DEADLINE_EXCEEDED`); the upstream request is dropped. The upstream is told the time left in `X-Portico-Timeout-Ms`.",
+        Implemented,
+        &[
+            "deadlines::a_client_timeout_that_passes_first_is_504_and_the_upstream_request_is_dropped",
+            "deadlines::the_timeout_field_sets_the_deadline_and_the_route_caps_it",
+            "deadlines::a_route_timeout_is_the_default_deadline_and_connect_failures_stay_502",
+            "deadlines::http2_requests_have_the_same_deadlines",
+        ],
     ),
     row(
         505,
@@ -731,6 +736,8 @@ error_codes! {
     TokenRequestInvalid => (400, "TOKEN_REQUEST_INVALID", Client, AfterChange, false, "The token request is not a password-method request.");
     /// `DELETE /admin/v1/tokens` without `X-Subject-Token` naming the token to revoke.
     SubjectTokenMissing => (400, "SUBJECT_TOKEN_MISSING", Client, AfterChange, false, "The request does not name a token in X-Subject-Token.");
+    /// A `Timeout` field or `timeout=` query parameter that is not a positive duration (or is given twice).
+    TimeoutInvalid => (400, "TIMEOUT_INVALID", Client, AfterChange, false, "The request's timeout is not a valid duration: use seconds, or a number with ms, s, m or h.");
     /// An admin request without `Authorization: Bearer`.
     AdminTokenMissing => (401, "ADMIN_TOKEN_MISSING", Client, AfterChange, false, "This request needs a bearer token.");
     /// An admin request whose bearer token is not the admin token.
@@ -889,6 +896,8 @@ error_codes! {
     ApiVersionDisabled => (503, "API_VERSION_DISABLED", Gateway, AfterChange, false, "This version of the API is disabled.");
     /// The request is for a version of an API inside its maintenance window; `Retry-After` gives the seconds to its end.
     ApiVersionMaintenance => (503, "API_VERSION_MAINTENANCE", Gateway, AfterRetryAfter, false, "This version of the API is under maintenance; retry after the time in Retry-After.");
+    /// The request's deadline (the client's `Timeout` or `timeout=`, else the route's `timeout`) passed before the upstream's response head arrived; the upstream request was cancelled.
+    DeadlineExceeded => (504, "DEADLINE_EXCEEDED", Upstream, Later, false, "The upstream service did not answer before the request's deadline.");
     /// The request line's major version is not 1.
     VersionNotSupported => (505, "VERSION_NOT_SUPPORTED", Client, AfterChange, true, "The HTTP version is not supported.");
 }

@@ -11,6 +11,7 @@ pub mod chunked;
 pub mod civil;
 pub mod coding;
 pub mod conditional;
+pub mod deadline;
 pub mod envelope;
 pub mod head;
 pub mod method;

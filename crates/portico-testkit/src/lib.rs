@@ -612,6 +612,103 @@ impl MockUpstream {
     }
 }
 
+/// An upstream that answers nothing by itself: each request it reads is handed to the test,
+/// which answers it when it chooses ([`HeldRequest::answer`]) or waits to see the gateway
+/// give up on it ([`HeldRequest::cancelled`]). The controllable slow upstream of deadline,
+/// job and idempotency tests: their waits are on its events, never on a clock.
+pub struct HeldUpstream {
+    /// Its address.
+    pub addr: SocketAddr,
+    requests: mpsc::UnboundedReceiver<HeldRequest>,
+}
+
+/// A request a [`HeldUpstream`] holds.
+pub struct HeldRequest {
+    /// What arrived.
+    pub received: Received,
+    reply: oneshot::Sender<Vec<u8>>,
+    closed: oneshot::Receiver<()>,
+}
+
+impl HeldUpstream {
+    /// Starts one on an ephemeral port.
+    pub async fn start() -> HeldUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, requests) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut id = 0;
+            while let Ok((stream, _)) = listener.accept().await {
+                let tx = tx.clone();
+                id += 1;
+                let connection = id;
+                tokio::spawn(async move {
+                    let mut conn = UpstreamConn::new(stream);
+                    while let Some(mut received) = conn.read_request().await {
+                        received.connection = connection;
+                        let (reply, mut answer) = oneshot::channel::<Vec<u8>>();
+                        let (gone, closed) = oneshot::channel();
+                        if tx
+                            .send(HeldRequest {
+                                received,
+                                reply,
+                                closed,
+                            })
+                            .is_err()
+                        {
+                            return;
+                        }
+                        tokio::select! {
+                            bytes = &mut answer => match bytes {
+                                Ok(b) => {
+                                    if conn.write(&b).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                Err(_) => return,
+                            },
+                            // The gateway closed the connection (or sent more, which no
+                            // gateway waiting for an answer does): the request is given up.
+                            _ = conn.read_some() => {
+                                let _ = gone.send(());
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        HeldUpstream { addr, requests }
+    }
+
+    /// The next request to arrive.
+    pub async fn next(&mut self) -> HeldRequest {
+        self.requests.recv().await.expect("held upstream stopped")
+    }
+}
+
+impl HeldRequest {
+    /// Answers with these raw bytes (a whole response).
+    pub fn answer(self, raw: impl Into<Vec<u8>>) {
+        let _ = self.reply.send(raw.into());
+    }
+
+    /// Answers 200 with this body.
+    pub fn ok(self, body: &str) {
+        self.answer(ok_bytes(body));
+    }
+
+    /// Waits until the gateway closes the connection without waiting for the answer.
+    pub async fn cancelled(self) {
+        let HeldRequest { closed, reply, .. } = self;
+        // Kept open so that the connection is not closed from this side.
+        let _reply = reply;
+        closed
+            .await
+            .expect("the held upstream's connection task ended");
+    }
+}
+
 /// The server side of one upstream connection, for tests that script an upstream by hand.
 pub struct UpstreamConn {
     wire: Wire,
