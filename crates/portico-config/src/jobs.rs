@@ -1,4 +1,4 @@
-//! How a proxied route treats slow and repeated requests: deadlines.
+//! How a proxied route treats slow and repeated requests: deadlines and idempotency keys.
 //!
 //! ```yaml
 //! routes:
@@ -9,6 +9,8 @@
 //!     timeout: 10s        # the deadline of a request whose client set none (504 when it passes)
 //!     max_timeout: 60s    # the longest deadline a client may ask for (`timeout=`, `Timeout:`)
 //!     pass_timeout: false # forward the client's `timeout=` and `Timeout` unchanged
+//!     idempotency: {ttl: 24h, lease: 1m, required: false, max_response_bytes: 1MiB}
+//!                         # or `idempotency: true` for these defaults
 //! ```
 
 use std::time::Duration;
@@ -69,4 +71,79 @@ pub(crate) fn read_deadline(
         return None;
     }
     ok.then_some(Deadline { default, max, pass })
+}
+
+/// A route's `Idempotency-Key` handling.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Idempotency {
+    /// How long a key and its response are kept (`ttl`).
+    pub ttl: Duration,
+    /// How long a key stays in flight if the node handling its request dies (`lease`); a
+    /// request's own deadline extends it.
+    pub lease: Duration,
+    /// Unsafe requests without a key are refused (`required`).
+    pub required: bool,
+    /// Largest response body kept for replay (`max_response_bytes`).
+    pub max_response_bytes: u64,
+}
+
+impl Default for Idempotency {
+    fn default() -> Self {
+        Idempotency {
+            ttl: Duration::from_secs(86_400),
+            lease: Duration::from_secs(60),
+            required: false,
+            max_response_bytes: 1024 * 1024,
+        }
+    }
+}
+
+const IDEMPOTENCY_KEYS: &[&str] = &["ttl", "lease", "required", "max_response_bytes"];
+
+/// Reads `idempotency`: `true`, `false`, or a mapping; for routes with an upstream.
+pub(crate) fn read_idempotency(
+    r: &mut Reader,
+    path: &str,
+    f: &Fields<'_>,
+) -> Option<Option<Idempotency>> {
+    let Some(n) = f.get("idempotency") else {
+        return Some(None);
+    };
+    let ipath = join(path, "idempotency");
+    if f.get("upstream").is_none() {
+        r.problem(n, &ipath, "`idempotency` is for routes with an `upstream`");
+        return None;
+    }
+    if let crate::yaml::Kind::Scalar { .. } = n.kind {
+        return r.boolean(n, &ipath).map(|on| on.then(Idempotency::default));
+    }
+    let m = r.map(n, &ipath, IDEMPOTENCY_KEYS)?;
+    let d = Idempotency::default();
+    let ttl = m
+        .get("ttl")
+        .map_or(Some(d.ttl), |v| r.duration(v, &join(&ipath, "ttl")));
+    let lease = m
+        .get("lease")
+        .map_or(Some(d.lease), |v| r.duration(v, &join(&ipath, "lease")));
+    let required = m.get("required").map_or(Some(d.required), |v| {
+        r.boolean(v, &join(&ipath, "required"))
+    });
+    let max = m
+        .get("max_response_bytes")
+        .map_or(Some(d.max_response_bytes), |v| {
+            let p = join(&ipath, "max_response_bytes");
+            match r.size(v, &p)? {
+                n if n > 64 * 1024 * 1024 => {
+                    r.problem(v, &p, "at most 64MiB");
+                    None
+                }
+                n => Some(n),
+            }
+        });
+    Some(Some(Idempotency {
+        ttl: ttl?,
+        lease: lease?,
+        required: required?,
+        max_response_bytes: max?,
+    }))
 }

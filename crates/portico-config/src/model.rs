@@ -270,6 +270,8 @@ pub struct Route {
     pub max_in_flight: Option<u64>,
     /// Its deadlines (`timeout`, `max_timeout`, `pass_timeout`).
     pub deadline: crate::jobs::Deadline,
+    /// How it treats `Idempotency-Key` (`idempotency`), when it does.
+    pub idempotency: Option<crate::jobs::Idempotency>,
 }
 
 /// What answers a route's requests.
@@ -488,6 +490,7 @@ const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "max_timeout",
     "pass_timeout",
+    "idempotency",
 ];
 
 impl Config {
@@ -1369,6 +1372,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         Some(n) => crate::rate_limits::read_rate_limits(r, n, &join(path, "rate_limit")),
     };
     let deadline = crate::jobs::read_deadline(r, node, path, &f);
+    let idempotency = crate::jobs::read_idempotency(r, path, &f);
     let mut access = access::read_access(r, &f, path);
     // A CORS policy that lists no methods allows the route's own.
     if let (Some(Some(cors)), Some(methods)) = (access.as_mut().map(|a| a.cors.as_mut()), methods)
@@ -1392,6 +1396,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         rate_limits: rate_limits?,
         max_in_flight: max_in_flight?,
         deadline: deadline?,
+        idempotency: idempotency?,
     })
 }
 

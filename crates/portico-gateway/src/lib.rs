@@ -26,6 +26,7 @@ mod deadline;
 mod echo;
 mod egress;
 mod fields;
+pub mod idempotency;
 mod lifecycle;
 pub mod limits;
 mod proxy;
@@ -108,6 +109,8 @@ struct RouteEntry {
     in_flight: Option<limits::Concurrency>,
     /// `timeout`, `max_timeout`, `pass_timeout`.
     deadline: portico_config::Deadline,
+    /// `idempotency`.
+    idempotency: Option<portico_config::Idempotency>,
 }
 
 /// The pipeline, built from a configuration.
@@ -132,6 +135,8 @@ pub struct Gateway {
     tokens: Arc<dyn tokens::TokenStore>,
     /// The projects' prepaid request quotas.
     quotas: Arc<quota::Quotas>,
+    /// Where idempotency keys are kept.
+    keys: Arc<dyn idempotency::KeyStore>,
     /// The egress proxy, when the configuration has one.
     egress: Option<egress::EgressProxy>,
     /// The routes' rate limiters (from a registry that outlives this gateway).
@@ -206,6 +211,13 @@ impl Gateway {
     /// or in memory that outlives this gateway), instead of this gateway's own memory.
     pub fn with_quotas(mut self, quotas: Arc<quota::Quotas>) -> Gateway {
         self.quotas = quotas;
+        self
+    }
+
+    /// Keeps idempotency keys in `store` (the store every node shares), instead of this
+    /// gateway's own memory.
+    pub fn with_idempotency_keys(mut self, store: Arc<dyn idempotency::KeyStore>) -> Gateway {
+        self.keys = store;
         self
     }
 
@@ -293,6 +305,7 @@ impl Gateway {
                     limits::Concurrency::new(&rate_limiters, format!("route:{}", r.name), max)
                 }),
                 deadline: r.deadline,
+                idempotency: r.idempotency,
             });
         }
         Ok(Gateway {
@@ -327,6 +340,7 @@ impl Gateway {
             .map_err(BuildError)?,
             tokens: Arc::new(tokens::MemoryTokens::default()),
             quotas: quota::Quotas::new(Arc::new(quota::MemoryLedger::default())),
+            keys: Arc::new(idempotency::MemoryKeys::default()),
             egress: config.egress.as_ref().map(egress::EgressProxy::new),
             plan_limits: plan_limits(&rate_limiters, &plan_rate_limits),
             plan_rate_limits,
@@ -563,7 +577,7 @@ impl Gateway {
                 .lifecycle
                 .check(path, req.head.method(), SystemTime::now())?
             {
-                Step::Answer(resp) => return Ok(resp),
+                Step::Answer(resp) => return Ok(*resp),
                 Step::Proceed(fields) => req.notes.response_fields.extend(fields),
             }
         }
@@ -766,9 +780,39 @@ impl Gateway {
                 .check(req, body.buffered().map(|b| &b[..]), SystemTime::now())
                 .map_err(|e| self.directory.failed(&route.access, req.peer.ip(), e))?;
         }
+        // A POST or PATCH with an `Idempotency-Key`: its body is read, then the key claimed
+        // (or the kept response replayed, or 409/422).
+        let mut claim = None;
+        if let (Some(settings), Answer::Upstream(_)) = (&route.idempotency, &route.answer)
+            && !method.is_idempotent()
+            && let Some(key) = idempotency::key_of(req, settings)?
+        {
+            if reservation.is_none() {
+                reservation = Some(body.buffer(&self.budget).await?);
+            }
+            match idempotency::claim(
+                &*self.keys,
+                &route.name,
+                settings,
+                req,
+                &key,
+                body.buffered(),
+                deadline.as_ref(),
+            )
+            .await?
+            {
+                idempotency::Outcome::Go(c) => claim = Some(c),
+                idempotency::Outcome::Answer(resp) => return Ok(resp),
+            }
+        }
         // Every check has passed: the request is the project's to pay for.
-        if let Some((project, q)) = &quota {
-            self.quotas.take(project, *q, SystemTime::now()).await?;
+        if let Some((project, q)) = &quota
+            && let Err(e) = self.quotas.take(project, *q, SystemTime::now()).await
+        {
+            if let Some(c) = &claim {
+                idempotency::give_up(&*self.keys, c).await;
+            }
+            return Err(e);
         }
 
         match &route.answer {
@@ -793,10 +837,17 @@ impl Gateway {
                     None if route.buffer_body => Some(body.buffer(&self.budget).await?),
                     None => None,
                 };
-                let (resp, target) =
-                    proxy::forward(&self.upstreams[*u], req, path, body, deadline.as_ref()).await?;
-                req.notes.upstream = Some(target);
-                Ok(resp)
+                let result =
+                    proxy::forward(&self.upstreams[*u], req, path, body, deadline.as_ref())
+                        .await
+                        .map(|(resp, target)| {
+                            req.notes.upstream = Some(target);
+                            resp
+                        });
+                match claim {
+                    Some(c) => idempotency::settle(&*self.keys, c, result).await,
+                    None => result,
+                }
             }
             Answer::Echo => echo::echo(req, &route.name, path, params, body).await,
             Answer::Static(files, _) => {

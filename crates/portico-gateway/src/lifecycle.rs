@@ -28,7 +28,7 @@ struct Entry {
 /// What the lifecycle says about a request.
 pub(crate) enum Step {
     /// Portico answers it (version discovery).
-    Answer(Response),
+    Answer(Box<Response>),
     /// Routing goes on; these fields go on the answer (a deprecated version's).
     Proceed(Vec<(&'static str, String)>),
 }
@@ -76,12 +76,12 @@ impl Lifecycle {
                 if let (Some((body, location)), Method::Get | Method::Head) =
                     (&api.discovery, method)
                 {
-                    return Ok(Step::Answer(
+                    return Ok(Step::Answer(Box::new(
                         Response::new(300)
                             .header("Content-Type", "application/json")
                             .header("Location", location.clone())
                             .body(body.clone()),
-                    ));
+                    )));
                 }
                 continue;
             }

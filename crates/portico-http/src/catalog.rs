@@ -363,12 +363,15 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         409,
         "Conflict",
         "The request could not be processed due to a conflict in it. This status code indicates that the resource the client is attempting to create already exists, or the requested update failed due to a conflict.",
-        "Admin API: a create whose name is taken (`PTC.NAME_TAKEN`), a body whose `version` is stale (`PTC.VERSION_CONFLICT`), a change that would break other resources or delete a parent that still holds items (`PTC.RESOURCE_IN_USE`), a write that other writes kept overtaking (`PTC.CONCURRENT_CHANGE`); `Idempotency-Key` in flight comes with its issue.",
+        "Admin API: a create whose name is taken (`PTC.NAME_TAKEN`), a body whose `version` is stale (`PTC.VERSION_CONFLICT`), a change that would break other resources or delete a parent that still holds items (`PTC.RESOURCE_IN_USE`), a write that other writes kept overtaking (`PTC.CONCURRENT_CHANGE`); a retry with the same `Idempotency-Key` while the first is in flight, on any node sharing the store (`PTC.IDEMPOTENCY_KEY_IN_FLIGHT`, `Retry-After: 1`), or after a first whose response was too large to keep (`PTC.IDEMPOTENCY_RESPONSE_NOT_KEPT`).",
         Implemented,
         &[
             "admin::create_read_update_delete_with_the_contracts_codes",
             "admin::upstreams_and_routes_are_checked_with_the_files_rules",
             "admin::concurrent_writes_never_leave_the_model_broken",
+            "idempotency::the_key_with_another_payload_is_422_and_in_flight_is_409",
+            "idempotency::a_response_too_large_to_keep_is_relayed_whole_and_its_retry_is_409",
+            "cli::idempotency_keys_are_shared_by_two_nodes_on_one_postgresql",
         ],
     ),
     row(
@@ -461,12 +464,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         422,
         "UnprocessableEntity",
         "The request is well-formed but cannot be processed due to semantic errors.",
-        "Admin API documents that break a resource's rules, every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); route schema validation and `Idempotency-Key` reuse come with their issues.",
+        "Admin API documents that break a resource's rules, every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); an `Idempotency-Key` used before with another payload: method, target, content type or body (`PTC.IDEMPOTENCY_KEY_REUSED`); route schema validation comes with its issue.",
         Implemented,
         &[
             "admin::bad_bodies_get_400_415_and_422_with_every_violation",
             "admin::upstreams_and_routes_are_checked_with_the_files_rules",
             "admin::plans_hold_a_quota_and_rate_limits",
+            "idempotency::the_key_with_another_payload_is_422_and_in_flight_is_409",
+            "cli::idempotency_keys_are_shared_by_two_nodes_on_one_postgresql",
         ],
     ),
     row(
@@ -528,13 +533,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         503,
         "ServiceUnavailable",
         "The requested service is invalid. Do not retry the request before modification.",
-        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is left out by its active health checks or ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first may be back).",
+        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is left out by its active health checks or ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first may be back); a store of idempotency keys that fails (`PTC.IDEMPOTENCY_STORE_UNAVAILABLE`, `Retry-After: 1`, nothing sent on).",
         Implemented,
         &[
             "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
             "rate_limits::when_the_shared_store_is_down_each_limit_does_what_it_declares",
             "health::consecutive_failures_eject_targets_and_none_left_is_503_with_retry_after",
             "health::when_every_target_fails_its_checks_it_is_503",
+            "idempotency::a_store_that_fails_is_503_and_nothing_is_sent",
         ],
     ),
     row(
@@ -736,6 +742,10 @@ error_codes! {
     TokenRequestInvalid => (400, "TOKEN_REQUEST_INVALID", Client, AfterChange, false, "The token request is not a password-method request.");
     /// `DELETE /admin/v1/tokens` without `X-Subject-Token` naming the token to revoke.
     SubjectTokenMissing => (400, "SUBJECT_TOKEN_MISSING", Client, AfterChange, false, "The request does not name a token in X-Subject-Token.");
+    /// An `Idempotency-Key` that is not one string of 1 to 255 visible characters (a structured-field string, or bare), or is given twice.
+    IdempotencyKeyInvalid => (400, "IDEMPOTENCY_KEY_INVALID", Client, AfterChange, false, "The Idempotency-Key header is invalid: send one quoted string of 1 to 255 visible characters.");
+    /// A POST or PATCH without `Idempotency-Key` on a route whose `idempotency` says `required: true`.
+    IdempotencyKeyMissing => (400, "IDEMPOTENCY_KEY_MISSING", Client, AfterChange, false, "This operation requires an Idempotency-Key header.");
     /// A `Timeout` field or `timeout=` query parameter that is not a positive duration (or is given twice).
     TimeoutInvalid => (400, "TIMEOUT_INVALID", Client, AfterChange, false, "The request's timeout is not a valid duration: use seconds, or a number with ms, s, m or h.");
     /// An admin request without `Authorization: Bearer`.
@@ -828,6 +838,10 @@ error_codes! {
     VersionConflict => (409, "VERSION_CONFLICT", Client, AfterChange, false, "The resource has changed since the version given; read it again.");
     /// The change would break other resources (an upstream that routes still use); `conflicts` lists what.
     ResourceInUse => (409, "RESOURCE_IN_USE", Client, AfterChange, false, "Other resources depend on this one as it is.");
+    /// A request with this `Idempotency-Key` and the same payload is still in flight; `Retry-After: 1`.
+    IdempotencyKeyInFlight => (409, "IDEMPOTENCY_KEY_IN_FLIGHT", Client, AfterRetryAfter, false, "A request with this Idempotency-Key is still being processed; retry after the time in Retry-After.");
+    /// The request with this `Idempotency-Key` was processed, and its response was larger than the route's `max_response_bytes`, so it cannot be replayed.
+    IdempotencyResponseNotKept => (409, "IDEMPOTENCY_RESPONSE_NOT_KEPT", Client, AfterChange, false, "The request with this Idempotency-Key was already processed; its response was too large to keep for replay.");
     /// Other admin writes kept landing between this request's checks and its write (it was checked again each time); nothing was changed.
     ConcurrentChange => (409, "CONCURRENT_CHANGE", Client, Immediately, false, "Other changes kept landing while this one was checked; nothing was changed, and it may be sent again.");
     /// The admin resource was deleted (its tombstone is kept for a while).
@@ -852,6 +866,8 @@ error_codes! {
     UnsupportedContentEncoding => (415, "UNSUPPORTED_CONTENT_ENCODING", Client, AfterChange, false, "The content coding of the request body is not supported here.");
     /// No range of the `Range` header overlaps the representation; `Content-Range: bytes */LENGTH`.
     RangeNotSatisfiable => (416, "RANGE_NOT_SATISFIABLE", Client, AfterChange, false, "None of the requested ranges can be satisfied.");
+    /// The `Idempotency-Key` was used before with a different request payload (method, target, content type or body).
+    IdempotencyKeyReused => (422, "IDEMPOTENCY_KEY_REUSED", Client, AfterChange, false, "This Idempotency-Key was already used with a different request payload.");
     /// A well-formed admin request body that breaks the resource's rules; `violations` lists each with its JSON pointer.
     ValidationFailed => (422, "VALIDATION_FAILED", Client, AfterChange, false, "The request body is not valid for this resource.");
     /// An `Expect` header with anything other than `100-continue`.
@@ -892,6 +908,8 @@ error_codes! {
     NoHealthyTarget => (503, "NO_HEALTHY_TARGET", Upstream, AfterRetryAfter, false, "No instance of the upstream service is available; retry after the time in Retry-After.");
     /// The shared rate-limit store (`cluster.redis`) could not decide within its budget and the limit says `on_store_failure: deny`; `Retry-After: 1`.
     RateLimitStoreUnavailable => (503, "RATE_LIMIT_STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "The rate-limit service is unavailable; retry after the time in Retry-After.");
+    /// The store that keeps idempotency keys failed; the request was not processed. `Retry-After: 1`.
+    IdempotencyStoreUnavailable => (503, "IDEMPOTENCY_STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "Idempotency keys cannot be checked now; retry after the time in Retry-After.");
     /// The request is for a version of an API that is disabled (`status: disabled`): no `Retry-After`, nothing changes by waiting.
     ApiVersionDisabled => (503, "API_VERSION_DISABLED", Gateway, AfterChange, false, "This version of the API is disabled.");
     /// The request is for a version of an API inside its maintenance window; `Retry-After` gives the seconds to its end.

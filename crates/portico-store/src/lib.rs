@@ -67,7 +67,60 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (project, period_start)
     );
 ",
+    "
+    CREATE TABLE idempotency_keys (
+        key TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        claim TEXT NOT NULL,
+        lease_until_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        done BIGINT NOT NULL,
+        status BIGINT,
+        head BYTEA,
+        body BYTEA
+    );
+    CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_ms);
+",
 ];
+
+/// One statement, atomic in both backends: claims an idempotency key (`$1`) for a request
+/// whose payload has fingerprint `$2`, under the claim `$3`, in flight until `$4`, kept until
+/// `$5`, at the time `$6`. The claim is taken when the key is new or expired, or when it is
+/// held by a claim whose lease ran out (a node that died) for the same payload; otherwise the
+/// row is left as it is. The row is returned either way: the caller has the key when `claim`
+/// is its own.
+pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = "
+    INSERT INTO idempotency_keys AS k
+        (key, fingerprint, claim, lease_until_ms, expires_ms, done, status, head, body)
+    VALUES ($1, $2, $3, $4, $5, 0, NULL, NULL, NULL)
+    ON CONFLICT (key) DO UPDATE SET
+        fingerprint = CASE WHEN k.expires_ms <= $6 THEN $2 ELSE k.fingerprint END,
+        claim = CASE WHEN k.expires_ms <= $6
+                OR (k.done = 0 AND k.lease_until_ms <= $6 AND k.fingerprint = $2)
+            THEN $3 ELSE k.claim END,
+        lease_until_ms = CASE WHEN k.expires_ms <= $6
+                OR (k.done = 0 AND k.lease_until_ms <= $6 AND k.fingerprint = $2)
+            THEN $4 ELSE k.lease_until_ms END,
+        expires_ms = CASE WHEN k.expires_ms <= $6 THEN $5 ELSE k.expires_ms END,
+        done = CASE WHEN k.expires_ms <= $6 THEN 0 ELSE k.done END,
+        status = CASE WHEN k.expires_ms <= $6 THEN NULL ELSE k.status END,
+        head = CASE WHEN k.expires_ms <= $6 THEN NULL ELSE k.head END,
+        body = CASE WHEN k.expires_ms <= $6 THEN NULL ELSE k.body END
+    RETURNING claim, fingerprint, done, status, head, body";
+
+/// Records the response of the claim `$2` on key `$1`: status `$3`, header lines `$4`, body
+/// `$5` (NULL: not kept), kept until `$6`.
+pub(crate) const FINISH_IDEMPOTENCY_KEY: &str = "
+    UPDATE idempotency_keys SET done = 1, status = $3, head = $4, body = $5, expires_ms = $6
+    WHERE key = $1 AND claim = $2 AND done = 0";
+
+/// Gives up the claim `$2` on key `$1` (the request had no response to keep).
+pub(crate) const RELEASE_IDEMPOTENCY_KEY: &str =
+    "DELETE FROM idempotency_keys WHERE key = $1 AND claim = $2 AND done = 0";
+
+/// Forgets keys expired at or before `$1`.
+pub(crate) const PURGE_IDEMPOTENCY_KEYS: &str =
+    "DELETE FROM idempotency_keys WHERE expires_ms <= $1";
 
 /// One statement, atomic in both backends (SQLite 3.35 and PostgreSQL 9.5 have the upsert with
 /// `RETURNING`): takes what is left of the quota (`$4`), at most `$3`, and gives how much
@@ -172,6 +225,73 @@ pub struct StoredToken {
     pub expires_ms: i64,
     /// When it was revoked, if it was.
     pub revoked_ms: Option<i64>,
+}
+
+/// A claim on an idempotency key: the request that makes it, and how long it may hold it.
+#[derive(Clone, Copy, Debug)]
+pub struct KeyClaim<'a> {
+    /// The key, as the caller scopes it (never a client's raw input: a digest).
+    pub key: &'a str,
+    /// The digest of the request's payload.
+    pub fingerprint: &'a str,
+    /// This claim's own id ([`new_id`]).
+    pub claim: &'a str,
+    /// Now, in milliseconds since the Unix epoch.
+    pub now_ms: i64,
+    /// Until when the claim holds the key while its request is in flight; past it, a retry
+    /// with the same payload may take the key over (the node that held it died).
+    pub lease_until_ms: i64,
+    /// Until when the key is kept.
+    pub expires_ms: i64,
+}
+
+/// A response kept under an idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeptResponse {
+    /// Its status code.
+    pub status: u16,
+    /// Its header fields, as `name: value\r\n` lines.
+    pub head: Vec<u8>,
+    /// Its body; `None` when it was too large to keep.
+    pub body: Option<Vec<u8>>,
+}
+
+/// What a claim on an idempotency key found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyState {
+    /// The key is the caller's: its request goes on.
+    Claimed,
+    /// Another request with the key and the same payload is in flight.
+    InFlight,
+    /// The key was used with another payload.
+    OtherPayload,
+    /// The key's request finished with this response.
+    Done(KeptResponse),
+}
+
+/// Reads a row returned by [`CLAIM_IDEMPOTENCY_KEY`].
+pub(crate) fn key_state(
+    ask: &KeyClaim<'_>,
+    claim: &str,
+    fingerprint: &str,
+    done: i64,
+    status: Option<i64>,
+    head: Option<Vec<u8>>,
+    body: Option<Vec<u8>>,
+) -> KeyState {
+    if claim == ask.claim {
+        KeyState::Claimed
+    } else if fingerprint != ask.fingerprint {
+        KeyState::OtherPayload
+    } else if done == 0 {
+        KeyState::InFlight
+    } else {
+        KeyState::Done(KeptResponse {
+            status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(0),
+            head: head.unwrap_or_default(),
+            body,
+        })
+    }
 }
 
 /// What is under an id.
@@ -311,6 +431,34 @@ pub trait Store {
         want: u64,
         limit: u64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Claims an idempotency key, atomically across every node on the store.
+    fn claim_key(
+        &self,
+        ask: KeyClaim<'_>,
+    ) -> impl Future<Output = Result<KeyState, StoreError>> + Send;
+
+    /// Keeps `response` under `key` for the claim that holds it, until `expires_ms`.
+    fn finish_key(
+        &self,
+        key: &str,
+        claim: &str,
+        response: &KeptResponse,
+        expires_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives up a claim whose request has no response to keep, so that a retry may go on.
+    fn release_key(
+        &self,
+        key: &str,
+        claim: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets keys that expired at or before `expired_before_ms`; returns how many.
+    fn purge_keys(
+        &self,
+        expired_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// A shared store is a store.
@@ -402,6 +550,38 @@ impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
         limit: u64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).reserve_quota(project, period_start, want, limit)
+    }
+
+    fn claim_key(
+        &self,
+        ask: KeyClaim<'_>,
+    ) -> impl Future<Output = Result<KeyState, StoreError>> + Send {
+        (**self).claim_key(ask)
+    }
+
+    fn finish_key(
+        &self,
+        key: &str,
+        claim: &str,
+        response: &KeptResponse,
+        expires_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).finish_key(key, claim, response, expires_ms)
+    }
+
+    fn release_key(
+        &self,
+        key: &str,
+        claim: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).release_key(key, claim)
+    }
+
+    fn purge_keys(
+        &self,
+        expired_before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge_keys(expired_before_ms)
     }
 }
 
@@ -534,6 +714,40 @@ impl Store for Backend {
         match self {
             Backend::Sqlite(s) => s.reserve_quota(project, period_start, want, limit).await,
             Backend::Postgres(s) => s.reserve_quota(project, period_start, want, limit).await,
+        }
+    }
+
+    async fn claim_key(&self, ask: KeyClaim<'_>) -> Result<KeyState, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.claim_key(ask).await,
+            Backend::Postgres(s) => s.claim_key(ask).await,
+        }
+    }
+
+    async fn finish_key(
+        &self,
+        key: &str,
+        claim: &str,
+        response: &KeptResponse,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.finish_key(key, claim, response, expires_ms).await,
+            Backend::Postgres(s) => s.finish_key(key, claim, response, expires_ms).await,
+        }
+    }
+
+    async fn release_key(&self, key: &str, claim: &str) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.release_key(key, claim).await,
+            Backend::Postgres(s) => s.release_key(key, claim).await,
+        }
+    }
+
+    async fn purge_keys(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.purge_keys(expired_before_ms).await,
+            Backend::Postgres(s) => s.purge_keys(expired_before_ms).await,
         }
     }
 }

@@ -8,8 +8,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
 use crate::{
-    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, StoredToken,
-    check_revision, check_version, from_sql, new_id, now_ms, sql_count,
+    Document, Expect, KeptResponse, KeyClaim, KeyState, Lookup, MIGRATIONS, NewDocument, Store,
+    StoreError, StoredToken, check_revision, check_version, from_sql, new_id, now_ms, sql_count,
 };
 
 /// Any number: the advisory lock that serialises migrations across nodes.
@@ -342,6 +342,75 @@ impl Store for PgStore {
             .await
             .map_err(backend)?;
         Ok(from_sql(row.get(0)))
+    }
+
+    async fn claim_key(&self, ask: KeyClaim<'_>) -> Result<KeyState, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_one(
+                crate::CLAIM_IDEMPOTENCY_KEY,
+                &[
+                    &ask.key,
+                    &ask.fingerprint,
+                    &ask.claim,
+                    &ask.lease_until_ms,
+                    &ask.expires_ms,
+                    &ask.now_ms,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(crate::key_state(
+            &ask,
+            row.get(0),
+            row.get(1),
+            row.get(2),
+            row.get(3),
+            row.get(4),
+            row.get(5),
+        ))
+    }
+
+    async fn finish_key(
+        &self,
+        key: &str,
+        claim: &str,
+        response: &KeptResponse,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                crate::FINISH_IDEMPOTENCY_KEY,
+                &[
+                    &key,
+                    &claim,
+                    &i64::from(response.status),
+                    &response.head,
+                    &response.body,
+                    &expires_ms,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn release_key(&self, key: &str, claim: &str) -> Result<(), StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(crate::RELEASE_IDEMPOTENCY_KEY, &[&key, &claim])
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn purge_keys(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(crate::PURGE_IDEMPOTENCY_KEYS, &[&expired_before_ms])
+            .await
+            .map_err(backend)
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {

@@ -11,8 +11,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, param
 use serde_json::Value;
 
 use crate::{
-    Document, Expect, Lookup, MIGRATIONS, NewDocument, Store, StoreError, StoredToken,
-    check_revision, check_version, from_sql, new_id, now_ms, sql_count,
+    Document, Expect, KeptResponse, KeyClaim, KeyState, Lookup, MIGRATIONS, NewDocument, Store,
+    StoreError, StoredToken, check_revision, check_version, from_sql, new_id, now_ms, sql_count,
 };
 
 /// A store in one SQLite file.
@@ -110,6 +110,13 @@ impl SqliteStore {
         .await
         .map_err(backend)?
     }
+}
+
+/// The shared SQL with SQLite's numbered parameters: SQLite reads `$1` as a *named*
+/// parameter, numbered in order of first appearance, so a statement that names `$3` before
+/// `$1` would bind the wrong values; `?3` is the third, wherever it appears.
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -371,6 +378,89 @@ impl Store for SqliteStore {
                 )
                 .map_err(backend)?;
             Ok(from_sql(granted))
+        })
+        .await
+    }
+
+    async fn claim_key(&self, ask: KeyClaim<'_>) -> Result<KeyState, StoreError> {
+        let (key, fingerprint, claim) = (
+            ask.key.to_string(),
+            ask.fingerprint.to_string(),
+            ask.claim.to_string(),
+        );
+        let (lease, expires, now) = (ask.lease_until_ms, ask.expires_ms, ask.now_ms);
+        type Row = (
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+        );
+        let row: Row = self
+            .with(move |conn| {
+                conn.query_row(
+                    &numbered(crate::CLAIM_IDEMPOTENCY_KEY),
+                    params![key, fingerprint, claim, lease, expires, now],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    },
+                )
+                .map_err(backend)
+            })
+            .await?;
+        Ok(crate::key_state(
+            &ask, &row.0, &row.1, row.2, row.3, row.4, row.5,
+        ))
+    }
+
+    async fn finish_key(
+        &self,
+        key: &str,
+        claim: &str,
+        response: &KeptResponse,
+        expires_ms: i64,
+    ) -> Result<(), StoreError> {
+        let (key, claim, r) = (key.to_string(), claim.to_string(), response.clone());
+        self.with(move |conn| {
+            conn.execute(
+                &numbered(crate::FINISH_IDEMPOTENCY_KEY),
+                params![key, claim, i64::from(r.status), r.head, r.body, expires_ms],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_key(&self, key: &str, claim: &str) -> Result<(), StoreError> {
+        let (key, claim) = (key.to_string(), claim.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                &numbered(crate::RELEASE_IDEMPOTENCY_KEY),
+                params![key, claim],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_keys(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            conn.execute(
+                &numbered(crate::PURGE_IDEMPOTENCY_KEYS),
+                params![expired_before_ms],
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
         })
         .await
     }

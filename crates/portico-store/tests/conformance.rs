@@ -7,7 +7,8 @@
 use std::sync::Arc;
 
 use portico_store::{
-    Document, Expect, Lookup, NewDocument, PgStore, SqliteStore, Store, StoreError, new_id,
+    Document, Expect, KeptResponse, KeyClaim, KeyState, Lookup, NewDocument, PgStore, SqliteStore,
+    Store, StoreError, new_id,
 };
 use serde_json::{Value, json};
 
@@ -253,6 +254,115 @@ async fn quotas<S: Store>(s: &S) {
     assert_eq!(s.revision().await.unwrap(), revision);
 }
 
+fn claim<'a>(key: &'a str, fingerprint: &'a str, claim: &'a str, now_ms: i64) -> KeyClaim<'a> {
+    KeyClaim {
+        key,
+        fingerprint,
+        claim,
+        now_ms,
+        lease_until_ms: now_ms + 100,
+        expires_ms: now_ms + 1_000,
+    }
+}
+
+/// Idempotency keys: the first claim takes the key; the same payload meanwhile finds it in
+/// flight, another payload is told so; a finished key replays its response (kept or not);
+/// a released key, a lease that ran out (same payload only) and an expired key can be taken
+/// again; the revision does not move.
+async fn idempotency_keys<S: Store>(s: &S) {
+    let revision = s.revision().await.unwrap();
+    let k = new_id();
+    assert_eq!(
+        s.claim_key(claim(&k, "f1", "c1", 0)).await.unwrap(),
+        KeyState::Claimed
+    );
+    assert_eq!(
+        s.claim_key(claim(&k, "f1", "c2", 10)).await.unwrap(),
+        KeyState::InFlight
+    );
+    assert_eq!(
+        s.claim_key(claim(&k, "f2", "c2", 10)).await.unwrap(),
+        KeyState::OtherPayload
+    );
+    let kept = KeptResponse {
+        status: 201,
+        head: b"Location: /items/1\r\n".to_vec(),
+        body: Some(b"{\"id\":1}".to_vec()),
+    };
+    // Only the claim that holds the key finishes it.
+    s.finish_key(&k, "c2", &kept, 1_000).await.unwrap();
+    assert_eq!(
+        s.claim_key(claim(&k, "f1", "c3", 20)).await.unwrap(),
+        KeyState::InFlight
+    );
+    s.finish_key(&k, "c1", &kept, 1_000).await.unwrap();
+    assert_eq!(
+        s.claim_key(claim(&k, "f1", "c3", 200)).await.unwrap(),
+        KeyState::Done(kept.clone())
+    );
+    assert_eq!(
+        s.claim_key(claim(&k, "f2", "c3", 200)).await.unwrap(),
+        KeyState::OtherPayload
+    );
+    // Expired: a new request, whatever its payload.
+    assert_eq!(
+        s.claim_key(claim(&k, "f2", "c4", 1_000)).await.unwrap(),
+        KeyState::Claimed
+    );
+    // Released: taken again at once.
+    s.release_key(&k, "c4").await.unwrap();
+    assert_eq!(
+        s.claim_key(claim(&k, "f3", "c5", 1_001)).await.unwrap(),
+        KeyState::Claimed
+    );
+    // A lease that ran out (its node died): the same payload takes the key over, another
+    // payload is still another payload.
+    assert_eq!(
+        s.claim_key(claim(&k, "f4", "c6", 1_200)).await.unwrap(),
+        KeyState::OtherPayload
+    );
+    assert_eq!(
+        s.claim_key(claim(&k, "f3", "c6", 1_200)).await.unwrap(),
+        KeyState::Claimed
+    );
+    s.release_key(&k, "c5").await.unwrap();
+    assert_eq!(
+        s.claim_key(claim(&k, "f3", "c7", 1_201)).await.unwrap(),
+        KeyState::InFlight
+    );
+    // A response too large to keep is remembered without its body.
+    let unkept = KeptResponse { body: None, ..kept };
+    s.finish_key(&k, "c6", &unkept, 5_000).await.unwrap();
+    assert_eq!(
+        s.claim_key(claim(&k, "f3", "c8", 1_300)).await.unwrap(),
+        KeyState::Done(unkept)
+    );
+    assert_eq!(s.purge_keys(5_000).await.unwrap(), 1);
+    assert_eq!(
+        s.claim_key(claim(&k, "f9", "c9", 1_300)).await.unwrap(),
+        KeyState::Claimed
+    );
+    assert_eq!(s.revision().await.unwrap(), revision);
+}
+
+/// Concurrent claims of one key: exactly one takes it.
+async fn one_key_one_claim<S: Store + Send + Sync + 'static>(s: Arc<S>) {
+    let k = new_id();
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (s, k) = (s.clone(), k.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = format!("c{i}");
+            s.claim_key(claim(&k, "f", &c, 0)).await.unwrap() == KeyState::Claimed
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        won += usize::from(t.await.unwrap());
+    }
+    assert_eq!(won, 1);
+}
+
 /// Concurrent reservations never hand out more than the quota, nor less while some is left.
 async fn reservations_add_up<S: Store + Send + Sync + 'static>(s: Arc<S>) {
     let p = new_id();
@@ -282,8 +392,10 @@ async fn sqlite_passes_the_suite() {
         .unwrap();
     suite(&s).await;
     quotas(&s).await;
+    idempotency_keys(&s).await;
     let s = Arc::new(s);
     one_name_one_winner(s.clone()).await;
+    one_key_one_claim(s.clone()).await;
     reservations_add_up(s).await;
 }
 
@@ -342,8 +454,10 @@ async fn postgres_passes_the_suite() {
     let (s, schema) = pg_store(&url).await;
     suite(&s).await;
     quotas(&s).await;
+    idempotency_keys(&s).await;
     let s = Arc::new(s);
     one_name_one_winner(s.clone()).await;
+    one_key_one_claim(s.clone()).await;
     reservations_add_up(s.clone()).await;
     // A second node on the same schema shares the count.
     let b = Arc::new(PgStore::connect(&url, Some(&schema)).await.unwrap());

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand};
 use portico_admin::Admin;
 use portico_admin::LimitReset;
 use portico_config::Config;
+use portico_gateway::idempotency::{KeyStore, MemoryKeys};
 use portico_gateway::limits::{MonotonicClock, RateLimiters};
 use portico_gateway::quota::{MemoryLedger, QuotaFuture, QuotaLedger, Quotas};
 use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore};
@@ -411,12 +412,23 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     raise_fd_limit(&config);
     // Per-route response counts, kept across the gateways that reloads and store changes
     // build; the admin API reads and resets them.
+    // The store: for the admin API, and for what routes keep in it (idempotency keys), so
+    // that every node sharing it sees the same.
+    let store = if config.admin.is_some() || config.routes.iter().any(|r| r.idempotency.is_some()) {
+        Some(Arc::new(Backend::open(&config.storage).await?))
+    } else {
+        None
+    };
     let shared = Shared {
         stats: RouteStats::new(),
         failures: Arc::new(FailureLimiter::new()),
         tokens: Arc::new(MemoryTokens::default()),
         quotas: Quotas::new(Arc::new(MemoryLedger::default())),
         rate_limiters: rate_limiters(&config)?,
+        keys: match &store {
+            Some(s) => s.clone(),
+            None => Arc::new(MemoryKeys::default()),
+        },
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
@@ -431,10 +443,13 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         None => None,
     };
     // The admin API first: a store or token problem stops Portico before anything listens.
-    let admin = match &config.admin {
-        Some(a) => Some(admin_api(a, &config, &swap, &shared).await?),
-        None => None,
+    let admin = match (&config.admin, &store) {
+        (Some(a), Some(store)) => Some(admin_api(a, &config, store, &swap, &shared).await?),
+        _ => None,
     };
+    if let Some(store) = store {
+        tokio::spawn(purge_idempotency_keys(store));
+    }
     let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
     if let Some((addr, tls)) = &tls {
         listeners.push(Listener::tls(bind(*addr).await?, tls.clone()));
@@ -529,6 +544,26 @@ struct Shared {
     quotas: Arc<Quotas>,
     /// The routes' rate-limit state.
     rate_limiters: Arc<RateLimiters>,
+    /// Idempotency keys: in the store when one is open.
+    keys: Arc<dyn KeyStore>,
+}
+
+/// Forgets expired idempotency keys (and their responses), once a minute.
+async fn purge_idempotency_keys(store: Arc<Backend>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_millis(),
+        )
+        .unwrap_or(i64::MAX);
+        if let Err(e) = store.purge_keys(now).await {
+            tracing::warn!(error = %e, "purging idempotency keys failed");
+        }
+    }
 }
 
 /// The routes' rate limiters: each node's own, or shared through `cluster.redis`.
@@ -701,6 +736,7 @@ async fn follow_store(
 async fn admin_api(
     a: &portico_config::AdminListener,
     config: &Config,
+    store: &Arc<Backend>,
     swap: &Arc<Swap<Gateway>>,
     shared: &Shared,
 ) -> Result<(Listener, Arc<Admin<Arc<Backend>>>, Following), Box<dyn std::error::Error>> {
@@ -714,7 +750,7 @@ async fn admin_api(
     let Some(token) = token else {
         return Err("the admin API needs a token: admin.token or PORTICO_ADMIN_TOKEN".into());
     };
-    let store = Arc::new(Backend::open(&config.storage).await?);
+    let store = store.clone();
     // With a store, tokens live in it: every node can check them.
     let store_tokens = Arc::new(StoreTokens {
         store: store.clone(),
@@ -809,6 +845,7 @@ fn build(
         .with_failure_limiter(shared.failures.clone())
         .with_tokens(shared.tokens.clone())
         .with_quotas(shared.quotas.clone())
+        .with_idempotency_keys(shared.keys.clone())
         .with_rate_limiters(shared.rate_limiters.clone()))
 }
 

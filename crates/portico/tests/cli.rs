@@ -882,6 +882,120 @@ fn a_prepaid_quota_is_counted_once_across_two_nodes() {
     b.stop();
 }
 
+/// An upstream on threads that holds each request until the test answers it: what arrives
+/// (request line and body) comes out of the first receiver, answers go into the sender (one
+/// per request, in order).
+fn held_upstream() -> (
+    String,
+    std::sync::mpsc::Receiver<String>,
+    std::sync::mpsc::Sender<String>,
+) {
+    use std::sync::{Arc, Mutex, mpsc};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (seen_tx, seen) = mpsc::channel();
+    let (answer, answers) = mpsc::channel::<String>();
+    let answers = Arc::new(Mutex::new(answers));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let (Ok(conn), seen_tx, answers) = (conn, seen_tx.clone(), answers.clone()) else {
+                return;
+            };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut length = 0;
+                    loop {
+                        let mut field = String::new();
+                        reader.read_line(&mut field).unwrap();
+                        if field == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = field.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    seen_tx
+                        .send(format!(
+                            "{}{}",
+                            line.trim_end(),
+                            String::from_utf8_lossy(&body)
+                        ))
+                        .unwrap();
+                    let reply = answers.lock().unwrap().recv().unwrap();
+                    conn.write_all(reply.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    (addr, seen, answer)
+}
+
+#[test]
+fn idempotency_keys_are_shared_by_two_nodes_on_one_postgresql() {
+    let Some(db) = pg_database("idem") else {
+        return;
+    };
+    let (upstream, seen, answer) = held_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "listen: 127.0.0.1:0\nstorage: {}\naccess_log: off\nupstreams:\n  - {{name: up, targets: [\"http://{upstream}\"]}}\nroutes:\n  - {{name: o, path: /orders, methods: [POST], upstream: up, idempotency: true}}\n",
+        db.url()
+    );
+    let mut a = Served::start(&write_config(&dir, "a.yaml", &config), Stdio::null());
+    let mut b = Served::start(&write_config(&dir, "b.yaml", &config), Stdio::null());
+    let (data_a, data_b) = (a.address("listening"), b.address("listening"));
+    let post = |body: &str| {
+        format!(
+            "POST /orders HTTP/1.1\r\nHost: a\r\nIdempotency-Key: \"order-7\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    // Node A's request is at the upstream...
+    let first = {
+        let (addr, req) = (data_a.clone(), post("{\"n\":7}"));
+        std::thread::spawn(move || exchange(&addr, &req))
+    };
+    assert_eq!(seen.recv().unwrap(), "POST /orders HTTP/1.1{\"n\":7}");
+    // ... so node B refuses the same key: in flight (409), or used for another payload (422).
+    let in_flight = exchange(&data_b, &post("{\"n\":7}"));
+    assert!(in_flight.starts_with("HTTP/1.1 409 "), "{in_flight}");
+    assert!(
+        in_flight.contains("PTC.IDEMPOTENCY_KEY_IN_FLIGHT"),
+        "{in_flight}"
+    );
+    let other = exchange(&data_b, &post("{\"n\":8}"));
+    assert!(other.starts_with("HTTP/1.1 422 "), "{other}");
+    answer
+        .send(
+            "HTTP/1.1 201 Created\r\nLocation: /orders/7\r\nContent-Length: 8\r\n\r\n{\"id\":7}"
+                .into(),
+        )
+        .unwrap();
+    let created = first.join().unwrap();
+    assert!(created.starts_with("HTTP/1.1 201 "), "{created}");
+    // Node B replays what node A kept; the upstream saw one request.
+    let replayed = exchange(&data_b, &post("{\"n\":7}"));
+    assert!(replayed.starts_with("HTTP/1.1 201 "), "{replayed}");
+    assert!(
+        replayed.contains("Idempotent-Replayed: true\r\n"),
+        "{replayed}"
+    );
+    assert!(replayed.contains("Location: /orders/7\r\n"), "{replayed}");
+    assert!(replayed.ends_with("{\"id\":7}"), "{replayed}");
+    assert!(seen.try_recv().is_err());
+    a.stop();
+    b.stop();
+}
+
 /// `portico <args>`: its exit status, stdout and stderr.
 fn portico(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
     let out = Command::new(BIN)

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 use portico_http::ErrorCode;
 use portico_http::chunked::ChunkedDecoder;
 pub use portico_http::response::ResponseFraming;
@@ -35,6 +35,8 @@ pub struct UpstreamBody {
     framing: ResponseFraming,
     reusable: bool,
     pool: Arc<TargetPool>,
+    /// Bytes already read by [`UpstreamBody::read_up_to`], handed out first.
+    prefix: Option<Bytes>,
 }
 
 impl UpstreamBody {
@@ -56,6 +58,7 @@ impl UpstreamBody {
             framing,
             reusable,
             pool,
+            prefix: None,
         };
         if matches!(body.state, State::Done) {
             body.release();
@@ -80,6 +83,7 @@ impl UpstreamBody {
             framing,
             reusable: false,
             pool,
+            prefix: None,
         }
     }
 
@@ -90,6 +94,9 @@ impl UpstreamBody {
 
     /// Body bytes that have already arrived, without waiting.
     pub fn buffered(&mut self) -> Result<Option<Bytes>, Error> {
+        if let Some(prefix) = self.prefix.take() {
+            return Ok(Some(prefix));
+        }
         match self.take_buffered()? {
             Next::Data(d) => Ok(Some(d)),
             Next::End | Next::NeedMore => Ok(None),
@@ -98,6 +105,9 @@ impl UpstreamBody {
 
     /// The next piece of the body, or `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        if let Some(prefix) = self.prefix.take() {
+            return Ok(Some(prefix));
+        }
         if let State::Frames(recv) = &mut self.state {
             let next = super::h2::next_data(recv).await;
             if matches!(next, Ok(None)) {
@@ -112,6 +122,25 @@ impl UpstreamBody {
                 Next::NeedMore => self.fill().await?,
             }
         }
+    }
+
+    /// Reads the whole body if it is at most `limit` bytes. When it is longer, `None`: what
+    /// was read is handed out first by the next reads, so the body can still be relayed
+    /// whole (having held at most `limit` bytes and one piece more).
+    pub async fn read_up_to(&mut self, limit: usize) -> Result<Option<Bytes>, Error> {
+        let mut all = BytesMut::new();
+        while let Some(piece) = self.chunk().await? {
+            if all.is_empty() && piece.len() > limit {
+                self.prefix = Some(piece);
+                return Ok(None);
+            }
+            all.extend_from_slice(&piece);
+            if all.len() > limit {
+                self.prefix = Some(all.freeze());
+                return Ok(None);
+            }
+        }
+        Ok(Some(all.freeze()))
     }
 
     fn take_buffered(&mut self) -> Result<Next, Error> {
