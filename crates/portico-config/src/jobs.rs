@@ -1,4 +1,5 @@
-//! How a proxied route treats slow and repeated requests: deadlines and idempotency keys.
+//! How a proxied route treats slow and repeated requests: deadlines, asynchronous jobs and
+//! idempotency keys.
 //!
 //! ```yaml
 //! routes:
@@ -11,6 +12,12 @@
 //!     pass_timeout: false # forward the client's `timeout=` and `Timeout` unchanged
 //!     idempotency: {ttl: 24h, lease: 1m, required: false, max_response_bytes: 1MiB}
 //!                         # or `idempotency: true` for these defaults
+//!   - name: exports
+//!     path: /v1/{project_id}/exports
+//!     methods: [POST]
+//!     upstream: api
+//!     async: {sync_wait: 2s, retention: 24h, path: "/v1/{project_id}/jobs", lease: 30s,
+//!             max_result_bytes: 8MiB}
 //! ```
 
 use std::time::Duration;
@@ -145,5 +152,124 @@ pub(crate) fn read_idempotency(
         lease: lease?,
         required: required?,
         max_response_bytes: max?,
+    }))
+}
+
+/// A route's asynchronous jobs (`async`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsyncJobs {
+    /// How long a request without a client deadline waits for the upstream's answer before
+    /// it becomes a job (`sync_wait`).
+    pub sync_wait: Duration,
+    /// How long a finished job's result is served (`retention`); 410 after.
+    pub retention: Duration,
+    /// Where jobs are polled: `{path}/{job_id}` and `{path}/{job_id}/result` (`path`).
+    pub path: String,
+    /// How long a running job stays its node's without the node renewing it (`lease`): a
+    /// node that dies leaves its jobs failed after this.
+    pub lease: Duration,
+    /// Largest result kept (`max_result_bytes`); a larger one fails the job.
+    pub max_result_bytes: u64,
+}
+
+/// Where jobs are polled unless a route says otherwise.
+pub const DEFAULT_JOBS_PATH: &str = "/v1/{project_id}/jobs";
+
+const ASYNC_KEYS: &[&str] = &[
+    "sync_wait",
+    "retention",
+    "path",
+    "lease",
+    "max_result_bytes",
+];
+
+/// Reads `async`; for routes with an upstream whose path has `{project_id}` (a job belongs to
+/// a project).
+pub(crate) fn read_async(
+    r: &mut Reader,
+    path: &str,
+    f: &Fields<'_>,
+    route_path: Option<&crate::PathTemplate>,
+) -> Option<Option<AsyncJobs>> {
+    let Some(n) = f.get("async") else {
+        return Some(None);
+    };
+    let apath = join(path, "async");
+    if f.get("upstream").is_none() {
+        r.problem(n, &apath, "`async` is for routes with an `upstream`");
+        return None;
+    }
+    if route_path.is_some_and(|t| !t.params.iter().any(|p| p == "project_id")) {
+        r.problem(
+            n,
+            &apath,
+            "a job belongs to a project: an `async` route's path has `{project_id}`",
+        );
+        return None;
+    }
+    if let Some(t) = f.get("timeout") {
+        r.problem(
+            t,
+            &join(path, "timeout"),
+            "an `async` route has no default deadline: a request without one becomes a job after `sync_wait`",
+        );
+        return None;
+    }
+    let m = r.map(n, &apath, ASYNC_KEYS)?;
+    let duration = |r: &mut Reader, key: &str, default: u64| {
+        m.get(key).map_or(Some(Duration::from_secs(default)), |v| {
+            r.duration(v, &join(&apath, key))
+        })
+    };
+    let sync_wait = duration(r, "sync_wait", 2);
+    let retention = duration(r, "retention", 86_400);
+    let lease = duration(r, "lease", 30);
+    let max = m.get("max_result_bytes").map_or(Some(8 << 20), |v| {
+        let p = join(&apath, "max_result_bytes");
+        match r.size(v, &p)? {
+            n if n > 64 << 20 => {
+                r.problem(v, &p, "at most 64MiB");
+                None
+            }
+            n => Some(n),
+        }
+    });
+    let jobs_path = match m.get("path") {
+        None => Some(DEFAULT_JOBS_PATH.to_string()),
+        Some(v) => {
+            let p = join(&apath, "path");
+            r.string(v, &p).and_then(|text| {
+                let ok = crate::PathTemplate::parse(text).is_ok_and(|t| {
+                    t.catch_all.is_none() && t.params == ["project_id"] && !text.ends_with('/')
+                });
+                if ok {
+                    Some(text.to_string())
+                } else {
+                    r.problem(
+                        v,
+                        &p,
+                        "a jobs path is a route path whose one parameter is `{project_id}`, without a final `/`",
+                    );
+                    None
+                }
+            })
+        }
+    };
+    if let (Some(l), Some(_)) = (lease, sync_wait)
+        && l < Duration::from_secs(1)
+    {
+        r.problem(
+            m.get("lease").unwrap_or(n),
+            &join(&apath, "lease"),
+            "at least 1s (nodes renew their jobs every second)",
+        );
+        return None;
+    }
+    Some(Some(AsyncJobs {
+        sync_wait: sync_wait?,
+        retention: retention?,
+        path: jobs_path?,
+        lease: lease?,
+        max_result_bytes: max?,
     }))
 }

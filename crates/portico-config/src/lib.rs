@@ -30,7 +30,7 @@ pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
 pub use documents::{DocumentProblem, Documents, Section, with_documents};
 pub use egress::{Egress, EgressAuth};
-pub use jobs::{Deadline, Idempotency};
+pub use jobs::{AsyncJobs, DEFAULT_JOBS_PATH, Deadline, Idempotency};
 pub use model::{
     AccessLog, Action, AdminListener, Config, Handler, HealthCheck, Http2, Limits, Overlap,
     PathTemplate, Route, RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener,

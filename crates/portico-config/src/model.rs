@@ -149,6 +149,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Memory all requests together may hold in buffered bodies.
     pub body_buffer_bytes: u64,
+    /// What the results of all jobs not expired may take in the store together.
+    pub job_results_bytes: u64,
     /// Authentication failures one client address may have before it must wait (429).
     pub auth_failures: FailureRate,
 }
@@ -163,6 +165,7 @@ impl Default for Limits {
             max_body_bytes: 10 << 20,
             max_connections: 10_000,
             body_buffer_bytes: 64 << 20,
+            job_results_bytes: 1 << 30,
             auth_failures: FailureRate {
                 max: 20,
                 per: Duration::from_secs(60),
@@ -272,6 +275,8 @@ pub struct Route {
     pub deadline: crate::jobs::Deadline,
     /// How it treats `Idempotency-Key` (`idempotency`), when it does.
     pub idempotency: Option<crate::jobs::Idempotency>,
+    /// Its asynchronous jobs (`async`), when it has them.
+    pub async_jobs: Option<crate::jobs::AsyncJobs>,
 }
 
 /// What answers a route's requests.
@@ -444,6 +449,7 @@ const LIMIT_KEYS: &[&str] = &[
     "max_body_bytes",
     "max_connections",
     "body_buffer_bytes",
+    "job_results_bytes",
     "auth_failures",
 ];
 const UPSTREAM_KEYS: &[&str] = &[
@@ -491,6 +497,7 @@ const ROUTE_KEYS: &[&str] = &[
     "max_timeout",
     "pass_timeout",
     "idempotency",
+    "async",
 ];
 
 impl Config {
@@ -652,6 +659,7 @@ impl Config {
         }
         if let Some(limits) = &limits {
             check_buffer_budget(r, &routes, limits);
+            check_jobs_paths(r, &routes);
         }
 
         if !r.problems.is_empty() {
@@ -986,6 +994,9 @@ fn read_limits(r: &mut Reader, node: Option<&Node>) -> Option<Limits> {
     }
     if let Some(v) = size(r, "body_buffer_bytes", 0) {
         limits.body_buffer_bytes = v;
+    }
+    if let Some(v) = size(r, "job_results_bytes", 0) {
+        limits.job_results_bytes = v;
     }
     if let Some(n) = f.get("auth_failures") {
         match read_failure_rate(r, n) {
@@ -1373,6 +1384,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     };
     let deadline = crate::jobs::read_deadline(r, node, path, &f);
     let idempotency = crate::jobs::read_idempotency(r, path, &f);
+    let async_jobs = crate::jobs::read_async(r, path, &f, template.as_ref());
     let mut access = access::read_access(r, &f, path);
     // A CORS policy that lists no methods allows the route's own.
     if let (Some(Some(cors)), Some(methods)) = (access.as_mut().map(|a| a.cors.as_mut()), methods)
@@ -1397,6 +1409,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         max_in_flight: max_in_flight?,
         deadline: deadline?,
         idempotency: idempotency?,
+        async_jobs: async_jobs?,
     })
 }
 
@@ -1736,6 +1749,31 @@ fn check_buffer_budget(r: &mut Reader, routes: &[(&Node, Route)], limits: &Limit
                 format!(
                     "a signed body is read whole before it is checked, and this route takes bodies up to {max} bytes but limits.body_buffer_bytes is {}; lower max_body_bytes or raise body_buffer_bytes",
                     limits.body_buffer_bytes
+                ),
+            );
+        }
+    }
+}
+
+/// Async routes that share a jobs path share its access rules: the jobs there are read with
+/// them, so they must be the same for every route whose jobs are there.
+fn check_jobs_paths(r: &mut Reader, routes: &[(&Node, Route)]) {
+    for (i, (node, route)) in routes.iter().enumerate() {
+        let Some(jobs) = &route.async_jobs else {
+            continue;
+        };
+        if routes[..i].iter().any(|(_, other)| {
+            other
+                .async_jobs
+                .as_ref()
+                .is_some_and(|o| o.path == jobs.path && other.access != route.access)
+        }) {
+            r.problem(
+                node,
+                &format!("routes[{i}].async.path"),
+                format!(
+                    "jobs at `{}` are read with the access rules of the routes that make them, and another async route with jobs there has different ones: give this route its own `path`",
+                    jobs.path
                 ),
             );
         }

@@ -1077,3 +1077,52 @@ fn deadlines_are_read_and_checked() {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
 }
+
+#[test]
+fn idempotency_and_async_are_read_and_checked() {
+    use std::time::Duration;
+    let ok = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"]}\nroutes:\n  - {name: a, path: \"/v1/{project_id}/a\", methods: [POST], upstream: u, idempotency: true, async: {sync_wait: 500ms}}\n  - {name: b, path: /b, methods: [POST], upstream: u, idempotency: {ttl: 1h, required: true, max_response_bytes: 2MiB}}\n",
+        "a.yaml",
+    )
+    .unwrap();
+    let a = &ok.routes[0];
+    assert_eq!(a.idempotency, Some(portico_config::Idempotency::default()));
+    let jobs = a.async_jobs.as_ref().unwrap();
+    assert_eq!(jobs.sync_wait, Duration::from_millis(500));
+    assert_eq!(jobs.retention, Duration::from_secs(86_400));
+    assert_eq!(jobs.path, portico_config::DEFAULT_JOBS_PATH);
+    let b = ok.routes[1].idempotency.unwrap();
+    assert_eq!(
+        (b.ttl, b.required, b.max_response_bytes),
+        (Duration::from_secs(3600), true, 2 << 20)
+    );
+    let text = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"]}\nroutes:\n  - {name: a, path: /a, methods: [POST], upstream: u, async: {}}\n  - {name: b, path: /b, methods: [POST], handler: echo, idempotency: true}\n  - {name: c, path: \"/v1/{project_id}/c\", methods: [POST], upstream: u, timeout: 1s, async: {}}\n  - {name: d, path: \"/v1/{project_id}/d\", methods: [POST], upstream: u, async: {path: \"/jobs\", lease: 10ms}}\n  - {name: e, path: \"/v1/{project_id}/e\", methods: [POST], upstream: u, idempotency: {ttl: soon, max_response_bytes: 1GiB}}\n  - {name: f, path: \"/v1/{project_id}/f\", methods: [POST], upstream: u, async: {}, auth: api_key}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    for expected in [
+        "routes[0].async: a job belongs to a project",
+        "routes[1].idempotency: `idempotency` is for routes with an `upstream`",
+        "routes[2].timeout: an `async` route has no default deadline",
+        "routes[3].async.path: a jobs path is a route path whose one parameter is `{project_id}`",
+        "routes[4].idempotency.ttl",
+        "routes[4].idempotency.max_response_bytes: at most 64MiB",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    let text = from_str(
+        "upstreams:\n  - {name: u, targets: [\"http://127.0.0.1:1\"]}\nroutes:\n  - {name: e, path: \"/v1/{project_id}/e\", methods: [POST], upstream: u, async: {}}\n  - {name: f, path: \"/v1/{project_id}/f\", methods: [POST], upstream: u, async: {}, auth: api_key}\n",
+        "a.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        text.contains(
+            "routes[1].async.path: jobs at `/v1/{project_id}/jobs` are read with the access rules"
+        ),
+        "{text}"
+    );
+}

@@ -230,7 +230,7 @@ pub(crate) enum Outcome {
 }
 
 /// Milliseconds since the Unix epoch.
-fn epoch_ms(t: SystemTime) -> i64 {
+pub(crate) fn epoch_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
@@ -357,7 +357,7 @@ fn replay(kept: KeptResponse) -> Result<Response, Error> {
 }
 
 /// `name: value\r\n` for each field.
-fn head_lines(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
+pub(crate) fn head_lines(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
     let mut out = Vec::new();
     for (n, v) in headers {
         out.extend_from_slice(n);
@@ -368,7 +368,7 @@ fn head_lines(headers: &[(Bytes, Bytes)]) -> Vec<u8> {
     out
 }
 
-fn parse_lines(head: &[u8]) -> Vec<(Bytes, Bytes)> {
+pub(crate) fn parse_lines(head: &[u8]) -> Vec<(Bytes, Bytes)> {
     head.split(|b| *b == b'\n')
         .filter_map(|line| {
             let line = line.strip_suffix(b"\r").unwrap_or(line);

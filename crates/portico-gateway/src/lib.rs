@@ -27,6 +27,7 @@ mod echo;
 mod egress;
 mod fields;
 pub mod idempotency;
+pub mod jobs;
 mod lifecycle;
 pub mod limits;
 mod proxy;
@@ -87,6 +88,13 @@ enum Answer {
     UseProxy(Arc<str>),
     /// The token service, issuing tokens valid this long.
     Tokens(std::time::Duration),
+    /// A project's job at `{base}/{job_id}` (or its result, at `…/result`).
+    Job {
+        /// The jobs path, `{project_id}` not filled in.
+        base: Arc<str>,
+        /// The result rather than the job.
+        result: bool,
+    },
     Custom(Arc<dyn Handler>),
 }
 
@@ -111,6 +119,8 @@ struct RouteEntry {
     deadline: portico_config::Deadline,
     /// `idempotency`.
     idempotency: Option<portico_config::Idempotency>,
+    /// `async`.
+    async_jobs: Option<portico_config::AsyncJobs>,
 }
 
 /// The pipeline, built from a configuration.
@@ -118,7 +128,7 @@ pub struct Gateway {
     router: matchit::Router<usize>,
     groups: Vec<RouteGroup>,
     routes: Vec<RouteEntry>,
-    upstreams: Vec<Upstream>,
+    upstreams: Vec<Arc<Upstream>>,
     /// Each upstream's `max_in_flight`, by index.
     upstream_in_flight: Vec<Option<limits::Concurrency>>,
     all_methods: MethodSet,
@@ -137,6 +147,8 @@ pub struct Gateway {
     quotas: Arc<quota::Quotas>,
     /// Where idempotency keys are kept.
     keys: Arc<dyn idempotency::KeyStore>,
+    /// Where jobs are kept.
+    jobs: Arc<jobs::Jobs>,
     /// The egress proxy, when the configuration has one.
     egress: Option<egress::EgressProxy>,
     /// The routes' rate limiters (from a registry that outlives this gateway).
@@ -214,6 +226,13 @@ impl Gateway {
         self
     }
 
+    /// Keeps jobs in `jobs` (the store every node shares), instead of this gateway's own
+    /// memory.
+    pub fn with_jobs(mut self, jobs: Arc<jobs::Jobs>) -> Gateway {
+        self.jobs = jobs;
+        self
+    }
+
     /// Keeps idempotency keys in `store` (the store every node shares), instead of this
     /// gateway's own memory.
     pub fn with_idempotency_keys(mut self, store: Arc<dyn idempotency::KeyStore>) -> Gateway {
@@ -227,7 +246,7 @@ impl Gateway {
             .upstreams
             .iter()
             .map(|u| {
-                Ok(Upstream::new(&UpstreamSettings {
+                Ok(Arc::new(Upstream::new(&UpstreamSettings {
                     name: u.name.clone(),
                     targets: u.targets.iter().map(target_spec).collect(),
                     tls: upstream_tls(u)?,
@@ -250,7 +269,7 @@ impl Gateway {
                         healthy: h.healthy,
                         unhealthy: h.unhealthy,
                     }),
-                }))
+                })))
             })
             .collect::<Result<_, BuildError>>()?;
         let table = RouteTable::build(&config.routes).map_err(|overlaps| {
@@ -306,11 +325,15 @@ impl Gateway {
                 }),
                 deadline: r.deadline,
                 idempotency: r.idempotency,
+                async_jobs: r.async_jobs.clone(),
             });
         }
+        let mut router = table.router;
+        let mut groups = table.groups;
+        add_job_routes(&mut router, &mut groups, &mut routes)?;
         Ok(Gateway {
-            router: table.router,
-            groups: table.groups,
+            router,
+            groups,
             routes,
             upstreams,
             upstream_in_flight: config
@@ -341,6 +364,7 @@ impl Gateway {
             tokens: Arc::new(tokens::MemoryTokens::default()),
             quotas: quota::Quotas::new(Arc::new(quota::MemoryLedger::default())),
             keys: Arc::new(idempotency::MemoryKeys::default()),
+            jobs: Arc::new(jobs::Jobs::in_memory(config.limits.job_results_bytes)),
             egress: config.egress.as_ref().map(egress::EgressProxy::new),
             plan_limits: plan_limits(&rate_limiters, &plan_rate_limits),
             plan_rate_limits,
@@ -392,7 +416,7 @@ impl Gateway {
         self.upstreams
             .iter()
             .filter(|u| u.name() == upstream)
-            .map(Upstream::idle_count)
+            .map(|u| u.idle_count())
             .sum()
     }
 }
@@ -411,6 +435,72 @@ fn plan_limits(
                 .map(|r| (name.clone(), r))
         })
         .collect()
+}
+
+/// The routes of each jobs path of the async routes: `GET {path}/{job_id}` and
+/// `GET {path}/{job_id}/result`, with the access rules of the routes whose jobs are there.
+fn add_job_routes(
+    router: &mut matchit::Router<usize>,
+    groups: &mut Vec<RouteGroup>,
+    routes: &mut Vec<RouteEntry>,
+) -> Result<(), BuildError> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut added = Vec::new();
+    for r in routes.iter() {
+        let Some(jobs) = &r.async_jobs else {
+            continue;
+        };
+        if seen.contains(&jobs.path) {
+            continue;
+        }
+        seen.push(jobs.path.clone());
+        let base: Arc<str> = jobs.path.as_str().into();
+        for result in [false, true] {
+            let pattern = format!(
+                "{}/{{job_id}}{}",
+                jobs.path,
+                if result { "/result" } else { "" }
+            );
+            added.push((
+                pattern.clone(),
+                RouteEntry {
+                    name: pattern.into(),
+                    access: r.access.clone(),
+                    methods: [Method::Get].into_iter().collect(),
+                    answer: Answer::Job {
+                        base: base.clone(),
+                        result,
+                    },
+                    max_body_bytes: 0,
+                    require_content_length: false,
+                    buffer_body: false,
+                    websocket: None,
+                    produces: Vec::new(),
+                    consumes: Vec::new(),
+                    consumes_encodings: None,
+                    rate_limits: Vec::new(),
+                    limits: None,
+                    in_flight: None,
+                    deadline: portico_config::Deadline::default(),
+                    idempotency: None,
+                    async_jobs: None,
+                },
+            ));
+        }
+    }
+    for (pattern, entry) in added {
+        router.insert(pattern.clone(), groups.len()).map_err(|e| {
+            BuildError(format!(
+                "the jobs path `{pattern}` of an async route conflicts with a route: {e}"
+            ))
+        })?;
+        groups.push(RouteGroup {
+            routes: vec![routes.len()],
+            methods: entry.methods,
+        });
+        routes.push(entry);
+    }
+    Ok(())
 }
 
 fn target_spec(t: &Target) -> TargetSpec {
@@ -687,6 +777,11 @@ impl Gateway {
                 .get(catch_all)
                 .map(|v| vec![(String::new(), v.to_string())])
                 .unwrap_or_default(),
+            Answer::Job { .. } => matched
+                .params
+                .get("job_id")
+                .map(|v| vec![(String::new(), v.to_string())])
+                .unwrap_or_default(),
             _ => Vec::new(),
         };
         req.notes.route = Some(route.name.clone());
@@ -767,7 +862,7 @@ impl Gateway {
         // The client's deadline is read (and refused when it is not one) from the head, so
         // before anything is read or sent on.
         let deadline = match route.answer {
-            Answer::Upstream(_) => deadline::of(req, &route.deadline, true)?,
+            Answer::Upstream(_) => deadline::of(req, &route.deadline, route.async_jobs.is_none())?,
             _ => None,
         };
         body.set_limit(route.max_body_bytes);
@@ -779,6 +874,12 @@ impl Gateway {
             check
                 .check(req, body.buffered().map(|b| &b[..]), SystemTime::now())
                 .map_err(|e| self.directory.failed(&route.access, req.peer.ip(), e))?;
+        }
+        // A request that may become a job is read whole first: its client may be answered
+        // before the upstream has read it.
+        let as_job = route.async_jobs.is_some() && deadline.is_none();
+        if as_job && reservation.is_none() {
+            reservation = Some(body.buffer(&self.budget).await?);
         }
         // A POST or PATCH with an `Idempotency-Key`: its body is read, then the key claimed
         // (or the kept response replayed, or 409/422).
@@ -830,6 +931,29 @@ impl Gateway {
                 req.notes.upstream = Some(target);
                 Ok(resp)
             }
+            Answer::Upstream(u) if as_job => {
+                let settings = route
+                    .async_jobs
+                    .as_ref()
+                    .ok_or_else(|| Error::new(ErrorCode::Internal))?;
+                let upstream = self.upstreams[*u].clone();
+                let out = jobs::Outgoing {
+                    head: proxy::upstream_head(req, path, upstream.authority(), None),
+                    upstream,
+                    method,
+                    body: body.buffered().cloned().unwrap_or_default(),
+                    reservation: reservation.take(),
+                    route: route.name.clone(),
+                    project: project.map(str::to_string).unwrap_or_default(),
+                };
+                let prefer =
+                    portico_http::deadline::prefers_respond_async(req.head.fields_named("prefer"));
+                let result = jobs::run(&self.jobs, settings, out, prefer).await;
+                match claim {
+                    Some(c) => idempotency::settle(&*self.keys, c, result).await,
+                    None => result,
+                }
+            }
             Answer::Upstream(u) => {
                 // Held until the buffered body has been sent on.
                 let _held = match reservation.take() {
@@ -863,6 +987,18 @@ impl Gateway {
                 tokens::issue(&self.directory, &*self.tokens, *ttl, req, body).await
             }
             Answer::UseProxy(proxy) => Ok(Response::new(305).header("Location", proxy.to_string())),
+            Answer::Job { base, result } => {
+                let id = params.first().map_or("", |(_, v)| v.as_str());
+                jobs::answer(
+                    &self.jobs,
+                    base,
+                    project.unwrap_or_default(),
+                    id,
+                    *result,
+                    req,
+                )
+                .await
+            }
             Answer::Custom(h) => h.handle(req, body).await,
         }
     }

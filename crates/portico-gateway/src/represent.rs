@@ -20,7 +20,7 @@ use crate::static_files::open::{READ_PIECE, read_piece};
 /// The metadata of the selected representation.
 pub(crate) struct Meta {
     /// `Content-Type`.
-    pub(crate) content_type: &'static str,
+    pub(crate) content_type: Bytes,
     /// `ETag`, quoted (a strong tag).
     pub(crate) etag: String,
     /// `Last-Modified`.
@@ -33,6 +33,9 @@ pub(crate) struct Meta {
     pub(crate) vary: Option<&'static str>,
     /// `Content-Encoding`, when not identity.
     pub(crate) content_encoding: Option<&'static str>,
+    /// Other fields of the representation, sent with 200 and 206 (a job result's, as its
+    /// upstream sent them).
+    pub(crate) fields: Vec<(Bytes, Bytes)>,
 }
 
 /// Where the bytes are.
@@ -84,18 +87,21 @@ pub(crate) fn respond(
             } else {
                 vec![Piece::Data(whole)]
             };
-            let resp = fields(Response::new(200), meta).header("Content-Type", meta.content_type);
+            let resp =
+                fields(Response::new(200), meta).header("Content-Type", meta.content_type.clone());
             Ok(with_body(resp, source, pieces, meta.length))
         }
         Answer::Partial(r) => {
             let resp = fields(Response::new(206), meta)
-                .header("Content-Type", meta.content_type)
+                .header("Content-Type", meta.content_type.clone())
                 .header("Content-Range", r.content_range(meta.length));
             Ok(with_body(resp, source, vec![Piece::Data(r)], r.len()))
         }
         Answer::Multipart(ranges) => {
             let boundary = boundary();
-            let m = Multipart::new(&ranges, meta.length, meta.content_type, &boundary);
+            let part_type =
+                std::str::from_utf8(&meta.content_type).unwrap_or("application/octet-stream");
+            let m = Multipart::new(&ranges, meta.length, part_type, &boundary);
             let len = m.content_length();
             let mut pieces = Vec::with_capacity(m.parts.len() * 2 + 1);
             for (head, range) in m.parts {
@@ -124,6 +130,7 @@ fn fields(mut resp: Response, meta: &Meta) -> Response {
     if let Some(ce) = meta.content_encoding {
         resp = resp.header("Content-Encoding", ce);
     }
+    resp.headers.extend(meta.fields.iter().cloned());
     resp
 }
 

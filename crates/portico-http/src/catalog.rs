@@ -117,9 +117,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         202,
         "Accepted",
         "The request has been accepted for processing, but the processing has not been completed.",
-        "Async routes whose upstream did not answer within the sync window, or `Prefer: respond-async`; `Location` of a job.",
-        planned(8),
-        &[],
+        "Routes with `async`: a request without a client deadline whose upstream has not answered within `sync_wait`, or that says `Prefer: respond-async`; `Location` of the job (`{path}/{job_id}`, default `/v1/{project_id}/jobs/…`) and its state as JSON. The upstream request carries on; the job is kept in the store (any node answers for it).",
+        Implemented,
+        &[
+            "jobs::a_late_answer_makes_a_job_that_is_polled_to_its_result",
+            "jobs::prefer_respond_async_is_202_at_once_and_other_statuses_replay_as_they_were",
+            "cli::any_node_on_one_postgresql_answers_for_any_job",
+        ],
     ),
     row(
         203,
@@ -201,9 +205,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         303,
         "See Other",
         "The response to the request can be found under a different URI. It should be retrieved using a GET or POST method.",
-        "Redirect-after-post routes (`redirect` with `status: 303`): `Location` built as for 301, the client follows with GET; a finished job pointing to its result comes with issue 8.",
+        "Redirect-after-post routes (`redirect` with `status: 303`): `Location` built as for 301, the client follows with GET; a finished job (succeeded or failed) to its result at `…/jobs/{job_id}/result`, which replays the upstream's response (conditional and range requests honoured) or the error the job met.",
         Implemented,
-        &["redirect::each_redirect_status_carries_its_location"],
+        &[
+            "redirect::each_redirect_status_carries_its_location",
+            "jobs::a_late_answer_makes_a_job_that_is_polled_to_its_result",
+            "jobs::a_job_that_fails_has_its_error_as_its_result",
+            "cli::a_job_left_running_by_a_killed_node_fails_when_portico_starts_again",
+        ],
     ),
     row(
         304,
@@ -307,11 +316,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         404,
         "NotFound",
         "The requested resource cannot be found. Do not retry the request before modification.",
-        "No route matches the request path (`PTC.ROUTE_NOT_FOUND`); a static route has no regular file at the path, or the path would leave its root (`PTC.FILE_NOT_FOUND`).",
+        "No route matches the request path (`PTC.ROUTE_NOT_FOUND`); a static route has no regular file at the path, or the path would leave its root (`PTC.FILE_NOT_FOUND`); no job with this id in the URL's project, another project's included (`PTC.JOB_NOT_FOUND`), or no result yet (`PTC.JOB_RESULT_NOT_READY`).",
         Implemented,
         &[
             "routing::unknown_path_is_404",
             "static_files::paths_never_leave_the_root",
+            "jobs::jobs_belong_to_their_project",
+            "jobs::a_late_answer_makes_a_job_that_is_polled_to_its_result",
         ],
     ),
     row(
@@ -378,11 +389,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         410,
         "Gone",
         "The requested resource is no longer available. The status code indicates that the requested resource has been deleted permanently.",
-        "Retired API versions (`PTC.API_VERSION_RETIRED`); deleted admin resources while their tombstone is kept (`PTC.RESOURCE_GONE`).",
+        "Retired API versions (`PTC.API_VERSION_RETIRED`); deleted admin resources while their tombstone is kept (`PTC.RESOURCE_GONE`); a job whose retention is over (`PTC.JOB_EXPIRED`, for another retention before it is forgotten).",
         Implemented,
         &[
             "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
             "admin::create_read_update_delete_with_the_contracts_codes",
+            "jobs::after_its_retention_a_result_is_gone",
         ],
     ),
     row(
@@ -516,9 +528,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         502,
         "Bad Gateway",
         "The server was acting as a gateway or proxy and received an invalid request from the remote server.",
-        "The upstream refused the connection, reset it (or an HTTP/2 stream), answered invalid HTTP, answered 306, or failed the TLS handshake; each its own error code. A target that could not be connected to is skipped for the upstream's next target (the request never reached it); 502 when none could be.",
+        "The upstream refused the connection, reset it (or an HTTP/2 stream), answered invalid HTTP, answered 306, or failed the TLS handshake; each its own error code. A target that could not be connected to is skipped for the upstream's next target (the request never reached it); 502 when none could be. A job's result when the job failed: the error its request met, its node stopped first (`PTC.JOB_INTERRUPTED`), or the answer was too large to keep (`PTC.JOB_RESULT_TOO_LARGE`).",
         Implemented,
         &[
+            "jobs::a_job_that_fails_has_its_error_as_its_result",
+            "jobs::an_enormous_result_fails_its_job_and_is_not_kept",
+            "cli::a_job_left_running_by_a_killed_node_fails_when_portico_starts_again",
             "proxy::upstream_refusing_connections_is_502",
             "health::a_target_that_cannot_be_reached_is_skipped_for_the_next",
             "health::the_same_cause_gives_the_same_code_on_http1_http2_and_after_retries",
@@ -533,9 +548,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         503,
         "ServiceUnavailable",
         "The requested service is invalid. Do not retry the request before modification.",
-        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is left out by its active health checks or ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first may be back); a store of idempotency keys that fails (`PTC.IDEMPOTENCY_STORE_UNAVAILABLE`, `Retry-After: 1`, nothing sent on).",
+        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is left out by its active health checks or ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first may be back); a store of idempotency keys that fails (`PTC.IDEMPOTENCY_STORE_UNAVAILABLE`, `Retry-After: 1`, nothing sent on); a store of jobs that fails when a job is read or must be recorded before anything is sent (`PTC.JOBS_UNAVAILABLE`, `Retry-After: 1`).",
         Implemented,
         &[
+            "jobs::a_store_that_fails_is_503_or_a_synchronous_answer",
             "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
             "rate_limits::when_the_shared_store_is_down_each_limit_does_what_it_declares",
             "health::consecutive_failures_eject_targets_and_none_left_is_503_with_retry_after",
@@ -818,6 +834,10 @@ error_codes! {
     ClientAddressDenied => (403, "CLIENT_ADDRESS_DENIED", Client, AfterChange, false, "Requests from this address are not allowed.");
     /// No route matches the request path.
     RouteNotFound => (404, "ROUTE_NOT_FOUND", Client, AfterChange, false, "No route matches the request path.");
+    /// No job with this id exists in the project of the URL (another project's job is not found either).
+    JobNotFound => (404, "JOB_NOT_FOUND", Client, AfterChange, false, "No job with this id exists in this project.");
+    /// The job has no result yet: it is still pending or running (its state says which).
+    JobResultNotReady => (404, "JOB_RESULT_NOT_READY", Client, AfterRetryAfter, false, "This job has no result yet; poll the job, then follow its Location.");
     /// No admin resource has this id.
     ResourceNotFound => (404, "RESOURCE_NOT_FOUND", Client, AfterChange, false, "No resource has this id.");
     /// A static route has no regular file at this path inside its root (or the path tries to leave the root).
@@ -846,6 +866,8 @@ error_codes! {
     ConcurrentChange => (409, "CONCURRENT_CHANGE", Client, Immediately, false, "Other changes kept landing while this one was checked; nothing was changed, and it may be sent again.");
     /// The admin resource was deleted (its tombstone is kept for a while).
     ResourceGone => (410, "RESOURCE_GONE", Client, AfterChange, false, "This resource has been deleted.");
+    /// The job's retention (`async.retention`) is over: its result is no longer kept.
+    JobExpired => (410, "JOB_EXPIRED", Client, AfterChange, false, "This job's result is no longer kept.");
     /// The request is for a version of an API that has been retired (`apis[].versions[]` with `status: retired`).
     ApiVersionRetired => (410, "API_VERSION_RETIRED", Client, AfterChange, false, "This version of the API has been retired.");
     /// The route requires `Content-Length` and the body came chunked.
@@ -904,10 +926,16 @@ error_codes! {
     UpstreamInvalidResponse => (502, "UPSTREAM_INVALID_RESPONSE", Upstream, Later, false, "The upstream service sent an invalid response.");
     /// The upstream answered 306, which is unused and never relayed.
     UpstreamStatus306 => (502, "UPSTREAM_STATUS_306", Upstream, Later, false, "The upstream service sent an unusable status.");
+    /// The node running the job stopped (or lost the store) before the upstream answered; the job's result says so. Sending the request again may repeat its work.
+    JobInterrupted => (502, "JOB_INTERRUPTED", Gateway, Later, false, "The job was interrupted before the upstream service answered.");
+    /// The upstream's answer to a job was larger than the route's `async.max_result_bytes`, or than the room left in `limits.job_results_bytes`: the job failed, and the answer was not kept.
+    JobResultTooLarge => (502, "JOB_RESULT_TOO_LARGE", Upstream, AfterChange, false, "The upstream service's answer to this job was too large to keep.");
     /// Every target of the upstream is ejected after consecutive failures (passive health); `Retry-After` is when the first comes back.
     NoHealthyTarget => (503, "NO_HEALTHY_TARGET", Upstream, AfterRetryAfter, false, "No instance of the upstream service is available; retry after the time in Retry-After.");
     /// The shared rate-limit store (`cluster.redis`) could not decide within its budget and the limit says `on_store_failure: deny`; `Retry-After: 1`.
     RateLimitStoreUnavailable => (503, "RATE_LIMIT_STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "The rate-limit service is unavailable; retry after the time in Retry-After.");
+    /// The store that keeps jobs failed while a job was read; `Retry-After: 1`.
+    JobsUnavailable => (503, "JOBS_UNAVAILABLE", Gateway, AfterRetryAfter, false, "Jobs cannot be read now; retry after the time in Retry-After.");
     /// The store that keeps idempotency keys failed; the request was not processed. `Retry-After: 1`.
     IdempotencyStoreUnavailable => (503, "IDEMPOTENCY_STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "Idempotency keys cannot be checked now; retry after the time in Retry-After.");
     /// The request is for a version of an API that is disabled (`status: disabled`): no `Retry-After`, nothing changes by waiting.

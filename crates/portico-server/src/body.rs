@@ -122,6 +122,8 @@ fn budget_full() -> Error {
 
 /// Where a body's bytes come from.
 enum Source<'c> {
+    /// Nowhere any more: the body was read whole before (see [`RequestBody::detached`]).
+    Detached,
     /// An HTTP/1.1 connection: bytes read already, and the socket for more.
     Http1 {
         io: &'c mut ClientIo,
@@ -195,6 +197,27 @@ impl<'c> RequestBody<'c> {
             limit,
             received: 0,
             timeout,
+            touched: false,
+        }
+    }
+
+    /// A body read whole before, no longer tied to the connection it came on: what an
+    /// asynchronous job sends upstream after its client has been answered.
+    pub fn detached(data: Bytes) -> RequestBody<'static> {
+        let (state, framing) = if data.is_empty() {
+            (State::Done, BodyFraming::None)
+        } else {
+            let n = data.len() as u64;
+            (State::Buffered(data), BodyFraming::Length(n))
+        };
+        RequestBody {
+            source: Source::Detached,
+            state,
+            framing,
+            continue_for: None,
+            limit: u64::MAX,
+            received: 0,
+            timeout: Duration::MAX,
             touched: false,
         }
     }
@@ -353,7 +376,8 @@ impl<'c> RequestBody<'c> {
                 }
                 // Framing a source cannot carry; never built (see the constructors).
                 (State::Length(_) | State::Chunked(_), Source::Http2 { .. })
-                | (State::Frames, Source::Http1 { .. }) => {
+                | (State::Frames, Source::Http1 { .. })
+                | (State::Length(_) | State::Chunked(_) | State::Frames, Source::Detached) => {
                     return Err(ErrorCode::BodyIncomplete);
                 }
             }
@@ -363,6 +387,7 @@ impl<'c> RequestBody<'c> {
     /// Tells a client that waits for it to send the body (`Expect: 100-continue`).
     async fn send_continue(&mut self, id: RequestId) -> Result<(), ErrorCode> {
         match &mut self.source {
+            Source::Detached => Ok(()),
             Source::Http1 { io, .. } => {
                 let interim = format!("HTTP/1.1 100 Continue\r\nX-Request-Id: {id}\r\n\r\n");
                 io.write_all(interim.as_bytes())

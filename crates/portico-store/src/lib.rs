@@ -81,7 +81,73 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_ms);
 ",
+    "
+    CREATE TABLE jobs (
+        id TEXT PRIMARY KEY,
+        project TEXT NOT NULL,
+        route TEXT NOT NULL,
+        node TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reason TEXT,
+        created_ms BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        lease_ms BIGINT NOT NULL,
+        lease_until_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        forget_ms BIGINT NOT NULL,
+        status BIGINT,
+        head BYTEA,
+        body BYTEA,
+        body_size BIGINT NOT NULL,
+        etag TEXT
+    );
+    CREATE INDEX jobs_lease ON jobs (state, lease_until_ms);
+    CREATE INDEX jobs_node ON jobs (node, state);
+    CREATE INDEX jobs_expiry ON jobs (expires_ms);
+    CREATE TABLE job_blobs (id TEXT PRIMARY KEY, body BYTEA NOT NULL);
+",
 ];
+
+/// Result bodies larger than this are kept in `job_blobs`, apart from the job's row (which
+/// polls read often).
+pub const JOB_INLINE_BODY: usize = 64 * 1024;
+
+pub(crate) const CREATE_JOB: &str = "
+    INSERT INTO jobs (id, project, route, node, state, created_ms, updated_ms, lease_ms,
+        lease_until_ms, expires_ms, forget_ms, body_size)
+    VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, 0)";
+
+/// Job `$1` is running now (`$2`), if it was pending.
+pub(crate) const START_JOB: &str = "
+    UPDATE jobs SET state = 'running', updated_ms = $2 WHERE id = $1 AND state = 'pending'";
+
+/// Job `$1` ends (`$2`: `succeeded` or `failed`) at `$3`, with reason `$4`, status `$5`,
+/// header lines `$6`, inline body `$7`, body size `$8` and ETag `$9`; only if it is still
+/// unfinished (a node that lost its lease must not overwrite what the sweep wrote).
+pub(crate) const FINISH_JOB: &str = "
+    UPDATE jobs SET state = $2, updated_ms = $3, reason = $4, status = $5, head = $6, body = $7,
+        body_size = $8, etag = $9
+    WHERE id = $1 AND state IN ('pending', 'running')";
+
+pub(crate) const GET_JOB: &str = "
+    SELECT id, project, route, state, reason, created_ms, updated_ms, expires_ms, forget_ms,
+        status, head, body, body_size, etag
+    FROM jobs WHERE id = $1";
+
+/// A node's unfinished jobs stay its own for another lease from `$2`.
+pub(crate) const RENEW_JOBS: &str = "
+    UPDATE jobs SET lease_until_ms = $2 + lease_ms
+    WHERE node = $1 AND state IN ('pending', 'running')";
+
+/// Unfinished jobs whose lease ended at or before `$1` (their node stopped) fail at `$2`
+/// with reason `$3`.
+pub(crate) const FAIL_STALE_JOBS: &str = "
+    UPDATE jobs SET state = 'failed', reason = $3, updated_ms = $2
+    WHERE state IN ('pending', 'running') AND lease_until_ms <= $1";
+
+/// The bytes of the results kept for jobs not yet expired at `$1`.
+pub(crate) const JOB_BYTES: &str =
+    "SELECT CAST(COALESCE(SUM(body_size), 0) AS BIGINT) FROM jobs WHERE expires_ms > $1";
 
 /// One statement, atomic in both backends: claims an idempotency key (`$1`) for a request
 /// whose payload has fingerprint `$2`, under the claim `$3`, in flight until `$4`, kept until
@@ -294,6 +360,204 @@ pub(crate) fn key_state(
     }
 }
 
+/// A job to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewJob {
+    /// Its id ([`new_id`]).
+    pub id: String,
+    /// The project it belongs to.
+    pub project: String,
+    /// The route that took its request.
+    pub route: String,
+    /// The node that runs it (this process).
+    pub node: String,
+    /// `pending` (not sent on yet) or `running`.
+    pub state: JobState,
+    /// Now, in milliseconds since the Unix epoch.
+    pub now_ms: i64,
+    /// How long the job stays its node's without the node renewing it.
+    pub lease_ms: i64,
+    /// When its result stops being served (410 from then on).
+    pub expires_ms: i64,
+    /// When it is forgotten (404 from then on).
+    pub forget_ms: i64,
+}
+
+/// A job's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    /// Recorded, its request not sent on yet.
+    Pending,
+    /// Its request is at the upstream.
+    Running,
+    /// The upstream answered; the answer is the result.
+    Succeeded,
+    /// No answer will come (`reason` says why).
+    Failed,
+}
+
+impl JobState {
+    /// Its name in the store and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> JobState {
+        match s {
+            "pending" => JobState::Pending,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            _ => JobState::Failed,
+        }
+    }
+
+    /// Whether it is over.
+    pub fn is_finished(self) -> bool {
+        matches!(self, JobState::Succeeded | JobState::Failed)
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobEnd {
+    /// The upstream answered: its response.
+    Succeeded {
+        /// The response, body included.
+        response: KeptResponse,
+        /// Its strong ETag, quoted.
+        etag: String,
+    },
+    /// No answer, for this reason (words for the job's owner, never internal detail).
+    Failed(String),
+}
+
+/// A job as the store holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobRecord {
+    /// Its id.
+    pub id: String,
+    /// The project it belongs to.
+    pub project: String,
+    /// The route that took its request.
+    pub route: String,
+    /// Its state.
+    pub state: JobState,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// When it was recorded.
+    pub created_ms: i64,
+    /// When it last changed.
+    pub updated_ms: i64,
+    /// When its result stops being served.
+    pub expires_ms: i64,
+    /// When it is forgotten.
+    pub forget_ms: i64,
+    /// Its result, once it succeeded (the body is read only by [`Store::get_job`]'s caller
+    /// asking for it).
+    pub result: Option<KeptResponse>,
+    /// The result's ETag.
+    pub etag: Option<String>,
+}
+
+/// The columns [`FINISH_JOB`] writes for an end, and the body to keep apart (in `job_blobs`)
+/// when it is too large for the row.
+pub(crate) struct JobColumns<'a> {
+    pub(crate) state: &'static str,
+    pub(crate) reason: Option<&'a str>,
+    pub(crate) status: Option<i64>,
+    pub(crate) head: Option<&'a [u8]>,
+    pub(crate) inline: Option<&'a [u8]>,
+    pub(crate) apart: Option<&'a [u8]>,
+    pub(crate) size: i64,
+    pub(crate) etag: Option<&'a str>,
+}
+
+pub(crate) fn job_columns(end: &JobEnd) -> JobColumns<'_> {
+    match end {
+        JobEnd::Failed(reason) => JobColumns {
+            state: JobState::Failed.as_str(),
+            reason: Some(reason),
+            status: None,
+            head: None,
+            inline: None,
+            apart: None,
+            size: 0,
+            etag: None,
+        },
+        JobEnd::Succeeded { response, etag } => {
+            let body = response.body.as_deref().unwrap_or_default();
+            let (inline, apart) = if body.len() > JOB_INLINE_BODY {
+                (None, Some(body))
+            } else {
+                (Some(body), None)
+            };
+            JobColumns {
+                state: JobState::Succeeded.as_str(),
+                reason: None,
+                status: Some(i64::from(response.status)),
+                head: Some(&response.head),
+                inline,
+                apart,
+                size: sql_count(body.len() as u64),
+                etag: Some(etag),
+            }
+        }
+    }
+}
+
+pub(crate) const PUT_JOB_BLOB: &str = "
+    INSERT INTO job_blobs (id, body) VALUES ($1, $2)
+    ON CONFLICT (id) DO UPDATE SET body = excluded.body";
+pub(crate) const GET_JOB_BLOB: &str = "SELECT body FROM job_blobs WHERE id = $1";
+pub(crate) const DELETE_JOB_BLOB: &str = "DELETE FROM job_blobs WHERE id = $1";
+/// Expired results go (`$1`: now), then jobs past their time to be remembered.
+pub(crate) const PURGE_JOBS: [&str; 3] = [
+    "DELETE FROM job_blobs WHERE id IN (SELECT id FROM jobs WHERE expires_ms <= $1)",
+    "UPDATE jobs SET head = NULL, body = NULL, body_size = 0
+        WHERE expires_ms <= $1 AND (body_size > 0 OR head IS NOT NULL)",
+    "DELETE FROM jobs WHERE forget_ms <= $1",
+];
+
+/// Reads a row of [`GET_JOB`] (the body, when kept apart, is filled in by the caller).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn job_record(
+    id: String,
+    project: String,
+    route: String,
+    state: &str,
+    reason: Option<String>,
+    times: [i64; 4],
+    status: Option<i64>,
+    head: Option<Vec<u8>>,
+    body: Option<Vec<u8>>,
+    etag: Option<String>,
+) -> JobRecord {
+    let state = JobState::parse(state);
+    let result = (state == JobState::Succeeded).then(|| KeptResponse {
+        status: status.and_then(|s| u16::try_from(s).ok()).unwrap_or(0),
+        head: head.unwrap_or_default(),
+        body,
+    });
+    JobRecord {
+        id,
+        project,
+        route,
+        state,
+        reason,
+        created_ms: times[0],
+        updated_ms: times[1],
+        expires_ms: times[2],
+        forget_ms: times[3],
+        result,
+        etag,
+    }
+}
+
 /// What is under an id.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Lookup {
@@ -459,6 +723,55 @@ pub trait Store {
         &self,
         expired_before_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Records a job.
+    fn create_job(&self, job: &NewJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A pending job's request is sent on now.
+    fn start_job(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Ends a job that is not over yet (a result body over [`JOB_INLINE_BODY`] is kept in
+    /// `job_blobs`); whether it was still unfinished.
+    fn finish_job(
+        &self,
+        id: &str,
+        end: &JobEnd,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A job, with its result's body when `with_body`.
+    fn get_job(
+        &self,
+        id: &str,
+        with_body: bool,
+    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send;
+
+    /// Keeps `node`'s unfinished jobs its own for another lease from `now_ms`.
+    fn renew_jobs(
+        &self,
+        node: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Fails the unfinished jobs whose lease ended at or before `lease_before_ms` (their node
+    /// stopped), at `now_ms`, with `reason`; returns how many.
+    fn fail_stale_jobs(
+        &self,
+        lease_before_ms: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The bytes of the results kept for jobs not expired at `now_ms`.
+    fn job_bytes(&self, now_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Drops the results of jobs expired at `now_ms` and forgets the jobs whose time to be
+    /// remembered is over; returns how many jobs were forgotten.
+    fn purge_jobs(&self, now_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
 /// A shared store is a store.
@@ -582,6 +895,60 @@ impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
         expired_before_ms: i64,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).purge_keys(expired_before_ms)
+    }
+
+    fn create_job(&self, job: &NewJob) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_job(job)
+    }
+
+    fn start_job(
+        &self,
+        id: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).start_job(id, now_ms)
+    }
+
+    fn finish_job(
+        &self,
+        id: &str,
+        end: &JobEnd,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).finish_job(id, end, now_ms)
+    }
+
+    fn get_job(
+        &self,
+        id: &str,
+        with_body: bool,
+    ) -> impl Future<Output = Result<Option<JobRecord>, StoreError>> + Send {
+        (**self).get_job(id, with_body)
+    }
+
+    fn renew_jobs(
+        &self,
+        node: &str,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).renew_jobs(node, now_ms)
+    }
+
+    fn fail_stale_jobs(
+        &self,
+        lease_before_ms: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).fail_stale_jobs(lease_before_ms, now_ms, reason)
+    }
+
+    fn job_bytes(&self, now_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).job_bytes(now_ms)
+    }
+
+    fn purge_jobs(&self, now_ms: i64) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).purge_jobs(now_ms)
     }
 }
 
@@ -748,6 +1115,67 @@ impl Store for Backend {
         match self {
             Backend::Sqlite(s) => s.purge_keys(expired_before_ms).await,
             Backend::Postgres(s) => s.purge_keys(expired_before_ms).await,
+        }
+    }
+
+    async fn create_job(&self, job: &NewJob) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.create_job(job).await,
+            Backend::Postgres(s) => s.create_job(job).await,
+        }
+    }
+
+    async fn start_job(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.start_job(id, now_ms).await,
+            Backend::Postgres(s) => s.start_job(id, now_ms).await,
+        }
+    }
+
+    async fn finish_job(&self, id: &str, end: &JobEnd, now_ms: i64) -> Result<bool, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.finish_job(id, end, now_ms).await,
+            Backend::Postgres(s) => s.finish_job(id, end, now_ms).await,
+        }
+    }
+
+    async fn get_job(&self, id: &str, with_body: bool) -> Result<Option<JobRecord>, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.get_job(id, with_body).await,
+            Backend::Postgres(s) => s.get_job(id, with_body).await,
+        }
+    }
+
+    async fn renew_jobs(&self, node: &str, now_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.renew_jobs(node, now_ms).await,
+            Backend::Postgres(s) => s.renew_jobs(node, now_ms).await,
+        }
+    }
+
+    async fn fail_stale_jobs(
+        &self,
+        lease_before_ms: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.fail_stale_jobs(lease_before_ms, now_ms, reason).await,
+            Backend::Postgres(s) => s.fail_stale_jobs(lease_before_ms, now_ms, reason).await,
+        }
+    }
+
+    async fn job_bytes(&self, now_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.job_bytes(now_ms).await,
+            Backend::Postgres(s) => s.job_bytes(now_ms).await,
+        }
+    }
+
+    async fn purge_jobs(&self, now_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.purge_jobs(now_ms).await,
+            Backend::Postgres(s) => s.purge_jobs(now_ms).await,
         }
     }
 }

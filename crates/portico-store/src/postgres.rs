@@ -8,8 +8,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
 use crate::{
-    Document, Expect, KeptResponse, KeyClaim, KeyState, Lookup, MIGRATIONS, NewDocument, Store,
-    StoreError, StoredToken, check_revision, check_version, from_sql, new_id, now_ms, sql_count,
+    Document, Expect, JobEnd, JobRecord, KeptResponse, KeyClaim, KeyState, Lookup, MIGRATIONS,
+    NewDocument, NewJob, Store, StoreError, StoredToken, check_revision, check_version, from_sql,
+    new_id, now_ms, sql_count,
 };
 
 /// Any number: the advisory lock that serialises migrations across nodes.
@@ -411,6 +412,144 @@ impl Store for PgStore {
             .execute(crate::PURGE_IDEMPOTENCY_KEYS, &[&expired_before_ms])
             .await
             .map_err(backend)
+    }
+
+    async fn create_job(&self, j: &NewJob) -> Result<(), StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                crate::CREATE_JOB,
+                &[
+                    &j.id,
+                    &j.project,
+                    &j.route,
+                    &j.node,
+                    &j.state.as_str(),
+                    &j.now_ms,
+                    &j.lease_ms,
+                    &j.now_ms.saturating_add(j.lease_ms),
+                    &j.expires_ms,
+                    &j.forget_ms,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn start_job(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(crate::START_JOB, &[&id, &now_ms])
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, id: &str, end: &JobEnd, now_ms: i64) -> Result<bool, StoreError> {
+        let c = crate::job_columns(end);
+        let mut client = self.client.lock().await;
+        let tx = client.transaction().await.map_err(backend)?;
+        if let Some(body) = c.apart {
+            tx.execute(crate::PUT_JOB_BLOB, &[&id, &body])
+                .await
+                .map_err(backend)?;
+        }
+        let changed = tx
+            .execute(
+                crate::FINISH_JOB,
+                &[
+                    &id, &c.state, &now_ms, &c.reason, &c.status, &c.head, &c.inline, &c.size,
+                    &c.etag,
+                ],
+            )
+            .await
+            .map_err(backend)?;
+        if changed == 0 && c.apart.is_some() {
+            tx.execute(crate::DELETE_JOB_BLOB, &[&id])
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(changed > 0)
+    }
+
+    async fn get_job(&self, id: &str, with_body: bool) -> Result<Option<JobRecord>, StoreError> {
+        let client = self.client.lock().await;
+        let Some(r) = client
+            .query_opt(crate::GET_JOB, &[&id])
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let size: i64 = r.get(12);
+        let mut job = crate::job_record(
+            r.get(0),
+            r.get(1),
+            r.get(2),
+            r.get::<_, &str>(3),
+            r.get(4),
+            [r.get(5), r.get(6), r.get(7), r.get(8)],
+            r.get(9),
+            r.get(10),
+            if with_body { r.get(11) } else { None },
+            r.get(13),
+        );
+        if let Some(result) = job.result.as_mut()
+            && with_body
+            && result.body.is_none()
+            && size > 0
+        {
+            result.body = client
+                .query_opt(crate::GET_JOB_BLOB, &[&id])
+                .await
+                .map_err(backend)?
+                .map(|row| row.get(0));
+        }
+        Ok(Some(job))
+    }
+
+    async fn renew_jobs(&self, node: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(crate::RENEW_JOBS, &[&node, &now_ms])
+            .await
+            .map_err(backend)
+    }
+
+    async fn fail_stale_jobs(
+        &self,
+        lease_before_ms: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        client
+            .execute(
+                crate::FAIL_STALE_JOBS,
+                &[&lease_before_ms, &now_ms, &reason],
+            )
+            .await
+            .map_err(backend)
+    }
+
+    async fn job_bytes(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        let row = client
+            .query_one(crate::JOB_BYTES, &[&now_ms])
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(row.get(0)))
+    }
+
+    async fn purge_jobs(&self, now_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client.lock().await;
+        let mut forgotten = 0;
+        for sql in crate::PURGE_JOBS {
+            forgotten = client.execute(sql, &[&now_ms]).await.map_err(backend)?;
+        }
+        Ok(forgotten)
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {

@@ -11,8 +11,9 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, param
 use serde_json::Value;
 
 use crate::{
-    Document, Expect, KeptResponse, KeyClaim, KeyState, Lookup, MIGRATIONS, NewDocument, Store,
-    StoreError, StoredToken, check_revision, check_version, from_sql, new_id, now_ms, sql_count,
+    Document, Expect, JobEnd, JobRecord, KeptResponse, KeyClaim, KeyState, Lookup, MIGRATIONS,
+    NewDocument, NewJob, Store, StoreError, StoredToken, check_revision, check_version, from_sql,
+    new_id, now_ms, sql_count,
 };
 
 /// A store in one SQLite file.
@@ -449,6 +450,162 @@ impl Store for SqliteStore {
             )
             .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn create_job(&self, job: &NewJob) -> Result<(), StoreError> {
+        let j = job.clone();
+        self.with(move |conn| {
+            conn.execute(
+                &numbered(crate::CREATE_JOB),
+                params![
+                    j.id,
+                    j.project,
+                    j.route,
+                    j.node,
+                    j.state.as_str(),
+                    j.now_ms,
+                    j.lease_ms,
+                    j.now_ms.saturating_add(j.lease_ms),
+                    j.expires_ms,
+                    j.forget_ms
+                ],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn start_job(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            conn.execute(&numbered(crate::START_JOB), params![id, now_ms])
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_job(&self, id: &str, end: &JobEnd, now_ms: i64) -> Result<bool, StoreError> {
+        let (id, end) = (id.to_string(), end.clone());
+        self.with(move |conn| {
+            let c = crate::job_columns(&end);
+            let tx = conn.transaction().map_err(backend)?;
+            if let Some(body) = c.apart {
+                tx.execute(&numbered(crate::PUT_JOB_BLOB), params![id, body])
+                    .map_err(backend)?;
+            }
+            let changed = tx
+                .execute(
+                    &numbered(crate::FINISH_JOB),
+                    params![
+                        id, c.state, now_ms, c.reason, c.status, c.head, c.inline, c.size, c.etag
+                    ],
+                )
+                .map_err(backend)?;
+            if changed == 0 && c.apart.is_some() {
+                tx.execute(&numbered(crate::DELETE_JOB_BLOB), params![id])
+                    .map_err(backend)?;
+            }
+            tx.commit().map_err(backend)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn get_job(&self, id: &str, with_body: bool) -> Result<Option<JobRecord>, StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            let found = conn
+                .query_row(&numbered(crate::GET_JOB), params![id], |r| {
+                    let size: i64 = r.get(12)?;
+                    let inline: Option<Vec<u8>> = if with_body { r.get(11)? } else { None };
+                    Ok((
+                        crate::job_record(
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            &r.get::<_, String>(3)?,
+                            r.get(4)?,
+                            [r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?],
+                            r.get(9)?,
+                            r.get(10)?,
+                            inline,
+                            r.get(13)?,
+                        ),
+                        size,
+                    ))
+                })
+                .optional()
+                .map_err(backend)?;
+            let Some((mut job, size)) = found else {
+                return Ok(None);
+            };
+            if let Some(result) = job.result.as_mut()
+                && with_body
+                && result.body.is_none()
+                && size > 0
+            {
+                result.body = conn
+                    .query_row(&numbered(crate::GET_JOB_BLOB), params![id], |r| r.get(0))
+                    .optional()
+                    .map_err(backend)?;
+            }
+            Ok(Some(job))
+        })
+        .await
+    }
+
+    async fn renew_jobs(&self, node: &str, now_ms: i64) -> Result<u64, StoreError> {
+        let node = node.to_string();
+        self.with(move |conn| {
+            conn.execute(&numbered(crate::RENEW_JOBS), params![node, now_ms])
+                .map(|n| n as u64)
+                .map_err(backend)
+        })
+        .await
+    }
+
+    async fn fail_stale_jobs(
+        &self,
+        lease_before_ms: i64,
+        now_ms: i64,
+        reason: &str,
+    ) -> Result<u64, StoreError> {
+        let reason = reason.to_string();
+        self.with(move |conn| {
+            conn.execute(
+                &numbered(crate::FAIL_STALE_JOBS),
+                params![lease_before_ms, now_ms, reason],
+            )
+            .map(|n| n as u64)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn job_bytes(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            conn.query_row(&numbered(crate::JOB_BYTES), params![now_ms], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(from_sql)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn purge_jobs(&self, now_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            let mut forgotten = 0;
+            for sql in crate::PURGE_JOBS {
+                forgotten = conn
+                    .execute(&numbered(sql), params![now_ms])
+                    .map_err(backend)?;
+            }
+            Ok(forgotten as u64)
         })
         .await
     }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use portico_store::{
-    Document, Expect, KeptResponse, KeyClaim, KeyState, Lookup, NewDocument, PgStore, SqliteStore,
-    Store, StoreError, new_id,
+    Document, Expect, JobEnd, JobState, KeptResponse, KeyClaim, KeyState, Lookup, NewDocument,
+    NewJob, PgStore, SqliteStore, Store, StoreError, new_id,
 };
 use serde_json::{Value, json};
 
@@ -345,6 +345,94 @@ async fn idempotency_keys<S: Store>(s: &S) {
     assert_eq!(s.revision().await.unwrap(), revision);
 }
 
+fn job(node: &str, state: JobState, now_ms: i64) -> NewJob {
+    NewJob {
+        id: new_id(),
+        project: "p1".into(),
+        route: "reports".into(),
+        node: node.into(),
+        state,
+        now_ms,
+        lease_ms: 100,
+        expires_ms: now_ms + 1_000,
+        forget_ms: now_ms + 2_000,
+    }
+}
+
+/// Jobs: recorded pending or running, started, finished once (a large result kept apart and
+/// read back whole), renewed by their node, failed when their node's lease ends, their
+/// results counted until they expire, then dropped, then the jobs forgotten.
+async fn jobs<S: Store>(s: &S) {
+    let revision = s.revision().await.unwrap();
+    let a = job("node-a", JobState::Pending, 0);
+    s.create_job(&a).await.unwrap();
+    let got = s.get_job(&a.id, true).await.unwrap().unwrap();
+    assert_eq!(
+        (got.state, got.created_ms, got.result),
+        (JobState::Pending, 0, None)
+    );
+    s.start_job(&a.id, 5).await.unwrap();
+    let got = s.get_job(&a.id, false).await.unwrap().unwrap();
+    assert_eq!((got.state, got.updated_ms), (JobState::Running, 5));
+    let big = vec![b'x'; portico_store::JOB_INLINE_BODY + 1];
+    let response = KeptResponse {
+        status: 200,
+        head: b"Content-Type: text/csv\r\n".to_vec(),
+        body: Some(big.clone()),
+    };
+    let end = JobEnd::Succeeded {
+        response: response.clone(),
+        etag: "\"r1\"".into(),
+    };
+    assert!(s.finish_job(&a.id, &end, 10).await.unwrap());
+    // Once over, it stays as it ended.
+    assert!(
+        !s.finish_job(&a.id, &JobEnd::Failed("late".into()), 11)
+            .await
+            .unwrap()
+    );
+    let got = s.get_job(&a.id, true).await.unwrap().unwrap();
+    assert_eq!(got.state, JobState::Succeeded);
+    assert_eq!(got.result.as_ref(), Some(&response));
+    assert_eq!(got.etag.as_deref(), Some("\"r1\""));
+    // Without its body, it is only the state.
+    let light = s.get_job(&a.id, false).await.unwrap().unwrap();
+    assert_eq!(light.result.unwrap().body, None);
+    assert_eq!(s.job_bytes(10).await.unwrap(), big.len() as u64);
+    // Node b's job is renewed while b lives; node c's lease runs out and the job fails.
+    let b = job("node-b", JobState::Running, 0);
+    let c = job("node-c", JobState::Running, 0);
+    s.create_job(&b).await.unwrap();
+    s.create_job(&c).await.unwrap();
+    assert_eq!(s.renew_jobs("node-b", 150).await.unwrap(), 1);
+    assert_eq!(
+        s.fail_stale_jobs(200, 200, "its node stopped")
+            .await
+            .unwrap(),
+        1
+    );
+    let got = s.get_job(&c.id, false).await.unwrap().unwrap();
+    assert_eq!(
+        (got.state, got.reason.as_deref()),
+        (JobState::Failed, Some("its node stopped"))
+    );
+    assert_eq!(
+        s.get_job(&b.id, false).await.unwrap().unwrap().state,
+        JobState::Running
+    );
+    // Node c comes back too late: what the sweep wrote stands.
+    assert!(!s.finish_job(&c.id, &end, 210).await.unwrap());
+    // Expired: the result goes, the job is still known; then it is forgotten.
+    assert_eq!(s.purge_jobs(1_000).await.unwrap(), 0);
+    assert_eq!(s.job_bytes(1_000).await.unwrap(), 0);
+    let got = s.get_job(&a.id, true).await.unwrap().unwrap();
+    assert_eq!(got.result.and_then(|r| r.body), None);
+    assert!(s.purge_jobs(2_000).await.unwrap() >= 3);
+    assert_eq!(s.get_job(&a.id, true).await.unwrap(), None);
+    assert_eq!(s.get_job("nope", true).await.unwrap(), None);
+    assert_eq!(s.revision().await.unwrap(), revision);
+}
+
 /// Concurrent claims of one key: exactly one takes it.
 async fn one_key_one_claim<S: Store + Send + Sync + 'static>(s: Arc<S>) {
     let k = new_id();
@@ -393,6 +481,7 @@ async fn sqlite_passes_the_suite() {
     suite(&s).await;
     quotas(&s).await;
     idempotency_keys(&s).await;
+    jobs(&s).await;
     let s = Arc::new(s);
     one_name_one_winner(s.clone()).await;
     one_key_one_claim(s.clone()).await;
@@ -455,6 +544,7 @@ async fn postgres_passes_the_suite() {
     suite(&s).await;
     quotas(&s).await;
     idempotency_keys(&s).await;
+    jobs(&s).await;
     let s = Arc::new(s);
     one_name_one_winner(s.clone()).await;
     one_key_one_claim(s.clone()).await;

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
 pub mod h2;
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,6 +14,7 @@ use portico_admin::Admin;
 use portico_admin::LimitReset;
 use portico_config::Config;
 use portico_gateway::idempotency::{KeyStore, MemoryKeys};
+use portico_gateway::jobs::{JobStore, Jobs, MemoryJobs};
 use portico_gateway::limits::{MonotonicClock, RateLimiters};
 use portico_gateway::quota::{MemoryLedger, QuotaFuture, QuotaLedger, Quotas};
 use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore};
@@ -412,9 +413,14 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     raise_fd_limit(&config);
     // Per-route response counts, kept across the gateways that reloads and store changes
     // build; the admin API reads and resets them.
-    // The store: for the admin API, and for what routes keep in it (idempotency keys), so
-    // that every node sharing it sees the same.
-    let store = if config.admin.is_some() || config.routes.iter().any(|r| r.idempotency.is_some()) {
+    // The store: for the admin API, and for what routes keep in it (idempotency keys, jobs),
+    // so that every node sharing it sees the same.
+    let store = if config.admin.is_some()
+        || config
+            .routes
+            .iter()
+            .any(|r| r.idempotency.is_some() || r.async_jobs.is_some())
+    {
         Some(Arc::new(Backend::open(&config.storage).await?))
     } else {
         None
@@ -429,6 +435,11 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
             Some(s) => s.clone(),
             None => Arc::new(MemoryKeys::default()),
         },
+        jobs: match &store {
+            Some(s) => s.clone(),
+            None => Arc::new(MemoryJobs::default()),
+        },
+        node: portico_store::new_id().into(),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Swap::new(gateway));
@@ -448,6 +459,21 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         _ => None,
     };
     if let Some(store) = store {
+        // One node on SQLite: a job unfinished now was its previous run's.
+        if matches!(*store, Backend::Sqlite(_)) {
+            let now = now_ms();
+            let failed = store
+                .fail_stale_jobs(
+                    i64::MAX,
+                    now,
+                    portico_http::ErrorCode::JobInterrupted.as_str(),
+                )
+                .await?;
+            if failed > 0 {
+                tracing::warn!(jobs = failed, "jobs left unfinished by the last run failed");
+            }
+        }
+        tokio::spawn(keep_jobs(store.clone(), shared.node.clone()));
         tokio::spawn(purge_idempotency_keys(store));
     }
     let mut listeners = vec![Listener::plain(bind(config.listen).await?)];
@@ -546,6 +572,49 @@ struct Shared {
     rate_limiters: Arc<RateLimiters>,
     /// Idempotency keys: in the store when one is open.
     keys: Arc<dyn KeyStore>,
+    /// Jobs: in the store when one is open.
+    jobs: Arc<dyn JobStore>,
+    /// This process, as the jobs it runs name it.
+    node: Arc<str>,
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// Every second: this node's running jobs stay its own, and jobs whose node's lease ran out
+/// (it died) fail; every minute, expired results and forgotten jobs go.
+async fn keep_jobs(store: Arc<Backend>, node: Arc<str>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        if let Err(e) = store.renew_jobs(&node, now).await {
+            tracing::warn!(error = %e, "renewing this node's jobs failed");
+        }
+        match store
+            .fail_stale_jobs(now, now, portico_http::ErrorCode::JobInterrupted.as_str())
+            .await
+        {
+            Ok(0) => {}
+            Ok(failed) => tracing::warn!(jobs = failed, "jobs whose node stopped failed"),
+            Err(e) => tracing::warn!(error = %e, "checking for stopped jobs failed"),
+        }
+        if n.is_multiple_of(60)
+            && let Err(e) = store.purge_jobs(now).await
+        {
+            tracing::warn!(error = %e, "purging jobs failed");
+        }
+        n += 1;
+    }
 }
 
 /// Forgets expired idempotency keys (and their responses), once a minute.
@@ -553,14 +622,7 @@ async fn purge_idempotency_keys(store: Arc<Backend>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
-        let now = i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_millis(),
-        )
-        .unwrap_or(i64::MAX);
-        if let Err(e) = store.purge_keys(now).await {
+        if let Err(e) = store.purge_keys(now_ms()).await {
             tracing::warn!(error = %e, "purging idempotency keys failed");
         }
     }
@@ -846,6 +908,11 @@ fn build(
         .with_tokens(shared.tokens.clone())
         .with_quotas(shared.quotas.clone())
         .with_idempotency_keys(shared.keys.clone())
+        .with_jobs(Arc::new(Jobs::new(
+            shared.jobs.clone(),
+            shared.node.clone(),
+            config.limits.job_results_bytes,
+        )))
         .with_rate_limiters(shared.rate_limiters.clone()))
 }
 

@@ -996,6 +996,118 @@ fn idempotency_keys_are_shared_by_two_nodes_on_one_postgresql() {
     b.stop();
 }
 
+/// The config of a node with an async route to `upstream`, its jobs in `storage`.
+fn async_node(storage: &str, upstream: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:0\nstorage: {storage}\naccess_log: off\nupstreams:\n  - {{name: up, targets: [\"http://{upstream}\"]}}\nroutes:\n  - {{name: x, path: \"/v1/{{project_id}}/exports\", methods: [POST], upstream: up, async: {{sync_wait: 30s, lease: 2s}}}}\n"
+    )
+}
+
+const RESPOND_ASYNC: &str = "POST /v1/p1/exports HTTP/1.1\r\nHost: a\r\nPrefer: respond-async\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+
+/// The value of a response's field.
+fn field<'a>(response: &'a str, name: &str) -> &'a str {
+    response
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("no {name} in {response}"))
+}
+
+/// Polls the job at `location` on `node`, on one keep-alive connection, until it is over;
+/// the 303 (head and body).
+fn until_finished(node: &str, location: &str) -> String {
+    let get = format!("GET {location} HTTP/1.1\r\nHost: a\r\n\r\n");
+    let mut conn = BufReader::new(TcpStream::connect(node).unwrap());
+    for _ in 0..1_000_000 {
+        conn.get_mut().write_all(get.as_bytes()).unwrap();
+        let mut head = String::new();
+        while !head.ends_with("\r\n\r\n") {
+            assert!(conn.read_line(&mut head).unwrap() > 0, "closed: {head}");
+        }
+        let length: usize = field(&head, "Content-Length").parse().unwrap();
+        let mut body = vec![0; length];
+        conn.read_exact(&mut body).unwrap();
+        if !head.starts_with("HTTP/1.1 200 ") {
+            return head + &String::from_utf8(body).unwrap();
+        }
+    }
+    panic!("the job never finished");
+}
+
+#[test]
+fn a_job_left_running_by_a_killed_node_fails_when_portico_starts_again() {
+    let (upstream, seen, _answer) = held_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("jobs.db");
+    let config = write_config(
+        &dir,
+        "jobs.yaml",
+        &async_node(&format!("sqlite://{}", db.display()), &upstream),
+    );
+    let mut first = Served::start(&config, Stdio::null());
+    let accepted = exchange(&first.address("listening"), RESPOND_ASYNC);
+    assert!(accepted.starts_with("HTTP/1.1 202 "), "{accepted}");
+    let location = field(&accepted, "Location").to_string();
+    // The upstream has the request; the node dies before it answers (SIGKILL: no goodbye).
+    assert_eq!(seen.recv().unwrap(), "POST /v1/p1/exports HTTP/1.1{}");
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+    // The next run fails it at once, with a reason: never lost, never running forever.
+    let mut second = Served::start(&config, Stdio::null());
+    let node = second.address("listening");
+    let done = until_finished(&node, &location);
+    assert!(done.starts_with("HTTP/1.1 303 "), "{done}");
+    assert!(done.contains("\"state\":\"failed\""), "{done}");
+    assert!(done.contains("PTC.JOB_INTERRUPTED"), "{done}");
+    let result = exchange(
+        &node,
+        &format!("GET {location}/result HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(result.starts_with("HTTP/1.1 502 "), "{result}");
+    assert!(result.contains("PTC.JOB_INTERRUPTED"), "{result}");
+    second.stop();
+}
+
+#[test]
+fn any_node_on_one_postgresql_answers_for_any_job() {
+    let Some(db) = pg_database("jobs") else {
+        return;
+    };
+    let (upstream, seen, answer) = held_upstream();
+    let dir = tempfile::tempdir().unwrap();
+    let text = async_node(&db.url(), &upstream);
+    let mut a = Served::start(&write_config(&dir, "a.yaml", &text), Stdio::null());
+    let mut b = Served::start(&write_config(&dir, "b.yaml", &text), Stdio::null());
+    let (node_a, node_b) = (a.address("listening"), b.address("listening"));
+    let accepted = exchange(&node_a, RESPOND_ASYNC);
+    assert!(accepted.starts_with("HTTP/1.1 202 "), "{accepted}");
+    let location = field(&accepted, "Location").to_string();
+    seen.recv().unwrap();
+    answer
+        .send(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nexport".into(),
+        )
+        .unwrap();
+    // Node B, which never saw the request, follows the job to its result.
+    let done = until_finished(&node_b, &location);
+    assert!(done.starts_with("HTTP/1.1 303 "), "{done}");
+    let result = exchange(
+        &node_b,
+        &format!("GET {location}/result HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(result.starts_with("HTTP/1.1 200 "), "{result}");
+    assert!(result.ends_with("\r\n\r\nexport"), "{result}");
+    // A node that dies mid-job: once its lease is over, the other node's sweep fails it.
+    let accepted = exchange(&node_a, RESPOND_ASYNC);
+    let location = field(&accepted, "Location").to_string();
+    seen.recv().unwrap();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let done = until_finished(&node_b, &location);
+    assert!(done.contains("PTC.JOB_INTERRUPTED"), "{done}");
+    b.stop();
+}
+
 /// `portico <args>`: its exit status, stdout and stderr.
 fn portico(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
     let out = Command::new(BIN)

@@ -242,27 +242,12 @@ async fn a_response_too_large_to_keep_is_relayed_whole_and_its_retry_is_409() {
 /// connection the server closes: a real failure, in a database of the test's own.)
 #[tokio::test]
 async fn a_store_that_fails_is_503_and_nothing_is_sent() {
-    let Ok(server) = std::env::var("PORTICO_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PORTICO_TEST_DATABASE_URL is not set; .ci/run sets it"
-        );
+    let Some(db) = portico_testkit::pg::Scratch::create("idem_fail").await else {
         return;
     };
-    let name = format!("portico_idem_fail_{}", std::process::id());
-    let (admin, conn) = tokio_postgres::connect(&server, tokio_postgres::NoTls)
+    let store = portico_store::PgStore::connect(&db.url, None)
         .await
         .unwrap();
-    tokio::spawn(conn);
-    // Two statements: CREATE DATABASE cannot share a transaction.
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name}"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        admin.batch_execute(&sql).await.unwrap();
-    }
-    let url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-    let store = portico_store::PgStore::connect(&url, None).await.unwrap();
     let mut up = HeldUpstream::start().await;
     let gw = TestGateway::start_with(&config(up.addr, "true"), |g| {
         g.with_idempotency_keys(std::sync::Arc::new(store))
@@ -272,13 +257,7 @@ async fn a_store_that_fails_is_503_and_nothing_is_sent() {
     c.send(post("/orders", Some("\"s\""), "{}", "")).await;
     up.next().await.answer(CREATED);
     assert_eq!(c.response().await.status, 201);
-    // The server drops the store's connection.
-    admin
-        .batch_execute(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        ))
-        .await
-        .unwrap();
+    db.cut_connections().await;
     let resp = gw.request(&post("/orders", Some("\"t\""), "{}", "")).await;
     assert_error(&resp, 503, "PTC.IDEMPOTENCY_STORE_UNAVAILABLE");
     assert_eq!(resp.header("retry-after"), Some("1"));
@@ -289,8 +268,5 @@ async fn a_store_that_fails_is_503_and_nothing_is_sent() {
     assert_eq!(held.received.body, b"{\"plain\":1}");
     held.ok("plain");
     assert_eq!(c.response().await.status, 200);
-    admin
-        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .await
-        .unwrap();
+    db.drop_database().await;
 }

@@ -164,13 +164,14 @@ impl StaticRoute {
             coding.unwrap_or(""),
         );
         let meta = Meta {
-            content_type,
+            content_type: Bytes::from_static(content_type.as_bytes()),
             etag,
             last_modified,
             length,
             cache_control: self.cache_control.clone(),
             vary: (!self.siblings.is_empty()).then_some("Accept-Encoding"),
             content_encoding: coding,
+            fields: Vec::new(),
         };
         let source = match variant.data {
             Some(data) => Source::Memory(data),
