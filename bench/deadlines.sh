@@ -103,6 +103,10 @@ run_wrk() {  # target conns seconds [--latency]
   [[ -z "${SCRIPT[$t]}" ]] || script=(-s "${SCRIPT[$t]}")
   taskset -c $LOAD_CPU wrk -t1 -c"$c" -d"$d" "${script[@]}" "$@" "${URL[$t]}"
 }
+# The replayed key is used once first: after that every request with it is a replay (while
+# the first is in flight, the others would be 409).
+curl -s -o /dev/null -X POST -H 'Content-Type: application/json' \
+  -H 'Idempotency-Key: "bench-replay"' -d '{"n":1}' "$BASE/idem"
 for t in "${TARGETS[@]}"; do
   got=$(run_wrk "$t" 4 1s 2>&1 | awk '/Non-2xx/ {print "non-2xx"}')
   [[ -z "$got" ]] || { echo "$t: the route does not answer 200" >&2; exit 1; }

@@ -174,6 +174,12 @@ pub(crate) const CLAIM_IDEMPOTENCY_KEY: &str = "
         body = CASE WHEN k.expires_ms <= $6 THEN NULL ELSE k.body END
     RETURNING claim, fingerprint, done, status, head, body";
 
+/// A key as it is, read first: most claims find it settled (a replay, a retry in flight,
+/// another payload) and need no write.
+pub(crate) const PEEK_IDEMPOTENCY_KEY: &str = "
+    SELECT claim, fingerprint, done, status, head, body, lease_until_ms, expires_ms
+    FROM idempotency_keys WHERE key = $1";
+
 /// Records the response of the claim `$2` on key `$1`: status `$3`, header lines `$4`, body
 /// `$5` (NULL: not kept), kept until `$6`.
 pub(crate) const FINISH_IDEMPOTENCY_KEY: &str = "
@@ -333,6 +339,26 @@ pub enum KeyState {
     OtherPayload,
     /// The key's request finished with this response.
     Done(KeptResponse),
+}
+
+/// A row of [`PEEK_IDEMPOTENCY_KEY`]: what it settles without a write (`None` when the key
+/// is free, expired, or held by a claim whose lease ran out for this payload: then the claim
+/// statement decides, atomically).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn settled(
+    ask: &KeyClaim<'_>,
+    claim: &str,
+    fingerprint: &str,
+    done: i64,
+    status: Option<i64>,
+    head: Option<Vec<u8>>,
+    body: Option<Vec<u8>>,
+    lease_until_ms: i64,
+    expires_ms: i64,
+) -> Option<KeyState> {
+    let takeable = expires_ms <= ask.now_ms
+        || (done == 0 && lease_until_ms <= ask.now_ms && fingerprint == ask.fingerprint);
+    (!takeable).then(|| key_state(ask, claim, fingerprint, done, status, head, body))
 }
 
 /// Reads a row returned by [`CLAIM_IDEMPOTENCY_KEY`].

@@ -347,6 +347,25 @@ impl Store for PgStore {
 
     async fn claim_key(&self, ask: KeyClaim<'_>) -> Result<KeyState, StoreError> {
         let client = self.client.lock().await;
+        let peeked = client
+            .query_opt(crate::PEEK_IDEMPOTENCY_KEY, &[&ask.key])
+            .await
+            .map_err(backend)?;
+        if let Some(state) = peeked.and_then(|r| {
+            crate::settled(
+                &ask,
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+                r.get(7),
+            )
+        }) {
+            return Ok(state);
+        }
         let row = client
             .query_one(
                 crate::CLAIM_IDEMPOTENCY_KEY,

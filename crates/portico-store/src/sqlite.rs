@@ -390,36 +390,62 @@ impl Store for SqliteStore {
             ask.claim.to_string(),
         );
         let (lease, expires, now) = (ask.lease_until_ms, ask.expires_ms, ask.now_ms);
-        type Row = (
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-        );
-        let row: Row = self
-            .with(move |conn| {
-                conn.query_row(
-                    &numbered(crate::CLAIM_IDEMPOTENCY_KEY),
-                    params![key, fingerprint, claim, lease, expires, now],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
+        self.with(move |conn| {
+            let ask = KeyClaim {
+                key: &key,
+                fingerprint: &fingerprint,
+                claim: &claim,
+                now_ms: now,
+                lease_until_ms: lease,
+                expires_ms: expires,
+            };
+            let peeked = conn
+                .prepare_cached(&numbered(crate::PEEK_IDEMPOTENCY_KEY))
+                .and_then(|mut st| {
+                    st.query_row(params![key], |r| {
+                        Ok(crate::settled(
+                            &ask,
+                            &r.get::<_, String>(0)?,
+                            &r.get::<_, String>(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                        ))
+                    })
+                    .optional()
+                })
+                .map_err(backend)?;
+            if let Some(Some(state)) = peeked {
+                return Ok(state);
+            }
+            // A claim matters only while its request is in flight, which a power loss ends
+            // too: its commit need not wait for the disk (WAL with `synchronous = NORMAL`
+            // survives the process being killed). The response it keeps later does wait.
+            conn.pragma_update(None, "synchronous", "NORMAL")
+                .map_err(backend)?;
+            let claimed = conn
+                .prepare_cached(&numbered(crate::CLAIM_IDEMPOTENCY_KEY))
+                .and_then(|mut st| {
+                    st.query_row(params![key, fingerprint, claim, lease, expires, now], |r| {
+                        Ok(crate::key_state(
+                            &ask,
+                            &r.get::<_, String>(0)?,
+                            &r.get::<_, String>(1)?,
                             r.get(2)?,
                             r.get(3)?,
                             r.get(4)?,
                             r.get(5)?,
                         ))
-                    },
-                )
-                .map_err(backend)
-            })
-            .await?;
-        Ok(crate::key_state(
-            &ask, &row.0, &row.1, row.2, row.3, row.4, row.5,
-        ))
+                    })
+                });
+            conn.pragma_update(None, "synchronous", "FULL")
+                .map_err(backend)?;
+            claimed.map_err(backend)
+        })
+        .await
     }
 
     async fn finish_key(
@@ -431,11 +457,18 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let (key, claim, r) = (key.to_string(), claim.to_string(), response.clone());
         self.with(move |conn| {
-            conn.execute(
-                &numbered(crate::FINISH_IDEMPOTENCY_KEY),
-                params![key, claim, i64::from(r.status), r.head, r.body, expires_ms],
-            )
-            .map_err(backend)?;
+            conn.prepare_cached(&numbered(crate::FINISH_IDEMPOTENCY_KEY))
+                .and_then(|mut st| {
+                    st.execute(params![
+                        key,
+                        claim,
+                        i64::from(r.status),
+                        r.head,
+                        r.body,
+                        expires_ms
+                    ])
+                })
+                .map_err(backend)?;
             Ok(())
         })
         .await

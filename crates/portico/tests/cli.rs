@@ -758,60 +758,39 @@ fn two_nodes_on_one_redis_admit_no_more_than_the_limit_at_five_times_its_rate() 
 }
 
 /// A PostgreSQL database of its own on the machine's server (dropped with the guard), or
-/// `None` outside CI when `PORTICO_TEST_DATABASE_URL` is not set.
+/// `None` outside CI when `PORTICO_TEST_DATABASE_URL` is not set: the test kit's scratch
+/// database, driven from these synchronous tests by a runtime of its own.
 fn pg_database(tag: &str) -> Option<PgDatabase> {
-    let Ok(url) = std::env::var("PORTICO_TEST_DATABASE_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PORTICO_TEST_DATABASE_URL is not set; .ci/run sets it"
-        );
-        eprintln!("PORTICO_TEST_DATABASE_URL is not set: PostgreSQL test not run");
-        return None;
-    };
-    let name = format!("portico_{tag}_{}", std::process::id());
-    let db = PgDatabase {
-        server: url.clone(),
-        name: name.clone(),
-    };
-    db.execute(&format!("DROP DATABASE IF EXISTS {name}"));
-    db.execute(&format!("CREATE DATABASE {name}"));
-    Some(db)
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scratch = rt.block_on(portico_testkit::pg::Scratch::create(tag))?;
+    Some(PgDatabase {
+        rt,
+        scratch: Some(scratch),
+    })
 }
 
 struct PgDatabase {
-    server: String,
-    name: String,
+    rt: tokio::runtime::Runtime,
+    scratch: Option<portico_testkit::pg::Scratch>,
 }
 
 impl PgDatabase {
     fn url(&self) -> String {
-        match self.server.rsplit_once('/') {
-            Some((server, _)) => format!("{server}/{}", self.name),
-            None => unreachable!("a PostgreSQL URL has a database"),
-        }
-    }
-
-    fn execute(&self, sql: &str) {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (client, conn) = tokio_postgres::connect(&self.server, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
-            client.batch_execute(sql).await.unwrap();
-        });
+        self.scratch
+            .as_ref()
+            .map(|s| s.url.clone())
+            .unwrap_or_default()
     }
 }
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        self.execute(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.name
-        ));
+        if let Some(s) = self.scratch.take() {
+            self.rt.block_on(s.drop_database());
+        }
     }
 }
 

@@ -61,6 +61,22 @@ fn get(target: &str, key: &str, extra: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: h\r\nX-Api-Key: {key}\r\n{extra}\r\n")
 }
 
+/// ACME's POST with `Prefer: respond-async`: the job's location (from its 202).
+async fn submit(gw: &TestGateway) -> String {
+    let accepted = gw.request(&respond_async()).await;
+    assert_eq!(accepted.status, 202);
+    accepted.header("location").unwrap().to_string()
+}
+
+fn respond_async() -> String {
+    request(
+        "POST",
+        &format!("/v1/{ACME}/exports"),
+        ALICE_KEY,
+        "Prefer: respond-async\r\n",
+    )
+}
+
 /// Polls the job at `location` until it is over; the 303.
 async fn until_finished(gw: &TestGateway, location: &str) -> RawResponse {
     for _ in 0..100_000 {
@@ -220,15 +236,7 @@ async fn a_client_deadline_keeps_the_request_synchronous() {
 async fn jobs_belong_to_their_project() {
     let mut up = HeldUpstream::start().await;
     let (gw, _store, _dir) = start(&config(up.addr, "{sync_wait: 1s}")).await;
-    let accepted = gw
-        .request(&request(
-            "POST",
-            &format!("/v1/{ACME}/exports"),
-            ALICE_KEY,
-            "Prefer: respond-async\r\n",
-        ))
-        .await;
-    let location = accepted.header("location").unwrap().to_string();
+    let location = submit(&gw).await;
     let id = location.rsplit('/').next().unwrap();
     // The same auth as the route: none is 401, another project's caller is 403 ...
     let resp = gw
@@ -258,15 +266,7 @@ async fn jobs_belong_to_their_project() {
 async fn a_job_that_fails_has_its_error_as_its_result() {
     let closed = closed_port().await;
     let (gw, _store, _dir) = start(&config(closed, "{sync_wait: 1s}")).await;
-    let accepted = gw
-        .request(&request(
-            "POST",
-            &format!("/v1/{ACME}/exports"),
-            ALICE_KEY,
-            "Prefer: respond-async\r\n",
-        ))
-        .await;
-    let location = accepted.header("location").unwrap().to_string();
+    let location = submit(&gw).await;
     let done = until_finished(&gw, &location).await;
     assert_eq!(done.status, 303);
     assert_eq!(done.json()["state"], "failed");
@@ -281,15 +281,7 @@ async fn a_job_that_fails_has_its_error_as_its_result() {
 async fn an_enormous_result_fails_its_job_and_is_not_kept() {
     let mut up = HeldUpstream::start().await;
     let (gw, store, _dir) = start(&config(up.addr, "{max_result_bytes: 1KiB}")).await;
-    let accepted = gw
-        .request(&request(
-            "POST",
-            &format!("/v1/{ACME}/exports"),
-            ALICE_KEY,
-            "Prefer: respond-async\r\n",
-        ))
-        .await;
-    let location = accepted.header("location").unwrap().to_string();
+    let location = submit(&gw).await;
     let big = "x".repeat(100_000);
     up.next().await.answer(format!(
         "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{big}",
@@ -365,29 +357,14 @@ async fn a_store_that_fails_is_503_or_a_synchronous_answer() {
         g.with_jobs(jobs)
     })
     .await;
-    let accepted = gw
-        .request(&request(
-            "POST",
-            &format!("/v1/{ACME}/exports"),
-            ALICE_KEY,
-            "Prefer: respond-async\r\n",
-        ))
-        .await;
-    let location = accepted.header("location").unwrap().to_string();
+    let location = submit(&gw).await;
     up.next().await.ok("kept");
     assert_eq!(until_finished(&gw, &location).await.status, 303);
     db.cut_connections().await;
     let resp = gw.request(&get(&location, ALICE_KEY, "")).await;
     assert_error(&resp, 503, "PTC.JOBS_UNAVAILABLE");
     assert_eq!(resp.header("retry-after"), Some("1"));
-    let resp = gw
-        .request(&request(
-            "POST",
-            &format!("/v1/{ACME}/exports"),
-            ALICE_KEY,
-            "Prefer: respond-async\r\n",
-        ))
-        .await;
+    let resp = gw.request(&respond_async()).await;
     assert_error(&resp, 503, "PTC.JOBS_UNAVAILABLE");
     // Past the window, no job can be made: the answer comes when the upstream gives it.
     let mut c = gw.connect().await;
