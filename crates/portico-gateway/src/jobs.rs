@@ -23,7 +23,7 @@ use portico_http::conditional::{Conditions, HttpDate};
 use portico_http::{ErrorCode, Method};
 use portico_policy::secret::push_hex;
 use portico_server::client::{Upstream, UpstreamRequest};
-use portico_server::{Body, Error, Request, RequestBody, Reservation, Response};
+use portico_server::{Body, Error, Held, Request, RequestBody, Reservation, Response};
 use portico_store::{JobEnd, JobRecord, JobState, KeptResponse, NewJob, Store, StoreError, new_id};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -205,6 +205,9 @@ pub(crate) struct Outgoing {
     pub(crate) route: Arc<str>,
     /// The project the job belongs to.
     pub(crate) project: String,
+    /// The request's places under `max_in_flight` (route and upstream), held until the
+    /// upstream has answered: a job is a request in progress, even after its 202.
+    pub(crate) held: Held,
 }
 
 /// Sends the request and answers its client: with the upstream's response if its head
@@ -259,7 +262,13 @@ pub(crate) async fn run(
     match head_rx.try_recv() {
         // It came while the job was recorded: the job ends with it at once.
         Ok(answer) => {
-            tokio::spawn(finish(jobs.clone(), job.id.clone(), answer, max_result));
+            tokio::spawn(finish(
+                jobs.clone(),
+                job.id.clone(),
+                answer,
+                max_result,
+                Held::default(),
+            ));
         }
         Err(_) => {
             let _ = job_tx.send(job.id.clone());
@@ -289,6 +298,7 @@ async fn carry_on(
         method,
         body,
         reservation,
+        held,
         ..
     } = out;
     let mut body = RequestBody::detached(body);
@@ -310,15 +320,23 @@ async fn carry_on(
             },
         },
     };
-    finish(jobs, id, answer, max_result).await;
+    finish(jobs, id, answer, max_result, held).await;
 }
 
-/// Keeps a job's answer as its result (or its error as its end).
-async fn finish(jobs: Arc<Jobs>, id: String, answer: Result<Response, Error>, max: usize) {
+/// Keeps a job's answer as its result (or its error as its end); the request's places under
+/// `max_in_flight` are given back once the upstream's answer has been read.
+async fn finish(
+    jobs: Arc<Jobs>,
+    id: String,
+    answer: Result<Response, Error>,
+    max: usize,
+    held: Held,
+) {
     let end = match answer {
         Ok(resp) => keep(&jobs, resp, max).await,
         Err(e) => JobEnd::Failed(e.code().as_str().to_string()),
     };
+    drop(held);
     // A store that fails now is asked again, once a second for a minute: the job must not
     // stay running (its node keeps renewing it) for want of one write.
     for attempt in 0..60 {

@@ -945,6 +945,7 @@ impl Gateway {
                     reservation: reservation.take(),
                     route: route.name.clone(),
                     project: project.map(str::to_string).unwrap_or_default(),
+                    held: req.notes.held.clone(),
                 };
                 let prefer =
                     portico_http::deadline::prefers_respond_async(req.head.fields_named("prefer"));

@@ -383,3 +383,74 @@ async fn a_store_that_fails_is_503_or_a_synchronous_answer() {
     assert_eq!(resp.body, b"late but here");
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn http2_clients_make_poll_and_read_jobs_the_same_way() {
+    use portico_testkit::h2::{client, request as h2_request, send};
+    let mut up = HeldUpstream::start().await;
+    let (gw, _store, _dir) = start(&config(up.addr, "{sync_wait: 100ms}")).await;
+    let mut h2 = client(gw.addr).await;
+    let exports = format!("http://h/v1/{ACME}/exports");
+    let pending = {
+        let mut h2 = h2.clone();
+        tokio::spawn(async move {
+            send(
+                &mut h2,
+                h2_request("POST", &exports, &[("x-api-key", ALICE_KEY)]),
+                Some(b"{}"),
+            )
+            .await
+        })
+    };
+    let held = up.next().await;
+    assert_eq!(held.received.body, b"{}");
+    // Past the window, on HTTP/2 too, the answer is a job.
+    let accepted = pending.await.unwrap();
+    assert_eq!(accepted.status(), 202);
+    let location = accepted.header("location").unwrap().to_string();
+    held.answer(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\n0123456789",
+    );
+    assert_eq!(until_finished(&gw, &location).await.status, 303);
+    let resp = send(
+        &mut h2,
+        h2_request(
+            "GET",
+            &format!("http://h{location}/result"),
+            &[("x-api-key", ALICE_KEY), ("range", "bytes=2-4")],
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(resp.status(), 206);
+    assert_eq!(&resp.body[..], b"234");
+    let resp = send(
+        &mut h2,
+        h2_request(
+            "GET",
+            &format!("http://h/v1/{OTHER}/jobs/{}", new_id()),
+            &[("x-api-key", OSCAR_KEY)],
+        ),
+        None,
+    )
+    .await;
+    resp.assert_error(404, "PTC.JOB_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn a_job_holds_its_place_under_max_in_flight_until_its_upstream_answers() {
+    let mut up = HeldUpstream::start().await;
+    let yaml = config(up.addr, "{sync_wait: 1s}") + "    max_in_flight: 1\n";
+    let (gw, _store, _dir) = start(&yaml).await;
+    let location = submit(&gw).await;
+    let held = up.next().await;
+    // The first job is still at the upstream: a second request is one too many, 202 or not.
+    let resp = gw.request(&respond_async()).await;
+    assert_error(&resp, 429, "PTC.CONCURRENCY_LIMITED");
+    held.ok("first");
+    assert_eq!(until_finished(&gw, &location).await.status, 303);
+    // Its answer is in: the place is free again.
+    let next = submit(&gw).await;
+    up.next().await.ok("second");
+    assert_eq!(until_finished(&gw, &next).await.status, 303);
+}
