@@ -906,8 +906,10 @@ impl Gateway {
                 idempotency::Outcome::Answer(resp) => return Ok(resp),
             }
         }
-        // Every check has passed: the request is the project's to pay for.
+        // Every check has passed: the request is the project's to pay for (a job's state and
+        // result were paid for by the request that made it).
         if let Some((project, q)) = &quota
+            && !matches!(route.answer, Answer::Job { .. })
             && let Err(e) = self.quotas.take(project, *q, SystemTime::now()).await
         {
             if let Some(c) = &claim {

@@ -454,3 +454,29 @@ async fn a_job_holds_its_place_under_max_in_flight_until_its_upstream_answers() 
     up.next().await.ok("second");
     assert_eq!(until_finished(&gw, &next).await.status, 303);
 }
+
+#[tokio::test]
+async fn polling_a_job_takes_nothing_from_the_projects_quota() {
+    let mut up = HeldUpstream::start().await;
+    let yaml = format!(
+        "plans:\n  - {{name: small, quota: {{requests: 2, period: month}}}}\n{}",
+        config(up.addr, "{sync_wait: 1s}").replace("name: acme,", "name: acme, plan: small,")
+    );
+    let (gw, _store, _dir) = start(&yaml).await;
+    let location = submit(&gw).await;
+    up.next().await.ok("one");
+    // Polled until over, then read over and over: none of it is a request to pay for.
+    assert_eq!(until_finished(&gw, &location).await.status, 303);
+    for _ in 0..5 {
+        let resp = gw
+            .request(&get(&format!("{location}/result"), ALICE_KEY, ""))
+            .await;
+        assert_eq!(resp.status, 200);
+    }
+    // The second request the quota allows, then 402.
+    let second = submit(&gw).await;
+    up.next().await.ok("two");
+    assert_eq!(until_finished(&gw, &second).await.status, 303);
+    let resp = gw.request(&respond_async()).await;
+    assert_error(&resp, 402, "PTC.QUOTA_SPENT");
+}
