@@ -983,7 +983,7 @@ pub enum Backend {
     /// `sqlite://PATH`
     Sqlite(SqliteStore),
     /// `postgres://…` or `postgresql://…`
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl Backend {
@@ -993,7 +993,9 @@ impl Backend {
             return Ok(Backend::Sqlite(SqliteStore::open(path).await?));
         }
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Backend::Postgres(PgStore::connect(url, None).await?));
+            return Ok(Backend::Postgres(Box::new(
+                PgStore::connect(url, None).await?,
+            )));
         }
         Err(StoreError::Backend(
             "a storage URL is sqlite://PATH or postgres://…".to_string(),

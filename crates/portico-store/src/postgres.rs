@@ -21,6 +21,9 @@ const COLUMNS: &str = "kind, id, scope, name, version, body, created_ms, updated
 /// A store in a PostgreSQL database.
 pub struct PgStore {
     client: Mutex<Client>,
+    /// Where it connects, to connect again when the connection is lost.
+    url: String,
+    schema: Option<String>,
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -81,34 +84,53 @@ impl PgStore {
     /// Connects to `url` and migrates; with `schema`, everything lives in that schema (created
     /// if needed), so that separate stores can share one database.
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
-        let (mut client, connection) =
-            tokio_postgres::connect(url, NoTls).await.map_err(backend)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "PostgreSQL connection ended");
-            }
-        });
-        if let Some(schema) = schema {
-            if !schema
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(StoreError::Backend(format!(
-                    "`{schema}` is not a schema name"
-                )));
-            }
-            client
-                .batch_execute(&format!(
-                    "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
-                ))
-                .await
-                .map_err(backend)?;
-        }
+        let mut client = open(url, schema).await?;
         migrate(&mut client).await.map_err(backend)?;
         Ok(PgStore {
             client: Mutex::new(client),
+            url: url.to_string(),
+            schema: schema.map(str::to_string),
         })
     }
+
+    /// The connection, made again first if the last one was lost (the server restarted, the
+    /// network failed, an operator ended it): a store that failed comes back by itself with
+    /// its server. Operations are serialised on it.
+    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, StoreError> {
+        let mut client = self.client.lock().await;
+        if client.is_closed() {
+            *client = open(&self.url, self.schema.as_deref()).await?;
+            tracing::info!("PostgreSQL connection made again");
+        }
+        Ok(client)
+    }
+}
+
+/// A connection, with `schema` (created if needed) as its search path.
+async fn open(url: &str, schema: Option<&str>) -> Result<Client, StoreError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(backend)?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    if let Some(schema) = schema {
+        if !schema
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(StoreError::Backend(format!(
+                "`{schema}` is not a schema name"
+            )));
+        }
+        client
+            .batch_execute(&format!(
+                "CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}"
+            ))
+            .await
+            .map_err(backend)?;
+    }
+    Ok(client)
 }
 
 async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
@@ -140,7 +162,7 @@ async fn migrate(client: &mut Client) -> Result<(), tokio_postgres::Error> {
 
 impl Store for PgStore {
     async fn create(&self, new: NewDocument<'_>) -> Result<Document, StoreError> {
-        let mut client = self.client.lock().await;
+        let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let revision = bump(&tx).await?;
         check_revision(revision, new.unchanged_since)?;
@@ -169,7 +191,7 @@ impl Store for PgStore {
     }
 
     async fn get(&self, kind: &str, id: &str) -> Result<Lookup, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let row = client
             .query_opt(
                 &format!("SELECT {COLUMNS}, deleted_ms FROM documents WHERE kind = $1 AND id = $2"),
@@ -193,7 +215,7 @@ impl Store for PgStore {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Document>, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let after = after.unwrap_or("");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
@@ -218,7 +240,7 @@ impl Store for PgStore {
         name: &str,
         body: &Value,
     ) -> Result<Document, StoreError> {
-        let mut client = self.client.lock().await;
+        let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let version = current(&tx, kind, id).await?;
         check_version(version, expected.version)?;
@@ -240,7 +262,7 @@ impl Store for PgStore {
     }
 
     async fn delete(&self, kind: &str, id: &str, expected: Expect) -> Result<(), StoreError> {
-        let mut client = self.client.lock().await;
+        let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         let version = current(&tx, kind, id).await?;
         check_version(version, expected.version)?;
@@ -257,7 +279,7 @@ impl Store for PgStore {
     }
 
     async fn purge_tombstones(&self, deleted_before_ms: i64) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(
                 "DELETE FROM documents WHERE deleted_ms IS NOT NULL AND deleted_ms <= $1",
@@ -273,7 +295,7 @@ impl Store for PgStore {
         body: &Value,
         expires_ms: i64,
     ) -> Result<(), StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(
                 "INSERT INTO tokens (digest, body, expires_ms) VALUES ($1, $2, $3)",
@@ -285,7 +307,7 @@ impl Store for PgStore {
     }
 
     async fn get_token(&self, digest: &str) -> Result<Option<StoredToken>, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let row = client
             .query_opt(
                 "SELECT body, expires_ms, revoked_ms FROM tokens WHERE digest = $1",
@@ -304,7 +326,7 @@ impl Store for PgStore {
     }
 
     async fn revoke_token(&self, digest: &str) -> Result<bool, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let n = client
             .execute(
                 "UPDATE tokens SET revoked_ms = $2 WHERE digest = $1 AND revoked_ms IS NULL",
@@ -316,7 +338,7 @@ impl Store for PgStore {
     }
 
     async fn purge_tokens(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(
                 "DELETE FROM tokens WHERE expires_ms <= $1",
@@ -334,7 +356,7 @@ impl Store for PgStore {
         limit: u64,
     ) -> Result<u64, StoreError> {
         let (want, limit) = (sql_count(want), sql_count(limit));
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let row = client
             .query_one(
                 crate::RESERVE_QUOTA,
@@ -346,7 +368,7 @@ impl Store for PgStore {
     }
 
     async fn claim_key(&self, ask: KeyClaim<'_>) -> Result<KeyState, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let peeked = client
             .query_opt(crate::PEEK_IDEMPOTENCY_KEY, &[&ask.key])
             .await
@@ -398,7 +420,7 @@ impl Store for PgStore {
         response: &KeptResponse,
         expires_ms: i64,
     ) -> Result<(), StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(
                 crate::FINISH_IDEMPOTENCY_KEY,
@@ -417,7 +439,7 @@ impl Store for PgStore {
     }
 
     async fn release_key(&self, key: &str, claim: &str) -> Result<(), StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(crate::RELEASE_IDEMPOTENCY_KEY, &[&key, &claim])
             .await
@@ -426,7 +448,7 @@ impl Store for PgStore {
     }
 
     async fn purge_keys(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(crate::PURGE_IDEMPOTENCY_KEYS, &[&expired_before_ms])
             .await
@@ -434,7 +456,7 @@ impl Store for PgStore {
     }
 
     async fn create_job(&self, j: &NewJob) -> Result<(), StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(
                 crate::CREATE_JOB,
@@ -457,7 +479,7 @@ impl Store for PgStore {
     }
 
     async fn start_job(&self, id: &str, now_ms: i64) -> Result<(), StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(crate::START_JOB, &[&id, &now_ms])
             .await
@@ -467,7 +489,7 @@ impl Store for PgStore {
 
     async fn finish_job(&self, id: &str, end: &JobEnd, now_ms: i64) -> Result<bool, StoreError> {
         let c = crate::job_columns(end);
-        let mut client = self.client.lock().await;
+        let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend)?;
         if let Some(body) = c.apart {
             tx.execute(crate::PUT_JOB_BLOB, &[&id, &body])
@@ -494,7 +516,7 @@ impl Store for PgStore {
     }
 
     async fn get_job(&self, id: &str, with_body: bool) -> Result<Option<JobRecord>, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let Some(r) = client
             .query_opt(crate::GET_JOB, &[&id])
             .await
@@ -530,7 +552,7 @@ impl Store for PgStore {
     }
 
     async fn renew_jobs(&self, node: &str, now_ms: i64) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(crate::RENEW_JOBS, &[&node, &now_ms])
             .await
@@ -543,7 +565,7 @@ impl Store for PgStore {
         now_ms: i64,
         reason: &str,
     ) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         client
             .execute(
                 crate::FAIL_STALE_JOBS,
@@ -554,7 +576,7 @@ impl Store for PgStore {
     }
 
     async fn job_bytes(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let row = client
             .query_one(crate::JOB_BYTES, &[&now_ms])
             .await
@@ -563,7 +585,7 @@ impl Store for PgStore {
     }
 
     async fn purge_jobs(&self, now_ms: i64) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let mut forgotten = 0;
         for sql in crate::PURGE_JOBS {
             forgotten = client.execute(sql, &[&now_ms]).await.map_err(backend)?;
@@ -572,7 +594,7 @@ impl Store for PgStore {
     }
 
     async fn revision(&self) -> Result<u64, StoreError> {
-        let client = self.client.lock().await;
+        let client = self.client().await?;
         let row = client
             .query_one("SELECT value FROM store_revision WHERE id = 1", &[])
             .await

@@ -1,6 +1,7 @@
 //! A PostgreSQL database of a test's own on the machine's server
-//! (`PORTICO_TEST_DATABASE_URL`), which the test may break: its connections can be cut from
-//! the server side, a real failure of the store in the middle of the work.
+//! (`PORTICO_TEST_DATABASE_URL`), which the test may break: its connections can be cut and
+//! refused from the server side (a real failure of the store in the middle of the work), and
+//! taken again.
 
 use tokio_postgres::{Client, NoTls};
 
@@ -41,11 +42,25 @@ impl Scratch {
         Some(Scratch { admin, name, url })
     }
 
-    /// Cuts every connection to the database from the server side.
-    pub async fn cut_connections(&self) {
+    /// Cuts every connection to the database from the server side, and refuses new ones
+    /// until [`Scratch::allow_connections`]: the store is down.
+    pub async fn refuse_connections(&self) {
+        for sql in [
+            format!("ALTER DATABASE {} ALLOW_CONNECTIONS false", self.name),
+            format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                self.name
+            ),
+        ] {
+            self.admin.batch_execute(&sql).await.unwrap();
+        }
+    }
+
+    /// Takes connections again: the store is back.
+    pub async fn allow_connections(&self) {
         self.admin
             .batch_execute(&format!(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                "ALTER DATABASE {} ALLOW_CONNECTIONS true",
                 self.name
             ))
             .await

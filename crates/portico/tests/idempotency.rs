@@ -238,8 +238,9 @@ async fn a_response_too_large_to_keep_is_relayed_whole_and_its_retry_is_409() {
 }
 
 /// A store that fails is 503 with `Retry-After`, and the request goes nowhere: processing it
-/// without its key would break the promise the key makes. (A PostgreSQL store whose
-/// connection the server closes: a real failure, in a database of the test's own.)
+/// without its key would break the promise the key makes; once the server is back, so is the
+/// store. (A PostgreSQL store whose connections the server cuts and refuses: a real failure,
+/// in a database of the test's own.)
 #[tokio::test]
 async fn a_store_that_fails_is_503_and_nothing_is_sent() {
     let Some(db) = portico_testkit::pg::Scratch::create("idem_fail").await else {
@@ -257,7 +258,7 @@ async fn a_store_that_fails_is_503_and_nothing_is_sent() {
     c.send(post("/orders", Some("\"s\""), "{}", "")).await;
     up.next().await.answer(CREATED);
     assert_eq!(c.response().await.status, 201);
-    db.cut_connections().await;
+    db.refuse_connections().await;
     let resp = gw.request(&post("/orders", Some("\"t\""), "{}", "")).await;
     assert_error(&resp, 503, "PTC.IDEMPOTENCY_STORE_UNAVAILABLE");
     assert_eq!(resp.header("retry-after"), Some("1"));
@@ -268,5 +269,13 @@ async fn a_store_that_fails_is_503_and_nothing_is_sent() {
     assert_eq!(held.received.body, b"{\"plain\":1}");
     held.ok("plain");
     assert_eq!(c.response().await.status, 200);
+    // The server is back: so is the store (it connects again), and the key works.
+    db.allow_connections().await;
+    let mut c = gw.connect().await;
+    c.send(post("/orders", Some("\"t\""), "{}", "")).await;
+    up.next().await.answer(CREATED);
+    assert_eq!(c.response().await.status, 201);
+    let again = gw.request(&post("/orders", Some("\"t\""), "{}", "")).await;
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
     db.drop_database().await;
 }

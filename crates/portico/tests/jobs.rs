@@ -340,7 +340,8 @@ async fn after_its_retention_a_result_is_gone() {
 }
 
 /// A store that fails: a job cannot be recorded (`Prefer: respond-async` is 503 and nothing
-/// is sent on; past the sync window the client waits for the answer instead), nor read (503).
+/// is sent on; past the sync window the client waits for the answer instead), nor read (503);
+/// once the server is back, so are jobs.
 #[tokio::test]
 async fn a_store_that_fails_is_503_or_a_synchronous_answer() {
     let Some(db) = portico_testkit::pg::Scratch::create("jobs_fail").await else {
@@ -360,7 +361,7 @@ async fn a_store_that_fails_is_503_or_a_synchronous_answer() {
     let location = submit(&gw).await;
     up.next().await.ok("kept");
     assert_eq!(until_finished(&gw, &location).await.status, 303);
-    db.cut_connections().await;
+    db.refuse_connections().await;
     let resp = gw.request(&get(&location, ALICE_KEY, "")).await;
     assert_error(&resp, 503, "PTC.JOBS_UNAVAILABLE");
     assert_eq!(resp.header("retry-after"), Some("1"));
@@ -381,6 +382,13 @@ async fn a_store_that_fails_is_503_or_a_synchronous_answer() {
     let resp = c.response().await;
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body, b"late but here");
+    // The server is back: so are jobs.
+    db.allow_connections().await;
+    let resp = gw.request(&get(&location, ALICE_KEY, "")).await;
+    assert_eq!(resp.status, 303);
+    let next = submit(&gw).await;
+    up.next().await.ok("again");
+    assert_eq!(until_finished(&gw, &next).await.status, 303);
     db.drop_database().await;
 }
 
