@@ -61,6 +61,19 @@ fn get(target: &str, key: &str, extra: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: h\r\nX-Api-Key: {key}\r\n{extra}\r\n")
 }
 
+/// ACME's POST (with `query`) sent on a connection of its own, its answer still to read.
+async fn begin_export(gw: &TestGateway, query: &str) -> portico_testkit::RawClient {
+    let mut c = gw.connect().await;
+    c.send(request(
+        "POST",
+        &format!("/v1/{ACME}/exports{query}"),
+        ALICE_KEY,
+        "",
+    ))
+    .await;
+    c
+}
+
 /// ACME's POST with `Prefer: respond-async`: the job's location (from its 202).
 async fn submit(gw: &TestGateway) -> String {
     let accepted = gw.request(&respond_async()).await;
@@ -97,14 +110,7 @@ async fn until_finished(gw: &TestGateway, location: &str) -> RawResponse {
 async fn an_answer_within_the_sync_window_is_relayed_as_usual() {
     let mut up = HeldUpstream::start().await;
     let (gw, _store, _dir) = start(&config(up.addr, "{sync_wait: 30s}")).await;
-    let mut c = gw.connect().await;
-    c.send(request(
-        "POST",
-        &format!("/v1/{ACME}/exports"),
-        ALICE_KEY,
-        "",
-    ))
-    .await;
+    let mut c = begin_export(&gw, "").await;
     let held = up.next().await;
     assert_eq!(held.received.body, b"{}");
     held.answer("HTTP/1.1 201 Created\r\nLocation: /exports/9\r\nContent-Length: 4\r\n\r\nmade");
@@ -117,14 +123,7 @@ async fn an_answer_within_the_sync_window_is_relayed_as_usual() {
 async fn a_late_answer_makes_a_job_that_is_polled_to_its_result() {
     let mut up = HeldUpstream::start().await;
     let (gw, _store, _dir) = start(&config(up.addr, "{sync_wait: 200ms}")).await;
-    let mut c = gw.connect().await;
-    c.send(request(
-        "POST",
-        &format!("/v1/{ACME}/exports"),
-        ALICE_KEY,
-        "",
-    ))
-    .await;
+    let mut c = begin_export(&gw, "").await;
     let held = up.next().await;
     // The upstream is slow: past the window the client has a job.
     let accepted = c.response().await;
@@ -218,14 +217,7 @@ async fn prefer_respond_async_is_202_at_once_and_other_statuses_replay_as_they_w
 async fn a_client_deadline_keeps_the_request_synchronous() {
     let mut up = HeldUpstream::start().await;
     let (gw, _store, _dir) = start(&config(up.addr, "{sync_wait: 100ms}")).await;
-    let mut c = gw.connect().await;
-    c.send(request(
-        "POST",
-        &format!("/v1/{ACME}/exports?timeout=400ms"),
-        ALICE_KEY,
-        "",
-    ))
-    .await;
+    let mut c = begin_export(&gw, "?timeout=400ms").await;
     let held = up.next().await;
     // Past the sync window, before the deadline: no job; at the deadline: 504.
     assert_error(&c.response().await, 504, "PTC.DEADLINE_EXCEEDED");
@@ -368,14 +360,7 @@ async fn a_store_that_fails_is_503_or_a_synchronous_answer() {
     let resp = gw.request(&respond_async()).await;
     assert_error(&resp, 503, "PTC.JOBS_UNAVAILABLE");
     // Past the window, no job can be made: the answer comes when the upstream gives it.
-    let mut c = gw.connect().await;
-    c.send(request(
-        "POST",
-        &format!("/v1/{ACME}/exports"),
-        ALICE_KEY,
-        "",
-    ))
-    .await;
+    let mut c = begin_export(&gw, "").await;
     let held = up.next().await;
     assert_eq!(held.received.body, b"{}");
     held.ok("late but here");
