@@ -13,6 +13,9 @@
 #
 #   bench/deadlines.sh                    # 5 rounds of 10 s
 #   bench/deadlines.sh --rounds 8 --duration 4
+#   bench/deadlines.sh --storage postgres://postgres@127.0.0.1:5432/portico_bench
+#                                         # keys kept in PostgreSQL instead (the database
+#                                         # must exist; its tables are made if needed)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,13 +30,15 @@ SERVER_CPU=0
 LOAD_CPU=1
 PORT=28393
 UPSTREAM_PORT=28394
+STORAGE=""
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --rounds) ROUNDS="$2"; shift 2;;
     --duration) DURATION="$2"; shift 2;;
     --conns) CONNS="$2"; shift 2;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0;;
+    --storage) STORAGE="$2"; shift 2;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
@@ -50,7 +55,7 @@ cat > "$WORK/portico.yaml" <<CONF
 listen: 127.0.0.1:$PORT
 workers: 1
 access_log: off
-storage: sqlite://$WORK/portico.db
+storage: ${STORAGE:-sqlite://$WORK/portico.db}
 upstreams:
   - {name: up, targets: ["http://127.0.0.1:$UPSTREAM_PORT"]}
 routes:

@@ -2,8 +2,10 @@
 //! schema and the same transactions as SQLite; migrations take an advisory lock, so nodes that
 //! start together do not run them twice.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::Value;
-use tokio::sync::Mutex;
+use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
 
@@ -20,11 +22,19 @@ const COLUMNS: &str = "kind, id, scope, name, version, body, created_ms, updated
 
 /// A store in a PostgreSQL database.
 pub struct PgStore {
-    client: Mutex<Client>,
-    /// Where it connects, to connect again when the connection is lost.
+    /// Its connections, each made when first needed and made again when lost.
+    clients: Vec<Mutex<Option<Client>>>,
+    /// Where the next operation starts looking for a free connection.
+    next: AtomicUsize,
+    /// Where it connects.
     url: String,
     schema: Option<String>,
 }
+
+/// How many connections a store keeps at most: operations on one are serialised, and
+/// PostgreSQL commits several connections' transactions with one flush of its log, so a few
+/// let concurrent requests (idempotency keys, jobs) share the wait.
+const CONNECTIONS: usize = 4;
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -86,23 +96,36 @@ impl PgStore {
     pub async fn connect(url: &str, schema: Option<&str>) -> Result<PgStore, StoreError> {
         let mut client = open(url, schema).await?;
         migrate(&mut client).await.map_err(backend)?;
+        let mut clients = vec![Mutex::new(Some(client))];
+        clients.extend((1..CONNECTIONS).map(|_| Mutex::new(None)));
         Ok(PgStore {
-            client: Mutex::new(client),
+            clients,
+            next: AtomicUsize::new(0),
             url: url.to_string(),
             schema: schema.map(str::to_string),
         })
     }
 
-    /// The connection, made again first if the last one was lost (the server restarted, the
-    /// network failed, an operator ended it): a store that failed comes back by itself with
-    /// its server. Operations are serialised on it.
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Client>, StoreError> {
-        let mut client = self.client.lock().await;
-        if client.is_closed() {
-            *client = open(&self.url, self.schema.as_deref()).await?;
-            tracing::info!("PostgreSQL connection made again");
+    /// A connection for one operation: a free one if there is one, else the next in turn once
+    /// it is free; made first if it never was or was lost (the server restarted, the network
+    /// failed, an operator ended it), so a store that failed comes back with its server.
+    async fn client(&self) -> Result<MappedMutexGuard<'_, Client>, StoreError> {
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.clients.len();
+        let free = (0..n).find_map(|k| self.clients[(start + k) % n].try_lock().ok());
+        let mut slot = match free {
+            Some(slot) => slot,
+            None => self.clients[start % n].lock().await,
+        };
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            let lost = slot.is_some();
+            *slot = Some(open(&self.url, self.schema.as_deref()).await?);
+            if lost {
+                tracing::info!("PostgreSQL connection made again");
+            }
         }
-        Ok(client)
+        MutexGuard::try_map(slot, Option::as_mut)
+            .map_err(|_| StoreError::Backend("no PostgreSQL connection".into()))
     }
 }
 
