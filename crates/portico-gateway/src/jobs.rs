@@ -28,7 +28,7 @@ use portico_store::{JobEnd, JobRecord, JobState, KeptResponse, NewJob, Store, St
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
-use crate::idempotency::{epoch_ms, head_lines, parse_lines};
+use crate::idempotency::{epoch_ms, head_lines, ms, parse_lines};
 use crate::represent::{self, Meta, Source};
 
 /// What a job store's operations return; the error text is for logs.
@@ -400,10 +400,6 @@ fn strong_etag(body: &[u8]) -> String {
     push_hex(&mut tag, &digest[..16]);
     tag.push('"');
     tag
-}
-
-fn ms(d: Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn unavailable(e: String) -> Error {

@@ -877,8 +877,8 @@ impl Gateway {
         }
         // A request that may become a job is read whole first: its client may be answered
         // before the upstream has read it.
-        let as_job = route.async_jobs.is_some() && deadline.is_none();
-        if as_job && reservation.is_none() {
+        let as_job = route.async_jobs.as_ref().filter(|_| deadline.is_none());
+        if as_job.is_some() && reservation.is_none() {
             reservation = Some(body.buffer(&self.budget).await?);
         }
         // A POST or PATCH with an `Idempotency-Key`: its body is read, then the key claimed
@@ -933,44 +933,41 @@ impl Gateway {
                 req.notes.upstream = Some(target);
                 Ok(resp)
             }
-            Answer::Upstream(u) if as_job => {
-                let settings = route
-                    .async_jobs
-                    .as_ref()
-                    .ok_or_else(|| Error::new(ErrorCode::Internal))?;
-                let upstream = self.upstreams[*u].clone();
-                let out = jobs::Outgoing {
-                    head: proxy::upstream_head(req, path, upstream.authority(), None),
-                    upstream,
-                    method,
-                    body: body.buffered().cloned().unwrap_or_default(),
-                    reservation: reservation.take(),
-                    route: route.name.clone(),
-                    project: project.map(str::to_string).unwrap_or_default(),
-                    held: req.notes.held.clone(),
-                };
-                let prefer =
-                    portico_http::deadline::prefers_respond_async(req.head.fields_named("prefer"));
-                let result = jobs::run(&self.jobs, settings, out, prefer).await;
-                match claim {
-                    Some(c) => idempotency::settle(&*self.keys, c, result).await,
-                    None => result,
-                }
-            }
             Answer::Upstream(u) => {
-                // Held until the buffered body has been sent on.
-                let _held = match reservation.take() {
-                    Some(r) => Some(r),
-                    None if route.buffer_body => Some(body.buffer(&self.budget).await?),
-                    None => None,
+                let result = match as_job {
+                    // Sent from a task of its own, which outlives the client if it must.
+                    Some(settings) => {
+                        let upstream = self.upstreams[*u].clone();
+                        let out = jobs::Outgoing {
+                            head: proxy::upstream_head(req, path, upstream.authority(), None),
+                            upstream,
+                            method,
+                            body: body.buffered().cloned().unwrap_or_default(),
+                            reservation: reservation.take(),
+                            route: route.name.clone(),
+                            project: project.map(str::to_string).unwrap_or_default(),
+                            held: req.notes.held.clone(),
+                        };
+                        let prefer = portico_http::deadline::prefers_respond_async(
+                            req.head.fields_named("prefer"),
+                        );
+                        jobs::run(&self.jobs, settings, out, prefer).await
+                    }
+                    None => {
+                        // Held until the buffered body has been sent on.
+                        let _held = match reservation.take() {
+                            Some(r) => Some(r),
+                            None if route.buffer_body => Some(body.buffer(&self.budget).await?),
+                            None => None,
+                        };
+                        proxy::forward(&self.upstreams[*u], req, path, body, deadline.as_ref())
+                            .await
+                            .map(|(resp, target)| {
+                                req.notes.upstream = Some(target);
+                                resp
+                            })
+                    }
                 };
-                let result =
-                    proxy::forward(&self.upstreams[*u], req, path, body, deadline.as_ref())
-                        .await
-                        .map(|(resp, target)| {
-                            req.notes.upstream = Some(target);
-                            resp
-                        });
                 match claim {
                     Some(c) => idempotency::settle(&*self.keys, c, result).await,
                     None => result,
