@@ -5,9 +5,24 @@ use portico_http::coding::ContentCoding;
 use portico_http::negotiate::MediaType;
 use portico_http::{Method, MethodSet};
 
-use crate::model::{PathTemplate, StaticFiles};
+use std::path::PathBuf;
+
 use crate::read::{Fields, Reader, join};
+use crate::route_table::PathTemplate;
 use crate::yaml::{Kind, Node};
+
+/// A `handler: static` route's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticFiles {
+    /// The directory served (absolute, or relative to the working directory when the
+    /// configuration did not come from a file).
+    pub root: PathBuf,
+    /// `Cache-Control` sent with every file (and its 304s), when set.
+    pub cache_control: Option<String>,
+    /// Precompressed siblings looked for (`FILE.br`, `FILE.zst`, `FILE.gz`), in order of
+    /// preference.
+    pub precompressed: Vec<ContentCoding>,
+}
 
 /// Keys that only a static route may have.
 const STATIC_KEYS: &[&str] = &["root", "cache_control", "precompressed"];

@@ -9,7 +9,9 @@
 
 use serde_json::Value;
 
-use crate::model::{Action, Config, RouteTable};
+use crate::model::Config;
+use crate::route_table::RouteTable;
+use crate::routes::Answer;
 
 /// The parts of the model that documents can add to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -185,8 +187,8 @@ pub fn with_documents(base: &Config, docs: &Documents) -> Result<Config, Vec<Doc
             }
         }
     }
-    debug_assert!(config.routes.iter().all(|r| match r.action {
-        Action::Upstream(i) => i < config.upstreams.len(),
+    debug_assert!(config.routes.iter().all(|r| match r.answer {
+        Answer::Upstream(i) => i < config.upstreams.len(),
         _ => true,
     }));
     if problems.is_empty() {
@@ -273,8 +275,8 @@ mod tests {
         .unwrap();
         assert_eq!(c.upstreams.len(), 2);
         assert_eq!(c.routes.len(), 3);
-        assert_eq!(c.routes[1].action, Action::Upstream(1));
-        assert_eq!(c.routes[2].action, Action::Upstream(0));
+        assert_eq!(c.routes[1].answer, Answer::Upstream(1));
+        assert_eq!(c.routes[2].answer, Answer::Upstream(0));
         assert_eq!(c.apis.len(), 2);
         assert_eq!(c.apis[1].versions[0].state, crate::VersionState::Retired);
     }

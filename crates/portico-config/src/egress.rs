@@ -46,23 +46,7 @@ const EGRESS_KEYS: &[&str] = &["listen", "allow_hosts", "auth", "idle_timeout"];
 /// Reads `egress`.
 pub(crate) fn read_egress(r: &mut Reader, node: &Node) -> Option<Egress> {
     let f = r.map(node, "egress", EGRESS_KEYS)?;
-    let listen = match f.get("listen") {
-        None => {
-            r.missing(node, "egress", "listen");
-            None
-        }
-        Some(n) => r.string(n, "egress.listen").and_then(|s| {
-            let a = s.parse::<SocketAddr>().ok();
-            if a.is_none() {
-                r.problem(
-                    n,
-                    "egress.listen",
-                    format!("`{s}` is not an IP address and port"),
-                );
-            }
-            a
-        }),
-    };
+    let listen = crate::listen::required_listen(r, node, &f, "egress", None);
     let mut allow_hosts = Vec::new();
     let mut ok = true;
     match f.get("allow_hosts") {

@@ -12,11 +12,16 @@ mod content;
 mod documents;
 mod egress;
 mod jobs;
+mod limits;
+mod listen;
 mod model;
 mod plans;
 mod rate_limits;
 mod read;
 mod redirect;
+mod route_table;
+mod routes;
+mod upstreams;
 pub mod yaml;
 
 use std::fmt;
@@ -28,18 +33,20 @@ pub use access::{
 };
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
 pub use content::PRECOMPRESSED;
+pub use content::StaticFiles;
 pub use documents::{DocumentProblem, Documents, Section, with_documents};
 pub use egress::{Egress, EgressAuth};
 pub use jobs::{AsyncJobs, DEFAULT_JOBS_PATH, Deadline, Idempotency};
-pub use model::{
-    AccessLog, Action, AdminListener, Config, Handler, HealthCheck, Http2, Limits, Overlap,
-    PathTemplate, Route, RouteGroup, RouteTable, StaticFiles, Target, TargetScheme, TlsListener,
-    Upstream, UpstreamTls, parse_target,
-};
+pub use limits::Limits;
+pub use listen::{AdminListener, Http2, TlsListener};
+pub use model::{AccessLog, Config};
 pub use plans::{DEFAULT_PLAN, Plan, Quota, QuotaPeriod};
 pub use rate_limits::{Cluster, LimitKey, OnStoreFailure, RateLimit};
 pub use read::{parse_duration, parse_size};
 pub use redirect::{REDIRECT_STATUSES, Redirect};
+pub use route_table::{Overlap, PathTemplate, RouteGroup, RouteTable};
+pub use routes::{Answer, BuiltIn, Route};
+pub use upstreams::{HealthCheck, Transport, Upstream, UpstreamTarget, UpstreamTls, parse_target};
 use yaml::Loc;
 
 /// One thing wrong with a configuration.

@@ -246,6 +246,52 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// A path to an existing regular file (relative paths are taken from the config file's
+/// directory).
+pub(crate) fn read_file(r: &mut Reader, n: &Node, path: &str) -> Option<PathBuf> {
+    let s = r.string(n, path)?;
+    let file = r.resolve_path(s);
+    match std::fs::metadata(&file) {
+        Ok(m) if m.is_file() => Some(file),
+        Ok(_) => {
+            r.problem(n, path, format!("`{}` is not a file", file.display()));
+            None
+        }
+        Err(e) => {
+            r.problem(n, path, format!("cannot use `{}`: {e}", file.display()));
+            None
+        }
+    }
+}
+
+/// A resource's `name`: letters, digits, `-`, `_` and `.`.
+pub(crate) fn read_name(
+    r: &mut Reader,
+    node: &Node,
+    path: &str,
+    n: Option<&Node>,
+) -> Option<String> {
+    let Some(n) = n else {
+        r.missing(node, path, "name");
+        return None;
+    };
+    let npath = join(path, "name");
+    let s = r.string(n, &npath)?;
+    if s.is_empty()
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        r.problem(
+            n,
+            &npath,
+            format!("`{s}`: names use letters, digits, `-`, `_` and `.`"),
+        );
+        return None;
+    }
+    Some(s.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use portico_config::{AccessLog, Action, Handler, TargetScheme, VersionState, from_str};
+use portico_config::{AccessLog, Answer, BuiltIn, Transport, VersionState, from_str};
 use portico_http::Method;
 
 const FULL: &str = r#"
@@ -38,7 +38,7 @@ fn the_documented_example_is_valid() {
     assert_eq!(c.limits.max_body_bytes, 10 << 20);
     assert_eq!(c.upstreams[0].targets[0].authority, "127.0.0.1:9000");
     let r = &c.routes[0];
-    assert_eq!(r.action, Action::Upstream(0));
+    assert_eq!(r.answer, Answer::Upstream(0));
     assert_eq!(r.max_body_bytes, Some(1 << 20));
     assert!(r.methods.allows(Method::Delete) && !r.methods.allows(Method::Patch));
     assert!(!r.require_content_length);
@@ -63,10 +63,10 @@ fn the_example_in_the_configuration_reference_is_valid() {
     assert_eq!(c.routes.len(), 3);
     assert_eq!(c.routes[0].produces[0].to_string(), "application/json");
     assert!(matches!(
-        c.routes[1].action,
-        Action::Handler(Handler::Static(_))
+        c.routes[1].answer,
+        Answer::BuiltIn(BuiltIn::Static(_))
     ));
-    assert!(matches!(&c.routes[2].action, Action::Redirect(r) if r.status == 308));
+    assert!(matches!(&c.routes[2].answer, Answer::Redirect(r) if r.status == 308));
 }
 
 #[test]
@@ -333,12 +333,12 @@ fn redirect_routes_are_checked_against_their_path() {
         "r.yaml",
     )
     .unwrap();
-    let Action::Redirect(r) = &ok.routes[0].action else {
-        panic!("{:?}", ok.routes[0].action)
+    let Answer::Redirect(r) = &ok.routes[0].answer else {
+        panic!("{:?}", ok.routes[0].answer)
     };
     assert_eq!((r.status, r.to.as_str()), (308, "/v2/{*rest}"));
-    let Action::Redirect(r) = &ok.routes[1].action else {
-        panic!("{:?}", ok.routes[1].action)
+    let Answer::Redirect(r) = &ok.routes[1].answer else {
+        panic!("{:?}", ok.routes[1].answer)
     };
     assert_eq!(r.status, 301, "301 when no status is given");
 
@@ -374,8 +374,8 @@ fn upstream_tls_and_http2_targets() {
     )
     .unwrap();
     let up = &ok.upstreams[0];
-    assert_eq!(up.targets[0].scheme, TargetScheme::Https);
-    assert_eq!(up.targets[1].scheme, TargetScheme::H2c);
+    assert_eq!(up.targets[0].transport, Transport::Https);
+    assert_eq!(up.targets[1].transport, Transport::H2c);
     assert_eq!(up.tls.ca.as_deref(), Some(ca.as_path()));
     assert_eq!(up.tls.server_name.as_deref(), Some("api.test"));
 
@@ -449,7 +449,7 @@ fn handler_and_defaults() {
         "h.yaml",
     )
     .unwrap();
-    assert_eq!(c.routes[0].action, Action::Handler(Handler::Echo));
+    assert_eq!(c.routes[0].answer, Answer::BuiltIn(BuiltIn::Echo));
     assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.limits, portico_config::Limits::default());
     let e = from_str(
@@ -472,8 +472,8 @@ fn static_routes_take_a_root_and_default_to_get() {
     );
     let c = from_str(&src, "s.yaml").unwrap();
     let r = &c.routes[0];
-    let Action::Handler(Handler::Static(s)) = &r.action else {
-        panic!("{:?}", r.action)
+    let Answer::BuiltIn(BuiltIn::Static(s)) = &r.answer else {
+        panic!("{:?}", r.answer)
     };
     assert_eq!(s.root, dir.path());
     assert_eq!(s.cache_control.as_deref(), Some("public, max-age=60"));
@@ -545,7 +545,7 @@ fn relative_roots_are_relative_to_the_configuration_file() {
     )
     .unwrap();
     let c = portico_config::load(&cfg).unwrap();
-    let Action::Handler(Handler::Static(s)) = &c.routes[0].action else {
+    let Answer::BuiltIn(BuiltIn::Static(s)) = &c.routes[0].answer else {
         panic!()
     };
     assert_eq!(s.root, dir.path().join("site"));

@@ -46,8 +46,8 @@ use std::time::SystemTime;
 
 use lifecycle::{Lifecycle, Step};
 use portico_config::{
-    Action, AuthScheme, Config, Handler as BuiltIn, Redirect, RouteGroup, RouteTable, Target,
-    TargetScheme,
+    Answer as Declared, AuthScheme, BuiltIn, Config, Redirect, RouteGroup, RouteTable,
+    Transport as Scheme, UpstreamTarget,
 };
 use portico_http::coding::{self, ContentCoding};
 use portico_http::negotiate::{self, MediaType};
@@ -287,13 +287,13 @@ impl Gateway {
         let mut routes = Vec::with_capacity(config.routes.len());
         for r in &config.routes {
             all_methods = all_methods.union(r.methods);
-            let answer = match &r.action {
-                Action::Upstream(u) => Answer::Upstream(*u),
-                Action::Redirect(r) => Answer::Redirect(Box::new(r.clone())),
-                Action::UseProxy(u) => Answer::UseProxy(u.as_str().into()),
-                Action::Handler(BuiltIn::Tokens { ttl }) => Answer::Tokens(*ttl),
-                Action::Handler(BuiltIn::Echo) => Answer::Echo,
-                Action::Handler(BuiltIn::Static(settings)) => {
+            let answer = match &r.answer {
+                Declared::Upstream(u) => Answer::Upstream(*u),
+                Declared::Redirect(r) => Answer::Redirect(Box::new(r.clone())),
+                Declared::UseProxy(u) => Answer::UseProxy(u.as_str().into()),
+                Declared::BuiltIn(BuiltIn::Tokens { ttl }) => Answer::Tokens(*ttl),
+                Declared::BuiltIn(BuiltIn::Echo) => Answer::Echo,
+                Declared::BuiltIn(BuiltIn::Static(settings)) => {
                     let catch_all = r.path.catch_all.clone().ok_or_else(|| {
                         BuildError(format!(
                             "static route `{}` has no {{*name}} parameter",
@@ -503,14 +503,14 @@ fn add_job_routes(
     Ok(())
 }
 
-fn target_spec(t: &Target) -> TargetSpec {
+fn target_spec(t: &UpstreamTarget) -> TargetSpec {
     TargetSpec {
         host: t.host.clone(),
         port: t.port,
-        transport: match t.scheme {
-            TargetScheme::Http => Transport::Http,
-            TargetScheme::H2c => Transport::H2c,
-            TargetScheme::Https => Transport::Https,
+        transport: match t.transport {
+            Scheme::Http => Transport::Http,
+            Scheme::H2c => Transport::H2c,
+            Scheme::Https => Transport::Https,
         },
     }
 }
@@ -518,7 +518,7 @@ fn target_spec(t: &Target) -> TargetSpec {
 /// The TLS client settings of an upstream with `https://` targets (its CA file read now, so
 /// that a bad one fails the load or reload rather than the first request).
 fn upstream_tls(u: &portico_config::Upstream) -> Result<Option<UpstreamTls>, BuildError> {
-    if !u.targets.iter().any(|t| t.scheme == TargetScheme::Https) {
+    if !u.targets.iter().any(|t| t.transport == Scheme::Https) {
         return Ok(None);
     }
     let ca = u.tls.ca.as_deref();

@@ -837,8 +837,8 @@ async fn hostile_conditional_and_range_fields_never_cost_a_500() {
 async fn the_shipped_static_example_serves_its_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let config = portico_config::load(&dir.join("static.yaml")).unwrap();
-    let portico_config::Action::Handler(portico_config::Handler::Static(s)) =
-        &config.routes[0].action
+    let portico_config::Answer::BuiltIn(portico_config::BuiltIn::Static(s)) =
+        &config.routes[0].answer
     else {
         panic!("the example's first route is static")
     };
