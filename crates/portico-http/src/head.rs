@@ -203,20 +203,20 @@ pub enum TargetForm {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-struct Span {
+pub(crate) struct Span {
     start: u32,
     end: u32,
 }
 
 impl Span {
-    fn new(start: usize, end: usize) -> Span {
+    pub(crate) fn new(start: usize, end: usize) -> Span {
         // Heads are bounded by HeadLimits far below 4 GiB; `parse` refuses longer input.
         Span {
             start: start as u32,
             end: end as u32,
         }
     }
-    fn get(self, buf: &[u8]) -> &[u8] {
+    pub(crate) fn get(self, buf: &[u8]) -> &[u8] {
         &buf[self.start as usize..self.end as usize]
     }
 }
@@ -627,6 +627,11 @@ fn parse_field_line(line: &[u8]) -> Result<(Range, Range), ErrorCode> {
 /// `tchar` of RFC 9110 §5.6.2.
 pub fn is_tchar(b: u8) -> bool {
     TCHAR[b as usize]
+}
+
+/// A byte a field value may hold (RFC 9110 §5.5: VCHAR, obs-text, SP, HTAB).
+pub fn is_field_value_byte(b: u8) -> bool {
+    FIELD_VALUE[b as usize]
 }
 
 macro_rules! byte_table {
