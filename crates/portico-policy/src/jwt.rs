@@ -242,15 +242,17 @@ impl JwtVerifier {
         if !audience_ok {
             return Err(JwtError::ClaimsInvalid);
         }
+        // The identity travels to upstreams in header fields (`X-Portico-Consumer`, ...):
+        // a claim with a control byte could end a field early, so it is refused.
         let text = |name: &str| {
             claims
                 .get(name)
                 .and_then(Value::as_str)
-                .filter(|v| !v.is_empty() && v.len() <= 256)
+                .filter(|v| !v.is_empty() && v.len() <= 256 && !v.chars().any(char::is_control))
                 .map(str::to_string)
                 .ok_or(JwtError::ClaimsInvalid)
         };
-        let roles = match claims.get(&s.roles_claim) {
+        let roles: Vec<String> = match claims.get(&s.roles_claim) {
             None => Vec::new(),
             Some(Value::String(list)) => list.split_whitespace().map(str::to_string).collect(),
             Some(Value::Array(list)) => list
@@ -263,12 +265,24 @@ impl JwtVerifier {
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(JwtError::ClaimsInvalid),
         };
+        // Roles are joined with commas for upstreams and matched by name in policies: each
+        // is a token, so none can pass for two.
+        if !roles.iter().all(|r| is_role(r)) {
+            return Err(JwtError::ClaimsInvalid);
+        }
         Ok(JwtIdentity {
             project_id: text(&s.project_claim)?,
             consumer: text(&s.consumer_claim)?,
             roles,
         })
     }
+}
+
+/// A role name: an RFC 9110 token (no comma, no space, no control byte).
+fn is_role(r: &str) -> bool {
+    !r.is_empty()
+        && r.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
@@ -349,6 +363,29 @@ mod tests {
             ("sub", json!("")),
             ("project_id", json!(7)),
             ("roles", json!({"a": 1})),
+        ] {
+            let mut claims = good();
+            claims[key] = value;
+            assert_eq!(
+                v.verify(&token(claims), at(1500)),
+                Err(JwtError::ClaimsInvalid),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_identity_that_could_break_a_header_field_is_refused() {
+        // The identity goes upstream in header fields: a CR or LF would end one early, and a
+        // comma in a role would make two roles of one.
+        let v = verifier();
+        for (key, value) in [
+            ("sub", json!("alice\r\nX-Portico-Roles: admin")),
+            ("project_id", json!("p1\n")),
+            ("sub", json!("a\u{0}b")),
+            ("roles", json!(["member", "reader,admin"])),
+            ("roles", json!(["member\r\nX-A: 1"])),
+            ("roles", json!([""])),
         ] {
             let mut claims = good();
             claims[key] = value;
