@@ -885,16 +885,3 @@ pub(crate) fn read_jwt(r: &mut Reader, node: &Node) -> Option<Jwt> {
     }
     Some(Jwt { jwks, settings })
 }
-/// `auth: jwt` needs the top-level `jwt` block; reported for every route that asks for it
-/// when there is none.
-pub(crate) fn check_jwt_routes(r: &mut Reader, routes: &[(&Node, crate::routes::Route)]) {
-    for (i, (node, route)) in routes.iter().enumerate() {
-        if route.access.schemes.contains(&AuthScheme::Jwt) {
-            r.problem(
-                node,
-                &format!("routes[{i}].auth"),
-                "`jwt` needs the top-level `jwt` block (the identity provider's keys)",
-            );
-        }
-    }
-}

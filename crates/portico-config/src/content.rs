@@ -7,8 +7,8 @@ use portico_http::{Method, MethodSet};
 
 use std::path::PathBuf;
 
+use crate::path_template::PathTemplate;
 use crate::read::{Fields, Reader, join};
-use crate::route_table::PathTemplate;
 use crate::yaml::{Kind, Node};
 
 /// A `handler: static` route's settings.

@@ -16,6 +16,7 @@ use crate::listen::{
     AdminListener, Http2, Listeners, TlsListener, read_admin, read_http2, read_listen, read_tls,
 };
 use crate::read::Reader;
+use crate::route_table::check_overlaps;
 use crate::routes::{Route, check_buffer_budget, check_jobs_paths, read_routes};
 use crate::upstreams::{Upstream, read_upstreams};
 use crate::yaml::Node;
@@ -126,15 +127,16 @@ impl Config {
         let egress = optional(r, top.get("egress"), crate::egress::read_egress);
         let plans = listed(r, top.get("plans"), crate::plans::read_plans);
         if let (Some(plans), Some(projects), Some(n)) = (&plans, &projects, top.get("projects")) {
-            crate::plans::check_project_plans(r, n, plans, projects);
+            check_project_plans(r, n, plans, projects);
         }
         let apis = listed(r, top.get("apis"), apis::read_apis);
         let upstreams = top
             .get("upstreams")
             .map_or_else(Vec::new, |n| read_upstreams(r, n));
         let routes = read_routes(r, root, top.get("routes"), &upstreams);
+        check_overlaps(r, &routes);
         if matches!(jwt, Some(None)) {
-            access::check_jwt_routes(r, &routes);
+            check_jwt_routes(r, &routes);
         }
         if let Some(limits) = &limits {
             check_buffer_budget(r, &routes, limits);
@@ -226,5 +228,37 @@ fn read_storage(r: &mut Reader, n: &Node) -> Option<String> {
     } else {
         r.problem(n, "storage", "storage is `sqlite://PATH` or `postgres://…`");
         None
+    }
+}
+
+/// `auth: jwt` needs the top-level `jwt` block; reported for every route that asks for it
+/// when there is none.
+fn check_jwt_routes(r: &mut Reader, routes: &[(&Node, Route)]) {
+    for (i, (node, route)) in routes.iter().enumerate() {
+        if route.access.schemes.contains(&access::AuthScheme::Jwt) {
+            r.problem(
+                node,
+                &format!("routes[{i}].auth"),
+                "`jwt` needs the top-level `jwt` block (the identity provider's keys)",
+            );
+        }
+    }
+}
+
+/// Every project names a plan that exists (the built-in one, or one of `plans`).
+fn check_project_plans(
+    r: &mut Reader,
+    node: &Node,
+    plans: &[crate::plans::Plan],
+    projects: &[Project],
+) {
+    for (i, p) in projects.iter().enumerate() {
+        if p.plan != crate::plans::DEFAULT_PLAN && !plans.iter().any(|o| o.name == p.plan) {
+            r.problem(
+                node,
+                &format!("projects[{i}].plan"),
+                format!("plan `{}` is not among `plans`", p.plan),
+            );
+        }
     }
 }

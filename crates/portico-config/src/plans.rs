@@ -170,24 +170,6 @@ fn read_quota(r: &mut Reader, node: &Node, path: &str) -> Option<Quota> {
     })
 }
 
-/// Every project names a plan that exists (the built-in one, or one of `plans`).
-pub(crate) fn check_project_plans(
-    r: &mut Reader,
-    node: &Node,
-    plans: &[Plan],
-    projects: &[crate::access::Project],
-) {
-    for (i, p) in projects.iter().enumerate() {
-        if p.plan != DEFAULT_PLAN && !plans.iter().any(|o| o.name == p.plan) {
-            r.problem(
-                node,
-                &format!("projects[{i}].plan"),
-                format!("plan `{}` is not among `plans`", p.plan),
-            );
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

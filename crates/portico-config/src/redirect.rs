@@ -8,8 +8,8 @@
 //!   redirect: {to: "/v2/{*rest}", status: 301}
 //! ```
 
+use crate::path_template::PathTemplate;
 use crate::read::{Reader, join};
-use crate::route_table::PathTemplate;
 use crate::yaml::Node;
 
 /// The statuses a redirect route may answer with: 301 and 308 permanent, 302 and 307

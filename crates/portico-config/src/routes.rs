@@ -11,9 +11,9 @@ use portico_http::{Method, MethodSet};
 use crate::access::{self, Access};
 use crate::content::{self, StaticFiles};
 use crate::limits::Limits;
+use crate::path_template::PathTemplate;
 use crate::read::{Fields, Reader, join, read_name};
 use crate::redirect::{self, Redirect};
-use crate::route_table::{PathTemplate, RouteTable};
 use crate::upstreams::{Transport, Upstream, read_max_in_flight};
 use crate::yaml::Node;
 
@@ -65,7 +65,7 @@ pub struct Route {
 /// What answers a route's requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// Proxy to the upstream at this index of [`Config::upstreams`].
+    /// Proxy to the upstream at this index of [`Config::upstreams`](crate::Config::upstreams).
     Upstream(usize),
     /// A built-in handler.
     BuiltIn(BuiltIn),
@@ -157,7 +157,6 @@ pub(crate) fn read_routes<'n>(
             routes.push((node, route));
         }
     }
-    check_overlaps(r, &routes);
     routes
 }
 
@@ -583,19 +582,6 @@ pub(crate) fn check_jobs_paths(r: &mut Reader, routes: &[(&Node, Route)]) {
                     "jobs at `{}` are read with the access rules of the routes that make them, and another async route with jobs there has different ones: give this route its own `path`",
                     jobs.path
                 ),
-            );
-        }
-    }
-}
-
-fn check_overlaps(r: &mut Reader, routes: &[(&Node, Route)]) {
-    let list: Vec<Route> = routes.iter().map(|(_, route)| route.clone()).collect();
-    if let Err(overlaps) = RouteTable::build(&list) {
-        for o in overlaps {
-            r.problem(
-                routes[o.route].0,
-                &format!("routes[{}].path", o.route),
-                o.message,
             );
         }
     }
