@@ -26,7 +26,9 @@ use portico_policy::signature::{
     self, Authorization, SignatureError, SignedRequest, SigningKey, UNSIGNED_PAYLOAD,
 };
 use portico_policy::{Secret, ct_eq, sha256};
-use portico_server::{Caller, CredentialPlace, Error, Request};
+use portico_server::{Error, Request};
+
+use crate::caller::{Caller, CredentialPlace};
 
 use crate::tokens::{Login, ProjectScope, StoredGrant};
 

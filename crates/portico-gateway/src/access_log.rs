@@ -15,11 +15,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use portico_config::AccessLog;
 use portico_server::Exchange;
 
+use crate::caller::{AnsweredBy, Caller, RouteName};
+
 /// Lines waiting for the writer thread before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
 
 #[derive(Clone)]
-enum Target {
+enum Sink {
     Off,
     Thread(mpsc::SyncSender<String>),
     Channel(tokio::sync::mpsc::UnboundedSender<String>),
@@ -29,7 +31,7 @@ enum Target {
 /// keep its predecessor's log).
 #[derive(Clone)]
 pub struct AccessLogSink {
-    target: Target,
+    sink: Sink,
     dropped: Arc<AtomicU64>,
 }
 
@@ -61,7 +63,7 @@ impl AccessLogSink {
                 }
             })?;
         Ok(AccessLogSink {
-            target: Target::Thread(tx),
+            sink: Sink::Thread(tx),
             dropped: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -69,7 +71,7 @@ impl AccessLogSink {
     /// No access log.
     pub fn off() -> AccessLogSink {
         AccessLogSink {
-            target: Target::Off,
+            sink: Sink::Off,
             dropped: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -80,7 +82,7 @@ impl AccessLogSink {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         (
             AccessLogSink {
-                target: Target::Channel(tx),
+                sink: Sink::Channel(tx),
                 dropped: Arc::new(AtomicU64::new(0)),
             },
             rx,
@@ -89,7 +91,7 @@ impl AccessLogSink {
 
     /// Whether lines are written at all.
     pub fn enabled(&self) -> bool {
-        !matches!(self.target, Target::Off)
+        !matches!(self.sink, Sink::Off)
     }
 
     /// Lines dropped because the writer fell behind.
@@ -99,10 +101,10 @@ impl AccessLogSink {
 
     /// Writes the line for one exchange.
     pub fn record(&self, e: &Exchange<'_>) {
-        let sent = match &self.target {
-            Target::Off => return,
-            Target::Thread(tx) => tx.try_send(format_line(e)).is_ok(),
-            Target::Channel(tx) => tx.send(format_line(e)).is_ok(),
+        let sent = match &self.sink {
+            Sink::Off => return,
+            Sink::Thread(tx) => tx.try_send(format_line(e)).is_ok(),
+            Sink::Channel(tx) => tx.send(format_line(e)).is_ok(),
         };
         if !sent {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -121,9 +123,13 @@ pub fn format_line(e: &Exchange<'_>) -> String {
     let req = e.request;
     let method = req.map(|r| r.head.method().as_str());
     let path = req.map(|r| String::from_utf8_lossy(r.head.path()).into_owned());
-    let route = req.and_then(|r| r.notes.route.as_deref());
-    let upstream = req.and_then(|r| r.notes.upstream.as_deref());
-    let caller = req.and_then(|r| r.notes.caller.as_ref());
+    let route = req
+        .and_then(|r| r.extensions.get::<RouteName>())
+        .map(|r| &*r.0);
+    let upstream = req
+        .and_then(|r| r.extensions.get::<AnsweredBy>())
+        .map(|a| &*a.0);
+    let caller = req.and_then(|r| r.extensions.get::<Caller>());
     let line = serde_json::json!({
         "time": rfc3339_millis(e.time),
         "request_id": e.request_id.as_str(),

@@ -3,15 +3,18 @@
 //! proxy, it keeps a caller's credential to itself (its field or query parameter is left out)
 //! and says who the caller is instead.
 
-use portico_server::{CredentialPlace, Error, Request, RequestBody, Response};
+use portico_server::{Error, Request, RequestBody, Response};
+
+use crate::caller::{Caller, CredentialPlace};
 use serde_json::{Map, Value};
 
 /// Reads the body (counting it, never keeping it) and describes the request.
 pub(crate) async fn echo(
     req: &Request,
+    caller: Option<&Caller>,
     route: &str,
-    path: &[u8],
-    params: Vec<(String, String)>,
+    path: &str,
+    params: &matchit::Params<'_, '_>,
     body: &mut RequestBody<'_>,
 ) -> Result<Response, Error> {
     let mut body_length = 0u64;
@@ -19,7 +22,7 @@ pub(crate) async fn echo(
         body_length += chunk.len() as u64;
     }
     let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    let credential = req.notes.caller.as_ref().map(|c| &c.credential);
+    let credential = caller.map(|c| &c.credential);
     let mut headers = Map::new();
     for (name, value) in req.head.fields() {
         let name = lossy(name).to_ascii_lowercase();
@@ -38,19 +41,19 @@ pub(crate) async fn echo(
         }
     }
     let params: Map<String, Value> = params
-        .into_iter()
-        .map(|(k, v)| (k, Value::String(v)))
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
         .collect();
     let json = serde_json::json!({
         "method": req.head.method().as_str(),
-        "path": lossy(path),
+        "path": path,
         "query": match (req.head.query(), credential) {
             (Some(q), Some(CredentialPlace::Query(name))) => {
                 crate::access::without_param(q, name).map(|q| lossy(&q))
             }
             (q, _) => q.map(lossy),
         },
-        "caller": req.notes.caller.as_ref().map(|c| serde_json::json!({
+        "caller": caller.map(|c| serde_json::json!({
             "project_id": &*c.project_id,
             "consumer": &*c.consumer,
             "roles": &*c.roles,

@@ -21,8 +21,10 @@ use base64::Engine as _;
 use portico_config::{Egress, EgressAuth};
 use portico_http::{BodyFraming, ErrorCode, Method, TargetForm, Version};
 use portico_policy::egress::{address_allowed, host_allowed};
-use portico_server::client::{TargetSpec, Transport, Upstream, UpstreamSettings, connect_tcp};
-use portico_server::{Body, Caller, CredentialPlace, Error, Request, RequestBody, Response};
+use portico_server::client::{Transport, Upstream, UpstreamSettings, UpstreamTarget, connect_tcp};
+use portico_server::{Body, Error, Request, RequestBody, Response};
+
+use crate::caller::{AnsweredBy, Caller, CredentialPlace};
 
 use crate::access::{Directory, LoginSecret, single};
 use crate::tokens::{Login, ProjectScope, TokenStore, token_digest};
@@ -97,7 +99,7 @@ impl EgressProxy {
         } else {
             let upstream = Upstream::new(&UpstreamSettings {
                 name: "egress".to_string(),
-                targets: vec![TargetSpec {
+                targets: vec![UpstreamTarget {
                     host: addr.ip().to_string(),
                     port: addr.port(),
                     transport: Transport::Http,
@@ -110,14 +112,16 @@ impl EgressProxy {
                 passive: None,
                 active: None,
             });
-            let path = req.head.path().to_vec();
-            crate::proxy::forward(&upstream, req, &path, body, None)
+            // The destination is not told who called (no X-Portico-* fields).
+            let outgoing =
+                crate::proxy::outgoing(req, req.head.path(), None, upstream.authority(), None)?;
+            crate::proxy::forward(&upstream, outgoing, body, None)
                 .await?
                 .0
         };
-        req.notes.upstream = Some(format!("{}:{}", dest.host, dest.port).into());
-        // Noted only now: the destination is not told who called (no X-Portico-* fields).
-        req.notes.caller = Some(caller);
+        let target = format!("{}:{}", dest.host, dest.port);
+        req.extensions.insert(AnsweredBy(target.into()));
+        req.extensions.insert(caller);
         Ok(answer)
     }
 

@@ -24,6 +24,7 @@ use portico_server::{Body, Error, Request, Response};
 use portico_store::{KeptResponse, KeyClaim, KeyState, Store, new_id};
 use sha2::{Digest, Sha256};
 
+use crate::caller::Caller;
 use crate::deadline::Deadline;
 
 /// What a key store's operations return; the error text is for logs.
@@ -213,6 +214,19 @@ fn parse_key(value: &[u8]) -> Option<Vec<u8>> {
     (!key.is_empty() && key.len() <= MAX_KEY).then_some(key)
 }
 
+/// A request that would claim its key: the key's scope (route and caller), the payload it
+/// stands for, and how long it may run.
+pub(crate) struct Attempt<'a> {
+    pub(crate) route: &'a str,
+    pub(crate) settings: &'a Idempotency,
+    pub(crate) req: &'a Request,
+    pub(crate) caller: Option<&'a Caller>,
+    pub(crate) key: &'a [u8],
+    /// The body, read whole.
+    pub(crate) body: Option<&'a Bytes>,
+    pub(crate) deadline: Option<&'a Deadline>,
+}
+
 /// A claim this request holds on its key.
 pub(crate) struct Claim {
     key: String,
@@ -242,16 +256,17 @@ pub(crate) fn ms(d: Duration) -> i64 {
 
 /// Claims the request's key (its body already read): the request goes on, or gets the kept
 /// response, or 409, 422, 503.
-pub(crate) async fn claim(
-    store: &dyn KeyStore,
-    route: &str,
-    settings: &Idempotency,
-    req: &Request,
-    key: &[u8],
-    body: Option<&Bytes>,
-    deadline: Option<&Deadline>,
-) -> Result<Outcome, Error> {
-    let scoped = scoped_key(route, req, key);
+pub(crate) async fn claim(store: &dyn KeyStore, a: Attempt<'_>) -> Result<Outcome, Error> {
+    let Attempt {
+        route,
+        settings,
+        req,
+        caller,
+        key,
+        body,
+        deadline,
+    } = a;
+    let scoped = scoped_key(route, req, caller, key);
     let fingerprint = fingerprint(req, body);
     let id = new_id();
     let now = epoch_ms(SystemTime::now());
@@ -383,10 +398,10 @@ pub(crate) fn parse_lines(head: &[u8]) -> Vec<(Bytes, Bytes)> {
 }
 
 /// The key as the store holds it: the digest of the route, the caller and the key.
-fn scoped_key(route: &str, req: &Request, key: &[u8]) -> String {
+fn scoped_key(route: &str, req: &Request, caller: Option<&Caller>, key: &[u8]) -> String {
     let mut h = Sha256::new();
     part(&mut h, route.as_bytes());
-    match &req.notes.caller {
+    match caller {
         Some(c) => {
             part(&mut h, b"caller");
             part(&mut h, c.project_id.as_bytes());

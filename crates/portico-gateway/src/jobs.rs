@@ -19,11 +19,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use portico_config::AsyncJobs;
+use portico_http::ErrorCode;
 use portico_http::conditional::{Conditions, HttpDate};
-use portico_http::{ErrorCode, Method};
 use portico_policy::secret::push_hex;
 use portico_server::client::{Upstream, UpstreamRequest};
-use portico_server::{Body, Error, Held, Request, RequestBody, Reservation, Response};
+use portico_server::{Body, Error, Permits, Request, RequestBody, Reservation, Response};
 use portico_store::{JobEnd, JobRecord, JobState, KeptResponse, NewJob, Store, StoreError, new_id};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
@@ -196,8 +196,8 @@ impl Jobs {
 /// A request on an async route, ready to be sent whatever happens to its client.
 pub(crate) struct Outgoing {
     pub(crate) upstream: Arc<Upstream>,
-    pub(crate) head: Vec<u8>,
-    pub(crate) method: Method,
+    /// What is sent.
+    pub(crate) request: UpstreamRequest,
     pub(crate) body: Bytes,
     /// The buffer budget the body takes, given back once it is sent.
     pub(crate) reservation: Option<Reservation>,
@@ -207,7 +207,7 @@ pub(crate) struct Outgoing {
     pub(crate) project: String,
     /// The request's places under `max_in_flight` (route and upstream), held until the
     /// upstream has answered: a job is a request in progress, even after its 202.
-    pub(crate) held: Held,
+    pub(crate) permits: Permits,
 }
 
 /// Sends the request and answers its client: with the upstream's response if its head
@@ -267,7 +267,7 @@ pub(crate) async fn run(
                 job.id.clone(),
                 answer,
                 max_result,
-                Held::default(),
+                Permits::default(),
             ));
         }
         Err(_) => {
@@ -294,16 +294,16 @@ async fn carry_on(
     }
     let Outgoing {
         upstream,
-        head,
-        method,
+        request,
         body,
         reservation,
-        held,
+        permits,
         ..
     } = out;
+    let method = request.method;
     let mut body = RequestBody::detached(body);
     let answer = upstream
-        .send(UpstreamRequest { head, method }, &mut body)
+        .send(request, &mut body)
         .await
         .map(|a| crate::proxy::relayed(a, method));
     drop(body);
@@ -320,7 +320,7 @@ async fn carry_on(
             },
         },
     };
-    finish(jobs, id, answer, max_result, held).await;
+    finish(jobs, id, answer, max_result, permits).await;
 }
 
 /// Keeps a job's answer as its result (or its error as its end); the request's places under
@@ -330,13 +330,13 @@ async fn finish(
     id: String,
     answer: Result<Response, Error>,
     max: usize,
-    held: Held,
+    permits: Permits,
 ) {
     let end = match answer {
         Ok(resp) => keep(&jobs, resp, max).await,
         Err(e) => JobEnd::Failed(e.code().as_str().to_string()),
     };
-    drop(held);
+    drop(permits);
     // A store that fails now is asked again, once a second for a minute: the job must not
     // stay running (its node keeps renewing it) for want of one write.
     for attempt in 0..60 {

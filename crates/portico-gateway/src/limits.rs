@@ -29,6 +29,8 @@ use portico_http::ErrorCode;
 use portico_policy::ratelimit::{Decision, Limiter, retry_after_secs};
 use portico_server::{Error, Request};
 
+use crate::caller::Caller;
+
 /// Where rate limits read the time: nanoseconds from a fixed origin, never going back.
 pub trait Clock: Send + Sync + 'static {
     /// Now.
@@ -315,6 +317,7 @@ impl RouteLimits {
     pub(crate) async fn check(
         &self,
         req: &Request,
+        caller: Option<&Caller>,
         project: Option<&str>,
     ) -> ([(&'static str, String); 2], Result<(), Error>) {
         let now = u64::try_from(self.registry.clock.now().as_nanos()).unwrap_or(u64::MAX);
@@ -323,7 +326,7 @@ impl RouteLimits {
         let mut unavailable = false;
         let mut key = Vec::with_capacity(64);
         for l in &self.limits {
-            request_key(&l.key, req, project, &mut key);
+            request_key(&l.key, req, caller, project, &mut key);
             let decision = match &self.registry.shared {
                 None => l.limiter.check(&key, now),
                 Some(shared) => {
@@ -387,9 +390,14 @@ fn reset_secs(d: Duration) -> u64 {
 /// What a limit of `kind` counts this request as, written into `out` (one buffer for all the
 /// route's limits). A limit by consumer, project or header that finds none counts the
 /// client's address instead.
-fn request_key(kind: &LimitKey, req: &Request, project: Option<&str>, out: &mut Vec<u8>) {
+fn request_key(
+    kind: &LimitKey,
+    req: &Request,
+    caller: Option<&Caller>,
+    project: Option<&str>,
+    out: &mut Vec<u8>,
+) {
     out.clear();
-    let caller = req.notes.caller.as_ref();
     match kind {
         LimitKey::Consumer => {
             if let Some(c) = caller {
@@ -484,9 +492,9 @@ impl Concurrency {
         }
     }
 
-    /// Takes a place for a request until its exchange is over (the request's `held`); 429
-    /// when there is none.
-    pub(crate) fn enter(&self, held: &mut portico_server::Held) -> Result<(), Error> {
+    /// Takes a place for a request until its exchange is over (among the request's
+    /// `permits`); 429 when there is none.
+    pub(crate) fn enter(&self, permits: &mut portico_server::Permits) -> Result<(), Error> {
         let taken = self
             .count
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -494,7 +502,7 @@ impl Concurrency {
             });
         match taken {
             Ok(_) => {
-                held.push(Arc::new(Slot(self.count.clone())));
+                permits.push(Arc::new(Slot(self.count.clone())));
                 Ok(())
             }
             Err(_) => {

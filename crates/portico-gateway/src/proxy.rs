@@ -11,14 +11,16 @@ use std::io::Write as _;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use portico_http::fields::{Fields, InvalidField};
 use portico_http::request::list_elements;
 use portico_http::response::is_hop_by_hop;
 use portico_http::syntax::same_field_loosely;
-use portico_http::{Method, Version};
+use portico_http::{ErrorCode, Method, Version};
 use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest, UpstreamResponse};
-use portico_server::{Body, CredentialPlace, Error, Request, RequestBody, Response};
+use portico_server::{Body, Error, Request, RequestBody, Response};
 
 use crate::access::without_params;
+use crate::caller::{Caller, CredentialPlace};
 use crate::deadline::{self, Deadline};
 
 /// Fields the gateway writes itself (appending to the lists among them), so the client's are
@@ -41,49 +43,95 @@ const REPLACED: &[&str] = &[
     "x-portico-timeout-ms",
 ];
 
-/// Builds the request head for the upstream (framing fields and the final CRLF are added by
-/// the client). With a deadline, the upstream is told the time left in
+/// The request for the upstream: the method, the normalised `path` with the client's query
+/// (less a credential or a deadline that stays here), the client's end-to-end fields, then the
+/// gateway's own. With a deadline, the upstream is told the time left in
 /// `X-Portico-Timeout-Ms`, and the client's own `timeout=` and `Timeout` are left out unless
-/// the route passes them on.
-pub(crate) fn upstream_head(
+/// the route passes them on. `target_authority` is the `Host` of a request that had none.
+pub(crate) fn outgoing(
     req: &Request,
     path: &[u8],
+    caller: Option<&Caller>,
     target_authority: &str,
     deadline: Option<&Deadline>,
-) -> Vec<u8> {
-    let head = &req.head;
+) -> Result<UpstreamRequest, Error> {
     let drop_timeout = deadline.is_some_and(|d| !d.pass);
-    let mut out = Vec::with_capacity(head.len() + 160);
-    out.extend_from_slice(head.method().as_str().as_bytes());
-    out.push(b' ');
+    let mut fields = Fields::with_capacity(req.head.len() + 160, req.head.field_count() + 8);
+    let host = copy_fields(req, caller, drop_timeout, &mut fields);
+    if host.is_none() {
+        // An HTTP/1.0 request may lack Host; the upstream gets its own authority.
+        push(&mut fields, b"Host", target_authority.as_bytes())?;
+    }
+    add_forwarding(req, host, &mut fields)?;
+    if let Some(d) = deadline {
+        fields
+            .push_with(deadline::REMAINING_FIELD.as_bytes(), |out| {
+                // Writing to a Vec cannot fail.
+                let _ = write!(out, "{}", d.remaining_millis());
+            })
+            .map_err(refused_field)?;
+    }
+    // Who called, as Portico established it (the client's own fields of these names were
+    // dropped: they could be forged).
+    if let Some(c) = caller {
+        push(
+            &mut fields,
+            b"X-Portico-Project-Id",
+            c.project_id.as_bytes(),
+        )?;
+        push(&mut fields, b"X-Portico-Consumer", c.consumer.as_bytes())?;
+        push(&mut fields, b"X-Portico-Roles", c.roles.as_bytes())?;
+    }
+    Ok(UpstreamRequest {
+        method: req.head.method(),
+        target: target(req, path, caller, drop_timeout),
+        fields,
+    })
+}
+
+/// The origin-form target: `path`, and the query less a credential parameter or a deadline
+/// that stays at the gateway.
+fn target(req: &Request, path: &[u8], caller: Option<&Caller>, drop_timeout: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len() + req.head.query().map_or(0, |q| q.len() + 1));
     out.extend_from_slice(path);
-    let caller = req.notes.caller.as_ref();
-    // A credential stays at the gateway: its field or query parameter is not passed on.
-    let credential_field = match caller.map(|c| &c.credential) {
-        Some(CredentialPlace::Field(name)) => Some(&**name),
-        _ => None,
+    let Some(q) = req.head.query() else {
+        return out;
     };
     let credential_param = match caller.map(|c| &c.credential) {
         Some(CredentialPlace::Query(name)) => Some(&**name),
         _ => None,
     };
-    if let Some(q) = head.query() {
-        let dropped = [credential_param, drop_timeout.then_some(deadline::PARAM)];
-        if dropped.iter().all(Option::is_none) {
-            out.push(b'?');
-            out.extend_from_slice(q);
-        } else if let Some(rest) = without_params(q, &dropped) {
-            out.push(b'?');
-            out.extend_from_slice(&rest);
-        }
+    let dropped = [credential_param, drop_timeout.then_some(deadline::PARAM)];
+    if dropped.iter().all(Option::is_none) {
+        out.push(b'?');
+        out.extend_from_slice(q);
+    } else if let Some(rest) = without_params(q, &dropped) {
+        out.push(b'?');
+        out.extend_from_slice(&rest);
     }
-    out.extend_from_slice(b" HTTP/1.1\r\n");
+    out
+}
 
+/// Copies the client's end-to-end fields: not hop-by-hop ones, those named in `Connection`,
+/// those the gateway writes itself, the caller's credential, a deadline that stays here.
+/// Returns the client's `Host`.
+fn copy_fields<'r>(
+    req: &'r Request,
+    caller: Option<&Caller>,
+    drop_timeout: bool,
+    fields: &mut Fields,
+) -> Option<&'r [u8]> {
+    let head = &req.head;
     let connection: Vec<&[u8]> = head
         .fields_named("connection")
         .flat_map(list_elements)
         .collect();
-    let mut host: Option<&[u8]> = None;
+    // A credential stays at the gateway: its field is not passed on.
+    let credential_field = match caller.map(|c| &c.credential) {
+        Some(CredentialPlace::Field(name)) => Some(&**name),
+        _ => None,
+    };
+    let mut host = None;
     for (name, value) in head.fields() {
         // Compared as CGI-style upstreams read names, so `X_Forwarded_For` cannot stand in
         // for the field Portico writes itself.
@@ -97,77 +145,72 @@ pub(crate) fn upstream_head(
         if name.eq_ignore_ascii_case(b"host") {
             host = Some(value);
         }
-        push_field(&mut out, name, value);
+        // A field of a head Portico parsed is a token and a field value: it always goes in.
+        let _ = fields.push(name, value);
     }
-    if host.is_none() {
-        // An HTTP/1.0 request may lack Host; the upstream gets its own authority.
-        push_field(&mut out, b"Host", target_authority.as_bytes());
-    }
-    // Appended lists: what earlier hops said, then this hop. Written in place, without
-    // collecting the earlier values first, since this runs on every proxied request.
-    out.extend_from_slice(b"X-Forwarded-For: ");
-    for earlier in head.fields_named("x-forwarded-for") {
-        out.extend_from_slice(earlier);
-        out.extend_from_slice(b", ");
-    }
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{}\r\n", req.peer.ip());
+    host
+}
+
+/// The gateway's own hop: `X-Forwarded-For` and `Via` appended to what earlier hops said,
+/// `X-Forwarded-Proto`, `X-Forwarded-Host` and `X-Request-Id` written anew.
+fn add_forwarding(req: &Request, host: Option<&[u8]>, fields: &mut Fields) -> Result<(), Error> {
+    let head = &req.head;
+    // Written in place, without collecting the earlier values first: this runs on every
+    // proxied request.
+    fields
+        .push_with(b"X-Forwarded-For", |out| {
+            for earlier in head.fields_named("x-forwarded-for") {
+                out.extend_from_slice(earlier);
+                out.extend_from_slice(b", ");
+            }
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{}", req.peer.ip());
+        })
+        .map_err(refused_field)?;
     let proto: &[u8] = if req.tls { b"https" } else { b"http" };
-    push_field(&mut out, b"X-Forwarded-Proto", proto);
+    push(fields, b"X-Forwarded-Proto", proto)?;
     if let Some(h) = host.filter(|h| !h.is_empty()) {
-        push_field(&mut out, b"X-Forwarded-Host", h);
+        push(fields, b"X-Forwarded-Host", h)?;
     }
-    out.extend_from_slice(b"Via: ");
-    for earlier in head.fields_named("via") {
-        out.extend_from_slice(earlier);
-        out.extend_from_slice(b", ");
-    }
-    // RFC 9110 §7.6.3: the protocol the request was received with, name omitted for HTTP.
-    out.extend_from_slice(match head.version() {
-        Version::Http10 => b"1.0 portico\r\n",
-        Version::Http11 => b"1.1 portico\r\n",
-        Version::Http2 => b"2 portico\r\n",
-    });
-    push_field(&mut out, b"X-Request-Id", req.id.as_str().as_bytes());
-    if let Some(d) = deadline {
-        // Writing to a Vec cannot fail.
-        let _ = write!(
-            out,
-            "{}: {}\r\n",
-            deadline::REMAINING_FIELD,
-            d.remaining_millis()
-        );
-    }
-    // Who called, as Portico established it (the client's own fields of these names were
-    // dropped above: they could be forged).
-    if let Some(c) = caller {
-        push_field(&mut out, b"X-Portico-Project-Id", c.project_id.as_bytes());
-        push_field(&mut out, b"X-Portico-Consumer", c.consumer.as_bytes());
-        push_field(&mut out, b"X-Portico-Roles", c.roles.as_bytes());
-    }
-    out
+    fields
+        .push_with(b"Via", |out| {
+            for earlier in head.fields_named("via") {
+                out.extend_from_slice(earlier);
+                out.extend_from_slice(b", ");
+            }
+            // RFC 9110 §7.6.3: the protocol the request was received with, name omitted for
+            // HTTP.
+            out.extend_from_slice(match head.version() {
+                Version::Http10 => b"1.0 portico",
+                Version::Http11 => b"1.1 portico",
+                Version::Http2 => b"2 portico",
+            });
+        })
+        .map_err(refused_field)?;
+    push(fields, b"X-Request-Id", req.id.as_str().as_bytes())
 }
 
-fn push_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
+fn push(fields: &mut Fields, name: &[u8], value: &[u8]) -> Result<(), Error> {
+    fields.push(name, value).map_err(refused_field)
 }
 
-/// Sends the request to `upstream` and turns its answer into the response to relay; also
+/// A field the gateway composes that no protocol could carry: every value it composes comes
+/// from a parsed head or a validated configuration or token, so this is a fault of Portico's.
+fn refused_field(e: InvalidField) -> Error {
+    Error::new(ErrorCode::Internal).with_cause(e)
+}
+
+/// Sends `outgoing` to `upstream` and turns its answer into the response to relay; also
 /// returns the target that answered. With a deadline, an answer whose head has not arrived
 /// when it passes is 504, and the request to the upstream is dropped.
 pub(crate) async fn forward(
     upstream: &Upstream,
-    req: &Request,
-    path: &[u8],
+    outgoing: UpstreamRequest,
     body: &mut RequestBody<'_>,
     deadline: Option<&Deadline>,
 ) -> Result<(Response, Arc<str>), Error> {
-    let method = req.head.method();
-    let head = upstream_head(req, path, upstream.authority(), deadline);
-    let send = upstream.send(UpstreamRequest { head, method }, body);
+    let method = outgoing.method;
+    let send = upstream.send(outgoing, body);
     let answer = match deadline {
         None => send.await?,
         Some(d) => tokio::time::timeout_at(d.at, send)

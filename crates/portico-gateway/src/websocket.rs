@@ -11,25 +11,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use portico_http::ErrorCode;
 use portico_server::client::{UpgradeAnswer, Upstream, UpstreamRequest};
-use portico_server::{Body, Error, Request, Response};
+use portico_server::{Body, Error, Response};
 
-use crate::proxy::{relayed, upstream_head, via};
+use crate::proxy::{relayed, via};
 use crate::relay::relay;
 
 /// Sends the handshake to `upstream` and answers with what it says: a 101 that hands the
 /// connection to the relay, or its other response.
 pub(crate) async fn upgrade(
     upstream: &Upstream,
-    req: &Request,
-    path: &[u8],
+    outgoing: UpstreamRequest,
     idle: Duration,
 ) -> Result<(Response, Arc<str>), Error> {
-    let mut head = upstream_head(req, path, upstream.authority(), None);
-    // Upgrade and Connection are hop-by-hop: Portico asks this hop for the switch itself.
-    head.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: websocket\r\n");
-    let method = req.head.method();
-    match upstream.upgrade(UpstreamRequest { head, method }).await? {
+    let method = outgoing.method;
+    // Upgrade and Connection are hop-by-hop: the client asks this hop for the switch itself.
+    match upstream.upgrade(outgoing).await? {
         UpgradeAnswer::Refused(answer) => {
             let target = answer.target.authority_arc();
             Ok((relayed(answer, method), target))
@@ -55,4 +53,12 @@ pub(crate) async fn upgrade(
             Ok((resp, target))
         }
     }
+}
+
+/// The 400 for a WebSocket handshake that breaks RFC 6455 §4.2.1; the answer names the version
+/// Portico speaks (§4.4).
+pub(crate) fn refused(detail: &str) -> Error {
+    Error::new(ErrorCode::WebSocketHandshakeInvalid)
+        .with_detail(detail)
+        .with_header("Sec-WebSocket-Version", "13")
 }

@@ -397,7 +397,7 @@ impl<'c> RequestBody<'c> {
             Source::Http2 { respond, .. } => respond
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .send_informational(crate::http2::interim_continue(id))
+                .send_informational(interim_continue(id))
                 .map_err(|_| ErrorCode::BodyIncomplete),
         }
     }
@@ -414,6 +414,16 @@ impl<'c> RequestBody<'c> {
             Ok(Ok(_)) => Ok(()),
         }
     }
+}
+
+/// The interim `100 Continue` for the request `id`.
+fn interim_continue(id: RequestId) -> http::Response<()> {
+    let mut interim = http::Response::new(());
+    *interim.status_mut() = http::StatusCode::CONTINUE;
+    if let Ok(v) = http::HeaderValue::from_str(id.as_str()) {
+        interim.headers_mut().insert("x-request-id", v);
+    }
+    interim
 }
 
 fn chunk_error(e: ChunkError) -> ErrorCode {

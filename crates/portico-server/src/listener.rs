@@ -9,9 +9,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use crate::conn::{Shutdown, serve_connection};
+use crate::conn::serve_connection;
 use crate::io::ClientIo;
 use crate::service::Service;
+use crate::settings::Shutdown;
 use crate::tls::Tls;
 
 /// A socket Portico listens on, and whether its connections speak TLS.

@@ -11,20 +11,20 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::body::RequestBody;
-use crate::conn::ConnSettings;
 use crate::error::Error;
 use crate::response::Response;
 use crate::service::{Exchange, Request, Service};
+use crate::settings::ConnSettings;
 
-/// A service that [`Swap::replace`] switches atomically.
-pub struct Swap<S> {
+/// A service that [`Reloadable::replace`] switches atomically.
+pub struct Reloadable<S> {
     current: ArcSwap<S>,
 }
 
-impl<S: Service> Swap<S> {
+impl<S: Service> Reloadable<S> {
     /// Starts with `svc`.
-    pub fn new(svc: S) -> Swap<S> {
-        Swap {
+    pub fn new(svc: S) -> Reloadable<S> {
+        Reloadable {
             current: ArcSwap::from_pointee(svc),
         }
     }
@@ -40,7 +40,7 @@ impl<S: Service> Swap<S> {
     }
 }
 
-impl<S: Service> Service for Swap<S> {
+impl<S: Service> Service for Reloadable<S> {
     fn settings(&self) -> Arc<ConnSettings> {
         self.current.load().settings()
     }

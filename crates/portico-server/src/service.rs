@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 use portico_http::{ErrorCode, RequestHead, RequestInfo};
 
 use crate::body::RequestBody;
-use crate::conn::ConnSettings;
 use crate::error::Error;
 use crate::id::RequestId;
 use crate::response::Response;
+use crate::settings::ConnSettings;
 
 /// A request whose head passed the protocol rules.
 pub struct Request {
@@ -25,63 +25,57 @@ pub struct Request {
     pub tls: bool,
     /// This request's id.
     pub id: RequestId,
-    /// What the pipeline noted for the access log.
-    pub notes: Notes,
+    /// What the service attaches to the request for its own later use (the gateway: the
+    /// route that took it, who called, the target that answered, which its log line reads).
+    /// The connection layer never looks inside.
+    pub extensions: http::Extensions,
+    /// What the request holds until its exchange is over: released when the response has
+    /// been written, before the exchange is logged.
+    pub permits: Permits,
 }
 
-/// Facts the pipeline records about a request for its log line.
-#[derive(Clone, Debug, Default)]
-pub struct Notes {
-    /// The route that took the request.
-    pub route: Option<Arc<str>>,
-    /// The upstream target that answered (`host:port`).
-    pub upstream: Option<Arc<str>>,
-    /// Who called, when the route asked and the caller proved it.
-    pub caller: Option<Caller>,
-    /// Fields the pipeline adds to whatever answer the request gets, errors included (CORS).
-    pub response_fields: Vec<(&'static str, String)>,
-    /// What the request holds until its exchange is over (its response written and logged):
-    /// a concurrency slot, released when the last of these is dropped.
-    pub held: Held,
+impl Request {
+    /// A request as the connection layer hands it over: nothing attached, nothing held.
+    pub fn new(
+        head: RequestHead,
+        info: RequestInfo,
+        peer: SocketAddr,
+        tls: bool,
+        id: RequestId,
+    ) -> Request {
+        Request {
+            head,
+            info,
+            peer,
+            tls,
+            id,
+            extensions: http::Extensions::new(),
+            permits: Permits::default(),
+        }
+    }
 }
 
-/// Things a request holds for as long as its exchange lasts; dropping them releases them.
+/// Things a request holds for as long as its exchange lasts (a place under a concurrency
+/// limit); dropping them releases them. Cloning shares them: the last clone dropped releases.
 #[derive(Clone, Default)]
-pub struct Held(Vec<Arc<dyn Send + Sync>>);
+pub struct Permits(Vec<Arc<dyn Send + Sync>>);
 
-impl Held {
-    /// Holds `item` until the exchange is over.
-    pub fn push(&mut self, item: Arc<dyn Send + Sync>) {
-        self.0.push(item);
+impl Permits {
+    /// Holds `permit` until the exchange is over.
+    pub fn push(&mut self, permit: Arc<dyn Send + Sync>) {
+        self.0.push(permit);
+    }
+
+    /// Lets go of everything held (what other clones share stays held by them).
+    pub fn release(&mut self) {
+        self.0.clear();
     }
 }
 
-impl std::fmt::Debug for Held {
+impl std::fmt::Debug for Permits {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Held({})", self.0.len())
+        write!(f, "Permits({})", self.0.len())
     }
-}
-
-/// A caller that proved who it is.
-#[derive(Clone, Debug)]
-pub struct Caller {
-    /// Its project's id.
-    pub project_id: Arc<str>,
-    /// Its consumer's name, in that project.
-    pub consumer: Arc<str>,
-    /// Its consumer's roles, comma-separated.
-    pub roles: Arc<str>,
-    /// Where its credential was, which is not passed upstream.
-    pub credential: CredentialPlace,
-}
-
-/// Where a request carried its credential.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CredentialPlace {
-    /// In this header field.
-    Field(Arc<str>),
-    /// In this query parameter.
-    Query(Arc<str>),
 }
 
 /// One finished exchange, for the access log.

@@ -18,7 +18,7 @@ use portico_gateway::{AccessLogSink, EgressService, Gateway};
 use portico_http::ErrorCode;
 use portico_http::catalog::status_row;
 use portico_server::tls::Tls;
-use portico_server::{Listener, Swap};
+use portico_server::{Listener, Reloadable};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,7 +35,7 @@ pub struct TestGateway {
     tls: Option<Arc<Tls>>,
     /// Access-log lines, as the gateway writes them.
     pub log: mpsc::UnboundedReceiver<String>,
-    swap: Arc<Swap<Gateway>>,
+    swap: Arc<Reloadable<Gateway>>,
     log_tx: AccessLogSink,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<()>>,
@@ -61,7 +61,7 @@ impl TestGateway {
     ) -> TestGateway {
         let (sink, log) = AccessLogSink::channel();
         let gateway = adjust(Gateway::new(&config, sink.clone()).unwrap());
-        let swap = Arc::new(Swap::new(gateway));
+        let swap = Arc::new(Reloadable::new(gateway));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut listeners = vec![Listener::plain(listener)];

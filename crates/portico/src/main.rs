@@ -21,7 +21,7 @@ use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore
 use portico_gateway::{AccessLogSink, EgressService, Gateway};
 use portico_policy::failures::FailureLimiter;
 use portico_server::tls::{self, Tls};
-use portico_server::{Listener, RouteStats, Swap};
+use portico_server::{Listener, Reloadable, RouteStats};
 use portico_store::{Backend, Store};
 
 /// The built-in quickstart: a demo API answered by the echo handler.
@@ -442,7 +442,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         node: portico_store::new_id().into(),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
-    let swap = Arc::new(Swap::new(gateway));
+    let swap = Arc::new(Reloadable::new(gateway));
     // Every handler is in place before Portico says it listens: a signal sent the moment
     // after must not meet the default action (which for SIGTERM and SIGHUP is to die).
     let stop = stop_signal()?;
@@ -761,7 +761,7 @@ async fn combined(store: &Backend, base: &Config, shared: &Shared) -> Result<Gat
 async fn follow_store(
     store: Arc<Backend>,
     following: Following,
-    swap: Arc<Swap<Gateway>>,
+    swap: Arc<Reloadable<Gateway>>,
     mut seen: u64,
 ) {
     let mut tick = tokio::time::interval(STORE_POLL);
@@ -799,7 +799,7 @@ async fn admin_api(
     a: &portico_config::AdminListener,
     config: &Config,
     store: &Arc<Backend>,
-    swap: &Arc<Swap<Gateway>>,
+    swap: &Arc<Reloadable<Gateway>>,
     shared: &Shared,
 ) -> Result<(Listener, Arc<Admin<Arc<Backend>>>, Following), Box<dyn std::error::Error>> {
     use sha2::Digest;
@@ -950,7 +950,7 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
 async fn reload_on_sighup(
     mut hangup: tokio::signal::unix::Signal,
     path: Option<PathBuf>,
-    swap: Arc<Swap<Gateway>>,
+    swap: Arc<Reloadable<Gateway>>,
     tls: Option<Arc<Tls>>,
     mut running: Config,
     following: Option<Following>,
@@ -965,12 +965,12 @@ async fn reload_on_sighup(
         let shared = shared.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = portico_config::load(&path).map_err(Reload::Invalid)?;
-            let gateway = build(&config, &shared).map_err(|e| Reload::Unusable(e.to_string()))?;
+            let gateway = build(&config, &shared).map_err(Reload::Unusable)?;
             // A new certificate for the handshakes from now on; sessions already open keep
             // theirs.
             if let (Some(tls), Some(files)) = (&tls, &config.tls) {
                 tls.reload(&files.cert, &files.key, config.http2.enabled)
-                    .map_err(Reload::Unusable)?;
+                    .map_err(|e| Reload::Unusable(Box::new(e)))?;
             }
             Ok::<_, Reload>((config, gateway))
         })
@@ -1015,7 +1015,7 @@ enum Reload {
     Invalid(portico_config::Problems),
     /// It is valid but cannot be put to use (a log file that cannot be opened, a static root
     /// gone).
-    Unusable(String),
+    Unusable(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// A future that resolves on SIGINT or SIGTERM, with both handlers installed before it

@@ -52,12 +52,11 @@ pub(crate) struct StaticRoute {
 
 impl StaticRoute {
     pub(crate) fn new(settings: &StaticFiles) -> Result<StaticRoute, BuildError> {
-        let root = std::fs::canonicalize(&settings.root).map_err(|e| {
-            BuildError(format!(
-                "static root `{}` cannot be used: {e}",
-                settings.root.display()
-            ))
-        })?;
+        let root =
+            std::fs::canonicalize(&settings.root).map_err(|source| BuildError::StaticRoot {
+                root: settings.root.clone(),
+                source,
+            })?;
         let siblings: Vec<Sibling> = settings
             .precompressed
             .iter()
@@ -186,20 +185,14 @@ impl StaticRoute {
 mod tests {
     use super::*;
     use portico_http::{HeadLimits, RequestHead, RequestInfo};
-    use portico_server::{Body, Notes, RequestId};
+    use portico_server::{Body, RequestId};
 
     fn request(raw: &str) -> Request {
         let head = RequestHead::parse(Bytes::from(raw.to_string()), &HeadLimits::default())
             .expect("a valid head");
         let info = RequestInfo::analyze(&head).expect("valid framing");
-        Request {
-            head,
-            info,
-            peer: "127.0.0.1:1".parse().expect("an address"),
-            tls: false,
-            id: RequestId::new(),
-            notes: Notes::default(),
-        }
+        let peer = "127.0.0.1:1".parse().expect("an address");
+        Request::new(head, info, peer, false, RequestId::new())
     }
 
     fn route(root: &std::path::Path) -> StaticRoute {

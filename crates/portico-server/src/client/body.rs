@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
+use h2::{Reason, RecvStream};
 use portico_http::ErrorCode;
 use portico_http::chunked::ChunkedDecoder;
 pub use portico_http::response::ResponseFraming;
 use tokio::io::AsyncReadExt;
 
-use super::pool::{TargetPool, UpConn};
+use super::pool::{READ_BUFFER, TargetPool, UpConn};
 use crate::error::Error;
 
 enum State {
@@ -109,7 +110,7 @@ impl UpstreamBody {
             return Ok(Some(prefix));
         }
         if let State::Frames(recv) = &mut self.state {
-            let next = super::h2::next_data(recv).await;
+            let next = next_data(recv).await;
             if matches!(next, Ok(None)) {
                 self.state = State::Done;
             }
@@ -197,7 +198,7 @@ impl UpstreamBody {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(());
         };
-        conn.buf.reserve(super::exchange::READ_BUFFER);
+        conn.buf.reserve(READ_BUFFER);
         match conn.stream.read_buf(&mut conn.buf).await {
             Ok(0) if matches!(self.state, State::Close) => {
                 self.state = State::Done;
@@ -217,6 +218,32 @@ impl UpstreamBody {
             && self.reusable
         {
             self.pool.checkin(conn);
+        }
+    }
+}
+
+/// The next DATA of a response body, or `None` at its end. The flow-control window is given
+/// back as each piece is handed on, so the upstream can send at most a window ahead of what
+/// the client has taken.
+async fn next_data(recv: &mut RecvStream) -> Result<Option<Bytes>, Error> {
+    loop {
+        match recv.data().await {
+            None => return Ok(None),
+            Some(Ok(data)) => {
+                let _ = recv.flow_control().release_capacity(data.len());
+                if !data.is_empty() {
+                    return Ok(Some(data));
+                }
+            }
+            Some(Err(e)) => {
+                let code = match e.reason() {
+                    Some(Reason::PROTOCOL_ERROR) if !e.is_remote() => {
+                        ErrorCode::UpstreamInvalidResponse
+                    }
+                    _ => ErrorCode::UpstreamReset,
+                };
+                return Err(Error::new(code).with_cause(e));
+            }
         }
     }
 }

@@ -1,36 +1,37 @@
 //! One request to a target over its shared HTTP/2 connection.
 //!
-//! The request arrives as the HTTP/1.1 head the proxy built (request line, fields, framing
-//! fields); it is translated here (RFC 9113 §8.3.1): `Host` becomes `:authority`, the
-//! target's scheme `:scheme`, and the connection-specific fields HTTP/2 forbids (§8.2.2) are
-//! left out. The response becomes the same [`UpstreamResponse`] an HTTP/1.1 target gives, so
+//! The request arrives as the gateway composed it (method, target, fields) and is mapped to
+//! an HTTP/2 request field by field (RFC 9113 §8.3.1): `Host` becomes `:authority`, the
+//! target's scheme `:scheme`; the connection-specific fields HTTP/2 forbids (§8.2.2) were
+//! never among the fields. The response becomes the same [`UpstreamResponse`] an HTTP/1.1 target gives, so
 //! nothing after this point knows which protocol the target spoke.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use h2::{Reason, RecvStream, SendStream};
+use http::uri::{Authority, PathAndQuery};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Uri};
 use portico_http::response::is_hop_by_hop;
-use portico_http::{BodyFraming, ErrorCode};
+use portico_http::{BodyFraming, ErrorCode, Method};
 
 use super::body::{ResponseFraming, UpstreamBody};
-use super::exchange::{Failure, UpstreamResponse};
+use super::message::{Failure, UpstreamRequest, UpstreamResponse};
 use super::pool::{H2Link, TargetPool};
 use crate::body::RequestBody;
 use crate::error::Error;
-use crate::http2::Out;
+use crate::http2::out::Out;
 
-/// Sends the request `head` (with its body) on the target's HTTP/2 connection and waits for
-/// the response head.
+/// Sends the request (with its body) on the target's HTTP/2 connection and waits for the
+/// response head.
 pub(super) async fn exchange(
     target: &Arc<TargetPool>,
     link: &H2Link,
-    head: &[u8],
+    req: &UpstreamRequest,
     body: &mut RequestBody<'_>,
     head_request: bool,
 ) -> Result<UpstreamResponse, Failure> {
-    let request = translate(head, target).map_err(Failure::Fatal)?;
+    let request = to_http2(req, body.framing(), target).map_err(Failure::Fatal)?;
     // A connection that cannot open a stream is done for: the next request opens another.
     let unsent = |e: h2::Error| {
         target.h2_failed(link);
@@ -120,54 +121,82 @@ fn response_failure(e: &h2::Error) -> Failure {
     }
 }
 
-/// The HTTP/2 request for an HTTP/1.1 request head.
-fn translate(head: &[u8], target: &TargetPool) -> Result<Request<()>, Error> {
-    // The head was built by the proxy from a request Portico parsed and checked, so it
-    // always parses; a failure here is a fault in Portico, not in the client or upstream.
-    let internal = |cause: &'static str| Error::new(ErrorCode::Internal).with_cause(cause);
-    let lines = head.iter().filter(|&&b| b == b'\n').count();
-    let mut fields = vec![httparse::EMPTY_HEADER; lines];
-    let mut parsed = httparse::Request::new(&mut fields);
-    match parsed.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
-        _ => return Err(internal("the upstream request head does not parse")),
-    }
-    let (Some(method), Some(path)) = (parsed.method, parsed.path) else {
-        return Err(internal("the upstream request head has no request line"));
-    };
-    let method = http::Method::from_bytes(method.as_bytes())
-        .map_err(|_| internal("a method HTTP/2 cannot carry"))?;
-    let mut authority = None;
-    let mut map = HeaderMap::with_capacity(parsed.headers.len());
-    for field in parsed.headers.iter() {
-        let name = field.name.as_bytes();
-        if name.eq_ignore_ascii_case(b"host") {
-            authority.get_or_insert(field.value);
-            continue;
-        }
-        if is_hop_by_hop(name, &[]) {
-            continue;
-        }
-        let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name),
-            HeaderValue::from_bytes(field.value),
-        ) else {
-            return Err(internal("a field HTTP/2 cannot carry"));
-        };
-        map.append(name, value);
-    }
-    let authority = authority.unwrap_or(target.authority().as_bytes());
+/// The HTTP/2 request for a request to forward (RFC 9113 §8.3.1): `Host` becomes
+/// `:authority` (the target's own when the request has none), the target's scheme
+/// `:scheme`, the fields go as they are (the request's fields are ones HTTP/2 can carry, see
+/// `portico_http::fields`), and a body of known length says so in `content-length`.
+fn to_http2(
+    req: &UpstreamRequest,
+    framing: BodyFraming,
+    target: &TargetPool,
+) -> Result<Request<()>, Error> {
+    let authority = req
+        .fields
+        .get("host")
+        .unwrap_or(target.authority().as_bytes());
+    let authority = Authority::try_from(authority)
+        .map_err(|e| Error::new(ErrorCode::HostInvalid).with_cause(e))?;
     let uri = Uri::builder()
         .scheme(target.scheme())
         .authority(authority)
-        .path_and_query(path)
+        .path_and_query(path_and_query(&req.target)?)
         .build()
-        .map_err(|_| internal("a request target HTTP/2 cannot carry"))?;
+        .map_err(|e| Error::new(ErrorCode::TargetCharInvalid).with_cause(e))?;
+    let mut map = HeaderMap::with_capacity(req.fields.len() + 1);
+    for (name, value) in req.fields.iter() {
+        if name.eq_ignore_ascii_case(b"host") || is_hop_by_hop(name, &[]) {
+            continue;
+        }
+        // `Fields` admits only tokens and field values, which both of these take.
+        if let (Ok(name), Ok(value)) =
+            (HeaderName::from_bytes(name), HeaderValue::from_bytes(value))
+        {
+            map.append(name, value);
+        }
+    }
+    if let BodyFraming::Length(n) = framing {
+        map.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
     let mut request = Request::new(());
-    *request.method_mut() = method;
+    *request.method_mut() = http_method(req.method);
     *request.uri_mut() = uri;
     *request.headers_mut() = map;
     Ok(request)
+}
+
+/// The `http` crate's name for a method Portico knows.
+fn http_method(m: Method) -> http::Method {
+    match m {
+        Method::Get => http::Method::GET,
+        Method::Head => http::Method::HEAD,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Patch => http::Method::PATCH,
+        Method::Delete => http::Method::DELETE,
+        Method::Options => http::Method::OPTIONS,
+        Method::Trace => http::Method::TRACE,
+        Method::Connect => http::Method::CONNECT,
+    }
+}
+
+/// `:path` for a target. Portico's request parser admits some visible ASCII that RFC 3986
+/// does not allow unencoded (`<`, `>`, `` ` ``, `|`, ...), which HTTP/2's `:path` cannot
+/// carry as it is; such a target goes with those bytes percent-encoded, which means the same
+/// resource (RFC 3986 §2.1). A target that still cannot be carried is the client's 400.
+fn path_and_query(target: &[u8]) -> Result<PathAndQuery, Error> {
+    if let Ok(p) = PathAndQuery::try_from(target) {
+        return Ok(p);
+    }
+    let mut encoded = Vec::with_capacity(target.len() + 16);
+    for &b in target {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b) {
+            encoded.push(b);
+        } else {
+            encoded.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    PathAndQuery::try_from(encoded)
+        .map_err(|e| Error::new(ErrorCode::TargetCharInvalid).with_cause(e))
 }
 
 /// The response to relay: status, end-to-end fields, and the body with its length.
@@ -225,28 +254,71 @@ fn relayed(
     })
 }
 
-/// The next DATA of a response body, or `None` at its end. The flow-control window is given
-/// back as each piece is handed on, so the upstream can send at most a window ahead of what
-/// the client has taken.
-pub(super) async fn next_data(recv: &mut RecvStream) -> Result<Option<Bytes>, Error> {
-    loop {
-        match recv.data().await {
-            None => return Ok(None),
-            Some(Ok(data)) => {
-                let _ = recv.flow_control().release_capacity(data.len());
-                if !data.is_empty() {
-                    return Ok(Some(data));
-                }
-            }
-            Some(Err(e)) => {
-                let code = match e.reason() {
-                    Some(Reason::PROTOCOL_ERROR) if !e.is_remote() => {
-                        ErrorCode::UpstreamInvalidResponse
-                    }
-                    _ => ErrorCode::UpstreamReset,
-                };
-                return Err(Error::new(code).with_cause(e));
-            }
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::settings::Transport;
+    use portico_http::fields::Fields;
+    use std::time::Duration;
+
+    fn target() -> TargetPool {
+        TargetPool::new(
+            "up.internal".into(),
+            8443,
+            Transport::H2c,
+            None,
+            Duration::from_secs(1),
+            0,
+            Duration::from_secs(1),
+        )
+    }
+
+    fn request(target: &[u8], fields: &[(&str, &str)]) -> UpstreamRequest {
+        let mut f = Fields::default();
+        for (n, v) in fields {
+            f.push(n.as_bytes(), v.as_bytes()).unwrap();
         }
+        UpstreamRequest {
+            method: Method::Post,
+            target: target.to_vec(),
+            fields: f,
+        }
+    }
+
+    #[test]
+    fn host_becomes_the_authority_and_the_fields_go_as_they_are() {
+        let req = request(
+            b"/v1/a?x=1",
+            &[("Host", "api.example"), ("X-A", "1"), ("X-A", "2")],
+        );
+        let r = to_http2(&req, BodyFraming::Length(3), &target()).unwrap();
+        assert_eq!(r.uri().to_string(), "http://api.example/v1/a?x=1");
+        assert_eq!(r.method(), http::Method::POST);
+        assert!(r.headers().get("host").is_none());
+        let a: Vec<_> = r.headers().get_all("x-a").iter().collect();
+        assert_eq!(a, ["1", "2"]);
+        assert_eq!(r.headers()["content-length"], "3");
+        // Without a Host, the target's own authority.
+        let r = to_http2(&request(b"/", &[]), BodyFraming::None, &target()).unwrap();
+        assert_eq!(
+            r.uri().authority().map(|a| a.as_str()),
+            Some("up.internal:8443")
+        );
+        assert!(r.headers().get("content-length").is_none());
+    }
+
+    #[test]
+    fn a_target_http2_cannot_carry_raw_goes_percent_encoded() {
+        let req = request(b"/a<b>`c|d?q=\"x\"", &[]);
+        let r = to_http2(&req, BodyFraming::None, &target()).unwrap();
+        let pq = r.uri().path_and_query().map(|p| p.as_str().to_string());
+        assert_eq!(pq.as_deref(), Some("/a%3Cb%3E%60c%7Cd?q=%22x%22"));
+    }
+
+    #[test]
+    fn a_host_http2_cannot_carry_is_the_clients_400() {
+        let req = request(b"/", &[("Host", "a%zz")]);
+        let e = to_http2(&req, BodyFraming::None, &target()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::HostInvalid);
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use portico_http::ErrorCode;
 
-use super::Passive;
+use super::settings::Passive;
 
 static ORIGIN: LazyLock<Instant> = LazyLock::new(Instant::now);
 
@@ -61,6 +61,11 @@ impl Health {
         self.down.load(Ordering::Relaxed) || self.ejected_until.load(Ordering::Relaxed) > now
     }
 
+    /// Whether active checks have marked it down.
+    pub(super) fn is_down(&self) -> bool {
+        self.down.load(Ordering::Relaxed)
+    }
+
     /// What active checks say: down, or up again.
     pub(super) fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::Relaxed);
@@ -106,49 +111,6 @@ impl Health {
     pub(super) fn succeeded(&self) {
         if self.failures.load(Ordering::Relaxed) != 0 {
             self.failures.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Active health checks of one target: a `GET` of `path` every `interval` on a connection of
-/// its own (a TCP connect alone for `h2c://` and `https://` targets); any 2xx or 3xx within
-/// `timeout` passes. `unhealthy` failures in a row mark the target down, `healthy` passes in a
-/// row bring it back. Runs until the target is dropped (a reload builds new ones).
-pub(super) async fn check_actively(
-    target: std::sync::Weak<super::TargetPool>,
-    active: super::Active,
-) {
-    let mut tick = tokio::time::interval(active.interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let (mut passes, mut fails) = (0u32, 0u32);
-    loop {
-        tick.tick().await;
-        let Some(t) = target.upgrade() else {
-            return;
-        };
-        let ok = tokio::time::timeout(active.timeout, t.probe(&active.path))
-            .await
-            .unwrap_or(false);
-        if ok {
-            passes += 1;
-            fails = 0;
-            if passes >= active.healthy && t.health.down.load(Ordering::Relaxed) {
-                tracing::info!(
-                    target = t.authority(),
-                    "target passes its health checks again"
-                );
-                t.health.set_down(false);
-            }
-        } else {
-            fails += 1;
-            passes = 0;
-            if fails >= active.unhealthy && !t.health.down.load(Ordering::Relaxed) {
-                tracing::warn!(
-                    target = t.authority(),
-                    "target fails its health checks; left out"
-                );
-                t.health.set_down(true);
-            }
         }
     }
 }

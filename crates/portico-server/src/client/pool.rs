@@ -15,8 +15,13 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
-use super::{Transport, UpStream, UpstreamTls};
+use super::health::Health;
+use super::settings::{Transport, UpstreamIo, UpstreamTls};
 use crate::error::Error;
+
+/// Room made in the read buffer before each read: a typical API response (head and body up to
+/// ~30 KiB) arrives in one read and leaves in one write.
+pub(super) const READ_BUFFER: usize = 32 * 1024;
 
 /// Per-stream receive window of an HTTP/2 upstream connection.
 const H2_STREAM_WINDOW: u32 = 256 * 1024;
@@ -27,7 +32,7 @@ const H2_MAX_HEADER_LIST: u32 = 64 * 1024;
 
 /// An open HTTP/1.1 connection to a target.
 pub(crate) struct UpConn {
-    pub(crate) stream: UpStream,
+    pub(crate) stream: UpstreamIo,
     pub(crate) buf: BytesMut,
 }
 
@@ -84,7 +89,7 @@ pub struct TargetPool {
     dials: AtomicU64,
     dial_error: Mutex<Option<ErrorCode>>,
     /// What its requests say of it (passive health), and how many wait on it.
-    pub(super) health: super::health::Health,
+    pub(super) health: Health,
 }
 
 /// Opens a TCP connection to `addr` (each of its addresses in turn) by `deadline`, with
@@ -148,7 +153,7 @@ impl TargetPool {
             dialing: tokio::sync::Mutex::new(()),
             dials: AtomicU64::new(0),
             dial_error: Mutex::new(None),
-            health: super::health::Health::default(),
+            health: Health::default(),
         }
     }
 
@@ -322,14 +327,14 @@ impl TargetPool {
 
     /// Connects, and for `https://` completes the TLS handshake, offering `h2` with ALPN when
     /// `h2` says so.
-    async fn open(&self, h2: bool) -> Result<UpStream, Error> {
+    async fn open(&self, h2: bool) -> Result<UpstreamIo, Error> {
         let deadline = Instant::now() + self.connect_timeout;
         let tcp = match self.addr {
             Some(addr) => connect_tcp(addr, deadline).await?,
             None => connect_tcp((self.host.as_str(), self.port), deadline).await?,
         };
         if self.transport != Transport::Https {
-            return Ok(UpStream::Plain(tcp));
+            return Ok(UpstreamIo::Plain(tcp));
         }
         let tls_failed = || Error::new(ErrorCode::UpstreamTlsFailed);
         let Some((tls, name)) = &self.tls else {
@@ -343,7 +348,7 @@ impl TargetPool {
         match tokio::time::timeout_at(deadline, handshake).await {
             Err(_) => Err(Error::new(ErrorCode::UpstreamConnectTimeout)),
             Ok(Err(e)) => Err(tls_failed().with_cause(e)),
-            Ok(Ok(s)) => Ok(UpStream::Tls(Box::new(s))),
+            Ok(Ok(s)) => Ok(UpstreamIo::Tls(Box::new(s))),
         }
     }
 
@@ -389,10 +394,10 @@ impl TargetPool {
 }
 
 impl UpConn {
-    fn new(stream: UpStream) -> UpConn {
+    fn new(stream: UpstreamIo) -> UpConn {
         UpConn {
             stream,
-            buf: BytesMut::with_capacity(super::exchange::READ_BUFFER),
+            buf: BytesMut::with_capacity(READ_BUFFER),
         }
     }
 }

@@ -1,4 +1,4 @@
-//! One client connection: read a head, hand the request to the service, write the response,
+//! An HTTP/1.1 connection: read a head, hand the request to the service, write the response,
 //! repeat while the connection may persist.
 //!
 //! Requests on a connection are handled one after another, so pipelined requests are answered
@@ -13,96 +13,37 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use futures_util::FutureExt;
-use portico_http::{
-    ErrorCode, HeadLimits, HeadScanner, Method, RequestHead, RequestInfo, Scan, Version,
-};
+use portico_http::{ErrorCode, HeadScanner, Method, RequestHead, RequestInfo, Scan, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::write::{WriteCtx, write_response};
 use crate::body::RequestBody;
 use crate::error::Error;
-use crate::http2::{self, Http2Settings, PREFACE};
+use crate::http2::{self, PREFACE};
 use crate::id::RequestId;
 use crate::rescue::{error_response, settle};
-use crate::response::{Body, Upgraded};
-use crate::service::{Exchange, Notes, Request, Service};
+use crate::response::{Body, OnUpgrade, Response, Upgraded};
+use crate::service::{Exchange, Request, Service};
+use crate::settings::{ConnSettings, Shutdown};
 use crate::spare;
-use crate::write::{WriteCtx, write_response};
 
 /// How long a closing connection keeps reading (and discarding) what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 1 << 20;
 
-/// Connection-level limits and timeouts.
-#[derive(Clone, Debug)]
-pub struct ConnSettings {
-    /// Request-head limits.
-    pub head: HeadLimits,
-    /// The head must arrive within this from its first byte; a new connection that sends
-    /// nothing for this long is closed silently.
-    pub header_timeout: Duration,
-    /// Longest a body read may wait for bytes.
-    pub body_timeout: Duration,
-    /// Longest an idle keep-alive connection is kept.
-    pub idle_timeout: Duration,
-    /// Default body limit (routes may lower or raise it).
-    pub max_body_bytes: u64,
-    /// Most client connections open at once; at the limit, new ones wait in the kernel's
-    /// accept queue until one closes.
-    pub max_connections: usize,
-    /// HTTP/2 (ALPN `h2` on TLS, prior knowledge on cleartext), when enabled.
-    pub http2: Option<Http2Settings>,
-}
-
-/// Tells connections that the server is shutting down.
-#[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// A handle and the sender that triggers it.
-    pub fn new() -> (watch::Sender<bool>, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (tx, Shutdown(rx))
-    }
-
-    /// Whether shutdown has begun.
-    pub fn is_draining(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    /// Resolves when shutdown begins.
-    pub async fn wait(&mut self) {
-        let _ = self.0.wait_for(|draining| *draining).await;
-    }
-}
-
 /// Serves one connection until it closes.
-pub async fn serve_connection<S: Service>(
+pub(crate) async fn serve<S: Service>(
     mut io: ClientIo,
     peer: SocketAddr,
     svc: Arc<S>,
     settings: Arc<ConnSettings>,
     mut shutdown: Shutdown,
 ) {
-    // A protocol ALPN settled is honoured even if a reload turned HTTP/2 off meanwhile.
     let h2 = settings.http2.is_some();
-    // HTTP/2's state lives in its own allocation: inline, it would make every HTTP/1.1
-    // connection's future (held for as long as the connection is open) as large as its own.
-    if io.alpn() == Some(b"h2") {
-        return Box::pin(http2::serve(
-            io,
-            Bytes::new(),
-            peer,
-            svc,
-            settings,
-            shutdown,
-        ))
-        .await;
-    }
     let mut rbuf = BytesMut::new();
     let mut out = Vec::new();
     let mut first = true;
@@ -119,117 +60,140 @@ pub async fn serve_connection<S: Service>(
                 return;
             }
         }
-        let time = SystemTime::now();
-        let started = Instant::now();
+        let early = Early {
+            time: SystemTime::now(),
+            started: Instant::now(),
+            id: RequestId::new(),
+            peer,
+        };
         // HTTP/2 by prior knowledge: a client that opens with the preface (RFC 9113 §3.3).
-        // Over TLS the protocol is ALPN's to choose.
+        // Over TLS the protocol is ALPN's to choose. HTTP/2's state lives in its own
+        // allocation: inline, it would make every HTTP/1.1 connection's future (held for as
+        // long as the connection is open) as large as its own.
         if first
             && h2
             && io.alpn().is_none()
-            && opens_with_preface(&mut io, &mut rbuf, started + settings.header_timeout).await
+            && opens_with_preface(&mut io, &mut rbuf, early.started + settings.header_timeout).await
         {
             let replay = rbuf.split().freeze();
             return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
         }
         first = false;
-        let id = RequestId::new();
-
-        let early = Early {
-            time,
-            started,
-            id,
-            peer,
-        };
-        let head = match read_head(&mut io, &mut rbuf, &settings, started).await {
-            Ok(head) => head,
+        let (head, info) = match read_request(&mut io, &mut rbuf, &settings, early.started).await {
+            Ok(request) => request,
             Err(HeadFailure::Gone) => return,
-            Err(HeadFailure::Error(code, bytes_in)) => {
-                return refuse(io, &mut out, &*svc, code, None, bytes_in, early).await;
+            Err(HeadFailure::Error(code, head, bytes_in)) => {
+                return refuse(io, &mut out, &*svc, code, head.as_ref(), bytes_in, early).await;
             }
         };
-        let head_len = head.len() as u64;
-        let info = match RequestInfo::analyze(&head) {
-            Ok(info) => info,
-            Err(code) => {
-                return refuse(io, &mut out, &*svc, code, Some(&head), head_len, early).await;
-            }
+        let tls = matches!(io, ClientIo::Tls(_));
+        let req = Request::new(head, info, peer, tls, early.id);
+        let conn = Conn {
+            io: &mut io,
+            rbuf: &mut rbuf,
+            out: &mut out,
+            settings: &settings,
+            shutdown: &shutdown,
         };
-
-        let mut req = Request {
-            head,
-            info,
-            peer,
-            tls: matches!(io, ClientIo::Tls(_)),
-            id,
-            notes: Notes::default(),
-        };
-        let expect = info.expect_continue.then_some(id);
-        let (outcome, body_complete, body_bytes) = {
-            let mut body = RequestBody::new(
-                &mut io,
-                &mut rbuf,
-                info.framing,
-                expect,
-                settings.max_body_bytes,
-                settings.body_timeout,
-            );
-            let outcome = AssertUnwindSafe(svc.call(&mut req, &mut body))
-                .catch_unwind()
-                .await;
-            (outcome, body.is_complete(), body.bytes_received())
-        };
-        let (mut resp, panicked) = settle(outcome, &id, req.head.field("accept"));
-        let keep_alive = info.keep_alive && body_complete && !panicked && !shutdown.is_draining();
-        // A 101, or a 2xx to CONNECT (a tunnel, RFC 9110 §9.3.6), hands the connection over
-        // once its head is out (only when the request left nothing unread, so no request
-        // bytes can be mistaken for the new protocol's).
-        let switches = resp.status == 101
-            || (req.head.method() == Method::Connect && (200..300).contains(&resp.status));
-        let on_upgrade = match &resp.body {
-            Body::Upgrade(_) if switches && body_complete => {
-                // Bodiless: the head announces no length (RFC 9110 §9.3.6 forbids one on a
-                // 2xx to CONNECT).
-                match std::mem::replace(&mut resp.body, Body::Bodiless) {
-                    Body::Upgrade(take_over) => Some(take_over),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        let status = resp.status;
-        let error = resp.error;
-        let ctx = WriteCtx {
-            head_request: req.head.method() == Method::Head,
-            http10: req.head.version() == Version::Http10,
-            keep_alive,
-            id,
-        };
-        let written = write_response(&mut io, &mut out, resp, &ctx).await;
-        // The exchange is over: what the request held (a concurrency slot) is released
-        // before it is logged, so whoever reads the log line finds it free.
-        req.notes.held = crate::Held::default();
-        svc.log(&Exchange {
-            time,
-            request: Some(&req),
-            status: Some(status),
-            error,
-            bytes_in: head_len + body_bytes,
-            bytes_out: written.bytes,
-            duration: started.elapsed(),
-            request_id: id,
-            peer,
-        });
-        if let Some(take_over) = on_upgrade {
-            if written.complete {
+        match exchange(conn, &*svc, req, early).await {
+            After::KeepAlive => {}
+            After::Close => return close(io).await,
+            After::Gone => return,
+            After::Switch(take_over) => {
                 let buffered = rbuf.split().freeze();
-                take_over(Upgraded { io, buffered }).await;
+                return take_over(Upgraded { io, buffered }).await;
             }
-            return;
         }
-        if !written.keep_alive {
-            close(io).await;
-            return;
-        }
+    }
+}
+
+/// What one exchange works with of its connection.
+struct Conn<'c> {
+    io: &'c mut ClientIo,
+    rbuf: &'c mut BytesMut,
+    out: &'c mut Vec<u8>,
+    settings: &'c ConnSettings,
+    /// Once the server is shutting down, an exchange is its connection's last.
+    shutdown: &'c Shutdown,
+}
+
+/// What becomes of a connection after an exchange.
+enum After {
+    /// It waits for the next request.
+    KeepAlive,
+    /// It closes (with `Connection: close` sent).
+    Close,
+    /// It is gone: the response could not be written whole.
+    Gone,
+    /// It now speaks another protocol (after a 101 or a 2xx to CONNECT).
+    Switch(OnUpgrade),
+}
+
+/// One request: the service's answer, written; then the exchange logged.
+async fn exchange<S: Service>(c: Conn<'_>, svc: &S, mut req: Request, early: Early) -> After {
+    let info = req.info;
+    let id = early.id;
+    let expect = info.expect_continue.then_some(id);
+    let (outcome, body_complete, body_bytes) = {
+        let mut body = RequestBody::new(
+            c.io,
+            c.rbuf,
+            info.framing,
+            expect,
+            c.settings.max_body_bytes,
+            c.settings.body_timeout,
+        );
+        let outcome = AssertUnwindSafe(svc.call(&mut req, &mut body))
+            .catch_unwind()
+            .await;
+        (outcome, body.is_complete(), body.bytes_received())
+    };
+    let (mut resp, panicked) = settle(outcome, &id, req.head.field("accept"));
+    let keep_alive = info.keep_alive && body_complete && !panicked && !c.shutdown.is_draining();
+    let on_upgrade = take_over(&req, &mut resp, body_complete);
+    let (status, error) = (resp.status, resp.error);
+    let ctx = WriteCtx {
+        head_request: req.head.method() == Method::Head,
+        http10: req.head.version() == Version::Http10,
+        keep_alive,
+        id,
+    };
+    let written = write_response(c.io, c.out, resp, &ctx).await;
+    // The exchange is over: what the request held (a concurrency slot) is released before it
+    // is logged, so whoever reads the log line finds it free.
+    req.permits.release();
+    svc.log(&Exchange {
+        time: early.time,
+        request: Some(&req),
+        status: Some(status),
+        error,
+        bytes_in: req.head.len() as u64 + body_bytes,
+        bytes_out: written.bytes,
+        duration: early.started.elapsed(),
+        request_id: id,
+        peer: early.peer,
+    });
+    match on_upgrade {
+        Some(take_over) if written.complete => After::Switch(take_over),
+        Some(_) => After::Gone,
+        None if written.keep_alive => After::KeepAlive,
+        None => After::Close,
+    }
+}
+
+/// A 101, or a 2xx to CONNECT (a tunnel, RFC 9110 §9.3.6), hands the connection over once its
+/// head is out: only when the request left nothing unread, so no request bytes can be taken
+/// for the new protocol's. The response is then bodiless: its head announces no length (RFC
+/// 9110 §9.3.6 forbids one on a 2xx to CONNECT).
+fn take_over(req: &Request, resp: &mut Response, body_complete: bool) -> Option<OnUpgrade> {
+    let switches = resp.status == 101
+        || (req.head.method() == Method::Connect && (200..300).contains(&resp.status));
+    if !(switches && body_complete && matches!(resp.body, Body::Upgrade(_))) {
+        return None;
+    }
+    match std::mem::replace(&mut resp.body, Body::Bodiless) {
+        Body::Upgrade(take_over) => Some(take_over),
+        _ => None,
     }
 }
 
@@ -280,8 +244,26 @@ async fn refuse<S: Service>(
 enum HeadFailure {
     /// The client went away, or never began a request: close without a response.
     Gone,
-    /// Answer with this code (after this many bytes were received) and close.
-    Error(ErrorCode, u64),
+    /// Answer with this code (after this many bytes were received) and close; the head, when
+    /// it parsed (its `Accept` chooses the error's media type).
+    Error(ErrorCode, Option<RequestHead>, u64),
+}
+
+/// Reads a request head and the framing and persistence it asks for.
+async fn read_request(
+    io: &mut ClientIo,
+    rbuf: &mut BytesMut,
+    settings: &ConnSettings,
+    started: Instant,
+) -> Result<(RequestHead, RequestInfo), HeadFailure> {
+    let head = read_head(io, rbuf, settings, started).await?;
+    match RequestInfo::analyze(&head) {
+        Ok(info) => Ok((head, info)),
+        Err(code) => {
+            let len = head.len() as u64;
+            Err(HeadFailure::Error(code, Some(head), len))
+        }
+    }
 }
 
 /// Reads until a whole head is in `rbuf`, then parses it.
@@ -297,13 +279,14 @@ async fn read_head(
         match scanner.scan(rbuf, &settings.head) {
             Ok(Scan::Complete { start, end }) => break (start, end),
             Ok(Scan::Partial) => {}
-            Err(code) => return Err(HeadFailure::Error(code, rbuf.len() as u64)),
+            Err(code) => return Err(HeadFailure::Error(code, None, rbuf.len() as u64)),
         }
         rbuf.reserve(4 * 1024);
         match tokio::time::timeout_at(deadline, io.read_buf(rbuf)).await {
             Err(_) if scanner.started(rbuf) => {
                 return Err(HeadFailure::Error(
                     ErrorCode::HeadTimeout,
+                    None,
                     rbuf.len() as u64,
                 ));
             }
@@ -313,7 +296,8 @@ async fn read_head(
     };
     rbuf.advance(start);
     let bytes = rbuf.split_to(end - start).freeze();
-    RequestHead::parse(bytes, &settings.head).map_err(|code| HeadFailure::Error(code, end as u64))
+    RequestHead::parse(bytes, &settings.head)
+        .map_err(|code| HeadFailure::Error(code, None, end as u64))
 }
 
 /// Whether the connection opens with the HTTP/2 preface: reads until the bytes in `rbuf`

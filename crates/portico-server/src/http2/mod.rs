@@ -18,7 +18,7 @@
 //! `h2` decodes them (`guard.rs`).
 
 mod guard;
-mod out;
+pub(crate) mod out;
 mod request;
 mod response;
 
@@ -38,55 +38,21 @@ use portico_http::Method;
 use tokio::time::Instant;
 
 use crate::body::RequestBody;
-use crate::conn::{ConnSettings, Shutdown};
 use crate::error::Error;
 use crate::id::RequestId;
 use crate::io::ClientIo;
 use crate::rescue::{error_response, settle};
-use crate::service::{Exchange, Notes, Request, Service};
+use crate::service::{Exchange, Request, Service};
+use crate::settings::{ConnSettings, Shutdown};
 
 pub(crate) use guard::PREFACE;
 use guard::{BlockLimits, Guarded, decoded_bound};
-pub(crate) use out::Out;
-
-/// HTTP/2 settings (`http2` in the configuration).
-#[derive(Clone, Debug)]
-pub struct Http2Settings {
-    /// Most streams a client may have open at once on one connection.
-    pub max_concurrent_streams: u32,
-    /// Bytes a client may send on one stream before Portico reads them (the stream's
-    /// flow-control window).
-    pub stream_window: u32,
-    /// Bytes a client may send on all streams of a connection before Portico reads them: the
-    /// most request-body memory one connection can hold.
-    pub connection_window: u32,
-}
-
-impl Default for Http2Settings {
-    fn default() -> Self {
-        Http2Settings {
-            max_concurrent_streams: 128,
-            stream_window: 256 * 1024,
-            connection_window: 1024 * 1024,
-        }
-    }
-}
 
 /// Streams reset by the client before Portico accepted them, at most, before the connection
 /// is ended with `ENHANCE_YOUR_CALM`.
 const MAX_PENDING_ACCEPT_RESETS: usize = 20;
 /// Streams Portico may reset because of the client's errors, at most, per connection.
 const MAX_LOCAL_ERROR_RESETS: usize = 256;
-
-/// The interim `100 Continue` for the request `id`.
-pub(crate) fn interim_continue(id: RequestId) -> http::Response<()> {
-    let mut interim = http::Response::new(());
-    *interim.status_mut() = http::StatusCode::CONTINUE;
-    if let Ok(v) = http::HeaderValue::from_str(id.as_str()) {
-        interim.headers_mut().insert("x-request-id", v);
-    }
-    interim
-}
 
 /// Serves an HTTP/2 connection until it closes. `replay` holds what was read from `io`
 /// already (the preface, when prior knowledge told the protocol).
@@ -224,14 +190,7 @@ async fn serve_stream<S: Service>(
         }
     };
     drop(parts);
-    let mut req = Request {
-        head,
-        info,
-        peer,
-        tls,
-        id,
-        notes: Notes::default(),
-    };
+    let mut req = Request::new(head, info, peer, tls, id);
     let expect = info.expect_continue.then_some(id);
     let mut body = RequestBody::http2(
         &mut recv,
@@ -262,7 +221,7 @@ async fn serve_stream<S: Service>(
         () = client_reset(&respond) => None,
     };
     // The exchange is over: what the request held is released before it is logged.
-    req.notes.held = crate::Held::default();
+    req.permits.release();
     let Some(sent) = sent else {
         log_gone(svc, time, &req, bytes_in, started, peer);
         return;

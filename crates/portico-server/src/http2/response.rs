@@ -15,7 +15,7 @@ use crate::date::with_http_date;
 use crate::id::RequestId;
 use crate::response::{Payload, Response};
 
-use super::Out;
+use super::out::Out;
 
 /// Sends `resp` on the stream (`head_request` when the request was HEAD); returns the body
 /// bytes sent. A response that cannot be sent whole ends with `RST_STREAM(INTERNAL_ERROR)`.

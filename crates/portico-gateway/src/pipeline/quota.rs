@@ -1,0 +1,22 @@
+//! Every check has passed: the request is the project's to pay for, from its prepaid quota
+//! (402 when the period's are spent). A job's state and result were paid for by the request
+//! that made the job.
+
+use std::time::SystemTime;
+
+use portico_server::Error;
+
+use super::{Ctx, Flow};
+use crate::Gateway;
+use crate::route::Answer;
+
+pub(super) async fn run(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error> {
+    let Some((project, quota)) = &cx.quota else {
+        return Ok(Flow::Next);
+    };
+    if matches!(cx.route.answer, Answer::Job { .. }) {
+        return Ok(Flow::Next);
+    }
+    gw.quotas.take(project, *quota, SystemTime::now()).await?;
+    Ok(Flow::Next)
+}
