@@ -243,7 +243,6 @@ impl Directory {
         token: Option<Result<Option<StoredGrant>, Error>>,
         now: SystemTime,
     ) -> Result<Verdict, Error> {
-        let mut token = token;
         let ip = req.peer.ip();
         if any_contains(&access.deny_cidrs, ip)
             || (!access.allow_cidrs.is_empty() && !any_contains(&access.allow_cidrs, ip))
@@ -253,34 +252,7 @@ impl Directory {
         if let Some(wait) = self.blocked(access, ip) {
             return Err(limited(wait));
         }
-        let challenge = |e: Error| self.failed(access, ip, e);
-        let mut caller = None;
-        let mut body = None;
-        for scheme in &access.schemes {
-            let found = match scheme {
-                AuthScheme::ApiKey => self.api_key(access, req, now).map_err(challenge)?,
-                AuthScheme::Signature => match self.signature(req, now).map_err(challenge)? {
-                    Some((c, check)) => {
-                        body = check;
-                        Some(c)
-                    }
-                    None => None,
-                },
-                AuthScheme::Jwt => self.bearer(req, now).map_err(challenge)?,
-                AuthScheme::Token => match token.take() {
-                    None => None,
-                    Some(lookup) => Some(
-                        lookup
-                            .and_then(|grant| self.token_caller(grant, now))
-                            .map_err(challenge)?,
-                    ),
-                },
-            };
-            if found.is_some() {
-                caller = found;
-                break;
-            }
-        }
+        let (caller, body) = self.identify(access, req, token, now)?;
         match &caller {
             None if !access.schemes.is_empty() && !access.anonymous => {
                 return Err(self::challenge(
@@ -324,6 +296,41 @@ impl Directory {
                 plan: Some((id.clone(), entry.plan.clone())),
             }),
         }
+    }
+
+    /// The caller, by the first of the route's schemes whose credentials the request carries
+    /// (each failure with its own code and the route's challenges), and what is left to
+    /// check against the body.
+    fn identify(
+        &self,
+        access: &Access,
+        req: &Request,
+        mut token: Option<Result<Option<StoredGrant>, Error>>,
+        now: SystemTime,
+    ) -> Result<(Option<Caller>, Option<BodyCheck>), Error> {
+        let challenge = |e: Error| self.failed(access, req.peer.ip(), e);
+        for scheme in &access.schemes {
+            let found = match scheme {
+                AuthScheme::ApiKey => self.api_key(access, req, now).map_err(challenge)?,
+                AuthScheme::Signature => match self.signature(req, now).map_err(challenge)? {
+                    Some((c, check)) => return Ok((Some(c), check)),
+                    None => None,
+                },
+                AuthScheme::Jwt => self.bearer(req, now).map_err(challenge)?,
+                AuthScheme::Token => match token.take() {
+                    None => None,
+                    Some(lookup) => Some(
+                        lookup
+                            .and_then(|grant| self.token_caller(grant, now))
+                            .map_err(challenge)?,
+                    ),
+                },
+            };
+            if found.is_some() {
+                return Ok((found, None));
+            }
+        }
+        Ok((None, None))
     }
 
     /// How long `ip` must wait before it may try to authenticate again, if it must.

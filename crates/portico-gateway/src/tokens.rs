@@ -140,46 +140,11 @@ pub(crate) async fn issue(
     req: &Request,
     body: &mut RequestBody<'_>,
 ) -> Result<Response, Error> {
-    body.set_limit(MAX_REQUEST);
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.chunk().await? {
-        bytes.extend_from_slice(&chunk);
-    }
-    let doc: Value =
-        serde_json::from_slice(&bytes).map_err(|_| Error::new(ErrorCode::JsonMalformed))?;
-    let invalid = || Error::new(ErrorCode::TokenRequestInvalid);
-    let identity = doc.pointer("/auth/identity").ok_or_else(invalid)?;
-    let password_method = identity
-        .get("methods")
-        .and_then(Value::as_array)
-        .is_some_and(|m| m.iter().any(|x| x.as_str() == Some("password")));
-    if !password_method {
-        return Err(invalid());
-    }
-    let user = identity.pointer("/password/user").ok_or_else(invalid)?;
-    let name = user
-        .get("name")
-        .and_then(Value::as_str)
-        .ok_or_else(invalid)?;
-    let password = user
-        .get("password")
-        .and_then(Value::as_str)
-        .ok_or_else(invalid)?;
-    let scope = match doc.pointer("/auth/scope/project") {
-        None => ProjectScope::None,
-        Some(p) => match (
-            p.get("id").and_then(Value::as_str),
-            p.get("name").and_then(Value::as_str),
-        ) {
-            (Some(id), _) => ProjectScope::Id(id.to_string()),
-            (None, Some(name)) => ProjectScope::Name(name.to_string()),
-            (None, None) => return Err(invalid()),
-        },
-    };
+    let asked = PasswordRequest::read(body).await?;
     let ip = req.peer.ip();
-    let (login, secret) = directory.login_candidate(ip, &scope, name)?;
+    let (login, secret) = directory.login_candidate(ip, &asked.scope, &asked.name)?;
     // A hashed password costs hundreds of milliseconds: never on a request thread.
-    let given = password.to_string();
+    let given = asked.password;
     let matches = tokio::task::spawn_blocking(move || secret.matches(&given))
         .await
         .unwrap_or(false);
@@ -209,6 +174,69 @@ pub(crate) async fn issue(
         .put(&token_digest(token.as_bytes()), &grant, expires_ms)
         .await
         .map_err(|e| Error::new(ErrorCode::Internal).with_cause(e))?;
+    let answer = keystone_token(&login, issued, expires, &raw);
+    Ok(Response::new(201)
+        .header("X-Subject-Token", token)
+        .header("Content-Type", "application/json")
+        .header("Cache-Control", "no-store")
+        .body(answer.to_string().into_bytes()))
+}
+
+/// What a Keystone v3 password-method request asks for.
+struct PasswordRequest {
+    name: String,
+    password: String,
+    scope: ProjectScope,
+}
+
+impl PasswordRequest {
+    /// Reads the request's JSON body: 400 when it is not JSON, or not a password request.
+    async fn read(body: &mut RequestBody<'_>) -> Result<PasswordRequest, Error> {
+        body.set_limit(MAX_REQUEST);
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        let doc: Value =
+            serde_json::from_slice(&bytes).map_err(|_| Error::new(ErrorCode::JsonMalformed))?;
+        let invalid = || Error::new(ErrorCode::TokenRequestInvalid);
+        let identity = doc.pointer("/auth/identity").ok_or_else(invalid)?;
+        let password_method = identity
+            .get("methods")
+            .and_then(Value::as_array)
+            .is_some_and(|m| m.iter().any(|x| x.as_str() == Some("password")));
+        if !password_method {
+            return Err(invalid());
+        }
+        let user = identity.pointer("/password/user").ok_or_else(invalid)?;
+        let text = |key: &str| {
+            user.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(invalid)
+        };
+        let (name, password) = (text("name")?, text("password")?);
+        let scope = match doc.pointer("/auth/scope/project") {
+            None => ProjectScope::None,
+            Some(p) => match (
+                p.get("id").and_then(Value::as_str),
+                p.get("name").and_then(Value::as_str),
+            ) {
+                (Some(id), _) => ProjectScope::Id(id.to_string()),
+                (None, Some(name)) => ProjectScope::Name(name.to_string()),
+                (None, None) => return Err(invalid()),
+            },
+        };
+        Ok(PasswordRequest {
+            name,
+            password,
+            scope,
+        })
+    }
+}
+
+/// The token's description, as Keystone answers it.
+fn keystone_token(login: &Login, issued: SystemTime, expires: SystemTime, raw: &[u8]) -> Value {
     let domain = json!({"id": "default", "name": "Default"});
     let roles: Vec<Value> = login
         .roles
@@ -219,8 +247,8 @@ pub(crate) async fn issue(
     let user_id: String =
         token_digest(format!("{}/{}", login.project_id, login.consumer).as_bytes())[..32]
             .to_string();
-    let audit: String = token_digest(&raw)[..22].to_string();
-    let answer = json!({"token": {
+    let audit: String = token_digest(raw)[..22].to_string();
+    json!({"token": {
         "methods": ["password"],
         "issued_at": keystone_time(issued),
         "expires_at": keystone_time(expires),
@@ -229,12 +257,7 @@ pub(crate) async fn issue(
         "roles": roles,
         "catalog": [],
         "audit_ids": [audit],
-    }});
-    Ok(Response::new(201)
-        .header("X-Subject-Token", token)
-        .header("Content-Type", "application/json")
-        .header("Cache-Control", "no-store")
-        .body(answer.to_string().into_bytes()))
+    }})
 }
 
 /// `2026-11-26T09:13:00.000000Z`, as Keystone writes times.

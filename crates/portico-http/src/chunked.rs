@@ -100,57 +100,7 @@ impl ChunkedDecoder {
     pub fn decode(&mut self, input: &[u8]) -> Result<Step, ChunkError> {
         let mut i = 0;
         while i < input.len() {
-            let b = input[i];
             match self.state {
-                State::Size { digits } => match hex_digit(b) {
-                    Some(v) => {
-                        if digits == 16 {
-                            return Err(ChunkError::Size);
-                        }
-                        self.size = (self.size << 4) | u64::from(v);
-                        self.state = State::Size { digits: digits + 1 };
-                    }
-                    None if digits == 0 => return Err(ChunkError::Size),
-                    None => match b {
-                        b'\r' => self.state = State::SizeLf,
-                        b';' => {
-                            self.ext_len = 0;
-                            self.state = State::Ext;
-                        }
-                        b' ' | b'\t' => self.state = State::SizeWs,
-                        _ => return Err(ChunkError::Size),
-                    },
-                },
-                State::SizeWs => match b {
-                    b' ' | b'\t' => {}
-                    b';' => {
-                        self.ext_len = 0;
-                        self.state = State::Ext;
-                    }
-                    _ => return Err(ChunkError::Size),
-                },
-                State::Ext => {
-                    if b == b'\r' {
-                        self.state = State::SizeLf;
-                    } else if b == b'\t' || (b >= 0x20 && b != 0x7f) {
-                        self.ext_len += 1;
-                        if self.ext_len > MAX_EXTENSION_BYTES {
-                            return Err(ChunkError::Extension);
-                        }
-                    } else {
-                        return Err(ChunkError::Extension);
-                    }
-                }
-                State::SizeLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::Size);
-                    }
-                    self.state = if self.size == 0 {
-                        State::TrailerStart
-                    } else {
-                        State::Data
-                    };
-                }
                 State::Data => {
                     let avail = (input.len() - i) as u64;
                     let n = avail.min(self.size) as usize;
@@ -160,48 +110,14 @@ impl ChunkedDecoder {
                     }
                     return Ok(Step { skip: i, data: n });
                 }
-                State::DataCr => {
-                    if b != b'\r' {
-                        return Err(ChunkError::Terminator);
-                    }
-                    self.state = State::DataLf;
-                }
-                State::DataLf => {
-                    if b != b'\n' {
-                        return Err(ChunkError::Terminator);
-                    }
-                    self.state = State::Size { digits: 0 };
-                }
-                State::TrailerStart => {
-                    self.state = if b == b'\r' {
-                        State::TrailerLf { empty: true }
-                    } else if crate::head::is_tchar(b) {
-                        State::TrailerLine { colon: false }
-                    } else {
-                        return Err(ChunkError::Trailer);
-                    };
-                }
-                State::TrailerLine { colon } => match b {
-                    b'\r' if colon => self.state = State::TrailerLf { empty: false },
-                    b':' => self.state = State::TrailerLine { colon: true },
-                    b'\t' => {}
-                    _ if b >= 0x20 && b != 0x7f => {}
-                    _ => return Err(ChunkError::Trailer),
-                },
-                State::TrailerLf { empty } => {
-                    if b != b'\n' {
-                        return Err(ChunkError::Trailer);
-                    }
-                    if empty {
-                        self.state = State::Done;
-                        return Ok(Step {
-                            skip: i + 1,
-                            data: 0,
-                        });
-                    }
-                    self.state = State::TrailerStart;
-                }
                 State::Done => return Ok(Step { skip: i, data: 0 }),
+                _ => {}
+            }
+            if self.framing_byte(input[i])? {
+                return Ok(Step {
+                    skip: i + 1,
+                    data: 0,
+                });
             }
             if matches!(
                 self.state,
@@ -215,6 +131,125 @@ impl ChunkedDecoder {
             i += 1;
         }
         Ok(Step { skip: i, data: 0 })
+    }
+
+    /// One byte of framing: a chunk's size line, the CRLF after its data, or the trailer
+    /// section. True when it was the last byte of the body.
+    fn framing_byte(&mut self, b: u8) -> Result<bool, ChunkError> {
+        match self.state {
+            State::Size { .. } | State::SizeWs | State::Ext | State::SizeLf => {
+                self.size_line_byte(b)?;
+            }
+            State::DataCr => {
+                if b != b'\r' {
+                    return Err(ChunkError::Terminator);
+                }
+                self.state = State::DataLf;
+            }
+            State::DataLf => {
+                if b != b'\n' {
+                    return Err(ChunkError::Terminator);
+                }
+                self.state = State::Size { digits: 0 };
+            }
+            State::TrailerStart | State::TrailerLine { .. } | State::TrailerLf { .. } => {
+                return self.trailer_byte(b);
+            }
+            // `decode` handles these before asking for a framing byte.
+            State::Data | State::Done => {}
+        }
+        Ok(false)
+    }
+
+    /// `chunk-size [ chunk-ext ] CRLF` (RFC 9112 §7.1), with whitespace before `;` tolerated.
+    fn size_line_byte(&mut self, b: u8) -> Result<(), ChunkError> {
+        match self.state {
+            State::Size { digits } => match hex_digit(b) {
+                Some(v) => {
+                    if digits == 16 {
+                        return Err(ChunkError::Size);
+                    }
+                    self.size = (self.size << 4) | u64::from(v);
+                    self.state = State::Size { digits: digits + 1 };
+                }
+                None if digits == 0 => return Err(ChunkError::Size),
+                None => match b {
+                    b'\r' => self.state = State::SizeLf,
+                    b';' => {
+                        self.ext_len = 0;
+                        self.state = State::Ext;
+                    }
+                    b' ' | b'\t' => self.state = State::SizeWs,
+                    _ => return Err(ChunkError::Size),
+                },
+            },
+            State::SizeWs => match b {
+                b' ' | b'\t' => {}
+                b';' => {
+                    self.ext_len = 0;
+                    self.state = State::Ext;
+                }
+                _ => return Err(ChunkError::Size),
+            },
+            State::Ext => {
+                if b == b'\r' {
+                    self.state = State::SizeLf;
+                } else if b == b'\t' || (b >= 0x20 && b != 0x7f) {
+                    self.ext_len += 1;
+                    if self.ext_len > MAX_EXTENSION_BYTES {
+                        return Err(ChunkError::Extension);
+                    }
+                } else {
+                    return Err(ChunkError::Extension);
+                }
+            }
+            State::SizeLf => {
+                if b != b'\n' {
+                    return Err(ChunkError::Size);
+                }
+                self.state = if self.size == 0 {
+                    State::TrailerStart
+                } else {
+                    State::Data
+                };
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The trailer section and the empty line that ends the body; true at its last byte.
+    fn trailer_byte(&mut self, b: u8) -> Result<bool, ChunkError> {
+        match self.state {
+            State::TrailerStart => {
+                self.state = if b == b'\r' {
+                    State::TrailerLf { empty: true }
+                } else if crate::head::is_tchar(b) {
+                    State::TrailerLine { colon: false }
+                } else {
+                    return Err(ChunkError::Trailer);
+                };
+            }
+            State::TrailerLine { colon } => match b {
+                b'\r' if colon => self.state = State::TrailerLf { empty: false },
+                b':' => self.state = State::TrailerLine { colon: true },
+                b'\t' => {}
+                _ if b >= 0x20 && b != 0x7f => {}
+                _ => return Err(ChunkError::Trailer),
+            },
+            State::TrailerLf { empty } => {
+                if b != b'\n' {
+                    return Err(ChunkError::Trailer);
+                }
+                if empty {
+                    self.state = State::Done;
+                    return Ok(true);
+                }
+                self.state = State::TrailerStart;
+            }
+            _ => {}
+        }
+        Ok(false)
     }
 }
 

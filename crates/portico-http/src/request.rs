@@ -35,18 +35,44 @@ pub struct RequestInfo {
 impl RequestInfo {
     /// Applies the rules of RFC 9112 §6.1-§6.3, §3.2 and §9.3 and RFC 9110 §10.1.1 to a head.
     pub fn analyze(head: &RequestHead) -> Result<RequestInfo, ErrorCode> {
-        let mut content_length: Option<u64> = None;
-        let mut te_seen = false;
-        let mut chunked_count = 0usize;
-        let mut codings = 0usize;
-        let mut unsupported = false;
-        let mut chunked_not_last = false;
-        let mut host: Option<&[u8]> = None;
-        let mut close = false;
-        let mut keep_alive_token = false;
-        let mut expect: Option<&[u8]> = None;
-        let mut expect_count = 0usize;
+        let seen = Seen::read(head)?;
+        let http10 = head.version() == Version::Http10;
+        let framing = seen.framing(http10)?;
+        check_host(head, seen.host)?;
+        let expect_continue = seen.expects_continue(http10, framing)?;
+        let keep_alive = if http10 {
+            seen.keep_alive_token && !seen.close
+        } else {
+            !seen.close
+        };
+        Ok(RequestInfo {
+            framing,
+            keep_alive,
+            expect_continue,
+        })
+    }
+}
 
+/// What a head's fields say of framing, Host, persistence and expectations, read in one pass
+/// (refusing at once what is wrong whatever the rest says).
+#[derive(Default)]
+struct Seen<'h> {
+    content_length: Option<u64>,
+    te_seen: bool,
+    chunked_count: usize,
+    codings: usize,
+    unsupported: bool,
+    chunked_not_last: bool,
+    host: Option<&'h [u8]>,
+    close: bool,
+    keep_alive_token: bool,
+    expect: Option<&'h [u8]>,
+    expect_count: usize,
+}
+
+impl<'h> Seen<'h> {
+    fn read(head: &'h RequestHead) -> Result<Seen<'h>, ErrorCode> {
+        let mut s = Seen::default();
         for (name, value) in head.fields() {
             // A name that only underscores tell apart from a framing field is two framings
             // to an upstream that reads names CGI-style.
@@ -57,106 +83,111 @@ impl RequestInfo {
                 return Err(ErrorCode::HeaderNameAmbiguous);
             }
             if name.eq_ignore_ascii_case(b"content-length") {
-                if content_length.is_some() || value.contains(&b',') {
+                if s.content_length.is_some() || value.contains(&b',') {
                     return Err(ErrorCode::ContentLengthMultiple);
                 }
-                content_length = Some(parse_content_length(value)?);
+                s.content_length = Some(parse_content_length(value)?);
             } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                te_seen = true;
-                for coding in list_elements(value) {
-                    codings += 1;
-                    if chunked_count > 0 {
-                        chunked_not_last = true;
-                    }
-                    if coding.eq_ignore_ascii_case(b"chunked") {
-                        chunked_count += 1;
-                    } else {
-                        unsupported = true;
-                    }
-                }
+                s.transfer_codings(value);
             } else if name.eq_ignore_ascii_case(b"host") {
-                if host.is_some() {
+                if s.host.is_some() {
                     return Err(ErrorCode::HostMultiple);
                 }
-                host = Some(value);
+                s.host = Some(value);
             } else if name.eq_ignore_ascii_case(b"connection") {
                 for token in list_elements(value) {
                     if token.eq_ignore_ascii_case(b"close") {
-                        close = true;
+                        s.close = true;
                     } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive_token = true;
+                        s.keep_alive_token = true;
                     }
                 }
             } else if name.eq_ignore_ascii_case(b"expect") {
-                expect_count += 1;
-                expect = Some(value);
+                s.expect_count += 1;
+                s.expect = Some(value);
             }
         }
+        Ok(s)
+    }
 
-        let http10 = head.version() == Version::Http10;
-        let framing = if te_seen {
-            if http10 {
-                return Err(ErrorCode::TransferEncodingInHttp10);
+    fn transfer_codings(&mut self, value: &[u8]) {
+        self.te_seen = true;
+        for coding in list_elements(value) {
+            self.codings += 1;
+            if self.chunked_count > 0 {
+                self.chunked_not_last = true;
             }
-            if content_length.is_some() {
-                return Err(ErrorCode::ContentLengthWithTransferEncoding);
+            if coding.eq_ignore_ascii_case(b"chunked") {
+                self.chunked_count += 1;
+            } else {
+                self.unsupported = true;
             }
-            if codings == 0 {
-                return Err(ErrorCode::TransferEncodingInvalid);
-            }
-            if unsupported {
-                return Err(ErrorCode::TransferEncodingUnsupported);
-            }
-            if chunked_count > 1 || chunked_not_last {
-                return Err(ErrorCode::TransferEncodingInvalid);
-            }
-            BodyFraming::Chunked
-        } else {
-            match content_length {
+        }
+    }
+
+    /// RFC 9112 §6.1-§6.3: a single final `chunked`, or a length, or no body.
+    fn framing(&self, http10: bool) -> Result<BodyFraming, ErrorCode> {
+        if !self.te_seen {
+            return Ok(match self.content_length {
                 None | Some(0) => BodyFraming::None,
                 Some(n) => BodyFraming::Length(n),
-            }
-        };
-
-        match (host, head.version()) {
-            (None, Version::Http11) => return Err(ErrorCode::HostMissing),
-            // RFC 9112 §3.2: an empty Host is allowed when the target has no authority.
-            (Some(h), _) if !h.is_empty() && !valid_authority(h) => {
-                return Err(ErrorCode::HostInvalid);
-            }
-            _ => {}
+            });
         }
-        if head.form() == TargetForm::Absolute {
-            let authority = head.authority().unwrap_or_default();
-            if let Some(h) = host
-                && !same_authority(authority, h)
-            {
-                return Err(ErrorCode::HostMismatch);
-            }
+        if http10 {
+            return Err(ErrorCode::TransferEncodingInHttp10);
         }
-
-        let mut expect_continue = false;
-        if expect_count > 0 {
-            let only_continue = expect_count == 1
-                && expect.is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
-            if !only_continue {
-                return Err(ErrorCode::ExpectationFailed);
-            }
-            // RFC 9110 §10.1.1: a 100-continue expectation in an HTTP/1.0 request is ignored.
-            expect_continue = !http10 && framing != BodyFraming::None;
+        if self.content_length.is_some() {
+            return Err(ErrorCode::ContentLengthWithTransferEncoding);
         }
-
-        let keep_alive = if http10 {
-            keep_alive_token && !close
-        } else {
-            !close
-        };
-        Ok(RequestInfo {
-            framing,
-            keep_alive,
-            expect_continue,
-        })
+        if self.codings == 0 {
+            return Err(ErrorCode::TransferEncodingInvalid);
+        }
+        if self.unsupported {
+            return Err(ErrorCode::TransferEncodingUnsupported);
+        }
+        if self.chunked_count > 1 || self.chunked_not_last {
+            return Err(ErrorCode::TransferEncodingInvalid);
+        }
+        Ok(BodyFraming::Chunked)
     }
+
+    /// RFC 9110 §10.1.1: only `100-continue` may be expected, once; it is ignored in an
+    /// HTTP/1.0 request, and on a request without a body.
+    fn expects_continue(&self, http10: bool, framing: BodyFraming) -> Result<bool, ErrorCode> {
+        if self.expect_count == 0 {
+            return Ok(false);
+        }
+        let only_continue = self.expect_count == 1
+            && self
+                .expect
+                .is_some_and(|v| v.eq_ignore_ascii_case(b"100-continue"));
+        if !only_continue {
+            return Err(ErrorCode::ExpectationFailed);
+        }
+        Ok(!http10 && framing != BodyFraming::None)
+    }
+}
+
+/// RFC 9112 §3.2: HTTP/1.1 needs a Host; it names an authority; an absolute-form target's
+/// authority is the Host.
+fn check_host(head: &RequestHead, host: Option<&[u8]>) -> Result<(), ErrorCode> {
+    match (host, head.version()) {
+        (None, Version::Http11) => return Err(ErrorCode::HostMissing),
+        // RFC 9112 §3.2: an empty Host is allowed when the target has no authority.
+        (Some(h), _) if !h.is_empty() && !valid_authority(h) => {
+            return Err(ErrorCode::HostInvalid);
+        }
+        _ => {}
+    }
+    if head.form() == TargetForm::Absolute {
+        let authority = head.authority().unwrap_or_default();
+        if let Some(h) = host
+            && !same_authority(authority, h)
+        {
+            return Err(ErrorCode::HostMismatch);
+        }
+    }
+    Ok(())
 }
 
 /// A Content-Length value: 1 to 18 decimal digits (anything longer could overflow and is not a

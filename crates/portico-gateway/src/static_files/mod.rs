@@ -90,6 +90,40 @@ impl StaticRoute {
         None
     }
 
+    /// What the response says of the variant: its type, validators, length, coding.
+    fn meta(&self, variant: &open::Variant, content_type: &'static str) -> Meta {
+        let modified = variant.meta.modified().unwrap_or(UNIX_EPOCH);
+        // RFC 9110 §8.8.2.1: a modification time in the future "MUST" be replaced by the
+        // time the response is made, so Last-Modified is never later than Date.
+        let last_modified = HttpDate::from_system_time(modified.min(SystemTime::now()));
+        let since_epoch = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let length = variant.meta.len();
+        let coding = variant.sibling.map(|s| s.coding);
+        // A strong tag (RFC 9110 §8.8.3): the same tag means the same bytes. Modification
+        // time to the nanosecond, length and the file's identity (see `file_identity`) change
+        // whenever the content can have; a sibling's tag names its coding, since its bytes
+        // differ from the file's.
+        let etag = format!(
+            "\"{:x}.{:x}-{:x}-{:x}{}{}\"",
+            since_epoch.as_secs(),
+            since_epoch.subsec_nanos(),
+            length,
+            open::file_identity(&variant.meta),
+            if coding.is_some() { "-" } else { "" },
+            coding.unwrap_or(""),
+        );
+        Meta {
+            content_type: Bytes::from_static(content_type.as_bytes()),
+            etag,
+            last_modified,
+            length,
+            cache_control: self.cache_control.clone(),
+            vary: (!self.siblings.is_empty()).then_some("Accept-Encoding"),
+            content_encoding: coding,
+            fields: Vec::new(),
+        }
+    }
+
     /// Serves the file that the route's catch-all parameter (`raw`, still percent-encoded)
     /// names.
     pub(crate) async fn serve(&self, req: &Request, raw: &str) -> Result<Response, Error> {
@@ -142,36 +176,7 @@ impl StaticRoute {
             Opened::Missing => return Err(not_found()),
         };
 
-        let modified = variant.meta.modified().unwrap_or(UNIX_EPOCH);
-        // RFC 9110 §8.8.2.1: a modification time in the future "MUST" be replaced by the
-        // time the response is made, so Last-Modified is never later than Date.
-        let last_modified = HttpDate::from_system_time(modified.min(SystemTime::now()));
-        let since_epoch = modified.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let length = variant.meta.len();
-        let coding = variant.sibling.map(|s| s.coding);
-        // A strong tag (RFC 9110 §8.8.3): the same tag means the same bytes. Modification
-        // time to the nanosecond, length and the file's identity (see `file_identity`) change
-        // whenever the content can have; a sibling's tag names its coding, since its bytes
-        // differ from the file's.
-        let etag = format!(
-            "\"{:x}.{:x}-{:x}-{:x}{}{}\"",
-            since_epoch.as_secs(),
-            since_epoch.subsec_nanos(),
-            length,
-            open::file_identity(&variant.meta),
-            if coding.is_some() { "-" } else { "" },
-            coding.unwrap_or(""),
-        );
-        let meta = Meta {
-            content_type: Bytes::from_static(content_type.as_bytes()),
-            etag,
-            last_modified,
-            length,
-            cache_control: self.cache_control.clone(),
-            vary: (!self.siblings.is_empty()).then_some("Accept-Encoding"),
-            content_encoding: coding,
-            fields: Vec::new(),
-        };
+        let meta = self.meta(&variant, content_type);
         let source = match variant.data {
             Some(data) => Source::Memory(data),
             None => Source::File(Arc::new(variant.file)),

@@ -43,7 +43,7 @@ use crate::id::RequestId;
 use crate::io::ClientIo;
 use crate::rescue::{error_response, settle};
 use crate::service::{Exchange, Request, Service};
-use crate::settings::{ConnSettings, Shutdown};
+use crate::settings::{ConnSettings, Http2Settings, Shutdown};
 
 pub(crate) use guard::PREFACE;
 use guard::{BlockLimits, Guarded, decoded_bound};
@@ -66,31 +66,9 @@ pub(crate) async fn serve<S: Service>(
 ) {
     let h2s = settings.http2.clone().unwrap_or_default();
     let tls = matches!(io, ClientIo::Tls(_));
-    let head_bytes = settings.head.max_request_line() + settings.head.max_header_bytes;
-    let blocks = BlockLimits::for_heads(head_bytes, settings.header_timeout);
-    let io = Guarded::new(io, replay, blocks);
-    let mut builder = h2::server::Builder::new();
-    builder
-        .max_concurrent_streams(h2s.max_concurrent_streams)
-        .initial_window_size(h2s.stream_window)
-        .initial_connection_window_size(h2s.connection_window)
-        .max_header_list_size(decoded_bound(&blocks))
-        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
-        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS));
-    let mut conn = match tokio::time::timeout(
-        settings.header_timeout,
-        builder.handshake::<_, Bytes>(io),
-    )
-    .await
-    {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
-            return;
-        }
-        Err(_) => return,
+    let Some(mut conn) = handshake(io, replay, &settings, &h2s, peer).await else {
+        return;
     };
-
     let max_streams = h2s.max_concurrent_streams.max(1) as usize;
     let mut streams = FuturesUnordered::new();
     let mut idle_since = Some(Instant::now());
@@ -150,6 +128,37 @@ pub(crate) async fn serve<S: Service>(
     }
 }
 
+/// The server side of the HTTP/2 handshake (the client's preface and SETTINGS, Portico's
+/// SETTINGS), within the header timeout, on a connection whose header blocks are bounded by
+/// the guard.
+async fn handshake(
+    io: ClientIo,
+    replay: Bytes,
+    settings: &ConnSettings,
+    h2s: &Http2Settings,
+    peer: SocketAddr,
+) -> Option<h2::server::Connection<Guarded, Bytes>> {
+    let head_bytes = settings.head.max_request_line() + settings.head.max_header_bytes;
+    let blocks = BlockLimits::for_heads(head_bytes, settings.header_timeout);
+    let io = Guarded::new(io, replay, blocks);
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(h2s.max_concurrent_streams)
+        .initial_window_size(h2s.stream_window)
+        .initial_connection_window_size(h2s.connection_window)
+        .max_header_list_size(decoded_bound(&blocks))
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS));
+    match tokio::time::timeout(settings.header_timeout, builder.handshake::<_, Bytes>(io)).await {
+        Ok(Ok(conn)) => Some(conn),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "HTTP/2 handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
+}
+
 /// Serves one stream: the request through the service, the response back, the exchange logged.
 async fn serve_stream<S: Service>(
     svc: &S,
@@ -168,13 +177,7 @@ async fn serve_stream<S: Service>(
     let (head, info) = match translated {
         Ok(t) => t,
         Err(code) => {
-            let accept = parts
-                .headers
-                .get(http::header::ACCEPT)
-                .map(|v| v.as_bytes());
-            let resp = error_response(&Error::new(code), &id, accept);
-            let head_request = parts.method == http::Method::HEAD;
-            let sent = response::send(&respond, resp, head_request, &id).await;
+            let sent = refuse(&parts, code, &respond, &id).await;
             svc.log(&Exchange {
                 time,
                 request: None,
@@ -237,6 +240,22 @@ async fn serve_stream<S: Service>(
         request_id: id,
         peer,
     });
+}
+
+/// Answers a stream whose head broke a rule with the error for `code`; the bytes sent.
+async fn refuse(
+    parts: &http::request::Parts,
+    code: portico_http::ErrorCode,
+    respond: &Mutex<SendResponse<Bytes>>,
+    id: &RequestId,
+) -> u64 {
+    let accept = parts
+        .headers
+        .get(http::header::ACCEPT)
+        .map(|v| v.as_bytes());
+    let resp = error_response(&Error::new(code), id, accept);
+    let head_request = parts.method == http::Method::HEAD;
+    response::send(respond, resp, head_request, id).await
 }
 
 /// Resolves when the client resets the stream.
