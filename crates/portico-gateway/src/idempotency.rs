@@ -21,6 +21,7 @@ use portico_config::Idempotency;
 use portico_http::ErrorCode;
 use portico_policy::secret::push_hex;
 use portico_server::{Body, Error, Request, Response};
+use portico_store::StoreError;
 use portico_store::{KeptResponse, KeyClaim, KeyState, Store, new_id};
 use sha2::{Digest, Sha256};
 
@@ -28,7 +29,7 @@ use crate::caller::Caller;
 use crate::deadline::Deadline;
 
 /// What a key store's operations return; the error text is for logs.
-pub type KeyFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+pub type KeyFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Where idempotency keys are kept.
 pub trait KeyStore: Send + Sync + 'static {
@@ -49,7 +50,7 @@ pub trait KeyStore: Send + Sync + 'static {
 /// Every store keeps keys (in its `idempotency_keys` table).
 impl<S: Store + Send + Sync + 'static> KeyStore for S {
     fn claim<'a>(&'a self, ask: KeyClaim<'a>) -> KeyFuture<'a, KeyState> {
-        Box::pin(async move { self.claim_key(ask).await.map_err(|e| e.to_string()) })
+        Box::pin(async move { self.claim_key(ask).await })
     }
 
     fn finish<'a>(
@@ -59,19 +60,11 @@ impl<S: Store + Send + Sync + 'static> KeyStore for S {
         response: &'a KeptResponse,
         expires_ms: i64,
     ) -> KeyFuture<'a, ()> {
-        Box::pin(async move {
-            self.finish_key(key, claim, response, expires_ms)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { self.finish_key(key, claim, response, expires_ms).await })
     }
 
     fn release<'a>(&'a self, key: &'a str, claim: &'a str) -> KeyFuture<'a, ()> {
-        Box::pin(async move {
-            self.release_key(key, claim)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { self.release_key(key, claim).await })
     }
 }
 

@@ -32,7 +32,7 @@ use crate::idempotency::{epoch_ms, head_lines, ms, parse_lines};
 use crate::represent::{self, Meta, Source};
 
 /// What a job store's operations return; the error text is for logs.
-pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+pub type JobFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Where jobs are kept.
 pub trait JobStore: Send + Sync + 'static {
@@ -48,30 +48,26 @@ pub trait JobStore: Send + Sync + 'static {
     fn bytes(&self, now_ms: i64) -> JobFuture<'_, u64>;
 }
 
-fn text(e: StoreError) -> String {
-    e.to_string()
-}
-
 /// Every store keeps jobs.
 impl<S: Store + Send + Sync + 'static> JobStore for S {
     fn create<'a>(&'a self, job: &'a NewJob) -> JobFuture<'a, ()> {
-        Box::pin(async move { self.create_job(job).await.map_err(text) })
+        Box::pin(async move { self.create_job(job).await })
     }
 
     fn start<'a>(&'a self, id: &'a str, now_ms: i64) -> JobFuture<'a, ()> {
-        Box::pin(async move { self.start_job(id, now_ms).await.map_err(text) })
+        Box::pin(async move { self.start_job(id, now_ms).await })
     }
 
     fn finish<'a>(&'a self, id: &'a str, end: &'a JobEnd, now_ms: i64) -> JobFuture<'a, bool> {
-        Box::pin(async move { self.finish_job(id, end, now_ms).await.map_err(text) })
+        Box::pin(async move { self.finish_job(id, end, now_ms).await })
     }
 
     fn get<'a>(&'a self, id: &'a str, with_body: bool) -> JobFuture<'a, Option<JobRecord>> {
-        Box::pin(async move { self.get_job(id, with_body).await.map_err(text) })
+        Box::pin(async move { self.get_job(id, with_body).await })
     }
 
     fn bytes(&self, now_ms: i64) -> JobFuture<'_, u64> {
-        Box::pin(async move { self.job_bytes(now_ms).await.map_err(text) })
+        Box::pin(async move { self.job_bytes(now_ms).await })
     }
 }
 
@@ -388,7 +384,7 @@ async fn keep(jobs: &Jobs, mut resp: Response, max: usize) -> JobEnd {
     }
 }
 
-fn interrupted(e: String) -> String {
+fn interrupted(e: StoreError) -> String {
     tracing::warn!(error = %e, "a job's result could not be checked against the budget");
     ErrorCode::JobInterrupted.as_str().to_string()
 }
@@ -402,7 +398,7 @@ fn strong_etag(body: &[u8]) -> String {
     tag
 }
 
-fn unavailable(e: String) -> Error {
+fn unavailable(e: StoreError) -> Error {
     Error::new(ErrorCode::JobsUnavailable)
         .with_header("Retry-After", "1")
         .with_cause(e)

@@ -28,6 +28,7 @@ use portico_config::{LimitKey, OnStoreFailure, RateLimit};
 use portico_http::ErrorCode;
 use portico_policy::ratelimit::{Decision, Limiter, retry_after_secs};
 use portico_server::{Error, Request};
+use portico_store::StoreError;
 
 use crate::caller::Caller;
 
@@ -72,7 +73,7 @@ impl Clock for ManualClock {
 }
 
 /// A boxed future, for the shared store's object-safe method.
-pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Result<Decision, String>> + Send + 'a>>;
+pub type LimitFuture<'a> = Pin<Box<dyn Future<Output = Result<Decision, StoreError>> + Send + 'a>>;
 
 /// Rate-limit state every node shares: one GCRA decision per call, atomic in the store.
 pub trait SharedLimits: Send + Sync + 'static {
@@ -85,7 +86,7 @@ pub trait SharedLimits: Send + Sync + 'static {
 }
 
 /// A boxed future, for the shared store's `forget`.
-pub type ForgetFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+pub type ForgetFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 
 /// Redis (`cluster.redis`): every node on it decides from the same state.
 impl SharedLimits for portico_store::RedisLimits {
@@ -99,17 +100,15 @@ impl SharedLimits for portico_store::RedisLimits {
                 Ok(SharedDecision::Limited { retry_after, reset }) => {
                     Ok(Decision::Limited { retry_after, reset })
                 }
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             }
         })
     }
 
     fn forget<'a>(&'a self, keys: Vec<Vec<u8>>, prefix: Option<Vec<u8>>) -> ForgetFuture<'a> {
-        Box::pin(async move {
-            portico_store::RedisLimits::forget(self, &keys, prefix.as_deref())
-                .await
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(
+            async move { portico_store::RedisLimits::forget(self, &keys, prefix.as_deref()).await },
+        )
     }
 }
 
@@ -175,14 +174,14 @@ impl RateLimiters {
         self.store_failures.load(Ordering::Relaxed)
     }
 
-    fn store_failed(&self, route: &str, limit: &str, error: &str) {
+    fn store_failed(&self, route: &str, limit: &str, error: &StoreError) {
         self.store_failures.fetch_add(1, Ordering::Relaxed);
         let second = self.clock.now().as_secs();
         if self.last_warning.swap(second, Ordering::Relaxed) != second {
             tracing::warn!(
                 route,
                 limit,
-                error,
+                %error,
                 "the shared rate-limit store could not decide; the limit's on_store_failure applies"
             );
         }
@@ -205,7 +204,7 @@ impl RateLimiters {
     }
 
     /// Forgets every key of every limit of `route`, here and in the shared store.
-    pub async fn reset_route(&self, route: &str) -> Result<(), String> {
+    pub async fn reset_route(&self, route: &str) -> Result<(), StoreError> {
         {
             let limiters = self.limiters.lock().unwrap_or_else(PoisonError::into_inner);
             for (id, limiter) in limiters.iter() {
@@ -225,7 +224,7 @@ impl RateLimiters {
 
     /// Forgets the consumer's key (`project_id/consumer`) in every limit, here and in the
     /// shared store.
-    pub async fn reset_consumer(&self, project_id: &str, consumer: &str) -> Result<(), String> {
+    pub async fn reset_consumer(&self, project_id: &str, consumer: &str) -> Result<(), StoreError> {
         let key = tagged(
             &LimitKey::Consumer,
             format!("{project_id}/{consumer}").as_bytes(),

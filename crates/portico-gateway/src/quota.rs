@@ -22,11 +22,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use portico_config::Quota;
 use portico_http::ErrorCode;
 use portico_server::Error;
+use portico_store::StoreError;
 
 use crate::access_log::rfc3339_millis;
 
 /// A boxed future, for the ledger's object-safe method.
-pub type QuotaFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, String>> + Send + 'a>>;
+pub type QuotaFuture<'a> = Pin<Box<dyn Future<Output = Result<u64, StoreError>> + Send + 'a>>;
 
 /// Where the requests each project took in a period are counted.
 pub trait QuotaLedger: Send + Sync + 'static {
@@ -159,11 +160,11 @@ impl Quotas {
         Ok(())
     }
 
-    fn warn(&self, now: i64, project: &str, error: &str) {
+    fn warn(&self, now: i64, project: &str, error: &StoreError) {
         if self.last_warning.swap(now, Ordering::Relaxed) != now {
             tracing::warn!(
                 project,
-                error,
+                %error,
                 "the quota ledger cannot be reached; requests go through uncounted"
             );
         }

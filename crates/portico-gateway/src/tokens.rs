@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use portico_http::ErrorCode;
 use portico_policy::{hex, sha256_hex};
 use portico_server::{Error, Request, RequestBody, Response};
+use portico_store::StoreError;
 use serde_json::{Value, json};
 
 use crate::access::Directory;
@@ -37,7 +38,7 @@ pub struct StoredGrant {
 }
 
 /// A boxed future, for the token store's object-safe methods.
-pub type TokenFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
+pub type TokenFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
 /// Where issued tokens are kept, by the hex SHA-256 of the token.
 pub trait TokenStore: Send + Sync + 'static {

@@ -599,7 +599,7 @@ pub enum Lookup {
 }
 
 /// Why a store operation did not happen.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum StoreError {
     /// Another live document of this kind and scope has the name.
     NameTaken,
@@ -614,9 +614,70 @@ pub enum StoreError {
     },
     /// Something was written since the revision the caller expected; nothing was changed.
     RevisionMoved,
-    /// The backend failed (I/O, connection, a bad URL); the text is for logs, never for a
-    /// client.
-    Backend(String),
+    /// The backend failed (I/O, connection, a bad URL); for logs, never for a client.
+    Backend(BackendError),
+}
+
+impl StoreError {
+    /// The backend failed with `source` (a driver's error, kept as the cause).
+    pub fn backend(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+        StoreError::Backend(BackendError {
+            what: None,
+            source: Some(source.into()),
+        })
+    }
+
+    /// The backend cannot do what was asked, for a reason Portico itself states.
+    pub fn backend_says(what: impl Into<String>) -> StoreError {
+        StoreError::Backend(BackendError {
+            what: Some(what.into()),
+            source: None,
+        })
+    }
+}
+
+/// Two errors are the same when they say the same: a backend's failure by what it says.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &StoreError) -> bool {
+        match (self, other) {
+            (StoreError::NameTaken, StoreError::NameTaken)
+            | (StoreError::NotFound, StoreError::NotFound)
+            | (StoreError::Gone, StoreError::Gone)
+            | (StoreError::RevisionMoved, StoreError::RevisionMoved) => true,
+            (
+                StoreError::VersionMismatch { current: a },
+                StoreError::VersionMismatch { current: b },
+            ) => a == b,
+            (StoreError::Backend(a), StoreError::Backend(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
+/// How a backend failed: what Portico says of it, and the driver's error, when there is one.
+#[derive(Debug)]
+pub struct BackendError {
+    what: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.what, &self.source) {
+            (Some(what), Some(source)) => write!(f, "{what}: {source}"),
+            (Some(what), None) => f.write_str(what),
+            (None, Some(source)) => write!(f, "{source}"),
+            (None, None) => f.write_str("the store failed"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl std::fmt::Display for StoreError {
@@ -634,7 +695,14 @@ impl std::fmt::Display for StoreError {
     }
 }
 
-impl std::error::Error for StoreError {}
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Backend(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// The operations every backend provides, each one transaction.
 pub trait Store {
@@ -997,8 +1065,8 @@ impl Backend {
                 PgStore::connect(url, None).await?,
             )));
         }
-        Err(StoreError::Backend(
-            "a storage URL is sqlite://PATH or postgres://…".to_string(),
+        Err(StoreError::backend_says(
+            "a storage URL is sqlite://PATH or postgres://…",
         ))
     }
 }

@@ -36,8 +36,8 @@ pub struct PgStore {
 /// let concurrent requests (idempotency keys, jobs) share the wait.
 const CONNECTIONS: usize = 4;
 
-fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
+    StoreError::backend(e)
 }
 
 fn write_error(e: tokio_postgres::Error) -> StoreError {
@@ -125,7 +125,7 @@ impl PgStore {
             }
         }
         MutexGuard::try_map(slot, Option::as_mut)
-            .map_err(|_| StoreError::Backend("no PostgreSQL connection".into()))
+            .map_err(|_| StoreError::backend_says("no PostgreSQL connection"))
     }
 }
 
@@ -142,7 +142,7 @@ async fn open(url: &str, schema: Option<&str>) -> Result<Client, StoreError> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::backend_says(format!(
                 "`{schema}` is not a schema name"
             )));
         }

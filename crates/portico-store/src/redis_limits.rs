@@ -71,7 +71,7 @@ impl RedisLimits {
     /// Redis at `url` (`redis://host:port[/db]`); each decision gets `budget` (connecting
     /// included) before it counts as a failure. Nothing is connected yet.
     pub fn new(url: &str, budget: Duration) -> Result<RedisLimits, StoreError> {
-        let client = Client::open(url).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let client = Client::open(url).map_err(StoreError::backend)?;
         Ok(RedisLimits {
             client,
             budget,
@@ -109,13 +109,13 @@ impl RedisLimits {
                 .await
                 .map_err(|e| {
                     self.forget_connection();
-                    StoreError::Backend(e.to_string())
+                    StoreError::backend(e)
                 })?;
             decision(&reply)
         };
         match tokio::time::timeout(self.budget, work).await {
             Ok(result) => result,
-            Err(_) => Err(StoreError::Backend(format!(
+            Err(_) => Err(StoreError::backend_says(format!(
                 "Redis did not answer within {} ms",
                 self.budget.as_millis()
             ))),
@@ -127,7 +127,7 @@ impl RedisLimits {
     pub async fn forget(&self, keys: &[Vec<u8>], prefix: Option<&[u8]>) -> Result<(), StoreError> {
         let backend = |e: redis::RedisError| {
             self.forget_connection();
-            StoreError::Backend(e.to_string())
+            StoreError::backend(e)
         };
         let mut conn = self.connection().await?;
         if !keys.is_empty() {
@@ -180,7 +180,7 @@ impl RedisLimits {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if failed.is_some_and(|at| at.elapsed() < self.reconnect_every) {
-                return Err(StoreError::Backend("Redis is unreachable".to_string()));
+                return Err(StoreError::backend_says("Redis is unreachable"));
             }
         }
         let config = AsyncConnectionConfig::new()
@@ -204,7 +204,7 @@ impl RedisLimits {
                     .failed_at
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
-                Err(StoreError::Backend(e.to_string()))
+                Err(StoreError::backend(e))
             }
         }
     }
@@ -229,7 +229,7 @@ fn decision(reply: &[i64]) -> Result<SharedDecision, StoreError> {
             retry_after: us(wait),
             reset: us(reset),
         }),
-        _ => Err(StoreError::Backend(format!(
+        _ => Err(StoreError::backend_says(format!(
             "Redis answered {reply:?} to a rate-limit decision"
         ))),
     }

@@ -655,7 +655,6 @@ impl QuotaLedger for StoreLedger {
             self.0
                 .reserve_quota(project, period_start, want, limit)
                 .await
-                .map_err(|e| e.to_string())
         })
     }
 }
@@ -695,12 +694,7 @@ impl TokenStore for StoreTokens {
         grant: &'a serde_json::Value,
         expires_ms: i64,
     ) -> TokenFuture<'a, ()> {
-        Box::pin(async move {
-            self.store
-                .put_token(digest, grant, expires_ms)
-                .await
-                .map_err(|e| e.to_string())
-        })
+        Box::pin(async move { self.store.put_token(digest, grant, expires_ms).await })
     }
 
     fn get<'a>(&'a self, digest: &'a str) -> TokenFuture<'a, Option<StoredGrant>> {
@@ -711,16 +705,11 @@ impl TokenStore for StoreTokens {
             {
                 return Ok(Some(grant.clone()));
             }
-            let found = self
-                .store
-                .get_token(digest)
-                .await
-                .map_err(|e| e.to_string())?
-                .map(|t| StoredGrant {
-                    body: t.body,
-                    expires_ms: t.expires_ms,
-                    revoked: t.revoked_ms.is_some(),
-                });
+            let found = self.store.get_token(digest).await?.map(|t| StoredGrant {
+                body: t.body,
+                expires_ms: t.expires_ms,
+                revoked: t.revoked_ms.is_some(),
+            });
             let mut cache = self.cache();
             if cache.len() >= 100_000 {
                 cache.retain(|_, (_, at)| now.duration_since(*at) < TOKEN_CACHE);
