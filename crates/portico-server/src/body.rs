@@ -4,7 +4,7 @@
 //! arrived, so a proxied upload flows to the upstream as it comes. Nothing is read until a
 //! handler asks, and the first ask is what sends `100 Continue`: a handler asks only after
 //! every check decidable from the head has passed, so a refused request never has its body
-//! read (CONTRACT.md, row 100). The same holds on HTTP/2, where the body is the stream's DATA
+//! read (docs/contract.md, row 100). The same holds on HTTP/2, where the body is the stream's DATA
 //! frames and the client's flow-control window reopens only as the handler takes bytes.
 
 use crate::io::ClientIo;

@@ -56,7 +56,7 @@ async fn a_spent_budget_is_a_temporary_413_with_retry_after() {
     let resp = second.response().await;
     assert_error(&resp, 413, "PTC.BODY_BUFFER_FULL");
     assert_eq!(resp.header("retry-after"), Some("1"));
-    // Its body was never read, so the connection closes (CONTRACT.md rule 5).
+    // Its body was never read, so the connection closes (the contract's rule of connection hygiene).
     assert!(resp.closes() && second.is_closed().await);
 
     // The first completes and is sent on whole, with its length.

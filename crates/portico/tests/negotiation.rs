@@ -63,7 +63,7 @@ async fn content_type_not_consumed_is_415_with_accept() {
             Some("application/json, application/*+json"),
             "{ct}"
         );
-        // The body was not read, so the connection closes (CONTRACT.md rule 5).
+        // The body was not read, so the connection closes (the contract's rule of connection hygiene).
         assert!(resp.closes());
     }
     assert_eq!(up.connections(), 0, "nothing reached the upstream");

@@ -1,4 +1,4 @@
-//! The HTTP/1.1 protocol rules of CONTRACT.md, each as raw bytes over a real TCP socket.
+//! The HTTP/1.1 protocol rules of docs/contract.md, each as raw bytes over a real TCP socket.
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 

@@ -5,7 +5,7 @@
 //! in order by construction. Whenever framing can no longer be trusted (a protocol error, an
 //! unread or half-read body, a panic) the response says `Connection: close` and the
 //! connection ends; before closing, Portico stops writing and briefly reads what the client
-//! is still sending, so the client gets the response rather than a reset (CONTRACT.md rule 5).
+//! is still sending, so the client gets the response rather than a reset (the contract's rule of connection hygiene).
 
 use crate::io::ClientIo;
 use std::net::SocketAddr;
@@ -22,13 +22,14 @@ use tokio::time::Instant;
 use super::write::{WriteCtx, write_response};
 use crate::body::RequestBody;
 use crate::error::Error;
-use crate::http2::{self, PREFACE};
+use crate::http2;
 use crate::id::RequestId;
 use crate::rescue::{error_response, settle};
 use crate::response::{Body, OnUpgrade, Response, Upgraded};
 use crate::service::{Exchange, Request, Service};
 use crate::settings::{ConnSettings, Shutdown};
 use crate::spare;
+use portico_http::h2_blocks::PREFACE;
 
 /// How long a closing connection keeps reading (and discarding) what the client still sends.
 const LINGER: Duration = Duration::from_secs(2);

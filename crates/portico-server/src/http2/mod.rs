@@ -15,7 +15,7 @@
 //! stream the client resets stops its handler at once (so a reset costs no upstream work
 //! after it), and `h2` ends a connection whose client resets streams faster than they can be
 //! accepted (the "rapid reset" attack, CVE-2023-44487). Header blocks are bounded before
-//! `h2` decodes them (`guard.rs`).
+//! `h2` decodes them (`guard.rs`, `portico_http::h2_blocks`).
 
 mod guard;
 pub(crate) mod out;
@@ -45,8 +45,8 @@ use crate::rescue::{error_response, settle};
 use crate::service::{Exchange, Request, Service};
 use crate::settings::{ConnSettings, Http2Settings, Shutdown};
 
-pub(crate) use guard::PREFACE;
-use guard::{BlockLimits, Guarded, decoded_bound};
+use guard::Guarded;
+use portico_http::h2_blocks::{BlockLimits, decoded_bound};
 
 /// Streams reset by the client before Portico accepted them, at most, before the connection
 /// is ended with `ENHANCE_YOUR_CALM`.
@@ -139,8 +139,8 @@ async fn handshake(
     peer: SocketAddr,
 ) -> Option<h2::server::Connection<Guarded, Bytes>> {
     let head_bytes = settings.head.max_request_line() + settings.head.max_header_bytes;
-    let blocks = BlockLimits::for_heads(head_bytes, settings.header_timeout);
-    let io = Guarded::new(io, replay, blocks);
+    let blocks = BlockLimits::for_heads(head_bytes);
+    let io = Guarded::new(io, replay, blocks, settings.header_timeout);
     let mut builder = h2::server::Builder::new();
     builder
         .max_concurrent_streams(h2s.max_concurrent_streams)
