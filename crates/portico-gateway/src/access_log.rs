@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use portico_config::AccessLog;
 use portico_server::Exchange;
 
-use crate::caller::{AnsweredBy, Caller, RouteName};
+use crate::caller::{Caller, Routing};
 
 /// Lines waiting for the writer thread before new ones are dropped.
 const QUEUE: usize = 16 * 1024;
@@ -123,12 +123,9 @@ pub fn format_line(e: &Exchange<'_>) -> String {
     let req = e.request;
     let method = req.map(|r| r.head.method().as_str());
     let path = req.map(|r| String::from_utf8_lossy(r.head.path()).into_owned());
-    let route = req
-        .and_then(|r| r.extensions.get::<RouteName>())
-        .map(|r| &*r.0);
-    let upstream = req
-        .and_then(|r| r.extensions.get::<AnsweredBy>())
-        .map(|a| &*a.0);
+    let routing = req.and_then(|r| r.extensions.get::<Routing>());
+    let route = routing.and_then(|r| r.route.as_deref());
+    let upstream = routing.and_then(|r| r.upstream.as_deref());
     let caller = req.and_then(|r| r.extensions.get::<Caller>());
     let line = serde_json::json!({
         "time": rfc3339_millis(e.time),

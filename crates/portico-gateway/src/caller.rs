@@ -26,10 +26,12 @@ pub enum CredentialPlace {
     Query(Arc<str>),
 }
 
-/// The name of the route that took the request.
-#[derive(Clone, Debug)]
-pub struct RouteName(pub Arc<str>);
-
-/// The upstream target that answered the request (`host:port`).
-#[derive(Clone, Debug)]
-pub struct AnsweredBy(pub Arc<str>);
+/// Which route took the request and which upstream target answered it: one value, so a
+/// proxied request attaches one thing rather than two.
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    /// The name of the route that took the request.
+    pub route: Option<Arc<str>>,
+    /// The upstream target that answered (`host:port`).
+    pub upstream: Option<Arc<str>>,
+}

@@ -24,7 +24,7 @@ use portico_policy::egress::{address_allowed, host_allowed};
 use portico_server::client::{Transport, Upstream, UpstreamSettings, UpstreamTarget, connect_tcp};
 use portico_server::{Body, Error, Request, RequestBody, Response};
 
-use crate::caller::{AnsweredBy, Caller, CredentialPlace};
+use crate::caller::{Caller, CredentialPlace, Routing};
 
 use crate::access::{Directory, LoginSecret, single};
 use crate::tokens::{Login, ProjectScope, TokenStore, token_digest};
@@ -120,7 +120,10 @@ impl EgressProxy {
                 .0
         };
         let target = format!("{}:{}", dest.host, dest.port);
-        req.extensions.insert(AnsweredBy(target.into()));
+        req.extensions.insert(Routing {
+            route: None,
+            upstream: Some(target.into()),
+        });
         req.extensions.insert(caller);
         Ok(answer)
     }

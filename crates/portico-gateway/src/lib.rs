@@ -51,7 +51,7 @@ use portico_server::{
 };
 
 pub use access_log::AccessLogSink;
-pub use caller::{AnsweredBy, Caller, CredentialPlace, RouteName};
+pub use caller::{Caller, CredentialPlace, Routing};
 
 /// A future returned by a [`Handler`].
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + 'a>>;
@@ -290,12 +290,12 @@ impl Service for Gateway {
     }
 
     fn log(&self, exchange: &Exchange<'_>) {
-        if let (Some(RouteName(route)), Some(status)) = (
-            exchange
-                .request
-                .and_then(|r| r.extensions.get::<RouteName>()),
-            exchange.status,
-        ) && let Some(counts) = self.counts.get(route)
+        let route = exchange
+            .request
+            .and_then(|r| r.extensions.get::<Routing>())
+            .and_then(|r| r.route.as_ref());
+        if let (Some(route), Some(status)) = (route, exchange.status)
+            && let Some(counts) = self.counts.get(route)
         {
             counts.record(status);
         }

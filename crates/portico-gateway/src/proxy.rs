@@ -56,7 +56,7 @@ pub(crate) fn outgoing(
     deadline: Option<&Deadline>,
 ) -> Result<UpstreamRequest, Error> {
     let drop_timeout = deadline.is_some_and(|d| !d.pass);
-    let mut fields = Fields::with_capacity(req.head.len() + 160, req.head.field_count() + 8);
+    let mut fields = Fields::with_capacity(req.head.header_section_len() + 160);
     let host = copy_fields(req, caller, drop_timeout, &mut fields);
     if host.is_none() {
         // An HTTP/1.0 request may lack Host; the upstream gets its own authority.
@@ -132,7 +132,8 @@ fn copy_fields<'r>(
         _ => None,
     };
     let mut host = None;
-    for (name, value) in head.fields() {
+    for field in head.parsed_fields() {
+        let (name, value) = (field.name(), field.value());
         // Compared as CGI-style upstreams read names, so `X_Forwarded_For` cannot stand in
         // for the field Portico writes itself.
         if is_hop_by_hop(name, &connection)
@@ -145,8 +146,7 @@ fn copy_fields<'r>(
         if name.eq_ignore_ascii_case(b"host") {
             host = Some(value);
         }
-        // A field of a head Portico parsed is a token and a field value: it always goes in.
-        let _ = fields.push(name, value);
+        fields.push_parsed(field);
     }
     host
 }

@@ -9,7 +9,7 @@
 //! head that Portico parsed always pass; a value Portico composed from configuration that
 //! does not (a CR in a role name) is refused here rather than written.
 
-use crate::head::{is_field_value_byte, is_tchar};
+use crate::head::{ParsedField, is_tchar};
 
 /// A field that no protocol may carry as it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,28 +23,21 @@ impl std::fmt::Display for InvalidField {
 
 impl std::error::Error for InvalidField {}
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Line {
-    /// Where the line starts; the name runs to `colon`.
-    start: u32,
-    colon: u32,
-    /// The value is `colon + 2 .. end` (the CRLF follows).
-    end: u32,
-}
-
-/// Header fields in order, as HTTP/1.1 writes them.
+/// Header fields in order, as HTTP/1.1 writes them. Only the bytes are kept: a name ends at
+/// its line's first `:` (names are tokens) and a value at its CR (values hold none), so the
+/// fields are found again by reading the lines, which only an HTTP/2 target needs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Fields {
     wire: Vec<u8>,
-    lines: Vec<Line>,
+    count: usize,
 }
 
 impl Fields {
-    /// An empty list with room for `bytes` of fields, `count` of them.
-    pub fn with_capacity(bytes: usize, count: usize) -> Fields {
+    /// An empty list with room for `bytes` of fields.
+    pub fn with_capacity(bytes: usize) -> Fields {
         Fields {
             wire: Vec::with_capacity(bytes),
-            lines: Vec::with_capacity(count),
+            count: 0,
         }
     }
 
@@ -61,41 +54,48 @@ impl Fields {
         name: &[u8],
         write: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(), InvalidField> {
-        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        // Both checks look at every byte without stopping early, which the compiler turns into
+        // straight-line (for values, vector) code: they run on every field Portico composes.
+        if name.is_empty() || !name.iter().fold(true, |ok, &b| ok & is_tchar(b)) {
             return Err(InvalidField);
         }
         let start = self.wire.len();
         self.wire.extend_from_slice(name);
-        let colon = self.wire.len();
         self.wire.extend_from_slice(b": ");
+        let value_start = self.wire.len();
         write(&mut self.wire);
-        let end = self.wire.len();
-        if !self.wire[colon + 2..end]
+        let valid = |b: u8| (b == b'\t') | ((b >= 0x20) & (b != 0x7f));
+        if !self.wire[value_start..]
             .iter()
-            .all(|&b| is_field_value_byte(b))
+            .fold(true, |ok, &b| ok & valid(b))
         {
             self.wire.truncate(start);
             return Err(InvalidField);
         }
         self.wire.extend_from_slice(b"\r\n");
-        // Heads are bounded far below 4 GiB.
-        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        self.lines.push(Line {
-            start: at(start),
-            colon: at(colon),
-            end: at(end),
-        });
+        self.count += 1;
         Ok(())
+    }
+
+    /// Adds a field of a head Portico parsed. The parser held its name and value to the rules
+    /// `push` checks (the same byte tables), so it goes in without another look.
+    pub fn push_parsed(&mut self, field: ParsedField<'_>) {
+        self.wire.extend_from_slice(field.name());
+        self.wire.extend_from_slice(b": ");
+        self.wire.extend_from_slice(field.value());
+        self.wire.extend_from_slice(b"\r\n");
+        self.count += 1;
     }
 
     /// The fields, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.lines.iter().map(|l| {
-            (
-                &self.wire[l.start as usize..l.colon as usize],
-                &self.wire[l.colon as usize + 2..l.end as usize],
-            )
-        })
+        self.wire
+            .split(|&b| b == b'\n')
+            .filter_map(|line| line.strip_suffix(b"\r"))
+            .filter_map(|line| {
+                let colon = line.iter().position(|&b| b == b':')?;
+                Some((&line[..colon], line.get(colon + 2..).unwrap_or_default()))
+            })
     }
 
     /// The first field named `name` (ASCII case-insensitive).
@@ -107,22 +107,17 @@ impl Fields {
 
     /// How many fields.
     pub fn len(&self) -> usize {
-        self.lines.len()
+        self.count
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.lines.is_empty()
+        self.count == 0
     }
 
     /// The fields as HTTP/1.1 writes them: each `name: value` CRLF, no empty line after.
     pub fn wire(&self) -> &[u8] {
         &self.wire
-    }
-
-    /// Bytes the fields take on the wire.
-    pub fn wire_len(&self) -> usize {
-        self.wire.len()
     }
 }
 
@@ -172,5 +167,18 @@ mod tests {
         assert_eq!(f.len(), 1);
         // HTAB and obs-text are field-value bytes.
         f.push(b"X-T", b"a\tb \xff").unwrap();
+    }
+
+    #[test]
+    fn parsed_fields_go_in_as_the_parser_read_them() {
+        let head = crate::RequestHead::parse(
+            bytes::Bytes::from_static(b"GET / HTTP/1.1\r\nHost: a\r\nX-A:  b \r\n\r\n"),
+            &crate::HeadLimits::default(),
+        )
+        .unwrap();
+        let mut f = Fields::default();
+        head.parsed_fields().for_each(|p| f.push_parsed(p));
+        assert_eq!(f.wire(), b"Host: a\r\nX-A: b\r\n");
+        assert_eq!(f.get("x-a"), Some(&b"b"[..]));
     }
 }

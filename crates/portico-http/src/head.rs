@@ -227,6 +227,26 @@ struct Field {
     value: Span,
 }
 
+/// A header field of a parsed head: its name is a token and its value a field value, as the
+/// parser checked. Only the parser makes these.
+#[derive(Clone, Copy, Debug)]
+pub struct ParsedField<'h> {
+    name: &'h [u8],
+    value: &'h [u8],
+}
+
+impl<'h> ParsedField<'h> {
+    /// The field's name.
+    pub fn name(&self) -> &'h [u8] {
+        self.name
+    }
+
+    /// The field's value (OWS trimmed).
+    pub fn value(&self) -> &'h [u8] {
+        self.value
+    }
+}
+
 /// A parsed request head. Field names and values are slices of the received bytes.
 #[derive(Clone, Debug)]
 pub struct RequestHead {
@@ -359,6 +379,15 @@ impl RequestHead {
         self.fields
             .iter()
             .map(|f| (f.name.get(&self.buf), f.value.get(&self.buf)))
+    }
+
+    /// All header fields, in order received, as fields the parser checked (which
+    /// [`crate::fields::Fields::push_parsed`] takes without checking again).
+    pub fn parsed_fields(&self) -> impl Iterator<Item = ParsedField<'_>> + '_ {
+        self.fields.iter().map(|f| ParsedField {
+            name: f.name.get(&self.buf),
+            value: f.value.get(&self.buf),
+        })
     }
 
     /// The first field named `name` (ASCII case-insensitive).

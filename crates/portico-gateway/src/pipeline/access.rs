@@ -11,12 +11,15 @@ use super::{Ctx, Flow};
 use crate::Gateway;
 use crate::tokens::{self, StoredGrant};
 
+/// Whether there is anything to check: a route that asks something of its callers, or one
+/// whose URL names a project (whose billing state then applies).
+pub(super) fn applies(cx: &Ctx<'_>) -> bool {
+    !cx.route.access.is_open() || cx.project.is_some()
+}
+
 /// Who calls, before anything is read or sent on: 401, 402 or 403 when it may not.
 pub(super) async fn run(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error> {
     let access = &cx.route.access;
-    if access.is_open() && cx.project.is_none() {
-        return Ok(Flow::Next);
-    }
     let token = if access.schemes.contains(&AuthScheme::Token) {
         lookup_token(gw, cx.req).await
     } else {

@@ -9,17 +9,22 @@ use super::{Answered, Ctx, Flow, Next};
 use crate::Gateway;
 use crate::idempotency::{self, Outcome};
 
+/// Whether the request may carry a key to claim: a POST or PATCH to a proxied route with
+/// `idempotency`.
+pub(super) fn applies(cx: &Ctx<'_>) -> bool {
+    cx.route.idempotency.is_some()
+        && cx.route.upstream().is_some()
+        && !cx.req.head.method().is_idempotent()
+}
+
 pub(super) async fn claim(
     gw: &Gateway,
     cx: &mut Ctx<'_>,
     body: &mut RequestBody<'_>,
 ) -> Result<Flow, Error> {
-    let Some(settings) = &cx.route.idempotency else {
+    let Some(settings) = cx.route.idempotency.as_ref().filter(|_| applies(cx)) else {
         return Ok(Flow::Next);
     };
-    if cx.route.upstream().is_none() || cx.req.head.method().is_idempotent() {
-        return Ok(Flow::Next);
-    }
     let Some(key) = idempotency::key_of(cx.req, settings)? else {
         return Ok(Flow::Next);
     };

@@ -16,6 +16,13 @@ pub(super) async fn rate_limits(cx: &mut Ctx<'_>) -> Result<Flow, Error> {
     verdict.map(|()| Flow::Next)
 }
 
+/// Whether the request's project has a plan with rate limits.
+pub(super) fn plan_applies(gw: &Gateway, cx: &Ctx<'_>) -> bool {
+    cx.plan
+        .as_ref()
+        .is_some_and(|(_, plan)| gw.plan_limits.contains_key(plan))
+}
+
 /// The plan's limits, on every route, for the request's project.
 pub(super) async fn plan_limits(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error> {
     let Some((project, plan)) = &cx.plan else {

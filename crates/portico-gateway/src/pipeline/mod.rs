@@ -33,7 +33,7 @@ use portico_config::Quota;
 use portico_server::{Error, Permits, Request, RequestBody, Reservation, Response};
 
 use crate::access::BodyCheck;
-use crate::caller::{AnsweredBy, Caller, RouteName};
+use crate::caller::{Caller, Routing};
 use crate::deadline::Deadline;
 use crate::route::Route;
 use crate::{Gateway, Handler};
@@ -105,25 +105,54 @@ impl Phase {
         }
     }
 
-    async fn run(
+    /// The phase's decision when it needs no waiting: a phase that reads only the head, or
+    /// one with nothing to do for this request. `None` when it must wait (on a store, on the
+    /// body); then [`Phase::wait`] decides. On the hot path most phases end here, without a
+    /// future being built for them.
+    fn decide_now(
+        self,
+        gw: &Gateway,
+        cx: &mut Ctx<'_>,
+        body: &mut RequestBody<'_>,
+    ) -> Option<Result<Flow, Error>> {
+        let waits = match self {
+            Phase::Cors => return Some(cors::run(cx)),
+            Phase::Concurrency => return Some(limits::concurrency(gw, cx)),
+            Phase::BodyLimits => return Some(content::body_limits(cx, body)),
+            Phase::Content => return Some(content::media_types(cx)),
+            Phase::Deadline => return Some(deadline::run(cx)),
+            Phase::Access => access::applies(cx),
+            Phase::RateLimits => cx.route.limits.is_some(),
+            Phase::PlanLimits => limits::plan_applies(gw, cx),
+            Phase::Signature => cx.body_check.is_some(),
+            Phase::JobBody => jobs::applies(cx),
+            Phase::Idempotency => idempotency::applies(cx),
+            Phase::Quota => quota::applies(cx),
+        };
+        (!waits).then_some(Ok(Flow::Next))
+    }
+
+    /// The decision of a phase that waits.
+    async fn wait(
         self,
         gw: &Gateway,
         cx: &mut Ctx<'_>,
         body: &mut RequestBody<'_>,
     ) -> Result<Flow, Error> {
         match self {
-            Phase::Cors => cors::run(cx),
             Phase::Access => access::run(gw, cx).await,
             Phase::RateLimits => limits::rate_limits(cx).await,
             Phase::PlanLimits => limits::plan_limits(gw, cx).await,
-            Phase::Concurrency => limits::concurrency(gw, cx),
-            Phase::BodyLimits => content::body_limits(cx, body),
-            Phase::Content => content::media_types(cx),
-            Phase::Deadline => deadline::run(cx),
             Phase::Signature => access::signature(gw, cx, body).await,
             Phase::JobBody => jobs::job_body(gw, cx, body).await,
             Phase::Idempotency => idempotency::claim(gw, cx, body).await,
             Phase::Quota => quota::run(gw, cx).await,
+            // These decide at once (`decide_now`).
+            Phase::Cors
+            | Phase::Concurrency
+            | Phase::BodyLimits
+            | Phase::Content
+            | Phase::Deadline => Ok(Flow::Next),
         }
     }
 }
@@ -142,6 +171,13 @@ impl ResponsePhase {
     fn name(self) -> &'static str {
         match self {
             ResponsePhase::KeepIdempotent => "keep_idempotent",
+        }
+    }
+
+    /// Whether the phase has anything to do for this request.
+    fn applies(self, cx: &Ctx<'_>) -> bool {
+        match self {
+            ResponsePhase::KeepIdempotent => cx.claim.is_some(),
         }
     }
 
@@ -252,14 +288,14 @@ impl Outcome {
     /// Attaches the facts to the request (its extensions, read by the log line) and what it
     /// holds (released once the response is written).
     pub(crate) fn attach(&mut self, req: &mut Request) {
-        if let Some(route) = self.route.take() {
-            req.extensions.insert(RouteName(route));
+        if self.route.is_some() || self.answered_by.is_some() {
+            req.extensions.insert(Routing {
+                route: self.route.take(),
+                upstream: self.answered_by.take(),
+            });
         }
         if let Some(caller) = self.caller.take() {
             req.extensions.insert(caller);
-        }
-        if let Some(target) = self.answered_by.take() {
-            req.extensions.insert(AnsweredBy(target));
         }
         req.permits = std::mem::take(&mut self.permits);
     }
@@ -309,7 +345,9 @@ impl Gateway {
         };
         let mut answer = self.request_phases(&mut cx, body).await;
         for phase in RESPONSE_PHASES {
-            answer = phase.run(self, &mut cx, answer).await;
+            if phase.applies(&cx) {
+                answer = phase.run(self, &mut cx, answer).await;
+            }
         }
         out.keep(cx);
         answer
@@ -318,7 +356,11 @@ impl Gateway {
     /// The request phases in order, then the route's answer.
     async fn request_phases(&self, cx: &mut Ctx<'_>, body: &mut RequestBody<'_>) -> Answered {
         for phase in PHASES {
-            match phase.run(self, cx, body).await {
+            let decided = match phase.decide_now(self, cx, body) {
+                Some(decided) => decided,
+                None => phase.wait(self, cx, body).await,
+            };
+            match decided {
                 Ok(Flow::Next) => {}
                 Ok(Flow::Answer(resp)) => return Ok(Next::Respond(*resp)),
                 Err(e) => {

@@ -10,13 +10,15 @@ use super::{Ctx, Flow};
 use crate::Gateway;
 use crate::route::Answer;
 
+/// Whether the request is the project's to pay for.
+pub(super) fn applies(cx: &Ctx<'_>) -> bool {
+    cx.quota.is_some() && !matches!(cx.route.answer, Answer::Job { .. })
+}
+
 pub(super) async fn run(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error> {
-    let Some((project, quota)) = &cx.quota else {
+    let Some((project, quota)) = cx.quota.as_ref().filter(|_| applies(cx)) else {
         return Ok(Flow::Next);
     };
-    if matches!(cx.route.answer, Answer::Job { .. }) {
-        return Ok(Flow::Next);
-    }
     gw.quotas.take(project, *quota, SystemTime::now()).await?;
     Ok(Flow::Next)
 }

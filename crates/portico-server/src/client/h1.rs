@@ -2,7 +2,7 @@
 //! watching for an early answer, then the response head read; and the WebSocket handshake,
 //! on a connection of its own.
 
-use std::io::Write as _;
+use std::io::{IoSlice, Write as _};
 use std::pin::pin;
 use std::sync::Arc;
 
@@ -29,10 +29,9 @@ pub(super) async fn upgrade(
     target: Arc<TargetPool>,
     req: UpstreamRequest,
 ) -> Result<UpgradeAnswer, Error> {
-    let head = encode(&req, Framing::Upgrade);
     let mut conn = target.connect_http1().await?;
-    let sent = conn.stream.write_all(&head).await;
-    sent.and(conn.stream.flush().await)
+    write_head(&mut conn.stream, &req, Framing::Upgrade)
+        .await
         .map_err(|e| Error::new(ErrorCode::UpstreamReset).with_cause(e))?;
     let head = match read_head(&mut conn.stream, &mut conn.buf, false, true).await {
         Ok(head) => head,
@@ -68,8 +67,7 @@ pub(super) async fn send(
     body: &mut RequestBody<'_>,
     head_request: bool,
 ) -> Result<UpstreamResponse, Failure> {
-    let head = encode(req, Framing::Body(body.framing()));
-    match exchange(&mut conn, &head, body, head_request).await {
+    match exchange(&mut conn, req, body, head_request).await {
         Ok((head, sent)) => {
             let reusable = head.reusable && sent;
             let body = UpstreamBody::new(conn, head.framing, reusable, target.clone());
@@ -96,29 +94,44 @@ enum Framing {
     Upgrade,
 }
 
-/// The request as HTTP/1.1 writes it (RFC 9112 §3): the request line, the fields, what
-/// `framing` adds, and the empty line that ends the head.
-fn encode(req: &UpstreamRequest, framing: Framing) -> Vec<u8> {
-    let method = req.method.as_str().as_bytes();
-    let mut out = Vec::with_capacity(method.len() + req.target.len() + req.fields.wire_len() + 64);
-    out.extend_from_slice(method);
-    out.push(b' ');
-    out.extend_from_slice(&req.target);
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    out.extend_from_slice(req.fields.wire());
-    match framing {
-        Framing::Body(BodyFraming::None) => {}
+/// Writes the request's head as HTTP/1.1 has it (RFC 9112 §3): the request line, the
+/// fields, what `framing` adds, and the empty line, in one vectored write of pieces borrowed
+/// from the request (nothing is copied into a buffer of its own), then flushes.
+async fn write_head<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    req: &UpstreamRequest,
+    framing: Framing,
+) -> std::io::Result<()> {
+    let mut length = [0u8; 48];
+    let end: &[u8] = match framing {
+        Framing::Body(BodyFraming::None) => b"\r\n",
         Framing::Body(BodyFraming::Length(n)) => {
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, "Content-Length: {n}\r\n");
+            let mut at = std::io::Cursor::new(&mut length[..]);
+            // 48 bytes hold the field for any u64.
+            let _ = write!(at, "Content-Length: {n}\r\n\r\n");
+            let written = usize::try_from(at.position()).unwrap_or(0);
+            &length[..written]
         }
-        Framing::Body(BodyFraming::Chunked) => {
-            out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        Framing::Body(BodyFraming::Chunked) => b"Transfer-Encoding: chunked\r\n\r\n",
+        Framing::Upgrade => b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    };
+    let mut pieces = [
+        IoSlice::new(req.method.as_str().as_bytes()),
+        IoSlice::new(b" "),
+        IoSlice::new(&req.target),
+        IoSlice::new(b" HTTP/1.1\r\n"),
+        IoSlice::new(req.fields.wire()),
+        IoSlice::new(end),
+    ];
+    let mut pieces = &mut pieces[..];
+    while !pieces.is_empty() {
+        let n = w.write_vectored(pieces).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
         }
-        Framing::Upgrade => out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: websocket\r\n"),
+        IoSlice::advance_slices(&mut pieces, n);
     }
-    out.extend_from_slice(b"\r\n");
-    out
+    w.flush().await
 }
 
 struct Head {
@@ -138,12 +151,11 @@ enum CopyError {
 /// whether the whole request was sent (an upstream may answer before reading all of it).
 async fn exchange(
     conn: &mut UpConn,
-    head: &[u8],
+    req: &UpstreamRequest,
     body: &mut RequestBody<'_>,
     head_request: bool,
 ) -> Result<(Head, bool), Failure> {
-    let written = conn.stream.write_all(head).await;
-    if let Err(e) = written.and(conn.stream.flush().await) {
+    if let Err(e) = write_head(&mut conn.stream, req, Framing::Body(body.framing())).await {
         return Err(Failure::Stale(
             Error::new(ErrorCode::UpstreamReset).with_cause(e),
         ));
@@ -462,6 +474,17 @@ mod tests {
                 "{raw:?}"
             );
         }
+    }
+
+    fn encode(req: &UpstreamRequest, framing: Framing) -> Vec<u8> {
+        let mut out = Vec::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(write_head(&mut out, req, framing))
+            .expect("a Vec takes every write");
+        out
     }
 
     #[test]
