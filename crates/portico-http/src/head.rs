@@ -639,18 +639,24 @@ fn parse_field_line(line: &[u8]) -> Result<(Range, Range), ErrorCode> {
         b' ' | b'\t' => return Err(ErrorCode::HeaderNameWhitespace),
         b => return Err(fault(b, ErrorCode::HeaderNameInvalid)),
     }
-    let mut start = name_end + 1;
-    let mut end = line.len();
+    let (start, end) = value_range(line, name_end + 1);
+    if let Some(&b) = line[start..end].iter().find(|&&b| !FIELD_VALUE[b as usize]) {
+        return Err(fault(b, ErrorCode::HeaderValueInvalid));
+    }
+    Ok(((0, name_end), (start, end)))
+}
+
+/// Where a field value lies in `line` from `from` (just past the colon): OWS trimmed from
+/// both ends (RFC 9112 §5.1).
+pub(crate) fn value_range(line: &[u8], from: usize) -> (usize, usize) {
+    let (mut start, mut end) = (from, line.len());
     while start < end && (line[start] == b' ' || line[start] == b'\t') {
         start += 1;
     }
     while end > start && (line[end - 1] == b' ' || line[end - 1] == b'\t') {
         end -= 1;
     }
-    if let Some(&b) = line[start..end].iter().find(|&&b| !FIELD_VALUE[b as usize]) {
-        return Err(fault(b, ErrorCode::HeaderValueInvalid));
-    }
-    Ok(((0, name_end), (start, end)))
+    (start, end)
 }
 
 /// `tchar` of RFC 9110 §5.6.2.

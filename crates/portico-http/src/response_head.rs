@@ -31,7 +31,7 @@
 use bytes::Bytes;
 use memchr::memchr;
 
-use crate::head::{Span, is_field_value_byte, is_tchar};
+use crate::head::{Span, is_field_value_byte, is_tchar, value_range};
 
 /// Most header fields accepted in one response head.
 pub const MAX_RESPONSE_FIELDS: usize = 128;
@@ -281,14 +281,7 @@ fn field_line(line: &[u8]) -> Result<(Range, Range), InvalidHead> {
             _ => InvalidHead::FieldLine,
         });
     }
-    let mut start = name_end + 1;
-    let mut end = line.len();
-    while start < end && (line[start] == b' ' || line[start] == b'\t') {
-        start += 1;
-    }
-    while end > start && (line[end - 1] == b' ' || line[end - 1] == b'\t') {
-        end -= 1;
-    }
+    let (start, end) = value_range(line, name_end + 1);
     if let Some(&b) = line[start..end].iter().find(|&&b| !is_field_value_byte(b)) {
         return Err(if b == b'\r' {
             InvalidHead::BareCr

@@ -354,16 +354,10 @@ mod tests {
         assert_eq!(v.verify(&token(no_exp), at(1500)), Err(JwtError::Expired));
     }
 
-    #[test]
-    fn issuer_audience_and_identity_must_be_there() {
+    /// Each claim set to its value, alone, makes the token's claims refused.
+    fn assert_claims_refused<const N: usize>(changes: [(&str, Value); N]) {
         let v = verifier();
-        for (key, value) in [
-            ("iss", json!("https://evil.example")),
-            ("aud", json!("other")),
-            ("sub", json!("")),
-            ("project_id", json!(7)),
-            ("roles", json!({"a": 1})),
-        ] {
+        for (key, value) in changes {
             let mut claims = good();
             claims[key] = value;
             assert_eq!(
@@ -375,26 +369,28 @@ mod tests {
     }
 
     #[test]
+    fn issuer_audience_and_identity_must_be_there() {
+        assert_claims_refused([
+            ("iss", json!("https://evil.example")),
+            ("aud", json!("other")),
+            ("sub", json!("")),
+            ("project_id", json!(7)),
+            ("roles", json!({"a": 1})),
+        ]);
+    }
+
+    #[test]
     fn an_identity_that_could_break_a_header_field_is_refused() {
         // The identity goes upstream in header fields: a CR or LF would end one early, and a
         // comma in a role would make two roles of one.
-        let v = verifier();
-        for (key, value) in [
+        assert_claims_refused([
             ("sub", json!("alice\r\nX-Portico-Roles: admin")),
             ("project_id", json!("p1\n")),
             ("sub", json!("a\u{0}b")),
             ("roles", json!(["member", "reader,admin"])),
             ("roles", json!(["member\r\nX-A: 1"])),
             ("roles", json!([""])),
-        ] {
-            let mut claims = good();
-            claims[key] = value;
-            assert_eq!(
-                v.verify(&token(claims), at(1500)),
-                Err(JwtError::ClaimsInvalid),
-                "{key}"
-            );
-        }
+        ]);
     }
 
     #[test]
