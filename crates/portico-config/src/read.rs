@@ -182,13 +182,13 @@ impl Reader {
     }
 }
 
-/// `250ms`, `10s`, `5m`, `1h`: a whole number and a unit, nothing else.
+/// `250ms`, `10s`, `5m`, `1h`, `7d`: a whole number and a unit, nothing else.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     let (number, unit) = text.split_at(digits);
     let err = || {
         format!(
-            "invalid duration `{text}`: write a whole number and a unit, e.g. 250ms, 10s, 5m, 1h"
+            "invalid duration `{text}`: write a whole number and a unit, e.g. 250ms, 10s, 5m, 1h, 7d"
         )
     };
     let n: u64 = number.parse().map_err(|_| err())?;
@@ -197,6 +197,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => n.checked_mul(1000),
         "m" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
         _ => return Err(err()),
     };
     ms.map(Duration::from_millis).ok_or_else(err)
@@ -302,6 +303,7 @@ mod tests {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         for bad in [
             "10",
             "s",

@@ -60,12 +60,82 @@ enum Frame {
     Map(Loc, Vec<(String, Node, Node)>, Option<(String, Node)>),
 }
 
+/// `${NAME}` references in the text, shielded from YAML's flow syntax.
+///
+/// A secret may be written `${NAME}` (an environment variable) wherever a scalar may stand.
+/// In flow context (`[…]`, `{…}`) YAML ends a plain scalar at `{`, so `[${KEY}]` would not
+/// parse. Before parsing, each reference is rewritten `$(NAME)`, which has the same length (no
+/// line or column moves) and is a plain scalar in every context; the scalars that held one get
+/// their `${NAME}` back. Nothing else in the text changes.
+struct Shielded<'a> {
+    text: std::borrow::Cow<'a, str>,
+    /// Where each reference starts (in characters, as the parser counts) and its name.
+    refs: Vec<(usize, &'a str)>,
+}
+
+fn shield(src: &str) -> Shielded<'_> {
+    let mut refs = Vec::new();
+    let mut out: Option<String> = None;
+    let mut chars = 0;
+    let mut rest = src;
+    let mut done = 0;
+    while let Some(at) = rest.find("${") {
+        chars += rest[..at].chars().count();
+        let after = &rest[at + 2..];
+        let len = after
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'_')
+            .count();
+        let name = &after[..len];
+        let starts_well = name.bytes().next().is_some_and(|b| !b.is_ascii_digit());
+        let consumed = if starts_well && after.as_bytes().get(len) == Some(&b'}') {
+            let start = done + at;
+            let o = out.get_or_insert_with(String::new);
+            o.push_str(&src[o.len()..start]);
+            o.push_str("$(");
+            o.push_str(name);
+            o.push(')');
+            refs.push((chars, name));
+            len + 3
+        } else {
+            2
+        };
+        chars += consumed;
+        done += at + consumed;
+        rest = &src[done..];
+    }
+    let text = match out {
+        Some(mut o) => {
+            o.push_str(&src[o.len()..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(src),
+    };
+    Shielded { text, refs }
+}
+
+impl Shielded<'_> {
+    /// A scalar's text with the references that stood in its span given back.
+    fn restore(&self, value: String, span: &Span) -> String {
+        let inside = self
+            .refs
+            .iter()
+            .filter(|(at, _)| (span.start.index()..span.end.index()).contains(at));
+        let mut value = value;
+        for (_, name) in inside {
+            value = value.replace(&format!("$({name})"), &format!("${{{name}}}"));
+        }
+        value
+    }
+}
+
 /// Loads one YAML document. An empty document is `Null`.
 pub fn load(src: &str) -> Result<Node, Problem> {
     let mut stack: Vec<Frame> = Vec::new();
     let mut root: Option<Node> = None;
     let mut documents = 0;
-    for event in Parser::new_from_str(src) {
+    let shielded = shield(src);
+    for event in Parser::new_from_str(&shielded.text) {
         let (event, span) = event.map_err(|e| {
             let m = e.marker();
             Problem::at(
@@ -100,6 +170,11 @@ pub fn load(src: &str) -> Result<Node, Problem> {
             }
             Event::Scalar(value, style, _, None) => {
                 let plain = style == ScalarStyle::Plain;
+                let value = if shielded.refs.is_empty() {
+                    value
+                } else {
+                    shielded.restore(value.into_owned(), &span).into()
+                };
                 let kind = if plain && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL")
                 {
                     Kind::Null
@@ -245,6 +320,30 @@ mod tests {
         assert!(e.message.starts_with("invalid YAML"), "{e:?}");
         assert!(e.loc.is_some());
         assert_eq!(load("").unwrap().kind, Kind::Null);
+    }
+
+    #[test]
+    fn references_stand_wherever_a_scalar_may() {
+        // Plain in block and flow context, quoted, in a block scalar, as a key: each reads
+        // back as written, and lines and columns do not move.
+        let text = "a: ${A}\nb: [${B}, x]\nc: {k: ${C_1}}\nd: \"${D}\"\ne: |\n  ${E}\n${F}: 1\ng: $(G) ${H\n";
+        let n = load(text).unwrap();
+        let json = to_json(&n);
+        assert_eq!(json["a"], "${A}");
+        assert_eq!(json["b"], serde_json::json!(["${B}", "x"]));
+        assert_eq!(json["c"]["k"], "${C_1}");
+        assert_eq!(json["d"], "${D}");
+        assert_eq!(json["e"], "${E}\n");
+        assert_eq!(json["${F}"], 1);
+        // Not references: left as they are.
+        assert_eq!(json["g"], "$(G) ${H");
+        let Kind::Map(entries) = &n.kind else {
+            panic!()
+        };
+        assert_eq!(entries[2].2.loc, Loc { line: 3, col: 4 });
+        // Text before a reference that is not ASCII keeps its place too.
+        let n = load("é: [${A}, ${B}]\n").unwrap();
+        assert_eq!(to_json(&n)["é"], serde_json::json!(["${A}", "${B}"]));
     }
 
     #[test]
