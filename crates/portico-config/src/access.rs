@@ -376,7 +376,7 @@ fn read_cors(r: &mut Reader, node: &Node, path: &str) -> Option<CorsPolicy> {
         valid.then(|| o.to_string())
     });
     let methods = list(r, "methods", &|m| {
-        Method::from_bytes(m.as_bytes()).map(|_| m.to_string())
+        Method::routable(m.as_bytes()).map(|_| m.to_string())
     });
     let headers = list(r, "headers", &|h| {
         valid_token(h).then(|| h.to_ascii_lowercase())
@@ -458,7 +458,7 @@ fn read_policy(r: &mut Reader, node: &Node, path: &str) -> Option<Vec<Rule>> {
                     continue;
                 };
                 let fine = match *key {
-                    "methods" => Method::from_bytes(text.as_bytes()).is_some(),
+                    "methods" => Method::routable(text.as_bytes()).is_some(),
                     "paths" => text.starts_with('/'),
                     _ => valid_name(text),
                 };

@@ -457,8 +457,8 @@ fn read_methods(r: &mut Reader, node: &Node, path: &str) -> Option<MethodSet> {
         let ipath = format!("{path}[{i}]");
         match r.string(item, &ipath) {
             Some(s) => match Method::from_bytes(s.as_bytes()) {
-                Some(Method::Connect) => {
-                    r.problem(item, &ipath, "CONNECT cannot be routed");
+                Some(m) if !Method::ROUTABLE.contains(&m) => {
+                    r.problem(item, &ipath, format!("{s} cannot be routed"));
                     ok = false;
                 }
                 Some(m) if set.contains(m) => {
@@ -467,7 +467,7 @@ fn read_methods(r: &mut Reader, node: &Node, path: &str) -> Option<MethodSet> {
                 }
                 Some(m) => set.insert(m),
                 None => {
-                    let known: Vec<&str> = Method::ALL.iter().map(|m| m.as_str()).collect();
+                    let known: Vec<&str> = Method::ROUTABLE.iter().map(|m| m.as_str()).collect();
                     r.problem(
                         item,
                         &ipath,

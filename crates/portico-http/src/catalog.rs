@@ -329,9 +329,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         405,
         "MethodNotAllowed",
         "The method specified in the request is not supported by the requested resource. Do not retry the request before modification.",
-        "The path matches a route but the method is not among its methods; `Allow` lists them.",
+        "The path matches a route (or an admin API resource) but the method is not among its methods; `Allow` lists them. Every method of the IANA HTTP Method Registry (`QUERY`, `PROPFIND`, …) that a path does not take is 405, not 501.",
         Implemented,
-        &["routing::wrong_method_is_405_with_allow"],
+        &[
+            "routing::wrong_method_is_405_with_allow",
+            "routing::registered_methods_a_route_does_not_take_are_405_and_others_501",
+        ],
     ),
     row(
         406,
@@ -516,7 +519,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         501,
         "Not Implemented",
         "The server does not support the requested function.",
-        "An unknown method, `CONNECT` on the data plane, or a request `Transfer-Encoding` other than chunked.",
+        "A method outside the IANA HTTP Method Registry (methods are case-sensitive: `get` is one), `CONNECT` on the data plane, or a request `Transfer-Encoding` other than chunked.",
         Implemented,
         &[
             "protocol::unknown_method_is_501",

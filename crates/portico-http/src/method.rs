@@ -5,7 +5,9 @@
 
 use std::fmt;
 
-/// A method Portico knows. Any other token is answered 501.
+/// A method of the IANA HTTP Method Registry. Any other token is answered 501; a registered
+/// method that a path does not take is 405 with `Allow` (RFC 9110 §15.5.6), like any other.
+/// Routes take only [`Method::ROUTABLE`] ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Method {
     /// GET
@@ -26,11 +28,73 @@ pub enum Method {
     Trace,
     /// CONNECT
     Connect,
+    /// ACL
+    Acl,
+    /// BASELINE-CONTROL
+    BaselineControl,
+    /// BIND
+    Bind,
+    /// CHECKIN
+    Checkin,
+    /// CHECKOUT
+    Checkout,
+    /// COPY
+    Copy,
+    /// LABEL
+    Label,
+    /// LINK
+    Link,
+    /// LOCK
+    Lock,
+    /// MERGE
+    Merge,
+    /// MKACTIVITY
+    MkActivity,
+    /// MKCALENDAR
+    MkCalendar,
+    /// MKCOL
+    MkCol,
+    /// MKREDIRECTREF
+    MkRedirectRef,
+    /// MKWORKSPACE
+    MkWorkspace,
+    /// MOVE
+    Move,
+    /// ORDERPATCH
+    OrderPatch,
+    /// PRI
+    Pri,
+    /// PROPFIND
+    PropFind,
+    /// PROPPATCH
+    PropPatch,
+    /// QUERY
+    Query,
+    /// REBIND
+    Rebind,
+    /// REPORT
+    Report,
+    /// SEARCH
+    Search,
+    /// UNBIND
+    Unbind,
+    /// UNCHECKOUT
+    Uncheckout,
+    /// UNLINK
+    Unlink,
+    /// UNLOCK
+    Unlock,
+    /// UPDATE
+    Update,
+    /// UPDATEREDIRECTREF
+    UpdateRedirectRef,
+    /// VERSION-CONTROL
+    VersionControl,
 }
 
 impl Method {
-    /// Every known method, in the order `Allow` lists them.
-    pub const ALL: [Method; 9] = [
+    /// Every registered method, in the order `Allow` lists them (RFC 9110's first).
+    pub const ALL: [Method; 40] = [
         Method::Get,
         Method::Head,
         Method::Post,
@@ -40,9 +104,53 @@ impl Method {
         Method::Options,
         Method::Trace,
         Method::Connect,
+        Method::Acl,
+        Method::BaselineControl,
+        Method::Bind,
+        Method::Checkin,
+        Method::Checkout,
+        Method::Copy,
+        Method::Label,
+        Method::Link,
+        Method::Lock,
+        Method::Merge,
+        Method::MkActivity,
+        Method::MkCalendar,
+        Method::MkCol,
+        Method::MkRedirectRef,
+        Method::MkWorkspace,
+        Method::Move,
+        Method::OrderPatch,
+        Method::Pri,
+        Method::PropFind,
+        Method::PropPatch,
+        Method::Query,
+        Method::Rebind,
+        Method::Report,
+        Method::Search,
+        Method::Unbind,
+        Method::Uncheckout,
+        Method::Unlink,
+        Method::Unlock,
+        Method::Update,
+        Method::UpdateRedirectRef,
+        Method::VersionControl,
     ];
 
-    /// The method for an exact, case-sensitive token.
+    /// The methods a route may take (`CONNECT` is the egress proxy's; the other registered
+    /// methods belong to WebDAV and its kin, which Portico does not route).
+    pub const ROUTABLE: [Method; 8] = [
+        Method::Get,
+        Method::Head,
+        Method::Post,
+        Method::Put,
+        Method::Patch,
+        Method::Delete,
+        Method::Options,
+        Method::Trace,
+    ];
+
+    /// The registered method for an exact, case-sensitive token.
     pub fn from_bytes(token: &[u8]) -> Option<Method> {
         Some(match token {
             b"GET" => Method::Get,
@@ -54,8 +162,44 @@ impl Method {
             b"OPTIONS" => Method::Options,
             b"TRACE" => Method::Trace,
             b"CONNECT" => Method::Connect,
+            b"ACL" => Method::Acl,
+            b"BASELINE-CONTROL" => Method::BaselineControl,
+            b"BIND" => Method::Bind,
+            b"CHECKIN" => Method::Checkin,
+            b"CHECKOUT" => Method::Checkout,
+            b"COPY" => Method::Copy,
+            b"LABEL" => Method::Label,
+            b"LINK" => Method::Link,
+            b"LOCK" => Method::Lock,
+            b"MERGE" => Method::Merge,
+            b"MKACTIVITY" => Method::MkActivity,
+            b"MKCALENDAR" => Method::MkCalendar,
+            b"MKCOL" => Method::MkCol,
+            b"MKREDIRECTREF" => Method::MkRedirectRef,
+            b"MKWORKSPACE" => Method::MkWorkspace,
+            b"MOVE" => Method::Move,
+            b"ORDERPATCH" => Method::OrderPatch,
+            b"PRI" => Method::Pri,
+            b"PROPFIND" => Method::PropFind,
+            b"PROPPATCH" => Method::PropPatch,
+            b"QUERY" => Method::Query,
+            b"REBIND" => Method::Rebind,
+            b"REPORT" => Method::Report,
+            b"SEARCH" => Method::Search,
+            b"UNBIND" => Method::Unbind,
+            b"UNCHECKOUT" => Method::Uncheckout,
+            b"UNLINK" => Method::Unlink,
+            b"UNLOCK" => Method::Unlock,
+            b"UPDATE" => Method::Update,
+            b"UPDATEREDIRECTREF" => Method::UpdateRedirectRef,
+            b"VERSION-CONTROL" => Method::VersionControl,
             _ => return None,
         })
+    }
+
+    /// A method a route may take, for an exact, case-sensitive token.
+    pub fn routable(token: &[u8]) -> Option<Method> {
+        Method::from_bytes(token).filter(|m| Method::ROUTABLE.contains(m))
     }
 
     /// The method's token.
@@ -70,16 +214,51 @@ impl Method {
             Method::Options => "OPTIONS",
             Method::Trace => "TRACE",
             Method::Connect => "CONNECT",
+            Method::Acl => "ACL",
+            Method::BaselineControl => "BASELINE-CONTROL",
+            Method::Bind => "BIND",
+            Method::Checkin => "CHECKIN",
+            Method::Checkout => "CHECKOUT",
+            Method::Copy => "COPY",
+            Method::Label => "LABEL",
+            Method::Link => "LINK",
+            Method::Lock => "LOCK",
+            Method::Merge => "MERGE",
+            Method::MkActivity => "MKACTIVITY",
+            Method::MkCalendar => "MKCALENDAR",
+            Method::MkCol => "MKCOL",
+            Method::MkRedirectRef => "MKREDIRECTREF",
+            Method::MkWorkspace => "MKWORKSPACE",
+            Method::Move => "MOVE",
+            Method::OrderPatch => "ORDERPATCH",
+            Method::Pri => "PRI",
+            Method::PropFind => "PROPFIND",
+            Method::PropPatch => "PROPPATCH",
+            Method::Query => "QUERY",
+            Method::Rebind => "REBIND",
+            Method::Report => "REPORT",
+            Method::Search => "SEARCH",
+            Method::Unbind => "UNBIND",
+            Method::Uncheckout => "UNCHECKOUT",
+            Method::Unlink => "UNLINK",
+            Method::Unlock => "UNLOCK",
+            Method::Update => "UPDATE",
+            Method::UpdateRedirectRef => "UPDATEREDIRECTREF",
+            Method::VersionControl => "VERSION-CONTROL",
         }
     }
 
-    /// Idempotent per RFC 9110 §9.2.2: safe to repeat on a fresh connection.
+    /// Idempotent per RFC 9110 §9.2.2 (and the registry, for the others): safe to repeat on a
+    /// fresh connection.
     pub const fn is_idempotent(self) -> bool {
-        !matches!(self, Method::Post | Method::Patch | Method::Connect)
+        !matches!(
+            self,
+            Method::Post | Method::Patch | Method::Connect | Method::Lock
+        )
     }
 
-    const fn bit(self) -> u16 {
-        1 << self as u16
+    const fn bit(self) -> u64 {
+        1 << self as u64
     }
 }
 
@@ -91,7 +270,7 @@ impl fmt::Display for Method {
 
 /// A set of methods, as a route declares them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MethodSet(u16);
+pub struct MethodSet(u64);
 
 impl MethodSet {
     /// The empty set.
@@ -152,9 +331,13 @@ mod tests {
         assert_eq!(Method::from_bytes(b"GET"), Some(Method::Get));
         assert_eq!(Method::from_bytes(b"get"), None);
         assert_eq!(Method::from_bytes(b"BREW"), None);
+        assert_eq!(Method::from_bytes(b"query"), None);
         for m in Method::ALL {
             assert_eq!(Method::from_bytes(m.as_str().as_bytes()), Some(m));
         }
+        assert_eq!(Method::routable(b"QUERY"), None);
+        assert_eq!(Method::routable(b"CONNECT"), None);
+        assert_eq!(Method::routable(b"PATCH"), Some(Method::Patch));
     }
 
     #[test]

@@ -52,6 +52,44 @@ async fn wrong_method_is_405_with_allow() {
     assert_error(&resp, 405, "PTC.METHOD_NOT_ALLOWED");
 }
 
+/// Every method of the IANA registry is one a path may not take (405 with `Allow`), never one
+/// Portico does not know (501, which stays for tokens outside the registry).
+#[tokio::test]
+async fn registered_methods_a_route_does_not_take_are_405_and_others_501() {
+    let gw = TestGateway::start(CONFIG).await;
+    for method in portico_http::Method::ALL {
+        let m = method.as_str();
+        if ["GET", "HEAD", "POST", "DELETE", "OPTIONS", "CONNECT"].contains(&m) {
+            continue;
+        }
+        let resp = gw
+            .request(&format!("{m} /v1/p/items HTTP/1.1\r\nHost: a\r\n\r\n"))
+            .await;
+        assert_error(&resp, 405, "PTC.METHOD_NOT_ALLOWED");
+        assert_eq!(
+            resp.header("allow"),
+            Some("GET, HEAD, POST, DELETE, OPTIONS"),
+            "{m}"
+        );
+        let resp = gw
+            .request(&format!("{m} /nowhere HTTP/1.1\r\nHost: a\r\n\r\n"))
+            .await;
+        assert_error(&resp, 404, "PTC.ROUTE_NOT_FOUND");
+    }
+    // QUERY carries a body (draft-ietf-httpbis-safe-method-w-body); refused from its head,
+    // the body is never read and the connection closes.
+    let resp = gw
+        .request("QUERY /v1/p/items HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}")
+        .await;
+    assert_error(&resp, 405, "PTC.METHOD_NOT_ALLOWED");
+    for token in ["BREW", "query", "FETCH"] {
+        let resp = gw
+            .request(&format!("{token} /v1/p/items HTTP/1.1\r\nHost: a\r\n\r\n"))
+            .await;
+        assert_error(&resp, 501, "PTC.METHOD_NOT_IMPLEMENTED");
+    }
+}
+
 #[tokio::test]
 async fn methods_of_one_template_reach_their_own_route() {
     let gw = TestGateway::start(CONFIG).await;

@@ -158,15 +158,15 @@ fn to_http2(
         map.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     let mut request = Request::new(());
-    *request.method_mut() = http_method(req.method);
+    *request.method_mut() = http_method(req.method)?;
     *request.uri_mut() = uri;
     *request.headers_mut() = map;
     Ok(request)
 }
 
 /// The `http` crate's name for a method Portico knows.
-fn http_method(m: Method) -> http::Method {
-    match m {
+fn http_method(m: Method) -> Result<http::Method, Error> {
+    Ok(match m {
         Method::Get => http::Method::GET,
         Method::Head => http::Method::HEAD,
         Method::Post => http::Method::POST,
@@ -176,7 +176,13 @@ fn http_method(m: Method) -> http::Method {
         Method::Options => http::Method::OPTIONS,
         Method::Trace => http::Method::TRACE,
         Method::Connect => http::Method::CONNECT,
-    }
+        // Routes never take the other registered methods; `http` takes each (a valid token)
+        // as an extension method.
+        other => {
+            return http::Method::from_bytes(other.as_str().as_bytes())
+                .map_err(|_| Error::new(ErrorCode::Internal));
+        }
+    })
 }
 
 /// `:path` for a target. Portico's request parser admits some visible ASCII that RFC 3986
@@ -282,6 +288,13 @@ mod tests {
             method: Method::Post,
             target: target.to_vec(),
             fields: f,
+        }
+    }
+
+    #[test]
+    fn every_registered_method_is_an_http_method() {
+        for m in Method::ALL {
+            assert_eq!(http_method(m).unwrap().as_str(), m.as_str());
         }
     }
 
