@@ -68,7 +68,15 @@ pub struct Window {
 }
 
 const API_KEYS: &[&str] = &["name", "base_path", "versions"];
-const VERSION_KEYS: &[&str] = &["id", "status", "deprecated_at", "sunset", "maintenance"];
+/// `openapi` is read with the routes (see `openapi.rs`): it stands for the version's routes.
+const VERSION_KEYS: &[&str] = &[
+    "id",
+    "status",
+    "deprecated_at",
+    "sunset",
+    "maintenance",
+    "openapi",
+];
 const WINDOW_KEYS: &[&str] = &["start", "end"];
 
 /// Reads `apis`.

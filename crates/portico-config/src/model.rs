@@ -15,7 +15,7 @@ use crate::limits::{Limits, read_limits};
 use crate::listen::{
     AdminListener, Http2, Listeners, TlsListener, read_admin, read_http2, read_listen, read_tls,
 };
-use crate::read::Reader;
+use crate::read::{Origin, Reader};
 use crate::route_table::check_overlaps;
 use crate::routes::{Route, check_buffer_budget, check_jobs_paths, read_routes};
 use crate::upstreams::{Upstream, read_upstreams};
@@ -133,7 +133,7 @@ impl Config {
         let upstreams = top
             .get("upstreams")
             .map_or_else(Vec::new, |n| read_upstreams(r, n));
-        let routes = read_routes(r, root, top.get("routes"), &upstreams);
+        let routes = read_routes(r, root, top.get("routes"), top.get("apis"), &upstreams);
         check_overlaps(r, &routes);
         if matches!(jwt, Some(None)) {
             check_jwt_routes(r, &routes);
@@ -233,12 +233,12 @@ fn read_storage(r: &mut Reader, n: &Node) -> Option<String> {
 
 /// `auth: jwt` needs the top-level `jwt` block; reported for every route that asks for it
 /// when there is none.
-fn check_jwt_routes(r: &mut Reader, routes: &[(&Node, Route)]) {
-    for (i, (node, route)) in routes.iter().enumerate() {
+fn check_jwt_routes(r: &mut Reader, routes: &[(Origin, Route)]) {
+    for (at, route) in routes {
         if route.access.schemes.contains(&access::AuthScheme::Jwt) {
-            r.problem(
-                node,
-                &format!("routes[{i}].auth"),
+            r.problem_at(
+                at,
+                "auth",
                 "`jwt` needs the top-level `jwt` block (the identity provider's keys)",
             );
         }

@@ -18,6 +18,16 @@ pub(crate) struct Reader {
     pub(crate) base: Option<PathBuf>,
     /// Where `${NAME}` secrets come from; the process environment when `None`.
     pub(crate) env: Option<Env>,
+    /// OpenAPI documents read so far, each compiled once.
+    pub(crate) documents: crate::openapi::Documents,
+}
+
+/// Where a route came from: its place in the file and its key path (`routes[2]`, or
+/// `routes[2](listPets)` for a route an OpenAPI operation made).
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    pub(crate) loc: crate::yaml::Loc,
+    pub(crate) label: String,
 }
 
 /// The entries of a mapping whose keys have been checked against what is allowed.
@@ -62,6 +72,12 @@ impl Reader {
 
     pub(crate) fn problem(&mut self, node: &Node, path: &str, message: impl Into<String>) {
         self.problems.push(Problem::at(node.loc, path, message));
+    }
+
+    /// A problem at a route (its place, and its key path).
+    pub(crate) fn problem_at(&mut self, at: &Origin, key: &str, message: impl Into<String>) {
+        self.problems
+            .push(Problem::at(at.loc, &join(&at.label, key), message));
     }
 
     /// A mapping whose keys must all be in `allowed` (a typo must never switch a protection

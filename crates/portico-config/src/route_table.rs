@@ -3,9 +3,8 @@
 
 use portico_http::{Method, MethodSet};
 
-use crate::read::Reader;
+use crate::read::{Origin, Reader};
 use crate::routes::Route;
-use crate::yaml::Node;
 
 /// The routing table: routes grouped by path template (routes sharing one pool their methods
 /// for 405 and OPTIONS), and a router from a path to its group. Built once by validation,
@@ -99,15 +98,11 @@ impl RouteTable {
 }
 
 /// Every overlap between routes, at the route that overlaps an earlier one.
-pub(crate) fn check_overlaps(r: &mut Reader, routes: &[(&Node, Route)]) {
+pub(crate) fn check_overlaps(r: &mut Reader, routes: &[(Origin, Route)]) {
     let list: Vec<Route> = routes.iter().map(|(_, route)| route.clone()).collect();
     if let Err(overlaps) = RouteTable::build(&list) {
         for o in overlaps {
-            r.problem(
-                routes[o.route].0,
-                &format!("routes[{}].path", o.route),
-                o.message,
-            );
+            r.problem_at(&routes[o.route].0, "path", o.message);
         }
     }
 }

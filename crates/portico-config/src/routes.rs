@@ -11,9 +11,11 @@ use portico_http::{Method, MethodSet};
 use crate::access::{self, Access};
 use crate::content::{self, StaticFiles};
 use crate::limits::Limits;
+use crate::openapi::{OpenApiOperation, ResponseCheck};
 use crate::path_template::PathTemplate;
-use crate::read::{Fields, Reader, join, read_name};
+use crate::read::{Fields, Origin, Reader, join, read_name};
 use crate::redirect::{self, Redirect};
+use crate::transform::BodyTransform;
 use crate::upstreams::{Transport, Upstream, read_max_in_flight};
 use crate::yaml::Node;
 
@@ -60,6 +62,13 @@ pub struct Route {
     pub idempotency: Option<crate::jobs::Idempotency>,
     /// Its asynchronous jobs (`async`), when it has them.
     pub async_jobs: Option<crate::jobs::AsyncJobs>,
+    /// The OpenAPI operation it stands for (a route of an `openapi` entry): its parameters
+    /// and body are checked against it.
+    pub openapi: Option<OpenApiOperation>,
+    /// What happens to an upstream response the operation does not allow.
+    pub validate_responses: ResponseCheck,
+    /// How an upstream's JSON 200 body is transformed (answered 203).
+    pub transform: Option<BodyTransform>,
 }
 
 /// What answers a route's requests.
@@ -124,16 +133,22 @@ const ROUTE_KEYS: &[&str] = &[
     "pass_timeout",
     "idempotency",
     "async",
+    "openapi",
+    "operations",
+    "validate_responses",
+    "transform",
 ];
 
-/// `routes`: each one read, names unique, and no two overlapping.
-pub(crate) fn read_routes<'n>(
+/// `routes` (with the routes of `openapi` entries and API versions): each one read, names
+/// unique, and no two overlapping.
+pub(crate) fn read_routes(
     r: &mut Reader,
     root: &Node,
-    node: Option<&'n Node>,
+    node: Option<&Node>,
+    apis: Option<&Node>,
     upstreams: &[Upstream],
-) -> Vec<(&'n Node, Route)> {
-    let mut routes: Vec<(&Node, Route)> = Vec::new();
+) -> Vec<(Origin, Route)> {
+    let mut routes: Vec<(Origin, Route)> = Vec::new();
     let Some(n) = node else {
         r.missing(root, "", "routes");
         return routes;
@@ -144,18 +159,30 @@ pub(crate) fn read_routes<'n>(
     if list.is_empty() {
         r.problem(n, "routes", "at least one route is needed");
     }
-    for (i, node) in list.iter().enumerate() {
-        let path = format!("routes[{i}]");
-        if let Some(route) = read_route(r, node, &path, upstreams) {
-            if routes.iter().any(|(_, o)| o.name == route.name) {
-                r.problem(
-                    node,
-                    &join(&path, "name"),
-                    format!("route `{}` is defined twice", route.name),
-                );
-            }
-            routes.push((node, route));
+    for entry in crate::openapi::entries(r, list, apis) {
+        let at = Origin {
+            loc: entry.node.loc,
+            label: entry.label.clone(),
+        };
+        let Some(mut route) = read_route(r, &entry.node, &entry.label, upstreams) else {
+            continue;
+        };
+        if routes.iter().any(|(_, o)| o.name == route.name) {
+            r.problem_at(
+                &at,
+                "name",
+                format!("route `{}` is defined twice", route.name),
+            );
         }
+        if route.validate_responses != ResponseCheck::Off && entry.operation.is_none() {
+            r.problem_at(
+                &at,
+                "validate_responses",
+                "`validate_responses` checks responses against an OpenAPI document: it is for routes with `openapi`",
+            );
+        }
+        route.openapi = entry.operation;
+        routes.push((at, route));
     }
     routes
 }
@@ -210,6 +237,8 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     let deadline = crate::jobs::read_deadline(r, node, path, &f);
     let idempotency = crate::jobs::read_idempotency(r, path, &f);
     let async_jobs = crate::jobs::read_async(r, path, &f, template.as_ref());
+    let validate_responses = read_response_check(r, path, &f);
+    let transform = crate::transform::read(r, path, &f);
     let mut access = access::read_access(r, &f, path);
     // A CORS policy that lists no methods allows the route's own.
     if let (Some(Some(cors)), Some(methods)) = (access.as_mut().map(|a| a.cors.as_mut()), methods)
@@ -236,7 +265,40 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         deadline: deadline?,
         idempotency: idempotency?,
         async_jobs: async_jobs?,
+        openapi: None,
+        validate_responses: validate_responses?,
+        transform: transform?,
     })
+}
+
+/// `validate_responses: off | report | enforce` (routes with an `upstream`).
+fn read_response_check(r: &mut Reader, path: &str, f: &Fields<'_>) -> Option<ResponseCheck> {
+    let Some(n) = f.get("validate_responses") else {
+        return Some(ResponseCheck::Off);
+    };
+    let vpath = join(path, "validate_responses");
+    let check = match r.string(n, &vpath)? {
+        "off" => ResponseCheck::Off,
+        "report" => ResponseCheck::Report,
+        "enforce" => ResponseCheck::Enforce,
+        other => {
+            r.problem(
+                n,
+                &vpath,
+                format!("`{other}` is not `off`, `report` or `enforce`"),
+            );
+            return None;
+        }
+    };
+    if check != ResponseCheck::Off && f.get("upstream").is_none() {
+        r.problem(
+            n,
+            &vpath,
+            "`validate_responses` is for routes with an `upstream`",
+        );
+        return None;
+    }
+    Some(check)
 }
 
 /// What answers the route: exactly one of `upstream`, `handler`, `redirect` and `use_proxy`.
@@ -531,13 +593,13 @@ fn read_websocket(
 }
 
 /// A route that buffers bodies larger than the whole budget could never take one.
-pub(crate) fn check_buffer_budget(r: &mut Reader, routes: &[(&Node, Route)], limits: &Limits) {
-    for (i, (node, route)) in routes.iter().enumerate() {
+pub(crate) fn check_buffer_budget(r: &mut Reader, routes: &[(Origin, Route)], limits: &Limits) {
+    for (at, route) in routes {
         let max = route.max_body_bytes.unwrap_or(limits.max_body_bytes);
         if route.buffer_body && max > limits.body_buffer_bytes {
-            r.problem(
-                node,
-                &format!("routes[{i}].buffer_body"),
+            r.problem_at(
+                at,
+                "buffer_body",
                 format!(
                     "this route takes bodies up to {max} bytes but limits.body_buffer_bytes is {}: such a body could never be buffered; lower max_body_bytes or raise body_buffer_bytes",
                     limits.body_buffer_bytes
@@ -550,9 +612,9 @@ pub(crate) fn check_buffer_budget(r: &mut Reader, routes: &[(&Node, Route)], lim
             .contains(&access::AuthScheme::Signature)
             && max > limits.body_buffer_bytes
         {
-            r.problem(
-                node,
-                &format!("routes[{i}].auth"),
+            r.problem_at(
+                at,
+                "auth",
                 format!(
                     "a signed body is read whole before it is checked, and this route takes bodies up to {max} bytes but limits.body_buffer_bytes is {}; lower max_body_bytes or raise body_buffer_bytes",
                     limits.body_buffer_bytes
@@ -564,8 +626,8 @@ pub(crate) fn check_buffer_budget(r: &mut Reader, routes: &[(&Node, Route)], lim
 
 /// Async routes that share a jobs path share its access rules: the jobs there are read with
 /// them, so they must be the same for every route whose jobs are there.
-pub(crate) fn check_jobs_paths(r: &mut Reader, routes: &[(&Node, Route)]) {
-    for (i, (node, route)) in routes.iter().enumerate() {
+pub(crate) fn check_jobs_paths(r: &mut Reader, routes: &[(Origin, Route)]) {
+    for (i, (at, route)) in routes.iter().enumerate() {
         let Some(jobs) = &route.async_jobs else {
             continue;
         };
@@ -575,9 +637,9 @@ pub(crate) fn check_jobs_paths(r: &mut Reader, routes: &[(&Node, Route)]) {
                 .as_ref()
                 .is_some_and(|o| o.path == jobs.path && other.access != route.access)
         }) {
-            r.problem(
-                node,
-                &format!("routes[{i}].async.path"),
+            r.problem_at(
+                at,
+                "async.path",
                 format!(
                     "jobs at `{}` are read with the access rules of the routes that make them, and another async route with jobs there has different ones: give this route its own `path`",
                     jobs.path

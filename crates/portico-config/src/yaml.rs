@@ -240,6 +240,23 @@ pub fn load(src: &str) -> Result<Node, Problem> {
     }))
 }
 
+/// Whether a node nests deeper than `max` levels (checked without recursion, before anything
+/// walks it recursively).
+pub fn depth_over(node: &Node, max: usize) -> bool {
+    let mut stack = vec![(node, 0usize)];
+    while let Some((n, depth)) = stack.pop() {
+        if depth > max {
+            return true;
+        }
+        match &n.kind {
+            Kind::Seq(items) => stack.extend(items.iter().map(|i| (i, depth + 1))),
+            Kind::Map(entries) => stack.extend(entries.iter().map(|(_, _, v)| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A node as JSON, for files that hold documents (`portico apply`): a plain scalar that reads
 /// as a JSON number, `true`, `false` or `null` is that; every other scalar is a string. A
 /// document written as JSON comes back exactly as it was.

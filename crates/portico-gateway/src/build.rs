@@ -84,6 +84,7 @@ impl Gateway {
             plan_rate_limits,
             rate_limiters,
             counts: HashMap::new(),
+            body_counts: Arc::default(),
         }
         .with_stats(&RouteStats::new()))
     }
@@ -178,6 +179,9 @@ fn route(
         deadline: r.deadline,
         idempotency: r.idempotency,
         async_jobs: r.async_jobs.clone(),
+        openapi: r.openapi.as_ref().map(|o| o.operation.clone()),
+        validate_responses: r.validate_responses,
+        transform: r.transform.clone(),
     })
 }
 

@@ -52,6 +52,7 @@ use portico_server::{
 
 pub use access_log::AccessLogSink;
 pub use caller::{Caller, CredentialPlace, Routing};
+pub use pipeline::responses::BodyCounts;
 
 /// A future returned by a [`Handler`].
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + 'a>>;
@@ -102,6 +103,8 @@ pub struct Gateway {
     /// Each route's response counts, by route name (taken from a registry that outlives
     /// this gateway).
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
+    /// What the response phases counted (checked, unchecked, transformed responses).
+    body_counts: Arc<pipeline::responses::BodyCounts>,
 }
 
 /// A configuration the gateway could not be built from.
@@ -260,6 +263,18 @@ impl Gateway {
             .ok_or_else(|| BuildError::NoSuchRoute(route.to_string()))?;
         entry.answer = route::Answer::Custom(handler);
         Ok(self)
+    }
+
+    /// Counts responses checked and transformed in `counts` (shared by the gateways a
+    /// process builds, so a reload does not reset them).
+    pub fn with_body_counts(mut self, counts: Arc<BodyCounts>) -> Gateway {
+        self.body_counts = counts;
+        self
+    }
+
+    /// What the response phases counted.
+    pub fn body_counts(&self) -> &Arc<BodyCounts> {
+        &self.body_counts
     }
 
     /// Bytes held now in buffered request bodies, for tests and metrics.

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use portico_config::{Access, AsyncJobs, Deadline, Idempotency, RateLimit, Redirect};
+use portico_config::{
+    Access, AsyncJobs, BodyTransform, Deadline, Idempotency, RateLimit, Redirect, ResponseCheck,
+};
 use portico_http::MethodSet;
 use portico_http::coding::ContentCoding;
 use portico_http::negotiate::MediaType;
@@ -64,6 +66,12 @@ pub(crate) struct Route {
     pub(crate) idempotency: Option<Idempotency>,
     /// `async`.
     pub(crate) async_jobs: Option<AsyncJobs>,
+    /// The OpenAPI operation the route stands for: parameters and bodies checked against it.
+    pub(crate) openapi: Option<Arc<portico_openapi::Operation>>,
+    /// `validate_responses`.
+    pub(crate) validate_responses: ResponseCheck,
+    /// `transform`: an upstream's JSON 200 body reshaped (203).
+    pub(crate) transform: Option<BodyTransform>,
 }
 
 impl Route {
@@ -88,6 +96,9 @@ impl Route {
             deadline: Deadline::default(),
             idempotency: None,
             async_jobs: None,
+            openapi: None,
+            validate_responses: ResponseCheck::Off,
+            transform: None,
         }
     }
 

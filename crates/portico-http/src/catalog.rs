@@ -755,6 +755,12 @@ error_codes! {
     ChunkTrailerInvalid => (400, "CHUNK_TRAILER_INVALID", Client, AfterChange, true, "The trailer section of the request body is invalid.");
     /// The client closed its side before sending the whole body it announced.
     BodyIncomplete => (400, "BODY_INCOMPLETE", Client, AfterChange, true, "The request body ended before its announced length.");
+    /// A parameter of an OpenAPI operation (path, query, header or cookie) that is missing, cannot be read by its `style`, or breaks its schema; `errors` lists each problem (`in`, `name`, `pointer`, `detail`).
+    ParameterInvalid => (400, "PARAMETER_INVALID", Client, AfterChange, false, "A request parameter is missing or not valid.");
+    /// An OpenAPI operation whose `requestBody` is required, and a request without a body.
+    BodyRequired => (400, "BODY_REQUIRED", Client, AfterChange, false, "This request needs a body.");
+    /// A JSON body (by its `Content-Type`) that is not JSON, or nests deeper than 128 levels, on a route that checks it against an OpenAPI schema.
+    BodyMalformed => (400, "BODY_MALFORMED", Client, AfterChange, false, "The request body is not valid JSON.");
     /// An admin request body that is not a JSON document (or not an object).
     JsonMalformed => (400, "JSON_MALFORMED", Client, AfterChange, false, "The request body is not a valid JSON object.");
     /// A token request that is JSON but not a Keystone v3 password-method request (`auth.identity.methods` with `password`, `auth.identity.password.user.name` and `.password`).
@@ -893,6 +899,8 @@ error_codes! {
     RangeNotSatisfiable => (416, "RANGE_NOT_SATISFIABLE", Client, AfterChange, false, "None of the requested ranges can be satisfied.");
     /// The `Idempotency-Key` was used before with a different request payload (method, target, content type or body).
     IdempotencyKeyReused => (422, "IDEMPOTENCY_KEY_REUSED", Client, AfterChange, false, "This Idempotency-Key was already used with a different request payload.");
+    /// A JSON body that breaks its OpenAPI operation's schema; `errors` lists each violation (`pointer` in the body, `schema` pointer, `keyword`, `detail`).
+    SchemaInvalid => (422, "SCHEMA_INVALID", Client, AfterChange, false, "The request body does not match the schema of this operation.");
     /// A well-formed admin request body that breaks the resource's rules; `violations` lists each with its JSON pointer.
     ValidationFailed => (422, "VALIDATION_FAILED", Client, AfterChange, false, "The request body is not valid for this resource.");
     /// An `Expect` header with anything other than `100-continue`.
@@ -927,6 +935,8 @@ error_codes! {
     UpstreamReset => (502, "UPSTREAM_RESET", Upstream, Later, false, "The upstream service closed the connection unexpectedly.");
     /// The upstream's response was not valid HTTP/1.1 (or HTTP/2: a malformed response or a protocol error).
     UpstreamInvalidResponse => (502, "UPSTREAM_INVALID_RESPONSE", Upstream, Later, false, "The upstream service sent an invalid response.");
+    /// A route with `validate_responses: enforce`, and an upstream response its OpenAPI operation does not allow (an undeclared status or media type, or a body that breaks its schema).
+    UpstreamResponseInvalid => (502, "UPSTREAM_RESPONSE_INVALID", Upstream, Later, false, "The upstream service sent a response its API description does not allow.");
     /// The upstream answered 306, which is unused and never relayed.
     UpstreamStatus306 => (502, "UPSTREAM_STATUS_306", Upstream, Later, false, "The upstream service sent an unusable status.");
     /// The node running the job stopped (or lost the store) before the upstream answered; the job's result says so. Sending the request again may repeat its work.

@@ -81,6 +81,8 @@ pub struct Operation {
     pub body: Option<Body>,
     /// Its responses, by status.
     pub responses: Vec<Response>,
+    /// Whether a response schema may have `writeOnly` properties to remove.
+    write_only: bool,
 }
 
 /// A parameter of an operation.
@@ -253,12 +255,14 @@ impl Operation {
         pick(&self.body.as_ref()?.media, content_type)?.1.as_ref()
     }
 
-    /// Whether any of its responses has a schema (to check, or to remove `writeOnly`
-    /// properties by).
-    pub fn has_response_schemas(&self) -> bool {
-        self.responses
-            .iter()
-            .any(|r| r.media.iter().any(|(_, s)| s.is_some()))
+    /// Whether its responses may carry `writeOnly` properties that must be removed (then
+    /// every JSON response with a schema is looked into).
+    pub fn strips_write_only(&self) -> bool {
+        self.write_only
+            && self
+                .responses
+                .iter()
+                .any(|r| r.media.iter().any(|(_, s)| s.is_some()))
     }
 
     /// What a response with `status` and `content_type` (`None`: no body) may be.
@@ -499,6 +503,9 @@ pub fn load(main: &str, root: Value, read: Read<'_>) -> Result<Spec, Vec<Problem
         return Err(files.problems);
     }
     compile_slots(&mut files, &mut operations, slots)?;
+    for op in &mut operations {
+        op.write_only = files.write_only;
+    }
     Ok(Spec {
         version: files.version,
         operations,
@@ -699,6 +706,7 @@ fn read_operation(
         parameters,
         body,
         responses,
+        write_only: false,
     })
 }
 

@@ -59,6 +59,8 @@ pub(crate) struct Files {
     in_place: HashMap<Place, Vec<(Place, String)>>,
     /// Schemas a `$ref` leads to, not yet checked against the meta-schema.
     unchecked: Vec<Place>,
+    /// Whether some schema has a `writeOnly` property (which responses must lose).
+    pub(crate) write_only: bool,
 }
 
 /// Reads a file beside the document by its name (a relative path).
@@ -152,6 +154,7 @@ impl Files {
             walked: HashSet::new(),
             in_place: HashMap::new(),
             unchecked: Vec::new(),
+            write_only: false,
         })
     }
 
@@ -414,6 +417,7 @@ impl Files {
             if marked.is_empty() {
                 continue;
             }
+            self.write_only |= !request;
             let views = if request {
                 &mut self.request
             } else {

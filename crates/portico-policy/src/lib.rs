@@ -12,6 +12,7 @@
 //! - [`ratelimit`]: GCRA rate limits per key.
 //! - [`rules`]: a route's `policy`, ordered `allow` / `deny` rules.
 //! - [`signature`]: signed requests (`SDK-HMAC-SHA256`), to verify and to make.
+//! - [`transform`]: field projection and masking of JSON bodies (203).
 
 pub mod cidr;
 pub mod cors;
@@ -23,6 +24,7 @@ pub mod ratelimit;
 pub mod rules;
 pub mod secret;
 pub mod signature;
+pub mod transform;
 
 pub use cidr::Cidr;
 pub use secret::{Secret, ct_eq, from_hex, hex, sha256, sha256_hex};

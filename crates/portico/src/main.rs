@@ -18,7 +18,7 @@ use portico_gateway::jobs::{JobStore, Jobs, MemoryJobs};
 use portico_gateway::limits::{MonotonicClock, RateLimiters};
 use portico_gateway::quota::{MemoryLedger, QuotaFuture, QuotaLedger, Quotas};
 use portico_gateway::tokens::{MemoryTokens, StoredGrant, TokenFuture, TokenStore};
-use portico_gateway::{AccessLogSink, EgressService, Gateway};
+use portico_gateway::{AccessLogSink, BodyCounts, EgressService, Gateway};
 use portico_policy::failures::FailureLimiter;
 use portico_server::tls::{self, Tls};
 use portico_server::{Listener, Reloadable, RouteStats};
@@ -440,6 +440,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
             None => Arc::new(MemoryJobs::default()),
         },
         node: portico_store::new_id().into(),
+        body_counts: Arc::default(),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Reloadable::new(gateway));
@@ -576,6 +577,8 @@ struct Shared {
     jobs: Arc<dyn JobStore>,
     /// This process, as the jobs it runs name it.
     node: Arc<str>,
+    /// Responses checked against OpenAPI operations, and transformed.
+    body_counts: Arc<BodyCounts>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -837,8 +840,16 @@ async fn admin_api(
             .with_limit_reset(limit_reset(shared.rate_limiters.clone()))
             .with_metrics({
                 let limiters = shared.rate_limiters.clone();
+                let bodies = shared.body_counts.clone();
                 Arc::new(move || {
-                    serde_json::json!({"rate_limit_store_failures": limiters.store_failures()})
+                    let mut m =
+                        serde_json::json!({"rate_limit_store_failures": limiters.store_failures()});
+                    if let (Some(m), serde_json::Value::Object(b)) =
+                        (m.as_object_mut(), bodies.snapshot())
+                    {
+                        m.extend(b);
+                    }
+                    m
                 })
             }),
     );
@@ -902,7 +913,8 @@ fn build(
             shared.node.clone(),
             config.limits.job_results_bytes,
         )))
-        .with_rate_limiters(shared.rate_limiters.clone()))
+        .with_rate_limiters(shared.rate_limiters.clone())
+        .with_body_counts(shared.body_counts.clone()))
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.

@@ -24,7 +24,9 @@ mod deadline;
 mod idempotency;
 mod jobs;
 mod limits;
+mod openapi;
 mod quota;
+pub(crate) mod responses;
 mod routing;
 
 use std::sync::Arc;
@@ -47,15 +49,18 @@ pub(crate) const PHASES: &[Phase] = &[
     Phase::Concurrency,
     Phase::BodyLimits,
     Phase::Content,
+    Phase::Parameters,
     Phase::Deadline,
     Phase::Signature,
+    Phase::Schema,
     Phase::JobBody,
     Phase::Idempotency,
     Phase::Quota,
 ];
 
 /// The response phases, in order: each sees the answer (or the error) and may change it.
-pub(crate) const RESPONSE_PHASES: &[ResponsePhase] = &[ResponsePhase::KeepIdempotent];
+pub(crate) const RESPONSE_PHASES: &[ResponsePhase] =
+    &[ResponsePhase::ResponseBody, ResponsePhase::KeepIdempotent];
 
 /// One request phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,10 +79,14 @@ pub(crate) enum Phase {
     BodyLimits,
     /// What the route consumes and produces.
     Content,
+    /// The OpenAPI operation's parameters, and a body it requires.
+    Parameters,
     /// The client's deadline.
     Deadline,
     /// A signature that covers the body.
     Signature,
+    /// A JSON body against the OpenAPI operation's schema.
+    Schema,
     /// The body of a request that may become a job, read whole.
     JobBody,
     /// `Idempotency-Key`: a claim, a replay, or 409 / 422.
@@ -97,8 +106,10 @@ impl Phase {
             Phase::Concurrency => "concurrency",
             Phase::BodyLimits => "body_limits",
             Phase::Content => "content",
+            Phase::Parameters => "parameters",
             Phase::Deadline => "deadline",
             Phase::Signature => "signature",
+            Phase::Schema => "schema",
             Phase::JobBody => "job_body",
             Phase::Idempotency => "idempotency",
             Phase::Quota => "quota",
@@ -120,11 +131,13 @@ impl Phase {
             Phase::Concurrency => return Some(limits::concurrency(gw, cx)),
             Phase::BodyLimits => return Some(content::body_limits(cx, body)),
             Phase::Content => return Some(content::media_types(cx)),
+            Phase::Parameters => return Some(openapi::parameters(cx)),
             Phase::Deadline => return Some(deadline::run(cx)),
             Phase::Access => access::applies(cx),
             Phase::RateLimits => cx.route.limits.is_some(),
             Phase::PlanLimits => limits::plan_applies(gw, cx),
             Phase::Signature => cx.body_check.is_some(),
+            Phase::Schema => openapi::body_applies(cx),
             Phase::JobBody => jobs::applies(cx),
             Phase::Idempotency => idempotency::applies(cx),
             Phase::Quota => quota::applies(cx),
@@ -144,6 +157,7 @@ impl Phase {
             Phase::RateLimits => limits::rate_limits(cx).await,
             Phase::PlanLimits => limits::plan_limits(gw, cx).await,
             Phase::Signature => access::signature(gw, cx, body).await,
+            Phase::Schema => openapi::body(gw, cx, body).await,
             Phase::JobBody => jobs::job_body(gw, cx, body).await,
             Phase::Idempotency => idempotency::claim(gw, cx, body).await,
             Phase::Quota => quota::run(gw, cx).await,
@@ -152,6 +166,7 @@ impl Phase {
             | Phase::Concurrency
             | Phase::BodyLimits
             | Phase::Content
+            | Phase::Parameters
             | Phase::Deadline => Ok(Flow::Next),
         }
     }
@@ -160,6 +175,9 @@ impl Phase {
 /// One response phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ResponsePhase {
+    /// The upstream's response against the OpenAPI operation (`validate_responses`,
+    /// `writeOnly`), then the route's `transform` (203).
+    ResponseBody,
     /// A claimed `Idempotency-Key`: the upstream's response kept for retries, or the key
     /// given up when the request failed.
     KeepIdempotent,
@@ -170,6 +188,7 @@ impl ResponsePhase {
     #[cfg(test)]
     fn name(self) -> &'static str {
         match self {
+            ResponsePhase::ResponseBody => "response_body",
             ResponsePhase::KeepIdempotent => "keep_idempotent",
         }
     }
@@ -177,12 +196,14 @@ impl ResponsePhase {
     /// Whether the phase has anything to do for this request.
     fn applies(self, cx: &Ctx<'_>) -> bool {
         match self {
+            ResponsePhase::ResponseBody => responses::applies(cx),
             ResponsePhase::KeepIdempotent => cx.claim.is_some(),
         }
     }
 
     async fn run(self, gw: &Gateway, cx: &mut Ctx<'_>, answer: Answered) -> Answered {
         match self {
+            ResponsePhase::ResponseBody => responses::run(cx, &gw.body_counts, answer).await,
             ResponsePhase::KeepIdempotent => idempotency::keep(gw, cx, answer).await,
         }
     }
