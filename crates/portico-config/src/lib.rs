@@ -145,6 +145,31 @@ fn parse(
     }
 }
 
+/// The configuration file with its `openapi` entries written out as the routes they stand
+/// for (`portico openapi routes`): YAML that `check-config` accepts. The file is validated
+/// first; a file with problems gives them instead.
+pub fn expand_openapi(path: &Path) -> Result<String, Problems> {
+    load(path)?;
+    let origin = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| Problems {
+        origin: origin.clone(),
+        list: vec![Problem {
+            loc: None,
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }],
+    })?;
+    let root = yaml::load(&src).map_err(|p| Problems {
+        origin: origin.clone(),
+        list: vec![p],
+    })?;
+    let mut reader = read::Reader {
+        base: path.parent().map(Path::to_path_buf),
+        ..read::Reader::default()
+    };
+    Ok(openapi::expanded(&mut reader, &root))
+}
+
 /// Reads and validates a configuration file. Relative paths in it are relative to the file's
 /// directory.
 pub fn load(path: &Path) -> Result<Config, Problems> {

@@ -234,6 +234,69 @@ fn expand(r: &mut Reader, node: &Node, label: &str, version: Option<(&str, &str)
     out
 }
 
+/// The configuration file at `root` (its node tree) with every `openapi` entry (and API
+/// version) written out as the routes it stands for: YAML (each value as JSON, which is
+/// YAML) that `check-config` accepts. What the file says is kept as written (`${NAME}`
+/// references included, never their values); comments are not.
+pub(crate) fn expanded(r: &mut Reader, root: &Node) -> String {
+    let Kind::Map(top) = &root.kind else {
+        return String::new();
+    };
+    let routes = match map_get(root, "routes").map(|n| &n.kind) {
+        Some(Kind::Seq(list)) => list.as_slice(),
+        _ => &[],
+    };
+    let list = entries(r, routes, map_get(root, "apis"));
+    let mut out = String::from(
+        "# The routes of this file's OpenAPI documents, one per operation, as `portico openapi routes`\n\
+         # wrote them. Relative paths are relative to the original file's directory; the documents'\n\
+         # own checks (parameters, bodies, responses) come only with `openapi:`.\n",
+    );
+    for (key, _, value) in top {
+        match key.as_str() {
+            "routes" => {
+                out.push_str("routes:\n");
+                for e in &list {
+                    out.push_str(&format!("  - {}\n", in_order(&e.node)));
+                }
+            }
+            "apis" => {
+                let mut apis = yaml::to_json(value);
+                for api in apis.as_array_mut().into_iter().flatten() {
+                    for v in api["versions"].as_array_mut().into_iter().flatten() {
+                        if let Some(m) = v.as_object_mut() {
+                            m.remove("openapi");
+                        }
+                    }
+                }
+                out.push_str(&format!("apis: {apis}\n"));
+            }
+            _ => out.push_str(&format!("{key}: {}\n", in_order(value))),
+        }
+    }
+    out
+}
+
+/// A node as flow YAML (JSON), its mapping's keys in their order; `validate_responses` left
+/// out (without `openapi` there is nothing to check responses against).
+fn in_order(node: &Node) -> String {
+    let Kind::Map(entries) = &node.kind else {
+        return yaml::to_json(node).to_string();
+    };
+    let items: Vec<String> = entries
+        .iter()
+        .filter(|(k, _, _)| k != "validate_responses")
+        .map(|(k, _, v)| {
+            format!(
+                "{}: {}",
+                serde_json::Value::String(k.clone()),
+                yaml::to_json(v)
+            )
+        })
+        .collect();
+    format!("{{{}}}", items.join(", "))
+}
+
 /// `operations`: per operation, the keys that differ from the entry's.
 fn operation_overrides<'n>(
     r: &mut Reader,

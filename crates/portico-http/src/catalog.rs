@@ -59,10 +59,6 @@ const fn row(
     }
 }
 
-const fn planned(issue: u32) -> RowState {
-    RowState::Planned { issue }
-}
-
 use RowState::{Implemented, Never};
 
 /// The contract table (`seed/status-codes.txt`), in order, with 200 added at its place.
@@ -129,9 +125,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         203,
         "Non-Authoritative Information",
         "This request is successful.",
-        "A field masking/projection policy transformed an upstream 200 body.",
-        planned(0),
-        &[],
+        "An upstream's JSON 200 that Portico changed: a route's `transform` (`keep`, `remove`, `rename`, `add`, pointers with `*` for every array item) changed it, or `writeOnly` properties of its OpenAPI operation were removed. `Content-Length` is recomputed, a strong `ETag` becomes weak, `Content-Digest` is dropped; a HEAD says what the GET would. Bodies that are not JSON or are over `transform.max_bytes` (default 1 MiB), and other statuses, are relayed untouched.",
+        Implemented,
+        &[
+            "openapi::a_transformed_200_is_203_with_a_weak_etag_and_no_digest",
+            "openapi::write_only_properties_never_leave_and_the_200_becomes_203",
+        ],
     ),
     row(
         204,
@@ -247,7 +246,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         400,
         "BadRequest",
         "Invalid request. Do not retry the request before modification.",
-        "Malformed request line or header, obs-fold, bare CR or LF, NUL, missing or repeated Host, Content-Length with Transfer-Encoding, conflicting Content-Length, bad chunk framing, a header section over `max_header_bytes` (never 431), a field name that only underscores tell apart from Content-Length or Transfer-Encoding. Each cause has its own error code; the connection is closed. A corpus of desync vectors (`crates/portico/tests/smuggling/`) checks that none reaches an upstream.",
+        "Malformed request line or header, obs-fold, bare CR or LF, NUL, missing or repeated Host, Content-Length with Transfer-Encoding, conflicting Content-Length, bad chunk framing, a header section over `max_header_bytes` (never 431), a field name that only underscores tell apart from Content-Length or Transfer-Encoding. Each cause has its own error code; the connection is closed. A corpus of desync vectors (`crates/portico/tests/smuggling/`) checks that none reaches an upstream. On routes from an OpenAPI document: a parameter (path, query, header, cookie) that is missing or breaks its schema, read by its `style` and `explode` (`PTC.PARAMETER_INVALID`, every problem in `errors` with `in`, `name`, `pointer`, `detail`; decided from the head), a required body that is absent (`PTC.BODY_REQUIRED`), a JSON body that is not JSON or nests deeper than 128 levels (`PTC.BODY_MALFORMED`).",
         Implemented,
         &[
             "protocol::malformed_request_line_is_400",
@@ -259,6 +258,8 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "protocol::conflicting_content_lengths_are_400",
             "protocol::bad_chunk_size_is_400",
             "protocol::header_section_over_limit_is_400_not_431",
+            "openapi::bad_parameters_are_400_listing_every_problem_before_the_upstream",
+            "openapi::bodies_are_415_400_or_422_by_the_operations_request_body",
             "smuggling::every_desync_vector_is_refused_or_neutralised",
         ],
     ),
@@ -340,12 +341,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         406,
         "Not Acceptable",
         "The server could not fulfill the request according to the content characteristics of the request.",
-        "`Accept` matches none of a route's `produces` (decided before anything is sent upstream) or a static file's type; `Accept-Encoding` refuses identity and no precompressed sibling it accepts exists. The body's `available` lists what there is.",
+        "`Accept` matches none of a route's `produces` (decided before anything is sent upstream; a route from an OpenAPI operation produces the media types of its 2xx responses) or a static file's type; `Accept-Encoding` refuses identity and no precompressed sibling it accepts exists. The body's `available` lists what there is.",
         Implemented,
         &[
             "negotiation::accept_matching_nothing_produced_is_406_before_the_upstream",
             "static_files::accept_that_excludes_the_files_type_is_406",
             "static_files::identity_refused_without_an_acceptable_sibling_is_406",
+            "openapi::accept_is_held_to_what_the_operation_produces",
         ],
     ),
     row(
@@ -450,13 +452,14 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         415,
         "Unsupported Media Type",
         "The server does not support the media type in the request.",
-        "A request body whose `Content-Type` is not among the route's `consumes` (with `Accept` listing them), or whose `Content-Encoding` the route does not take (with `Accept-Encoding`); decided from the head, before `100 Continue` and before anything is sent upstream.",
+        "A request body whose `Content-Type` is not among the route's `consumes` (with `Accept` listing them; a route from an OpenAPI operation consumes its `requestBody`'s media types), or whose `Content-Encoding` the route does not take (with `Accept-Encoding`); decided from the head, before `100 Continue` and before anything is sent upstream.",
         Implemented,
         &[
             "negotiation::content_type_not_consumed_is_415_with_accept",
             "negotiation::content_encoding_not_taken_is_415_with_accept_encoding",
             "negotiation::unsupported_media_type_is_decided_before_100_continue",
             "static_files::route_level_produces_and_consumes_apply_to_static_routes_too",
+            "openapi::bodies_are_415_400_or_422_by_the_operations_request_body",
         ],
     ),
     row(
@@ -479,7 +482,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         422,
         "UnprocessableEntity",
         "The request is well-formed but cannot be processed due to semantic errors.",
-        "Admin API documents that break a resource's rules, every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); an `Idempotency-Key` used before with another payload: method, target, content type or body (`PTC.IDEMPOTENCY_KEY_REUSED`); route schema validation comes with its issue.",
+        "Admin API documents that break a resource's rules, every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); an `Idempotency-Key` used before with another payload: method, target, content type or body (`PTC.IDEMPOTENCY_KEY_REUSED`); a JSON body that breaks the schema of its route's OpenAPI operation (`PTC.SCHEMA_INVALID`: draft 2020-12 for 3.1 documents, 3.0's dialect with `nullable` for 3.0 ones; `readOnly` properties refused), every violation in `errors` with the body's pointer, the schema's (`FILE#POINTER`) and the keyword.",
         Implemented,
         &[
             "admin::bad_bodies_get_400_415_and_422_with_every_violation",
@@ -487,6 +490,8 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "admin::plans_hold_a_quota_and_rate_limits",
             "idempotency::the_key_with_another_payload_is_422_and_in_flight_is_409",
             "cli::idempotency_keys_are_shared_by_two_nodes_on_one_postgresql",
+            "openapi::bodies_are_415_400_or_422_by_the_operations_request_body",
+            "openapi::http2_requests_are_checked_the_same_way",
         ],
     ),
     row(
@@ -531,7 +536,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         502,
         "Bad Gateway",
         "The server was acting as a gateway or proxy and received an invalid request from the remote server.",
-        "The upstream refused the connection, reset it (or an HTTP/2 stream), answered invalid HTTP, answered 306, or failed the TLS handshake; each its own error code. A target that could not be connected to is skipped for the upstream's next target (the request never reached it); 502 when none could be. A job's result when the job failed: the error its request met, its node stopped first (`PTC.JOB_INTERRUPTED`), or the answer was too large to keep (`PTC.JOB_RESULT_TOO_LARGE`).",
+        "The upstream refused the connection, reset it (or an HTTP/2 stream), answered invalid HTTP, answered 306, or failed the TLS handshake; each its own error code. A target that could not be connected to is skipped for the upstream's next target (the request never reached it); 502 when none could be. A job's result when the job failed: the error its request met, its node stopped first (`PTC.JOB_INTERRUPTED`), or the answer was too large to keep (`PTC.JOB_RESULT_TOO_LARGE`). A route with `validate_responses: enforce`, and an upstream response its OpenAPI operation does not allow (`PTC.UPSTREAM_RESPONSE_INVALID`).",
         Implemented,
         &[
             "jobs::a_job_that_fails_has_its_error_as_its_result",
@@ -543,6 +548,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "proxy::upstream_reset_is_502",
             "proxy::upstream_garbage_is_502",
             "proxy::upstream_306_becomes_502",
+            "openapi::responses_the_document_does_not_allow_are_502_when_enforced_and_counted_when_reported",
             "upstream_h2::upstream_stream_failures_are_502_and_refused_streams_are_retried",
             "upstream_h2::untrusted_or_misnamed_upstream_certificates_are_502",
         ],

@@ -94,6 +94,11 @@ enum Command {
         #[arg(long)]
         content_sha256: bool,
     },
+    /// OpenAPI documents as Portico reads them.
+    Openapi {
+        #[command(subcommand)]
+        what: OpenapiCommand,
+    },
     /// Print the status-code contract table and what Portico does for each code.
     Codes {
         /// Print the error-code catalog as Markdown (docs/errors.md) instead.
@@ -102,6 +107,16 @@ enum Command {
         /// Print the contract status as Markdown (docs/contract.md) instead.
         #[arg(long)]
         contract: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum OpenapiCommand {
+    /// Print CONFIG with each `openapi:` entry written out as the routes it stands for (one
+    /// per operation), as YAML that `check-config` accepts.
+    Routes {
+        /// Configuration file (YAML).
+        config: PathBuf,
     },
 }
 
@@ -199,6 +214,15 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Openapi {
+            what: OpenapiCommand::Routes { config },
+        } => match portico_config::expand_openapi(&config) {
+            Ok(text) => print_out(&text),
+            Err(problems) => {
+                eprint!("{problems}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Codes { errors, contract } => {
             let text = if errors {
                 portico_http::catalog::errors_markdown()
@@ -207,12 +231,17 @@ fn main() -> ExitCode {
             } else {
                 portico_http::catalog::codes_text()
             };
-            let mut out = std::io::stdout().lock();
-            match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(_) => ExitCode::FAILURE,
-            }
+            print_out(&text)
         }
+    }
+}
+
+/// Writes `text` to standard output.
+fn print_out(text: &str) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
     }
 }
 

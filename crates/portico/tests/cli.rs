@@ -331,6 +331,110 @@ fn sighup_reloads_a_valid_file_and_keeps_serving_the_old_one_on_a_bad_file() {
     served.stop();
 }
 
+/// A document with a `/echo` path, as an OpenAPI 3.1 file; `version` names its operation.
+fn echo_document(operation: &str) -> String {
+    format!(
+        "openapi: 3.1.0\ninfo: {{title: t, version: '1'}}\npaths:\n  /echo:\n    get:\n      operationId: {operation}\n      parameters: [{{name: n, in: query, schema: {{type: integer}}}}]\n      responses: {{'200': {{description: ok}}}}\n"
+    )
+}
+
+#[cfg(unix)]
+#[test]
+fn a_reload_keeps_the_old_openapi_document_when_the_new_one_is_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("api.yaml"), echo_document("first")).unwrap();
+    let path = write_config(
+        &dir,
+        "portico.yaml",
+        "listen: 127.0.0.1:0\naccess_log: off\nroutes:\n  - {name: api, path: /, openapi: api.yaml, handler: echo}\n",
+    );
+    let mut served = Served::start(&path, Stdio::null());
+    let addr = served.address("listening");
+    assert_eq!(route_answering(&addr), "api.first");
+    std::fs::write(dir.path().join("api.yaml"), echo_document("second")).unwrap();
+    served.signal("HUP");
+    served.read_until("configuration reloaded");
+    assert_eq!(route_answering(&addr), "api.second");
+    // A document that cannot be used: named with its pointer, and the old one keeps serving.
+    std::fs::write(
+        dir.path().join("api.yaml"),
+        echo_document("third").replace("type: integer", "type: integr"),
+    )
+    .unwrap();
+    served.signal("HUP");
+    let logged = served.read_until("previous configuration keeps serving");
+    assert!(logged.contains("api.yaml"), "{logged}");
+    assert!(
+        logged.contains("#/paths/~1echo/get/parameters/0/schema"),
+        "{logged}"
+    );
+    assert_eq!(route_answering(&addr), "api.second");
+    served.stop();
+}
+
+#[test]
+fn openapi_routes_prints_a_file_that_check_config_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("openapi")).unwrap();
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/openapi/petstore.yaml"
+        ),
+        dir.path().join("openapi/petstore.yaml"),
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/openapi.yaml"
+    ))
+    .unwrap();
+    let path = write_config(&dir, "portico.yaml", &config);
+    let out = Command::new(BIN)
+        .args(["openapi", "routes"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in [
+        "pets.listPets",
+        "pets.createPet",
+        "pets.showPet",
+        "pets.deletePet",
+    ] {
+        assert!(text.contains(&format!("\"name\": \"{name}\"")), "{text}");
+    }
+    let expanded = write_config(&dir, "expanded.yaml", &text);
+    let check = Command::new(BIN)
+        .arg("check-config")
+        .arg(&expanded)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // A file with problems gives its problems, not routes.
+    let bad = write_config(
+        &dir,
+        "bad.yaml",
+        &config.replace("openapi/petstore.yaml", "missing.yaml"),
+    );
+    let out = Command::new(BIN)
+        .args(["openapi", "routes"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing.yaml"));
+}
+
 #[test]
 fn check_config_refuses_a_tls_key_that_is_not_the_certificates() {
     let dir = tempfile::tempdir().unwrap();

@@ -152,9 +152,14 @@ fn references(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The files an example may name beside itself: an identity provider's key set and a
-/// directory of files to serve.
+/// The files an example may name beside itself: an identity provider's key set, a
+/// directory of files to serve, and the example OpenAPI documents (`examples/openapi/`).
 fn fixtures(dir: &Path) {
+    std::fs::create_dir_all(dir.join("openapi")).unwrap();
+    for doc in std::fs::read_dir(root().join("examples/openapi")).unwrap() {
+        let doc = doc.unwrap().path();
+        std::fs::copy(&doc, dir.join("openapi").join(doc.file_name().unwrap())).unwrap();
+    }
     std::fs::write(
         dir.join("idp-keys.json"),
         r#"{"keys": [{"kty": "oct", "kid": "hs", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#,

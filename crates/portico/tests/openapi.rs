@@ -363,3 +363,42 @@ async fn a_transformed_200_is_203_with_a_weak_etag_and_no_digest() {
     assert_eq!(resp.status, 404);
     assert_eq!(resp.json(), json!({"items": [{"secret": "s"}]}));
 }
+
+#[tokio::test]
+async fn http2_requests_are_checked_the_same_way() {
+    use portico_testkit::h2::{client, request as h2_request, send};
+    let mut up = MockUpstream::start(|r| {
+        json_reply(
+            "201 Created",
+            "",
+            &String::from_utf8_lossy(&r.body).replace('{', "{\"id\":1,"),
+        )
+    })
+    .await;
+    let gw = TestGateway::start(&config(up.addr, "")).await;
+    let mut h2 = client(gw.addr).await;
+    let json_ct = [("content-type", "application/json")];
+    let resp = send(
+        &mut h2,
+        h2_request("POST", "http://h/api/pets", &json_ct),
+        Some(br#"{"name": 5}"#),
+    )
+    .await;
+    resp.assert_error(422, "PTC.SCHEMA_INVALID");
+    assert_eq!(resp.json()["errors"][0]["pointer"], "/name");
+    let resp = send(
+        &mut h2,
+        h2_request("GET", "http://h/api/pets?limit=x", &[]),
+        None,
+    )
+    .await;
+    resp.assert_error(400, "PTC.PARAMETER_INVALID");
+    let resp = send(
+        &mut h2,
+        h2_request("POST", "http://h/api/pets", &json_ct),
+        Some(br#"{"name": "rex"}"#),
+    )
+    .await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(up.next().await.body, br#"{"name": "rex"}"#);
+}
