@@ -32,7 +32,9 @@ use portico_store::{Document, Expect, Lookup, NewDocument, Store, StoreError};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+mod openapi;
 mod resource;
+mod schema;
 mod sync;
 
 use resource::{Fields, KINDS, Kind, MODEL};
@@ -46,9 +48,11 @@ const MAX_LIMIT: usize = 1000;
 /// How many times a write is checked again because other writes kept landing first.
 const WRITE_ATTEMPTS: usize = 8;
 const PREFIX: &str = "/admin/v1/";
-/// The OpenAPI 3.1 document of this API, served at `/admin/v1/openapi.json` (a test holds it
-/// to the real responses).
-pub const OPENAPI: &str = include_str!("../openapi.json");
+/// The OpenAPI 3.1 document of this API, served at `/admin/v1/openapi.json`: made from the
+/// schemas it validates requests with (`schema.rs`), so it says what the API enforces.
+pub fn openapi() -> &'static str {
+    &openapi::DOCUMENT
+}
 
 /// Told the digest of a token revoked through the admin API.
 pub type OnRevoke = Arc<dyn Fn(&str) + Send + Sync>;
@@ -218,9 +222,14 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             .into_iter()
             .partition(|p| Some(p.index) == at && p.section == section);
         if !mine.is_empty() {
-            return Err(invalid(
-                mine.into_iter().map(|p| (p.pointer, p.message)).collect(),
-            ));
+            // The document passed its schema: what is left is what the model cannot take.
+            let list: Vec<Value> = mine
+                .into_iter()
+                .map(|p| json!({"kind": p.section.name(), "pointer": p.pointer, "message": p.message}))
+                .collect();
+            return Err(
+                Error::new(ErrorCode::ModelConflict).with_member("conflicts", Value::Array(list))
+            );
         }
         let list: Vec<Value> = others
             .into_iter()
@@ -318,8 +327,8 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             return match method {
                 Method::Get | Method::Head => Ok(Response::new(200)
                     .header("Content-Type", "application/json")
-                    .body(Bytes::from_static(OPENAPI.as_bytes()))),
-                _ => Err(not_allowed("GET, HEAD")),
+                    .body(Bytes::from_static(openapi().as_bytes()))),
+                m => other_method(m, READ),
             };
         }
         if rest == "metrics" {
@@ -328,13 +337,13 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                     let counters = self.metrics.as_ref().map_or_else(|| json!({}), |f| f());
                     Ok(json_response(200, &counters))
                 }
-                _ => Err(not_allowed("GET, HEAD")),
+                m => other_method(m, READ),
             };
         }
         if rest == "tokens" {
             return match method {
                 Method::Delete => self.revoke_token(req).await,
-                _ => Err(not_allowed("DELETE")),
+                m => other_method(m, "DELETE, OPTIONS"),
             };
         }
         let target = self.resolve(rest).await?;
@@ -342,17 +351,17 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             (None, _) => match method {
                 Method::Get | Method::Head => self.list(&target, req).await,
                 Method::Post => self.create(&target, req, body).await,
-                _ => Err(not_allowed("GET, HEAD, POST")),
+                m => other_method(m, "GET, HEAD, POST, OPTIONS"),
             },
             (Some(id), None) => match method {
                 Method::Get | Method::Head => self.read(&target, id, req).await,
                 Method::Put | Method::Patch => self.update(&target, id, req, body).await,
                 Method::Delete => self.delete(&target, id, req).await,
-                _ => Err(not_allowed("GET, HEAD, PUT, PATCH, DELETE")),
+                m => other_method(m, "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"),
             },
             (Some(id), Some("limits/reset")) => {
                 if method != Method::Post {
-                    return Err(not_allowed("POST"));
+                    return other_method(method, ACTION);
                 }
                 let doc = self.live(target.kind, &target.scope, id).await?;
                 let reset = if target.kind.stats {
@@ -387,8 +396,8 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                         counts.reset();
                         Ok(Response::new(205))
                     }
-                    ("stats", _) => Err(not_allowed("GET, HEAD")),
-                    _ => Err(not_allowed("POST")),
+                    ("stats", m) => other_method(m, READ),
+                    (_, m) => other_method(m, ACTION),
                 }
             }
         }
@@ -446,6 +455,14 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     ) -> Result<Response, Error> {
         let kind = target.kind;
         let doc = read_json(req, body, false).await?;
+        let doc = Value::Object(doc);
+        let found = schema::violations(kind, schema::Body::Create, &doc);
+        if !found.is_empty() {
+            return Err(invalid(found));
+        }
+        let Value::Object(doc) = doc else {
+            return Err(Error::new(ErrorCode::JsonMalformed));
+        };
         let doc = &(kind.validate)(doc, None)?;
         self.guarded(|since| async move {
             // The parent was found live on the way here; it must still be, as of `since`.
@@ -545,7 +562,19 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
         if check(req, &etag(&doc)) != Precondition::Proceed {
             return Err(Error::new(ErrorCode::PreconditionFailed));
         }
-        let mut sent = read_json(req, body, patch).await?;
+        let sent = Value::Object(read_json(req, body, patch).await?);
+        let as_sent = if patch {
+            schema::Body::Patch
+        } else {
+            schema::Body::Replace
+        };
+        let found = schema::violations(kind, as_sent, &sent);
+        if !found.is_empty() {
+            return Err(invalid(found));
+        }
+        let Value::Object(mut sent) = sent else {
+            return Err(Error::new(ErrorCode::JsonMalformed));
+        };
         // A `version` in the body is the one the client read: a newer one means it would
         // overwrite a change it has not seen.
         let read_version = sent.remove("version");
@@ -564,8 +593,25 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                         .with_member("current_version", json!(doc.version)));
                 }
                 let merged = if patch {
+                    // The item as its representation shows it, patched.
                     let mut target = doc.body.clone();
+                    if let Value::Object(m) = &mut target {
+                        for key in kind.hidden {
+                            m.remove(*key);
+                        }
+                    }
                     merge_patch(&mut target, Value::Object(sent.clone()));
+                    // The patch was a valid patch; what it makes of this item must be a
+                    // valid item, or the patch does not fit the item as it is now.
+                    let found = schema::violations(kind, schema::Body::Replace, &target);
+                    if !found.is_empty() {
+                        let list: Vec<Value> = found
+                            .into_iter()
+                            .map(|(pointer, message)| json!({"pointer": pointer, "message": message}))
+                            .collect();
+                        return Err(Error::new(ErrorCode::ModelConflict)
+                            .with_member("conflicts", Value::Array(list)));
+                    }
                     match target {
                         Value::Object(m) => m,
                         _ => Map::new(),
@@ -830,8 +876,17 @@ impl<S: Store + Send + Sync + 'static> Service for Admin<S> {
     }
 }
 
-fn not_allowed(allow: &'static str) -> Error {
-    Error::new(ErrorCode::MethodNotAllowed).with_allow(allow)
+/// What a read-only path takes.
+const READ: &str = "GET, HEAD, OPTIONS";
+/// What an action takes.
+const ACTION: &str = "POST, OPTIONS";
+
+/// A method the path does not serve: `OPTIONS` is 204 with `Allow`, any other 405 with it.
+fn other_method(method: Method, allow: &'static str) -> Result<Response, Error> {
+    if method == Method::Options {
+        return Ok(Response::new(204).header("Allow", allow));
+    }
+    Err(Error::new(ErrorCode::MethodNotAllowed).with_allow(allow))
 }
 
 /// A store failure as the client sees it; a backend fault is an internal error whose cause
@@ -847,7 +902,10 @@ fn store_error(e: StoreError) -> Error {
         }
         // Another write landed after this request's checks; `guarded` checks again.
         StoreError::RevisionMoved => Error::new(ErrorCode::ConcurrentChange),
-        StoreError::Backend(cause) => Error::new(ErrorCode::Internal).with_cause(cause),
+        // The store did not answer: nothing was changed, and the client may try again.
+        StoreError::Backend(cause) => Error::new(ErrorCode::StoreUnavailable)
+            .with_header("Retry-After", "1")
+            .with_cause(cause),
     }
 }
 

@@ -6,8 +6,6 @@ use portico_server::Error;
 use portico_store::Document;
 use serde_json::{Map, Value, json};
 
-use crate::invalid;
-
 /// A resource document, as JSON object members.
 pub(crate) type Fields = Map<String, Value>;
 
@@ -117,216 +115,92 @@ pub(crate) const KINDS: [&Kind; 7] = [
 /// The kinds of the data plane's model.
 pub(crate) const MODEL: [&Kind; 3] = [&UPSTREAMS, &ROUTES, &APIS];
 
-/// A model document: what it must hold is the configuration's to say (checked after this);
-/// here only the read-only fields go and its `name` must be a string.
-fn named(mut doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
-    for key in READ_ONLY {
-        doc.remove(*key);
-    }
-    if doc.get("name").and_then(Value::as_str).is_none() {
-        return Err(invalid(vec![(
-            "/name".to_string(),
-            "`name` is required, a string".to_string(),
-        )]));
-    }
-    Ok(doc)
+/// A model document: what it holds was checked against its schema; what the configuration
+/// says of it is checked with the model. Only Portico's own fields go.
+fn named(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
+    Ok(without_read_only(doc, &MODEL_READ_ONLY))
 }
 
 /// Fields a client may echo back from a representation; Portico keeps its own values.
-const READ_ONLY: &[&str] = &["id", "created_ms", "updated_ms"];
+const MODEL_READ_ONLY: [&str; 3] = ["id", "created_ms", "updated_ms"];
 
-const BILLING_STATES: &[&str] = &["active", "suspended", "closed"];
-
-/// Collects the violations of one document.
-struct Check {
-    doc: Fields,
-    violations: Vec<(String, String)>,
+/// `doc` without the fields Portico keeps (sent back from a representation they are ignored).
+fn without_read_only(mut doc: Fields, keys: &[&str]) -> Fields {
+    for key in keys {
+        doc.remove(*key);
+    }
+    doc
 }
 
-impl Check {
-    fn new(mut doc: Fields) -> Check {
-        for key in READ_ONLY {
-            doc.remove(*key);
-        }
-        Check {
-            doc,
-            violations: Vec::new(),
-        }
-    }
-
-    /// A violation at `pointer` (without its leading `/`; its tokens escaped already).
-    fn violation(&mut self, pointer: &str, message: impl Into<String>) {
-        self.violations
-            .push((format!("/{pointer}"), message.into()));
-    }
-
-    fn name(&mut self) {
-        match self.doc.get("name") {
-            None => self.violation("name", "`name` is required"),
-            Some(v) if v.as_str().is_some_and(valid_name) => {}
-            Some(_) => self.violation("name", "`name` is 1 to 64 letters, digits, `-`, `_` or `.`"),
-        }
-    }
-
-    fn description(&mut self) {
-        if let Some(v) = self.doc.get("description")
-            && v.as_str().is_none_or(|s| s.len() > 1024)
-        {
-            self.violation("description", "`description` is text of at most 1024 bytes");
-        }
-    }
-
-    /// A boolean member, `default` when absent.
-    fn flag(&mut self, key: &str, default: bool) {
-        match self.doc.get(key) {
-            None => {
-                self.doc.insert(key.into(), json!(default));
-            }
-            Some(Value::Bool(_)) => {}
-            Some(_) => self.violation(key, format!("`{key}` is true or false")),
-        }
-    }
-
-    /// A member that is one of `values`, `default` when absent.
-    fn one_of(&mut self, key: &str, values: &[&str], default: Option<&str>) {
-        match self.doc.get(key) {
-            None => match default {
-                Some(d) => {
-                    self.doc.insert(key.into(), json!(d));
-                }
-                None => self.violation(key, format!("`{key}` is required")),
-            },
-            Some(v) if v.as_str().is_some_and(|s| values.contains(&s)) => {}
-            Some(_) => self.violation(key, format!("`{key}` is one of {}", values.join(", "))),
-        }
-    }
-
-    fn finish(mut self, known: &[&str]) -> Result<Fields, Error> {
-        let unknown: Vec<String> = self
-            .doc
-            .keys()
-            .filter(|k| !known.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        for key in unknown {
-            self.violation(&pointer_escape(&key), format!("unknown field `{key}`"));
-        }
-        if self.violations.is_empty() {
-            Ok(self.doc)
-        } else {
-            Err(invalid(self.violations))
-        }
-    }
+/// `key` set to `default` when the document leaves it out.
+fn default(doc: &mut Fields, key: &str, value: Value) {
+    doc.entry(key.to_string()).or_insert(value);
 }
+
+// Each document below was checked against its kind's schema (`schema.rs`) before it gets
+// here: these functions fill in defaults and do what Portico does with a document (a
+// password hashed, what a credential keeps), and check what relates it to the item it
+// replaces.
 
 fn project(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
-    let mut c = Check::new(doc);
-    c.name();
-    c.one_of("billing_state", BILLING_STATES, Some("active"));
-    match c.doc.get("plan") {
-        None => {
-            c.doc.insert("plan".into(), json!("free"));
-        }
-        Some(v) if v.as_str().is_some_and(valid_name) => {}
-        Some(_) => c.violation("plan", "`plan` is the name of a plan"),
-    }
-    c.description();
-    c.finish(&["name", "billing_state", "plan", "description"])
+    let mut doc = without_read_only(doc, &MODEL_READ_ONLY);
+    default(&mut doc, "billing_state", json!("active"));
+    default(&mut doc, "plan", json!("free"));
+    Ok(doc)
 }
 
 fn consumer(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
-    let mut c = Check::new(doc);
-    c.name();
-    c.description();
-    c.flag("enabled", true);
-    match c.doc.get("roles") {
-        None => {
-            c.doc.insert("roles".into(), json!([]));
-        }
-        Some(Value::Array(roles))
-            if roles.len() <= 64 && roles.iter().all(|r| r.as_str().is_some_and(valid_name)) => {}
-        Some(_) => c.violation("roles", "`roles` is a list of at most 64 names"),
-    }
-    c.finish(&["name", "description", "enabled", "roles"])
+    let mut doc = without_read_only(doc, &MODEL_READ_ONLY);
+    default(&mut doc, "enabled", json!(true));
+    default(&mut doc, "roles", json!([]));
+    Ok(doc)
 }
 
-const CREDENTIAL_TYPES: &[&str] = &["api_key", "access_key", "password"];
+/// What Portico keeps of a credential's secret: a client can neither set nor change it.
+const KEPT: [&str; 5] = [
+    "secret_sha256",
+    "prefix",
+    "secret_key",
+    "access_key_id",
+    "password_hash",
+];
 
 fn credential(doc: Fields, current: Option<&Document>) -> Result<Fields, Error> {
-    let mut c = Check::new(doc);
-    // What Portico keeps of the secret is its own: a client can neither set nor change it.
-    for key in [
-        "secret_sha256",
-        "prefix",
-        "secret",
-        "secret_key",
-        "access_key_id",
-        "password_hash",
-    ] {
-        c.doc.remove(key);
+    let mut doc = without_read_only(doc, &MODEL_READ_ONLY);
+    for key in KEPT {
+        doc.remove(key);
     }
-    let password = c.doc.remove("password");
-    c.one_of("type", CREDENTIAL_TYPES, Some("api_key"));
-    c.description();
-    c.flag("enabled", true);
-    if let Some(v) = c.doc.get("expires_at")
-        && v.as_str()
-            .and_then(portico_config::parse_timestamp)
-            .is_none()
-    {
-        c.violation(
-            "expires_at",
-            "`expires_at` is an RFC 3339 time such as 2027-01-01T00:00:00Z",
-        );
-    }
+    let password = doc.remove("password");
+    default(&mut doc, "type", json!("api_key"));
+    default(&mut doc, "enabled", json!(true));
     if let Some(current) = current {
-        if c.doc.get("type") != current.body.get("type") {
-            c.violation("type", "a credential's `type` cannot change");
+        if doc.get("type") != current.body.get("type") {
+            return Err(conflict("/type", "a credential's `type` cannot change"));
         }
-        for key in [
-            "secret_sha256",
-            "prefix",
-            "secret_key",
-            "access_key_id",
-            "password_hash",
-        ] {
+        for key in KEPT {
             if let Some(v) = current.body.get(key) {
-                c.doc.insert(key.into(), v.clone());
+                doc.insert(key.into(), v.clone());
             }
         }
     }
     // A password is sent by the client (at creation, or to change it) and kept only hashed.
-    let is_password = c.doc.get("type").and_then(Value::as_str) == Some("password");
-    match (password, is_password) {
-        (Some(Value::String(p)), true) if p.len() >= 8 && p.len() <= 1024 => {
-            let kept = portico_policy::password::hash_password(
-                &p,
-                &random::<16>(),
-                portico_policy::password::ITERATIONS,
-            );
-            c.doc.insert("password_hash".into(), json!(kept));
-        }
-        (Some(_), true) => c.violation("password", "`password` is text of 8 to 1024 bytes"),
-        (Some(_), false) => c.violation(
-            "password",
-            "`password` is for credentials of type `password`",
-        ),
-        (None, true) if !c.doc.contains_key("password_hash") => {
-            c.violation("password", "`password` is required (8 to 1024 bytes)");
-        }
-        (None, _) => {}
+    if let Some(Value::String(p)) = password {
+        let kept = portico_policy::password::hash_password(
+            &p,
+            &random::<16>(),
+            portico_policy::password::ITERATIONS,
+        );
+        doc.insert("password_hash".into(), json!(kept));
     }
-    c.finish(&[
-        "type",
-        "description",
-        "enabled",
-        "expires_at",
-        "secret_sha256",
-        "prefix",
-        "secret_key",
-        "access_key_id",
-        "password_hash",
-    ])
+    Ok(doc)
+}
+
+/// A 409 `PTC.MODEL_CONFLICT` naming what, in the document, the model cannot take.
+pub(crate) fn conflict(pointer: &str, message: &str) -> Error {
+    Error::new(portico_http::ErrorCode::ModelConflict).with_member(
+        "conflicts",
+        json!([{"pointer": pointer, "message": message}]),
+    )
 }
 
 /// `n` bytes from the operating system's random source.
@@ -378,94 +252,8 @@ fn credential_name(doc: &Fields) -> String {
         .to_string()
 }
 
-const LIMIT_KEYS: &[&str] = &["consumer", "project", "route", "ip"];
-
 fn plan(doc: Fields, _current: Option<&Document>) -> Result<Fields, Error> {
-    let mut c = Check::new(doc);
-    c.name();
-    c.description();
-    if let Some(q) = c.doc.get("quota").cloned() {
-        let requests_ok = q
-            .get("requests")
-            .and_then(Value::as_u64)
-            .is_some_and(|n| n > 0);
-        let period_ok = q
-            .get("period")
-            .and_then(Value::as_str)
-            .is_some_and(|p| ["day", "month"].contains(&p));
-        let only_known = q
-            .as_object()
-            .is_some_and(|m| m.keys().all(|k| k == "requests" || k == "period"));
-        if !requests_ok {
-            c.violation(
-                "quota/requests",
-                "`quota.requests` is a whole number above 0",
-            );
-        }
-        if !period_ok {
-            c.violation("quota/period", "`quota.period` is `day` or `month`");
-        }
-        if !only_known && q.is_object() {
-            c.violation("quota", "`quota` has only `requests` and `period`");
-        }
-    }
-    match c.doc.get("rate_limits").cloned() {
-        None => {
-            c.doc.insert("rate_limits".into(), json!([]));
-        }
-        Some(Value::Array(limits)) => {
-            for (i, l) in limits.iter().enumerate() {
-                let key_ok = l.get("key").and_then(Value::as_str).is_some_and(|k| {
-                    LIMIT_KEYS.contains(&k)
-                        || k.strip_prefix("header:").is_some_and(|h| {
-                            !h.is_empty()
-                                && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                        })
-                });
-                if !key_ok {
-                    c.violation(
-                        &format!("rate_limits/{i}/key"),
-                        "`key` is consumer, project, route, ip or header:NAME",
-                    );
-                }
-                if !l
-                    .get("rate")
-                    .and_then(Value::as_str)
-                    .is_some_and(valid_rate)
-                {
-                    c.violation(
-                        &format!("rate_limits/{i}/rate"),
-                        "`rate` is N/s, N/m, N/h or N/d with N above 0",
-                    );
-                }
-                if let Some(b) = l.get("burst")
-                    && b.as_u64().is_none_or(|n| n == 0)
-                {
-                    c.violation(
-                        &format!("rate_limits/{i}/burst"),
-                        "`burst` is a whole number above 0",
-                    );
-                }
-            }
-        }
-        Some(_) => c.violation("rate_limits", "`rate_limits` is a list"),
-    }
-    c.finish(&["name", "description", "quota", "rate_limits"])
-}
-
-fn valid_rate(s: &str) -> bool {
-    s.split_once('/').is_some_and(|(n, unit)| {
-        n.parse::<u64>().is_ok_and(|n| n > 0) && ["s", "m", "h", "d"].contains(&unit)
-    })
-}
-
-fn valid_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-}
-
-/// RFC 6901: `~` is `~0` and `/` is `~1` in a pointer's reference token.
-fn pointer_escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
+    let mut doc = without_read_only(doc, &MODEL_READ_ONLY);
+    default(&mut doc, "rate_limits", json!([]));
+    Ok(doc)
 }

@@ -156,6 +156,15 @@ fn desired(base: &Config, file: &Value) -> Result<Desired, Vec<String>> {
             } else {
                 Vec::new()
             };
+            let found = crate::schema::violations(
+                kind,
+                crate::schema::Body::Create,
+                &Value::Object(doc.clone()),
+            );
+            if !found.is_empty() {
+                problems.extend(found.into_iter().map(|(p, m)| format!("{at}{p}: {m}")));
+                continue;
+            }
             let doc = match (kind.validate)(doc, None) {
                 Ok(d) => d,
                 Err(e) => {
@@ -211,6 +220,15 @@ fn project_consumers(
             problems.push(format!("{at}: a mapping"));
             continue;
         };
+        let found = crate::schema::violations(
+            &CONSUMERS,
+            crate::schema::Body::Create,
+            &Value::Object(doc.clone()),
+        );
+        if !found.is_empty() {
+            problems.extend(found.into_iter().map(|(p, m)| format!("{at}{p}: {m}")));
+            continue;
+        }
         match (CONSUMERS.validate)(doc, None) {
             Ok(doc) => {
                 let name = (CONSUMERS.store_name)(&doc);

@@ -288,7 +288,7 @@ async fn bad_bodies_get_400_415_and_422_with_every_violation() {
     assert_eq!(got, ["/billing_state", "/colour~1x", "/name"]);
     let resp = api.send("DELETE", "/admin/v1/projects", &[], None).await;
     assert_error(&resp, 405, "PTC.METHOD_NOT_ALLOWED");
-    assert_eq!(resp.header("allow"), Some("GET, HEAD, POST"));
+    assert_eq!(resp.header("allow"), Some("GET, HEAD, POST, OPTIONS"));
     assert_error(
         &api.send("GET", "/admin/v1/nothing", &[], None).await,
         404,
@@ -430,7 +430,7 @@ async fn the_openapi_document_matches_the_real_responses() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(
         doc,
-        serde_json::from_str::<Value>(portico_admin::OPENAPI).unwrap()
+        serde_json::from_str::<Value>(portico_admin::openapi()).unwrap()
     );
 
     // A scenario that reaches every operation and most of its documented answers.
@@ -794,26 +794,44 @@ async fn upstreams_and_routes_are_checked_with_the_files_rules() {
     let resp = post("upstreams", r#"{"name": "x", "targets": ["ftp://h"]}"#).await;
     assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
     assert_eq!(resp.json()["violations"][0]["pointer"], "/targets/0");
-    // Names are unique across the file and the store; routes may not overlap.
+    // Valid documents the model cannot take are 409, with pointers into the document: names
+    // are unique across the file and the store; routes may not overlap; an upstream named
+    // must exist; what relates a route's parts (a redirect's parameters are its path's).
     let resp = post(
         "upstreams",
         r#"{"name": "file-up", "targets": ["http://127.0.0.1:1"]}"#,
     )
     .await;
-    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    assert_error(&resp, 409, "PTC.MODEL_CONFLICT");
     let resp = post(
         "routes",
         r#"{"name": "again", "path": "/file", "methods": ["GET"], "upstream": "file-up"}"#,
     )
     .await;
-    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
-    assert_eq!(resp.json()["violations"][0]["pointer"], "/path");
+    assert_error(&resp, 409, "PTC.MODEL_CONFLICT");
+    assert_eq!(resp.json()["conflicts"][0]["pointer"], "/path");
     let resp = post(
         "routes",
         r#"{"name": "n", "path": "/n", "methods": ["GET"], "upstream": "nowhere"}"#,
     )
     .await;
-    assert_eq!(resp.json()["violations"][0]["pointer"], "/upstream");
+    assert_eq!(resp.json()["conflicts"][0]["pointer"], "/upstream");
+    let resp = post(
+        "routes",
+        r#"{"name": "m", "path": "/m/{a}", "methods": ["GET"], "redirect": {"to": "/n/{b}"}}"#,
+    )
+    .await;
+    assert_error(&resp, 409, "PTC.MODEL_CONFLICT");
+    assert_eq!(resp.json()["conflicts"][0]["pointer"], "/redirect/to");
+    // What its schema says is 422, with every violation.
+    let resp = post(
+        "routes",
+        r#"{"name": "0", "path": "relative", "upstream": "file-up", "handler": "echo"}"#,
+    )
+    .await;
+    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
+    let found = pointers(&resp);
+    assert!(found.contains(&"/path".to_string()), "{found:?}");
 
     // An upstream a route still uses cannot go.
     let resp = api
@@ -844,8 +862,8 @@ async fn upstreams_and_routes_are_checked_with_the_files_rules() {
         r#"{"name": "other", "base_path": "/compute", "versions": [{"id": "v1", "status": "published"}]}"#,
     )
     .await;
-    assert_error(&resp, 422, "PTC.VALIDATION_FAILED");
-    assert_eq!(resp.json()["violations"][0]["pointer"], "/base_path");
+    assert_error(&resp, 409, "PTC.MODEL_CONFLICT");
+    assert_eq!(resp.json()["conflicts"][0]["pointer"], "/base_path");
 }
 
 /// The pointers of a 422's violations, in order.
@@ -958,15 +976,19 @@ async fn consumers_live_in_their_project_and_credentials_show_their_secret_once(
             "PATCH",
             &item,
             &json,
-            Some(r#"{"description": "rotated", "secret_sha256": "00", "prefix": "pk_x"}"#),
+            Some(r#"{"description": "rotated", "prefix": "pk_x"}"#),
         )
         .await;
     assert_eq!(patched.status, 200);
     assert_eq!(patched.json()["prefix"].as_str(), Some(&secret[..11]));
+    let refused = api
+        .send("PATCH", &item, &json, Some(r#"{"secret_sha256": "00"}"#))
+        .await;
+    assert_error(&refused, 422, "PTC.VALIDATION_FAILED");
     let bad = api
         .send("PATCH", &item, &json, Some(r#"{"type": "password"}"#))
         .await;
-    assert_error(&bad, 422, "PTC.VALIDATION_FAILED");
+    assert_error(&bad, 409, "PTC.MODEL_CONFLICT");
     for resp in [&read, &listed, &patched, &bad] {
         let text = String::from_utf8_lossy(&resp.body);
         assert!(!text.contains(&secret), "the secret shows again: {text}");
@@ -1134,7 +1156,9 @@ async fn concurrent_writes_never_leave_the_model_broken() {
         let resp = t.await.unwrap();
         match resp.status {
             201 => created += 1,
-            422 => assert_eq!(resp.json()["violations"][0]["pointer"], "/path"),
+            409 if resp.json()["error_code"] == "PTC.MODEL_CONFLICT" => {
+                assert_eq!(resp.json()["conflicts"][0]["pointer"], "/path")
+            }
             409 => assert_eq!(resp.json()["error_code"], "PTC.CONCURRENT_CHANGE"),
             other => panic!("{other}: {:?}", String::from_utf8_lossy(&resp.body)),
         }
@@ -1179,4 +1203,66 @@ async fn concurrent_writes_never_leave_the_model_broken() {
             "round {round}: the upstream went and a route names it"
         );
     }
+}
+
+/// A store that does not answer is 503 with `Retry-After`, nothing changed; once the server
+/// is back, so is the API. (A PostgreSQL store whose connections the server cuts and refuses:
+/// a real failure, in a database of the test's own.)
+#[tokio::test]
+async fn a_store_that_fails_is_503_with_retry_after() {
+    let Some(db) = portico_testkit::pg::Scratch::create("admin_fail").await else {
+        return;
+    };
+    let store = portico_store::PgStore::connect(&db.url, None)
+        .await
+        .unwrap();
+    let settings = Arc::new(ConnSettings {
+        head: HeadLimits::default(),
+        header_timeout: Duration::from_secs(10),
+        body_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(10),
+        max_body_bytes: 1 << 20,
+        max_connections: 100,
+        http2: None,
+    });
+    let admin = Arc::new(Admin::new(store, Sha256::digest(TOKEN).into(), settings));
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(serve_all(
+        vec![Listener::plain(tcp)],
+        admin,
+        Duration::from_secs(1),
+        std::future::pending(),
+    ));
+    let create = |name: &str| {
+        format!(
+            "POST /admin/v1/projects HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{{\"name\": \"{name}\"}}",
+            name.len() + 12
+        )
+    };
+    let send = |raw: String| async move {
+        let mut c = RawClient::connect(addr).await;
+        c.send(raw).await;
+        c.response().await
+    };
+    assert_eq!(send(create("before")).await.status, 201);
+    db.refuse_connections().await;
+    let resp = send(create("during")).await;
+    assert_error(&resp, 503, "PTC.STORE_UNAVAILABLE");
+    assert_eq!(resp.header("retry-after"), Some("1"));
+    db.allow_connections().await;
+    assert_eq!(send(create("after")).await.status, 201);
+    let list = send(format!(
+        "GET /admin/v1/projects HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    ))
+    .await;
+    let names: Vec<String> = list.json()["projects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"before".to_string()) && names.contains(&"after".to_string()));
+    assert!(!names.contains(&"during".to_string()), "{names:?}");
+    db.drop_database().await;
 }

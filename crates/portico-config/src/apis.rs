@@ -67,9 +67,9 @@ pub struct Window {
     pub end: SystemTime,
 }
 
-const API_KEYS: &[&str] = &["name", "base_path", "versions"];
+pub(crate) const API_KEYS: &[&str] = &["name", "base_path", "versions"];
 /// `openapi` is read with the routes (see `openapi.rs`): it stands for the version's routes.
-const VERSION_KEYS: &[&str] = &[
+pub(crate) const VERSION_KEYS: &[&str] = &[
     "id",
     "status",
     "deprecated_at",

@@ -5,6 +5,8 @@
 //! Unknown keys are errors: a misspelt `max_body_bytes` must never silently leave a limit off.
 
 #![forbid(unsafe_code)]
+// The JSON Schemas in `schema.rs` are written with `serde_json::json!`, which nests deep.
+#![recursion_limit = "256"]
 
 mod access;
 mod apis;
@@ -23,6 +25,7 @@ mod read;
 mod redirect;
 mod route_table;
 mod routes;
+pub mod schema;
 mod transform;
 mod upstreams;
 pub mod yaml;

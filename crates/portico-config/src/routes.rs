@@ -100,7 +100,7 @@ pub enum BuiltIn {
     },
 }
 
-const ROUTE_KEYS: &[&str] = &[
+pub(crate) const ROUTE_KEYS: &[&str] = &[
     "name",
     "path",
     "methods",

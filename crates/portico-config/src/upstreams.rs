@@ -67,7 +67,7 @@ pub struct UpstreamTarget {
     pub transport: Transport,
 }
 
-const UPSTREAM_KEYS: &[&str] = &[
+pub(crate) const UPSTREAM_KEYS: &[&str] = &[
     "name",
     "targets",
     "connect_timeout",

@@ -136,7 +136,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         204,
         "NoContent",
         "The server has successfully processed the request, but has not returned any content. The status code is returned in response to an HTTP OPTIONS request.",
-        "`OPTIONS` on any route (and `OPTIONS *`) is answered by Portico with 204 and `Allow`; a CORS preflight that a route's `cors` allows is 204 with the CORS fields; an admin API `DELETE` is 204.",
+        "`OPTIONS` on any route (and `OPTIONS *`, and any admin API path) is answered by Portico with 204 and `Allow`; a CORS preflight that a route's `cors` allows is 204 with the CORS fields; an admin API `DELETE` is 204.",
         Implemented,
         &[
             "routing::options_on_a_route_is_204_with_allow",
@@ -335,6 +335,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         &[
             "routing::wrong_method_is_405_with_allow",
             "routing::registered_methods_a_route_does_not_take_are_405_and_others_501",
+            "cli::schemathesis_finds_nothing_in_the_admin_api",
         ],
     ),
     row(
@@ -379,12 +380,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         409,
         "Conflict",
         "The request could not be processed due to a conflict in it. This status code indicates that the resource the client is attempting to create already exists, or the requested update failed due to a conflict.",
-        "Admin API: a create whose name is taken (`PTC.NAME_TAKEN`), a body whose `version` is stale (`PTC.VERSION_CONFLICT`), a change that would break other resources or delete a parent that still holds items (`PTC.RESOURCE_IN_USE`), a write that other writes kept overtaking (`PTC.CONCURRENT_CHANGE`); a retry with the same `Idempotency-Key` while the first is in flight, on any node sharing the store (`PTC.IDEMPOTENCY_KEY_IN_FLIGHT`, `Retry-After: 1`), or after a first whose response was too large to keep (`PTC.IDEMPOTENCY_RESPONSE_NOT_KEPT`).",
+        "Admin API: a create whose name is taken (`PTC.NAME_TAKEN`), a body whose `version` is stale (`PTC.VERSION_CONFLICT`), a document its schema allows that the model cannot take (an unknown upstream, an overlapping route, a rule relating its parts that no schema can state) or a merge patch that does not fit the item as it is (`PTC.MODEL_CONFLICT`, each in `conflicts` with its pointer), a change that would break other resources or delete a parent that still holds items (`PTC.RESOURCE_IN_USE`), a write that other writes kept overtaking (`PTC.CONCURRENT_CHANGE`); a retry with the same `Idempotency-Key` while the first is in flight, on any node sharing the store (`PTC.IDEMPOTENCY_KEY_IN_FLIGHT`, `Retry-After: 1`), or after a first whose response was too large to keep (`PTC.IDEMPOTENCY_RESPONSE_NOT_KEPT`).",
         Implemented,
         &[
             "admin::create_read_update_delete_with_the_contracts_codes",
             "admin::upstreams_and_routes_are_checked_with_the_files_rules",
             "admin::concurrent_writes_never_leave_the_model_broken",
+            "admin::consumers_live_in_their_project_and_credentials_show_their_secret_once",
             "idempotency::the_key_with_another_payload_is_422_and_in_flight_is_409",
             "idempotency::a_response_too_large_to_keep_is_relayed_whole_and_its_retry_is_409",
             "cli::idempotency_keys_are_shared_by_two_nodes_on_one_postgresql",
@@ -482,12 +484,13 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         422,
         "UnprocessableEntity",
         "The request is well-formed but cannot be processed due to semantic errors.",
-        "Admin API documents that break a resource's rules, every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); an `Idempotency-Key` used before with another payload: method, target, content type or body (`PTC.IDEMPOTENCY_KEY_REUSED`); a JSON body that breaks the schema of its route's OpenAPI operation (`PTC.SCHEMA_INVALID`: draft 2020-12 for 3.1 documents, 3.0's dialect with `nullable` for 3.0 ones; `readOnly` properties refused), every violation in `errors` with the body's pointer, the schema's (`FILE#POINTER`) and the keyword.",
+        "Admin API documents that break their resource's schema (the one its OpenAPI document publishes, which Schemathesis holds it to), every violation listed by JSON pointer (`PTC.VALIDATION_FAILED`); an `Idempotency-Key` used before with another payload: method, target, content type or body (`PTC.IDEMPOTENCY_KEY_REUSED`); a JSON body that breaks the schema of its route's OpenAPI operation (`PTC.SCHEMA_INVALID`: draft 2020-12 for 3.1 documents, 3.0's dialect with `nullable` for 3.0 ones; `readOnly` properties refused), every violation in `errors` with the body's pointer, the schema's (`FILE#POINTER`) and the keyword.",
         Implemented,
         &[
             "admin::bad_bodies_get_400_415_and_422_with_every_violation",
             "admin::upstreams_and_routes_are_checked_with_the_files_rules",
             "admin::plans_hold_a_quota_and_rate_limits",
+            "cli::schemathesis_finds_nothing_in_the_admin_api",
             "idempotency::the_key_with_another_payload_is_422_and_in_flight_is_409",
             "cli::idempotency_keys_are_shared_by_two_nodes_on_one_postgresql",
             "openapi::bodies_are_415_400_or_422_by_the_operations_request_body",
@@ -557,10 +560,11 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         503,
         "ServiceUnavailable",
         "The requested service is invalid. Do not retry the request before modification.",
-        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is left out by its active health checks or ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first may be back); a store of idempotency keys that fails (`PTC.IDEMPOTENCY_STORE_UNAVAILABLE`, `Retry-After: 1`, nothing sent on); a store of jobs that fails when a job is read or must be recorded before anything is sent (`PTC.JOBS_UNAVAILABLE`, `Retry-After: 1`).",
+        "A disabled API version (`PTC.API_VERSION_DISABLED`, no `Retry-After`) or one inside its maintenance window (`PTC.API_VERSION_MAINTENANCE`, `Retry-After` to the window's end); a rate limit with `on_store_failure: deny` whose shared store (`cluster.redis`) cannot decide within its budget (`PTC.RATE_LIMIT_STORE_UNAVAILABLE`, `Retry-After: 1`); an upstream whose every target is left out by its active health checks or ejected by passive health (`PTC.NO_HEALTHY_TARGET`, `Retry-After` until the first may be back); a store of idempotency keys that fails (`PTC.IDEMPOTENCY_STORE_UNAVAILABLE`, `Retry-After: 1`, nothing sent on); a store of jobs that fails when a job is read or must be recorded before anything is sent (`PTC.JOBS_UNAVAILABLE`, `Retry-After: 1`); the admin API's store that fails to answer, nothing changed (`PTC.STORE_UNAVAILABLE`, `Retry-After: 1`).",
         Implemented,
         &[
             "jobs::a_store_that_fails_is_503_or_a_synchronous_answer",
+            "admin::a_store_that_fails_is_503_with_retry_after",
             "api_lifecycle::retired_disabled_and_maintained_versions_are_refused",
             "rate_limits::when_the_shared_store_is_down_each_limit_does_what_it_declares",
             "health::consecutive_failures_eject_targets_and_none_left_is_503_with_retry_after",
@@ -871,6 +875,8 @@ error_codes! {
     NameTaken => (409, "NAME_TAKEN", Client, AfterChange, false, "A resource with this name already exists.");
     /// The body's `version` is not the resource's current version (another change came first).
     VersionConflict => (409, "VERSION_CONFLICT", Client, AfterChange, false, "The resource has changed since the version given; read it again.");
+    /// An admin document that its resource's schema allows but that the model cannot take: it names a resource that is not there, overlaps another route, breaks a rule that relates its own parts (a redirect's parameters, `timeout` and `max_timeout`), names a file the gateway's machine does not have, or a merge patch whose result is not a valid item; `conflicts` lists each with its JSON pointer.
+    ModelConflict => (409, "MODEL_CONFLICT", Client, AfterChange, false, "The document is valid, but the configuration cannot take it as it is now.");
     /// The change would break other resources (an upstream that routes still use); `conflicts` lists what.
     ResourceInUse => (409, "RESOURCE_IN_USE", Client, AfterChange, false, "Other resources depend on this one as it is.");
     /// A request with this `Idempotency-Key` and the same payload is still in flight; `Retry-After: 1`.
@@ -953,6 +959,8 @@ error_codes! {
     NoHealthyTarget => (503, "NO_HEALTHY_TARGET", Upstream, AfterRetryAfter, false, "No instance of the upstream service is available; retry after the time in Retry-After.");
     /// The shared rate-limit store (`cluster.redis`) could not decide within its budget and the limit says `on_store_failure: deny`; `Retry-After: 1`.
     RateLimitStoreUnavailable => (503, "RATE_LIMIT_STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "The rate-limit service is unavailable; retry after the time in Retry-After.");
+    /// The admin API's store (SQLite or PostgreSQL) failed to answer; nothing was changed. `Retry-After: 1`.
+    StoreUnavailable => (503, "STORE_UNAVAILABLE", Gateway, AfterRetryAfter, false, "The store is unavailable; retry after the time in Retry-After.");
     /// The store that keeps jobs failed while a job was read; `Retry-After: 1`.
     JobsUnavailable => (503, "JOBS_UNAVAILABLE", Gateway, AfterRetryAfter, false, "Jobs cannot be read now; retry after the time in Retry-After.");
     /// The store that keeps idempotency keys failed; the request was not processed. `Retry-After: 1`.

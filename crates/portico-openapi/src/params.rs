@@ -312,7 +312,7 @@ pub(crate) fn query_value(
             }
             (!m.is_empty()).then_some(Value::Object(m))
         }
-        (Shape::Object { known, other }, Style::Form) if explode => {
+        (Shape::Object { known, .. }, Style::Form) if explode => {
             // Each property is a query parameter of its own; only those the schema names can
             // be told from the query's other parameters.
             let mut m = Map::new();
@@ -321,7 +321,6 @@ pub(crate) fn query_value(
                     m.insert(k.clone(), typed(v, *prim));
                 }
             }
-            let _ = other;
             (!m.is_empty()).then_some(Value::Object(m))
         }
         (Shape::Object { known, other }, _) => {

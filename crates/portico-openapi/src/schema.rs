@@ -107,8 +107,23 @@ impl Schema {
                 WRITE_ONLY => "writeOnly".to_string(),
                 _ => keyword,
             };
+            let at = e.instance_path().as_str().to_string();
+            // A property the schema does not allow is pointed at itself, one by one.
+            if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } =
+                e.kind()
+            {
+                for name in unexpected {
+                    out.push(Violation {
+                        pointer: format!("{at}/{}", name.replace('~', "~0").replace('/', "~1")),
+                        schema: schema.clone(),
+                        keyword: keyword.clone(),
+                        detail: "the property is not allowed here".to_string(),
+                    });
+                }
+                continue;
+            }
             out.push(Violation {
-                pointer: e.instance_path().as_str().to_string(),
+                pointer: at,
                 schema,
                 keyword,
                 detail: e.masked().to_string(),

@@ -206,11 +206,11 @@ fn bodies_list_every_violation_and_refuse_read_only_properties() {
         assert_eq!(
             found,
             [
-                ("", "additionalProperties"),
                 ("/id", "readOnly"),
                 ("/items/0/name", "type"),
                 ("/name", "minLength"),
                 ("/tag", "enum"),
+                ("/x", "additionalProperties"),
             ],
             "{version}: {v:?}"
         );

@@ -170,12 +170,11 @@ impl Files {
 
     /// Where `reference` (a `$ref` found in `file`) leads.
     pub(crate) fn target(&self, file: &str, reference: &str) -> Result<Place, String> {
-        let (name, fragment) = reference.split_once('#').unwrap_or((reference, ""));
+        let fragment = reference.split_once('#').map_or("", |(_, f)| f);
         let file = match file_part(file, reference) {
             None => file.to_string(),
             Some(f) => f?,
         };
-        let _ = name;
         let pointer = percent_encoding::percent_decode_str(fragment)
             .decode_utf8()
             .map_err(|_| format!("`{reference}`: the fragment is not UTF-8"))?
@@ -336,9 +335,8 @@ impl Files {
                         self.schema(&child(&at, &i.to_string()));
                     }
                 }
-                ("items", Value::Array(items)) if self.version == Version::V30 => {
+                ("items", Value::Array(_)) if self.version == Version::V30 => {
                     self.problem(&at, "in OpenAPI 3.0, `items` is one schema");
-                    let _ = items;
                 }
                 (
                     "items"

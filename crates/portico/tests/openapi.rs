@@ -190,7 +190,7 @@ async fn bodies_are_415_400_or_422_by_the_operations_request_body() {
     assert_eq!(
         found,
         [
-            ("".to_string(), "additionalProperties".to_string()),
+            ("/color".to_string(), "additionalProperties".to_string()),
             ("/id".to_string(), "readOnly".to_string()),
             ("/name".to_string(), "minLength".to_string()),
             ("/owner_email".to_string(), "format".to_string()),
