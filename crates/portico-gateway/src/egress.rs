@@ -227,10 +227,11 @@ impl EgressProxy {
     async fn address(&self, dest: &Destination<'_>) -> Result<SocketAddr, Error> {
         let candidates: Vec<SocketAddr> = match dest.host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, dest.port)],
-            Err(_) => tokio::net::lookup_host((dest.host, dest.port))
+            // Bounded, like every lookup: a client naming hosts that never resolve must not
+            // take the threads other work needs.
+            Err(_) => portico_server::client::resolve(dest.host, dest.port)
                 .await
-                .map_err(|e| Error::new(ErrorCode::EgressResolveFailed).with_cause(e))?
-                .collect(),
+                .map_err(|e| Error::new(ErrorCode::EgressResolveFailed).with_cause(e))?,
         };
         candidates
             .into_iter()

@@ -18,12 +18,14 @@ mod h2;
 mod health;
 mod message;
 mod pool;
+mod resolve;
 mod settings;
 mod upstream;
 
 pub use body::{ResponseFraming, UpstreamBody};
 pub use message::{Switched, UpgradeAnswer, UpstreamRequest, UpstreamResponse};
 pub use pool::{TargetPool, connect_tcp};
+pub use resolve::{MAX_LOOKUPS, resolve};
 pub use settings::{
     Active, Balance, Passive, Transport, UpstreamIo, UpstreamSettings, UpstreamTarget, UpstreamTls,
 };

@@ -110,6 +110,17 @@ pub async fn connect_tcp(
     Ok(tcp)
 }
 
+/// Opens a TCP connection to `host` at `port` by `deadline`: the name resolved (within the
+/// bounded lookups of `resolve.rs`), then each address in turn.
+pub async fn connect_host(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, Error> {
+    let addrs = match tokio::time::timeout_at(deadline, super::resolve::resolve(host, port)).await {
+        Err(_) => return Err(Error::new(ErrorCode::UpstreamConnectTimeout)),
+        Ok(Err(e)) => return Err(Error::new(ErrorCode::UpstreamConnectFailed).with_cause(e)),
+        Ok(Ok(a)) => a,
+    };
+    connect_tcp(&addrs[..], deadline).await
+}
+
 impl TargetPool {
     pub(crate) fn new(
         host: String,
@@ -164,7 +175,7 @@ impl TargetPool {
         let deadline = Instant::now() + self.connect_timeout;
         let tcp = match self.addr {
             Some(addr) => connect_tcp(addr, deadline).await,
-            None => connect_tcp((self.host.as_str(), self.port), deadline).await,
+            None => connect_host(&self.host, self.port, deadline).await,
         };
         let Ok(mut tcp) = tcp else {
             return false;
@@ -331,7 +342,7 @@ impl TargetPool {
         let deadline = Instant::now() + self.connect_timeout;
         let tcp = match self.addr {
             Some(addr) => connect_tcp(addr, deadline).await?,
-            None => connect_tcp((self.host.as_str(), self.port), deadline).await?,
+            None => connect_host(&self.host, self.port, deadline).await?,
         };
         if self.transport != Transport::Https {
             return Ok(UpstreamIo::Plain(tcp));
