@@ -492,8 +492,10 @@ fn check_websocket_upstream(
     Some(websocket)
 }
 
-/// `http://host:port` or `https://host:port` (a path of `/` at most).
-fn valid_proxy_url(u: &str) -> bool {
+/// `http://host:port` or `https://host:port` (a path of `/` at most): a host name, an IPv4
+/// address or a bracketed IPv6 one, and a port when it has one. It goes in a `Location`, so it
+/// must be a URL any client reads.
+pub(crate) fn valid_proxy_url(u: &str) -> bool {
     let Some(rest) = u
         .strip_prefix("http://")
         .or_else(|| u.strip_prefix("https://"))
@@ -501,10 +503,25 @@ fn valid_proxy_url(u: &str) -> bool {
         return false;
     };
     let authority = rest.strip_suffix('/').unwrap_or(rest);
-    !authority.is_empty()
-        && authority
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, tail)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => ("v6", tail),
+            _ => return false,
+        },
+        None => match authority.split_once(':') {
+            Some((h, p)) => (h, &authority[h.len()..][..p.len() + 1]),
+            None => (authority, ""),
+        },
+    };
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let host_ok = !host.is_empty()
+        && host
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    port_ok && host_ok
 }
 
 fn read_methods(r: &mut Reader, node: &Node, path: &str) -> Option<MethodSet> {

@@ -432,7 +432,7 @@ pub fn route() -> Value {
                     "status": {"enum": [301, 302, 303, 307, 308]}
                 }
             },
-            "use_proxy": string("^https?://[A-Za-z0-9.:\\[\\]-]{1,255}/?$"),
+            "use_proxy": string(&format!("^https?://(?:{HOSTNAME}|\\[{}\\])(?::{})?/?$", ipv6(), port())),
             "token_ttl": string(&duration_between(1, 7 * 86_400_000)),
             "max_body_bytes": size(SIZE, 1 << 50),
             "require_content_length": boolean(),
@@ -622,6 +622,37 @@ mod tests {
         }
         for bad in ["65MiB", "1GiB", "67108865"] {
             assert!(!matches(&max, bad), "{bad}");
+        }
+    }
+
+    /// The proxy URLs the schema allows are the ones the reader takes: a URL any client reads.
+    #[test]
+    fn proxy_urls_agree_with_the_reader() {
+        let pattern = super::route()["properties"]["use_proxy"]["pattern"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for ok in [
+            "http://proxy.example:3128",
+            "https://[::1]:8443/",
+            "http://10.0.0.1",
+            "http://p",
+        ] {
+            assert!(matches(&pattern, ok), "{ok}");
+            assert!(crate::routes::valid_proxy_url(ok), "{ok}");
+        }
+        for bad in [
+            "http://[",
+            "http://[::1",
+            "http://]",
+            "http://a:0",
+            "http://a:99999",
+            "http://[zz]:1",
+            "http://a/b",
+            "ftp://a",
+        ] {
+            assert!(!matches(&pattern, bad), "{bad}");
+            assert!(!crate::routes::valid_proxy_url(bad), "{bad}");
         }
     }
 

@@ -1790,7 +1790,9 @@ fn schemathesis_finds_nothing_in_the_admin_api() {
     );
     let mut served = Served::start(&path, Stdio::null());
     let admin = served.address("admin API listening");
+    let settings = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schemathesis.toml");
     let out = Command::new(st)
+        .args(["--config-file", settings])
         .args(["run", &format!("http://{admin}/admin/v1/openapi.json")])
         .args(["-H", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "all", "--max-examples", "25", "--seed", "1"])
