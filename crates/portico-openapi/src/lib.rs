@@ -338,7 +338,7 @@ impl Parameter {
     fn read(
         &self,
         parts: &dyn Parts,
-        query: Option<&Result<Vec<(String, String)>, String>>,
+        query: Option<&Result<params::Pairs<'_>, String>>,
     ) -> Result<Option<Value>, String> {
         let raw: Option<String> = match self.location {
             In::Path => {
@@ -369,7 +369,7 @@ impl Parameter {
                         .iter()
                         .rev()
                         .find(|(k, _)| *k == self.name)
-                        .map(|(_, v)| v.clone())
+                        .map(|(_, v)| v.to_string())
                 } else {
                     return Ok(params::query_value(
                         pairs,

@@ -7,6 +7,7 @@
 //! when they read as such; anything else stays a string, so the schema reports it with its
 //! own words.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Number, Value};
@@ -156,14 +157,23 @@ pub(crate) fn typed(s: &str, prim: Prim) -> Value {
 
 /// Percent-decodes one piece; `+` is a space in a query (as HTML forms send it).
 pub(crate) fn decode(s: &str, plus_is_space: bool) -> Result<String, String> {
-    let s = if plus_is_space && s.contains('+') {
-        std::borrow::Cow::Owned(s.replace('+', " "))
+    decode_cow(s, plus_is_space).map(Cow::into_owned)
+}
+
+/// As [`decode`], without a copy when there is nothing to decode.
+fn decode_cow(s: &str, plus_is_space: bool) -> Result<Cow<'_, str>, String> {
+    let plus = plus_is_space && s.contains('+');
+    if !plus && !s.contains('%') {
+        return Ok(Cow::Borrowed(s));
+    }
+    let s = if plus {
+        Cow::Owned(s.replace('+', " "))
     } else {
-        std::borrow::Cow::Borrowed(s)
+        Cow::Borrowed(s)
     };
     percent_encoding::percent_decode_str(&s)
         .decode_utf8()
-        .map(std::borrow::Cow::into_owned)
+        .map(|d| Cow::Owned(d.into_owned()))
         .map_err(|_| "percent-encoded bytes that are not UTF-8".to_string())
 }
 
@@ -272,20 +282,23 @@ pub(crate) fn path_value(
 }
 
 /// The query's `name=value` pairs, decoded.
-pub(crate) fn query_pairs(query: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) type Pairs<'q> = Vec<(Cow<'q, str>, Cow<'q, str>)>;
+
+/// The query's `name=value` pairs, decoded (borrowed from the query when nothing needed it).
+pub(crate) fn query_pairs(query: &str) -> Result<Pairs<'_>, String> {
     query
         .split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            Ok((decode(k, true)?, decode(v, true)?))
+            Ok((decode_cow(k, true)?, decode_cow(v, true)?))
         })
         .collect()
 }
 
 /// A query parameter's value, `None` when the query does not have it.
 pub(crate) fn query_value(
-    pairs: &[(String, String)],
+    pairs: &[(Cow<'_, str>, Cow<'_, str>)],
     name: &str,
     style: Style,
     explode: bool,
@@ -295,7 +308,7 @@ pub(crate) fn query_value(
         pairs
             .iter()
             .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     };
     match (shape, style) {
         (Shape::Object { known, other }, Style::DeepObject) => {
@@ -317,8 +330,8 @@ pub(crate) fn query_value(
             // be told from the query's other parameters.
             let mut m = Map::new();
             for (k, v) in pairs {
-                if let Some(prim) = known.get(k) {
-                    m.insert(k.clone(), typed(v, *prim));
+                if let Some(prim) = known.get(k.as_ref()) {
+                    m.insert(k.to_string(), typed(v, *prim));
                 }
             }
             (!m.is_empty()).then_some(Value::Object(m))
@@ -471,7 +484,9 @@ mod tests {
     #[test]
     fn query_styles_read_the_specifications_examples() {
         let arr = Shape::Array(Prim::Integer);
-        let pairs = |q: &str| query_pairs(q).unwrap();
+        fn pairs(q: &str) -> Pairs<'_> {
+            query_pairs(q).unwrap()
+        }
         let q = pairs("id=3&id=4&id=5&x=1");
         assert_eq!(
             query_value(&q, "id", Style::Form, true, &arr),

@@ -73,6 +73,11 @@ impl Schema {
 
     /// The violations of `value` (at most [`MAX_VIOLATIONS`]), `writeOnly` markers left out.
     pub fn violations(&self, value: &Value) -> Vec<Violation> {
+        // Most values are valid: the yes-or-no check stops at the first problem and makes no
+        // error values, so it answers them faster than collecting every violation would.
+        if self.validator.is_valid(value) {
+            return Vec::new();
+        }
         self.collect(value, |k| k != WRITE_ONLY)
     }
 

@@ -92,7 +92,8 @@ fn codes_prints_the_contract_table() {
 /// lines have somewhere to go) and what it logged until it listened.
 struct Served {
     child: std::process::Child,
-    stderr: BufReader<std::process::ChildStderr>,
+    /// Its stderr, until [`Served::drain`] hands it to a thread.
+    stderr: Option<BufReader<std::process::ChildStderr>>,
     logged: String,
 }
 
@@ -110,7 +111,7 @@ impl Served {
     /// Any command that execs `portico serve`; waits for its "portico listening" line.
     fn spawn(mut command: Command) -> Served {
         let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let stderr = Some(BufReader::new(child.stderr.take().unwrap()));
         let mut served = Served {
             child,
             stderr,
@@ -123,9 +124,10 @@ impl Served {
     /// Reads stderr until a line containing `needle`; returns what was read.
     fn read_until(&mut self, needle: &str) -> String {
         let mut seen = String::new();
+        let stderr = self.stderr.as_mut().expect("stderr is being drained");
         while !seen.contains(needle) {
             assert!(
-                self.stderr.read_line(&mut seen).unwrap() > 0,
+                stderr.read_line(&mut seen).unwrap() > 0,
                 "stderr ended before {needle:?}: {seen}"
             );
         }
@@ -156,11 +158,27 @@ impl Served {
         assert!(sent.success());
     }
 
+    /// From now on stderr is read, and dropped, by a thread of its own: a server that logs a
+    /// lot never blocks on a full pipe while the test does something else.
+    fn drain(&mut self) {
+        if let Some(mut stderr) = self.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        }
+    }
+
+    /// Everything left on stderr (nothing once drained).
+    fn rest(&mut self) -> String {
+        let mut rest = String::new();
+        if let Some(stderr) = self.stderr.as_mut() {
+            stderr.read_to_string(&mut rest).unwrap();
+        }
+        rest
+    }
+
     /// SIGTERM, a graceful stop with exit status 0; everything it logged on stderr.
     fn finish(mut self) -> String {
         self.signal("TERM");
-        let mut rest = String::new();
-        self.stderr.read_to_string(&mut rest).unwrap();
+        let rest = self.rest();
         assert!(self.child.wait().unwrap().success(), "{rest}");
         format!("{}{rest}", self.logged)
     }
@@ -168,8 +186,7 @@ impl Served {
     /// SIGTERM: a graceful stop with exit status 0.
     fn stop(mut self) {
         self.signal("TERM");
-        let mut rest = String::new();
-        self.stderr.read_to_string(&mut rest).unwrap();
+        let rest = self.rest();
         assert!(self.child.wait().unwrap().success(), "{rest}");
     }
 }
@@ -1790,6 +1807,7 @@ fn schemathesis_finds_nothing_in_the_admin_api() {
     );
     let mut served = Served::start(&path, Stdio::null());
     let admin = served.address("admin API listening");
+    served.drain();
     let settings = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/schemathesis.toml");
     let out = Command::new(st)
         .args(["--config-file", settings])
