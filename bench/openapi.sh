@@ -86,10 +86,16 @@ for i in range(5):
     body[f"name{i}"] = f"item-number-{i}-" + "x" * 30
     body[f"count{i}"] = 1000 + i
     body[f"kind{i}"] = "gamma"
-    body[f"tags{i}"] = ["red", "green", "blue", f"tag-{i}"]
-text = json.dumps(body)
-text = text[:-1] + ', "name4": "' + "y" * (1024 - len(text) - 14) + '"}' if len(text) < 1000 else text
-json.loads(text)
+    body[f"tags{i}"] = ["red", "green", "blue", f"tag-{i}", "warehouse-a", "aisle-7", "shelf-12", "bin-0042"]
+text = json.dumps(body, separators=(",", ":"))
+# About 1 KiB: the names padded (each within its maxLength).
+for i in range(5):
+    pad = 1024 - len(text)
+    if pad <= 0:
+        break
+    grow = min(pad, 64 - len(body[f"name{i}"]))
+    body[f"name{i}"] += "y" * grow
+    text = json.dumps(body, separators=(",", ":"))
 open(f"{work}/body.json", "w").write(text)
 PY
 cat > "$WORK/portico.yaml" <<CONF

@@ -30,7 +30,7 @@ pub(super) async fn upgrade(
     req: UpstreamRequest,
 ) -> Result<UpgradeAnswer, Error> {
     let mut conn = target.connect_http1().await?;
-    write_head(&mut conn.stream, &req, Framing::Upgrade)
+    write_head(&mut conn.stream, &req, Framing::Upgrade, &[])
         .await
         .map_err(|e| Error::new(ErrorCode::UpstreamReset).with_cause(e))?;
     let head = match read_head(&mut conn.stream, &mut conn.buf, false, true).await {
@@ -95,12 +95,14 @@ enum Framing {
 }
 
 /// Writes the request's head as HTTP/1.1 has it (RFC 9112 §3): the request line, the
-/// fields, what `framing` adds, and the empty line, in one vectored write of pieces borrowed
-/// from the request (nothing is copied into a buffer of its own), then flushes.
+/// fields, what `framing` adds, and the empty line, then `body` (a body read whole already;
+/// empty otherwise), in one vectored write of pieces borrowed from the request (nothing is
+/// copied into a buffer of its own), then flushes.
 async fn write_head<W: AsyncWrite + Unpin>(
     w: &mut W,
     req: &UpstreamRequest,
     framing: Framing,
+    body: &[u8],
 ) -> std::io::Result<()> {
     let mut length = [0u8; 48];
     let end: &[u8] = match framing {
@@ -122,6 +124,7 @@ async fn write_head<W: AsyncWrite + Unpin>(
         IoSlice::new(b" HTTP/1.1\r\n"),
         IoSlice::new(req.fields.wire()),
         IoSlice::new(end),
+        IoSlice::new(body),
     ];
     let mut pieces = &mut pieces[..];
     while !pieces.is_empty() {
@@ -155,12 +158,20 @@ async fn exchange(
     body: &mut RequestBody<'_>,
     head_request: bool,
 ) -> Result<(Head, bool), Failure> {
-    if let Err(e) = write_head(&mut conn.stream, req, Framing::Body(body.framing())).await {
+    // A body read whole already goes with the head: one write, not two.
+    let whole = body.buffered().cloned();
+    let with_head = whole.as_deref().unwrap_or_default();
+    if let Err(e) = write_head(&mut conn.stream, req, Framing::Body(body.framing()), with_head).await
+    {
         return Err(Failure::Stale(
             Error::new(ErrorCode::UpstreamReset).with_cause(e),
         ));
     }
-    if body.framing() == BodyFraming::None {
+    if whole.is_some() {
+        // Handed out (no I/O: it is in memory), so the body counts as sent.
+        body.chunk().await.map_err(Failure::Fatal)?;
+    }
+    if body.framing() == BodyFraming::None || whole.is_some() {
         return Ok((
             read_head(&mut conn.stream, &mut conn.buf, head_request, false).await?,
             true,
@@ -482,7 +493,7 @@ mod tests {
             .build()
             .expect("a runtime");
         runtime
-            .block_on(write_head(&mut out, req, framing))
+            .block_on(write_head(&mut out, req, framing, &[]))
             .expect("a Vec takes every write");
         out
     }
