@@ -50,12 +50,22 @@ nginx_upstream_64 "$WORK" $UPSTREAM_PORT > "$WORK/upstream.conf"
 python3 - "$WORK" <<'PY'
 import json, sys
 work = sys.argv[1]
+# Twenty properties of the common kinds: text (some with a pattern), whole numbers with
+# bounds, numbers, enums and booleans.
 props = {}
-for i in range(5):
-    props[f"name{i}"] = {"type": "string", "minLength": 1, "maxLength": 64}
+for i in range(8):
+    props[f"text{i}"] = {"type": "string", "minLength": 1, "maxLength": 128}
+for i in range(2):
+    props[f"code{i}"] = {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{4,12}$"}
+for i in range(4):
     props[f"count{i}"] = {"type": "integer", "minimum": 0, "maximum": 1000000}
+props["price"] = {"type": "number", "exclusiveMinimum": 0}
+props["ratio"] = {"type": "number", "minimum": 0, "maximum": 1}
+for i in range(2):
     props[f"kind{i}"] = {"type": "string", "enum": ["alpha", "beta", "gamma", "delta"]}
-    props[f"tags{i}"] = {"type": "array", "maxItems": 8, "items": {"type": "string", "pattern": "^[a-z0-9-]{1,32}$"}}
+for i in range(2):
+    props[f"flag{i}"] = {"type": "boolean"}
+assert len(props) == 20
 doc = {
     "openapi": "3.1.0",
     "info": {"title": "bench", "version": "1"},
@@ -82,19 +92,23 @@ doc = {
 }
 json.dump(doc, open(f"{work}/api.json", "w"))
 body = {}
-for i in range(5):
-    body[f"name{i}"] = f"item-number-{i}-" + "x" * 30
-    body[f"count{i}"] = 1000 + i
-    body[f"kind{i}"] = "gamma"
-    body[f"tags{i}"] = ["red", "green", "blue", f"tag-{i}", "warehouse-a", "aisle-7", "shelf-12", "bin-0042"]
+for i in range(8):
+    body[f"text{i}"] = f"description of part {i}: "
+for i in range(2):
+    body[f"code{i}"] = f"EU-{1234567 + i}"
+for i in range(4):
+    body[f"count{i}"] = 1000 * (i + 1)
+body["price"] = 129.95
+body["ratio"] = 0.25
+body["kind0"], body["kind1"] = "gamma", "alpha"
+body["flag0"], body["flag1"] = True, False
 text = json.dumps(body, separators=(",", ":"))
-# About 1 KiB: the names padded (each within its maxLength).
-for i in range(5):
+# About 1 KiB: the texts padded (each within its maxLength).
+for i in range(8):
     pad = 1024 - len(text)
     if pad <= 0:
         break
-    grow = min(pad, 64 - len(body[f"name{i}"]))
-    body[f"name{i}"] += "y" * grow
+    body[f"text{i}"] += "x" * min(pad, 128 - len(body[f"text{i}"]))
     text = json.dumps(body, separators=(",", ":"))
 open(f"{work}/body.json", "w").write(text)
 PY

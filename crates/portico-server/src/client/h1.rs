@@ -161,7 +161,13 @@ async fn exchange(
     // A body read whole already goes with the head: one write, not two.
     let whole = body.buffered().cloned();
     let with_head = whole.as_deref().unwrap_or_default();
-    if let Err(e) = write_head(&mut conn.stream, req, Framing::Body(body.framing()), with_head).await
+    if let Err(e) = write_head(
+        &mut conn.stream,
+        req,
+        Framing::Body(body.framing()),
+        with_head,
+    )
+    .await
     {
         return Err(Failure::Stale(
             Error::new(ErrorCode::UpstreamReset).with_cause(e),
