@@ -35,6 +35,10 @@ def expand(tree):
     if "{" not in tree:
         return [re.sub(r"as[A-Za-z_0-9]+$", "", tree.split(" as ")[0])]
     head, rest = tree.split("{", 1)
+    if "}" not in rest:
+        # Not a use tree: prose that says "use" inside a string literal ("callers use the
+        # APIs ... {"), which the regular expressions cannot tell from code.
+        return []
     body = rest[: rest.rindex("}")]
     parts, depth, cur = [], 0, ""
     for ch in body:

@@ -7,30 +7,80 @@
 //! checks once filled the pool and froze the admin API. So lookups are bounded: at most
 //! [`MAX_LOOKUPS`] at once in the process, each keeping its place until `getaddrinfo` returns
 //! (whoever waited for it), and other callers wait for a place without holding a thread,
-//! under their own deadline.
+//! under their own deadline. And a name that failed to resolve is not asked about again for
+//! [`FAILED_FOR`]: a dead name behind frequent health checks would otherwise send the machine's
+//! resolver a query every interval, which resolvers answer by slowing everyone down.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
 /// The most host-name lookups running at once.
 pub const MAX_LOOKUPS: usize = 16;
 
+/// How long a name that failed to resolve answers with that failure without a new lookup.
+pub const FAILED_FOR: Duration = Duration::from_secs(5);
+
+/// The most names whose failure is remembered; past that, the oldest memories go.
+const FAILURES_KEPT: usize = 4096;
+
 static LOOKUPS: Semaphore = Semaphore::const_new(MAX_LOOKUPS);
+
+/// Names that failed to resolve, and when they may be asked about again.
+static FAILED: LazyLock<Mutex<HashMap<String, Instant>>> = LazyLock::new(Mutex::default);
 
 /// The addresses of `host` (a name, or an IP address, taken as it is) at `port`.
 pub async fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port)]);
     }
-    let host = host.to_string();
-    bounded(move || {
-        (host.as_str(), port)
+    if let Some(until) = failed_until(host) {
+        let wait = until.saturating_duration_since(Instant::now());
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "`{host}` did not resolve a moment ago; it is looked up again in {} ms",
+                wait.as_millis()
+            ),
+        ));
+    }
+    let name = host.to_string();
+    let found = bounded(move || {
+        (name.as_str(), port)
             .to_socket_addrs()
-            .map(Iterator::collect)
+            .map(Iterator::collect::<Vec<SocketAddr>>)
     })
-    .await
+    .await;
+    match &found {
+        Ok(addrs) if !addrs.is_empty() => {}
+        _ => remember_failure(host),
+    }
+    found
+}
+
+/// When `host` may be looked up again, if it failed recently.
+fn failed_until(host: &str) -> Option<Instant> {
+    let failed = FAILED.lock().unwrap_or_else(PoisonError::into_inner);
+    failed
+        .get(host)
+        .copied()
+        .filter(|until| *until > Instant::now())
+}
+
+fn remember_failure(host: &str) {
+    let mut failed = FAILED.lock().unwrap_or_else(PoisonError::into_inner);
+    let now = Instant::now();
+    if failed.len() >= FAILURES_KEPT {
+        failed.retain(|_, until| *until > now);
+        if failed.len() >= FAILURES_KEPT {
+            failed.clear();
+        }
+    }
+    failed.insert(host.to_string(), now + FAILED_FOR);
 }
 
 /// Runs `lookup` on the blocking pool once a place is free; the place is kept until it
@@ -97,6 +147,18 @@ mod tests {
         });
         drop(release);
         rt.shutdown_background();
+    }
+
+    /// A name that did not resolve answers with its failure at once for a while, without a
+    /// lookup (`.invalid` never resolves, RFC 6761 §6.4).
+    #[tokio::test]
+    async fn a_name_that_failed_is_not_looked_up_again_at_once() {
+        let host = format!("n{}.portico-test.invalid", std::process::id());
+        assert!(resolve(&host, 80).await.is_err());
+        let until = failed_until(&host).unwrap_or_else(|| panic!("the failure is remembered"));
+        assert!(until > Instant::now() && until <= Instant::now() + FAILED_FOR);
+        let again = resolve(&host, 80).await.unwrap_err();
+        assert!(again.to_string().contains("looked up again"), "{again}");
     }
 
     #[tokio::test]
