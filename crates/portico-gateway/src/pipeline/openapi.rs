@@ -10,7 +10,7 @@ use portico_server::{Error, RequestBody};
 use serde_json::{Value, json};
 
 use super::{Ctx, Flow};
-use crate::{Gateway, fields};
+use crate::Gateway;
 
 /// A request's parameters, as the operation reads them.
 struct RequestParts<'a, 'r> {
@@ -98,18 +98,24 @@ fn more(n: usize) -> String {
     }
 }
 
-/// Whether the request's body is JSON that the operation has a schema for.
+/// Whether the request has a body and the operation declares one (whether its media type
+/// has a schema is the phase's to find, once).
 pub(super) fn body_applies(cx: &Ctx<'_>) -> bool {
-    schema_for(cx).is_some()
+    cx.req.info.framing != BodyFraming::None
+        && cx
+            .route
+            .openapi
+            .as_ref()
+            .is_some_and(|op| op.body.is_some())
 }
 
+/// The schema the request's body is checked against: a JSON body whose media type the
+/// operation gives a schema.
 fn schema_for<'r>(cx: &Ctx<'r>) -> Option<&'r portico_openapi::Schema> {
     let op = cx.route.openapi.as_deref()?;
-    if cx.req.info.framing == BodyFraming::None {
-        return None;
-    }
-    match fields::lines(&cx.req.head, "content-type").as_slice() {
-        [ct] => op.body_schema(ct),
+    let mut types = cx.req.head.fields_named("content-type");
+    match (types.next(), types.next()) {
+        (Some(ct), None) => op.body_schema(ct),
         _ => None,
     }
 }
