@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod caching;
 pub mod catalog;
 pub mod chunked;
 pub mod civil;

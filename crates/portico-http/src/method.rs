@@ -257,6 +257,23 @@ impl Method {
         )
     }
 
+    /// Safe per RFC 9110 §9.2.1 and the registry's "Safe" column: a request with it changes
+    /// nothing at the origin, so a cache need not invalidate (RFC 9111 §4.4).
+    pub const fn is_safe(self) -> bool {
+        matches!(
+            self,
+            Method::Get
+                | Method::Head
+                | Method::Options
+                | Method::Trace
+                | Method::Pri
+                | Method::PropFind
+                | Method::Query
+                | Method::Report
+                | Method::Search
+        )
+    }
+
     const fn bit(self) -> u64 {
         1 << self as u64
     }
