@@ -27,6 +27,9 @@ pub struct Api {
     pub base_path: String,
     /// Its versions, newest first.
     pub versions: Vec<ApiVersion>,
+    /// The response cache of every proxied route under its base path that does not say
+    /// otherwise (`cache`).
+    pub cache: Option<crate::cache::RouteCache>,
 }
 
 /// One version of an API.
@@ -67,7 +70,7 @@ pub struct Window {
     pub end: SystemTime,
 }
 
-pub(crate) const API_KEYS: &[&str] = &["name", "base_path", "versions"];
+pub(crate) const API_KEYS: &[&str] = &["name", "base_path", "versions", "cache"];
 /// `openapi` is read with the routes (see `openapi.rs`): it stands for the version's routes.
 pub(crate) const VERSION_KEYS: &[&str] = &[
     "id",
@@ -175,10 +178,12 @@ fn read_api(r: &mut Reader, node: &Node, path: &str) -> Option<Api> {
             })
         }
     };
+    let cache = crate::cache::read(r, path, &f);
     Some(Api {
         name: name?,
         base_path: base_path?,
         versions: versions?,
+        cache: cache?,
     })
 }
 

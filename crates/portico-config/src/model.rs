@@ -58,6 +58,8 @@ pub struct Config {
     pub cluster: Option<crate::rate_limits::Cluster>,
     /// The identity provider whose tokens `auth: jwt` takes.
     pub jwt: Option<Jwt>,
+    /// Where the response cache keeps what it stores (`cache`).
+    pub cache: crate::cache::CacheStorage,
 }
 
 /// Destination of the access log.
@@ -91,6 +93,7 @@ const TOP_KEYS: &[&str] = &[
     "jwt",
     "egress",
     "cluster",
+    "cache",
 ];
 
 impl Config {
@@ -130,11 +133,16 @@ impl Config {
             check_project_plans(r, n, plans, projects);
         }
         let apis = listed(r, top.get("apis"), apis::read_apis);
+        let cache = crate::cache::read_storage(r, top.get("cache"));
         let upstreams = top
             .get("upstreams")
             .map_or_else(Vec::new, |n| read_upstreams(r, n));
         let routes = read_routes(r, root, top.get("routes"), top.get("apis"), &upstreams);
         check_overlaps(r, &routes);
+        let mut routes = routes;
+        if let Some(apis) = &apis {
+            api_caches(apis, &mut routes);
+        }
         if matches!(jwt, Some(None)) {
             check_jwt_routes(r, &routes);
         }
@@ -172,6 +180,7 @@ impl Config {
             jwt: jwt?,
             egress: egress?,
             cluster: cluster?,
+            cache: cache?,
         })
     }
 }
@@ -259,6 +268,23 @@ fn check_project_plans(
                 &format!("projects[{i}].plan"),
                 format!("plan `{}` is not among `plans`", p.plan),
             );
+        }
+    }
+}
+
+/// An API's `cache` for the proxied routes under its base path that have none of their own.
+fn api_caches(apis: &[apis::Api], routes: &mut [(crate::read::Origin, crate::routes::Route)]) {
+    for api in apis {
+        let Some(cache) = api.cache else { continue };
+        let base = api.base_path.trim_end_matches('/');
+        for (_, route) in routes.iter_mut() {
+            let path = route.path.source.as_str();
+            let under = path
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+            if under && route.cache.is_none() && matches!(route.answer, crate::routes::Answer::Upstream(_)) {
+                route.cache = Some(cache);
+            }
         }
     }
 }

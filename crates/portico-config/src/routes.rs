@@ -69,6 +69,8 @@ pub struct Route {
     pub validate_responses: ResponseCheck,
     /// How an upstream's JSON 200 body is transformed (answered 203).
     pub transform: Option<BodyTransform>,
+    /// Its response cache (`cache`, or its API's), when it has one.
+    pub cache: Option<crate::cache::RouteCache>,
 }
 
 /// What answers a route's requests.
@@ -137,6 +139,7 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "operations",
     "validate_responses",
     "transform",
+    "cache",
 ];
 
 /// `routes` (with the routes of `openapi` entries and API versions): each one read, names
@@ -239,6 +242,10 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     let async_jobs = crate::jobs::read_async(r, path, &f, template.as_ref());
     let validate_responses = read_response_check(r, path, &f);
     let transform = crate::transform::read(r, path, &f);
+    let cache = crate::cache::read(r, path, &f);
+    if let (Some(n), None) = (f.get("cache"), f.get("upstream")) {
+        r.problem(n, &join(path, "cache"), "`cache` is for routes with an `upstream`");
+    }
     let mut access = access::read_access(r, &f, path);
     // A CORS policy that lists no methods allows the route's own.
     if let (Some(Some(cors)), Some(methods)) = (access.as_mut().map(|a| a.cors.as_mut()), methods)
@@ -268,6 +275,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         openapi: None,
         validate_responses: validate_responses?,
         transform: transform?,
+        cache: cache?,
     })
 }
 

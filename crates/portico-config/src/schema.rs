@@ -359,6 +359,7 @@ pub fn route() -> Value {
         "idempotency",
         "async",
         "transform",
+        "cache",
     ];
     let mut all_of: Vec<Value> = upstream_only
         .iter()
@@ -525,7 +526,8 @@ pub fn route() -> Value {
                     "max_bytes": size(SIZE, 1 << 50)
                 },
                 "anyOf": [{"required": ["keep"]}, {"required": ["remove"]}, {"required": ["rename"]}, {"required": ["add"]}]
-            }
+            },
+            "cache": cache()
         },
         "allOf": all_of
     })
@@ -566,9 +568,28 @@ pub fn api() -> Value {
                     "then": {"required": ["deprecated_at", "sunset"]},
                     "else": {"properties": {"deprecated_at": false, "sunset": false}}
                 }
-            }
+            },
+            "cache": cache()
         }
     })
+}
+
+/// `cache` on a route or an API: on or off, or its settings.
+fn cache() -> Value {
+    json!({"oneOf": [
+        boolean(),
+        {
+            "type": "object",
+            "additionalProperties": false,
+            "properties": {
+                "max_entry_bytes": size(SIZE, 1 << 50),
+                "heuristic": boolean(),
+                "share_cookies": boolean(),
+                "key": boolean(),
+                "wait": string(DURATION)
+            }
+        }
+    ]})
 }
 
 #[cfg(test)]

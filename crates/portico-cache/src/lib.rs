@@ -1,0 +1,489 @@
+//! Portico's response cache: where stored responses live, and how concurrent misses for one
+//! target are collapsed into one request to the origin.
+//!
+//! What may be stored, for how long, and when a stored response may answer are RFC 9111's
+//! rules, decided purely in `portico_http::caching`; this crate keeps the entries. Memory is
+//! bounded in bytes by a TinyLFU cache (`moka`): admission and eviction are the crate's, each
+//! entry weighed by its body, its fields and its key. Entries are keyed by the normalised
+//! target; the responses of one target that differ by the request fields their `Vary` names
+//! are kept together as its variants (at most [`MAX_VARIANTS`]), so invalidating a target
+//! drops every variant at once (RFC 9111 §4.4).
+//!
+//! Times come from a [`Clock`], so freshness is tested with a clock the test moves.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use portico_http::caching::{ResponseDirectives, Staleness, Timing};
+use portico_http::conditional::HttpDate;
+use tokio::sync::watch;
+
+/// The most variants a target keeps; storing one more drops the oldest.
+pub const MAX_VARIANTS: usize = 16;
+
+/// What an entry costs beyond its bytes: the entry, its vectors, the cache's own node.
+const ENTRY_OVERHEAD: u64 = 256;
+
+/// The time, for freshness and age.
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// The system's clock.
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A clock a test sets and moves.
+#[derive(Debug)]
+pub struct ManualClock(Mutex<SystemTime>);
+
+impl ManualClock {
+    /// A clock that reads `at` until moved.
+    pub fn new(at: SystemTime) -> ManualClock {
+        ManualClock(Mutex::new(at))
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, by: Duration) {
+        let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *t += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> SystemTime {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A stored response.
+#[derive(Debug)]
+pub struct Entry {
+    /// The route that stored it.
+    pub route: Arc<str>,
+    /// Its status.
+    pub status: u16,
+    /// Its fields, end-to-end only, without `Age` (computed when served).
+    pub headers: Vec<(Bytes, Bytes)>,
+    /// Its body.
+    pub body: Bytes,
+    /// The times that fix its age.
+    pub timing: Timing,
+    /// Its `Cache-Control`.
+    pub directives: ResponseDirectives,
+    /// Its freshness lifetime, seconds.
+    pub lifetime: u64,
+    /// The request's values of the fields the response's `Vary` names, in the order of
+    /// [`Variants::names`].
+    pub vary: Vec<Option<Bytes>>,
+}
+
+impl Entry {
+    /// Its age and lifetime at `now`.
+    pub fn staleness(&self, now: SystemTime) -> Staleness {
+        Staleness {
+            age: self.timing.current_age(HttpDate::from_system_time(now).0),
+            lifetime: self.lifetime,
+        }
+    }
+
+    /// The first field named `name` (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v)
+    }
+
+    /// Every line of the field `name`.
+    pub fn header_lines<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| v.as_ref())
+    }
+
+    /// What the entry costs in memory, as the cache weighs it.
+    fn weight(&self) -> u64 {
+        let fields: usize = self.headers.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        let vary: usize = self.vary.iter().flatten().map(|v| v.len() + 16).sum();
+        self.body.len() as u64 + fields as u64 + vary as u64 + ENTRY_OVERHEAD
+    }
+}
+
+/// The stored responses of one target: the field names its responses vary on, and one entry
+/// per combination of the request's values of them.
+#[derive(Debug)]
+pub struct Variants {
+    /// The fields the responses' `Vary` names (lowercase); empty when they vary on nothing.
+    pub names: Arc<[String]>,
+    /// The entries, oldest first.
+    pub entries: Vec<Arc<Entry>>,
+}
+
+impl Variants {
+    fn weight(&self, key: &str) -> u32 {
+        let sum: u64 = self.entries.iter().map(|e| e.weight()).sum();
+        let names: usize = self.names.iter().map(|n| n.len() + 16).sum();
+        u32::try_from(sum + names as u64 + key.len() as u64).unwrap_or(u32::MAX)
+    }
+}
+
+/// What a lookup found.
+#[derive(Debug)]
+pub enum Found {
+    /// Nothing stored for the target.
+    UriMiss,
+    /// Responses stored for the target, none for this request's values of the fields they
+    /// vary on.
+    VaryMiss,
+    /// A stored response selected for the request (§4.1).
+    Entry(Arc<Entry>),
+}
+
+/// How many responses the cache answered, and how.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// Served from the cache, fresh (or stale where allowed), without the origin.
+    pub hits: AtomicU64,
+    /// Forwarded with nothing usable stored.
+    pub misses: AtomicU64,
+    /// Stored responses that were stale and went to the origin (revalidated or replaced).
+    pub stale: AtomicU64,
+    /// Stale responses served because the origin failed (`stale-if-error`).
+    pub stale_if_error: AtomicU64,
+    /// Responses stored.
+    pub stored: AtomicU64,
+    /// Bytes of the bodies served from the cache.
+    pub bytes_served: AtomicU64,
+}
+
+impl Counts {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The cache.
+pub struct Cache {
+    entries: moka::sync::Cache<Arc<str>, Arc<Variants>>,
+    fills: Arc<Mutex<HashMap<Arc<str>, watch::Receiver<()>>>>,
+    counts: Mutex<HashMap<Arc<str>, Arc<Counts>>>,
+    clock: Arc<dyn Clock>,
+    max_bytes: u64,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache")
+            .field("max_bytes", &self.max_bytes)
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+/// The default memory bound: 64 MiB.
+pub const DEFAULT_MEMORY: u64 = 64 << 20;
+
+impl Cache {
+    /// A cache of at most `max_bytes` in memory, reading times from `clock`.
+    pub fn new(max_bytes: u64, clock: Arc<dyn Clock>) -> Cache {
+        let entries = moka::sync::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|k: &Arc<str>, v: &Arc<Variants>| v.weight(k))
+            .build();
+        Cache {
+            entries,
+            fills: Arc::default(),
+            counts: Mutex::default(),
+            clock,
+            max_bytes,
+        }
+    }
+
+    /// Its bound in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    /// The time now, by the cache's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// The response stored for `key` that matches the request, whose value of a field is
+    /// `field(name)` (§4.1: every field the response's `Vary` names has the same value in
+    /// both requests, absent matching absent).
+    pub fn lookup(&self, key: &str, field: impl Fn(&str) -> Option<Bytes>) -> Found {
+        let Some(variants) = self.entries.get(key) else {
+            return Found::UriMiss;
+        };
+        let values: Vec<Option<Bytes>> = variants.names.iter().map(|n| field(n)).collect();
+        match variants.entries.iter().rev().find(|e| e.vary == values) {
+            Some(e) => Found::Entry(e.clone()),
+            None => Found::VaryMiss,
+        }
+    }
+
+    /// Stores `entry` for `key`, its `Vary` naming `names`. It replaces the variant with the
+    /// same values; when the target's responses varied on other fields, the old ones go
+    /// (their keys no longer select).
+    pub fn store(&self, key: &str, names: Vec<String>, entry: Entry) {
+        let entry = Arc::new(entry);
+        let key: Arc<str> = key.into();
+        let mut entries = match self.entries.get(&key) {
+            Some(old) if *old.names == *names => old
+                .entries
+                .iter()
+                .filter(|e| e.vary != entry.vary)
+                .cloned()
+                .collect(),
+            _ => Vec::new(),
+        };
+        if entries.len() >= MAX_VARIANTS {
+            entries.remove(0);
+        }
+        entries.push(entry);
+        let variants = Variants {
+            names: names.into(),
+            entries,
+        };
+        self.entries.insert(key, Arc::new(variants));
+    }
+
+    /// Drops every response stored for `key`.
+    pub fn invalidate(&self, key: &str) {
+        self.entries.invalidate(key);
+    }
+
+    /// Drops the stored responses whose key starts with `prefix`; returns how many targets.
+    pub fn purge_prefix(&self, prefix: &str) -> usize {
+        self.purge(|k, _| k.starts_with(prefix))
+    }
+
+    /// Drops the responses `route` stored.
+    pub fn purge_route(&self, route: &str) -> usize {
+        self.purge(|_, v| v.entries.iter().any(|e| &*e.route == route))
+    }
+
+    fn purge(&self, doomed: impl Fn(&str, &Variants) -> bool) -> usize {
+        let keys: Vec<Arc<str>> = self
+            .entries
+            .iter()
+            .filter(|(k, v)| doomed(k, v))
+            .map(|(k, _)| Arc::clone(&*k))
+            .collect();
+        for k in &keys {
+            self.entries.invalidate(&**k);
+        }
+        keys.len()
+    }
+
+    /// The bytes the entries weigh, once pending evictions have run.
+    pub fn weighted_size(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.weighted_size()
+    }
+
+    /// How many targets have stored responses, once pending evictions have run.
+    pub fn entry_count(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    /// The counters of `route`.
+    pub fn counts(&self, route: &Arc<str>) -> Arc<Counts> {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.entry(route.clone()).or_default().clone()
+    }
+
+    /// Every route's counters.
+    pub fn all_counts(&self) -> Vec<(Arc<str>, Arc<Counts>)> {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: Vec<_> = counts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    /// Joins the fill of `key`: the first request to miss leads it (goes to the origin);
+    /// the others follow (wait for it, then look again).
+    pub fn fill(&self, key: &str) -> Fill {
+        let mut fills = self.fills.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(rx) = fills.get(key) {
+            return Fill::Follow(Waiter(rx.clone()));
+        }
+        let (tx, rx) = watch::channel(());
+        let key: Arc<str> = key.into();
+        fills.insert(key.clone(), rx);
+        Fill::Lead(FillGuard {
+            key,
+            fills: self.fills.clone(),
+            _done: tx,
+        })
+    }
+}
+
+/// A request's part in filling a key.
+#[derive(Debug)]
+pub enum Fill {
+    /// This request goes to the origin; the others wait until the guard is dropped.
+    Lead(FillGuard),
+    /// Another request is going to the origin for the key.
+    Follow(Waiter),
+}
+
+/// Held by the request that fills a key; dropping it (stored or not, answered or failed)
+/// wakes the requests that wait.
+#[derive(Debug)]
+pub struct FillGuard {
+    key: Arc<str>,
+    fills: Arc<Mutex<HashMap<Arc<str>, watch::Receiver<()>>>>,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for FillGuard {
+    fn drop(&mut self) {
+        let mut fills = self.fills.lock().unwrap_or_else(PoisonError::into_inner);
+        fills.remove(&self.key);
+    }
+}
+
+/// Waits for the fill another request leads.
+#[derive(Debug)]
+pub struct Waiter(watch::Receiver<()>);
+
+impl Waiter {
+    /// Returns once the leader is done (its guard dropped).
+    pub async fn done(mut self) {
+        // The sender is never used to send: `changed` returns an error once it is dropped.
+        while self.0.changed().await.is_ok() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn entry(route: &str, body: &'static [u8], vary: Vec<Option<Bytes>>) -> Entry {
+        Entry {
+            route: route.into(),
+            status: 200,
+            headers: vec![(Bytes::from_static(b"content-type"), Bytes::from_static(b"text/plain"))],
+            body: Bytes::from_static(body),
+            timing: Timing::default(),
+            directives: ResponseDirectives::default(),
+            lifetime: 60,
+            vary,
+        }
+    }
+
+    fn cache(bytes: u64) -> Cache {
+        Cache::new(bytes, Arc::new(ManualClock::new(UNIX_EPOCH)))
+    }
+
+    #[test]
+    fn variants_are_selected_by_the_fields_their_vary_names() {
+        let c = cache(1 << 20);
+        let gzip = Some(Bytes::from_static(b"gzip"));
+        c.store("k", vec!["accept-encoding".into()], entry("r", b"zipped", vec![gzip.clone()]));
+        c.store("k", vec!["accept-encoding".into()], entry("r", b"plain", vec![None]));
+        let body = |f: Found| match f {
+            Found::Entry(e) => e.body.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(body(c.lookup("k", |_| gzip.clone())), "zipped");
+        assert_eq!(body(c.lookup("k", |_| None)), "plain");
+        assert!(matches!(
+            c.lookup("k", |_| Some(Bytes::from_static(b"br"))),
+            Found::VaryMiss
+        ));
+        assert!(matches!(c.lookup("other", |_| None), Found::UriMiss));
+        // A response varying on other fields replaces the old variants.
+        c.store("k", vec!["accept".into()], entry("r", b"json", vec![None]));
+        assert!(matches!(c.lookup("k", |n| (n == "accept-encoding").then(|| gzip.clone()).flatten()), Found::Entry(_)));
+        c.invalidate("k");
+        assert!(matches!(c.lookup("k", |_| None), Found::UriMiss));
+    }
+
+    #[test]
+    fn variants_of_a_target_are_bounded() {
+        let c = cache(1 << 20);
+        for i in 0..(MAX_VARIANTS + 4) {
+            let v = Some(Bytes::from(i.to_string()));
+            c.store("k", vec!["x".into()], entry("r", b"b", vec![v]));
+        }
+        let Some(v) = c.entries.get("k") else {
+            panic!("stored")
+        };
+        assert_eq!(v.entries.len(), MAX_VARIANTS);
+    }
+
+    #[test]
+    fn the_byte_bound_holds_however_much_is_stored() {
+        let c = cache(64 << 10);
+        static BODY: [u8; 1000] = [b'x'; 1000];
+        for i in 0..1000 {
+            c.store(&format!("k{i}"), Vec::new(), entry("r", &BODY, Vec::new()));
+        }
+        let size = c.weighted_size();
+        assert!(size <= 64 << 10, "{size}");
+        assert!(c.entry_count() > 10);
+    }
+
+    #[test]
+    fn purges_by_prefix_and_by_route() {
+        let c = cache(1 << 20);
+        c.store("h/a/1", Vec::new(), entry("one", b"1", Vec::new()));
+        c.store("h/a/2", Vec::new(), entry("one", b"2", Vec::new()));
+        c.store("h/b/1", Vec::new(), entry("two", b"3", Vec::new()));
+        assert_eq!(c.purge_prefix("h/a/"), 2);
+        assert!(matches!(c.lookup("h/b/1", |_| None), Found::Entry(_)));
+        assert_eq!(c.purge_route("two"), 1);
+        assert_eq!(c.entry_count(), 0);
+    }
+
+    #[test]
+    fn age_grows_with_the_clock() {
+        let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(1000)));
+        let mut e = entry("r", b"x", Vec::new());
+        e.timing = Timing {
+            request_time: 1000,
+            response_time: 1000,
+            date: Some(1000),
+            ..Timing::default()
+        };
+        assert!(e.staleness(clock.now()).is_fresh());
+        clock.advance(Duration::from_secs(61));
+        let s = e.staleness(clock.now());
+        assert_eq!((s.age, s.is_fresh()), (61, false));
+    }
+
+    #[tokio::test]
+    async fn a_fill_is_led_by_one_request_and_followed_by_the_others() {
+        let c = cache(1 << 20);
+        let Fill::Lead(guard) = c.fill("k") else {
+            panic!("the first leads")
+        };
+        let Fill::Follow(waiter) = c.fill("k") else {
+            panic!("the second follows")
+        };
+        let waiting = tokio::spawn(waiter.done());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        drop(guard);
+        waiting.await.expect("the waiter wakes");
+        assert!(matches!(c.fill("k"), Fill::Lead(_)));
+    }
+}
