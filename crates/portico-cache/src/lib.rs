@@ -115,7 +115,11 @@ impl Entry {
 
     /// What the entry costs in memory, as the cache weighs it.
     fn weight(&self) -> u64 {
-        let fields: usize = self.headers.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        let fields: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 32)
+            .sum();
         let vary: usize = self.vary.iter().flatten().map(|v| v.len() + 16).sum();
         self.body.len() as u64 + fields as u64 + vary as u64 + ENTRY_OVERHEAD
     }
@@ -178,7 +182,7 @@ impl Counts {
 /// The cache.
 pub struct Cache {
     entries: moka::sync::Cache<Arc<str>, Arc<Variants>>,
-    fills: Arc<Mutex<HashMap<Arc<str>, watch::Receiver<()>>>>,
+    fills: Arc<Mutex<HashMap<Arc<str>, Slot>>>,
     counts: Mutex<HashMap<Arc<str>, Arc<Counts>>>,
     clock: Arc<dyn Clock>,
     max_bytes: u64,
@@ -239,8 +243,7 @@ impl Cache {
     /// Stores `entry` for `key`, its `Vary` naming `names`. It replaces the variant with the
     /// same values; when the target's responses varied on other fields, the old ones go
     /// (their keys no longer select).
-    pub fn store(&self, key: &str, names: Vec<String>, entry: Entry) {
-        let entry = Arc::new(entry);
+    pub fn store(&self, key: &str, names: Vec<String>, entry: Arc<Entry>) {
         let key: Arc<str> = key.into();
         let mut entries = match self.entries.get(&key) {
             Some(old) if *old.names == *names => old
@@ -320,18 +323,34 @@ impl Cache {
     /// the others follow (wait for it, then look again).
     pub fn fill(&self, key: &str) -> Fill {
         let mut fills = self.fills.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(rx) = fills.get(key) {
-            return Fill::Follow(Waiter(rx.clone()));
+        if let Some(slot) = fills.get_mut(key) {
+            slot.followers += 1;
+            return Fill::Follow(Waiter(slot.done.clone()));
         }
-        let (tx, rx) = watch::channel(());
+        let (tx, done) = watch::channel(());
         let key: Arc<str> = key.into();
-        fills.insert(key.clone(), rx);
+        fills.insert(key.clone(), Slot { done, followers: 0 });
         Fill::Lead(FillGuard {
             key,
             fills: self.fills.clone(),
             _done: tx,
         })
     }
+}
+
+impl Cache {
+    /// How many requests wait on the fill of `key` (for tests and diagnostics).
+    pub fn followers(&self, key: &str) -> usize {
+        let fills = self.fills.lock().unwrap_or_else(PoisonError::into_inner);
+        fills.get(key).map_or(0, |slot| slot.followers)
+    }
+}
+
+/// A fill under way: how its followers learn it is done, and how many joined.
+#[derive(Debug)]
+struct Slot {
+    done: watch::Receiver<()>,
+    followers: usize,
 }
 
 /// A request's part in filling a key.
@@ -348,7 +367,7 @@ pub enum Fill {
 #[derive(Debug)]
 pub struct FillGuard {
     key: Arc<str>,
-    fills: Arc<Mutex<HashMap<Arc<str>, watch::Receiver<()>>>>,
+    fills: Arc<Mutex<HashMap<Arc<str>, Slot>>>,
     _done: watch::Sender<()>,
 }
 
@@ -380,7 +399,10 @@ mod tests {
         Entry {
             route: route.into(),
             status: 200,
-            headers: vec![(Bytes::from_static(b"content-type"), Bytes::from_static(b"text/plain"))],
+            headers: vec![(
+                Bytes::from_static(b"content-type"),
+                Bytes::from_static(b"text/plain"),
+            )],
             body: Bytes::from_static(body),
             timing: Timing::default(),
             directives: ResponseDirectives::default(),
@@ -397,8 +419,16 @@ mod tests {
     fn variants_are_selected_by_the_fields_their_vary_names() {
         let c = cache(1 << 20);
         let gzip = Some(Bytes::from_static(b"gzip"));
-        c.store("k", vec!["accept-encoding".into()], entry("r", b"zipped", vec![gzip.clone()]));
-        c.store("k", vec!["accept-encoding".into()], entry("r", b"plain", vec![None]));
+        c.store(
+            "k",
+            vec!["accept-encoding".into()],
+            Arc::new(entry("r", b"zipped", vec![gzip.clone()])),
+        );
+        c.store(
+            "k",
+            vec!["accept-encoding".into()],
+            Arc::new(entry("r", b"plain", vec![None])),
+        );
         let body = |f: Found| match f {
             Found::Entry(e) => e.body.clone(),
             other => panic!("{other:?}"),
@@ -411,8 +441,17 @@ mod tests {
         ));
         assert!(matches!(c.lookup("other", |_| None), Found::UriMiss));
         // A response varying on other fields replaces the old variants.
-        c.store("k", vec!["accept".into()], entry("r", b"json", vec![None]));
-        assert!(matches!(c.lookup("k", |n| (n == "accept-encoding").then(|| gzip.clone()).flatten()), Found::Entry(_)));
+        c.store(
+            "k",
+            vec!["accept".into()],
+            Arc::new(entry("r", b"json", vec![None])),
+        );
+        assert!(matches!(
+            c.lookup("k", |n| (n == "accept-encoding")
+                .then(|| gzip.clone())
+                .flatten()),
+            Found::Entry(_)
+        ));
         c.invalidate("k");
         assert!(matches!(c.lookup("k", |_| None), Found::UriMiss));
     }
@@ -422,7 +461,7 @@ mod tests {
         let c = cache(1 << 20);
         for i in 0..(MAX_VARIANTS + 4) {
             let v = Some(Bytes::from(i.to_string()));
-            c.store("k", vec!["x".into()], entry("r", b"b", vec![v]));
+            c.store("k", vec!["x".into()], Arc::new(entry("r", b"b", vec![v])));
         }
         let Some(v) = c.entries.get("k") else {
             panic!("stored")
@@ -435,7 +474,11 @@ mod tests {
         let c = cache(64 << 10);
         static BODY: [u8; 1000] = [b'x'; 1000];
         for i in 0..1000 {
-            c.store(&format!("k{i}"), Vec::new(), entry("r", &BODY, Vec::new()));
+            c.store(
+                &format!("k{i}"),
+                Vec::new(),
+                Arc::new(entry("r", &BODY, Vec::new())),
+            );
         }
         let size = c.weighted_size();
         assert!(size <= 64 << 10, "{size}");
@@ -445,9 +488,21 @@ mod tests {
     #[test]
     fn purges_by_prefix_and_by_route() {
         let c = cache(1 << 20);
-        c.store("h/a/1", Vec::new(), entry("one", b"1", Vec::new()));
-        c.store("h/a/2", Vec::new(), entry("one", b"2", Vec::new()));
-        c.store("h/b/1", Vec::new(), entry("two", b"3", Vec::new()));
+        c.store(
+            "h/a/1",
+            Vec::new(),
+            Arc::new(entry("one", b"1", Vec::new())),
+        );
+        c.store(
+            "h/a/2",
+            Vec::new(),
+            Arc::new(entry("one", b"2", Vec::new())),
+        );
+        c.store(
+            "h/b/1",
+            Vec::new(),
+            Arc::new(entry("two", b"3", Vec::new())),
+        );
         assert_eq!(c.purge_prefix("h/a/"), 2);
         assert!(matches!(c.lookup("h/b/1", |_| None), Found::Entry(_)));
         assert_eq!(c.purge_route("two"), 1);

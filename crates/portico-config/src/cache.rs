@@ -52,7 +52,13 @@ impl RouteCache {
 }
 
 const STORAGE_KEYS: &[&str] = &["memory"];
-const ROUTE_KEYS: &[&str] = &["max_entry_bytes", "heuristic", "share_cookies", "key", "wait"];
+const ROUTE_KEYS: &[&str] = &[
+    "max_entry_bytes",
+    "heuristic",
+    "share_cookies",
+    "key",
+    "wait",
+];
 
 /// Top-level `cache: {memory}`.
 pub(crate) fn read_storage(r: &mut Reader, node: Option<&Node>) -> Option<CacheStorage> {

@@ -282,7 +282,10 @@ fn api_caches(apis: &[apis::Api], routes: &mut [(crate::read::Origin, crate::rou
             let under = path
                 .strip_prefix(base)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-            if under && route.cache.is_none() && matches!(route.answer, crate::routes::Answer::Upstream(_)) {
+            if under
+                && route.cache.is_none()
+                && matches!(route.answer, crate::routes::Answer::Upstream(_))
+            {
                 route.cache = Some(cache);
             }
         }

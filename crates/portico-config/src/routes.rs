@@ -244,7 +244,11 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     let transform = crate::transform::read(r, path, &f);
     let cache = crate::cache::read(r, path, &f);
     if let (Some(n), None) = (f.get("cache"), f.get("upstream")) {
-        r.problem(n, &join(path, "cache"), "`cache` is for routes with an `upstream`");
+        r.problem(
+            n,
+            &join(path, "cache"),
+            "`cache` is for routes with an `upstream`",
+        );
     }
     let mut access = access::read_access(r, &f, path);
     // A CORS policy that lists no methods allows the route's own.

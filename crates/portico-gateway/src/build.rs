@@ -85,6 +85,10 @@ impl Gateway {
             rate_limiters,
             counts: HashMap::new(),
             body_counts: Arc::default(),
+            cache: Arc::new(portico_cache::Cache::new(
+                config.cache.memory,
+                Arc::new(portico_cache::SystemClock),
+            )),
         }
         .with_stats(&RouteStats::new()))
     }
@@ -182,6 +186,7 @@ fn route(
         openapi: r.openapi.as_ref().map(|o| o.operation.clone()),
         validate_responses: r.validate_responses,
         transform: r.transform.clone(),
+        cache: r.cache,
     })
 }
 

@@ -113,8 +113,14 @@ impl EgressProxy {
                 active: None,
             });
             // The destination is not told who called (no X-Portico-* fields).
-            let outgoing =
-                crate::proxy::outgoing(req, req.head.path(), None, upstream.authority(), None)?;
+            let outgoing = crate::proxy::outgoing(
+                req,
+                req.head.path(),
+                None,
+                upstream.authority(),
+                None,
+                None,
+            )?;
             crate::proxy::forward(&upstream, outgoing, body, None)
                 .await?
                 .0

@@ -546,9 +546,9 @@ fn replay(
     }
     let finished = UNIX_EPOCH + Duration::from_millis(u64::try_from(finished_ms).unwrap_or(0));
     let meta = Meta {
-        content_type,
-        etag,
-        last_modified: HttpDate::from_system_time(finished.min(SystemTime::now())),
+        content_type: Some(content_type),
+        etag: Some(etag),
+        last_modified: Some(HttpDate::from_system_time(finished.min(SystemTime::now()))),
         length: body.len() as u64,
         cache_control: None,
         vary: None,

@@ -17,6 +17,7 @@
 mod access;
 pub mod access_log;
 mod build;
+mod cache;
 mod caller;
 mod deadline;
 mod echo;
@@ -105,6 +106,9 @@ pub struct Gateway {
     counts: HashMap<Arc<str>, Arc<StatusCounts>>,
     /// What the response phases counted (checked, unchecked, transformed responses).
     body_counts: Arc<pipeline::responses::BodyCounts>,
+    /// The response cache (shared by every gateway a process builds, so a reload keeps what
+    /// it stored).
+    cache: Arc<portico_cache::Cache>,
 }
 
 /// A configuration the gateway could not be built from.
@@ -270,6 +274,17 @@ impl Gateway {
     pub fn with_body_counts(mut self, counts: Arc<BodyCounts>) -> Gateway {
         self.body_counts = counts;
         self
+    }
+
+    /// Shares `cache` (a process's one response cache) with this gateway.
+    pub fn with_cache(mut self, cache: Arc<portico_cache::Cache>) -> Gateway {
+        self.cache = cache;
+        self
+    }
+
+    /// The response cache.
+    pub fn cache(&self) -> &Arc<portico_cache::Cache> {
+        &self.cache
     }
 
     /// What the response phases counted.

@@ -43,21 +43,39 @@ const REPLACED: &[&str] = &[
     "x-portico-timeout-ms",
 ];
 
+/// The fields a cache fill does not pass on: the cache evaluates them itself.
+const CONDITIONAL: &[&str] = &[
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+];
+
 /// The request for the upstream: the method, the normalised `path` with the client's query
 /// (less a credential or a deadline that stays here), the client's end-to-end fields, then the
 /// gateway's own. With a deadline, the upstream is told the time left in
 /// `X-Portico-Timeout-Ms`, and the client's own `timeout=` and `Timeout` are left out unless
 /// the route passes them on. `target_authority` is the `Host` of a request that had none.
+///
+/// A cache fill (`fill` is `Some`) leaves out the client's conditional fields and `Range`
+/// (the cache answers them from the whole response) and sends the given validators instead
+/// (a stale entry's `If-None-Match` / `If-Modified-Since`).
 pub(crate) fn outgoing(
     req: &Request,
     path: &[u8],
     caller: Option<&Caller>,
     target_authority: &str,
     deadline: Option<&Deadline>,
+    fill: Option<&[(&'static str, Bytes)]>,
 ) -> Result<UpstreamRequest, Error> {
     let drop_timeout = deadline.is_some_and(|d| !d.pass);
     let mut fields = Fields::with_capacity(req.head.header_section_len() + 160);
-    let host = copy_fields(req, caller, drop_timeout, &mut fields);
+    let host = copy_fields(req, caller, drop_timeout, fill.is_some(), &mut fields);
+    for (name, value) in fill.unwrap_or_default() {
+        push(&mut fields, name.as_bytes(), value)?;
+    }
     if host.is_none() {
         // An HTTP/1.0 request may lack Host; the upstream gets its own authority.
         push(&mut fields, b"Host", target_authority.as_bytes())?;
@@ -119,6 +137,7 @@ fn copy_fields<'r>(
     req: &'r Request,
     caller: Option<&Caller>,
     drop_timeout: bool,
+    drop_conditions: bool,
     fields: &mut Fields,
 ) -> Option<&'r [u8]> {
     let head = &req.head;
@@ -140,6 +159,7 @@ fn copy_fields<'r>(
             || REPLACED.iter().any(|r| same_field_loosely(name, r))
             || credential_field.is_some_and(|c| same_field_loosely(name, c))
             || (drop_timeout && same_field_loosely(name, deadline::FIELD))
+            || (drop_conditions && CONDITIONAL.iter().any(|c| same_field_loosely(name, c)))
         {
             continue;
         }

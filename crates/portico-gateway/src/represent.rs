@@ -1,7 +1,6 @@
-//! Responses for a representation Portico serves itself (a static file today; the admin
-//! API, job results and the cache later): 200, 206 (single or `multipart/byteranges`), 304,
-//! 412 and 416, decided by `portico_http::representation` and built here with the fields each
-//! needs.
+//! Responses for a representation Portico serves itself (a static file, a job's result, a
+//! response from the cache): 200, 206 (single or `multipart/byteranges`), 304, 412 and 416,
+//! decided by `portico_http::representation` and built here with the fields each needs.
 
 use std::fs::File;
 use std::io;
@@ -19,12 +18,12 @@ use crate::static_files::open::{READ_PIECE, read_piece};
 
 /// The metadata of the selected representation.
 pub(crate) struct Meta {
-    /// `Content-Type`.
-    pub(crate) content_type: Bytes,
-    /// `ETag`, quoted (a strong tag).
-    pub(crate) etag: String,
-    /// `Last-Modified`.
-    pub(crate) last_modified: HttpDate,
+    /// `Content-Type`, when it has one.
+    pub(crate) content_type: Option<Bytes>,
+    /// `ETag`, as sent (`"tag"` or `W/"tag"`), when it has one.
+    pub(crate) etag: Option<String>,
+    /// `Last-Modified`, when it has one.
+    pub(crate) last_modified: Option<HttpDate>,
     /// Length in bytes.
     pub(crate) length: u64,
     /// `Cache-Control`, when configured.
@@ -33,8 +32,9 @@ pub(crate) struct Meta {
     pub(crate) vary: Option<&'static str>,
     /// `Content-Encoding`, when not identity.
     pub(crate) content_encoding: Option<&'static str>,
-    /// Other fields of the representation, sent with 200 and 206 (a job result's, as its
-    /// upstream sent them).
+    /// Other fields of the representation, sent with 200 and 206 (a job result's or a stored
+    /// response's, as its upstream sent them); of these, 304 carries `Cache-Control`,
+    /// `Content-Location`, `Expires` and `Vary` (RFC 9110 §15.4.5).
     pub(crate) fields: Vec<(Bytes, Bytes)>,
 }
 
@@ -55,8 +55,11 @@ pub(crate) fn respond(
 ) -> Result<Response, Error> {
     let rep = Representation {
         validators: Validators {
-            etag: EntityTag::parse(meta.etag.as_bytes()),
-            last_modified: Some(meta.last_modified),
+            etag: meta
+                .etag
+                .as_deref()
+                .and_then(|e| EntityTag::parse(e.as_bytes())),
+            last_modified: meta.last_modified,
         },
         length: meta.length,
     };
@@ -65,13 +68,27 @@ pub(crate) fn respond(
         // Vary, Content-Location and Date (the writer adds Date); Last-Modified is left out
         // because an ETag is present.
         Answer::NotModified => {
-            let mut resp = Response::new(304).header("ETag", meta.etag.clone());
+            let mut resp = Response::new(304);
+            if let Some(etag) = &meta.etag {
+                resp = resp.header("ETag", etag.clone());
+            }
             if let Some(cc) = &meta.cache_control {
                 resp = resp.header("Cache-Control", cc.clone());
             }
             if let Some(vary) = meta.vary {
                 resp = resp.header("Vary", vary);
             }
+            const LIKE_200: &[&str] = &["cache-control", "content-location", "expires", "vary"];
+            resp.headers.extend(
+                meta.fields
+                    .iter()
+                    .filter(|(n, _)| {
+                        LIKE_200
+                            .iter()
+                            .any(|l| n.eq_ignore_ascii_case(l.as_bytes()))
+                    })
+                    .cloned(),
+            );
             Ok(resp)
         }
         Answer::PreconditionFailed => Err(Error::new(ErrorCode::PreconditionFailed)),
@@ -87,20 +104,21 @@ pub(crate) fn respond(
             } else {
                 vec![Piece::Data(whole)]
             };
-            let resp =
-                fields(Response::new(200), meta).header("Content-Type", meta.content_type.clone());
+            let resp = with_type(fields(Response::new(200), meta), meta);
             Ok(with_body(resp, source, pieces, meta.length))
         }
         Answer::Partial(r) => {
-            let resp = fields(Response::new(206), meta)
-                .header("Content-Type", meta.content_type.clone())
+            let resp = with_type(fields(Response::new(206), meta), meta)
                 .header("Content-Range", r.content_range(meta.length));
             Ok(with_body(resp, source, vec![Piece::Data(r)], r.len()))
         }
         Answer::Multipart(ranges) => {
             let boundary = boundary();
-            let part_type =
-                std::str::from_utf8(&meta.content_type).unwrap_or("application/octet-stream");
+            let part_type = meta
+                .content_type
+                .as_deref()
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .unwrap_or("application/octet-stream");
             let m = Multipart::new(&ranges, meta.length, part_type, &boundary);
             let len = m.content_length();
             let mut pieces = Vec::with_capacity(m.parts.len() * 2 + 1);
@@ -115,12 +133,23 @@ pub(crate) fn respond(
     }
 }
 
+/// `Content-Type`, when the representation has one.
+fn with_type(resp: Response, meta: &Meta) -> Response {
+    match &meta.content_type {
+        Some(t) => resp.header("Content-Type", t.clone()),
+        None => resp,
+    }
+}
+
 /// The representation's fields shared by 200 and 206.
 fn fields(mut resp: Response, meta: &Meta) -> Response {
-    resp = resp
-        .header("ETag", meta.etag.clone())
-        .header("Last-Modified", meta.last_modified.to_imf_fixdate())
-        .header("Accept-Ranges", "bytes");
+    if let Some(etag) = &meta.etag {
+        resp = resp.header("ETag", etag.clone());
+    }
+    if let Some(lm) = meta.last_modified {
+        resp = resp.header("Last-Modified", lm.to_imf_fixdate());
+    }
+    resp = resp.header("Accept-Ranges", "bytes");
     if let Some(cc) = &meta.cache_control {
         resp = resp.header("Cache-Control", cc.clone());
     }

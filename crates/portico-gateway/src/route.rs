@@ -72,6 +72,8 @@ pub(crate) struct Route {
     pub(crate) validate_responses: ResponseCheck,
     /// `transform`: an upstream's JSON 200 body reshaped (203).
     pub(crate) transform: Option<BodyTransform>,
+    /// `cache`: its responses stored and served (when enabled).
+    pub(crate) cache: Option<portico_config::RouteCache>,
 }
 
 impl Route {
@@ -99,6 +101,7 @@ impl Route {
             openapi: None,
             validate_responses: ResponseCheck::Off,
             transform: None,
+            cache: None,
         }
     }
 

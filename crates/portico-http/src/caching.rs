@@ -648,7 +648,12 @@ mod tests {
     #[test]
     fn a_directive_that_does_not_parse_or_repeats_differently_makes_the_response_stale() {
         let t = Timing::default();
-        for v in ["max-age=abc", "max-age=10, max-age=20", "max-age", "max-age=-1"] {
+        for v in [
+            "max-age=abc",
+            "max-age=10, max-age=20",
+            "max-age",
+            "max-age=-1",
+        ] {
             let d = resp(v);
             assert!(d.conflicting, "{v}");
             assert_eq!(t.freshness_lifetime(&d, 200, true), 0, "{v}");
@@ -658,7 +663,10 @@ mod tests {
 
     #[test]
     fn delta_seconds_beyond_two_to_the_31_are_two_to_the_31() {
-        assert_eq!(resp("max-age=99999999999999999999999").max_age, Some(DELTA_MAX));
+        assert_eq!(
+            resp("max-age=99999999999999999999999").max_age,
+            Some(DELTA_MAX)
+        );
     }
 
     #[test]
@@ -670,7 +678,10 @@ mod tests {
             expires: Some(Some(1_100)),
             ..Timing::default()
         };
-        assert_eq!(t.freshness_lifetime(&resp("max-age=5, s-maxage=7"), 200, false), 7);
+        assert_eq!(
+            t.freshness_lifetime(&resp("max-age=5, s-maxage=7"), 200, false),
+            7
+        );
         assert_eq!(t.freshness_lifetime(&resp("max-age=5"), 200, false), 5);
         assert_eq!(t.freshness_lifetime(&resp(""), 200, false), 100);
         let bad = Timing {
@@ -713,7 +724,11 @@ mod tests {
         assert_eq!(t.initial_age(), 12);
         assert_eq!(t.current_age(150), 60);
         // A Date in the future gives no negative age.
-        let ahead = Timing { date: Some(500), age: None, ..t };
+        let ahead = Timing {
+            date: Some(500),
+            age: None,
+            ..t
+        };
         assert_eq!(ahead.initial_age(), 2);
     }
 
@@ -732,19 +747,49 @@ mod tests {
     #[test]
     fn what_a_shared_cache_may_store() {
         assert_eq!(storable_with(200, "", false, &[]), Ok(()));
-        assert_eq!(storable_with(201, "", false, &[]), Err(NotStored::NoFreshness));
+        assert_eq!(
+            storable_with(201, "", false, &[]),
+            Err(NotStored::NoFreshness)
+        );
         assert_eq!(storable_with(201, "max-age=5", false, &[]), Ok(()));
-        assert_eq!(storable_with(206, "max-age=5", false, &[]), Err(NotStored::Status));
-        assert_eq!(storable_with(299, "max-age=5", false, &[]), Err(NotStored::Status));
-        assert_eq!(storable_with(200, "no-store", false, &[]), Err(NotStored::NoStore));
-        assert_eq!(storable_with(200, "no-store, must-understand", false, &[]), Ok(()));
-        assert_eq!(storable_with(200, "private", false, &[]), Err(NotStored::Private));
-        assert_eq!(storable_with(200, "max-age=5", true, &[]), Err(NotStored::Authorization));
+        assert_eq!(
+            storable_with(206, "max-age=5", false, &[]),
+            Err(NotStored::Status)
+        );
+        assert_eq!(
+            storable_with(299, "max-age=5", false, &[]),
+            Err(NotStored::Status)
+        );
+        assert_eq!(
+            storable_with(200, "no-store", false, &[]),
+            Err(NotStored::NoStore)
+        );
+        assert_eq!(
+            storable_with(200, "no-store, must-understand", false, &[]),
+            Ok(())
+        );
+        assert_eq!(
+            storable_with(200, "private", false, &[]),
+            Err(NotStored::Private)
+        );
+        assert_eq!(
+            storable_with(200, "max-age=5", true, &[]),
+            Err(NotStored::Authorization)
+        );
         assert_eq!(storable_with(200, "public", true, &[]), Ok(()));
         assert_eq!(storable_with(200, "s-maxage=5", true, &[]), Ok(()));
-        assert_eq!(storable_with(200, "", false, &[b"accept, *"]), Err(NotStored::Vary));
-        let many = (0..=VARY_MAX_FIELDS).map(|i| format!("x-{i}")).collect::<Vec<_>>().join(",");
-        assert_eq!(storable_with(200, "", false, &[many.as_bytes()]), Err(NotStored::Vary));
+        assert_eq!(
+            storable_with(200, "", false, &[b"accept, *"]),
+            Err(NotStored::Vary)
+        );
+        let many = (0..=VARY_MAX_FIELDS)
+            .map(|i| format!("x-{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        assert_eq!(
+            storable_with(200, "", false, &[many.as_bytes()]),
+            Err(NotStored::Vary)
+        );
         let post = storable(&Storable {
             method: Method::Post,
             status: 200,
@@ -774,14 +819,32 @@ mod tests {
     fn how_a_stored_response_answers_a_request() {
         let none = req("");
         assert_eq!(usable(&none, &resp("max-age=10"), at(5, 10)), Use::Serve);
-        assert_eq!(usable(&none, &resp("max-age=10"), at(10, 10)), Use::Revalidate);
+        assert_eq!(
+            usable(&none, &resp("max-age=10"), at(10, 10)),
+            Use::Revalidate
+        );
         assert_eq!(usable(&none, &resp("no-cache"), at(0, 10)), Use::Revalidate);
-        assert_eq!(usable(&req("no-cache"), &resp(""), at(0, 10)), Use::Revalidate);
-        assert_eq!(usable(&req("max-age=3"), &resp(""), at(5, 10)), Use::Revalidate);
-        assert_eq!(usable(&req("min-fresh=6"), &resp(""), at(5, 10)), Use::Revalidate);
+        assert_eq!(
+            usable(&req("no-cache"), &resp(""), at(0, 10)),
+            Use::Revalidate
+        );
+        assert_eq!(
+            usable(&req("max-age=3"), &resp(""), at(5, 10)),
+            Use::Revalidate
+        );
+        assert_eq!(
+            usable(&req("min-fresh=6"), &resp(""), at(5, 10)),
+            Use::Revalidate
+        );
         assert_eq!(usable(&req("max-stale"), &resp(""), at(50, 10)), Use::Serve);
-        assert_eq!(usable(&req("max-stale=5"), &resp(""), at(14, 10)), Use::Serve);
-        assert_eq!(usable(&req("max-stale=5"), &resp(""), at(16, 10)), Use::Revalidate);
+        assert_eq!(
+            usable(&req("max-stale=5"), &resp(""), at(14, 10)),
+            Use::Serve
+        );
+        assert_eq!(
+            usable(&req("max-stale=5"), &resp(""), at(16, 10)),
+            Use::Revalidate
+        );
         assert_eq!(
             usable(&req("max-stale"), &resp("must-revalidate"), at(50, 10)),
             Use::Revalidate
@@ -799,7 +862,9 @@ mod tests {
     #[test]
     fn pragma_no_cache_counts_only_without_cache_control() {
         assert!(RequestDirectives::parse([], [b"no-cache".as_slice()]).no_cache);
-        assert!(!RequestDirectives::parse([b"max-age=5".as_slice()], [b"no-cache".as_slice()]).no_cache);
+        assert!(
+            !RequestDirectives::parse([b"max-age=5".as_slice()], [b"no-cache".as_slice()]).no_cache
+        );
         assert_eq!(req("max-stale").max_stale, Some(None));
         assert_eq!(req("max-stale=7").max_stale, Some(Some(7)));
     }
@@ -810,8 +875,16 @@ mod tests {
         assert!(stale_if_error(&req(""), &d, at(30, 10)));
         assert!(!stale_if_error(&req(""), &d, at(41, 10)));
         assert!(!stale_if_error(&req(""), &resp("max-age=10"), at(11, 10)));
-        assert!(stale_if_error(&req("stale-if-error=5"), &resp("max-age=10"), at(11, 10)));
-        assert!(!stale_if_error(&req(""), &resp("max-age=1, must-revalidate, stale-if-error=9"), at(2, 1)));
+        assert!(stale_if_error(
+            &req("stale-if-error=5"),
+            &resp("max-age=10"),
+            at(11, 10)
+        ));
+        assert!(!stale_if_error(
+            &req(""),
+            &resp("max-age=1, must-revalidate, stale-if-error=9"),
+            at(2, 1)
+        ));
     }
 
     #[test]

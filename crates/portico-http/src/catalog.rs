@@ -160,7 +160,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         206,
         "Partial Content",
         "The server has successfully processed a part of the GET request.",
-        "A satisfiable `Range` on a GET of what Portico serves itself (static routes): one range with `Content-Range`, several as `multipart/byteranges` in the order asked, overlapping or close ranges coalesced, more than 100 specs or 32 parts ignored (no amplification); `If-Range` honoured.",
+        "A satisfiable `Range` on a GET of what Portico serves itself (static routes, job results, and a 200 stored by a route's `cache`, through the same code): one range with `Content-Range`, several as `multipart/byteranges` in the order asked, overlapping or close ranges coalesced, more than 100 specs or 32 parts ignored (no amplification); `If-Range` honoured.",
         Implemented,
         &[
             "static_files::single_range_is_206_with_content_range",
@@ -168,6 +168,7 @@ pub static STATUS_TABLE: &[StatusRow] = &[
             "static_files::overlapping_ranges_are_coalesced_not_amplified",
             "static_files::if_range_decides_between_the_range_and_the_whole_file",
             "static_files::large_files_are_streamed_exactly",
+            "cache::conditional_and_range_requests_are_answered_from_a_stored_200",
         ],
     ),
     row(
@@ -217,13 +218,15 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         304,
         "Not Modified",
         "The requested resource has not been modified. In this case, there is no need to retransmit the resource since the client still has a previously-downloaded copy.",
-        "`If-None-Match` (weak comparison) or `If-Modified-Since` false on a GET/HEAD of what Portico serves itself, evaluated in RFC 9110 §13.2.2 order; carries ETag, Cache-Control, Vary and Date as the 200 would, and no body. Admin API `GET`s (items and lists) with an `If-None-Match` that matches.",
+        "`If-None-Match` (weak comparison) or `If-Modified-Since` false on a GET/HEAD of what Portico serves itself, evaluated in RFC 9110 §13.2.2 order; carries ETag, Cache-Control, Vary and Date as the 200 would, and no body. Admin API `GET`s (items and lists) with an `If-None-Match` that matches. A route's `cache` answers a client's conditional GET from a stored 200 (the upstream never sees the client's conditions), and a stale entry is revalidated upstream with its own validators (a 304 from the upstream refreshes it, RFC 9111 §4.3.4).",
         Implemented,
         &[
             "static_files::if_none_match_is_304_with_the_fields_of_the_200",
             "static_files::if_modified_since_is_304_until_the_file_changes",
             "admin::create_read_update_delete_with_the_contracts_codes",
             "admin::lists_page_with_limit_and_marker_and_revalidate",
+            "cache::conditional_and_range_requests_are_answered_from_a_stored_200",
+            "cache::a_stale_entry_is_revalidated_with_its_validators_and_a_304_refreshes_it",
         ],
     ),
     row(
@@ -416,9 +419,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         412,
         "Precondition Failed",
         "The server does not meet one of the preconditions that the requester puts on the request.",
-        "`If-Match` (strong comparison) or `If-Unmodified-Since` is false for what Portico serves itself; an unparseable `If-Match` matches nothing. Admin API `PUT`, `PATCH` and `DELETE` whose `If-Match` does not hold, and `If-None-Match: *` on an existing item.",
+        "`If-Match` (strong comparison) or `If-Unmodified-Since` is false for what Portico serves itself; an unparseable `If-Match` matches nothing. Admin API `PUT`, `PATCH` and `DELETE` whose `If-Match` does not hold, and `If-None-Match: *` on an existing item. A route's `cache` evaluates `If-Match` / `If-Unmodified-Since` against a stored 200.",
         Implemented,
         &[
+            "cache::conditional_and_range_requests_are_answered_from_a_stored_200",
             "static_files::failed_if_match_is_412",
             "static_files::failed_if_unmodified_since_is_412",
             "admin::create_read_update_delete_with_the_contracts_codes",
@@ -468,9 +472,12 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         416,
         "Requested range not satisfiable",
         "The requested range is invalid.",
-        "No range of a valid `bytes` Range overlaps what Portico serves itself; `Content-Range: bytes */LENGTH`. Unknown units and malformed values are ignored (200), as RFC 9110 §14.2 says.",
+        "No range of a valid `bytes` Range overlaps what Portico serves itself (a static file, a job result, a 200 stored by a route's `cache`); `Content-Range: bytes */LENGTH`. Unknown units and malformed values are ignored (200), as RFC 9110 §14.2 says.",
         Implemented,
-        &["static_files::unsatisfiable_range_is_416_with_content_range"],
+        &[
+            "static_files::unsatisfiable_range_is_416_with_content_range",
+            "cache::conditional_and_range_requests_are_answered_from_a_stored_200",
+        ],
     ),
     row(
         417,
@@ -576,9 +583,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         504,
         "ServerTimeout",
         "The request cannot be fulfilled within a given time. This status code is only returned to the client when the Timeout parameter is specified in the request.",
-        "The client's deadline (`Timeout: <seconds>` or `?timeout=`, cut to the route's `max_timeout`), else the route's `timeout`, passed before the upstream's response head arrived (`PTC.DEADLINE_EXCEEDED`); the upstream request is dropped. The upstream is told the time left in `X-Portico-Timeout-Ms`.",
+        "The client's deadline (`Timeout: <seconds>` or `?timeout=`, cut to the route's `max_timeout`), else the route's `timeout`, passed before the upstream's response head arrived (`PTC.DEADLINE_EXCEEDED`); the upstream request is dropped. The upstream is told the time left in `X-Portico-Timeout-Ms`. Also `Cache-Control: only-if-cached` on a cached route with no stored response that may answer (`PTC.NOT_CACHED`, nothing sent upstream): RFC 9111 §5.2.1.7 names 504 for it, and it is this row's meaning from the client's side — the answer could not be had within what the client allowed, here no time at the origin at all; no other row fits (404 would say the resource does not exist).",
         Implemented,
         &[
+            "cache::only_if_cached_with_nothing_stored_is_504_and_nothing_is_sent",
             "deadlines::a_client_timeout_that_passes_first_is_504_and_the_upstream_request_is_dropped",
             "deadlines::the_timeout_field_sets_the_deadline_and_the_route_caps_it",
             "deadlines::a_route_timeout_is_the_default_deadline_and_connect_failures_stay_502",
@@ -971,6 +979,8 @@ error_codes! {
     ApiVersionMaintenance => (503, "API_VERSION_MAINTENANCE", Gateway, AfterRetryAfter, false, "This version of the API is under maintenance; retry after the time in Retry-After.");
     /// The request's deadline (the client's `Timeout` or `timeout=`, else the route's `timeout`) passed before the upstream's response head arrived; the upstream request was cancelled.
     DeadlineExceeded => (504, "DEADLINE_EXCEEDED", Upstream, Later, false, "The upstream service did not answer before the request's deadline.");
+    /// The request said `Cache-Control: only-if-cached` and the route's cache holds no response it may be answered with (RFC 9111 §5.2.1.7); nothing was sent upstream.
+    NotCached => (504, "NOT_CACHED", Gateway, AfterChange, false, "No stored response can answer this request, and it asked not to go further (only-if-cached).");
     /// The request line's major version is not 1.
     VersionNotSupported => (505, "VERSION_NOT_SUPPORTED", Client, AfterChange, true, "The HTTP version is not supported.");
 }

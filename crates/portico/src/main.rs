@@ -470,6 +470,10 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         },
         node: portico_store::new_id().into(),
         body_counts: Arc::default(),
+        cache: Arc::new(portico_cache::Cache::new(
+            config.cache.memory,
+            Arc::new(portico_cache::SystemClock),
+        )),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Reloadable::new(gateway));
@@ -608,6 +612,8 @@ struct Shared {
     node: Arc<str>,
     /// Responses checked against OpenAPI operations, and transformed.
     body_counts: Arc<BodyCounts>,
+    /// The response cache: one per process, kept across reloads.
+    cache: Arc<portico_cache::Cache>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -943,7 +949,8 @@ fn build(
             config.limits.job_results_bytes,
         )))
         .with_rate_limiters(shared.rate_limiters.clone())
-        .with_body_counts(shared.body_counts.clone()))
+        .with_body_counts(shared.body_counts.clone())
+        .with_cache(shared.cache.clone()))
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.
@@ -969,6 +976,9 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     }
     if running.cluster != next.cluster {
         keys.push("cluster");
+    }
+    if running.cache != next.cache {
+        keys.push("cache.memory");
     }
     keys
 }

@@ -103,5 +103,6 @@ fn outgoing(
     deadline: Option<&crate::deadline::Deadline>,
 ) -> Result<portico_server::client::UpstreamRequest, Error> {
     let path = cx.path.as_bytes();
-    proxy::outgoing(cx.req, path, cx.caller.as_ref(), authority, deadline)
+    let fill = cx.cache.as_ref().and_then(|c| c.fill.as_deref());
+    proxy::outgoing(cx.req, path, cx.caller.as_ref(), authority, deadline, fill)
 }

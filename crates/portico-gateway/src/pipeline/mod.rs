@@ -18,6 +18,7 @@
 
 mod access;
 mod answer;
+pub(crate) mod cache;
 mod content;
 mod cors;
 mod deadline;
@@ -56,11 +57,15 @@ pub(crate) const PHASES: &[Phase] = &[
     Phase::JobBody,
     Phase::Idempotency,
     Phase::Quota,
+    Phase::Cache,
 ];
 
 /// The response phases, in order: each sees the answer (or the error) and may change it.
-pub(crate) const RESPONSE_PHASES: &[ResponsePhase] =
-    &[ResponsePhase::ResponseBody, ResponsePhase::KeepIdempotent];
+pub(crate) const RESPONSE_PHASES: &[ResponsePhase] = &[
+    ResponsePhase::ResponseBody,
+    ResponsePhase::CacheStore,
+    ResponsePhase::KeepIdempotent,
+];
 
 /// One request phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,6 +98,8 @@ pub(crate) enum Phase {
     Idempotency,
     /// The project's prepaid quota.
     Quota,
+    /// The route's response cache: a stored response answers, or the request fills it.
+    Cache,
 }
 
 impl Phase {
@@ -113,6 +120,7 @@ impl Phase {
             Phase::JobBody => "job_body",
             Phase::Idempotency => "idempotency",
             Phase::Quota => "quota",
+            Phase::Cache => "cache",
         }
     }
 
@@ -141,6 +149,7 @@ impl Phase {
             Phase::JobBody => jobs::applies(cx),
             Phase::Idempotency => idempotency::applies(cx),
             Phase::Quota => quota::applies(cx),
+            Phase::Cache => cache::applies(cx),
         };
         (!waits).then_some(Ok(Flow::Next))
     }
@@ -161,6 +170,7 @@ impl Phase {
             Phase::JobBody => jobs::job_body(gw, cx, body).await,
             Phase::Idempotency => idempotency::claim(gw, cx, body).await,
             Phase::Quota => quota::run(gw, cx).await,
+            Phase::Cache => cache::lookup(gw, cx).await,
             // These decide at once (`decide_now`).
             Phase::Cors
             | Phase::Concurrency
@@ -178,6 +188,9 @@ pub(crate) enum ResponsePhase {
     /// The upstream's response against the OpenAPI operation (`validate_responses`,
     /// `writeOnly`), then the route's `transform` (203).
     ResponseBody,
+    /// The upstream's response taken into the route's cache (and answered from it), stored
+    /// responses invalidated by an unsafe method, `Cache-Status`.
+    CacheStore,
     /// A claimed `Idempotency-Key`: the upstream's response kept for retries, or the key
     /// given up when the request failed.
     KeepIdempotent,
@@ -189,6 +202,7 @@ impl ResponsePhase {
     fn name(self) -> &'static str {
         match self {
             ResponsePhase::ResponseBody => "response_body",
+            ResponsePhase::CacheStore => "cache_store",
             ResponsePhase::KeepIdempotent => "keep_idempotent",
         }
     }
@@ -196,7 +210,10 @@ impl ResponsePhase {
     /// Whether the phase has anything to do for this request.
     fn applies(self, cx: &Ctx<'_>) -> bool {
         match self {
-            ResponsePhase::ResponseBody => responses::applies(cx),
+            ResponsePhase::ResponseBody => {
+                responses::applies(cx) && !cx.cache.as_ref().is_some_and(|c| c.is_hit())
+            }
+            ResponsePhase::CacheStore => cache::store_applies(cx),
             ResponsePhase::KeepIdempotent => cx.claim.is_some(),
         }
     }
@@ -204,6 +221,7 @@ impl ResponsePhase {
     async fn run(self, gw: &Gateway, cx: &mut Ctx<'_>, answer: Answered) -> Answered {
         match self {
             ResponsePhase::ResponseBody => responses::run(cx, &gw.body_counts, answer).await,
+            ResponsePhase::CacheStore => cache::store(gw, cx, answer).await,
             ResponsePhase::KeepIdempotent => idempotency::keep(gw, cx, answer).await,
         }
     }
@@ -265,6 +283,8 @@ pub(crate) struct Ctx<'r> {
     pub(crate) fields: Vec<(&'static str, String)>,
     /// The upstream target that answered.
     pub(crate) answered_by: Option<Arc<str>>,
+    /// What the cache phase found, when the route caches.
+    pub(crate) cache: Option<Box<cache::Lookup>>,
 }
 
 impl<'r> Ctx<'r> {

@@ -82,6 +82,7 @@ pub(super) fn route<'r>(
         permits: Permits::default(),
         fields: Vec::new(),
         answered_by: None,
+        cache: None,
     }))
 }
 

@@ -113,9 +113,9 @@ impl StaticRoute {
             coding.unwrap_or(""),
         );
         Meta {
-            content_type: Bytes::from_static(content_type.as_bytes()),
-            etag,
-            last_modified,
+            content_type: Some(Bytes::from_static(content_type.as_bytes())),
+            etag: Some(etag),
+            last_modified: Some(last_modified),
             length,
             cache_control: self.cache_control.clone(),
             vary: (!self.siblings.is_empty()).then_some("Accept-Encoding"),
