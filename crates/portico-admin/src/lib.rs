@@ -81,6 +81,9 @@ pub type OnLimitReset = Arc<
         + Sync,
 >;
 
+/// Applies a purge of cached responses on this node (the store carries it to the others).
+pub type OnCachePurge = Arc<dyn Fn(&portico_cache::Purge) + Send + Sync>;
+
 /// The admin API over a store.
 pub struct Admin<S> {
     store: S,
@@ -97,6 +100,8 @@ pub struct Admin<S> {
     on_limit_reset: Option<OnLimitReset>,
     /// The data plane's counters.
     metrics: Option<Metrics>,
+    /// Purges cached responses on this node.
+    on_cache_purge: Option<OnCachePurge>,
 }
 
 /// What a request's path names: a collection, or an item in it, or an action on an item.
@@ -124,6 +129,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             on_revoke: None,
             on_limit_reset: None,
             metrics: None,
+            on_cache_purge: None,
         }
     }
 
@@ -137,6 +143,44 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     pub fn with_limit_reset(mut self, f: OnLimitReset) -> Admin<S> {
         self.on_limit_reset = Some(f);
         self
+    }
+
+    /// Calls `f` for each purge of cached responses made through this API (`POST
+    /// /admin/v1/cache/purge`, `POST /admin/v1/routes/{id}/cache/reset`), once it is in the
+    /// store.
+    pub fn with_cache_purge(mut self, f: OnCachePurge) -> Admin<S> {
+        self.on_cache_purge = Some(f);
+        self
+    }
+
+    /// Records a purge in the store (every node following it applies it within a second)
+    /// and applies it here: 205.
+    async fn purge(&self, purge: portico_cache::Purge) -> Result<Response, Error> {
+        self.store
+            .add_purge(&purge.to_json())
+            .await
+            .map_err(store_error)?;
+        if let Some(f) = &self.on_cache_purge {
+            f(&purge);
+        }
+        Ok(Response::new(205))
+    }
+
+    /// `POST /admin/v1/cache/purge` with `{"url": …}`, `{"prefix": …}` or `{"route": …}`.
+    async fn cache_purge(
+        &self,
+        req: &Request,
+        body: &mut RequestBody<'_>,
+    ) -> Result<Response, Error> {
+        let doc = Value::Object(read_json(req, body, false).await?);
+        let found = schema::purge_violations(&doc);
+        if !found.is_empty() {
+            return Err(invalid(found));
+        }
+        // The schema admits only what a purge can be read from.
+        let purge = portico_cache::Purge::from_json(&doc)
+            .ok_or_else(|| invalid(vec![(String::new(), "not a purge".to_string())]))?;
+        self.purge(purge).await
     }
 
     /// Calls `f` with the digest of each token revoked through this API.
@@ -306,6 +350,9 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             if kind.stats && (more == "stats" || more == "stats/reset") {
                 return Ok(target(Some(id), Some(more)));
             }
+            if kind.stats && more == "cache/reset" {
+                return Ok(target(Some(id), Some(more)));
+            }
             if more == "limits/reset" && (kind.stats || kind.name == resource::CONSUMERS.name) {
                 return Ok(target(Some(id), Some(more)));
             }
@@ -338,6 +385,12 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                     Ok(json_response(200, &counters))
                 }
                 m => other_method(m, READ),
+            };
+        }
+        if rest == "cache/purge" {
+            return match method {
+                Method::Post => self.cache_purge(req, body).await,
+                m => other_method(m, ACTION),
             };
         }
         if rest == "tokens" {
@@ -376,6 +429,13 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                     f(reset).await;
                 }
                 Ok(Response::new(205))
+            }
+            (Some(id), Some("cache/reset")) => {
+                if method != Method::Post {
+                    return other_method(method, ACTION);
+                }
+                let doc = self.live(target.kind, &target.scope, id).await?;
+                self.purge(portico_cache::Purge::Route(doc.name)).await
             }
             (Some(id), Some(action)) => {
                 let doc = self.live(target.kind, &target.scope, id).await?;

@@ -206,6 +206,7 @@ fn kind_paths(kind: &Kind, paths: &mut Map<String, Value>) {
             ("getRouteStats", "stats"),
             ("resetRouteStats", "stats/reset"),
             ("resetRouteLimits", "limits/reset"),
+            ("resetRouteCache", "cache/reset"),
         ] {
             let _ = path;
             links.insert(
@@ -381,6 +382,29 @@ fn other_paths(paths: &mut Map<String, Value>) {
             vec![path_param("id")],
             "Forgets the route's rate-limit state (here and in Redis).",
         ),
+    );
+    paths.insert(
+        "/admin/v1/routes/{id}/cache/reset".into(),
+        reset(
+            "resetRouteCache",
+            vec![path_param("id")],
+            "Drops every response the route's cache stored, on this node at once and on every node on the store within a second.",
+        ),
+    );
+    let mut purge_errors = Vec::new();
+    body_errors(&mut purge_errors);
+    purge_errors.insert(
+        0,
+        ("205", json!({"description": "Purged, on this node at once and on every node on the store within a second; no content."})),
+    );
+    paths.insert(
+        "/admin/v1/cache/purge".into(),
+        json!({"post": {
+            "operationId": "purgeCache",
+            "summary": "Drops cached responses: one URL's, those under a prefix, or a route's.",
+            "requestBody": {"required": true, "content": json_body(schema::purge())},
+            "responses": responses(purge_errors)
+        }}),
     );
     paths.insert(
         "/admin/v1/projects/{project_id}/consumers/{consumer_id}/limits/reset".into(),

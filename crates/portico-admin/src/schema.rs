@@ -281,6 +281,45 @@ static COMPILED: LazyLock<HashMap<(&'static str, Body), Schema>> = LazyLock::new
     out
 });
 
+/// The body of `POST /admin/v1/cache/purge`: exactly one of `url` (one target), `prefix`
+/// (every target under it) and `route` (everything a route stored). A URL is absolute
+/// (`http(s)://authority/path?query`, that authority only) or a path (`/path?query`, every
+/// authority).
+pub(crate) fn purge() -> Value {
+    let url = json!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 8192,
+        "pattern": "^(?:https?://[^/?#\\s]+)?/[^\\s#]*$"
+    });
+    json!({
+        "type": "object",
+        "additionalProperties": false,
+        "minProperties": 1,
+        "maxProperties": 1,
+        "properties": {
+            "url": url,
+            "prefix": url,
+            "route": {"type": "string", "minLength": 1, "maxLength": 128}
+        }
+    })
+}
+
+static PURGE: LazyLock<Option<Schema>> =
+    LazyLock::new(|| portico_openapi::compile_value(&purge(), "purge").ok());
+
+/// The violations of a purge's body.
+pub(crate) fn purge_violations(doc: &Value) -> Vec<(String, String)> {
+    match PURGE.as_ref() {
+        Some(schema) => schema
+            .violations(doc)
+            .into_iter()
+            .map(|v| (v.pointer, v.detail))
+            .collect(),
+        None => vec![(String::new(), "a purge cannot be checked".to_string())],
+    }
+}
+
 /// The violations of `doc` as a `body` of `kind`: `(pointer, message)` each.
 pub(crate) fn violations(kind: &Kind, body: Body, doc: &Value) -> Vec<(String, String)> {
     match COMPILED.get(&(kind.name, body)) {
@@ -296,6 +335,31 @@ pub(crate) fn violations(kind: &Kind, body: Body, doc: &Value) -> Vec<(String, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_the_purge_schema_admits_is_a_purge() {
+        assert!(PURGE.is_some());
+        for ok in [
+            json!({"url": "/a?b=1"}),
+            json!({"url": "https://h.example:8443/a"}),
+            json!({"prefix": "/"}),
+            json!({"route": "items"}),
+        ] {
+            assert!(purge_violations(&ok).is_empty(), "{ok}");
+            assert!(portico_cache::Purge::from_json(&ok).is_some(), "{ok}");
+        }
+        for bad in [
+            json!({}),
+            json!({"url": "/a", "route": "r"}),
+            json!({"url": "a"}),
+            json!({"url": "http:///a"}),
+            json!({"url": "http://h"}),
+            json!({"url": "/a b"}),
+            json!({"other": "/"}),
+        ] {
+            assert!(!purge_violations(&bad).is_empty(), "{bad}");
+        }
+    }
 
     #[test]
     fn every_schema_compiles() {

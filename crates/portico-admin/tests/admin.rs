@@ -631,6 +631,19 @@ async fn the_openapi_document_matches_the_real_responses() {
         ("GET", format!("{route_item}/stats"), vec![], None),
         ("POST", format!("{route_item}/stats/reset"), vec![], None),
         ("POST", format!("{route_item}/limits/reset"), vec![], None),
+        ("POST", format!("{route_item}/cache/reset"), vec![], None),
+        (
+            "POST",
+            "/admin/v1/cache/purge".into(),
+            vec![json],
+            Some(r#"{"prefix": "/r/"}"#),
+        ),
+        (
+            "POST",
+            "/admin/v1/cache/purge".into(),
+            vec![json],
+            Some(r#"{"url": "/r", "route": "r"}"#),
+        ),
     ];
     for (method, path, fields, body) in more_steps {
         let resp = api.send(method, &path, &fields, body).await;

@@ -275,6 +275,26 @@ impl Cache {
         self.purge(|k, _| k.starts_with(prefix))
     }
 
+    /// Applies a purge; returns how many targets lost their stored responses.
+    pub fn apply(&self, purge: &Purge) -> usize {
+        match purge {
+            Purge::Route(route) => self.purge_route(route),
+            Purge::Url { host, target } => match host {
+                Some(h) => {
+                    let key = format!("{h}{target}");
+                    let had = self.entries.contains_key(key.as_str());
+                    self.invalidate(&key);
+                    usize::from(had)
+                }
+                None => self.purge(|k, _| split_key(k).1 == target),
+            },
+            Purge::Prefix { host, target } => self.purge(|k, _| {
+                let (h, rest) = split_key(k);
+                host.as_deref().is_none_or(|want| want == h) && rest.starts_with(target.as_str())
+            }),
+        }
+    }
+
     /// Drops the responses `route` stored.
     pub fn purge_route(&self, route: &str) -> usize {
         self.purge(|_, v| v.entries.iter().any(|e| &*e.route == route))
@@ -351,6 +371,89 @@ impl Cache {
 struct Slot {
     done: watch::Receiver<()>,
     followers: usize,
+}
+
+/// A key's authority and its target (`/path?query`).
+fn split_key(key: &str) -> (&str, &str) {
+    match key.find('/') {
+        Some(i) => key.split_at(i),
+        None => (key, ""),
+    }
+}
+
+/// What a purge drops: a route's stored responses, one URL's, or those under a prefix. A URL
+/// or prefix without an authority (`/path`) applies to every authority.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Purge {
+    /// Every response the route stored.
+    Route(String),
+    /// The responses stored for one target.
+    Url {
+        /// The authority, lowercase; every authority when `None`.
+        host: Option<String>,
+        /// The path and query.
+        target: String,
+    },
+    /// The responses stored for every target that starts with `target`.
+    Prefix {
+        /// The authority, lowercase; every authority when `None`.
+        host: Option<String>,
+        /// The start of the path.
+        target: String,
+    },
+}
+
+impl Purge {
+    /// A purge from its JSON form, `{"route": NAME}`, `{"url": URL}` or `{"prefix": URL}`
+    /// where a URL is `http(s)://authority/path?query` or `/path?query`; `None` for anything
+    /// else.
+    pub fn from_json(v: &serde_json::Value) -> Option<Purge> {
+        let map = v.as_object().filter(|m| m.len() == 1)?;
+        let (key, value) = map.iter().next()?;
+        let value = value.as_str()?;
+        match key.as_str() {
+            "route" => Some(Purge::Route(value.to_string())),
+            "url" => split_url(value).map(|(host, target)| Purge::Url { host, target }),
+            "prefix" => split_url(value).map(|(host, target)| Purge::Prefix { host, target }),
+            _ => None,
+        }
+    }
+
+    /// Its JSON form.
+    pub fn to_json(&self) -> serde_json::Value {
+        let url = |host: &Option<String>, target: &str| match host {
+            Some(h) => format!("http://{h}{target}"),
+            None => target.to_string(),
+        };
+        match self {
+            Purge::Route(r) => serde_json::json!({"route": r}),
+            Purge::Url { host, target } => serde_json::json!({"url": url(host, target)}),
+            Purge::Prefix { host, target } => serde_json::json!({"prefix": url(host, target)}),
+        }
+    }
+}
+
+/// `http(s)://authority/path?query` → (authority, `/path?query`); `/path?query` → (none, it).
+fn split_url(url: &str) -> Option<(Option<String>, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    let (host, target) = match rest {
+        Some(r) => {
+            let slash = r.find('/').unwrap_or(r.len());
+            let (h, t) = r.split_at(slash);
+            if h.is_empty() {
+                return None;
+            }
+            (
+                Some(h.to_ascii_lowercase()),
+                if t.is_empty() { "/" } else { t },
+            )
+        }
+        None if url.starts_with('/') => (None, url),
+        None => return None,
+    };
+    Some((host, target.split('#').next().unwrap_or("").to_string()))
 }
 
 /// A request's part in filling a key.
@@ -507,6 +610,44 @@ mod tests {
         assert!(matches!(c.lookup("h/b/1", |_| None), Found::Entry(_)));
         assert_eq!(c.purge_route("two"), 1);
         assert_eq!(c.entry_count(), 0);
+    }
+
+    #[test]
+    fn purges_by_url_and_prefix_with_or_without_an_authority() {
+        let c = cache(1 << 20);
+        for k in [
+            "a.example/x/1",
+            "a.example/x/2?q",
+            "b.example/x/1",
+            "b.example/y",
+        ] {
+            c.store(k, Vec::new(), Arc::new(entry("r", b"1", Vec::new())));
+        }
+        let purge = |v: serde_json::Value| Purge::from_json(&v).expect("a purge");
+        assert_eq!(
+            c.apply(&purge(serde_json::json!({"url": "http://A.example/x/1"}))),
+            1
+        );
+        assert_eq!(c.apply(&purge(serde_json::json!({"url": "/x/1"}))), 1);
+        assert_eq!(
+            c.apply(&purge(
+                serde_json::json!({"prefix": "https://a.example/x/"})
+            )),
+            1
+        );
+        assert_eq!(c.apply(&purge(serde_json::json!({"prefix": "/"}))), 1);
+        assert_eq!(c.entry_count(), 0);
+        for bad in [
+            serde_json::json!({"url": "x/1"}),
+            serde_json::json!({"url": "http:///x"}),
+            serde_json::json!({"url": "/a", "prefix": "/b"}),
+            serde_json::json!({"other": "/a"}),
+            serde_json::json!("/a"),
+        ] {
+            assert_eq!(Purge::from_json(&bad), None, "{bad}");
+        }
+        let p = purge(serde_json::json!({"prefix": "http://h/a"}));
+        assert_eq!(Purge::from_json(&p.to_json()), Some(p));
     }
 
     #[test]

@@ -149,9 +149,10 @@ pub static STATUS_TABLE: &[StatusRow] = &[
         205,
         "Reset Content",
         "The server has fulfilled the request, but the requester must reset the content.",
-        "Admin reset actions, no body: `POST /admin/v1/routes/{id}/stats/reset` sets the route's per-status request counts back to zero; `POST /admin/v1/routes/{id}/limits/reset` and `POST /admin/v1/projects/{project_id}/consumers/{id}/limits/reset` clear the route's or the consumer's rate-limit state (here and in Redis), so the next request has the whole burst (cache purges come with their issue).",
+        "Admin reset actions, no body: `POST /admin/v1/routes/{id}/stats/reset` sets the route's per-status request counts back to zero; `POST /admin/v1/routes/{id}/limits/reset` and `POST /admin/v1/projects/{project_id}/consumers/{id}/limits/reset` clear the route's or the consumer's rate-limit state (here and in Redis), so the next request has the whole burst; `POST /admin/v1/routes/{id}/cache/reset` and `POST /admin/v1/cache/purge` (`{\"url\"}`, `{\"prefix\"}` or `{\"route\"}`) drop cached responses, on this node at once and on every node on the store within a second (also `portico purge`).",
         Implemented,
         &[
+            "cli::a_cache_purge_is_205_and_reaches_every_node_on_the_store",
             "cli::a_route_created_through_the_admin_api_serves_without_a_restart",
             "cli::a_limit_reset_through_the_admin_api_is_205_and_gives_the_burst_back",
         ],

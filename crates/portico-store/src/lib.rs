@@ -106,7 +106,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX jobs_expiry ON jobs (expires_ms);
     CREATE TABLE job_blobs (id TEXT PRIMARY KEY, body BYTEA NOT NULL);
 ",
+    "
+    CREATE TABLE cache_purges (seq BIGINT PRIMARY KEY, purge TEXT NOT NULL, at_ms BIGINT NOT NULL);
+    CREATE INDEX cache_purges_age ON cache_purges (at_ms);
+    CREATE TABLE cache_purge_seq (id INTEGER PRIMARY KEY CHECK (id = 1), value BIGINT NOT NULL);
+    INSERT INTO cache_purge_seq (id, value) VALUES (1, 0);
+",
 ];
+
+/// The next purge's sequence number, taken in the purge's transaction (the row lock orders
+/// writers, so purges commit in sequence order).
+pub(crate) const NEXT_PURGE: &str =
+    "UPDATE cache_purge_seq SET value = value + 1 WHERE id = 1 RETURNING value";
+
+/// The most purges one read returns.
+pub const PURGES_PER_READ: i64 = 1000;
 
 /// Result bodies larger than this are kept in `job_blobs`, apart from the job's row (which
 /// polls read often).
@@ -755,6 +769,25 @@ pub trait Store {
     /// seen everything when it is still `r`.
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Records a purge of cached responses (its description, as JSON) for every node on the
+    /// store to apply; returns its sequence number. Purges are not documents: they do not
+    /// raise the revision.
+    fn add_purge(&self, purge: &Value) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The purges recorded after sequence number `after`, in order (at most
+    /// [`PURGES_PER_READ`]).
+    fn purges_after(
+        &self,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, Value)>, StoreError>> + Send;
+
+    /// The sequence number of the last purge recorded (0 before any).
+    fn last_purge(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Forgets purges recorded at or before `before_ms`; returns how many.
+    fn forget_purges(&self, before_ms: i64)
+    -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Keeps a token under its digest (hex SHA-256). Tokens are not documents: issuing one does
     /// not raise the revision (no data plane rebuilds for it).
     fn put_token(
@@ -920,6 +953,28 @@ impl<T: Store + Send + Sync> Store for std::sync::Arc<T> {
 
     fn revision(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).revision()
+    }
+
+    fn add_purge(&self, purge: &Value) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).add_purge(purge)
+    }
+
+    fn purges_after(
+        &self,
+        after: u64,
+    ) -> impl Future<Output = Result<Vec<(u64, Value)>, StoreError>> + Send {
+        (**self).purges_after(after)
+    }
+
+    fn last_purge(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).last_purge()
+    }
+
+    fn forget_purges(
+        &self,
+        before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).forget_purges(before_ms)
     }
 
     fn put_token(
@@ -1131,6 +1186,34 @@ impl Store for Backend {
         match self {
             Backend::Sqlite(s) => s.revision().await,
             Backend::Postgres(s) => s.revision().await,
+        }
+    }
+
+    async fn add_purge(&self, purge: &Value) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.add_purge(purge).await,
+            Backend::Postgres(s) => s.add_purge(purge).await,
+        }
+    }
+
+    async fn purges_after(&self, after: u64) -> Result<Vec<(u64, Value)>, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.purges_after(after).await,
+            Backend::Postgres(s) => s.purges_after(after).await,
+        }
+    }
+
+    async fn last_purge(&self) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.last_purge().await,
+            Backend::Postgres(s) => s.last_purge().await,
+        }
+    }
+
+    async fn forget_purges(&self, before_ms: i64) -> Result<u64, StoreError> {
+        match self {
+            Backend::Sqlite(s) => s.forget_purges(before_ms).await,
+            Backend::Postgres(s) => s.forget_purges(before_ms).await,
         }
     }
 

@@ -616,6 +616,60 @@ impl Store for PgStore {
         Ok(forgotten)
     }
 
+    async fn add_purge(&self, purge: &Value) -> Result<u64, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend)?;
+        let seq: i64 = tx
+            .query_one(crate::NEXT_PURGE, &[])
+            .await
+            .map_err(backend)?
+            .get(0);
+        tx.execute(
+            "INSERT INTO cache_purges (seq, purge, at_ms) VALUES ($1, $2, $3)",
+            &[&seq, &purge.to_string(), &now_ms()],
+        )
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(from_sql(seq))
+    }
+
+    async fn purges_after(&self, after: u64) -> Result<Vec<(u64, Value)>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        let client = self.client().await?;
+        let rows = client
+            .query(
+                "SELECT seq, purge FROM cache_purges WHERE seq > $1 ORDER BY seq LIMIT $2",
+                &[&after, &crate::PURGES_PER_READ],
+            )
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let purge = serde_json::from_str(r.get::<_, &str>(1)).map_err(backend)?;
+                Ok((from_sql(r.get(0)), purge))
+            })
+            .collect()
+    }
+
+    async fn last_purge(&self) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one("SELECT value FROM cache_purge_seq WHERE id = 1", &[])
+            .await
+            .map_err(backend)?;
+        Ok(from_sql(row.get(0)))
+    }
+
+    async fn forget_purges(&self, before_ms: i64) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let n = client
+            .execute("DELETE FROM cache_purges WHERE at_ms <= $1", &[&before_ms])
+            .await
+            .map_err(backend)?;
+        Ok(n)
+    }
+
     async fn revision(&self) -> Result<u64, StoreError> {
         let client = self.client().await?;
         let row = client

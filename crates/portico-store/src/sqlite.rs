@@ -655,6 +655,69 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn add_purge(&self, purge: &Value) -> Result<u64, StoreError> {
+        let purge = purge.to_string();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(backend)?;
+            let seq: i64 = tx
+                .query_row(crate::NEXT_PURGE, [], |r| r.get(0))
+                .map_err(backend)?;
+            tx.execute(
+                "INSERT INTO cache_purges (seq, purge, at_ms) VALUES (?1, ?2, ?3)",
+                params![seq, purge, now_ms()],
+            )
+            .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+            Ok(from_sql(seq))
+        })
+        .await
+    }
+
+    async fn purges_after(&self, after: u64) -> Result<Vec<(u64, Value)>, StoreError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT seq, purge FROM cache_purges WHERE seq > ?1 ORDER BY seq LIMIT ?2")
+                .map_err(backend)?;
+            let rows = stmt
+                .query_map(params![after, crate::PURGES_PER_READ], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+                })
+                .map_err(backend)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, purge) = row.map_err(backend)?;
+                out.push((
+                    from_sql(seq),
+                    serde_json::from_str(&purge).map_err(backend)?,
+                ));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn last_purge(&self) -> Result<u64, StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT value FROM cache_purge_seq WHERE id = 1", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(from_sql)
+            .map_err(backend)
+        })
+        .await
+    }
+
+    async fn forget_purges(&self, before_ms: i64) -> Result<u64, StoreError> {
+        self.with(move |conn| {
+            let n = conn
+                .execute("DELETE FROM cache_purges WHERE at_ms <= ?1", [before_ms])
+                .map_err(backend)?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn revision(&self) -> Result<u64, StoreError> {
         self.with(|conn| {
             conn.query_row("SELECT value FROM store_revision WHERE id = 1", [], |r| {

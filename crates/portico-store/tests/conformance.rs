@@ -472,6 +472,32 @@ async fn reservations_add_up<S: Store + Send + Sync + 'static>(s: Arc<S>) {
     assert_eq!(total, 100);
 }
 
+/// Purges of cached responses: recorded in order, read after a sequence number, forgotten by
+/// age; they do not raise the revision.
+async fn purges<S: Store>(s: &S) {
+    let start = s.last_purge().await.unwrap();
+    let revision = s.revision().await.unwrap();
+    let a = s.add_purge(&json!({"prefix": "h/a/"})).await.unwrap();
+    let b = s.add_purge(&json!({"route": "items"})).await.unwrap();
+    assert_eq!((a, b), (start + 1, start + 2));
+    assert_eq!(s.last_purge().await.unwrap(), b);
+    assert_eq!(s.revision().await.unwrap(), revision);
+    let after = s.purges_after(start).await.unwrap();
+    assert_eq!(
+        after,
+        vec![
+            (a, json!({"prefix": "h/a/"})),
+            (b, json!({"route": "items"}))
+        ]
+    );
+    assert_eq!(s.purges_after(a).await.unwrap().len(), 1);
+    assert!(s.purges_after(b).await.unwrap().is_empty());
+    assert_eq!(s.forget_purges(i64::MAX).await.unwrap(), 2);
+    assert!(s.purges_after(start).await.unwrap().is_empty());
+    // Forgetting never reuses a number.
+    assert_eq!(s.add_purge(&json!({"url": "h/x"})).await.unwrap(), b + 1);
+}
+
 #[tokio::test]
 async fn sqlite_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
@@ -482,6 +508,7 @@ async fn sqlite_passes_the_suite() {
     quotas(&s).await;
     idempotency_keys(&s).await;
     jobs(&s).await;
+    purges(&s).await;
     let s = Arc::new(s);
     one_name_one_winner(s.clone()).await;
     one_key_one_claim(s.clone()).await;
@@ -545,6 +572,7 @@ async fn postgres_passes_the_suite() {
     quotas(&s).await;
     idempotency_keys(&s).await;
     jobs(&s).await;
+    purges(&s).await;
     let s = Arc::new(s);
     one_name_one_winner(s.clone()).await;
     one_key_one_claim(s.clone()).await;

@@ -71,6 +71,23 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Purge cached responses on every node that follows the store (within a second): one
+    /// URL's (`--url http://host/path?query`, or `/path?query` for every host), those under a
+    /// prefix, or everything a route stored.
+    Purge {
+        /// The configuration file whose `storage` is the store.
+        #[arg(long)]
+        config: PathBuf,
+        /// One URL.
+        #[arg(long, group = "what")]
+        url: Option<String>,
+        /// Every URL that starts with this.
+        #[arg(long, group = "what")]
+        prefix: Option<String>,
+        /// Everything this route stored.
+        #[arg(long, group = "what")]
+        route: Option<String>,
+    },
     /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
     /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
     /// PORTICO_SECRET_KEY, so that it stays out of shell history.
@@ -175,6 +192,35 @@ fn main() -> ExitCode {
             });
             Ok(out)
         }),
+        Command::Purge {
+            config,
+            url,
+            prefix,
+            route,
+        } => {
+            let json = match (url, prefix, route) {
+                (Some(u), None, None) => serde_json::json!({"url": u}),
+                (None, Some(p), None) => serde_json::json!({"prefix": p}),
+                (None, None, Some(r)) => serde_json::json!({"route": r}),
+                _ => {
+                    eprintln!("give one of --url, --prefix and --route");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let Some(purge) = portico_cache::Purge::from_json(&json) else {
+                eprintln!("a URL is http(s)://host/path or /path");
+                return ExitCode::FAILURE;
+            };
+            store_command(&config, |store, _| async move {
+                let seq = store
+                    .add_purge(&purge.to_json())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "purge {seq} recorded: every node following the store applies it within a second\n"
+                ))
+            })
+        }
         Command::Export { config } => store_command(&config, |store, _| async move {
             portico_admin::export(&store)
                 .await
@@ -792,11 +838,19 @@ async fn follow_store(
     mut seen: u64,
 ) {
     let mut tick = tokio::time::interval(STORE_POLL);
+    let mut purged = match store.last_purge().await {
+        Ok(seq) => seq,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the store's last cache purge");
+            0
+        }
+    };
     loop {
         let forced = tokio::select! {
             _ = tick.tick() => false,
             () = following.rebuild.notified() => true,
         };
+        purged = follow_purges(&*store, &following.shared.cache, purged).await;
         let revision = match store.revision().await {
             Ok(r) => r,
             Err(e) => {
@@ -818,6 +872,44 @@ async fn follow_store(
         }
         seen = revision;
     }
+}
+
+/// Applies the cache purges recorded in the store after `seen`; returns the last one applied.
+async fn follow_purges(store: &Backend, cache: &portico_cache::Cache, mut seen: u64) -> u64 {
+    loop {
+        let purges = match store.purges_after(seen).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the store's cache purges");
+                return seen;
+            }
+        };
+        let full = purges.len() as i64 == portico_store::PURGES_PER_READ;
+        for (seq, json) in purges {
+            match portico_cache::Purge::from_json(&json) {
+                Some(p) => {
+                    let targets = cache.apply(&p);
+                    tracing::info!(seq, targets, "cache purge applied");
+                }
+                None => tracing::warn!(seq, "a cache purge in the store that is not one"),
+            }
+            seen = seq;
+        }
+        if !full {
+            return seen;
+        }
+    }
+}
+
+/// How long the store keeps a cache purge: every node following it has long applied it.
+const PURGE_RETENTION: Duration = Duration::from_secs(3600);
+
+/// Forgets the cache purges older than [`PURGE_RETENTION`].
+async fn forget_purges(store: &Backend) -> Result<u64, portico_store::StoreError> {
+    let retention = i64::try_from(PURGE_RETENTION.as_millis()).unwrap_or(i64::MAX);
+    store
+        .forget_purges(now_ms().saturating_sub(retention))
+        .await
 }
 
 /// The admin API: its store (opened and migrated now), its token, its listener; and the data
@@ -867,22 +959,32 @@ async fn admin_api(
     let listener = Listener::plain(bind(a.listen).await?);
     let address = listener.tcp.local_addr()?;
     tracing::info!(%address, "portico admin API listening");
+    let purging_store = store.clone();
     let admin = Arc::new(
         Admin::new(store, token, settings)
             .with_model(following.base.clone())
             .with_stats(shared.stats.clone())
             .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest)))
             .with_limit_reset(limit_reset(shared.rate_limiters.clone()))
+            .with_cache_purge({
+                let cache = shared.cache.clone();
+                Arc::new(move |purge: &portico_cache::Purge| {
+                    let n = cache.apply(purge);
+                    tracing::info!(?purge, targets = n, "cache purged");
+                })
+            })
             .with_metrics({
                 let limiters = shared.rate_limiters.clone();
                 let bodies = shared.body_counts.clone();
+                let cache = shared.cache.clone();
                 Arc::new(move || {
                     let mut m =
                         serde_json::json!({"rate_limit_store_failures": limiters.store_failures()});
-                    if let (Some(m), serde_json::Value::Object(b)) =
-                        (m.as_object_mut(), bodies.snapshot())
-                    {
-                        m.extend(b);
+                    if let Some(m) = m.as_object_mut() {
+                        if let serde_json::Value::Object(b) = bodies.snapshot() {
+                            m.extend(b);
+                        }
+                        m.extend(cache_metrics(&cache));
                     }
                     m
                 })
@@ -900,9 +1002,36 @@ async fn admin_api(
             if let Err(e) = purging.purge_tombstones(retention).await {
                 tracing::warn!(error = %e, "purging tombstones failed");
             }
+            if let Err(e) = forget_purges(&purging_store).await {
+                tracing::warn!(error = %e, "forgetting old cache purges failed");
+            }
         }
     });
     Ok((listener, admin, following))
+}
+
+/// The cache's counters for `GET /admin/v1/metrics`: its size, and each route's hits,
+/// misses, stale responses and bytes served, as flat integer members
+/// (`cache_hits{route=NAME}` style names would need a nested object; the admin API's metrics
+/// are one level of integers, so each is `cache.ROUTE.COUNTER`).
+fn cache_metrics(cache: &portico_cache::Cache) -> serde_json::Map<String, serde_json::Value> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut m = serde_json::Map::new();
+    m.insert("cache_bytes".into(), cache.weighted_size().into());
+    m.insert("cache_entries".into(), cache.entry_count().into());
+    for (route, c) in cache.all_counts() {
+        for (name, v) in [
+            ("hits", &c.hits),
+            ("misses", &c.misses),
+            ("stale", &c.stale),
+            ("stale_if_error", &c.stale_if_error),
+            ("stored", &c.stored),
+            ("bytes_served", &c.bytes_served),
+        ] {
+            m.insert(format!("cache.{route}.{name}"), v.load(Relaxed).into());
+        }
+    }
+    m
 }
 
 /// What `POST …/limits/reset` does: forgets the route's or the consumer's rate-limit state,

@@ -1834,3 +1834,140 @@ fn schemathesis_finds_nothing_in_the_admin_api() {
     assert!(text.contains("Stateful"), "{text}");
     assert!(text.contains("API Links"), "{text}");
 }
+
+/// An upstream on a thread that answers every request with `reply`, counting them.
+fn counting_upstream(
+    reply: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let (Ok(conn), seen) = (conn, seen.clone()) else {
+                return;
+            };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut conn = conn;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    while line != "\r\n" {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                    }
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if conn.write_all(reply.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+/// A node with the admin API on `storage` and a cached route `/c/{*rest}` to `upstream`.
+fn cached_node(
+    dir: &tempfile::TempDir,
+    name: &str,
+    storage: &str,
+    upstream: &str,
+) -> (Served, String, String) {
+    let path = write_config(
+        dir,
+        name,
+        &format!(
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: {storage}\naccess_log: off\nupstreams:\n  - {{name: u, targets: [\"http://{upstream}\"]}}\nroutes:\n  - {{name: cached, path: \"/c/{{*rest}}\", methods: [GET], upstream: u, cache: true}}\n"
+        ),
+    );
+    let mut command = Command::new(BIN);
+    command
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN)
+        .stdout(Stdio::null());
+    let mut served = Served::spawn(command);
+    let admin = served.address("admin API listening");
+    let data = served.address("portico listening");
+    (served, data, admin)
+}
+
+fn cache_status(data: &str, path: &str) -> String {
+    let answer = exchange(
+        data,
+        &format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    answer
+        .lines()
+        .find_map(|l| l.strip_prefix("Cache-Status: "))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_cache_purge_is_205_and_reaches_every_node_on_the_store() {
+    let Some(db) = pg_database("purge") else {
+        return;
+    };
+    let (upstream, count) = counting_upstream(
+        "HTTP/1.1 200 OK\r\nCache-Control: max-age=600\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (mut a, data_a, admin_a) = cached_node(&dir, "a.yaml", &db.url(), &upstream);
+    let (mut b, data_b, _) = cached_node(&dir, "b.yaml", &db.url(), &upstream);
+    for data in [&data_a, &data_b] {
+        for path in ["/c/x", "/c/y"] {
+            assert!(cache_status(data, path).contains("stored"));
+            assert!(cache_status(data, path).contains("hit"));
+        }
+    }
+    assert_eq!(count.load(std::sync::atomic::Ordering::SeqCst), 4);
+    // One URL, through A's admin API: A forgets it at once, B within a second.
+    let purged = admin_post(&admin_a, "/admin/v1/cache/purge", r#"{"url": "/c/x"}"#);
+    assert!(purged.starts_with("HTTP/1.1 205 "), "{purged}");
+    assert!(purged.ends_with("\r\n\r\n"), "a 205 has no body: {purged}");
+    assert!(cache_status(&data_a, "/c/x").contains("fwd=uri-miss"));
+    b.read_until("cache purge applied");
+    assert!(cache_status(&data_b, "/c/x").contains("fwd=uri-miss"));
+    assert!(cache_status(&data_b, "/c/y").contains("hit"));
+    // A bad purge is 422 and changes nothing.
+    let bad = admin_post(&admin_a, "/admin/v1/cache/purge", r#"{"url": "c/y"}"#);
+    assert!(bad.starts_with("HTTP/1.1 422 "), "{bad}");
+    // The whole route, from the command line.
+    let config = write_config(
+        &dir,
+        "cli.yaml",
+        &format!(
+            "storage: {}\nroutes:\n  - {{name: e, path: /e, methods: [GET], handler: echo}}\n",
+            db.url()
+        ),
+    );
+    let (ok, stdout, stderr) = portico(
+        &[
+            "purge",
+            "--config",
+            config.to_str().unwrap(),
+            "--route",
+            "cached",
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("recorded"), "{stdout}");
+    // Each node applies it (purge 2) from the store.
+    a.read_until("seq=2");
+    b.read_until("seq=2");
+    for data in [&data_a, &data_b] {
+        assert!(cache_status(data, "/c/y").contains("fwd=uri-miss"));
+    }
+    a.stop();
+    b.stop();
+}
