@@ -850,7 +850,7 @@ async fn follow_store(
             _ = tick.tick() => false,
             () = following.rebuild.notified() => true,
         };
-        purged = follow_purges(&*store, &following.shared.cache, purged).await;
+        purged = follow_purges(&store, &following.shared.cache, purged).await;
         let revision = match store.revision().await {
             Ok(r) => r,
             Err(e) => {
