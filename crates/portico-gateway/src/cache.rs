@@ -157,36 +157,38 @@ pub(crate) async fn take(
             None => Taken::Relayed(Box::new(resp), "not-modified"),
         });
     }
-    let lines = |name: &str| -> Vec<&[u8]> {
-        resp.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v.as_ref())
-            .collect()
-    };
-    let directives = ResponseDirectives::parse(lines("cache-control"));
-    let vary_lines = lines("vary");
+    let Reckoned {
+        directives,
+        timing,
+        lifetime,
+    } = reckon(
+        &resp.headers,
+        &lines(&resp.headers, "age"),
+        resp.status,
+        settings.heuristic,
+        asked.sent,
+        arrived,
+    );
+    let vary_lines = lines(&resp.headers, "vary");
     let verdict = storable(&Storable {
         method: asked.method,
         status: resp.status,
         directives: &directives,
         request: &asked.directives,
         authorization: asked.authorization,
-        expires: !lines("expires").is_empty(),
+        expires: timing.expires.is_some(),
         vary: &vary_lines,
     });
     if let Err(why) = verdict {
         return Ok(Taken::Relayed(Box::new(resp), why.as_str()));
     }
     let names = vary_fields(&vary_lines).unwrap_or_default();
-    if !settings.share_cookies && !lines("set-cookie").is_empty() {
+    if !settings.share_cookies && !lines(&resp.headers, "set-cookie").is_empty() {
         return Ok(Taken::Relayed(Box::new(resp), "set-cookie"));
     }
     let Some(body) = whole_body(&mut resp, settings.max_entry_bytes).await? else {
         return Ok(Taken::Relayed(Box::new(resp), "too-large"));
     };
-    let timing = timing(&resp.headers, asked.sent, arrived);
-    let lifetime = timing.freshness_lifetime(&directives, resp.status, settings.heuristic);
     let validators =
         resp.header_value("etag").is_some() || resp.header_value("last-modified").is_some();
     if lifetime == 0 && !validators {
@@ -240,23 +242,20 @@ fn freshen(
         .cloned()
         .collect();
     headers.extend(update.into_iter().cloned());
-    let mut timing = timing(&not_modified.headers, asked.sent, arrived);
-    // The 304's own Age counts; without a Date it dates from its arrival.
-    timing.age = not_modified
-        .header_value("age")
-        .and_then(|a| std::str::from_utf8(trim_ows(a)).ok()?.parse().ok());
-    let directives = ResponseDirectives::parse(
-        headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(b"cache-control"))
-            .map(|(_, v)| v.as_ref()),
+    // The merged fields say how fresh it is now; the 304's own Age says how old.
+    let Reckoned {
+        directives,
+        timing,
+        lifetime,
+    } = reckon(
+        &headers,
+        &lines(&not_modified.headers, "age"),
+        old.status,
+        settings.heuristic,
+        asked.sent,
+        arrived,
     );
-    let lifetime = timing.freshness_lifetime(&directives, old.status, settings.heuristic);
-    let vary_lines: Vec<&[u8]> = headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case(b"vary"))
-        .map(|(_, v)| v.as_ref())
-        .collect();
+    let vary_lines = lines(&headers, "vary");
     let names = vary_fields(&vary_lines).unwrap_or_default();
     let entry = Arc::new(Entry {
         route: route.clone(),
@@ -272,22 +271,62 @@ fn freshen(
     entry
 }
 
-/// The times of a response from its fields.
-fn timing(headers: &[(Bytes, Bytes)], sent: SystemTime, arrived: SystemTime) -> Timing {
-    let first = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v.as_ref())
+/// The lines of the field `name`.
+fn lines<'a>(headers: &'a [(Bytes, Bytes)], name: &str) -> Vec<&'a [u8]> {
+    headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, v)| v.as_ref())
+        .collect()
+}
+
+/// What a response's fields say of its caching.
+struct Reckoned {
+    /// Its directives for this cache: the targeted fields' (`CDN-Cache-Control`,
+    /// `Surrogate-Control`) when it has them, else `Cache-Control`'s.
+    directives: ResponseDirectives,
+    /// Its times (`Expires` left out when targeted fields decide, RFC 9213 §2.1).
+    timing: Timing,
+    /// Its freshness lifetime, seconds.
+    lifetime: u64,
+}
+
+/// Reckons a response with fields `headers` and `Age` lines `ages`, sent at `sent` and
+/// arrived at `arrived`.
+fn reckon(
+    headers: &[(Bytes, Bytes)],
+    ages: &[&[u8]],
+    status: u16,
+    heuristic: bool,
+    sent: SystemTime,
+    arrived: SystemTime,
+) -> Reckoned {
+    let first = |name: &str| lines(headers, name).first().copied();
+    let targeted = ResponseDirectives::targeted(
+        lines(headers, "cdn-cache-control"),
+        lines(headers, "surrogate-control"),
+    );
+    let directives =
+        targeted.unwrap_or_else(|| ResponseDirectives::parse(lines(headers, "cache-control")));
+    let expires = if targeted.is_some() {
+        None
+    } else {
+        first("expires")
     };
-    Timing::from_fields(
+    let timing = Timing::from_fields(
         sent,
         arrived,
         first("date"),
-        first("age"),
-        first("expires"),
+        ages,
+        expires,
         first("last-modified"),
-    )
+    );
+    let lifetime = timing.freshness_lifetime(&directives, status, heuristic);
+    Reckoned {
+        directives,
+        timing,
+        lifetime,
+    }
 }
 
 /// The fields a stored response keeps: not `Age` (computed when it is served), not the

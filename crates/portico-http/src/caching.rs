@@ -185,6 +185,28 @@ impl ResponseDirectives {
         d
     }
 
+    /// The directives a response's targeted cache-control fields give a shared cache that
+    /// is not told a target of its own: `CDN-Cache-Control` (RFC 9213), else the untargeted
+    /// directives of `Surrogate-Control` (Edge Architecture 1.0; a directive with `;target`
+    /// is for another device). `None` when neither has any; then `Cache-Control` decides.
+    /// When they do, RFC 9213 §2.1: `Cache-Control` and `Expires` are ignored by this cache.
+    pub fn targeted<'a>(
+        cdn: impl IntoIterator<Item = &'a [u8]>,
+        surrogate: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Option<ResponseDirectives> {
+        let cdn: Vec<&[u8]> = cdn.into_iter().collect();
+        if !directives(cdn.iter().copied()).is_empty() {
+            return Some(ResponseDirectives::parse(cdn));
+        }
+        let untargeted: Vec<&[u8]> = surrogate
+            .into_iter()
+            .flat_map(|line| line.split(|&b| b == b','))
+            .map(trim_ows)
+            .filter(|d| !d.is_empty() && !d.contains(&b';'))
+            .collect();
+        (!untargeted.is_empty()).then(|| ResponseDirectives::parse(untargeted))
+    }
+
     /// Whether a stale response may never be served (§4.2.4 via `must-revalidate` and, in a
     /// shared cache, `proxy-revalidate` and `s-maxage`, §5.2.2.10).
     pub fn never_stale(&self) -> bool {
@@ -363,6 +385,9 @@ pub struct Timing {
     pub date: Option<u64>,
     /// Its `Age`, if it had a valid one.
     pub age: Option<u64>,
+    /// It had an `Age` that is not one delta-seconds (two lines, a list, a sign, a fraction,
+    /// a parameter): how old it is cannot be known, so it is stale from the start.
+    pub age_invalid: bool,
     /// Its `Expires`: `Some(None)` when present but not a valid date (already expired).
     pub expires: Option<Option<u64>>,
     /// Its `Last-Modified`.
@@ -375,17 +400,22 @@ impl Timing {
         request_time: SystemTime,
         response_time: SystemTime,
         date: Option<&[u8]>,
-        age: Option<&[u8]>,
+        ages: &[&[u8]],
         expires: Option<&[u8]>,
         last_modified: Option<&[u8]>,
     ) -> Timing {
         let secs = |t: SystemTime| HttpDate::from_system_time(t).0;
         let date_of = |v: Option<&[u8]>| v.and_then(HttpDate::parse).map(|d| d.0);
+        let age = match ages {
+            [one] => delta_seconds(Some(trim_ows(one))),
+            _ => None,
+        };
         Timing {
             request_time: secs(request_time),
             response_time: secs(response_time),
             date: date_of(date),
-            age: age.and_then(|a| delta_seconds(Some(trim_ows(a)))),
+            age,
+            age_invalid: !ages.is_empty() && age.is_none(),
             expires: expires.map(|e| HttpDate::parse(trim_ows(e)).map(|d| d.0)),
             last_modified: date_of(last_modified),
         }
@@ -413,7 +443,7 @@ impl Timing {
     /// §4.2.1 freshness lifetime for a shared cache, in seconds; heuristic (§4.2.2) only when
     /// `heuristic` allows it and the status is heuristically cacheable.
     pub fn freshness_lifetime(&self, d: &ResponseDirectives, status: u16, heuristic: bool) -> u64 {
-        if d.conflicting {
+        if d.conflicting || self.age_invalid {
             return 0;
         }
         if let Some(s) = d.s_maxage {
@@ -522,15 +552,20 @@ pub fn invalidates(method: Method, status: u16) -> bool {
     !method.is_safe() && (200..400).contains(&status)
 }
 
-/// The fields a 304 from the origin does not update in the stored response (§3.2: the
-/// framing fields and those that describe the 304 itself).
+/// The fields a 304 from the origin does not update in the stored response (§3.2): the
+/// framing, and what describes the stored bytes themselves (their coding, their range, their
+/// digests) and the validator the 304 was selected by (§4.3.4), which the stored response
+/// depends on. Every other field the 304 carries replaces the stored one.
 pub fn kept_on_update(name: &[u8]) -> bool {
     const KEPT: &[&str] = &[
         "content-length",
-        "content-encoding",
         "transfer-encoding",
+        "content-encoding",
         "content-range",
-        "content-type",
+        "content-md5",
+        "content-digest",
+        "repr-digest",
+        "etag",
     ];
     KEPT.iter().any(|k| name.eq_ignore_ascii_case(k.as_bytes()))
 }
@@ -659,6 +694,44 @@ mod tests {
             assert_eq!(t.freshness_lifetime(&d, 200, true), 0, "{v}");
         }
         assert!(!resp("max-age=10, max-age=10").conflicting);
+    }
+
+    #[test]
+    fn an_age_that_is_not_one_delta_seconds_makes_the_response_stale() {
+        let t0 = SystemTime::UNIX_EPOCH;
+        let d = resp("max-age=3600");
+        for ages in [
+            &[b"0, 0".as_slice()][..],
+            &[b"0".as_slice(), b"0".as_slice()][..],
+            &[b"-1".as_slice()][..],
+            &[b"1.5".as_slice()][..],
+            &[b"old".as_slice()][..],
+            &[b"10;a=b".as_slice()][..],
+        ] {
+            let t = Timing::from_fields(t0, t0, None, ages, None, None);
+            assert_eq!(t.freshness_lifetime(&d, 200, false), 0, "{ages:?}");
+        }
+        let ok = Timing::from_fields(t0, t0, None, &[b" 7 ".as_slice()], None, None);
+        assert_eq!(
+            (ok.age, ok.freshness_lifetime(&d, 200, false)),
+            (Some(7), 3600)
+        );
+    }
+
+    #[test]
+    fn targeted_fields_replace_cache_control() {
+        let sc = |v: &'static str| ResponseDirectives::targeted([], [v.as_bytes()]);
+        assert_eq!(sc("max-age=60").and_then(|d| d.max_age), Some(60));
+        assert!(sc("no-store").is_some_and(|d| d.no_store));
+        assert_eq!(sc("max-age=60;edge"), None);
+        assert_eq!(
+            sc("max-age=60;edge, no-store").map(|d| (d.max_age, d.no_store)),
+            Some((None, true))
+        );
+        let cdn =
+            ResponseDirectives::targeted([b"max-age=5".as_slice()], [b"max-age=60".as_slice()]);
+        assert_eq!(cdn.and_then(|d| d.max_age), Some(5));
+        assert_eq!(ResponseDirectives::targeted([], []), None);
     }
 
     #[test]
