@@ -203,7 +203,9 @@ pub(crate) async fn take(
         route: route.clone(),
         status: resp.status,
         headers: stored_fields(resp.headers),
-        body,
+        // Copied once into an allocation of exactly its size: a body read piece by piece
+        // sits in a buffer that grew by doubling, and the entry keeps it for its lifetime.
+        body: Bytes::copy_from_slice(&body),
         timing,
         directives,
         lifetime,
@@ -260,7 +262,7 @@ fn freshen(
     let entry = Arc::new(Entry {
         route: route.clone(),
         status: old.status,
-        headers,
+        headers: stored_fields(headers),
         body: old.body.clone(),
         timing,
         directives,
@@ -331,13 +333,32 @@ fn reckon(
 
 /// The fields a stored response keeps: not `Age` (computed when it is served), not the
 /// framing the writer derives.
+///
+/// They are copied into one allocation of their size: a field as the upstream client parsed it
+/// is a view into the connection's read buffer, which an entry would otherwise keep alive
+/// whole for as long as it is stored.
 fn stored_fields(headers: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)> {
-    headers
+    let kept: Vec<(Bytes, Bytes)> = headers
         .into_iter()
         .filter(|(n, _)| {
             !(n.eq_ignore_ascii_case(b"age")
                 || n.eq_ignore_ascii_case(b"content-length")
                 || n.eq_ignore_ascii_case(b"transfer-encoding"))
+        })
+        .collect();
+    let mut all = BytesMut::with_capacity(kept.iter().map(|(n, v)| n.len() + v.len()).sum());
+    for (n, v) in &kept {
+        all.extend_from_slice(n);
+        all.extend_from_slice(v);
+    }
+    let all = all.freeze();
+    let mut at = 0;
+    kept.iter()
+        .map(|(n, v)| {
+            let name = all.slice(at..at + n.len());
+            let value = all.slice(at + n.len()..at + n.len() + v.len());
+            at += n.len() + v.len();
+            (name, value)
         })
         .collect()
 }
