@@ -10,6 +10,11 @@
 //! drops every variant at once (RFC 9111 §4.4).
 //!
 //! Times come from a [`Clock`], so freshness is tested with a clock the test moves.
+//!
+//! With a disk tier (`disk.rs`), what memory evicts for room is written to a directory
+//! bounded in bytes and read back when asked for, across restarts.
+
+mod disk;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -182,6 +187,7 @@ impl Counts {
 /// The cache.
 pub struct Cache {
     entries: moka::sync::Cache<Arc<str>, Arc<Variants>>,
+    disk: Option<Arc<disk::Disk>>,
     fills: Arc<Mutex<HashMap<Arc<str>, Slot>>>,
     counts: Mutex<HashMap<Arc<str>, Arc<Counts>>>,
     clock: Arc<dyn Clock>,
@@ -203,12 +209,38 @@ pub const DEFAULT_MEMORY: u64 = 64 << 20;
 impl Cache {
     /// A cache of at most `max_bytes` in memory, reading times from `clock`.
     pub fn new(max_bytes: u64, clock: Arc<dyn Clock>) -> Cache {
-        let entries = moka::sync::Cache::builder()
+        Cache::build(max_bytes, clock, None)
+    }
+
+    /// A cache of at most `max_bytes` in memory and `disk_bytes` in the directory `dir`
+    /// (created if needed; what an earlier process left there whole is served again).
+    pub fn with_disk(
+        max_bytes: u64,
+        clock: Arc<dyn Clock>,
+        dir: &std::path::Path,
+        disk_bytes: u64,
+    ) -> std::io::Result<Cache> {
+        let disk = Arc::new(disk::Disk::open(dir, disk_bytes)?);
+        Ok(Cache::build(max_bytes, clock, Some(disk)))
+    }
+
+    fn build(max_bytes: u64, clock: Arc<dyn Clock>, disk: Option<Arc<disk::Disk>>) -> Cache {
+        let mut builder = moka::sync::Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(|k: &Arc<str>, v: &Arc<Variants>| v.weight(k))
-            .build();
+            .weigher(|k: &Arc<str>, v: &Arc<Variants>| v.weight(k));
+        if let Some(disk) = &disk {
+            let disk = disk.clone();
+            // What memory evicts for room goes to disk; what is replaced, invalidated or
+            // purged does not.
+            builder = builder.eviction_listener(move |key: Arc<Arc<str>>, value, cause| {
+                if cause == moka::notification::RemovalCause::Size {
+                    disk.spill((*key).clone(), value);
+                }
+            });
+        }
         Cache {
-            entries,
+            entries: builder.build(),
+            disk,
             fills: Arc::default(),
             counts: Mutex::default(),
             clock,
@@ -265,9 +297,61 @@ impl Cache {
         self.entries.insert(key, Arc::new(variants));
     }
 
+    /// Like [`Cache::lookup`], reading the target from the disk tier (and keeping it in
+    /// memory again) when memory does not hold it.
+    pub async fn find(&self, key: &str, field: impl Fn(&str) -> Option<Bytes>) -> Found {
+        let found = self.lookup(key, &field);
+        let Some(disk) = self.disk.as_ref().filter(|d| d.contains(key)) else {
+            return found;
+        };
+        if !matches!(found, Found::UriMiss) {
+            return found;
+        }
+        let (disk, owned) = (disk.clone(), key.to_string());
+        let read = tokio::task::spawn_blocking(move || disk.read(&owned)).await;
+        if let Ok(Some(variants)) = read {
+            // Unless a newer response was stored meanwhile.
+            if !self.entries.contains_key(key) {
+                self.entries.insert(key.into(), Arc::new(variants));
+            }
+        }
+        self.lookup(key, field)
+    }
+
+    /// The bytes the disk tier's files take (0 without one).
+    pub fn disk_bytes(&self) -> u64 {
+        self.disk.as_ref().map_or(0, |d| d.bytes())
+    }
+
+    /// Writes to the disk tier that failed (a full disk), since the cache was made.
+    pub fn disk_write_failures(&self) -> u64 {
+        self.disk
+            .as_ref()
+            .map_or(0, |d| d.failed_writes.load(Ordering::Relaxed))
+    }
+
+    /// Runs the cache's pending maintenance (evictions, and so writes to disk).
+    pub fn run_pending(&self) {
+        self.entries.run_pending_tasks();
+    }
+
+    /// Runs pending evictions and waits until the disk tier has written what they spilled
+    /// (blocking; a no-op without a disk tier).
+    pub fn flush(&self) {
+        self.entries.run_pending_tasks();
+        if let Some(d) = &self.disk {
+            let (tx, rx) = std::sync::mpsc::channel();
+            d.barrier(tx);
+            let _ = rx.recv();
+        }
+    }
+
     /// Drops every response stored for `key`.
     pub fn invalidate(&self, key: &str) {
         self.entries.invalidate(key);
+        if let Some(d) = &self.disk {
+            d.remove(key);
+        }
     }
 
     /// Drops the stored responses whose key starts with `prefix`; returns how many targets.
@@ -282,7 +366,8 @@ impl Cache {
             Purge::Url { host, target } => match host {
                 Some(h) => {
                     let key = format!("{h}{target}");
-                    let had = self.entries.contains_key(key.as_str());
+                    let had = self.entries.contains_key(key.as_str())
+                        || self.disk.as_ref().is_some_and(|d| d.contains(&key));
                     self.invalidate(&key);
                     usize::from(had)
                 }
@@ -297,18 +382,31 @@ impl Cache {
 
     /// Drops the responses `route` stored.
     pub fn purge_route(&self, route: &str) -> usize {
-        self.purge(|_, v| v.entries.iter().any(|e| &*e.route == route))
+        self.purge(|_, routes| routes.iter().any(|r| &**r == route))
     }
 
-    fn purge(&self, doomed: impl Fn(&str, &Variants) -> bool) -> usize {
-        let keys: Vec<Arc<str>> = self
+    /// Drops the targets for which `doomed(key, the routes that stored its responses)`, in
+    /// memory and on disk; returns how many.
+    fn purge(&self, doomed: impl Fn(&str, &[Arc<str>]) -> bool) -> usize {
+        let mut keys: Vec<Arc<str>> = self
             .entries
             .iter()
-            .filter(|(k, v)| doomed(k, v))
+            .filter(|(k, v)| {
+                let routes: Vec<Arc<str>> = v.entries.iter().map(|e| e.route.clone()).collect();
+                doomed(k, &routes)
+            })
             .map(|(k, _)| Arc::clone(&*k))
             .collect();
+        if let Some(d) = &self.disk {
+            let mut seen: std::collections::HashSet<Arc<str>> = keys.iter().cloned().collect();
+            for k in d.keys_where(&doomed) {
+                if seen.insert(k.clone()) {
+                    keys.push(k);
+                }
+            }
+        }
         for k in &keys {
-            self.entries.invalidate(&**k);
+            self.invalidate(k);
         }
         keys.len()
     }
@@ -681,5 +779,168 @@ mod tests {
         drop(guard);
         waiting.await.expect("the waiter wakes");
         assert!(matches!(c.fill("k"), Fill::Lead(_)));
+    }
+}
+
+#[cfg(test)]
+mod disk_tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn entry(route: &str, body: Vec<u8>) -> Arc<Entry> {
+        Arc::new(Entry {
+            route: route.into(),
+            status: 200,
+            headers: vec![(Bytes::from_static(b"etag"), Bytes::from_static(b"\"e\""))],
+            body: Bytes::from(body),
+            timing: Timing {
+                request_time: 10,
+                response_time: 11,
+                date: Some(9),
+                age: Some(1),
+                expires: Some(None),
+                ..Timing::default()
+            },
+            directives: ResponseDirectives {
+                max_age: Some(60),
+                public: true,
+                ..ResponseDirectives::default()
+            },
+            lifetime: 60,
+            vary: vec![Some(Bytes::from_static(b"gzip")), None],
+        })
+    }
+
+    fn cache(dir: &std::path::Path, memory: u64, disk: u64) -> Cache {
+        Cache::with_disk(memory, Arc::new(ManualClock::new(UNIX_EPOCH)), dir, disk).expect("opens")
+    }
+
+    /// Waits until the writer thread has done what it was given (a barrier it answers after
+    /// the jobs before it): an event, never a timer.
+    fn settle(c: &Cache) {
+        c.flush();
+    }
+
+    fn vary_of(n: &str) -> Option<Bytes> {
+        (n == "accept-encoding").then(|| Bytes::from_static(b"gzip"))
+    }
+
+    #[tokio::test]
+    async fn what_memory_evicts_is_read_back_from_disk_and_survives_a_restart() {
+        let dir = tempfile::tempdir().expect("a directory");
+        {
+            let c = cache(dir.path(), 64 << 10, 8 << 20);
+            for i in 0..40 {
+                c.store(
+                    &format!("h/{i}"),
+                    vec!["accept-encoding".into(), "accept".into()],
+                    entry("r", vec![b'a' + (i % 26) as u8; 8000]),
+                );
+            }
+            settle(&c);
+            assert!(c.weighted_size() <= 64 << 10);
+            assert!(c.disk_bytes() > 0);
+            // Every one of them is found, from memory or from disk.
+            for i in 0..40 {
+                match c.find(&format!("h/{i}"), vary_of).await {
+                    Found::Entry(e) => {
+                        assert_eq!(e.body.len(), 8000);
+                        assert_eq!(e.body[0], b'a' + (i % 26) as u8);
+                        assert_eq!(e.directives.max_age, Some(60));
+                        assert_eq!(e.timing.expires, Some(None));
+                    }
+                    other => panic!("h/{i}: {other:?}"),
+                }
+            }
+            settle(&c);
+        }
+        // A new process on the same directory serves what the old one spilled.
+        let c = cache(dir.path(), 64 << 10, 8 << 20);
+        let on_disk = (0..40)
+            .filter(|i| {
+                c.disk
+                    .as_ref()
+                    .is_some_and(|d| d.contains(&format!("h/{i}")))
+            })
+            .count();
+        assert!(on_disk > 0);
+        let i = (0..40)
+            .find(|i| {
+                c.disk
+                    .as_ref()
+                    .is_some_and(|d| d.contains(&format!("h/{i}")))
+            })
+            .expect("one on disk");
+        assert!(matches!(
+            c.find(&format!("h/{i}"), vary_of).await,
+            Found::Entry(_)
+        ));
+        // Purges reach the disk.
+        assert!(c.purge_route("r") >= on_disk);
+        settle(&c);
+        assert_eq!(c.disk_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_torn_or_foreign_file_is_never_served() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let c = cache(dir.path(), 16 << 10, 8 << 20);
+        for i in 0..10 {
+            c.store(&format!("h/{i}"), Vec::new(), entry("r", vec![b'x'; 8000]));
+        }
+        settle(&c);
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("listed")
+            .map(|e| e.expect("an entry").path())
+            .collect();
+        assert!(files.len() >= 2, "{files:?}");
+        // One cut short, one with a byte changed: both are refused, and removed.
+        let data = std::fs::read(&files[0]).expect("read");
+        std::fs::write(&files[0], &data[..data.len() / 2]).expect("written");
+        let mut data = std::fs::read(&files[1]).expect("read");
+        let middle = data.len() / 2;
+        data[middle] ^= 1;
+        std::fs::write(&files[1], &data).expect("written");
+        std::fs::write(dir.path().join("leftover.entry.partial"), b"half").expect("written");
+        drop(c);
+        let c = cache(dir.path(), 16 << 10, 8 << 20);
+        assert!(!files[0].exists(), "a file cut short is removed at start");
+        assert!(!dir.path().join("leftover.entry.partial").exists());
+        for i in 0..10 {
+            if let Found::Entry(e) = c.find(&format!("h/{i}"), |_| None).await {
+                assert_eq!(&e.body[..], &[b'x'; 8000][..]);
+            }
+        }
+        assert!(
+            !files[1].exists(),
+            "a file whose digest is wrong is removed when read"
+        );
+    }
+
+    #[test]
+    fn the_disk_bound_holds_and_a_failing_disk_only_loses_the_spill() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let c = cache(dir.path(), 16 << 10, 64 << 10);
+        for i in 0..100 {
+            c.store(&format!("h/{i}"), Vec::new(), entry("r", vec![b'y'; 8000]));
+        }
+        settle(&c);
+        assert!(c.disk_bytes() <= 64 << 10, "{}", c.disk_bytes());
+        let on_disk: u64 = std::fs::read_dir(dir.path())
+            .expect("listed")
+            .map(|e| e.expect("an entry").metadata().expect("metadata").len())
+            .sum();
+        assert!(on_disk <= 64 << 10, "{on_disk}");
+        // The directory goes away (as a full disk would refuse writes): spills fail, and
+        // are counted; the memory tier goes on.
+        std::fs::remove_dir_all(dir.path()).expect("removed");
+        std::fs::write(dir.path(), b"not a directory").expect("written");
+        for i in 100..120 {
+            c.store(&format!("h/{i}"), Vec::new(), entry("r", vec![b'y'; 8000]));
+        }
+        settle(&c);
+        assert!(c.disk_write_failures() > 0);
+        assert!(c.entry_count() >= 1 && c.weighted_size() <= 16 << 10);
+        let _ = std::fs::remove_file(dir.path());
     }
 }

@@ -7,15 +7,29 @@ use crate::read::{Fields, Reader, join};
 use crate::yaml::{Kind, Node};
 
 /// Top-level `cache`: where stored responses are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CacheStorage {
     /// The bound of the memory they take, in bytes.
     pub memory: u64,
+    /// The disk tier, when there is one.
+    pub disk: Option<CacheDisk>,
+}
+
+/// `cache.disk`: a directory where what memory evicts is kept, bounded in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheDisk {
+    /// The directory (relative paths are relative to the configuration file).
+    pub path: std::path::PathBuf,
+    /// The bound of the bytes its files take.
+    pub size: u64,
 }
 
 impl Default for CacheStorage {
     fn default() -> CacheStorage {
-        CacheStorage { memory: 64 << 20 }
+        CacheStorage {
+            memory: 64 << 20,
+            disk: None,
+        }
     }
 }
 
@@ -51,7 +65,8 @@ impl RouteCache {
     };
 }
 
-const STORAGE_KEYS: &[&str] = &["memory"];
+const STORAGE_KEYS: &[&str] = &["memory", "disk"];
+const DISK_KEYS: &[&str] = &["path", "size"];
 const ROUTE_KEYS: &[&str] = &[
     "max_entry_bytes",
     "heuristic",
@@ -77,7 +92,40 @@ pub(crate) fn read_storage(r: &mut Reader, node: Option<&Node>) -> Option<CacheS
             m
         }
     };
-    Some(CacheStorage { memory })
+    let disk = match f.get("disk") {
+        None => None,
+        Some(n) => Some(read_disk(r, n)?),
+    };
+    Some(CacheStorage { memory, disk })
+}
+
+/// `cache.disk: {path, size}`.
+fn read_disk(r: &mut Reader, node: &Node) -> Option<CacheDisk> {
+    let f = r.map(node, "cache.disk", DISK_KEYS)?;
+    let path = match f.get("path") {
+        None => {
+            r.missing(node, "cache.disk", "path");
+            None
+        }
+        Some(n) => r.string(n, "cache.disk.path").map(|p| r.resolve_path(p)),
+    };
+    let size = match f.get("size") {
+        None => {
+            r.missing(node, "cache.disk", "size");
+            None
+        }
+        Some(n) => match r.size(n, "cache.disk.size")? {
+            s if s < 1 << 20 => {
+                r.problem(n, "cache.disk.size", "the disk tier needs at least 1MiB");
+                None
+            }
+            s => Some(s),
+        },
+    };
+    Some(CacheDisk {
+        path: path?,
+        size: size?,
+    })
 }
 
 /// `cache: true | false | {max_entry_bytes, heuristic, share_cookies, key, wait}` at `path`

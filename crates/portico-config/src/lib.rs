@@ -39,7 +39,7 @@ pub use access::{
     project_id_for,
 };
 pub use apis::{Api, ApiVersion, VersionState, Window, parse_timestamp};
-pub use cache::{CacheStorage, RouteCache};
+pub use cache::{CacheDisk, CacheStorage, RouteCache};
 pub use content::PRECOMPRESSED;
 pub use content::StaticFiles;
 pub use documents::{DocumentProblem, Documents, Section, with_documents};

@@ -516,10 +516,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         },
         node: portico_store::new_id().into(),
         body_counts: Arc::default(),
-        cache: Arc::new(portico_cache::Cache::new(
-            config.cache.memory,
-            Arc::new(portico_cache::SystemClock),
-        )),
+        cache: Arc::new(open_cache(&config.cache)?),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Reloadable::new(gateway));
@@ -1010,6 +1007,19 @@ async fn admin_api(
     Ok((listener, admin, following))
 }
 
+/// The response cache the configuration asks for: memory, and a directory when `cache.disk`
+/// names one (what an earlier process left there is served again).
+fn open_cache(
+    storage: &portico_config::CacheStorage,
+) -> Result<portico_cache::Cache, Box<dyn std::error::Error>> {
+    let clock = Arc::new(portico_cache::SystemClock);
+    Ok(match &storage.disk {
+        None => portico_cache::Cache::new(storage.memory, clock),
+        Some(d) => portico_cache::Cache::with_disk(storage.memory, clock, &d.path, d.size)
+            .map_err(|e| format!("cache.disk: {}: {e}", d.path.display()))?,
+    })
+}
+
 /// The cache's counters for `GET /admin/v1/metrics`: its size, and each route's hits,
 /// misses, stale responses and bytes served, as flat integer members
 /// (`cache_hits{route=NAME}` style names would need a nested object; the admin API's metrics
@@ -1019,6 +1029,11 @@ fn cache_metrics(cache: &portico_cache::Cache) -> serde_json::Map<String, serde_
     let mut m = serde_json::Map::new();
     m.insert("cache_bytes".into(), cache.weighted_size().into());
     m.insert("cache_entries".into(), cache.entry_count().into());
+    m.insert("cache_disk_bytes".into(), cache.disk_bytes().into());
+    m.insert(
+        "cache_disk_write_failures".into(),
+        cache.disk_write_failures().into(),
+    );
     for (route, c) in cache.all_counts() {
         for (name, v) in [
             ("hits", &c.hits),
@@ -1107,7 +1122,7 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
         keys.push("cluster");
     }
     if running.cache != next.cache {
-        keys.push("cache.memory");
+        keys.push("cache");
     }
     keys
 }

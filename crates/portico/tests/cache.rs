@@ -541,3 +541,110 @@ async fn concurrent_misses_send_one_request_upstream() {
     assert_eq!(collapsed, 2);
     assert!(arrived.try_recv().is_err(), "one request went upstream");
 }
+
+#[tokio::test]
+async fn a_vary_of_a_thousand_fields_is_answered_and_not_stored() {
+    let names: Vec<String> = (0..1000).map(|i| format!("x-f{i}")).collect();
+    let vary: &'static str = format!(
+        "Cache-Control: max-age=60\r\nVary: {}\r\n",
+        names.join(", ")
+    )
+    .leak();
+    let mut up = upstream_with(vary, "v").await;
+    let gw = TestGateway::start(&config(up.addr, "true")).await;
+    for _ in 0..2 {
+        let resp = gw.request(&get("/items/a", "")).await;
+        assert_eq!((resp.status, text(&resp).as_str()), (200, "v"));
+        assert!(
+            status_of(&resp).ends_with("detail=vary"),
+            "{}",
+            status_of(&resp)
+        );
+    }
+    assert_eq!(drain(&mut up).len(), 2);
+}
+
+/// The upstream client takes at most `MAX_RESPONSE_FIELDS` fields in a response head (a
+/// documented bound of its parser): a response with 10,000 is the upstream's fault, answered
+/// 502 and never stored, and the next request goes upstream again.
+#[tokio::test]
+async fn a_response_with_ten_thousand_fields_is_answered_and_not_stored() {
+    let many: &'static str =
+        format!("Cache-Control: max-age=60\r\n{}", "x:1\r\n".repeat(10_000)).leak();
+    let mut up = upstream_with(many, "many").await;
+    let gw = TestGateway::start(&config(up.addr, "true")).await;
+    for _ in 0..2 {
+        let resp = gw.request(&get("/items/a", "")).await;
+        assert_error(&resp, 502, "PTC.UPSTREAM_INVALID_RESPONSE");
+        assert_eq!(status_of(&resp), "Portico; fwd=uri-miss");
+    }
+    assert_eq!(drain(&mut up).len(), 2);
+}
+
+#[tokio::test]
+async fn the_cache_holds_to_its_byte_bound_whatever_is_stored() {
+    let body: &'static str = "z".repeat(100_000).leak();
+    let up = upstream_with("Cache-Control: max-age=60\r\n", body).await;
+    let cache = Arc::new(Cache::new(1 << 20, Arc::new(portico_cache::SystemClock)));
+    let shared = cache.clone();
+    let gw = TestGateway::start_with(&config(up.addr, "true"), |g| g.with_cache(shared)).await;
+    for i in 0..40 {
+        let resp = gw.request(&get(&format!("/items/{i}"), "")).await;
+        assert_eq!(resp.body.len(), 100_000);
+    }
+    // Forty 100 KB responses were stored one after the other in a 1 MiB cache.
+    assert!(
+        cache.weighted_size() <= 1 << 20,
+        "{}",
+        cache.weighted_size()
+    );
+    assert!(cache.entry_count() >= 5);
+}
+
+#[tokio::test]
+async fn responses_spilled_to_disk_are_served_after_a_restart() {
+    let body: &'static str = "d".repeat(100_000).leak();
+    let mut up = upstream_with("Cache-Control: max-age=600\r\nETag: \"d\"\r\n", body).await;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Arc::new(
+            Cache::with_disk(
+                256 << 10,
+                Arc::new(portico_cache::SystemClock),
+                dir.path(),
+                16 << 20,
+            )
+            .unwrap(),
+        )
+    };
+    let cache = open();
+    let shared = cache.clone();
+    let gw = TestGateway::start_with(&config(up.addr, "true"), |g| g.with_cache(shared)).await;
+    for i in 0..20 {
+        let resp = gw.request(&get(&format!("/items/{i}"), "")).await;
+        assert!(status_of(&resp).contains("stored"));
+    }
+    assert_eq!(drain(&mut up).len(), 20);
+    // Memory holds two or three of them; the rest went to disk.
+    cache.flush();
+    assert!(cache.disk_bytes() > 1_000_000, "{}", cache.disk_bytes());
+    gw.shutdown().await;
+    drop(cache);
+    // A new gateway with a new cache on the same directory: every response is a hit, read
+    // back from disk, and the upstream sees nothing.
+    let cache = open();
+    let shared = cache.clone();
+    let gw = TestGateway::start_with(&config(up.addr, "true"), |g| g.with_cache(shared)).await;
+    let mut hits = 0;
+    for i in 0..20 {
+        let resp = gw
+            .request(&get(&format!("/items/{i}"), "Range: bytes=0-1\r\n"))
+            .await;
+        if status_of(&resp).contains("hit") {
+            hits += 1;
+            assert_eq!((resp.status, text(&resp).as_str()), (206, "dd"));
+        }
+    }
+    assert!(hits >= 15, "{hits} hits");
+    assert_eq!(drain(&mut up).len(), 20 - hits);
+}

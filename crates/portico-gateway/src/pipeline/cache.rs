@@ -101,7 +101,8 @@ pub(super) async fn lookup(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error
     }
     let found = gw
         .cache
-        .lookup(&look.key, |n| field_value(head.fields(), n));
+        .find(&look.key, |n| field_value(head.fields(), n))
+        .await;
     if let Some(resp) = decide(gw, cx, &mut look, found)? {
         cx.cache = Some(Box::new(look));
         return Ok(Flow::Answer(Box::new(resp)));
@@ -126,7 +127,8 @@ pub(super) async fn lookup(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error
                 }
                 let again = gw
                     .cache
-                    .lookup(&look.key, |n| field_value(head.fields(), n));
+                    .find(&look.key, |n| field_value(head.fields(), n))
+                    .await;
                 look.status.collapsed = true;
                 if let Some(resp) = decide(gw, cx, &mut look, again)? {
                     cx.cache = Some(Box::new(look));
