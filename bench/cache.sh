@@ -115,20 +115,19 @@ done
 python3 "$REPO/bench/summary.py" "$WORK/results.tsv" get_hit:get big_hit:big
 
 # Memory: ENTRIES distinct 4 KiB responses, each stored once, one after the other on one
-# connection (wrk stops itself after the last).
+# keep-alive connection.
 before=$(tree_rss_kib "${PID[portico]}")
-cat > "$WORK/fill.lua" <<'LUA'
-local n = 0
-local limit = tonumber(os.getenv("ENTRIES"))
-request = function()
-  n = n + 1
-  return wrk.format("GET", "/fill/" .. n)
-end
-response = function(status)
-  if n >= limit then wrk.thread:stop() end
-end
-LUA
-ENTRIES=$ENTRIES taskset -c $LOAD_CPU wrk -t1 -c1 -d600s -s "$WORK/fill.lua" "$BASE" > "$WORK/raw/fill.txt" 2>&1
+taskset -c $LOAD_CPU python3 - "$PORT" "$ENTRIES" <<'PY'
+import http.client, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+conn = http.client.HTTPConnection("127.0.0.1", port)
+for i in range(1, n + 1):
+    conn.request("GET", f"/fill/{i}")
+    r = conn.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"/fill/{i}: {r.status}")
+PY
 after=$(tree_rss_kib "${PID[portico]}")
 last=$(curl -s -o /dev/null -D - "$BASE/fill/$ENTRIES" | tr -d '\r' | awk -F': ' 'tolower($1)=="cache-status" {print $2}')
 [[ "$last" == *"; hit"* ]] || { echo "entry $ENTRIES is not stored: $last" >&2; exit 1; }

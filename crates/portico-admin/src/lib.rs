@@ -81,6 +81,9 @@ pub type OnLimitReset = Arc<
         + Sync,
 >;
 
+/// A route's response-cache counters, by its name (`None` when it has none).
+pub type RouteCacheCounts = Arc<dyn Fn(&str) -> Option<Value> + Send + Sync>;
+
 /// Applies a purge of cached responses on this node (the store carries it to the others).
 pub type OnCachePurge = Arc<dyn Fn(&portico_cache::Purge) + Send + Sync>;
 
@@ -102,6 +105,8 @@ pub struct Admin<S> {
     metrics: Option<Metrics>,
     /// Purges cached responses on this node.
     on_cache_purge: Option<OnCachePurge>,
+    /// A route's response-cache counters.
+    route_cache_counts: Option<RouteCacheCounts>,
 }
 
 /// What a request's path names: a collection, or an item in it, or an action on an item.
@@ -130,6 +135,7 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             on_limit_reset: None,
             metrics: None,
             on_cache_purge: None,
+            route_cache_counts: None,
         }
     }
 
@@ -142,6 +148,12 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     /// Calls `f` for each `POST …/limits/reset` on a route or a consumer (then 205).
     pub fn with_limit_reset(mut self, f: OnLimitReset) -> Admin<S> {
         self.on_limit_reset = Some(f);
+        self
+    }
+
+    /// Adds what `f` says of a route's response cache to its stats (`cache`).
+    pub fn with_route_cache_counts(mut self, f: RouteCacheCounts) -> Admin<S> {
+        self.route_cache_counts = Some(f);
         self
     }
 
@@ -447,10 +459,13 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                             .into_iter()
                             .map(|(status, n)| (status.to_string(), json!(n)))
                             .collect();
-                        Ok(json_response(
-                            200,
-                            &json!({"route": doc.name, "statuses": statuses}),
-                        ))
+                        let mut body = json!({"route": doc.name, "statuses": statuses});
+                        if let Some(cache) =
+                            self.route_cache_counts.as_ref().and_then(|f| f(&doc.name))
+                        {
+                            body["cache"] = cache;
+                        }
+                        Ok(json_response(200, &body))
                     }
                     ("stats/reset", Method::Post) => {
                         counts.reset();

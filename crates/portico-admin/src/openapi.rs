@@ -358,7 +358,12 @@ fn other_paths(paths: &mut Map<String, Value>) {
                         "additionalProperties": false,
                         "properties": {
                             "route": {"type": "string"},
-                            "statuses": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}
+                            "statuses": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}},
+                            "cache": {
+                                "description": "With `cache`: answered from the cache (`hits`), nothing usable stored (`misses`), a stale entry sent upstream (`stale`), a stale entry answering a failure (`stale_if_error`), responses stored (`stored`), body bytes served from the cache (`bytes_served`).",
+                                "type": "object",
+                                "additionalProperties": {"type": "integer", "minimum": 0}
+                            }
                         }
                     }))})),
                     ("404", not_found()),

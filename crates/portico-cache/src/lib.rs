@@ -182,6 +182,19 @@ impl Counts {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// Every counter, by name.
+    pub fn snapshot(&self) -> [(&'static str, u64); 6] {
+        let read = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            ("hits", read(&self.hits)),
+            ("misses", read(&self.misses)),
+            ("stale", read(&self.stale)),
+            ("stale_if_error", read(&self.stale_if_error)),
+            ("stored", read(&self.stored)),
+            ("bytes_served", read(&self.bytes_served)),
+        ]
+    }
 }
 
 /// The cache.
@@ -427,6 +440,12 @@ impl Cache {
     pub fn counts(&self, route: &Arc<str>) -> Arc<Counts> {
         let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts.entry(route.clone()).or_default().clone()
+    }
+
+    /// The counters of `route`, when it has answered through the cache.
+    pub fn counts_of(&self, route: &str) -> Option<Arc<Counts>> {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts.get(route).cloned()
     }
 
     /// Every route's counters.

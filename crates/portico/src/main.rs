@@ -963,6 +963,18 @@ async fn admin_api(
             .with_stats(shared.stats.clone())
             .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest)))
             .with_limit_reset(limit_reset(shared.rate_limiters.clone()))
+            .with_route_cache_counts({
+                let cache = shared.cache.clone();
+                Arc::new(move |route: &str| {
+                    cache.counts_of(route).map(|c| {
+                        c.snapshot()
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), serde_json::Value::from(v)))
+                            .collect::<serde_json::Map<_, _>>()
+                            .into()
+                    })
+                })
+            })
             .with_cache_purge({
                 let cache = shared.cache.clone();
                 Arc::new(move |purge: &portico_cache::Purge| {
@@ -1025,7 +1037,6 @@ fn open_cache(
 /// (`cache_hits{route=NAME}` style names would need a nested object; the admin API's metrics
 /// are one level of integers, so each is `cache.ROUTE.COUNTER`).
 fn cache_metrics(cache: &portico_cache::Cache) -> serde_json::Map<String, serde_json::Value> {
-    use std::sync::atomic::Ordering::Relaxed;
     let mut m = serde_json::Map::new();
     m.insert("cache_bytes".into(), cache.weighted_size().into());
     m.insert("cache_entries".into(), cache.entry_count().into());
@@ -1035,15 +1046,8 @@ fn cache_metrics(cache: &portico_cache::Cache) -> serde_json::Map<String, serde_
         cache.disk_write_failures().into(),
     );
     for (route, c) in cache.all_counts() {
-        for (name, v) in [
-            ("hits", &c.hits),
-            ("misses", &c.misses),
-            ("stale", &c.stale),
-            ("stale_if_error", &c.stale_if_error),
-            ("stored", &c.stored),
-            ("bytes_served", &c.bytes_served),
-        ] {
-            m.insert(format!("cache.{route}.{name}"), v.load(Relaxed).into());
+        for (name, v) in c.snapshot() {
+            m.insert(format!("cache.{route}.{name}"), v.into());
         }
     }
     m

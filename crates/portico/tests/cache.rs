@@ -648,3 +648,77 @@ async fn responses_spilled_to_disk_are_served_after_a_restart() {
     assert!(hits >= 15, "{hits} hits");
     assert_eq!(drain(&mut up).len(), 20 - hits);
 }
+
+#[tokio::test]
+async fn a_request_refused_before_the_cache_says_it_bypassed_it() {
+    let mut up = upstream_with("Cache-Control: max-age=60\r\n", "x").await;
+    let gw = TestGateway::start(&config(up.addr, "true\n    consumes: [application/json]")).await;
+    let refused = gw
+        .request("POST /items/a HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\nx")
+        .await;
+    assert_error(&refused, 415, "PTC.UNSUPPORTED_MEDIA_TYPE");
+    assert_eq!(status_of(&refused), "Portico; fwd=bypass");
+    assert!(drain(&mut up).is_empty());
+}
+
+#[tokio::test]
+async fn a_request_waiting_on_another_fill_gets_its_504_when_its_deadline_passes() {
+    let (addr, gate, mut arrived) = gated_upstream().await;
+    let cache = Arc::new(Cache::new(1 << 20, Arc::new(portico_cache::SystemClock)));
+    let shared = cache.clone();
+    let gw = TestGateway::start_with(&config(addr, "true\n    max_timeout: 30s"), |g| {
+        g.with_cache(shared)
+    })
+    .await;
+    let mut leader = gw.connect().await;
+    leader.send(get("/items/a", "")).await;
+    arrived.recv().await.unwrap();
+    // The follower's deadline, 100 ms, passes while it waits on the leader's fill.
+    let follower = gw.request(&get("/items/a", "Timeout: 0.1\r\n")).await;
+    assert_error(&follower, 504, "PTC.DEADLINE_EXCEEDED");
+    assert_eq!(status_of(&follower), "Portico; fwd=uri-miss");
+    assert!(
+        arrived.try_recv().is_err(),
+        "the follower sent nothing upstream"
+    );
+    gate.notify_one();
+    let led = leader.response().await;
+    assert_eq!((led.status, text(&led).as_str()), (200, "once"));
+}
+
+#[tokio::test]
+async fn hits_are_served_over_http2_too() {
+    use portico_testkit::h2 as h2t;
+    let mut up = upstream_with("Cache-Control: max-age=60\r\nETag: \"h\"\r\n", "over h2").await;
+    let gw = TestGateway::start(&config(up.addr, "true")).await;
+    let mut client = h2t::client(gw.addr).await;
+    let first = h2t::send(
+        &mut client,
+        h2t::request("GET", "http://a/items/a", &[]),
+        None,
+    )
+    .await;
+    assert_eq!((first.status(), &first.body[..]), (200, &b"over h2"[..]));
+    let hit = h2t::send(
+        &mut client,
+        h2t::request("GET", "http://a/items/a", &[]),
+        None,
+    )
+    .await;
+    assert!(hit.header("cache-status").unwrap().contains("hit"));
+    let not_modified = h2t::send(
+        &mut client,
+        h2t::request("GET", "http://a/items/a", &[("if-none-match", "\"h\"")]),
+        None,
+    )
+    .await;
+    assert_eq!(not_modified.status(), 304);
+    let part = h2t::send(
+        &mut client,
+        h2t::request("GET", "http://a/items/a", &[("range", "bytes=0-3")]),
+        None,
+    )
+    .await;
+    assert_eq!((part.status(), &part.body[..]), (206, &b"over"[..]));
+    assert_eq!(drain(&mut up).len(), 1);
+}

@@ -57,12 +57,19 @@ impl Lookup {
     }
 }
 
+/// Whether the route's responses are cached.
+fn caches(cx: &Ctx<'_>) -> bool {
+    cx.route.cache.is_some_and(|c| c.enabled) && cx.route.upstream().is_some()
+}
+
 /// Whether the route caches, and this request is one the cache sees.
 pub(super) fn applies(cx: &Ctx<'_>) -> bool {
-    cx.route.cache.is_some_and(|c| c.enabled)
-        && cx.route.upstream().is_some()
-        && !(cx.route.websocket.is_some() && is_websocket_upgrade(&cx.req.head))
+    caches(cx) && !(cx.route.websocket.is_some() && is_websocket_upgrade(&cx.req.head))
 }
+
+/// `Cache-Status` of a request on a cached route that the cache never saw: refused by an
+/// earlier phase, or a WebSocket handshake (RFC 9211 §2.2: `fwd=bypass`).
+const BYPASS: &str = "Portico; fwd=bypass";
 
 /// The phase `cache`.
 pub(super) async fn lookup(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error> {
@@ -286,7 +293,9 @@ fn refresh(gw: &Gateway, cx: &Ctx<'_>, look: &Lookup, entry: &Arc<Entry>) {
 /// Whether the response phase `cache_store` has anything to do: the route caches, or the
 /// request's method may invalidate stored responses.
 pub(super) fn store_applies(cx: &Ctx<'_>) -> bool {
-    cx.cache.is_some() || (!cx.req.head.method().is_safe() && cx.route.upstream().is_some())
+    cx.cache.is_some()
+        || caches(cx)
+        || (!cx.req.head.method().is_safe() && cx.route.upstream().is_some())
 }
 
 /// The phase `cache_store`.
@@ -300,7 +309,14 @@ pub(super) async fn store(gw: &Gateway, cx: &mut Ctx<'_>, answer: Answered) -> A
         invalidate(&gw.cache, cx, resp);
     }
     let Some(mut look) = cx.cache.take() else {
-        return answer;
+        if !caches(cx) {
+            return answer;
+        }
+        return match answer {
+            Ok(Next::Respond(resp)) => Ok(Next::Respond(resp.header("Cache-Status", BYPASS))),
+            Err(e) => Err(e.with_header("Cache-Status", BYPASS)),
+            other => other,
+        };
     };
     if look.hit {
         return answer;
