@@ -13,6 +13,7 @@
 #
 #   bench/cache.sh                      # 5 rounds of 10 s
 #   bench/cache.sh --rounds 3 --duration 4
+#   bench/cache.sh --memory-only --entries 100000
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,6 +29,7 @@ LOAD_CPU=1
 PORT=28495
 UPSTREAM_PORT=28496
 ENTRIES=100000
+MEMORY_ONLY=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -35,6 +37,7 @@ while [[ $# -gt 0 ]]; do
     --duration) DURATION="$2"; shift 2;;
     --conns) CONNS="$2"; shift 2;;
     --entries) ENTRIES="$2"; shift 2;;
+    --memory-only) MEMORY_ONLY=1; shift;;
     -h|--help) sed -n '2,16p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -101,6 +104,7 @@ for t in get_hit big_hit; do
 done
 
 printf 'target\tround\trps\tp50\tp99\tserver_cpu_pct\trss_kib\n' > "$WORK/results.tsv"
+(( MEMORY_ONLY )) && ROUNDS=0
 for ((r = 1; r <= ROUNDS; r++)); do
   for ((i = 0; i < ${#TARGETS[@]}; i++)); do
     t=${TARGETS[$(( (i + r - 1) % ${#TARGETS[@]} ))]}
@@ -112,7 +116,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
     record_run "$WORK" "$t" "$r" "$raw" "$cpu" "$rss"
   done
 done
-python3 "$REPO/bench/summary.py" "$WORK/results.tsv" get_hit:get big_hit:big
+(( MEMORY_ONLY )) || python3 "$REPO/bench/summary.py" "$WORK/results.tsv" get_hit:get big_hit:big
 
 # Memory: ENTRIES distinct 4 KiB responses, each stored once, one after the other on one
 # keep-alive connection.

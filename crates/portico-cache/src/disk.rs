@@ -23,7 +23,7 @@ use bytes::Bytes;
 use portico_http::caching::{ResponseDirectives, Timing};
 use sha2::{Digest, Sha256};
 
-use crate::{Entry, Variants};
+use crate::{Entry, StoredFields, Variants};
 
 /// The start of every file: a name and a format version.
 const MAGIC: &[u8; 8] = b"PTCACHE1";
@@ -446,7 +446,7 @@ fn encode_entry(o: &mut Out, e: &Entry) {
     o.bytes(e.route.as_bytes());
     o.u16(e.status);
     o.u64(e.headers.len() as u64);
-    for (n, v) in &e.headers {
+    for (n, v) in e.headers.iter() {
         o.bytes(n);
         o.bytes(v);
     }
@@ -502,12 +502,11 @@ fn decode_entry(i: &mut In<'_>) -> io::Result<Entry> {
     let route: Arc<str> = i.text()?.into();
     let status = i.u16()?;
     let count = i.u64()?;
-    let mut headers = Vec::new();
+    let mut fields = Vec::new();
     for _ in 0..count {
-        let n = Bytes::copy_from_slice(i.bytes()?);
-        let v = Bytes::copy_from_slice(i.bytes()?);
-        headers.push((n, v));
+        fields.push((i.bytes()?, i.bytes()?));
     }
+    let headers = StoredFields::new(fields);
     let body = Bytes::copy_from_slice(i.bytes()?);
     let timing = Timing {
         request_time: i.u64()?,

@@ -71,6 +71,74 @@ impl Clock for ManualClock {
     }
 }
 
+/// A stored response's fields, compact: their bytes in one allocation and, for each, where
+/// its name and value are (12 bytes a field, where a pair of `Bytes` would take 64). A cache
+/// holds many of these for a long time, so their size is the cache's overhead.
+#[derive(Clone, Debug, Default)]
+pub struct StoredFields {
+    blob: Bytes,
+    /// Per field: where its name starts, where its value starts (the name's end), where its
+    /// value ends.
+    spans: Box<[[u32; 3]]>,
+}
+
+impl StoredFields {
+    /// The fields given, in order.
+    pub fn new<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> StoredFields {
+        let mut blob = bytes::BytesMut::new();
+        let mut spans = Vec::new();
+        for (n, v) in fields {
+            let start = blob.len();
+            blob.extend_from_slice(n);
+            let mid = blob.len();
+            blob.extend_from_slice(v);
+            // A response head is at most 64 KiB (the upstream client's bound), far within u32.
+            let at = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+            spans.push([at(start), at(mid), at(blob.len())]);
+        }
+        StoredFields {
+            blob: Bytes::copy_from_slice(&blob),
+            spans: spans.into_boxed_slice(),
+        }
+    }
+
+    fn span(&self, s: &[u32; 3]) -> (&[u8], &[u8]) {
+        let [a, b, c] = s.map(|x| x as usize);
+        (&self.blob[a..b], &self.blob[b..c])
+    }
+
+    /// The fields, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.spans.iter().map(|s| self.span(s))
+    }
+
+    /// The fields as a response carries them (views of this one allocation, no copies).
+    pub fn to_vec(&self) -> Vec<(Bytes, Bytes)> {
+        self.spans
+            .iter()
+            .map(|s| {
+                let [a, b, c] = s.map(|x| x as usize);
+                (self.blob.slice(a..b), self.blob.slice(b..c))
+            })
+            .collect()
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// The memory they take.
+    fn weight(&self) -> usize {
+        self.blob.len() + self.spans.len() * 12
+    }
+}
+
 /// A stored response.
 #[derive(Debug)]
 pub struct Entry {
@@ -79,7 +147,7 @@ pub struct Entry {
     /// Its status.
     pub status: u16,
     /// Its fields, end-to-end only, without `Age` (computed when served).
-    pub headers: Vec<(Bytes, Bytes)>,
+    pub headers: StoredFields,
     /// Its body.
     pub body: Bytes,
     /// The times that fix its age.
@@ -103,7 +171,7 @@ impl Entry {
     }
 
     /// The first field named `name` (ASCII case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&Bytes> {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
@@ -115,18 +183,13 @@ impl Entry {
         self.headers
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v.as_ref())
+            .map(|(_, v)| v)
     }
 
     /// What the entry costs in memory, as the cache weighs it.
     fn weight(&self) -> u64 {
-        let fields: usize = self
-            .headers
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 32)
-            .sum();
         let vary: usize = self.vary.iter().flatten().map(|v| v.len() + 16).sum();
-        self.body.len() as u64 + fields as u64 + vary as u64 + ENTRY_OVERHEAD
+        self.body.len() as u64 + self.headers.weight() as u64 + vary as u64 + ENTRY_OVERHEAD
     }
 }
 
@@ -550,7 +613,8 @@ impl Purge {
     }
 }
 
-/// `http(s)://authority/path?query` → (authority, `/path?query`); `/path?query` → (none, it).
+/// `http(s)://authority/path?query` → (authority, `/path?query`); `/path?query` → (none, it);
+/// the target's percent-encodings normalised as cache keys are.
 fn split_url(url: &str) -> Option<(Option<String>, String)> {
     let rest = url
         .strip_prefix("http://")
@@ -570,7 +634,13 @@ fn split_url(url: &str) -> Option<(Option<String>, String)> {
         None if url.starts_with('/') => (None, url),
         None => return None,
     };
-    Some((host, target.split('#').next().unwrap_or("").to_string()))
+    // Normalised as keys are, so an equivalent spelling purges the same responses.
+    let mut normal = String::with_capacity(target.len());
+    portico_http::caching::push_normalised(
+        &mut normal,
+        target.split('#').next().unwrap_or("").as_bytes(),
+    );
+    Some((host, normal))
 }
 
 /// A request's part in filling a key.
@@ -619,10 +689,7 @@ mod tests {
         Entry {
             route: route.into(),
             status: 200,
-            headers: vec![(
-                Bytes::from_static(b"content-type"),
-                Bytes::from_static(b"text/plain"),
-            )],
+            headers: StoredFields::new([(b"content-type".as_slice(), b"text/plain".as_slice())]),
             body: Bytes::from_static(body),
             timing: Timing::default(),
             directives: ResponseDirectives::default(),
@@ -810,7 +877,7 @@ mod disk_tests {
         Arc::new(Entry {
             route: route.into(),
             status: 200,
-            headers: vec![(Bytes::from_static(b"etag"), Bytes::from_static(b"\"e\""))],
+            headers: StoredFields::new([(b"etag".as_slice(), b"\"e\"".as_slice())]),
             body: Bytes::from(body),
             timing: Timing {
                 request_time: 10,

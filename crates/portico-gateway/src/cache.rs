@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use portico_cache::{Cache, Entry};
+use portico_cache::{Cache, Entry, StoredFields};
 use portico_config::RouteCache;
 use portico_http::caching::{
-    NotStored, RequestDirectives, ResponseDirectives, Storable, Timing, kept_on_update, storable,
-    vary_fields,
+    NotStored, RequestDirectives, ResponseDirectives, Storable, Timing, kept_on_update,
+    push_normalised, storable, vary_fields,
 };
 use portico_http::conditional::{Conditions, HttpDate};
 use portico_http::request::trim_ows;
@@ -21,18 +21,20 @@ use portico_server::{Body, Error, Response};
 
 use crate::represent::{self, Meta, Source};
 
-/// The cache key of a request: its authority (lowercase) and its normalised target.
+/// The cache key of a request: its authority (lowercase) and its target, dot segments
+/// removed (`path`) and percent-encodings normalised.
 pub(crate) fn key(head: &RequestHead, path: &str) -> String {
     let host = head
         .authority()
         .or_else(|| head.fields_named("host").next())
         .unwrap_or_default();
-    let mut key = String::with_capacity(host.len() + path.len() + 16);
+    let query = head.query();
+    let mut key = String::with_capacity(host.len() + path.len() + query.map_or(0, <[u8]>::len) + 1);
     key.push_str(&String::from_utf8_lossy(host).to_ascii_lowercase());
-    key.push_str(path);
-    if let Some(q) = head.query() {
+    push_normalised(&mut key, path.as_bytes());
+    if let Some(q) = query {
         key.push('?');
-        key.push_str(&String::from_utf8_lossy(q));
+        push_normalised(&mut key, q);
     }
     key
 }
@@ -68,10 +70,13 @@ pub(crate) fn location_key(head: &RequestHead, value: &[u8]) -> Option<String> {
         Some(p) => String::from_utf8_lossy(&p).into_owned(),
         None => path.to_string(),
     };
-    Some(match query {
-        Some(q) => format!("{host}{path}?{q}"),
-        None => format!("{host}{path}"),
-    })
+    let mut key = host;
+    push_normalised(&mut key, path.as_bytes());
+    if let Some(q) = query {
+        key.push('?');
+        push_normalised(&mut key, q.as_bytes());
+    }
+    Some(key)
 }
 
 /// A request's value of a field, for matching `Vary` (RFC 9111 §4.1): its lines joined as
@@ -202,7 +207,7 @@ pub(crate) async fn take(
     let entry = Entry {
         route: route.clone(),
         status: resp.status,
-        headers: stored_fields(resp.headers),
+        headers: stored_fields(&resp.headers),
         // Copied once into an allocation of exactly its size: a body read piece by piece
         // sits in a buffer that grew by doubling, and the entry keeps it for its lifetime.
         body: Bytes::copy_from_slice(&body),
@@ -239,9 +244,9 @@ fn freshen(
         .collect();
     let mut headers: Vec<(Bytes, Bytes)> = old
         .headers
-        .iter()
+        .to_vec()
+        .into_iter()
         .filter(|(n, _)| !update.iter().any(|(u, _)| u.eq_ignore_ascii_case(n)))
-        .cloned()
         .collect();
     headers.extend(update.into_iter().cloned());
     // The merged fields say how fresh it is now; the 304's own Age says how old.
@@ -262,7 +267,7 @@ fn freshen(
     let entry = Arc::new(Entry {
         route: route.clone(),
         status: old.status,
-        headers: stored_fields(headers),
+        headers: stored_fields(&headers),
         body: old.body.clone(),
         timing,
         directives,
@@ -332,35 +337,20 @@ fn reckon(
 }
 
 /// The fields a stored response keeps: not `Age` (computed when it is served), not the
-/// framing the writer derives.
-///
-/// They are copied into one allocation of their size: a field as the upstream client parsed it
-/// is a view into the connection's read buffer, which an entry would otherwise keep alive
-/// whole for as long as it is stored.
-fn stored_fields(headers: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)> {
-    let kept: Vec<(Bytes, Bytes)> = headers
-        .into_iter()
-        .filter(|(n, _)| {
-            !(n.eq_ignore_ascii_case(b"age")
-                || n.eq_ignore_ascii_case(b"content-length")
-                || n.eq_ignore_ascii_case(b"transfer-encoding"))
-        })
-        .collect();
-    let mut all = BytesMut::with_capacity(kept.iter().map(|(n, v)| n.len() + v.len()).sum());
-    for (n, v) in &kept {
-        all.extend_from_slice(n);
-        all.extend_from_slice(v);
-    }
-    let all = all.freeze();
-    let mut at = 0;
-    kept.iter()
-        .map(|(n, v)| {
-            let name = all.slice(at..at + n.len());
-            let value = all.slice(at + n.len()..at + n.len() + v.len());
-            at += n.len() + v.len();
-            (name, value)
-        })
-        .collect()
+/// framing the writer derives; copied into one allocation of their size (a field as the
+/// upstream client parsed it is a view into the connection's read buffer, which an entry
+/// would otherwise keep alive whole for as long as it is stored).
+fn stored_fields(headers: &[(Bytes, Bytes)]) -> StoredFields {
+    StoredFields::new(
+        headers
+            .iter()
+            .filter(|(n, _)| {
+                !(n.eq_ignore_ascii_case(b"age")
+                    || n.eq_ignore_ascii_case(b"content-length")
+                    || n.eq_ignore_ascii_case(b"transfer-encoding"))
+            })
+            .map(|(n, v)| (&n[..], &v[..])),
+    )
 }
 
 /// The whole body when it is at most `max` bytes (read now and kept in memory); `None` when
@@ -399,7 +389,7 @@ pub(crate) fn serve(
     let age = entry.timing.current_age(secs(now)).to_string();
     if entry.status != 200 {
         let mut resp = Response::new(entry.status);
-        resp.headers = entry.headers.clone();
+        resp.headers = entry.headers.to_vec();
         resp.body = Body::Full(entry.body.clone());
         return Ok(resp.header("Age", age));
     }
@@ -411,20 +401,18 @@ pub(crate) fn serve(
     };
     const OWN: &[&str] = &["content-type", "etag", "last-modified", "accept-ranges"];
     let meta = Meta {
-        content_type: entry.header("content-type").cloned(),
+        content_type: entry.header("content-type").map(Bytes::copy_from_slice),
         etag: text("etag"),
-        last_modified: entry
-            .header("last-modified")
-            .and_then(|v| HttpDate::parse(v)),
+        last_modified: entry.header("last-modified").and_then(HttpDate::parse),
         length: entry.body.len() as u64,
         cache_control: None,
         vary: None,
         content_encoding: None,
         fields: entry
             .headers
-            .iter()
+            .to_vec()
+            .into_iter()
             .filter(|(n, _)| !OWN.iter().any(|o| n.eq_ignore_ascii_case(o.as_bytes())))
-            .cloned()
             .collect(),
     };
     match represent::respond(

@@ -570,6 +570,40 @@ pub fn kept_on_update(name: &[u8]) -> bool {
     KEPT.iter().any(|k| name.eq_ignore_ascii_case(k.as_bytes()))
 }
 
+/// Appends `target` to `key` normalised as RFC 3986 §6.2.2 allows, so that targets a server
+/// must treat alike share one cache key: percent-encodings in uppercase hex, and those of
+/// unreserved characters (`ALPHA DIGIT - . _ ~`) decoded. Other bytes are kept as they are.
+pub fn push_normalised(key: &mut String, target: &[u8]) {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut i = 0;
+    while i < target.len() {
+        let b = target[i];
+        if b == b'%'
+            && let (Some(&h), Some(&l)) = (target.get(i + 1), target.get(i + 2))
+            && let (Some(h), Some(l)) = (hex(h), hex(l))
+        {
+            let v = h * 16 + l;
+            if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'.' | b'_' | b'~') {
+                key.push(v as char);
+            } else {
+                key.push('%');
+                key.push(char::from(b"0123456789ABCDEF"[usize::from(h)]));
+                key.push(char::from(b"0123456789ABCDEF"[usize::from(l)]));
+            }
+            i += 3;
+            continue;
+        }
+        // A request target is visible ASCII; anything else is kept, escaped, so the key
+        // stays text.
+        if b.is_ascii() {
+            key.push(b as char);
+        } else {
+            key.push_str(&format!("%{b:02X}"));
+        }
+        i += 1;
+    }
+}
+
 /// How a request was forwarded, for `Cache-Status: fwd=` (RFC 9211 §2.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forward {
@@ -732,6 +766,19 @@ mod tests {
             ResponseDirectives::targeted([b"max-age=5".as_slice()], [b"max-age=60".as_slice()]);
         assert_eq!(cdn.and_then(|d| d.max_age), Some(5));
         assert_eq!(ResponseDirectives::targeted([], []), None);
+    }
+
+    #[test]
+    fn equivalent_targets_have_one_key() {
+        let key = |t: &str| {
+            let mut k = String::new();
+            push_normalised(&mut k, t.as_bytes());
+            k
+        };
+        assert_eq!(key("/a%7eb/%41?q=%2f%2F"), "/a~b/A?q=%2F%2F");
+        assert_eq!(key("/a~b/A?q=%2F%2F"), "/a~b/A?q=%2F%2F");
+        assert_eq!(key("/100%"), "/100%");
+        assert_eq!(key("/%zz%4"), "/%zz%4");
     }
 
     #[test]

@@ -722,3 +722,19 @@ async fn hits_are_served_over_http2_too() {
     assert_eq!((part.status(), &part.body[..]), (206, &b"over"[..]));
     assert_eq!(drain(&mut up).len(), 1);
 }
+
+#[tokio::test]
+async fn equivalent_spellings_of_a_target_share_one_entry() {
+    let mut up = upstream_with("Cache-Control: max-age=60\r\n", "x").await;
+    let gw = TestGateway::start(&config(up.addr, "true")).await;
+    gw.request(&get("/items/%61b?q=%7e", "")).await;
+    for spelling in ["/items/ab?q=~", "/items/%61%62?q=%7E", "/items/x/../ab?q=~"] {
+        let resp = gw.request(&get(spelling, "")).await;
+        assert!(
+            status_of(&resp).contains("hit"),
+            "{spelling}: {}",
+            status_of(&resp)
+        );
+    }
+    assert_eq!(drain(&mut up).len(), 1);
+}

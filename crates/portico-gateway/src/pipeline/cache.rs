@@ -221,10 +221,10 @@ fn validators(stale: Option<&Entry>) -> Vec<(&'static str, Bytes)> {
     };
     let mut v = Vec::new();
     if let Some(etag) = e.header("etag") {
-        v.push(("If-None-Match", etag.clone()));
+        v.push(("If-None-Match", Bytes::copy_from_slice(etag)));
     }
     if let Some(lm) = e.header("last-modified") {
-        v.push(("If-Modified-Since", lm.clone()));
+        v.push(("If-Modified-Since", Bytes::copy_from_slice(lm)));
     }
     v
 }
