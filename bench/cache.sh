@@ -38,7 +38,7 @@ while [[ $# -gt 0 ]]; do
     --conns) CONNS="$2"; shift 2;;
     --entries) ENTRIES="$2"; shift 2;;
     --memory-only) MEMORY_ONLY=1; shift;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done

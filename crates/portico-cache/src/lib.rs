@@ -71,71 +71,98 @@ impl Clock for ManualClock {
     }
 }
 
-/// A stored response's fields, compact: their bytes in one allocation and, for each, where
-/// its name and value are (12 bytes a field, where a pair of `Bytes` would take 64). A cache
-/// holds many of these for a long time, so their size is the cache's overhead.
+/// A stored response's fields, compact: `name:value` lines in one allocation, read back by
+/// splitting (a name holds no `:`, a value no line break; the upstream client refuses both).
+/// A cache holds many of these for a long time, so their size is its overhead: a pair of
+/// `Bytes` per field would take 64 bytes before the field's own.
 #[derive(Clone, Debug, Default)]
 pub struct StoredFields {
     blob: Bytes,
-    /// Per field: where its name starts, where its value starts (the name's end), where its
-    /// value ends.
-    spans: Box<[[u32; 3]]>,
 }
 
 impl StoredFields {
-    /// The fields given, in order.
-    pub fn new<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> StoredFields {
-        let mut blob = bytes::BytesMut::new();
-        let mut spans = Vec::new();
+    fn write<'a>(
+        out: &mut bytes::BytesMut,
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+    ) {
         for (n, v) in fields {
-            let start = blob.len();
-            blob.extend_from_slice(n);
-            let mid = blob.len();
-            blob.extend_from_slice(v);
-            // A response head is at most 64 KiB (the upstream client's bound), far within u32.
-            let at = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
-            spans.push([at(start), at(mid), at(blob.len())]);
-        }
-        StoredFields {
-            blob: Bytes::copy_from_slice(&blob),
-            spans: spans.into_boxed_slice(),
+            // Never the case for what the upstream client parsed; a field that would not
+            // read back as itself is left out.
+            if n.is_empty() || n.contains(&b':') || n.contains(&b'\n') || v.contains(&b'\n') {
+                continue;
+            }
+            out.extend_from_slice(n);
+            out.extend_from_slice(b":");
+            out.extend_from_slice(v);
+            out.extend_from_slice(b"\n");
         }
     }
 
-    fn span(&self, s: &[u32; 3]) -> (&[u8], &[u8]) {
-        let [a, b, c] = s.map(|x| x as usize);
-        (&self.blob[a..b], &self.blob[b..c])
+    /// The fields given, in order.
+    pub fn new<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> StoredFields {
+        let mut blob = bytes::BytesMut::new();
+        StoredFields::write(&mut blob, fields);
+        StoredFields {
+            blob: Bytes::copy_from_slice(&blob),
+        }
+    }
+
+    /// The fields given and a body, in one allocation of their size: the fields, and the
+    /// body as a view of the same allocation.
+    pub fn with_body<'a>(
+        fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>,
+        body: &[u8],
+    ) -> (StoredFields, Bytes) {
+        let mut head = bytes::BytesMut::new();
+        StoredFields::write(&mut head, fields);
+        let mut all = Vec::with_capacity(head.len() + body.len());
+        all.extend_from_slice(&head);
+        all.extend_from_slice(body);
+        let all = Bytes::from(all);
+        (
+            StoredFields {
+                blob: all.slice(..head.len()),
+            },
+            all.slice(head.len()..),
+        )
+    }
+
+    /// Where each field's name and value are in the blob.
+    fn spans(&self) -> impl Iterator<Item = (std::ops::Range<usize>, std::ops::Range<usize>)> + '_ {
+        let mut at = 0;
+        self.blob.split(|&b| b == b'\n').filter_map(move |line| {
+            let start = at;
+            at += line.len() + 1;
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((start..start + colon, start + colon + 1..start + line.len()))
+        })
     }
 
     /// The fields, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.spans.iter().map(|s| self.span(s))
+        self.spans().map(|(n, v)| (&self.blob[n], &self.blob[v]))
     }
 
     /// The fields as a response carries them (views of this one allocation, no copies).
     pub fn to_vec(&self) -> Vec<(Bytes, Bytes)> {
-        self.spans
-            .iter()
-            .map(|s| {
-                let [a, b, c] = s.map(|x| x as usize);
-                (self.blob.slice(a..b), self.blob.slice(b..c))
-            })
+        self.spans()
+            .map(|(n, v)| (self.blob.slice(n), self.blob.slice(v)))
             .collect()
     }
 
     /// How many fields.
     pub fn len(&self) -> usize {
-        self.spans.len()
+        self.spans().count()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
+        self.blob.is_empty()
     }
 
     /// The memory they take.
     fn weight(&self) -> usize {
-        self.blob.len() + self.spans.len() * 12
+        self.blob.len()
     }
 }
 
@@ -741,6 +768,28 @@ mod tests {
         ));
         c.invalidate("k");
         assert!(matches!(c.lookup("k", |_| None), Found::UriMiss));
+    }
+
+    #[test]
+    fn stored_fields_read_back_as_they_were_given() {
+        let given: [(&[u8], &[u8]); 4] = [
+            (b"Date", b"Sun, 06 Nov 1994 08:49:37 GMT"),
+            (b"Set-Cookie", b"a=b"),
+            (b"Set-Cookie", b""),
+            (b"X-Odd", b"\x80\xff"),
+        ];
+        let (fields, body) = StoredFields::with_body(given, b"the body");
+        assert_eq!(fields.iter().collect::<Vec<_>>(), given.to_vec());
+        assert_eq!(fields.len(), 4);
+        assert_eq!(&body[..], b"the body");
+        let views = fields.to_vec();
+        assert_eq!(
+            (&views[0].0[..], &views[3].1[..]),
+            (&b"Date"[..], &b"\x80\xff"[..])
+        );
+        // A field that could not read back as itself is left out.
+        let odd = StoredFields::new([(b"a:b".as_slice(), b"1".as_slice()), (b"c", b"x\ny")]);
+        assert!(odd.is_empty());
     }
 
     #[test]

@@ -204,13 +204,14 @@ pub(crate) async fn take(
             NotStored::NoFreshness.as_str(),
         ));
     }
+    // Fields and body copied once into one allocation of their size: a body read piece by
+    // piece sits in a buffer that grew by doubling, and the entry keeps it for its lifetime.
+    let (headers, body) = StoredFields::with_body(stored_fields(&resp.headers), &body);
     let entry = Entry {
         route: route.clone(),
         status: resp.status,
-        headers: stored_fields(&resp.headers),
-        // Copied once into an allocation of exactly its size: a body read piece by piece
-        // sits in a buffer that grew by doubling, and the entry keeps it for its lifetime.
-        body: Bytes::copy_from_slice(&body),
+        headers,
+        body,
         timing,
         directives,
         lifetime,
@@ -267,7 +268,7 @@ fn freshen(
     let entry = Arc::new(Entry {
         route: route.clone(),
         status: old.status,
-        headers: stored_fields(&headers),
+        headers: StoredFields::new(stored_fields(&headers)),
         body: old.body.clone(),
         timing,
         directives,
@@ -337,20 +338,18 @@ fn reckon(
 }
 
 /// The fields a stored response keeps: not `Age` (computed when it is served), not the
-/// framing the writer derives; copied into one allocation of their size (a field as the
-/// upstream client parsed it is a view into the connection's read buffer, which an entry
-/// would otherwise keep alive whole for as long as it is stored).
-fn stored_fields(headers: &[(Bytes, Bytes)]) -> StoredFields {
-    StoredFields::new(
-        headers
-            .iter()
-            .filter(|(n, _)| {
-                !(n.eq_ignore_ascii_case(b"age")
-                    || n.eq_ignore_ascii_case(b"content-length")
-                    || n.eq_ignore_ascii_case(b"transfer-encoding"))
-            })
-            .map(|(n, v)| (&n[..], &v[..])),
-    )
+/// framing the writer derives. They are copied when stored: a field as the upstream client
+/// parsed it is a view into the connection's read buffer, which an entry would otherwise keep
+/// alive whole for as long as it is stored.
+fn stored_fields(headers: &[(Bytes, Bytes)]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .iter()
+        .filter(|(n, _)| {
+            !(n.eq_ignore_ascii_case(b"age")
+                || n.eq_ignore_ascii_case(b"content-length")
+                || n.eq_ignore_ascii_case(b"transfer-encoding"))
+        })
+        .map(|(n, v)| (&n[..], &v[..]))
 }
 
 /// The whole body when it is at most `max` bytes (read now and kept in memory); `None` when
