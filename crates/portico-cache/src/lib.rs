@@ -145,9 +145,17 @@ impl StoredFields {
 
     /// The fields as a response carries them (views of this one allocation, no copies).
     pub fn to_vec(&self) -> Vec<(Bytes, Bytes)> {
-        self.spans()
-            .map(|(n, v)| (self.blob.slice(n), self.blob.slice(v)))
-            .collect()
+        self.to_vec_with(0)
+    }
+
+    /// The same, with room for `extra` more.
+    pub fn to_vec_with(&self, extra: usize) -> Vec<(Bytes, Bytes)> {
+        let mut out = Vec::with_capacity(self.blob.iter().filter(|&&b| b == b'\n').count() + extra);
+        out.extend(
+            self.spans()
+                .map(|(n, v)| (self.blob.slice(n), self.blob.slice(v))),
+        );
+        out
     }
 
     /// How many fields.

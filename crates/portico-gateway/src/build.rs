@@ -63,7 +63,7 @@ impl Gateway {
                 })
             })
             .collect();
-        Ok(Gateway {
+        let mut gateway = Gateway {
             router,
             groups,
             routes,
@@ -89,8 +89,9 @@ impl Gateway {
                 config.cache.memory,
                 Arc::new(portico_cache::SystemClock),
             )),
-        }
-        .with_stats(&RouteStats::new()))
+        };
+        gateway.count_cached_routes();
+        Ok(gateway.with_stats(&RouteStats::new()))
     }
 
     /// The connection settings a configuration asks for.
@@ -187,6 +188,7 @@ fn route(
         validate_responses: r.validate_responses,
         transform: r.transform.clone(),
         cache: r.cache,
+        cache_counts: None,
     })
 }
 

@@ -386,9 +386,24 @@ pub(crate) fn serve(
     now: SystemTime,
 ) -> Result<Response, Error> {
     let age = entry.timing.current_age(secs(now)).to_string();
-    if entry.status != 200 {
+    // Any status but 200, or a request with no condition and no range (the common hit): the
+    // stored response as it is, without the semantics core's bookkeeping.
+    if entry.status != 200 || conditions.is_empty() {
         let mut resp = Response::new(entry.status);
-        resp.headers = entry.headers.to_vec();
+        // Room for what is added on the way out: Age, Accept-Ranges, Cache-Status and the
+        // fields every answer gets.
+        resp.headers = entry.headers.to_vec_with(4);
+        if entry.status == 200
+            && !resp
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case(b"accept-ranges"))
+        {
+            resp.headers.push((
+                Bytes::from_static(b"Accept-Ranges"),
+                Bytes::from_static(b"bytes"),
+            ));
+        }
         resp.body = Body::Full(entry.body.clone());
         return Ok(resp.header("Age", age));
     }

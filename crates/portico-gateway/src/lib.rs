@@ -279,7 +279,15 @@ impl Gateway {
     /// Shares `cache` (a process's one response cache) with this gateway.
     pub fn with_cache(mut self, cache: Arc<portico_cache::Cache>) -> Gateway {
         self.cache = cache;
+        self.count_cached_routes();
         self
+    }
+
+    /// Gives each route with `cache` its counters in the gateway's cache.
+    pub(crate) fn count_cached_routes(&mut self) {
+        for r in &mut self.routes {
+            r.cache_counts = r.cache.map(|_| self.cache.counts(&r.name));
+        }
     }
 
     /// The response cache.

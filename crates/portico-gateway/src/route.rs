@@ -74,6 +74,8 @@ pub(crate) struct Route {
     pub(crate) transform: Option<BodyTransform>,
     /// `cache`: its responses stored and served (when enabled).
     pub(crate) cache: Option<portico_config::RouteCache>,
+    /// Its counters in the gateway's cache (set with the cache).
+    pub(crate) cache_counts: Option<Arc<portico_cache::Counts>>,
 }
 
 impl Route {
@@ -102,6 +104,7 @@ impl Route {
             validate_responses: ResponseCheck::Off,
             transform: None,
             cache: None,
+            cache_counts: None,
         }
     }
 

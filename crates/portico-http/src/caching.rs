@@ -453,7 +453,7 @@ impl Timing {
             return m;
         }
         if let Some(expires) = self.expires {
-            return expires.map_or(0, |e| e.saturating_sub(self.date_value()));
+            return expires.map_or(0, |e| e.saturating_sub(self.date_value()).min(DELTA_MAX));
         }
         if heuristic && heuristically_cacheable(status) {
             // §4.2.2: "no more than some fraction"; 10% of the time since Last-Modified.
@@ -593,9 +593,10 @@ pub fn push_normalised(key: &mut String, target: &[u8]) {
             i += 3;
             continue;
         }
-        // A request target is visible ASCII; anything else is kept, escaped, so the key
-        // stays text.
-        if b.is_ascii() {
+        // A `%` that starts no escape is escaped itself, so that it cannot join the bytes
+        // after it into one (`%2%41` is not `%2A`); a request target is visible ASCII, and
+        // anything else is escaped too, so the key stays text.
+        if b.is_ascii() && b != b'%' {
             key.push(b as char);
         } else {
             key.push_str(&format!("%{b:02X}"));
@@ -777,8 +778,10 @@ mod tests {
         };
         assert_eq!(key("/a%7eb/%41?q=%2f%2F"), "/a~b/A?q=%2F%2F");
         assert_eq!(key("/a~b/A?q=%2F%2F"), "/a~b/A?q=%2F%2F");
-        assert_eq!(key("/100%"), "/100%");
-        assert_eq!(key("/%zz%4"), "/%zz%4");
+        assert_eq!(key("/100%"), "/100%25");
+        assert_eq!(key("/%zz%4"), "/%25zz%254");
+        assert_ne!(key("/x%2%41"), key("/x%2A"));
+        assert_eq!(key(&key("/x%2%41")), key("/x%2%41"));
     }
 
     #[test]

@@ -86,7 +86,10 @@ pub(super) async fn lookup(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error
         },
         key,
         settings,
-        counts: gw.cache.counts(&cx.route.name),
+        counts: match &cx.route.cache_counts {
+            Some(c) => c.clone(),
+            None => gw.cache.counts(&cx.route.name),
+        },
         asked: Asked {
             method,
             directives: RequestDirectives::parse(
