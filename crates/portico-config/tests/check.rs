@@ -1126,3 +1126,58 @@ fn idempotency_and_async_are_read_and_checked() {
         "{text}"
     );
 }
+
+#[test]
+fn an_apis_cache_applies_to_its_proxied_routes_that_say_nothing_of_their_own() {
+    let c = portico_config::from_str(
+        r#"
+cache: {memory: 8MiB}
+upstreams: [{name: u, targets: ["http://127.0.0.1:9"]}]
+apis:
+  - name: shop
+    base_path: /shop
+    cache: {heuristic: true}
+    versions: [{id: v1, status: published}]
+routes:
+  - {name: items, path: "/shop/v1/items", methods: [GET], upstream: u}
+  - {name: fresh, path: "/shop/v1/fresh", methods: [GET], upstream: u, cache: false}
+  - {name: own, path: "/shop/v1/own", methods: [GET], upstream: u, cache: {max_entry_bytes: 1KiB}}
+  - {name: echo, path: "/shop/v1/echo", methods: [GET], handler: echo}
+  - {name: other, path: "/elsewhere", methods: [GET], upstream: u}
+"#,
+        "t.yaml",
+    )
+    .unwrap_or_else(|p| panic!("{p}"));
+    let cache = |name: &str| c.routes.iter().find(|r| r.name == name).unwrap().cache;
+    assert_eq!(c.cache.memory, 8 << 20);
+    assert!(cache("items").is_some_and(|k| k.enabled && k.heuristic));
+    assert!(cache("fresh").is_some_and(|k| !k.enabled));
+    assert!(cache("own").is_some_and(|k| k.max_entry_bytes == 1024 && !k.heuristic));
+    assert_eq!(cache("echo"), None);
+    assert_eq!(cache("other"), None);
+}
+
+#[test]
+fn cache_settings_that_cannot_work_are_refused_with_their_place() {
+    for (yaml, place) in [
+        ("cache: {memory: 1KiB}\n", "cache.memory"),
+        ("cache: {disk: {path: d}}\n", "cache.disk.size"),
+        ("cache: {disk: {path: d, size: 10}}\n", "cache.disk.size"),
+        ("cache: {bogus: 1}\n", "cache.bogus"),
+    ] {
+        let text =
+            format!("{yaml}routes: [{{name: e, path: /e, methods: [GET], handler: echo}}]\n");
+        let problems = portico_config::from_str(&text, "t.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(problems.contains(place), "{yaml}: {problems}");
+    }
+    let text = "routes: [{name: e, path: /e, methods: [GET], handler: echo, cache: true}]\n";
+    let problems = portico_config::from_str(text, "t.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        problems.contains("`cache` is for routes with an `upstream`"),
+        "{problems}"
+    );
+}
