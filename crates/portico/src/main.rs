@@ -88,6 +88,30 @@ enum Command {
         #[arg(long, group = "what")]
         route: Option<String>,
     },
+    /// Check an HTTP API against the status-code contract from outside, row by row: exit 0
+    /// when nothing failed, 1 when a row failed, 2 when the target cannot be probed at all.
+    Probe {
+        /// The API's base URL, `http://host[:port][/base]`.
+        url: String,
+        /// A path the API serves (for the rows that need one: OPTIONS, 405); repeatable.
+        #[arg(long = "path")]
+        paths: Vec<String>,
+        /// Only these rows (status codes, comma-separated; 0 for the error envelope).
+        #[arg(long, value_delimiter = ',')]
+        rows: Vec<u16>,
+        /// `table`, `json` or `junit`.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Also send the probes that carry request bodies (request smuggling hygiene).
+        #[arg(long = "unsafe")]
+        unsafe_probes: bool,
+        /// The most requests sent in all.
+        #[arg(long, default_value_t = 200)]
+        max_requests: u32,
+        /// The longest wait for one answer (`10s`, `500ms`).
+        #[arg(long, default_value = "10s")]
+        timeout: String,
+    },
     /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
     /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
     /// PORTICO_SECRET_KEY, so that it stays out of shell history.
@@ -221,6 +245,23 @@ fn main() -> ExitCode {
                 ))
             })
         }
+        Command::Probe {
+            url,
+            paths,
+            rows,
+            format,
+            unsafe_probes,
+            max_requests,
+            timeout,
+        } => probe_command(
+            url,
+            paths,
+            rows,
+            &format,
+            unsafe_probes,
+            max_requests,
+            &timeout,
+        ),
         Command::Export { config } => store_command(&config, |store, _| async move {
             portico_admin::export(&store)
                 .await
@@ -356,6 +397,65 @@ fn sign_headers(
 
 /// Runs `work` on the store the configuration file names and prints what it returns; an error
 /// goes to standard error with exit status 1.
+/// `portico probe`: exit 0 when nothing failed, 1 when a row failed, 2 when the target cannot
+/// be probed at all (a bad URL or option, nothing listening), with one line saying why.
+fn probe_command(
+    url: String,
+    paths: Vec<String>,
+    rows: Vec<u16>,
+    format: &str,
+    unsafe_probes: bool,
+    max_requests: u32,
+    timeout: &str,
+) -> ExitCode {
+    use std::io::IsTerminal;
+    let unprobeable = |why: String| {
+        eprintln!("portico probe: {why}");
+        ExitCode::from(2)
+    };
+    let format = match format {
+        "table" => portico_probe::Format::Table,
+        "json" => portico_probe::Format::Json,
+        "junit" => portico_probe::Format::Junit,
+        other => return unprobeable(format!("--format {other}: table, json or junit")),
+    };
+    let timeout = match portico_config::parse_duration(timeout) {
+        Ok(t) if !t.is_zero() => t,
+        _ => return unprobeable(format!("--timeout {timeout}: a duration such as 10s")),
+    };
+    let base = match portico_probe::Target::parse(&url) {
+        Ok(t) => t,
+        Err(e) => return unprobeable(e.to_string()),
+    };
+    let opts = portico_probe::Options {
+        base,
+        paths,
+        rows,
+        unsafe_probes,
+        max_requests,
+        timeout,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return unprobeable(format!("cannot start the runtime: {e}")),
+    };
+    match runtime.block_on(portico_probe::probe(&opts)) {
+        Ok(verdicts) => {
+            let color = format == portico_probe::Format::Table
+                && std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let text = portico_probe::render(&verdicts, format, color);
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            ExitCode::from(portico_probe::exit_status(&verdicts))
+        }
+        Err(e) => unprobeable(e.to_string()),
+    }
+}
+
 fn store_command<F, Fut>(path: &std::path::Path, work: F) -> ExitCode
 where
     F: FnOnce(Backend, Config) -> Fut,

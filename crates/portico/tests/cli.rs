@@ -2085,3 +2085,50 @@ fn the_http_caching_test_suite_fails_only_what_docs_cache_md_lists() {
     );
     assert_eq!(failed, documented_cache_failures(), "{summary}");
 }
+
+#[test]
+fn probe_exits_0_1_or_2_and_says_why_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "p.yaml",
+        "listen: 127.0.0.1:0\naccess_log: off\nroutes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+    );
+    let served = Served::start(&path, Stdio::null());
+    let mut served = served;
+    let addr = served.address("portico listening");
+    served.drain();
+    let run = |args: &[&str]| Command::new(BIN).arg("probe").args(args).output().unwrap();
+    let ok = run(&[
+        &format!("http://{addr}"),
+        "--path",
+        "/e",
+        "--unsafe",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    for row in rows.as_array().unwrap() {
+        assert_eq!(row["outcome"], "pass", "{row}");
+        for field in ["code", "check", "why", "request", "response"] {
+            assert!(row.get(field).is_some(), "{field} in {row}");
+        }
+    }
+    served.stop();
+    for bad in [
+        "http://u:p@127.0.0.1/",
+        "not-a-url",
+        &format!("http://{addr}/"),
+    ] {
+        let out = run(&[bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{bad}: {err}");
+    }
+}

@@ -1,0 +1,292 @@
+//! The prober against real servers on ephemeral ports: Portico itself (which keeps every row
+//! probed), and a small origin that keeps the contract but for one row it is told to break,
+//! which the prober must report as that row's `fail` and nothing else.
+
+#![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use portico_probe::{Options, Outcome, Target, Verdict, probe};
+use portico_testkit::TestGateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+fn options(addr: &str, paths: &[&str]) -> Options {
+    Options {
+        base: Target::parse(&format!("http://{addr}")).unwrap(),
+        paths: paths.iter().map(|p| p.to_string()).collect(),
+        rows: Vec::new(),
+        unsafe_probes: true,
+        max_requests: 200,
+        timeout: Duration::from_secs(5),
+    }
+}
+
+fn failed(verdicts: &[Verdict]) -> BTreeSet<&'static str> {
+    verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Fail)
+        .map(|v| v.check)
+        .collect()
+}
+
+#[tokio::test]
+async fn portico_keeps_every_row_the_prober_checks() {
+    let gw = TestGateway::start(
+        "routes:\n  - {name: echo, path: /echo, methods: [GET], handler: echo}\n",
+    )
+    .await;
+    let verdicts = probe(&options(&gw.addr.to_string(), &["/echo"]))
+        .await
+        .unwrap();
+    assert!(failed(&verdicts).is_empty(), "{verdicts:#?}");
+    let passed = verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Pass)
+        .count();
+    assert_eq!(passed, verdicts.len(), "{verdicts:#?}");
+    assert_eq!(portico_probe::exit_status(&verdicts), 0);
+}
+
+/// What the test origin does wrong.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Broken {
+    Nothing,
+    OptionsIs200,
+    IgnoresExpect,
+    KnownMethodIs501,
+    AcceptsClAndTe,
+}
+
+/// A small HTTP/1.1 origin that keeps the probed rows of the contract (one request a
+/// connection), except what `broken` says.
+async fn origin(broken: Broken) -> String {
+    counted_origin(broken).await.0
+}
+
+/// The same, with the count of connections it accepted.
+async fn counted_origin(broken: Broken) -> (String, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = Arc::new(AtomicU64::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                }
+            }
+            let answer = respond(&buf, broken, n);
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    (addr, count)
+}
+
+fn respond(raw: &[u8], broken: Broken, id: u64) -> String {
+    let error = |status: u16, reason: &str, extra: &str| {
+        let body =
+            format!(r#"{{"error_code":"E{status}","error_msg":"{reason}","request_id":"r{id}"}}"#);
+        format!(
+            "HTTP/1.1 {status} {reason}\r\nX-Request-Id: r{id}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let text = String::from_utf8_lossy(raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut lines = head.split("\r\n");
+    let line = lines.next().unwrap_or("");
+    if line.len() > 8192 {
+        return error(414, "URI Too Long", "");
+    }
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [method, target, version] = parts[..] else {
+        return error(400, "Bad Request", "");
+    };
+    if version != "HTTP/1.1" && version != "HTTP/1.0" {
+        return error(505, "HTTP Version Not Supported", "");
+    }
+    let mut fields = Vec::new();
+    for l in lines {
+        if l.starts_with(' ') || l.starts_with('\t') {
+            return error(400, "Bad Request", "");
+        }
+        let Some((n, v)) = l.split_once(':') else {
+            return error(400, "Bad Request", "");
+        };
+        fields.push((n.to_ascii_lowercase(), v.trim().to_string()));
+    }
+    let all = |name: &str| {
+        fields
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let lengths = all("content-length");
+    if lengths.len() > 1 && lengths.iter().any(|l| *l != lengths[0]) {
+        return error(400, "Bad Request", "");
+    }
+    if !lengths.is_empty()
+        && !all("transfer-encoding").is_empty()
+        && broken != Broken::AcceptsClAndTe
+    {
+        return error(400, "Bad Request", "");
+    }
+    if all("expect")
+        .iter()
+        .any(|e| !e.eq_ignore_ascii_case("100-continue"))
+        && broken != Broken::IgnoresExpect
+    {
+        return error(417, "Expectation Failed", "");
+    }
+    const KNOWN: [&str; 11] = [
+        "GET", "HEAD", "OPTIONS", "POST", "PUT", "DELETE", "PATCH", "TRACE", "QUERY", "SEARCH",
+        "PROPFIND",
+    ];
+    if !KNOWN.contains(&method) {
+        return error(501, "Not Implemented", "");
+    }
+    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string();
+    if target != "/known" {
+        return error(404, "Not Found", "");
+    }
+    match method {
+        "OPTIONS" if broken == Broken::OptionsIs200 => ok,
+        "OPTIONS" => {
+            "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, OPTIONS\r\nConnection: close\r\n\r\n"
+                .into()
+        }
+        "GET" | "HEAD" if broken == Broken::KnownMethodIs501 => error(501, "Not Implemented", ""),
+        "GET" | "HEAD" => ok,
+        // A registered method the path does not take. A server that says 501 for it breaks
+        // the 405 row.
+        _ if broken == Broken::KnownMethodIs501 => error(501, "Not Implemented", ""),
+        _ => error(405, "Method Not Allowed", "Allow: GET, HEAD, OPTIONS\r\n"),
+    }
+}
+
+#[tokio::test]
+async fn an_origin_that_breaks_one_row_fails_exactly_that_row() {
+    for (broken, row) in [
+        (Broken::Nothing, None),
+        (
+            Broken::OptionsIs200,
+            Some("OPTIONS on a known path is 204 with Allow"),
+        ),
+        (
+            Broken::IgnoresExpect,
+            Some("an Expect other than 100-continue is 417"),
+        ),
+        (
+            Broken::KnownMethodIs501,
+            Some("a method a known path does not take is 405 with Allow"),
+        ),
+        (
+            Broken::AcceptsClAndTe,
+            Some("CL+TE, conflicting Content-Length and obs-fold are refused (400)"),
+        ),
+    ] {
+        let addr = origin(broken).await;
+        let verdicts = probe(&options(&addr, &["/known"])).await.unwrap();
+        let want: BTreeSet<&str> = row.into_iter().collect();
+        assert_eq!(failed(&verdicts), want, "{broken:?}: {verdicts:#?}");
+        assert_eq!(
+            portico_probe::exit_status(&verdicts),
+            u8::from(row.is_some())
+        );
+        // The failing row carries its evidence.
+        if let Some(v) = verdicts.iter().find(|v| v.outcome == Outcome::Fail) {
+            assert!(v.request.is_some() && v.response.is_some(), "{v:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn what_cannot_be_probed_is_said_in_one_line() {
+    // Nothing listens here once the listener is gone.
+    let addr = {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let e = probe(&options(&addr, &[])).await.unwrap_err();
+    assert!(e.0.starts_with("cannot connect to "), "{e}");
+    assert!(!e.0.contains('\n'));
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_or_floods_headers_is_unknown_within_the_timeout() {
+    // One that accepts and says nothing.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    let mut opts = options(&silent_addr, &[]);
+    opts.timeout = Duration::from_millis(200);
+    opts.rows = vec![404];
+    let verdicts = probe(&opts).await.unwrap();
+    assert_eq!(verdicts.len(), 1);
+    assert_eq!(verdicts[0].outcome, Outcome::Unknown);
+    assert!(
+        verdicts[0].why.contains("within the timeout"),
+        "{:?}",
+        verdicts[0]
+    );
+    // One that sends endless header fields.
+    let flood = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let flood_addr = flood.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = flood.accept().await {
+            tokio::spawn(async move {
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\n").await;
+                let line = b"X-Flood: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
+                    .repeat(64);
+                for _ in 0..2_800 {
+                    if s.write_all(&line).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut opts = options(&flood_addr, &[]);
+    opts.rows = vec![404];
+    let verdicts = probe(&opts).await.unwrap();
+    assert_eq!(verdicts[0].outcome, Outcome::Unknown, "{:?}", verdicts[0]);
+    assert!(
+        verdicts[0].why.contains("over") || verdicts[0].why.contains("not valid"),
+        "{:?}",
+        verdicts[0]
+    );
+}
+
+#[tokio::test]
+async fn the_request_budget_is_never_exceeded() {
+    let (addr, count) = counted_origin(Broken::Nothing).await;
+    let mut opts = options(&addr, &["/known"]);
+    opts.max_requests = 3;
+    let verdicts = probe(&opts).await.unwrap();
+    // Three requests; the reachability check is a connection without one.
+    assert!(
+        count.load(Ordering::SeqCst) <= 4,
+        "{}",
+        count.load(Ordering::SeqCst)
+    );
+    let unknown = verdicts
+        .iter()
+        .filter(|v| v.why.contains("--max-requests"))
+        .count();
+    assert!(unknown >= 5, "{verdicts:#?}");
+}
