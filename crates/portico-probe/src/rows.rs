@@ -6,8 +6,16 @@ use crate::{Options, Outcome, Unprobeable, Verdict};
 /// A check the prober makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Row {
+    /// A refused head with `Expect: 100-continue`: the final error, never `100 Continue`.
+    Continue,
     /// OPTIONS on a known path: 204 with `Allow`.
     Options,
+    /// `Range: bytes=0-0` on a resource that advertises `Accept-Ranges: bytes`: 206 with
+    /// `Content-Range`.
+    Partial,
+    /// `If-None-Match` with the resource's own `ETag` (or `If-Modified-Since` with its
+    /// `Last-Modified`): 304.
+    NotModified,
     /// A malformed request line and a malformed header field: 400.
     Malformed,
     /// `Content-Length` with `Transfer-Encoding`, two different `Content-Length`s, an
@@ -17,8 +25,18 @@ pub enum Row {
     NotFound,
     /// A registered method a known path does not take: 405 with `Allow`.
     MethodNotAllowed,
+    /// An `Accept` nothing matches, on a path that declares what it produces: 406 listing
+    /// `available`.
+    NotAcceptable,
+    /// A head that never ends: 408 with `Connection: close`, within a bounded wait.
+    RequestTimeout,
+    /// `If-Match` with a tag the resource does not have: 412.
+    PreconditionFailed,
     /// A request target longer than any server takes: 414.
     UriTooLong,
+    /// A range past the end of a resource that advertises ranges: 416 with
+    /// `Content-Range: bytes */LENGTH`.
+    RangeNotSatisfiable,
     /// `Expect` with anything but `100-continue`: 417.
     Expectation,
     /// A method no server implements: 501.
@@ -31,13 +49,20 @@ pub enum Row {
 
 impl Row {
     /// Every row, in the contract's order (the envelope, which spans rows, last).
-    pub const ALL: [Row; 10] = [
+    pub const ALL: [Row; 17] = [
+        Row::Continue,
         Row::Options,
+        Row::Partial,
+        Row::NotModified,
         Row::Malformed,
         Row::Smuggling,
         Row::NotFound,
         Row::MethodNotAllowed,
+        Row::NotAcceptable,
+        Row::RequestTimeout,
+        Row::PreconditionFailed,
         Row::UriTooLong,
+        Row::RangeNotSatisfiable,
         Row::Expectation,
         Row::UnknownMethod,
         Row::Version,
@@ -47,11 +72,18 @@ impl Row {
     /// The contract row it judges (0 for the envelope, which every error row shares).
     pub fn code(self) -> u16 {
         match self {
+            Row::Continue => 100,
             Row::Options => 204,
+            Row::Partial => 206,
+            Row::NotModified => 304,
             Row::Malformed | Row::Smuggling => 400,
             Row::NotFound => 404,
             Row::MethodNotAllowed => 405,
+            Row::NotAcceptable => 406,
+            Row::RequestTimeout => 408,
+            Row::PreconditionFailed => 412,
             Row::UriTooLong => 414,
+            Row::RangeNotSatisfiable => 416,
             Row::Expectation => 417,
             Row::UnknownMethod => 501,
             Row::Version => 505,
@@ -62,7 +94,14 @@ impl Row {
     /// What it checks, in reports.
     pub fn check(self) -> &'static str {
         match self {
+            Row::Continue => "a refused head with Expect: 100-continue gets its error, not 100",
             Row::Options => "OPTIONS on a known path is 204 with Allow",
+            Row::Partial => "Range on a resource with Accept-Ranges is 206 with Content-Range",
+            Row::NotModified => "If-None-Match with the resource's own validator is 304",
+            Row::NotAcceptable => "an Accept nothing matches is 406 listing what is available",
+            Row::RequestTimeout => "a head that never ends is 408 with Connection: close",
+            Row::PreconditionFailed => "If-Match with a tag the resource lacks is 412",
+            Row::RangeNotSatisfiable => "a range past the end is 416 with Content-Range",
             Row::Malformed => "a malformed request line or header field is 400",
             Row::Smuggling => "CL+TE, conflicting Content-Length and obs-fold are refused (400)",
             Row::NotFound => "a path that does not exist is 404",
@@ -90,6 +129,18 @@ pub(crate) struct Prober<'a> {
     errors: Vec<(String, Answer)>,
     /// The `Allow` a known path gave to OPTIONS.
     allow: Option<String>,
+    /// The first known path that has a validator, once looked for.
+    resource: Option<Option<Resource>>,
+}
+
+/// A known path's representation, as a plain GET showed it.
+#[derive(Clone, Debug)]
+struct Resource {
+    path: String,
+    etag: Option<String>,
+    last_modified: Option<String>,
+    ranges: bool,
+    length: Option<u64>,
 }
 
 /// A row's exchange: the request sent, and what came back.
@@ -102,6 +153,7 @@ impl<'a> Prober<'a> {
             sent: 0,
             errors: Vec::new(),
             allow: None,
+            resource: None,
         }
     }
 
@@ -149,6 +201,11 @@ impl<'a> Prober<'a> {
     }
 
     async fn send(&mut self, request: String) -> Sent {
+        let timeout = self.opts.timeout;
+        self.send_waiting(request, timeout).await
+    }
+
+    async fn send_waiting(&mut self, request: String, timeout: std::time::Duration) -> Sent {
         if self.sent >= self.opts.max_requests {
             return (
                 request,
@@ -156,7 +213,7 @@ impl<'a> Prober<'a> {
             );
         }
         self.sent += 1;
-        let answer = exchange(&self.opts.base.addr, request.as_bytes(), self.opts.timeout)
+        let answer = exchange(&self.opts.base.addr, request.as_bytes(), timeout)
             .await
             .map_err(|e: NoAnswer| e.to_string());
         if let Ok(a) = &answer
@@ -275,6 +332,71 @@ impl<'a> Prober<'a> {
                 sent
             }
             Row::Envelope => return self.envelope(),
+            Row::Continue => {
+                let missing = format!("/portico-probe-{:016x}-missing", fastrand::u64(..));
+                let req = self.head(
+                    &format!("GET {} HTTP/1.1", self.path(&missing)),
+                    "Content-Length: 16\r\nExpect: 100-continue\r\n",
+                );
+                let sent = self.send(req).await;
+                return match &sent.1 {
+                    Err(why) => verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+                    Ok(a) if a.status == 100 => verdict(
+                        Outcome::Fail,
+                        "100 Continue before the head was judged (the path does not exist)".into(),
+                        Some(&sent),
+                    ),
+                    Ok(a) if a.status >= 400 => verdict(
+                        Outcome::Pass,
+                        format!("{} at once, the body never asked for", a.status),
+                        Some(&sent),
+                    ),
+                    Ok(a) => verdict(
+                        Outcome::Fail,
+                        format!("answered {} to a path that does not exist", a.status),
+                        Some(&sent),
+                    ),
+                };
+            }
+            Row::NotAcceptable => return self.not_acceptable().await,
+            Row::RequestTimeout => {
+                let req = format!(
+                    "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {USER_AGENT}\r\n",
+                    self.path("/"),
+                    self.opts.base.host
+                );
+                let sent = self.send_waiting(req, self.opts.timeout * 3).await;
+                return match &sent.1 {
+                    Err(why) => verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+                    Ok(a) if a.status != 408 => verdict(
+                        Outcome::Fail,
+                        format!("answered {} where the contract says 408", a.status),
+                        Some(&sent),
+                    ),
+                    Ok(a)
+                        if !a
+                            .field("connection")
+                            .is_some_and(|c| c.eq_ignore_ascii_case("close")) =>
+                    {
+                        verdict(
+                            Outcome::Fail,
+                            "408 without Connection: close".into(),
+                            Some(&sent),
+                        )
+                    }
+                    Ok(_) => verdict(
+                        Outcome::Pass,
+                        "408 with Connection: close".into(),
+                        Some(&sent),
+                    ),
+                };
+            }
+            Row::Partial
+            | Row::NotModified
+            | Row::PreconditionFailed
+            | Row::RangeNotSatisfiable => {
+                return self.conditional(row).await;
+            }
         };
         let want = row.code();
         // The first exchange that did not give what the row wants decides; otherwise the
@@ -306,6 +428,192 @@ impl<'a> Prober<'a> {
             }
         }
         verdict(Outcome::Pass, format!("answered {want}"), sends.last())
+    }
+
+    /// 406 on the first known path that answers it; not applicable when every path answers
+    /// 2xx whatever `Accept` says (it declares nothing it produces).
+    async fn not_acceptable(&mut self) -> Verdict {
+        let row = Row::NotAcceptable;
+        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
+            code: row.code(),
+            check: row.check(),
+            outcome,
+            why,
+            request: sent.map(|(r, _)| printable(r)),
+            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
+        };
+        if self.opts.paths.is_empty() {
+            return verdict(
+                Outcome::NotApplicable,
+                "no known path was given (--path)".into(),
+                None,
+            );
+        }
+        let mut last = None;
+        for p in self.opts.paths.clone() {
+            let req = self.head(
+                &format!("GET {p} HTTP/1.1"),
+                "Accept: application/x-portico-probe-nothing\r\n",
+            );
+            let sent = self.send(req).await;
+            match &sent.1 {
+                Err(why) => return verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+                Ok(a) if a.status == 406 => {
+                    let body: Option<serde_json::Value> = serde_json::from_slice(&a.body).ok();
+                    return if body.as_ref().and_then(|b| b.get("available")).is_some() {
+                        verdict(
+                            Outcome::Pass,
+                            "406, listing what is available".into(),
+                            Some(&sent),
+                        )
+                    } else {
+                        verdict(
+                            Outcome::Fail,
+                            "406 without `available` in its body".into(),
+                            Some(&sent),
+                        )
+                    };
+                }
+                Ok(a) if (200..300).contains(&a.status) || a.status == 404 => {}
+                Ok(a) => {
+                    return verdict(
+                        Outcome::Fail,
+                        format!("answered {} where the contract says 406", a.status),
+                        Some(&sent),
+                    );
+                }
+            }
+            last = Some(sent);
+        }
+        verdict(
+            Outcome::NotApplicable,
+            "no path given declares what it produces (each answered whatever Accept said)".into(),
+            last.as_ref(),
+        )
+    }
+
+    /// The first known path whose GET shows a validator, looked for once.
+    async fn resource(&mut self) -> Option<Resource> {
+        if let Some(r) = &self.resource {
+            return r.clone();
+        }
+        let mut found = None;
+        for p in self.opts.paths.clone() {
+            let req = self.head(&format!("GET {p} HTTP/1.1"), "");
+            if let (_, Ok(a)) = self.send(req).await
+                && a.status == 200
+            {
+                let r = Resource {
+                    path: p,
+                    etag: a.field("etag").map(str::to_string),
+                    last_modified: a.field("last-modified").map(str::to_string),
+                    ranges: a
+                        .field("accept-ranges")
+                        .is_some_and(|v| v.eq_ignore_ascii_case("bytes")),
+                    length: a
+                        .field("content-length")
+                        .and_then(|v| v.trim().parse().ok()),
+                };
+                if r.etag.is_some() || r.last_modified.is_some() || r.ranges {
+                    found = Some(r);
+                    break;
+                }
+            }
+        }
+        self.resource = Some(found.clone());
+        found
+    }
+
+    /// 304 and 412 from the resource's validators, 206 and 416 from its ranges.
+    async fn conditional(&mut self, row: Row) -> Verdict {
+        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
+            code: row.code(),
+            check: row.check(),
+            outcome,
+            why,
+            request: sent.map(|(r, _)| printable(r)),
+            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
+        };
+        let Some(r) = self.resource().await else {
+            return verdict(
+                Outcome::NotApplicable,
+                "no path given shows a validator or Accept-Ranges (--path)".into(),
+                None,
+            );
+        };
+        let extra = match row {
+            Row::NotModified => match (&r.etag, &r.last_modified) {
+                (Some(e), _) => format!("If-None-Match: {e}\r\n"),
+                (None, Some(lm)) => format!("If-Modified-Since: {lm}\r\n"),
+                (None, None) => {
+                    return verdict(
+                        Outcome::NotApplicable,
+                        "the resource has no validator".into(),
+                        None,
+                    );
+                }
+            },
+            Row::PreconditionFailed => {
+                if r.etag.is_none() && r.last_modified.is_none() {
+                    return verdict(
+                        Outcome::NotApplicable,
+                        "the resource has no validator".into(),
+                        None,
+                    );
+                }
+                "If-Match: \"portico-probe-no-such-tag\"\r\n".to_string()
+            }
+            Row::Partial | Row::RangeNotSatisfiable if !r.ranges => {
+                return verdict(
+                    Outcome::NotApplicable,
+                    "the resource does not advertise Accept-Ranges: bytes".into(),
+                    None,
+                );
+            }
+            Row::Partial => "Range: bytes=0-0\r\n".to_string(),
+            _ => match r.length {
+                Some(n) => format!("Range: bytes={}-\r\n", n + 1000),
+                None => {
+                    return verdict(
+                        Outcome::NotApplicable,
+                        "the resource's length is not known".into(),
+                        None,
+                    );
+                }
+            },
+        };
+        let req = self.head(&format!("GET {} HTTP/1.1", r.path), &extra);
+        let sent = self.send(req).await;
+        let want = row.code();
+        let a = match &sent.1 {
+            Err(why) => return verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+            Ok(a) => a,
+        };
+        if a.status != want {
+            return verdict(
+                Outcome::Fail,
+                format!("answered {} where the contract says {want}", a.status),
+                Some(&sent),
+            );
+        }
+        let problem = match row {
+            Row::Partial if a.field("content-range").is_none() => Some("206 without Content-Range"),
+            Row::RangeNotSatisfiable
+                if !a
+                    .field("content-range")
+                    .is_some_and(|v| v.starts_with("bytes */")) =>
+            {
+                Some("416 without Content-Range: bytes */LENGTH")
+            }
+            Row::NotModified if r.etag.is_some() && a.field("etag").is_none() => {
+                Some("304 without the ETag a 200 would carry")
+            }
+            _ => None,
+        };
+        match problem {
+            Some(p) => verdict(Outcome::Fail, p.into(), Some(&sent)),
+            None => verdict(Outcome::Pass, format!("answered {want}"), Some(&sent)),
+        }
     }
 
     /// The errors seen so far against the envelope: a JSON object with `error_code`,

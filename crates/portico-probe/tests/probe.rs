@@ -35,13 +35,19 @@ fn failed(verdicts: &[Verdict]) -> BTreeSet<&'static str> {
 
 #[tokio::test]
 async fn portico_keeps_every_row_the_prober_checks() {
-    let gw = TestGateway::start(
-        "routes:\n  - {name: echo, path: /echo, methods: [GET], handler: echo}\n",
-    )
-    .await;
-    let verdicts = probe(&options(&gw.addr.to_string(), &["/echo"]))
-        .await
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "abcdefghij").unwrap();
+    let config = format!(
+        "limits: {{header_timeout: 1s}}\nroutes:\n  - {{name: echo, path: /echo, methods: [GET], handler: echo}}\n  - {{name: json, path: /json, methods: [GET], handler: echo, produces: [application/json]}}\n  - {{name: files, path: \"/files/{{*path}}\", handler: static, root: {}}}\n",
+        dir.path().display()
+    );
+    let gw = TestGateway::start(&config).await;
+    let verdicts = probe(&options(
+        &gw.addr.to_string(),
+        &["/echo", "/json", "/files/a.txt"],
+    ))
+    .await
+    .unwrap();
     assert!(failed(&verdicts).is_empty(), "{verdicts:#?}");
     let passed = verdicts
         .iter()
@@ -78,28 +84,41 @@ async fn counted_origin(broken: Broken) -> (String, Arc<AtomicU64>) {
             let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
             let mut buf = Vec::new();
             let mut chunk = [0u8; 4096];
+            let mut slow = false;
             while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
-                match s.read(&mut chunk).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                // A head that does not end within 300 ms is 408 (the test's header timeout).
+                match tokio::time::timeout(Duration::from_millis(300), s.read(&mut chunk)).await {
+                    Err(_) => {
+                        slow = true;
+                        break;
+                    }
+                    Ok(Ok(0) | Err(_)) => break,
+                    Ok(Ok(k)) => buf.extend_from_slice(&chunk[..k]),
                 }
             }
-            let answer = respond(&buf, broken, n);
+            let answer = if slow {
+                respond_error(408, "Request Timeout", "", n)
+            } else {
+                respond(&buf, broken, n)
+            };
             let _ = s.write_all(answer.as_bytes()).await;
         }
     });
     (addr, count)
 }
 
+/// An error with the contract's envelope.
+fn respond_error(status: u16, reason: &str, extra: &str, id: u64) -> String {
+    let body =
+        format!(r#"{{"error_code":"E{status}","error_msg":"{reason}","request_id":"r{id}"}}"#);
+    format!(
+        "HTTP/1.1 {status} {reason}\r\nX-Request-Id: r{id}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 fn respond(raw: &[u8], broken: Broken, id: u64) -> String {
-    let error = |status: u16, reason: &str, extra: &str| {
-        let body =
-            format!(r#"{{"error_code":"E{status}","error_msg":"{reason}","request_id":"r{id}"}}"#);
-        format!(
-            "HTTP/1.1 {status} {reason}\r\nX-Request-Id: r{id}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    };
+    let error = |status: u16, reason: &str, extra: &str| respond_error(status, reason, extra, id);
     let text = String::from_utf8_lossy(raw);
     let head = text.split("\r\n\r\n").next().unwrap_or("");
     let mut lines = head.split("\r\n");
@@ -165,7 +184,6 @@ fn respond(raw: &[u8], broken: Broken, id: u64) -> String {
             "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, OPTIONS\r\nConnection: close\r\n\r\n"
                 .into()
         }
-        "GET" | "HEAD" if broken == Broken::KnownMethodIs501 => error(501, "Not Implemented", ""),
         "GET" | "HEAD" => ok,
         // A registered method the path does not take. A server that says 501 for it breaks
         // the 405 row.
