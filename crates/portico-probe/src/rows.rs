@@ -200,12 +200,30 @@ impl<'a> Prober<'a> {
         format!("{}{rest}", self.opts.base.base_path)
     }
 
+    /// Sends a request the front door decides (its framing, its method, its route): an
+    /// error it answers is the gateway's own, held to the envelope.
     async fn send(&mut self, request: String) -> Sent {
         let timeout = self.opts.timeout;
         self.send_waiting(request, timeout).await
     }
 
+    /// Sends a request about a resource (its validators, its ranges): the answer may be the
+    /// origin's, relayed as it is, so it is not held to the envelope.
+    async fn send_to_resource(&mut self, request: String) -> Sent {
+        let timeout = self.opts.timeout;
+        self.exchange(request, timeout, false).await
+    }
+
     async fn send_waiting(&mut self, request: String, timeout: std::time::Duration) -> Sent {
+        self.exchange(request, timeout, true).await
+    }
+
+    async fn exchange(
+        &mut self,
+        request: String,
+        timeout: std::time::Duration,
+        front_door: bool,
+    ) -> Sent {
         if self.sent >= self.opts.max_requests {
             return (
                 request,
@@ -218,6 +236,7 @@ impl<'a> Prober<'a> {
             .map_err(|e: NoAnswer| e.to_string());
         if let Ok(a) = &answer
             && a.status >= 400
+            && front_door
         {
             self.errors.push((request.clone(), a.clone()));
         }
@@ -500,7 +519,7 @@ impl<'a> Prober<'a> {
         let mut found = None;
         for p in self.opts.paths.clone() {
             let req = self.head(&format!("GET {p} HTTP/1.1"), "");
-            if let (_, Ok(a)) = self.send(req).await
+            if let (_, Ok(a)) = self.send_to_resource(req).await
                 && a.status == 200
             {
                 let r = Resource {
@@ -583,7 +602,7 @@ impl<'a> Prober<'a> {
             },
         };
         let req = self.head(&format!("GET {} HTTP/1.1", r.path), &extra);
-        let sent = self.send(req).await;
+        let sent = self.send_to_resource(req).await;
         let want = row.code();
         let a = match &sent.1 {
             Err(why) => return verdict(Outcome::Unknown, why.clone(), Some(&sent)),
