@@ -160,9 +160,17 @@ pub struct Verdict {
 /// Probes the target: every row asked for, in the contract's order. `Err` when the target
 /// cannot be probed at all (nothing answers at its address).
 pub async fn probe(opts: &Options) -> Result<Vec<Verdict>, Unprobeable> {
+    probe_with_progress(opts, &mut |_, _| {}).await
+}
+
+/// Like [`probe`], telling `progress` (rows done, rows in all) after each row.
+pub async fn probe_with_progress(
+    opts: &Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<Verdict>, Unprobeable> {
     let mut prober = rows::Prober::new(opts);
     prober.reachable().await?;
-    Ok(prober.run().await)
+    Ok(prober.run(progress).await)
 }
 
 /// The exit status a report gives: 0 when nothing failed, 1 when a row failed.

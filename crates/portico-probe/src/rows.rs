@@ -30,13 +30,21 @@ pub enum Row {
     NotAcceptable,
     /// A head that never ends: 408 with `Connection: close`, within a bounded wait.
     RequestTimeout,
+    /// A chunked body on a path that takes bodies: 411 when it requires a length (sends a
+    /// head with a body announced, never the body: only with `--unsafe`).
+    LengthRequired,
     /// `If-Match` with a tag the resource does not have: 412.
     PreconditionFailed,
+    /// A declared `Content-Length` of 1 TiB: 413 before the body is read (`--unsafe`).
+    TooLarge,
     /// A request target longer than any server takes: 414.
     UriTooLong,
     /// A range past the end of a resource that advertises ranges: 416 with
     /// `Content-Range: bytes */LENGTH`.
     RangeNotSatisfiable,
+    /// A body of a media type nobody takes: 415 with `Accept` when the path says what it
+    /// consumes (`--unsafe`).
+    UnsupportedMedia,
     /// `Expect` with anything but `100-continue`: 417.
     Expectation,
     /// A method no server implements: 501.
@@ -49,7 +57,7 @@ pub enum Row {
 
 impl Row {
     /// Every row, in the contract's order (the envelope, which spans rows, last).
-    pub const ALL: [Row; 17] = [
+    pub const ALL: [Row; 20] = [
         Row::Continue,
         Row::Options,
         Row::Partial,
@@ -60,8 +68,11 @@ impl Row {
         Row::MethodNotAllowed,
         Row::NotAcceptable,
         Row::RequestTimeout,
+        Row::LengthRequired,
         Row::PreconditionFailed,
+        Row::TooLarge,
         Row::UriTooLong,
+        Row::UnsupportedMedia,
         Row::RangeNotSatisfiable,
         Row::Expectation,
         Row::UnknownMethod,
@@ -81,8 +92,11 @@ impl Row {
             Row::MethodNotAllowed => 405,
             Row::NotAcceptable => 406,
             Row::RequestTimeout => 408,
+            Row::LengthRequired => 411,
             Row::PreconditionFailed => 412,
+            Row::TooLarge => 413,
             Row::UriTooLong => 414,
+            Row::UnsupportedMedia => 415,
             Row::RangeNotSatisfiable => 416,
             Row::Expectation => 417,
             Row::UnknownMethod => 501,
@@ -101,6 +115,9 @@ impl Row {
             Row::NotAcceptable => "an Accept nothing matches is 406 listing what is available",
             Row::RequestTimeout => "a head that never ends is 408 with Connection: close",
             Row::PreconditionFailed => "If-Match with a tag the resource lacks is 412",
+            Row::LengthRequired => "a chunked body where a length is required is 411",
+            Row::TooLarge => "a declared 1 TiB body is 413 before it is read",
+            Row::UnsupportedMedia => "a body of a media type nobody takes is 415 with Accept",
             Row::RangeNotSatisfiable => "a range past the end is 416 with Content-Range",
             Row::Malformed => "a malformed request line or header field is 400",
             Row::Smuggling => "CL+TE, conflicting Content-Length and obs-fold are refused (400)",
@@ -170,18 +187,16 @@ impl<'a> Prober<'a> {
         }
     }
 
-    pub(crate) async fn run(&mut self) -> Vec<Verdict> {
-        let mut out = Vec::new();
-        for row in Row::ALL {
-            let wanted = if self.opts.rows.is_empty() {
-                true
-            } else {
-                self.opts.rows.contains(&row.code())
-            };
-            if !wanted {
-                continue;
-            }
-            out.push(self.judge(row).await);
+    /// Judges every row asked for, telling `progress` (rows done, rows in all) after each.
+    pub(crate) async fn run(&mut self, progress: &mut dyn FnMut(usize, usize)) -> Vec<Verdict> {
+        let rows: Vec<Row> = Row::ALL
+            .into_iter()
+            .filter(|r| self.opts.rows.is_empty() || self.opts.rows.contains(&r.code()))
+            .collect();
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            out.push(self.judge(*row).await);
+            progress(out.len(), rows.len());
         }
         out
     }
@@ -416,6 +431,9 @@ impl<'a> Prober<'a> {
             | Row::RangeNotSatisfiable => {
                 return self.conditional(row).await;
             }
+            Row::LengthRequired | Row::TooLarge | Row::UnsupportedMedia => {
+                return self.body_row(row).await;
+            }
         };
         let want = row.code();
         // The first exchange that did not give what the row wants decides; otherwise the
@@ -509,6 +527,98 @@ impl<'a> Prober<'a> {
             "no path given declares what it produces (each answered whatever Accept said)".into(),
             last.as_ref(),
         )
+    }
+
+    /// 411, 413 and 415: a head that announces a body on a known path that takes one (its
+    /// `Allow` lists POST, PUT or PATCH), with `Expect: 100-continue`; the body is never sent.
+    /// A `100 Continue` means the server would read it: for 413 a failure (it would take a
+    /// terabyte), for 411 and 415 a sign the path takes chunked bodies or any media type
+    /// (not applicable). Another refusal (401, 403, 429) came first and says nothing of the
+    /// row.
+    async fn body_row(&mut self, row: Row) -> Verdict {
+        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
+            code: row.code(),
+            check: row.check(),
+            outcome,
+            why,
+            request: sent.map(|(r, _)| printable(r)),
+            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
+        };
+        if !self.opts.unsafe_probes {
+            return verdict(
+                Outcome::NotApplicable,
+                "announces a request body: only with --unsafe".into(),
+                None,
+            );
+        }
+        let (Some(path), Some(allow)) = (self.opts.paths.first().cloned(), self.allow.clone())
+        else {
+            return verdict(
+                Outcome::NotApplicable,
+                "no known path with an Allow (--path, and its OPTIONS)".into(),
+                None,
+            );
+        };
+        let allow = allow.to_ascii_uppercase();
+        let Some(method) = ["POST", "PUT", "PATCH"]
+            .into_iter()
+            .find(|m| allow.split(',').any(|a| a.trim() == *m))
+        else {
+            return verdict(
+                Outcome::NotApplicable,
+                format!("the path takes no body (Allow: {allow})"),
+                None,
+            );
+        };
+        let fields = match row {
+            Row::LengthRequired => {
+                "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+            }
+            Row::TooLarge => "Content-Type: application/json\r\nContent-Length: 1099511627776\r\n",
+            _ => "Content-Type: application/x-portico-probe\r\nContent-Length: 16\r\n",
+        };
+        let req = self.head(
+            &format!("{method} {path} HTTP/1.1"),
+            &format!("{fields}Expect: 100-continue\r\n"),
+        );
+        let sent = self.send(req).await;
+        let want = row.code();
+        match &sent.1 {
+            Err(why) => verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+            Ok(a) if a.status == want => {
+                if row == Row::UnsupportedMedia && a.field("accept").is_none() {
+                    verdict(Outcome::Fail, "415 without Accept".into(), Some(&sent))
+                } else {
+                    verdict(
+                        Outcome::Pass,
+                        format!("answered {want}, the body never read"),
+                        Some(&sent),
+                    )
+                }
+            }
+            Ok(a) if a.status == 100 || (200..300).contains(&a.status) => match row {
+                Row::TooLarge => verdict(
+                    Outcome::Fail,
+                    format!("answered {} to a declared 1 TiB body", a.status),
+                    Some(&sent),
+                ),
+                Row::LengthRequired => verdict(
+                    Outcome::NotApplicable,
+                    "the path takes chunked bodies".into(),
+                    Some(&sent),
+                ),
+                _ => verdict(
+                    Outcome::NotApplicable,
+                    "the path takes any media type".into(),
+                    Some(&sent),
+                ),
+            },
+            Ok(a) => verdict(
+                Outcome::NotApplicable,
+                format!("refused with {} before the row could be judged", a.status),
+                Some(&sent),
+            ),
+        }
     }
 
     /// The first known path whose GET shows a validator, looked for once.

@@ -38,13 +38,13 @@ async fn portico_keeps_every_row_the_prober_checks() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "abcdefghij").unwrap();
     let config = format!(
-        "limits: {{header_timeout: 1s}}\nroutes:\n  - {{name: echo, path: /echo, methods: [GET], handler: echo}}\n  - {{name: json, path: /json, methods: [GET], handler: echo, produces: [application/json]}}\n  - {{name: files, path: \"/files/{{*path}}\", handler: static, root: {}}}\n",
+        "limits: {{header_timeout: 1s}}\nroutes:\n  - {{name: upload, path: /upload, methods: [GET, POST], handler: echo, consumes: [application/json], require_content_length: true, max_body_bytes: 1KiB}}\n  - {{name: echo, path: /echo, methods: [GET], handler: echo}}\n  - {{name: json, path: /json, methods: [GET], handler: echo, produces: [application/json]}}\n  - {{name: files, path: \"/files/{{*path}}\", handler: static, root: {}}}\n",
         dir.path().display()
     );
     let gw = TestGateway::start(&config).await;
     let verdicts = probe(&options(
         &gw.addr.to_string(),
-        &["/echo", "/json", "/files/a.txt"],
+        &["/upload", "/json", "/files/a.txt"],
     ))
     .await
     .unwrap();

@@ -442,7 +442,26 @@ fn probe_command(
         Ok(r) => r,
         Err(e) => return unprobeable(format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(portico_probe::probe(&opts)) {
+    // A progress bar on stderr when it is a terminal; nothing otherwise.
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} rows {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut progress = |done: usize, all: usize| {
+        if let Some(b) = &bar {
+            b.set_length(all as u64);
+            b.set_position(done as u64);
+        }
+    };
+    let result = runtime.block_on(portico_probe::probe_with_progress(&opts, &mut progress));
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    match result {
         Ok(verdicts) => {
             let color = format == portico_probe::Format::Table
                 && std::io::stdout().is_terminal()
