@@ -36,6 +36,10 @@ pub struct Options {
     pub max_requests: u32,
     /// The longest wait for one answer.
     pub timeout: Duration,
+    /// A path that takes WebSocket handshakes (for 101).
+    pub websocket: Option<String>,
+    /// The root of an API with several versions (for 300).
+    pub api_root: Option<String>,
 }
 
 /// A base URL, parsed.

@@ -8,11 +8,16 @@ use crate::{Options, Outcome, Unprobeable, Verdict};
 pub enum Row {
     /// A refused head with `Expect: 100-continue`: the final error, never `100 Continue`.
     Continue,
+    /// A WebSocket handshake on the `--websocket` path: 101 with `Upgrade: websocket` and
+    /// `Sec-WebSocket-Accept`.
+    Switching,
     /// OPTIONS on a known path: 204 with `Allow`.
     Options,
     /// `Range: bytes=0-0` on a resource that advertises `Accept-Ranges: bytes`: 206 with
     /// `Content-Range`.
     Partial,
+    /// `GET` of the `--api-root`: 300 with `Location`.
+    Versions,
     /// `If-None-Match` with the resource's own `ETag` (or `If-Modified-Since` with its
     /// `Last-Modified`): 304.
     NotModified,
@@ -47,6 +52,9 @@ pub enum Row {
     UnsupportedMedia,
     /// `Expect` with anything but `100-continue`: 417.
     Expectation,
+    /// A burst on the first known path until a limit answers: 429 with `Retry-After`
+    /// (`--unsafe`).
+    TooMany,
     /// A method no server implements: 501.
     UnknownMethod,
     /// `HTTP/2.0` and `HTTP/3.1` request lines: 505.
@@ -57,10 +65,12 @@ pub enum Row {
 
 impl Row {
     /// Every row, in the contract's order (the envelope, which spans rows, last).
-    pub const ALL: [Row; 20] = [
+    pub const ALL: [Row; 23] = [
         Row::Continue,
+        Row::Switching,
         Row::Options,
         Row::Partial,
+        Row::Versions,
         Row::NotModified,
         Row::Malformed,
         Row::Smuggling,
@@ -75,6 +85,7 @@ impl Row {
         Row::UnsupportedMedia,
         Row::RangeNotSatisfiable,
         Row::Expectation,
+        Row::TooMany,
         Row::UnknownMethod,
         Row::Version,
         Row::Envelope,
@@ -84,6 +95,9 @@ impl Row {
     pub fn code(self) -> u16 {
         match self {
             Row::Continue => 100,
+            Row::Switching => 101,
+            Row::Versions => 300,
+            Row::TooMany => 429,
             Row::Options => 204,
             Row::Partial => 206,
             Row::NotModified => 304,
@@ -109,6 +123,9 @@ impl Row {
     pub fn check(self) -> &'static str {
         match self {
             Row::Continue => "a refused head with Expect: 100-continue gets its error, not 100",
+            Row::Switching => "a WebSocket handshake is 101 with Sec-WebSocket-Accept",
+            Row::Versions => "the root of a versioned API is 300 with Location",
+            Row::TooMany => "a burst past a limit is 429 with Retry-After",
             Row::Options => "OPTIONS on a known path is 204 with Allow",
             Row::Partial => "Range on a resource with Accept-Ranges is 206 with Content-Range",
             Row::NotModified => "If-None-Match with the resource's own validator is 304",
@@ -434,6 +451,9 @@ impl<'a> Prober<'a> {
             Row::LengthRequired | Row::TooLarge | Row::UnsupportedMedia => {
                 return self.body_row(row).await;
             }
+            Row::Switching => return self.switching().await,
+            Row::Versions => return self.versions().await,
+            Row::TooMany => return self.burst().await,
         };
         let want = row.code();
         // The first exchange that did not give what the row wants decides; otherwise the
@@ -619,6 +639,154 @@ impl<'a> Prober<'a> {
                 Some(&sent),
             ),
         }
+    }
+
+    /// 101: a WebSocket handshake on the `--websocket` path.
+    async fn switching(&mut self) -> Verdict {
+        let row = Row::Switching;
+        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
+            code: row.code(),
+            check: row.check(),
+            outcome,
+            why,
+            request: sent.map(|(r, _)| printable(r)),
+            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
+        };
+        let Some(p) = self.opts.websocket.clone() else {
+            return verdict(
+                Outcome::NotApplicable,
+                "no WebSocket path was given (--websocket)".into(),
+                None,
+            );
+        };
+        let req = self.head(
+            &format!("GET {p} HTTP/1.1"),
+            "Upgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+        );
+        // A handshake names `Upgrade` in `Connection`, not `close`.
+        let req = req.replacen("Connection: close\r\n", "Connection: Upgrade\r\n", 1);
+        let sent = self.send(req).await;
+        match &sent.1 {
+            Err(why) => verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+            Ok(a) if a.status != 101 => verdict(
+                Outcome::Fail,
+                format!("answered {} to a WebSocket handshake", a.status),
+                Some(&sent),
+            ),
+            Ok(a)
+                if !a
+                    .field("upgrade")
+                    .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+                    || a.field("sec-websocket-accept").is_none() =>
+            {
+                verdict(
+                    Outcome::Fail,
+                    "101 without Upgrade: websocket and Sec-WebSocket-Accept".into(),
+                    Some(&sent),
+                )
+            }
+            Ok(_) => verdict(Outcome::Pass, "answered 101".into(), Some(&sent)),
+        }
+    }
+
+    /// 300: `GET` of the `--api-root`.
+    async fn versions(&mut self) -> Verdict {
+        let row = Row::Versions;
+        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
+            code: row.code(),
+            check: row.check(),
+            outcome,
+            why,
+            request: sent.map(|(r, _)| printable(r)),
+            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
+        };
+        let Some(p) = self.opts.api_root.clone() else {
+            return verdict(
+                Outcome::NotApplicable,
+                "no API root was given (--api-root)".into(),
+                None,
+            );
+        };
+        let req = self.head(&format!("GET {p} HTTP/1.1"), "");
+        let sent = self.send(req).await;
+        match &sent.1 {
+            Err(why) => verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+            Ok(a) if a.status == 300 && a.field("location").is_some() => verdict(
+                Outcome::Pass,
+                "answered 300 with Location".into(),
+                Some(&sent),
+            ),
+            Ok(a) if a.status == 300 => {
+                verdict(Outcome::Fail, "300 without Location".into(), Some(&sent))
+            }
+            Ok(a) => verdict(
+                Outcome::Fail,
+                format!("answered {} where the contract says 300", a.status),
+                Some(&sent),
+            ),
+        }
+    }
+
+    /// 429: GETs of the first known path, one after another, until one is 429 (then it
+    /// stops: its `Retry-After` is honoured by not asking again), at most half of what is
+    /// left of the budget. Not applicable when no limit answers within that.
+    async fn burst(&mut self) -> Verdict {
+        let row = Row::TooMany;
+        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
+            code: row.code(),
+            check: row.check(),
+            outcome,
+            why,
+            request: sent.map(|(r, _)| printable(r)),
+            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
+        };
+        if !self.opts.unsafe_probes {
+            return verdict(
+                Outcome::NotApplicable,
+                "sends a burst of requests: only with --unsafe".into(),
+                None,
+            );
+        }
+        let Some(p) = self.opts.paths.first().cloned() else {
+            return verdict(
+                Outcome::NotApplicable,
+                "no known path was given (--path)".into(),
+                None,
+            );
+        };
+        let room = self.opts.max_requests.saturating_sub(self.sent) / 2;
+        let mut last = None;
+        for _ in 0..room {
+            let req = self.head(&format!("GET {p} HTTP/1.1"), "");
+            let sent = self.send(req).await;
+            match &sent.1 {
+                Err(why) => return verdict(Outcome::Unknown, why.clone(), Some(&sent)),
+                Ok(a) if a.status == 429 => {
+                    let retry = a
+                        .field("retry-after")
+                        .and_then(|v| v.trim().parse::<u64>().ok());
+                    return match retry {
+                        Some(s) if s >= 1 => verdict(
+                            Outcome::Pass,
+                            format!("429 with Retry-After: {s}"),
+                            Some(&sent),
+                        ),
+                        _ => verdict(
+                            Outcome::Fail,
+                            "429 without a Retry-After of whole seconds".into(),
+                            Some(&sent),
+                        ),
+                    };
+                }
+                Ok(_) => {}
+            }
+            last = Some(sent);
+        }
+        verdict(
+            Outcome::NotApplicable,
+            format!("no limit answered within {room} requests"),
+            last.as_ref(),
+        )
     }
 
     /// The first known path whose GET shows a validator, looked for once.

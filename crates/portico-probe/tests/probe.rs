@@ -22,6 +22,8 @@ fn options(addr: &str, paths: &[&str]) -> Options {
         unsafe_probes: true,
         max_requests: 200,
         timeout: Duration::from_secs(5),
+        websocket: None,
+        api_root: None,
     }
 }
 
@@ -37,23 +39,43 @@ fn failed(verdicts: &[Verdict]) -> BTreeSet<&'static str> {
 async fn portico_keeps_every_row_the_prober_checks() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("a.txt"), "abcdefghij").unwrap();
+    // The test origin, for the WebSocket route's upstream.
+    let origin = origin(Broken::Nothing).await;
     let config = format!(
-        "limits: {{header_timeout: 1s}}\nroutes:\n  - {{name: upload, path: /upload, methods: [GET, POST], handler: echo, consumes: [application/json], require_content_length: true, max_body_bytes: 1KiB}}\n  - {{name: echo, path: /echo, methods: [GET], handler: echo}}\n  - {{name: json, path: /json, methods: [GET], handler: echo, produces: [application/json]}}\n  - {{name: files, path: \"/files/{{*path}}\", handler: static, root: {}}}\n",
+        r#"
+limits: {{header_timeout: 1s}}
+upstreams: [{{name: origin, targets: ["http://{origin}"]}}]
+apis:
+  - name: compute
+    base_path: /compute
+    versions: [{{id: v2, status: published}}, {{id: v1, status: published}}]
+routes:
+  - name: upload
+    path: /upload
+    methods: [GET, POST]
+    handler: echo
+    consumes: [application/json]
+    require_content_length: true
+    max_body_bytes: 1KiB
+    rate_limit: {{key: ip, rate: 30/m}}
+  - {{name: json, path: /json, methods: [GET], handler: echo, produces: [application/json]}}
+  - {{name: files, path: "/files/{{*path}}", handler: static, root: {}}}
+  - {{name: ws, path: /ws, methods: [GET], upstream: origin, websocket: true}}
+"#,
         dir.path().display()
     );
     let gw = TestGateway::start(&config).await;
-    let verdicts = probe(&options(
-        &gw.addr.to_string(),
-        &["/upload", "/json", "/files/a.txt"],
-    ))
-    .await
-    .unwrap();
+    let mut opts = options(&gw.addr.to_string(), &["/upload", "/json", "/files/a.txt"]);
+    opts.websocket = Some("/ws".into());
+    opts.api_root = Some("/compute".into());
+    let verdicts = probe(&opts).await.unwrap();
     assert!(failed(&verdicts).is_empty(), "{verdicts:#?}");
     let passed = verdicts
         .iter()
         .filter(|v| v.outcome == Outcome::Pass)
         .count();
     assert_eq!(passed, verdicts.len(), "{verdicts:#?}");
+    assert_eq!(verdicts.len(), portico_probe::Row::ALL.len());
     assert_eq!(portico_probe::exit_status(&verdicts), 0);
 }
 
@@ -175,6 +197,16 @@ fn respond(raw: &[u8], broken: Broken, id: u64) -> String {
         return error(501, "Not Implemented", "");
     }
     let ok = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_string();
+    if target == "/ws"
+        && fields
+            .iter()
+            .any(|(n, v)| n == "upgrade" && v.eq_ignore_ascii_case("websocket"))
+    {
+        return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".into();
+    }
+    if target == "/api" && method == "GET" {
+        return "HTTP/1.1 300 Multiple Choices\r\nLocation: /api/v2\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into();
+    }
     if target != "/known" {
         return error(404, "Not Found", "");
     }
@@ -214,7 +246,10 @@ async fn an_origin_that_breaks_one_row_fails_exactly_that_row() {
         ),
     ] {
         let addr = origin(broken).await;
-        let verdicts = probe(&options(&addr, &["/known"])).await.unwrap();
+        let mut opts = options(&addr, &["/known"]);
+        opts.websocket = Some("/ws".into());
+        opts.api_root = Some("/api".into());
+        let verdicts = probe(&opts).await.unwrap();
         let want: BTreeSet<&str> = row.into_iter().collect();
         assert_eq!(failed(&verdicts), want, "{broken:?}: {verdicts:#?}");
         assert_eq!(

@@ -111,6 +111,12 @@ enum Command {
         /// The longest wait for one answer (`10s`, `500ms`).
         #[arg(long, default_value = "10s")]
         timeout: String,
+        /// A path that takes WebSocket handshakes (for 101).
+        #[arg(long)]
+        websocket: Option<String>,
+        /// The root of an API with several versions (for 300).
+        #[arg(long)]
+        api_root: Option<String>,
     },
     /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
     /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
@@ -253,15 +259,19 @@ fn main() -> ExitCode {
             unsafe_probes,
             max_requests,
             timeout,
-        } => probe_command(
+            websocket,
+            api_root,
+        } => probe_command(ProbeArgs {
             url,
             paths,
             rows,
-            &format,
+            format,
             unsafe_probes,
             max_requests,
-            &timeout,
-        ),
+            timeout,
+            websocket,
+            api_root,
+        }),
         Command::Export { config } => store_command(&config, |store, _| async move {
             portico_admin::export(&store)
                 .await
@@ -397,18 +407,35 @@ fn sign_headers(
 
 /// Runs `work` on the store the configuration file names and prints what it returns; an error
 /// goes to standard error with exit status 1.
-/// `portico probe`: exit 0 when nothing failed, 1 when a row failed, 2 when the target cannot
-/// be probed at all (a bad URL or option, nothing listening), with one line saying why.
-fn probe_command(
+/// What `portico probe` was asked, as given.
+struct ProbeArgs {
     url: String,
     paths: Vec<String>,
     rows: Vec<u16>,
-    format: &str,
+    format: String,
     unsafe_probes: bool,
     max_requests: u32,
-    timeout: &str,
-) -> ExitCode {
+    timeout: String,
+    websocket: Option<String>,
+    api_root: Option<String>,
+}
+
+/// `portico probe`: exit 0 when nothing failed, 1 when a row failed, 2 when the target cannot
+/// be probed at all (a bad URL or option, nothing listening), with one line saying why.
+fn probe_command(args: ProbeArgs) -> ExitCode {
     use std::io::IsTerminal;
+    let ProbeArgs {
+        url,
+        paths,
+        rows,
+        format,
+        unsafe_probes,
+        max_requests,
+        timeout,
+        websocket,
+        api_root,
+    } = args;
+    let (format, timeout) = (format.as_str(), timeout.as_str());
     let unprobeable = |why: String| {
         eprintln!("portico probe: {why}");
         ExitCode::from(2)
@@ -434,6 +461,8 @@ fn probe_command(
         unsafe_probes,
         max_requests,
         timeout,
+        websocket,
+        api_root,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
