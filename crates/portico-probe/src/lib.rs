@@ -40,6 +40,9 @@ pub struct Options {
     pub websocket: Option<String>,
     /// The root of an API with several versions (for 300).
     pub api_root: Option<String>,
+    /// For `https://` targets: a PEM file of the certificates to trust (the system's roots
+    /// when `None`).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 /// A base URL, parsed.
@@ -47,6 +50,10 @@ pub struct Options {
 pub struct Target {
     /// `host:port` to connect to.
     pub addr: String,
+    /// Over TLS (`https://`), HTTP/1.1 chosen by ALPN.
+    pub tls: bool,
+    /// The host, without port or brackets: the TLS server name.
+    pub server_name: String,
     /// The `Host` to send.
     pub host: String,
     /// The path prefix, without a trailing `/` (empty for the root).
@@ -70,13 +77,11 @@ impl Target {
     /// or no host is refused with the reason.
     pub fn parse(url: &str) -> Result<Target, Unprobeable> {
         let bad = |why: &str| Err(Unprobeable(format!("{url}: {why}")));
-        let rest = match url.split_once("://") {
-            Some(("http", rest)) => rest,
-            Some(("https", _)) => {
-                return bad("https is not probed yet (this version speaks HTTP/1.1 in the clear)");
-            }
-            Some((scheme, _)) => return bad(&format!("`{scheme}` is not http")),
-            None => return bad("not a URL (http://host[:port][/path])"),
+        let (rest, tls) = match url.split_once("://") {
+            Some(("http", rest)) => (rest, false),
+            Some(("https", rest)) => (rest, true),
+            Some((scheme, _)) => return bad(&format!("`{scheme}` is not http or https")),
+            None => return bad("not a URL (http(s)://host[:port][/path])"),
         };
         if url.contains('#') {
             return bad("a URL to probe has no fragment");
@@ -101,8 +106,17 @@ impl Target {
         let addr = if has_port {
             authority.to_string()
         } else {
-            format!("{authority}:80")
+            format!("{authority}:{}", if tls { 443 } else { 80 })
         };
+        let host_only = if has_port {
+            &authority[..authority.rfind(':').unwrap_or(authority.len())]
+        } else {
+            authority
+        };
+        let server_name = host_only
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         if has_port
             && authority
                 .rsplit(':')
@@ -113,6 +127,8 @@ impl Target {
         }
         Ok(Target {
             addr,
+            tls,
+            server_name,
             host: authority.to_string(),
             base_path: path.trim_end_matches('/').to_string(),
         })
@@ -172,7 +188,12 @@ pub async fn probe_with_progress(
     opts: &Options,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<Verdict>, Unprobeable> {
-    let mut prober = rows::Prober::new(opts);
+    let tls = if opts.base.tls {
+        Some(wire::Tls::new(opts.ca.as_deref(), &opts.base.server_name)?)
+    } else {
+        None
+    };
+    let mut prober = rows::Prober::new(opts, tls);
     prober.reachable().await?;
     Ok(prober.run(progress).await)
 }
@@ -193,11 +214,18 @@ mod tests {
             t,
             Target {
                 addr: "api.example:8080".into(),
+                tls: false,
+                server_name: "api.example".into(),
                 host: "api.example:8080".into(),
                 base_path: "/v1".into()
             }
         );
         assert_eq!(Target::parse("http://h").expect("parsed").addr, "h:80");
+        let s = Target::parse("https://[::1]").expect("parsed");
+        assert_eq!(
+            (s.addr.as_str(), s.tls, s.server_name.as_str()),
+            ("[::1]:443", true, "::1")
+        );
         assert_eq!(
             Target::parse("http://[::1]:9/").expect("parsed").addr,
             "[::1]:9"
@@ -205,7 +233,7 @@ mod tests {
         for (url, why) in [
             ("http://u:p@h/", "userinfo"),
             ("http://h/#x", "fragment"),
-            ("ftp://h/", "not http"),
+            ("ftp://h/", "not http or https"),
             ("h:80", "not a URL"),
             ("http:///x", "no host"),
             ("http://h:x/", "port"),

@@ -1,6 +1,6 @@
 //! The rows this version probes, each a crafted request and the judgement of its answer.
 
-use crate::wire::{Answer, NoAnswer, exchange};
+use crate::wire::{Answer, NoAnswer, Tls, exchange, reach};
 use crate::{Options, Outcome, Unprobeable, Verdict};
 
 /// A check the prober makes.
@@ -158,6 +158,7 @@ const SAFE_UNUSUAL: [&str; 4] = ["TRACE", "QUERY", "SEARCH", "PROPFIND"];
 /// One probing run.
 pub(crate) struct Prober<'a> {
     opts: &'a Options,
+    tls: Option<Tls>,
     sent: u32,
     /// The error answers seen, with the request that got each, for the envelope check.
     errors: Vec<(String, Answer)>,
@@ -181,9 +182,10 @@ struct Resource {
 type Sent = (String, Result<Answer, String>);
 
 impl<'a> Prober<'a> {
-    pub(crate) fn new(opts: &'a Options) -> Prober<'a> {
+    pub(crate) fn new(opts: &'a Options, tls: Option<Tls>) -> Prober<'a> {
         Prober {
             opts,
+            tls,
             sent: 0,
             errors: Vec::new(),
             allow: None,
@@ -191,17 +193,13 @@ impl<'a> Prober<'a> {
         }
     }
 
-    /// Whether anything listens at the target (a connection, no request).
+    /// Whether anything listens at the target (a connection, and a TLS handshake for
+    /// `https://`; no request).
     pub(crate) async fn reachable(&self) -> Result<(), Unprobeable> {
         let addr = &self.opts.base.addr;
-        match tokio::time::timeout(self.opts.timeout, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Unprobeable(format!("cannot connect to {addr}: {e}"))),
-            Err(_) => Err(Unprobeable(format!(
-                "cannot connect to {addr}: no answer within {:?}",
-                self.opts.timeout
-            ))),
-        }
+        reach(addr, self.tls.as_ref(), self.opts.timeout)
+            .await
+            .map_err(|e| Unprobeable(format!("cannot connect to {addr}: {e}")))
     }
 
     /// Judges every row asked for, telling `progress` (rows done, rows in all) after each.
@@ -263,9 +261,14 @@ impl<'a> Prober<'a> {
             );
         }
         self.sent += 1;
-        let answer = exchange(&self.opts.base.addr, request.as_bytes(), timeout)
-            .await
-            .map_err(|e: NoAnswer| e.to_string());
+        let answer = exchange(
+            &self.opts.base.addr,
+            self.tls.as_ref(),
+            request.as_bytes(),
+            timeout,
+        )
+        .await
+        .map_err(|e: NoAnswer| e.to_string());
         if let Ok(a) = &answer
             && a.status >= 400
             && front_door

@@ -8,10 +8,67 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use portico_http::response_head::{ResponseHead, ResponseScanner};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::Unprobeable;
+
+/// How to speak TLS to an `https://` target: HTTP/1.1 by ALPN, its name checked against the
+/// trusted roots (the same client settings Portico's upstreams use).
+#[derive(Clone)]
+pub struct Tls {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl Tls {
+    /// Settings trusting `ca` (the system's roots when `None`), for the server `name`.
+    pub fn new(ca: Option<&std::path::Path>, name: &str) -> Result<Tls, Unprobeable> {
+        let config = portico_server::tls::client_config(ca, false)
+            .map_err(|e| Unprobeable(format!("TLS: {e}")))?;
+        let name = ServerName::try_from(name.to_string())
+            .map_err(|e| Unprobeable(format!("TLS: `{name}` is not a server name: {e}")))?;
+        Ok(Tls {
+            connector: TlsConnector::from(Arc::new(config)),
+            name,
+        })
+    }
+}
+
+/// What a connection is, TLS or not.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Stream for S {}
+
+/// A connection to the target, through TLS when there is one.
+async fn connect(addr: &str, tls: Option<&Tls>) -> Result<Box<dyn Stream>, String> {
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    match tls {
+        None => Ok(Box::new(tcp)),
+        Some(t) => {
+            let s = t
+                .connector
+                .connect(t.name.clone(), tcp)
+                .await
+                .map_err(|e| format!("TLS handshake failed: {e}"))?;
+            Ok(Box::new(s))
+        }
+    }
+}
+
+/// Whether a connection (and, for TLS, a handshake) can be made, within `timeout`.
+pub async fn reach(addr: &str, tls: Option<&Tls>, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, connect(addr, tls)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
 
 /// The longest response head read (a server that sends more is reported, not followed).
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -68,18 +125,22 @@ impl std::fmt::Display for NoAnswer {
     }
 }
 
-/// Sends `request` on a new connection to `addr` and reads the answer, all within `timeout`.
-pub async fn exchange(addr: &str, request: &[u8], timeout: Duration) -> Result<Answer, NoAnswer> {
-    match tokio::time::timeout(timeout, exchange_now(addr, request)).await {
+/// Sends `request` on a new connection to `addr` (through `tls` when given) and reads the
+/// answer, all within `timeout`.
+pub async fn exchange(
+    addr: &str,
+    tls: Option<&Tls>,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<Answer, NoAnswer> {
+    match tokio::time::timeout(timeout, exchange_now(addr, tls, request)).await {
         Ok(answer) => answer,
         Err(_) => Err(NoAnswer::TimedOut),
     }
 }
 
-async fn exchange_now(addr: &str, request: &[u8]) -> Result<Answer, NoAnswer> {
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| NoAnswer::Connect(e.to_string()))?;
+async fn exchange_now(addr: &str, tls: Option<&Tls>, request: &[u8]) -> Result<Answer, NoAnswer> {
+    let mut stream = connect(addr, tls).await.map_err(NoAnswer::Connect)?;
     // A server may answer (and close) before it has read everything: what it said counts.
     let _ = stream.write_all(request).await;
     let mut buf = BytesMut::with_capacity(8192);

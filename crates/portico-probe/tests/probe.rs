@@ -24,6 +24,7 @@ fn options(addr: &str, paths: &[&str]) -> Options {
         timeout: Duration::from_secs(5),
         websocket: None,
         api_root: None,
+        ca: None,
     }
 }
 
@@ -342,4 +343,38 @@ async fn the_request_budget_is_never_exceeded() {
         .filter(|v| v.why.contains("--max-requests"))
         .count();
     assert!(unknown >= 5, "{verdicts:#?}");
+}
+
+#[tokio::test]
+async fn https_targets_are_probed_over_tls_and_a_certificate_not_trusted_is_unprobeable() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.signing_key.serialize_pem()).unwrap();
+    let gw = TestGateway::start(&format!(
+        "tls: {{listen: 127.0.0.1:0, cert: {}, key: {}}}\nroutes:\n  - {{name: echo, path: /echo, methods: [GET], handler: echo}}\n",
+        cert.display(),
+        key.display()
+    ))
+    .await;
+    let port = gw.tls_addr.unwrap().port();
+    let mut opts = options("127.0.0.1:1", &["/echo"]);
+    opts.base = Target::parse(&format!("https://localhost:{port}")).unwrap();
+    opts.ca = Some(cert.clone());
+    opts.rows = vec![204, 404, 405, 501, 0];
+    let verdicts = probe(&opts).await.unwrap();
+    assert_eq!(verdicts.len(), 5, "{verdicts:#?}");
+    assert!(
+        verdicts.iter().all(|v| v.outcome == Outcome::Pass),
+        "{verdicts:#?}"
+    );
+    // Another certificate as the only trusted one: the handshake fails, said in one line.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let other_path = dir.path().join("other.pem");
+    std::fs::write(&other_path, other.cert.pem()).unwrap();
+    opts.ca = Some(other_path);
+    let e = probe(&opts).await.unwrap_err();
+    assert!(e.0.contains("TLS handshake failed"), "{e}");
+    assert!(!e.0.contains('\n'));
 }

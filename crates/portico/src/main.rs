@@ -117,6 +117,9 @@ enum Command {
         /// The root of an API with several versions (for 300).
         #[arg(long)]
         api_root: Option<String>,
+        /// For https:// targets: a PEM file of the certificates to trust (else the system's).
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
     /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
     /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
@@ -261,6 +264,7 @@ fn main() -> ExitCode {
             timeout,
             websocket,
             api_root,
+            ca,
         } => probe_command(ProbeArgs {
             url,
             paths,
@@ -271,6 +275,7 @@ fn main() -> ExitCode {
             timeout,
             websocket,
             api_root,
+            ca,
         }),
         Command::Export { config } => store_command(&config, |store, _| async move {
             portico_admin::export(&store)
@@ -418,6 +423,7 @@ struct ProbeArgs {
     timeout: String,
     websocket: Option<String>,
     api_root: Option<String>,
+    ca: Option<PathBuf>,
 }
 
 /// `portico probe`: exit 0 when nothing failed, 1 when a row failed, 2 when the target cannot
@@ -434,6 +440,7 @@ fn probe_command(args: ProbeArgs) -> ExitCode {
         timeout,
         websocket,
         api_root,
+        ca,
     } = args;
     let (format, timeout) = (format.as_str(), timeout.as_str());
     let unprobeable = |why: String| {
@@ -463,6 +470,7 @@ fn probe_command(args: ProbeArgs) -> ExitCode {
         timeout,
         websocket,
         api_root,
+        ca,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
