@@ -279,14 +279,8 @@ impl<'a> Prober<'a> {
     }
 
     async fn judge(&mut self, row: Row) -> Verdict {
-        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
-            code: row.code(),
-            check: row.check(),
-            outcome,
-            why,
-            request: sent.map(|(r, _)| printable(r)),
-            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
-        };
+        let verdict =
+            |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         let known = self.opts.paths.first().cloned();
         let sends: Vec<Sent> = match row {
             Row::Options => {
@@ -494,14 +488,8 @@ impl<'a> Prober<'a> {
     /// 2xx whatever `Accept` says (it declares nothing it produces).
     async fn not_acceptable(&mut self) -> Verdict {
         let row = Row::NotAcceptable;
-        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
-            code: row.code(),
-            check: row.check(),
-            outcome,
-            why,
-            request: sent.map(|(r, _)| printable(r)),
-            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
-        };
+        let verdict =
+            |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         if self.opts.paths.is_empty() {
             return verdict(
                 Outcome::NotApplicable,
@@ -559,14 +547,8 @@ impl<'a> Prober<'a> {
     /// (not applicable). Another refusal (401, 403, 429) came first and says nothing of the
     /// row.
     async fn body_row(&mut self, row: Row) -> Verdict {
-        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
-            code: row.code(),
-            check: row.check(),
-            outcome,
-            why,
-            request: sent.map(|(r, _)| printable(r)),
-            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
-        };
+        let verdict =
+            |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         if !self.opts.unsafe_probes {
             return verdict(
                 Outcome::NotApplicable,
@@ -647,14 +629,8 @@ impl<'a> Prober<'a> {
     /// 101: a WebSocket handshake on the `--websocket` path.
     async fn switching(&mut self) -> Verdict {
         let row = Row::Switching;
-        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
-            code: row.code(),
-            check: row.check(),
-            outcome,
-            why,
-            request: sent.map(|(r, _)| printable(r)),
-            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
-        };
+        let verdict =
+            |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         let Some(p) = self.opts.websocket.clone() else {
             return verdict(
                 Outcome::NotApplicable,
@@ -695,14 +671,8 @@ impl<'a> Prober<'a> {
     /// 300: `GET` of the `--api-root`.
     async fn versions(&mut self) -> Verdict {
         let row = Row::Versions;
-        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
-            code: row.code(),
-            check: row.check(),
-            outcome,
-            why,
-            request: sent.map(|(r, _)| printable(r)),
-            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
-        };
+        let verdict =
+            |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         let Some(p) = self.opts.api_root.clone() else {
             return verdict(
                 Outcome::NotApplicable,
@@ -735,14 +705,8 @@ impl<'a> Prober<'a> {
     /// left of the budget. Not applicable when no limit answers within that.
     async fn burst(&mut self) -> Verdict {
         let row = Row::TooMany;
-        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
-            code: row.code(),
-            check: row.check(),
-            outcome,
-            why,
-            request: sent.map(|(r, _)| printable(r)),
-            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
-        };
+        let verdict =
+            |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         if !self.opts.unsafe_probes {
             return verdict(
                 Outcome::NotApplicable,
@@ -826,14 +790,8 @@ impl<'a> Prober<'a> {
 
     /// 304 and 412 from the resource's validators, 206 and 416 from its ranges.
     async fn conditional(&mut self, row: Row) -> Verdict {
-        let verdict = |outcome, why: String, sent: Option<&Sent>| Verdict {
-            code: row.code(),
-            check: row.check(),
-            outcome,
-            why,
-            request: sent.map(|(r, _)| printable(r)),
-            response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
-        };
+        let verdict =
+            |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         let Some(r) = self.resource().await else {
             return verdict(
                 Outcome::NotApplicable,
@@ -962,6 +920,18 @@ impl<'a> Prober<'a> {
             format!("{} errors, each with the envelope", self.errors.len()),
             self.errors.last(),
         )
+    }
+}
+
+/// A row's verdict, with the exchange that decided it as evidence.
+fn verdict_of(row: Row, outcome: Outcome, why: String, sent: Option<&Sent>) -> Verdict {
+    Verdict {
+        code: row.code(),
+        check: row.check(),
+        outcome,
+        why,
+        request: sent.map(|(r, _)| printable(r)),
+        response: sent.and_then(|(_, a)| a.as_ref().ok().map(|a| a.head.clone())),
     }
 }
 
