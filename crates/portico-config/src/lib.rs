@@ -48,7 +48,7 @@ pub use jobs::{AsyncJobs, DEFAULT_JOBS_PATH, Deadline, Idempotency};
 pub use limits::Limits;
 pub use listen::{AdminListener, Http2, TlsListener};
 pub use model::{AccessLog, Config};
-pub use openapi::{OpenApiOperation, ResponseCheck, route_param};
+pub use openapi::{OpenApiOperation, ResponseCheck, load_openapi, route_param};
 pub use path_template::PathTemplate;
 pub use plans::{DEFAULT_PLAN, Plan, Quota, QuotaPeriod};
 pub use rate_limits::{Cluster, LimitKey, OnStoreFailure, RateLimit};

@@ -425,6 +425,12 @@ fn read_file(file: &Path) -> Result<(Node, serde_json::Value), String> {
     Ok((node, json))
 }
 
+/// Loads an OpenAPI document from its file as a route entry would (YAML or JSON, the files
+/// its `$ref`s name beside it); its problems name each file, line, column and JSON pointer.
+pub fn load_openapi(file: &Path) -> Result<Spec, Vec<String>> {
+    load(file, &file.display().to_string())
+}
+
 /// Loads the document `file` (named `name` in the configuration); its problems come back as
 /// messages that name each file, its line and column, and the JSON pointer.
 fn load(file: &Path, name: &str) -> Result<Spec, Vec<String>> {

@@ -12,6 +12,7 @@
 //! What this version covers is [`Row`]'s list; the rest of the contract's rows are reported
 //! as not probed rather than passed.
 
+mod operations;
 mod report;
 mod rows;
 pub mod wire;
@@ -43,6 +44,8 @@ pub struct Options {
     /// For `https://` targets: a PEM file of the certificates to trust (the system's roots
     /// when `None`).
     pub ca: Option<std::path::PathBuf>,
+    /// The API's OpenAPI document, for the per-operation rows (`--openapi`).
+    pub openapi: Option<std::sync::Arc<portico_openapi::Spec>>,
 }
 
 /// A base URL, parsed.

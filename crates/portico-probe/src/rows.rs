@@ -208,12 +208,73 @@ impl<'a> Prober<'a> {
             .into_iter()
             .filter(|r| self.opts.rows.is_empty() || self.opts.rows.contains(&r.code()))
             .collect();
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            out.push(self.judge(*row).await);
-            progress(out.len(), rows.len());
+        let planned = match &self.opts.openapi {
+            Some(spec) => crate::operations::plan(
+                &spec.operations,
+                &self.opts.base.base_path,
+                self.opts.unsafe_probes,
+            )
+            .into_iter()
+            .filter(|p| self.opts.rows.is_empty() || self.opts.rows.contains(&p.code))
+            .collect(),
+            None => Vec::new(),
+        };
+        let total = rows.len() + planned.len();
+        let mut out = Vec::with_capacity(total);
+        // The per-operation rows go before the envelope, which judges their errors too.
+        let (before, envelope): (Vec<Row>, Vec<Row>) =
+            rows.iter().partition(|r| **r != Row::Envelope);
+        for row in before {
+            out.push(self.judge(row).await);
+            progress(out.len(), total);
+        }
+        for p in planned {
+            out.push(self.operation(p).await);
+            progress(out.len(), total);
+        }
+        for row in envelope {
+            out.push(self.judge(row).await);
+            progress(out.len(), total);
         }
         out
+    }
+
+    /// A per-operation row (`--openapi`).
+    async fn operation(&mut self, p: crate::operations::Planned) -> Verdict {
+        let check = match p.code {
+            405 => "per operation: a method the path does not take is 405 with Allow",
+            400 => "per operation: a parameter its schema refuses is 400",
+            415 => "per operation: a media type the body does not take is 415",
+            _ => "per operation: a JSON body its schema refuses is 422",
+        };
+        let line = format!("{} {} HTTP/1.1", p.method, p.target);
+        let mut req = self.head(&line, &p.fields);
+        if let Some(body) = &p.body {
+            req.push_str(body);
+        }
+        let sent = self.send(req).await;
+        let verdict = |outcome, why: String| Verdict {
+            code: p.code,
+            check,
+            outcome,
+            why: format!("{}: {why}", p.about),
+            request: Some(printable(&sent.0)),
+            response: sent.1.as_ref().ok().map(|a| a.head.clone()),
+        };
+        match &sent.1 {
+            Err(why) => verdict(Outcome::Unknown, why.clone()),
+            Ok(a) if a.status != p.code => verdict(
+                Outcome::Fail,
+                format!(
+                    "answered {} where the document makes it {}",
+                    a.status, p.code
+                ),
+            ),
+            Ok(a) if p.code == 405 && a.field("allow").is_none() => {
+                verdict(Outcome::Fail, "405 without Allow".into())
+            }
+            Ok(_) => verdict(Outcome::Pass, format!("answered {}", p.code)),
+        }
     }
 
     /// A request head: the line, `Host`, `User-Agent`, `Connection: close`, then `extra`
@@ -237,8 +298,9 @@ impl<'a> Prober<'a> {
         self.send_waiting(request, timeout).await
     }
 
-    /// Sends a request about a resource (its validators, its ranges): the answer may be the
-    /// origin's, relayed as it is, so it is not held to the envelope.
+    /// Sends a request about a resource (its validators, its ranges, what it produces, a
+    /// burst of GETs): the answer may be the origin's, relayed as it is, so it is not held to
+    /// the envelope.
     async fn send_to_resource(&mut self, request: String) -> Sent {
         let timeout = self.opts.timeout;
         self.exchange(request, timeout, false).await
@@ -503,7 +565,7 @@ impl<'a> Prober<'a> {
                 &format!("GET {p} HTTP/1.1"),
                 "Accept: application/x-portico-probe-nothing\r\n",
             );
-            let sent = self.send(req).await;
+            let sent = self.send_to_resource(req).await;
             match &sent.1 {
                 Err(why) => return verdict(Outcome::Unknown, why.clone(), Some(&sent)),
                 Ok(a) if a.status == 406 => {
@@ -725,7 +787,7 @@ impl<'a> Prober<'a> {
         let mut last = None;
         for _ in 0..room {
             let req = self.head(&format!("GET {p} HTTP/1.1"), "");
-            let sent = self.send(req).await;
+            let sent = self.send_to_resource(req).await;
             match &sent.1 {
                 Err(why) => return verdict(Outcome::Unknown, why.clone(), Some(&sent)),
                 Ok(a) if a.status == 429 => {

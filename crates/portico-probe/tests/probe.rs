@@ -25,6 +25,7 @@ fn options(addr: &str, paths: &[&str]) -> Options {
         websocket: None,
         api_root: None,
         ca: None,
+        openapi: None,
     }
 }
 
@@ -377,4 +378,34 @@ async fn https_targets_are_probed_over_tls_and_a_certificate_not_trusted_is_unpr
     let e = probe(&opts).await.unwrap_err();
     assert!(e.0.contains("TLS handshake failed"), "{e}");
     assert!(!e.0.contains('\n'));
+}
+
+#[tokio::test]
+async fn an_apis_openapi_document_gives_rows_per_operation() {
+    let petstore = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/openapi/petstore.yaml"
+    );
+    let origin = origin(Broken::Nothing).await;
+    let gw = TestGateway::start(&format!(
+        "limits: {{header_timeout: 1s}}\nupstreams: [{{name: pets, targets: [\"http://{origin}\"]}}]\nroutes:\n  - {{name: pets, path: /api, openapi: {petstore}, upstream: pets}}\n"
+    ))
+    .await;
+    let spec = portico_config::load_openapi(std::path::Path::new(petstore)).unwrap();
+    let mut opts = options(&format!("{}/api", gw.addr), &["/api/pets"]);
+    opts.base = Target::parse(&format!("http://{}/api", gw.addr)).unwrap();
+    opts.openapi = Some(Arc::new(spec));
+    let verdicts = probe(&opts).await.unwrap();
+    assert!(failed(&verdicts).is_empty(), "{verdicts:#?}");
+    let per_op: Vec<&Verdict> = verdicts
+        .iter()
+        .filter(|v| v.check.starts_with("per operation"))
+        .collect();
+    // 405 on both paths; 400 for listPets, showPet and deletePet; 415 and 422 for createPet.
+    let codes: Vec<u16> = per_op.iter().map(|v| v.code).collect();
+    assert_eq!(codes, [405, 405, 400, 415, 422, 400, 400], "{per_op:#?}");
+    assert!(
+        per_op.iter().all(|v| v.outcome == Outcome::Pass),
+        "{per_op:#?}"
+    );
 }

@@ -120,6 +120,10 @@ enum Command {
         /// For https:// targets: a PEM file of the certificates to trust (else the system's).
         #[arg(long)]
         ca: Option<PathBuf>,
+        /// The API's OpenAPI document (YAML or JSON): 405, 400, and with --unsafe 415 and 422,
+        /// per operation.
+        #[arg(long)]
+        openapi: Option<PathBuf>,
     },
     /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
     /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
@@ -265,6 +269,7 @@ fn main() -> ExitCode {
             websocket,
             api_root,
             ca,
+            openapi,
         } => probe_command(ProbeArgs {
             url,
             paths,
@@ -276,6 +281,7 @@ fn main() -> ExitCode {
             websocket,
             api_root,
             ca,
+            openapi,
         }),
         Command::Export { config } => store_command(&config, |store, _| async move {
             portico_admin::export(&store)
@@ -424,6 +430,7 @@ struct ProbeArgs {
     websocket: Option<String>,
     api_root: Option<String>,
     ca: Option<PathBuf>,
+    openapi: Option<PathBuf>,
 }
 
 /// `portico probe`: exit 0 when nothing failed, 1 when a row failed, 2 when the target cannot
@@ -441,6 +448,7 @@ fn probe_command(args: ProbeArgs) -> ExitCode {
         websocket,
         api_root,
         ca,
+        openapi,
     } = args;
     let (format, timeout) = (format.as_str(), timeout.as_str());
     let unprobeable = |why: String| {
@@ -461,6 +469,11 @@ fn probe_command(args: ProbeArgs) -> ExitCode {
         Ok(t) => t,
         Err(e) => return unprobeable(e.to_string()),
     };
+    let openapi = match openapi.as_deref().map(portico_config::load_openapi) {
+        None => None,
+        Some(Ok(spec)) => Some(Arc::new(spec)),
+        Some(Err(problems)) => return unprobeable(format!("--openapi: {}", problems.join("; "))),
+    };
     let opts = portico_probe::Options {
         base,
         paths,
@@ -471,6 +484,7 @@ fn probe_command(args: ProbeArgs) -> ExitCode {
         websocket,
         api_root,
         ca,
+        openapi,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
