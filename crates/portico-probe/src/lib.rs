@@ -46,6 +46,9 @@ pub struct Options {
     pub ca: Option<std::path::PathBuf>,
     /// The API's OpenAPI document, for the per-operation rows (`--openapi`).
     pub openapi: Option<std::sync::Arc<portico_openapi::Spec>>,
+    /// Speak HTTP/2: with prior knowledge on `http://`, chosen by ALPN on `https://`. The
+    /// rows about HTTP/1.1 framing are then not applicable.
+    pub http2: bool,
 }
 
 /// A base URL, parsed.
@@ -192,7 +195,11 @@ pub async fn probe_with_progress(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<Verdict>, Unprobeable> {
     let tls = if opts.base.tls {
-        Some(wire::Tls::new(opts.ca.as_deref(), &opts.base.server_name)?)
+        Some(wire::Tls::new(
+            opts.ca.as_deref(),
+            &opts.base.server_name,
+            opts.http2,
+        )?)
     } else {
         None
     };

@@ -1,6 +1,6 @@
 //! The rows this version probes, each a crafted request and the judgement of its answer.
 
-use crate::wire::{Answer, NoAnswer, Tls, exchange, reach};
+use crate::wire::{Answer, H2Request, NoAnswer, Tls, exchange, exchange_h2, reach};
 use crate::{Options, Outcome, Unprobeable, Verdict};
 
 /// A check the prober makes.
@@ -323,14 +323,26 @@ impl<'a> Prober<'a> {
             );
         }
         self.sent += 1;
-        let answer = exchange(
-            &self.opts.base.addr,
-            self.tls.as_ref(),
-            request.as_bytes(),
-            timeout,
-        )
-        .await
-        .map_err(|e: NoAnswer| e.to_string());
+        let answer = if self.opts.http2 {
+            match H2Request::from_http1(&request) {
+                Some(r) => {
+                    let scheme = if self.opts.base.tls { "https" } else { "http" };
+                    exchange_h2(&self.opts.base.addr, self.tls.as_ref(), scheme, &r, timeout)
+                        .await
+                        .map_err(|e: NoAnswer| e.to_string())
+                }
+                None => Err("about HTTP/1.1 framing: not sent over HTTP/2".to_string()),
+            }
+        } else {
+            exchange(
+                &self.opts.base.addr,
+                self.tls.as_ref(),
+                request.as_bytes(),
+                timeout,
+            )
+            .await
+            .map_err(|e: NoAnswer| e.to_string())
+        };
         if let Ok(a) = &answer
             && a.status >= 400
             && front_door
@@ -343,6 +355,26 @@ impl<'a> Prober<'a> {
     async fn judge(&mut self, row: Row) -> Verdict {
         let verdict =
             |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
+        // Rows about HTTP/1.1's own framing, `Expect` and upgrades have no HTTP/2 form.
+        if self.opts.http2
+            && matches!(
+                row,
+                Row::Continue
+                    | Row::Switching
+                    | Row::Malformed
+                    | Row::Smuggling
+                    | Row::RequestTimeout
+                    | Row::LengthRequired
+                    | Row::Expectation
+                    | Row::Version
+            )
+        {
+            return verdict(
+                Outcome::NotApplicable,
+                "about HTTP/1.1 framing, Expect or Upgrade: not probed over HTTP/2".into(),
+                None,
+            );
+        }
         let known = self.opts.paths.first().cloned();
         let sends: Vec<Sent> = match row {
             Row::Options => {

@@ -28,9 +28,10 @@ pub struct Tls {
 }
 
 impl Tls {
-    /// Settings trusting `ca` (the system's roots when `None`), for the server `name`.
-    pub fn new(ca: Option<&std::path::Path>, name: &str) -> Result<Tls, Unprobeable> {
-        let config = portico_server::tls::client_config(ca, false)
+    /// Settings trusting `ca` (the system's roots when `None`), for the server `name`;
+    /// offering `h2` by ALPN when `http2`.
+    pub fn new(ca: Option<&std::path::Path>, name: &str, http2: bool) -> Result<Tls, Unprobeable> {
+        let config = portico_server::tls::client_config(ca, http2)
             .map_err(|e| Unprobeable(format!("TLS: {e}")))?;
         let name = ServerName::try_from(name.to_string())
             .map_err(|e| Unprobeable(format!("TLS: `{name}` is not a server name: {e}")))?;
@@ -195,5 +196,154 @@ async fn exchange_now(addr: &str, tls: Option<&Tls>, request: &[u8]) -> Result<A
             .to_string(),
         fields,
         body,
+    })
+}
+
+/// A request as the rows write it for HTTP/1.1, read back for HTTP/2: `None` when the bytes
+/// are about HTTP/1.1 framing (no single request line of `HTTP/1.1`, a field line without a
+/// colon, an obs-fold).
+#[derive(Debug)]
+pub(crate) struct H2Request {
+    method: String,
+    target: String,
+    authority: String,
+    fields: Vec<(String, String)>,
+    /// A body is announced (`Content-Length` above 0); none is sent.
+    announced: bool,
+}
+
+/// Fields HTTP/2 does not carry (RFC 9113 §8.2.2), and `Host`, which becomes `:authority`.
+const NOT_IN_H2: [&str; 7] = [
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+];
+
+impl H2Request {
+    pub(crate) fn from_http1(raw: &str) -> Option<H2Request> {
+        let head = raw.split("\r\n\r\n").next()?;
+        if !raw.contains("\r\n\r\n") {
+            return None;
+        }
+        let mut lines = head.split("\r\n");
+        let line: Vec<&str> = lines.next()?.split(' ').collect();
+        let [method, target, "HTTP/1.1"] = line[..] else {
+            return None;
+        };
+        let mut authority = String::new();
+        let mut fields = Vec::new();
+        let mut announced = false;
+        for l in lines {
+            if l.starts_with([' ', '\t']) {
+                return None;
+            }
+            let (n, v) = l.split_once(':')?;
+            let (n, v) = (n.trim().to_ascii_lowercase(), v.trim().to_string());
+            if n == "host" {
+                authority = v.clone();
+            }
+            if n == "content-length" {
+                announced = v.parse::<u64>().is_ok_and(|l| l > 0);
+            }
+            if NOT_IN_H2.contains(&n.as_str()) || n == "expect" {
+                continue;
+            }
+            fields.push((n, v));
+        }
+        Some(H2Request {
+            method: method.to_string(),
+            target: target.to_string(),
+            authority,
+            fields,
+            announced,
+        })
+    }
+}
+
+/// Sends `req` over HTTP/2 on a new connection (prior knowledge, or `h2` by ALPN over TLS)
+/// and reads the answer, all within `timeout`. An announced body is never sent: the stream
+/// stays open while the answer is awaited.
+pub(crate) async fn exchange_h2(
+    addr: &str,
+    tls: Option<&Tls>,
+    scheme: &str,
+    req: &H2Request,
+    timeout: Duration,
+) -> Result<Answer, NoAnswer> {
+    match tokio::time::timeout(timeout, exchange_h2_now(addr, tls, scheme, req)).await {
+        Ok(answer) => answer,
+        Err(_) => Err(NoAnswer::TimedOut),
+    }
+}
+
+async fn exchange_h2_now(
+    addr: &str,
+    tls: Option<&Tls>,
+    scheme: &str,
+    req: &H2Request,
+) -> Result<Answer, NoAnswer> {
+    let stream = connect(addr, tls).await.map_err(NoAnswer::Connect)?;
+    let (client, connection) = h2::client::Builder::new()
+        .max_header_list_size(MAX_HEAD as u32)
+        .handshake::<_, Bytes>(stream)
+        .await
+        .map_err(|e| NoAnswer::Closed(format!("HTTP/2 handshake: {e}")))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let uri = format!("{scheme}://{}{}", req.authority, req.target);
+    let mut builder = http::Request::builder()
+        .method(req.method.as_str())
+        .uri(uri.as_str());
+    for (n, v) in &req.fields {
+        builder = builder.header(n.as_str(), v.as_str());
+    }
+    let request = builder
+        .body(())
+        .map_err(|e| NoAnswer::Closed(format!("not an HTTP/2 request: {e}")))?;
+    let mut client = client
+        .ready()
+        .await
+        .map_err(|e| NoAnswer::Closed(e.to_string()))?;
+    let (response, _stream) = client
+        .send_request(request, !req.announced)
+        .map_err(|e| NoAnswer::Closed(e.to_string()))?;
+    let response = response.await.map_err(|e| NoAnswer::Closed(e.to_string()));
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => {
+            driver.abort();
+            return Err(e);
+        }
+    };
+    let (parts, mut body) = response.into_parts();
+    let mut head = format!("HTTP/2 {}", parts.status.as_u16());
+    let mut fields = Vec::new();
+    for (n, v) in &parts.headers {
+        let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        head.push_str(&format!("\r\n{n}: {v}"));
+        fields.push((n.as_str().to_string(), v));
+    }
+    let mut data = BytesMut::new();
+    while data.len() < MAX_BODY {
+        match body.data().await {
+            Some(Ok(chunk)) => {
+                let _ = body.flow_control().release_capacity(chunk.len());
+                data.extend_from_slice(&chunk);
+            }
+            _ => break,
+        }
+    }
+    driver.abort();
+    data.truncate(MAX_BODY);
+    Ok(Answer {
+        status: parts.status.as_u16(),
+        head,
+        fields,
+        body: data.freeze(),
     })
 }

@@ -26,6 +26,7 @@ fn options(addr: &str, paths: &[&str]) -> Options {
         api_root: None,
         ca: None,
         openapi: None,
+        http2: false,
     }
 }
 
@@ -37,21 +38,13 @@ fn failed(verdicts: &[Verdict]) -> BTreeSet<&'static str> {
         .collect()
 }
 
-#[tokio::test]
-async fn portico_keeps_every_row_the_prober_checks() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("a.txt"), "abcdefghij").unwrap();
-    // The test origin, for the WebSocket route's upstream.
-    let origin = origin(Broken::Nothing).await;
-    let config = format!(
-        r#"
-limits: {{header_timeout: 1s}}
-upstreams: [{{name: origin, targets: ["http://{origin}"]}}]
-apis:
-  - name: compute
-    base_path: /compute
-    versions: [{{id: v2, status: published}}, {{id: v1, status: published}}]
-routes:
+/// Routes that give the resource rows what they need: one that takes JSON bodies with a
+/// length and is rate limited, one that declares what it produces, and static files with
+/// validators and ranges (`a.txt`, written in `root`).
+fn resource_routes(root: &std::path::Path) -> String {
+    std::fs::write(root.join("a.txt"), "abcdefghij").unwrap();
+    format!(
+        r#"routes:
   - name: upload
     path: /upload
     methods: [GET, POST]
@@ -62,9 +55,27 @@ routes:
     rate_limit: {{key: ip, rate: 30/m}}
   - {{name: json, path: /json, methods: [GET], handler: echo, produces: [application/json]}}
   - {{name: files, path: "/files/{{*path}}", handler: static, root: {}}}
-  - {{name: ws, path: /ws, methods: [GET], upstream: origin, websocket: true}}
 "#,
-        dir.path().display()
+        root.display()
+    )
+}
+
+#[tokio::test]
+async fn portico_keeps_every_row_the_prober_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    // The test origin, for the WebSocket route's upstream.
+    let origin = origin(Broken::Nothing).await;
+    let config = format!(
+        r#"
+limits: {{header_timeout: 1s}}
+upstreams: [{{name: origin, targets: ["http://{origin}"]}}]
+apis:
+  - name: compute
+    base_path: /compute
+    versions: [{{id: v2, status: published}}, {{id: v1, status: published}}]
+{}  - {{name: ws, path: /ws, methods: [GET], upstream: origin, websocket: true}}
+"#,
+        resource_routes(dir.path())
     );
     let gw = TestGateway::start(&config).await;
     let mut opts = options(&gw.addr.to_string(), &["/upload", "/json", "/files/a.txt"]);
@@ -407,5 +418,33 @@ async fn an_apis_openapi_document_gives_rows_per_operation() {
     assert!(
         per_op.iter().all(|v| v.outcome == Outcome::Pass),
         "{per_op:#?}"
+    );
+}
+
+#[tokio::test]
+async fn http2_targets_are_probed_with_prior_knowledge() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = TestGateway::start(&resource_routes(dir.path())).await;
+    let mut opts = options(&gw.addr.to_string(), &["/upload", "/json", "/files/a.txt"]);
+    opts.http2 = true;
+    let verdicts = probe(&opts).await.unwrap();
+    assert!(failed(&verdicts).is_empty(), "{verdicts:#?}");
+    let judged: BTreeSet<u16> = verdicts
+        .iter()
+        .filter(|v| v.outcome == Outcome::Pass)
+        .map(|v| v.code)
+        .collect();
+    for code in [
+        0, 204, 206, 304, 404, 405, 406, 412, 413, 414, 415, 416, 429, 501,
+    ] {
+        assert!(judged.contains(&code), "{code}: {verdicts:#?}");
+    }
+    // The evidence says which protocol answered.
+    assert!(
+        verdicts
+            .iter()
+            .filter_map(|v| v.response.as_deref())
+            .all(|r| r.starts_with("HTTP/2 ")),
+        "{verdicts:#?}"
     );
 }

@@ -124,6 +124,9 @@ enum Command {
         /// per operation.
         #[arg(long)]
         openapi: Option<PathBuf>,
+        /// Speak HTTP/2: prior knowledge on http://, `h2` by ALPN on https://.
+        #[arg(long)]
+        http2: bool,
     },
     /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
     /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
@@ -270,6 +273,7 @@ fn main() -> ExitCode {
             api_root,
             ca,
             openapi,
+            http2,
         } => probe_command(ProbeArgs {
             url,
             paths,
@@ -282,6 +286,7 @@ fn main() -> ExitCode {
             api_root,
             ca,
             openapi,
+            http2,
         }),
         Command::Export { config } => store_command(&config, |store, _| async move {
             portico_admin::export(&store)
@@ -431,6 +436,7 @@ struct ProbeArgs {
     api_root: Option<String>,
     ca: Option<PathBuf>,
     openapi: Option<PathBuf>,
+    http2: bool,
 }
 
 /// `portico probe`: exit 0 when nothing failed, 1 when a row failed, 2 when the target cannot
@@ -449,6 +455,7 @@ fn probe_command(args: ProbeArgs) -> ExitCode {
         api_root,
         ca,
         openapi,
+        http2,
     } = args;
     let (format, timeout) = (format.as_str(), timeout.as_str());
     let unprobeable = |why: String| {
@@ -485,6 +492,7 @@ fn probe_command(args: ProbeArgs) -> ExitCode {
         api_root,
         ca,
         openapi,
+        http2,
     };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
