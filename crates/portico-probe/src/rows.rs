@@ -59,13 +59,16 @@ pub enum Row {
     UnknownMethod,
     /// `HTTP/2.0` and `HTTP/3.1` request lines: 505.
     Version,
+    /// Every 503 seen carried `Retry-After` (the contract's temporary kinds do; a disabled
+    /// API's does not, which cannot be told from outside).
+    Unavailable,
     /// Every error the target generated above has one JSON envelope and `X-Request-Id`.
     Envelope,
 }
 
 impl Row {
     /// Every row, in the contract's order (the envelope, which spans rows, last).
-    pub const ALL: [Row; 23] = [
+    pub const ALL: [Row; 24] = [
         Row::Continue,
         Row::Switching,
         Row::Options,
@@ -88,6 +91,7 @@ impl Row {
         Row::TooMany,
         Row::UnknownMethod,
         Row::Version,
+        Row::Unavailable,
         Row::Envelope,
     ];
 
@@ -115,6 +119,7 @@ impl Row {
             Row::Expectation => 417,
             Row::UnknownMethod => 501,
             Row::Version => 505,
+            Row::Unavailable => 503,
             Row::Envelope => 0,
         }
     }
@@ -144,6 +149,7 @@ impl Row {
             Row::Expectation => "an Expect other than 100-continue is 417",
             Row::UnknownMethod => "an unknown method is 501",
             Row::Version => "HTTP/2.0 and HTTP/3.1 request lines are 505",
+            Row::Unavailable => "a 503 carries Retry-After",
             Row::Envelope => "every generated error has the JSON envelope and X-Request-Id",
         }
     }
@@ -166,6 +172,12 @@ pub(crate) struct Prober<'a> {
     allow: Option<String>,
     /// The first known path that has a validator, once looked for.
     resource: Option<Option<Resource>>,
+    /// Every 503 answered, with its request.
+    unavailable: Vec<(String, Answer)>,
+    /// Nothing is sent before this: a `Retry-After` asked for quiet.
+    quiet_until: Option<tokio::time::Instant>,
+    /// Nothing more is sent: a `Retry-After` asked for longer than `--timeout`.
+    stopped: Option<String>,
 }
 
 /// A known path's representation, as a plain GET showed it.
@@ -190,6 +202,9 @@ impl<'a> Prober<'a> {
             errors: Vec::new(),
             allow: None,
             resource: None,
+            unavailable: Vec::new(),
+            quiet_until: None,
+            stopped: None,
         }
     }
 
@@ -291,6 +306,29 @@ impl<'a> Prober<'a> {
         format!("{}{rest}", self.opts.base.base_path)
     }
 
+    /// A 429 or 503 with `Retry-After`: the next request waits that long when it is within
+    /// `--timeout`; a longer wait ends the probing (the rows left are `unknown`).
+    fn honour(&mut self, a: &Answer) {
+        if !matches!(a.status, 429 | 503) {
+            return;
+        }
+        let Some(secs) = a
+            .field("retry-after")
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        else {
+            return;
+        };
+        let wait = std::time::Duration::from_secs(secs);
+        if wait <= self.opts.timeout {
+            self.quiet_until = Some(tokio::time::Instant::now() + wait);
+        } else {
+            self.stopped = Some(format!(
+                "not asked: the target asked for {secs} s of quiet (Retry-After on a {}), longer than --timeout",
+                a.status
+            ));
+        }
+    }
+
     /// Sends a request the front door decides (its framing, its method, its route): an
     /// error it answers is the gateway's own, held to the envelope.
     async fn send(&mut self, request: String) -> Sent {
@@ -322,6 +360,13 @@ impl<'a> Prober<'a> {
                 Err("the request budget (--max-requests) is spent".into()),
             );
         }
+        if let Some(why) = &self.stopped {
+            return (request, Err(why.clone()));
+        }
+        // Honour the last Retry-After (never longer than --timeout: see below).
+        if let Some(until) = self.quiet_until.take() {
+            tokio::time::sleep_until(until).await;
+        }
         self.sent += 1;
         let answer = if self.opts.http2 {
             match H2Request::from_http1(&request) {
@@ -343,11 +388,14 @@ impl<'a> Prober<'a> {
             .await
             .map_err(|e: NoAnswer| e.to_string())
         };
-        if let Ok(a) = &answer
-            && a.status >= 400
-            && front_door
-        {
-            self.errors.push((request.clone(), a.clone()));
+        if let Ok(a) = &answer {
+            if a.status >= 400 && front_door {
+                self.errors.push((request.clone(), a.clone()));
+            }
+            if a.status == 503 {
+                self.unavailable.push((request.clone(), a.clone()));
+            }
+            self.honour(a);
         }
         (request, answer)
     }
@@ -474,6 +522,7 @@ impl<'a> Prober<'a> {
                 sent
             }
             Row::Envelope => return self.envelope(),
+            Row::Unavailable => return self.unavailable(),
             Row::Continue => {
                 let missing = format!("/portico-probe-{:016x}-missing", fastrand::u64(..));
                 let req = self.head(
@@ -965,6 +1014,39 @@ impl<'a> Prober<'a> {
         match problem {
             Some(p) => verdict(Outcome::Fail, p.into(), Some(&sent)),
             None => verdict(Outcome::Pass, format!("answered {want}"), Some(&sent)),
+        }
+    }
+
+    /// The 503s seen so far: each with `Retry-After`.
+    fn unavailable(&self) -> Verdict {
+        let row = Row::Unavailable;
+        let evidence = |sent: &(String, Answer)| Verdict {
+            code: row.code(),
+            check: row.check(),
+            outcome: Outcome::Pass,
+            why: String::new(),
+            request: Some(printable(&sent.0)),
+            response: Some(sent.1.head.clone()),
+        };
+        match self
+            .unavailable
+            .iter()
+            .find(|(_, a)| a.field("retry-after").is_none())
+        {
+            Some(sent) => Verdict {
+                outcome: Outcome::Unknown,
+                why: "a 503 without Retry-After: right only for a disabled API (do not retry \
+                      unchanged), which cannot be told from outside"
+                    .into(),
+                ..evidence(sent)
+            },
+            None => match self.unavailable.last() {
+                Some(sent) => Verdict {
+                    why: format!("{} 503s, each with Retry-After", self.unavailable.len()),
+                    ..evidence(sent)
+                },
+                None => verdict_of(row, Outcome::NotApplicable, "no 503 was seen".into(), None),
+            },
         }
     }
 

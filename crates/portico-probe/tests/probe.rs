@@ -87,7 +87,14 @@ apis:
         .iter()
         .filter(|v| v.outcome == Outcome::Pass)
         .count();
-    assert_eq!(passed, verdicts.len(), "{verdicts:#?}");
+    // Every row passes but 503's, which no probe here provokes.
+    assert_eq!(passed, verdicts.len() - 1, "{verdicts:#?}");
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.code == 503 && v.outcome == Outcome::NotApplicable),
+        "{verdicts:#?}"
+    );
     assert_eq!(verdicts.len(), portico_probe::Row::ALL.len());
     assert_eq!(portico_probe::exit_status(&verdicts), 0);
 }
@@ -447,4 +454,35 @@ async fn http2_targets_are_probed_with_prior_knowledge() {
             .all(|r| r.starts_with("HTTP/2 ")),
         "{verdicts:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_timeout_ends_the_probing() {
+    // A server that is unavailable, and says for how long.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf).await;
+            let _ = s
+                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 3600\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                .await;
+        }
+    });
+    let verdicts = probe(&options(&addr, &[])).await.unwrap();
+    let asked: BTreeSet<&str> = verdicts
+        .iter()
+        .filter(|v| v.response.is_some())
+        .filter_map(|v| v.request.as_deref())
+        .collect();
+    assert_eq!(asked.len(), 1, "one request, then nothing: {verdicts:#?}");
+    assert!(
+        verdicts
+            .iter()
+            .any(|v| v.why.contains("asked for 3600 s of quiet")),
+        "{verdicts:#?}"
+    );
+    let unavailable = verdicts.iter().find(|v| v.code == 503).unwrap();
+    assert_eq!(unavailable.outcome, Outcome::Pass, "{unavailable:?}");
 }
