@@ -56,8 +56,11 @@ pub struct Options {
 pub struct Target {
     /// `host:port` to connect to.
     pub addr: String,
-    /// Over TLS (`https://`), HTTP/1.1 chosen by ALPN.
+    /// Over TLS (`https://`, `h2://`).
     pub tls: bool,
+    /// HTTP/2 asked for by the URL: `h2c://` (prior knowledge) or `h2://` (TLS, `h2` by
+    /// ALPN).
+    pub http2: bool,
     /// The host, without port or brackets: the TLS server name.
     pub server_name: String,
     /// The `Host` to send.
@@ -83,10 +86,14 @@ impl Target {
     /// or no host is refused with the reason.
     pub fn parse(url: &str) -> Result<Target, Unprobeable> {
         let bad = |why: &str| Err(Unprobeable(format!("{url}: {why}")));
-        let (rest, tls) = match url.split_once("://") {
-            Some(("http", rest)) => (rest, false),
-            Some(("https", rest)) => (rest, true),
-            Some((scheme, _)) => return bad(&format!("`{scheme}` is not http or https")),
+        let (rest, tls, http2) = match url.split_once("://") {
+            Some(("http", rest)) => (rest, false, false),
+            Some(("https", rest)) => (rest, true, false),
+            Some(("h2c", rest)) => (rest, false, true),
+            Some(("h2", rest)) => (rest, true, true),
+            Some((scheme, _)) => {
+                return bad(&format!("`{scheme}` is not http, https, h2c or h2"));
+            }
             None => return bad("not a URL (http(s)://host[:port][/path])"),
         };
         if url.contains('#') {
@@ -134,6 +141,7 @@ impl Target {
         Ok(Target {
             addr,
             tls,
+            http2,
             server_name,
             host: authority.to_string(),
             base_path: path.trim_end_matches('/').to_string(),
@@ -198,7 +206,7 @@ pub async fn probe_with_progress(
         Some(wire::Tls::new(
             opts.ca.as_deref(),
             &opts.base.server_name,
-            opts.http2,
+            opts.http2 || opts.base.http2,
         )?)
     } else {
         None
@@ -225,6 +233,7 @@ mod tests {
             Target {
                 addr: "api.example:8080".into(),
                 tls: false,
+                http2: false,
                 server_name: "api.example".into(),
                 host: "api.example:8080".into(),
                 base_path: "/v1".into()
@@ -236,6 +245,10 @@ mod tests {
             (s.addr.as_str(), s.tls, s.server_name.as_str()),
             ("[::1]:443", true, "::1")
         );
+        let h = Target::parse("h2c://h:8080").expect("parsed");
+        assert!(h.http2 && !h.tls);
+        let h = Target::parse("h2://h").expect("parsed");
+        assert!(h.http2 && h.tls && h.addr == "h:443");
         assert_eq!(
             Target::parse("http://[::1]:9/").expect("parsed").addr,
             "[::1]:9"
@@ -243,7 +256,7 @@ mod tests {
         for (url, why) in [
             ("http://u:p@h/", "userinfo"),
             ("http://h/#x", "fragment"),
-            ("ftp://h/", "not http or https"),
+            ("ftp://h/", "not http, https, h2c or h2"),
             ("h:80", "not a URL"),
             ("http:///x", "no host"),
             ("http://h:x/", "port"),

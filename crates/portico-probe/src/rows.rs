@@ -368,7 +368,7 @@ impl<'a> Prober<'a> {
             tokio::time::sleep_until(until).await;
         }
         self.sent += 1;
-        let answer = if self.opts.http2 {
+        let answer = if self.opts.http2 || self.opts.base.http2 {
             match H2Request::from_http1(&request) {
                 Some(r) => {
                     let scheme = if self.opts.base.tls { "https" } else { "http" };
@@ -404,7 +404,7 @@ impl<'a> Prober<'a> {
         let verdict =
             |outcome, why: String, sent: Option<&Sent>| verdict_of(row, outcome, why, sent);
         // Rows about HTTP/1.1's own framing, `Expect` and upgrades have no HTTP/2 form.
-        if self.opts.http2
+        if (self.opts.http2 || self.opts.base.http2)
             && matches!(
                 row,
                 Row::Continue

@@ -388,6 +388,18 @@ async fn https_targets_are_probed_over_tls_and_a_certificate_not_trusted_is_unpr
         verdicts.iter().all(|v| v.outcome == Outcome::Pass),
         "{verdicts:#?}"
     );
+    // The same over HTTP/2, `h2` chosen by ALPN.
+    let mut h2 = opts.clone();
+    h2.base = Target::parse(&format!("h2://localhost:{port}")).unwrap();
+    h2.rows = vec![404, 501, 0];
+    let verdicts = probe(&h2).await.unwrap();
+    assert!(
+        verdicts.iter().all(|v| v.outcome == Outcome::Pass
+            && v.response
+                .as_deref()
+                .is_none_or(|r| r.starts_with("HTTP/2 "))),
+        "{verdicts:#?}"
+    );
     // Another certificate as the only trusted one: the handshake fails, said in one line.
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
     let other_path = dir.path().join("other.pem");
@@ -432,8 +444,9 @@ async fn an_apis_openapi_document_gives_rows_per_operation() {
 async fn http2_targets_are_probed_with_prior_knowledge() {
     let dir = tempfile::tempdir().unwrap();
     let gw = TestGateway::start(&resource_routes(dir.path())).await;
+    // The URL says HTTP/2 (prior knowledge), as `--http2` would.
     let mut opts = options(&gw.addr.to_string(), &["/upload", "/json", "/files/a.txt"]);
-    opts.http2 = true;
+    opts.base = Target::parse(&format!("h2c://{}", gw.addr)).unwrap();
     let verdicts = probe(&opts).await.unwrap();
     assert!(failed(&verdicts).is_empty(), "{verdicts:#?}");
     let judged: BTreeSet<u16> = verdicts
