@@ -14,6 +14,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 VERSION=0.4.5
 WORK="${BENCH_WORK:-/tmp/portico-cache-tests}"
 PORTICO=""
@@ -44,14 +46,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do
-    if (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2; exit 1
-}
 
 ORIGIN=$(free_port)
 (cd "$PKG" && npm_config_port=$ORIGIN npm_config_protocol=http npm_config_pidfile="$WORK/origin.pid" \

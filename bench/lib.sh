@@ -89,3 +89,15 @@ nginx_upstream_64() {  # work port
 }
 CONF
 }
+
+# A port nothing listens on now, on 127.0.0.1.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Waits (at most 10 s) until something listens on 127.0.0.1:PORT.
+wait_port() {  # port
+  for _ in $(seq 100); do
+    if (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2; exit 1
+}

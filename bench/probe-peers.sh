@@ -9,6 +9,8 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=bench/lib.sh
+source "$REPO/bench/lib.sh"
 WORK="${BENCH_WORK:-/tmp/portico-probe-peers}"
 JSON_DIR=""
 while [[ $# -gt 0 ]]; do
@@ -30,14 +32,6 @@ head -c 4096 /dev/zero | tr '\0' 'x' > "$WORK/www/v1/file.txt"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do
-    if (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2; exit 1
-}
 
 ORIGIN=$(free_port) NGINX=$(free_port) HAPROXY=$(free_port) PPORT=$(free_port)
 cat > "$WORK/nginx.conf" <<EOF

@@ -90,44 +90,7 @@ enum Command {
     },
     /// Check an HTTP API against the status-code contract from outside, row by row: exit 0
     /// when nothing failed, 1 when a row failed, 2 when the target cannot be probed at all.
-    Probe {
-        /// The API's base URL, `http://host[:port][/base]`.
-        url: String,
-        /// A path the API serves (for the rows that need one: OPTIONS, 405); repeatable.
-        #[arg(long = "path")]
-        paths: Vec<String>,
-        /// Only these rows (status codes, comma-separated; 0 for the error envelope).
-        #[arg(long, value_delimiter = ',')]
-        rows: Vec<u16>,
-        /// `table`, `json` or `junit`.
-        #[arg(long, default_value = "table")]
-        format: String,
-        /// Also send the probes that carry request bodies (request smuggling hygiene).
-        #[arg(long = "unsafe")]
-        unsafe_probes: bool,
-        /// The most requests sent in all.
-        #[arg(long, default_value_t = 200)]
-        max_requests: u32,
-        /// The longest wait for one answer (`10s`, `500ms`).
-        #[arg(long, default_value = "10s")]
-        timeout: String,
-        /// A path that takes WebSocket handshakes (for 101).
-        #[arg(long)]
-        websocket: Option<String>,
-        /// The root of an API with several versions (for 300).
-        #[arg(long)]
-        api_root: Option<String>,
-        /// For https:// targets: a PEM file of the certificates to trust (else the system's).
-        #[arg(long)]
-        ca: Option<PathBuf>,
-        /// The API's OpenAPI document (YAML or JSON): 405, 400, and with --unsafe 415 and 422,
-        /// per operation.
-        #[arg(long)]
-        openapi: Option<PathBuf>,
-        /// Speak HTTP/2: prior knowledge on http://, `h2` by ALPN on https://.
-        #[arg(long)]
-        http2: bool,
-    },
+    Probe(ProbeArgs),
     /// Print the headers that sign a request (`SDK-HMAC-SHA256`, docs/signing.md): `X-Sdk-Date`,
     /// `Authorization`, and `X-Sdk-Content-Sha256` when asked. The secret key comes from
     /// PORTICO_SECRET_KEY, so that it stays out of shell history.
@@ -261,33 +224,7 @@ fn main() -> ExitCode {
                 ))
             })
         }
-        Command::Probe {
-            url,
-            paths,
-            rows,
-            format,
-            unsafe_probes,
-            max_requests,
-            timeout,
-            websocket,
-            api_root,
-            ca,
-            openapi,
-            http2,
-        } => probe_command(ProbeArgs {
-            url,
-            paths,
-            rows,
-            format,
-            unsafe_probes,
-            max_requests,
-            timeout,
-            websocket,
-            api_root,
-            ca,
-            openapi,
-            http2,
-        }),
+        Command::Probe(args) => probe_command(args),
         Command::Export { config } => store_command(&config, |store, _| async move {
             portico_admin::export(&store)
                 .await
@@ -424,18 +361,43 @@ fn sign_headers(
 /// Runs `work` on the store the configuration file names and prints what it returns; an error
 /// goes to standard error with exit status 1.
 /// What `portico probe` was asked, as given.
+#[derive(clap::Args)]
 struct ProbeArgs {
+    /// The API's base URL, `http://host[:port][/base]`.
     url: String,
+    /// A path the API serves (for the rows that need one: OPTIONS, 405); repeatable.
+    #[arg(long = "path")]
     paths: Vec<String>,
+    /// Only these rows (status codes, comma-separated; 0 for the error envelope).
+    #[arg(long, value_delimiter = ',')]
     rows: Vec<u16>,
+    /// `table`, `json` or `junit`.
+    #[arg(long, default_value = "table")]
     format: String,
+    /// Also send the probes that carry request bodies (request smuggling hygiene).
+    #[arg(long = "unsafe")]
     unsafe_probes: bool,
+    /// The most requests sent in all.
+    #[arg(long, default_value_t = 200)]
     max_requests: u32,
+    /// The longest wait for one answer (`10s`, `500ms`).
+    #[arg(long, default_value = "10s")]
     timeout: String,
+    /// A path that takes WebSocket handshakes (for 101).
+    #[arg(long)]
     websocket: Option<String>,
+    /// The root of an API with several versions (for 300).
+    #[arg(long)]
     api_root: Option<String>,
+    /// For https:// targets: a PEM file of the certificates to trust (else the system's).
+    #[arg(long)]
     ca: Option<PathBuf>,
+    /// The API's OpenAPI document (YAML or JSON): 405, 400, and with --unsafe 415 and 422,
+    /// per operation.
+    #[arg(long)]
     openapi: Option<PathBuf>,
+    /// Speak HTTP/2: prior knowledge on http://, `h2` by ALPN on https://.
+    #[arg(long)]
     http2: bool,
 }
 

@@ -624,11 +624,27 @@ fn serve_with_admin(
     name: &str,
     storage: &str,
 ) -> (Served, String, String) {
+    serve_with_admin_and(
+        dir,
+        name,
+        storage,
+        "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n",
+    )
+}
+
+/// `portico serve` with the admin API on `storage`, the token in the environment, and the
+/// rest of the file (`model`: upstreams, routes); its data-plane and admin addresses.
+fn serve_with_admin_and(
+    dir: &tempfile::TempDir,
+    name: &str,
+    storage: &str,
+    model: &str,
+) -> (Served, String, String) {
     let path = write_config(
         dir,
         name,
         &format!(
-            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: {storage}\naccess_log: off\nroutes:\n  - {{name: e, path: /e, methods: [GET], handler: echo}}\n"
+            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: {storage}\naccess_log: off\n{model}"
         ),
     );
     let mut command = Command::new(BIN);
@@ -1880,23 +1896,14 @@ fn cached_node(
     storage: &str,
     upstream: &str,
 ) -> (Served, String, String) {
-    let path = write_config(
+    serve_with_admin_and(
         dir,
         name,
+        storage,
         &format!(
-            "listen: 127.0.0.1:0\nadmin: {{listen: 127.0.0.1:0}}\nstorage: {storage}\naccess_log: off\nupstreams:\n  - {{name: u, targets: [\"http://{upstream}\"]}}\nroutes:\n  - {{name: cached, path: \"/c/{{*rest}}\", methods: [GET], upstream: u, cache: true}}\n"
+            "upstreams:\n  - {{name: u, targets: [\"http://{upstream}\"]}}\nroutes:\n  - {{name: cached, path: \"/c/{{*rest}}\", methods: [GET], upstream: u, cache: true}}\n"
         ),
-    );
-    let mut command = Command::new(BIN);
-    command
-        .args(["serve", "--config"])
-        .arg(&path)
-        .env("PORTICO_ADMIN_TOKEN", ADMIN_TOKEN)
-        .stdout(Stdio::null());
-    let mut served = Served::spawn(command);
-    let admin = served.address("admin API listening");
-    let data = served.address("portico listening");
-    (served, data, admin)
+    )
 }
 
 fn cache_status(data: &str, path: &str) -> String {
