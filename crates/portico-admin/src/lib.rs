@@ -32,11 +32,13 @@ use portico_store::{Document, Expect, Lookup, NewDocument, Store, StoreError};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+mod exposition;
 mod openapi;
 mod resource;
 mod schema;
 mod sync;
 
+pub use exposition::MetricsEndpoint;
 use resource::{Fields, KINDS, Kind, MODEL};
 pub use sync::{ApplyError, Change, Verb, apply, export};
 
@@ -107,6 +109,8 @@ pub struct Admin<S> {
     on_cache_purge: Option<OnCachePurge>,
     /// A route's response-cache counters.
     route_cache_counts: Option<RouteCacheCounts>,
+    /// The process's Prometheus metrics, served at `GET /metrics`.
+    prometheus: Option<Arc<portico_telemetry::Metrics>>,
 }
 
 /// What a request's path names: a collection, or an item in it, or an action on an item.
@@ -136,12 +140,19 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             metrics: None,
             on_cache_purge: None,
             route_cache_counts: None,
+            prometheus: None,
         }
     }
 
     /// Reports what `f` gives at `GET /admin/v1/metrics`.
     pub fn with_metrics(mut self, f: Metrics) -> Admin<S> {
         self.metrics = Some(f);
+        self
+    }
+
+    /// Serves `metrics` at `GET /metrics` (with the admin token, like everything here).
+    pub fn with_prometheus(mut self, metrics: Arc<portico_telemetry::Metrics>) -> Admin<S> {
+        self.prometheus = Some(metrics);
         self
     }
 
@@ -378,6 +389,11 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     async fn dispatch(&self, req: &Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
         self.authorize(req)?;
         let path = std::str::from_utf8(req.head.path()).unwrap_or("");
+        if path == exposition::PATH
+            && let Some(metrics) = &self.prometheus
+        {
+            return exposition::answer(metrics, req);
+        }
         let Some(rest) = path.strip_prefix(PREFIX) else {
             return Err(Error::new(ErrorCode::RouteNotFound));
         };

@@ -434,6 +434,21 @@ fn other_paths(paths: &mut Map<String, Value>) {
         }}),
     );
     paths.insert(
+        "/metrics".into(),
+        json!({"get": {
+            "operationId": "getPrometheusMetrics",
+            "summary": "The Prometheus exposition: OpenMetrics when `Accept` asks for `application/openmetrics-text`, else the Prometheus text format 0.0.4.",
+            "responses": responses(vec![("200", json!({
+                "description": "Every metric Portico keeps (docs/metrics.md lists them).",
+                "headers": {"Vary": {"schema": {"type": "string"}}, "Cache-Control": {"schema": {"type": "string"}}},
+                "content": {
+                    portico_telemetry::metrics::PROMETHEUS_TEXT: {"schema": {"type": "string"}},
+                    portico_telemetry::metrics::OPENMETRICS: {"schema": {"type": "string"}}
+                }
+            }))])
+        }}),
+    );
+    paths.insert(
         "/admin/v1/tokens".into(),
         json!({"delete": {
             "operationId": "revokeToken",

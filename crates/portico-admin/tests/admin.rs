@@ -45,7 +45,8 @@ impl AdminApi {
             max_connections: 100,
             http2: None,
         });
-        let mut admin = Admin::new(store, Sha256::digest(TOKEN).into(), settings);
+        let mut admin = Admin::new(store, Sha256::digest(TOKEN).into(), settings)
+            .with_prometheus(Arc::new(portico_telemetry::Metrics::new(&[0.1, 1.0])));
         if let Some(yaml) = yaml {
             let base = portico_config::from_str(yaml, "base.yaml").unwrap();
             admin = admin.with_model(Arc::new(arc_swap::ArcSwap::from_pointee(base)));
@@ -449,7 +450,16 @@ async fn the_openapi_document_matches_the_real_responses() {
             Some(r) => doc.pointer(r.trim_start_matches('#')).unwrap(),
             None => documented,
         };
-        if let Some(schema) = documented.pointer("/content/application~1json/schema") {
+        let content_type = resp.header("content-type").unwrap_or_default();
+        if let Some(media) = documented["content"]
+            .as_object()
+            .filter(|c| !c.contains_key("application/json"))
+        {
+            assert!(
+                media.contains_key(content_type),
+                "{method} {path}: {content_type} is not documented"
+            );
+        } else if let Some(schema) = documented.pointer("/content/application~1json/schema") {
             let body: Value = serde_json::from_slice(&resp.body).unwrap();
             let mut problems = Vec::new();
             conforms(&doc, schema, &body, "", &mut problems);
@@ -734,6 +744,11 @@ async fn the_openapi_document_matches_the_real_responses() {
     }
     let resp = api.send("GET", "/admin/v1/metrics", &[], None).await;
     check("GET", "/admin/v1/metrics", &resp);
+    let resp = api.send("GET", "/metrics", &[], None).await;
+    check("GET", "/metrics", &resp);
+    let openmetrics = ["Accept: application/openmetrics-text"];
+    let resp = api.send("GET", "/metrics", &openmetrics, None).await;
+    check("GET", "/metrics", &resp);
     // Tokens: a revocation needs the token, and one that was never issued is not found.
     for fields in [vec![], vec!["X-Subject-Token: pt_never-issued"]] {
         let resp = api.send("DELETE", "/admin/v1/tokens", &fields, None).await;

@@ -225,6 +225,7 @@ pub(crate) struct Listeners {
     pub(crate) tls: Option<SocketAddr>,
     pub(crate) admin: Option<SocketAddr>,
     pub(crate) egress: Option<SocketAddr>,
+    pub(crate) metrics: Option<SocketAddr>,
 }
 
 /// Each listener has a port of its own (port 0, "any free port", never clashes); false after
@@ -244,12 +245,21 @@ pub(crate) fn check_ports(r: &mut Reader, top: &Fields<'_>, l: &Listeners) -> bo
             format!("{tls} is also `listen`: give TLS its own port"),
         ))
     } else {
-        clash(l.egress, &[Some(l.listen), l.tls, l.admin]).map(|egress| {
-            (
-                "egress",
-                format!("{egress} is another listener's: the egress proxy needs its own port"),
-            )
-        })
+        clash(l.egress, &[Some(l.listen), l.tls, l.admin])
+            .map(|egress| {
+                (
+                    "egress",
+                    format!("{egress} is another listener's: the egress proxy needs its own port"),
+                )
+            })
+            .or_else(|| {
+                clash(l.metrics, &[Some(l.listen), l.tls, l.admin, l.egress]).map(|m| {
+                    (
+                        "metrics",
+                        format!("{m} is another listener's: metrics need their own port"),
+                    )
+                })
+            })
     };
     match found {
         Some((section, message)) => {

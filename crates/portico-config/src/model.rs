@@ -60,6 +60,10 @@ pub struct Config {
     pub jwt: Option<Jwt>,
     /// Where the response cache keeps what it stores (`cache`).
     pub cache: crate::cache::CacheStorage,
+    /// Prometheus metrics (`metrics`).
+    pub metrics: crate::telemetry::Metrics,
+    /// OpenTelemetry tracing, when it is on (`tracing`).
+    pub tracing: Option<crate::telemetry::Tracing>,
 }
 
 /// Destination of the access log.
@@ -94,6 +98,8 @@ const TOP_KEYS: &[&str] = &[
     "egress",
     "cluster",
     "cache",
+    "metrics",
+    "tracing",
 ];
 
 impl Config {
@@ -134,6 +140,8 @@ impl Config {
         }
         let apis = listed(r, top.get("apis"), apis::read_apis);
         let cache = crate::cache::read_storage(r, top.get("cache"));
+        let metrics = crate::telemetry::read_metrics(r, top.get("metrics"));
+        let tracing = optional(r, top.get("tracing"), crate::telemetry::read_tracing);
         let upstreams = top
             .get("upstreams")
             .map_or_else(Vec::new, |n| read_upstreams(r, n));
@@ -158,6 +166,7 @@ impl Config {
             tls: tls.as_ref()?.as_ref().map(|t| t.listen),
             admin: admin.as_ref()?.as_ref().map(|a| a.listen),
             egress: egress.as_ref()?.as_ref().map(|e| e.listen),
+            metrics: metrics.as_ref()?.listen,
         };
         if !crate::listen::check_ports(r, &top, &listeners) {
             return None;
@@ -181,6 +190,8 @@ impl Config {
             egress: egress?,
             cluster: cluster?,
             cache: cache?,
+            metrics: metrics?,
+            tracing: tracing?,
         })
     }
 }

@@ -1181,3 +1181,55 @@ fn cache_settings_that_cannot_work_are_refused_with_their_place() {
         "{problems}"
     );
 }
+
+#[test]
+fn metrics_and_tracing_are_read_with_their_defaults() {
+    let echo = "routes: [{name: e, path: /e, methods: [GET], handler: echo}]\n";
+    let c = from_str(echo, "t.yaml").unwrap();
+    assert!(c.metrics.enabled && c.metrics.listen.is_none());
+    assert_eq!(c.metrics.buckets, portico_config::Metrics::DEFAULT_BUCKETS);
+    assert_eq!(c.tracing, None);
+    let text = format!(
+        "metrics: {{enabled: false, listen: 127.0.0.1:9464, buckets: [0.01, 1]}}\ntracing: {{otlp_endpoint: 'http://127.0.0.1:4318', sample_ratio: 0.01}}\n{echo}"
+    );
+    let c = from_str(&text, "t.yaml").unwrap_or_else(|p| panic!("{p}"));
+    assert!(!c.metrics.enabled);
+    assert_eq!(c.metrics.listen.map(|a| a.port()), Some(9464));
+    assert_eq!(c.metrics.buckets, [0.01, 1.0]);
+    let t = c.tracing.unwrap();
+    assert_eq!(
+        (
+            t.otlp_endpoint.as_str(),
+            t.sample_ratio,
+            t.service_name.as_str()
+        ),
+        ("http://127.0.0.1:4318", 0.01, "portico")
+    );
+}
+
+#[test]
+fn metrics_and_tracing_settings_that_cannot_work_are_refused_with_their_place() {
+    for (yaml, place) in [
+        ("metrics: {buckets: []}\n", "metrics.buckets"),
+        ("metrics: {buckets: [1, 0.5]}\n", "metrics.buckets"),
+        ("metrics: {buckets: [0]}\n", "metrics.buckets"),
+        ("metrics: {buckets: [fast]}\n", "metrics.buckets"),
+        ("metrics: {listen: nowhere}\n", "metrics.listen"),
+        ("metrics: {listen: '127.0.0.1:8080'}\n", "metrics.listen"),
+        ("metrics: {bogus: 1}\n", "metrics.bogus"),
+        ("tracing: {sample_ratio: 0.5}\n", "tracing.otlp_endpoint"),
+        (
+            "tracing: {otlp_endpoint: collector:4318}\n",
+            "tracing.otlp_endpoint",
+        ),
+        (
+            "tracing: {otlp_endpoint: 'http://c:4318', sample_ratio: 2}\n",
+            "tracing.sample_ratio",
+        ),
+    ] {
+        let text =
+            format!("{yaml}routes: [{{name: e, path: /e, methods: [GET], handler: echo}}]\n");
+        let problems = from_str(&text, "t.yaml").unwrap_err().to_string();
+        assert!(problems.contains(place), "{yaml}: {problems}");
+    }
+}

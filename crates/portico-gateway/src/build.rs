@@ -68,6 +68,11 @@ impl Gateway {
             groups,
             routes,
             upstreams,
+            upstream_names: config
+                .upstreams
+                .iter()
+                .map(|u| u.name.as_str().into())
+                .collect(),
             upstream_in_flight,
             all_methods,
             log,
@@ -85,6 +90,7 @@ impl Gateway {
             rate_limiters,
             counts: HashMap::new(),
             body_counts: Arc::default(),
+            metrics: None,
             cache: Arc::new(portico_cache::Cache::new(
                 config.cache.memory,
                 Arc::new(portico_cache::SystemClock),

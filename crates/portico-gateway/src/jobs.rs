@@ -167,6 +167,8 @@ impl JobStore for MemoryJobs {
 /// Where this gateway keeps jobs, and what it may keep.
 pub struct Jobs {
     store: Arc<dyn JobStore>,
+    /// Where jobs and their store calls are counted, once the process has metrics.
+    metrics: std::sync::OnceLock<Arc<portico_telemetry::Metrics>>,
     /// This process, as the jobs it runs name it.
     node: Arc<str>,
     /// `limits.job_results_bytes`.
@@ -178,9 +180,36 @@ impl Jobs {
     pub fn new(store: Arc<dyn JobStore>, node: impl Into<Arc<str>>, budget: u64) -> Jobs {
         Jobs {
             store,
+            metrics: std::sync::OnceLock::new(),
             node: node.into(),
             budget,
         }
+    }
+
+    /// Counts jobs in `metrics` from now on (the first registry given stays).
+    pub fn set_metrics(&self, metrics: &Arc<portico_telemetry::Metrics>) {
+        let _ = self.metrics.set(metrics.clone());
+    }
+
+    /// Records a job that reached `state`.
+    fn count(&self, state: JobState) {
+        if let Some(m) = self.metrics.get() {
+            m.job(state.as_str());
+        }
+    }
+
+    /// Creates a job in the store, timed and counted.
+    async fn create(&self, job: &NewJob) -> Result<(), StoreError> {
+        let created = crate::timed(
+            self.metrics.get().map(|m| &**m),
+            "job_create",
+            self.store.create(job),
+        )
+        .await;
+        if created.is_ok() {
+            self.count(job.state);
+        }
+        created
     }
 
     /// Jobs kept in this process.
@@ -236,7 +265,7 @@ pub(crate) async fn run(
     if respond_async {
         // Recorded before anything is sent: a store that fails refuses the request whole.
         let job = record(JobState::Pending);
-        jobs.store.create(&job).await.map_err(unavailable)?;
+        jobs.create(&job).await.map_err(unavailable)?;
         let _ = job_tx.send(job.id.clone());
         tokio::spawn(carry_on(jobs.clone(), out, head_tx, job_rx, max_result));
         return Ok(accepted(&location_base, &job));
@@ -248,7 +277,7 @@ pub(crate) async fn run(
     // The answer is late: the request becomes a job. When the job cannot be recorded, the
     // client waits for the answer as on any route (nothing is lost, only the 202).
     let job = record(JobState::Running);
-    if let Err(e) = jobs.store.create(&job).await {
+    if let Err(e) = jobs.create(&job).await {
         tracing::warn!(error = %e, "a job could not be recorded; answering synchronously");
         return head_rx
             .await
@@ -337,8 +366,15 @@ async fn finish(
     // stay running (its node keeps renewing it) for want of one write.
     for attempt in 0..60 {
         let now = epoch_ms(SystemTime::now());
-        match jobs.store.finish(&id, &end, now).await {
-            Ok(true) => return,
+        let finished = jobs.store.finish(&id, &end, now);
+        match crate::timed(jobs.metrics.get().map(|m| &**m), "job_finish", finished).await {
+            Ok(true) => {
+                jobs.count(match end {
+                    JobEnd::Succeeded { .. } => JobState::Succeeded,
+                    JobEnd::Failed(_) => JobState::Failed,
+                });
+                return;
+            }
             Ok(false) => {
                 tracing::warn!(job = %id, "a job ended after it was marked failed");
                 return;

@@ -50,6 +50,7 @@ use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Reloadable, Request, RequestBody, Response,
     RouteStats, Service, StatusCounts,
 };
+use portico_telemetry::Metrics;
 
 pub use access_log::AccessLogSink;
 pub use caller::{Caller, CredentialPlace, Routing};
@@ -74,6 +75,8 @@ pub struct Gateway {
     groups: Vec<RouteGroup>,
     routes: Vec<route::Route>,
     upstreams: Vec<Arc<Upstream>>,
+    /// Each upstream's name, by index (a metrics label).
+    upstream_names: Vec<Arc<str>>,
     /// Each upstream's `max_in_flight`, by index.
     upstream_in_flight: Vec<Option<limits::Concurrency>>,
     all_methods: MethodSet,
@@ -109,6 +112,8 @@ pub struct Gateway {
     /// The response cache (shared by every gateway a process builds, so a reload keeps what
     /// it stored).
     cache: Arc<portico_cache::Cache>,
+    /// The process's metrics, when requests are counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// A configuration the gateway could not be built from.
@@ -276,6 +281,20 @@ impl Gateway {
         self
     }
 
+    /// Counts requests, upstream calls and refusals in `metrics` (the process's registry,
+    /// which outlives reloads).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Gateway {
+        self.rate_limiters.set_metrics(&metrics);
+        self.jobs.set_metrics(&metrics);
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The metrics this gateway counts in, if any.
+    pub fn metrics(&self) -> Option<&Arc<Metrics>> {
+        self.metrics.as_ref()
+    }
+
     /// Shares `cache` (a process's one response cache) with this gateway.
     pub fn with_cache(mut self, cache: Arc<portico_cache::Cache>) -> Gateway {
         self.cache = cache;
@@ -303,6 +322,24 @@ impl Gateway {
     /// Bytes held now in buffered request bodies, for tests and metrics.
     pub fn buffered_body_bytes(&self) -> u64 {
         self.budget.used()
+    }
+
+    /// Where the access log goes.
+    pub fn access_log(&self) -> &AccessLogSink {
+        &self.log
+    }
+
+    /// Each upstream target, by upstream name, and whether it takes requests now.
+    pub fn upstream_health(&self) -> Vec<(Arc<str>, Arc<str>, bool)> {
+        self.upstreams
+            .iter()
+            .zip(&self.upstream_names)
+            .flat_map(|(u, name)| {
+                u.health()
+                    .into_iter()
+                    .map(move |(target, up)| (name.clone(), target, up))
+            })
+            .collect()
     }
 
     /// Idle pooled connections per upstream target, for tests and metrics.
@@ -337,7 +374,46 @@ impl Service for Gateway {
         {
             counts.record(status);
         }
+        if let (Some(metrics), Some(status)) = (&self.metrics, exchange.status) {
+            count_exchange(metrics, route, status, exchange);
+        }
         self.log.record(exchange);
+    }
+}
+
+/// An empty label value: the route of a request no route took, the target of a request no
+/// target answered.
+pub(crate) static EMPTY: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(""));
+
+/// Awaits a store call, recording how long it took and whether it failed as `operation`
+/// when the gateway counts.
+pub(crate) async fn timed<T, E>(
+    metrics: Option<&Metrics>,
+    operation: &'static str,
+    call: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let Some(m) = metrics else {
+        return call.await;
+    };
+    let start = std::time::Instant::now();
+    let result = call.await;
+    m.store(operation, start.elapsed(), result.is_err());
+    result
+}
+
+/// Counts a finished exchange in the metrics: the request, and a refusal for quota or
+/// billing (whose codes only those refusals send).
+fn count_exchange(metrics: &Metrics, route: Option<&Arc<str>>, status: u16, e: &Exchange<'_>) {
+    let method = e.request.map_or("_OTHER", |r| r.head.method().as_str());
+    let code = e.error.map_or("", ErrorCode::as_str);
+    metrics.request(route.unwrap_or(&EMPTY), method, status, code, e.duration);
+    match e.error {
+        Some(ErrorCode::QuotaSpent) => metrics.refused("quota_spent"),
+        Some(ErrorCode::BillingSuspended) => metrics.refused("billing_suspended"),
+        Some(ErrorCode::ProjectClosed) => metrics.refused("project_closed"),
+        Some(ErrorCode::IdempotencyKeyInFlight) => metrics.idempotency("in_flight"),
+        Some(ErrorCode::IdempotencyKeyReused) => metrics.idempotency("key_reused"),
+        _ => {}
     }
 }
 

@@ -21,7 +21,9 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use portico_telemetry::Metrics;
 use std::time::{Duration, Instant};
 
 use portico_config::{LimitKey, OnStoreFailure, RateLimit};
@@ -123,6 +125,8 @@ pub struct RateLimiters {
     store_failures: AtomicU64,
     /// When a store failure was last logged (seconds on the clock): one line a second.
     last_warning: AtomicU64,
+    /// Where refusals are counted, once the process has metrics.
+    metrics: Arc<OnceLock<Arc<Metrics>>>,
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -144,6 +148,7 @@ impl RateLimiters {
             shared: None,
             store_failures: AtomicU64::new(0),
             last_warning: AtomicU64::new(u64::MAX),
+            metrics: Arc::default(),
         })
     }
 
@@ -156,6 +161,7 @@ impl RateLimiters {
             shared: Some(store),
             store_failures: AtomicU64::new(0),
             last_warning: AtomicU64::new(u64::MAX),
+            metrics: Arc::default(),
         })
     }
 
@@ -167,6 +173,12 @@ impl RateLimiters {
             .entry(name.to_string())
             .or_default()
             .clone()
+    }
+
+    /// Counts refusals in `metrics` from now on (the first registry given stays: a process
+    /// has one).
+    pub fn set_metrics(&self, metrics: &Arc<Metrics>) {
+        let _ = self.metrics.set(metrics.clone());
     }
 
     /// How many decisions the shared store failed to make (a metric).
@@ -349,6 +361,9 @@ impl RouteLimits {
             let (remaining, reset) = match decision {
                 Decision::Allowed { remaining, reset } => (remaining, reset),
                 Decision::Limited { retry_after, reset } => {
+                    if let Some(m) = self.registry.metrics.get() {
+                        m.rate_limited(&Arc::from(self.route.as_str()), &Arc::from(&*l.name));
+                    }
                     refused = Some(retry_after);
                     (0, reset)
                 }
@@ -461,6 +476,7 @@ pub(crate) struct Concurrency {
     name: String,
     count: Arc<AtomicUsize>,
     max: usize,
+    metrics: Arc<OnceLock<Arc<Metrics>>>,
 }
 
 /// A request's place under a concurrency limit; dropping it frees the place.
@@ -479,6 +495,7 @@ impl Concurrency {
             count: registry.counter(&name),
             name,
             max: usize::try_from(max).unwrap_or(usize::MAX),
+            metrics: registry.metrics.clone(),
         }
     }
 
@@ -488,6 +505,7 @@ impl Concurrency {
             count: registry.counter(&self.name),
             name: self.name.clone(),
             max: self.max,
+            metrics: registry.metrics.clone(),
         }
     }
 
@@ -505,6 +523,9 @@ impl Concurrency {
                 Ok(())
             }
             Err(_) => {
+                if let Some(m) = self.metrics.get() {
+                    m.concurrency_limited(&Arc::from(self.name.as_str()));
+                }
                 Err(Error::new(ErrorCode::ConcurrencyLimited).with_header("Retry-After", "1"))
             }
         }

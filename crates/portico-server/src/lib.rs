@@ -9,7 +9,8 @@
 
 pub mod body;
 pub mod client;
-pub mod conn;
+mod conn;
+pub mod connections;
 mod date;
 pub mod error;
 mod h1;

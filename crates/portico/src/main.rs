@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+mod telemetry;
+
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +25,7 @@ use portico_policy::failures::FailureLimiter;
 use portico_server::tls::{self, Tls};
 use portico_server::{Listener, Reloadable, RouteStats};
 use portico_store::{Backend, Store};
+use portico_telemetry::Metrics;
 
 /// The built-in quickstart: a demo API answered by the echo handler.
 const QUICKSTART: &str = include_str!("../../../examples/quickstart.yaml");
@@ -657,9 +660,12 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         node: portico_store::new_id().into(),
         body_counts: Arc::default(),
         cache: Arc::new(open_cache(&config.cache)?),
+        metrics: Arc::new(Metrics::new(&config.metrics.buckets)),
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Reloadable::new(gateway));
+    telemetry::sample(&shared.metrics, &swap, &shared.cache, &shared.rate_limiters);
+    shared.metrics.reload(true);
     // Every handler is in place before Portico says it listens: a signal sent the moment
     // after must not meet the default action (which for SIGTERM and SIGHUP is to die).
     let stop = stop_signal()?;
@@ -702,6 +708,15 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
             let listener = Listener::plain(bind(e.listen).await?);
             let address = listener.tcp.local_addr()?;
             tracing::info!(%address, "portico egress proxy listening");
+            Some(listener)
+        }
+        None => None,
+    };
+    let scrape = match config.metrics.listen {
+        Some(addr) => {
+            let listener = Listener::plain(bind(addr).await?);
+            let address = listener.tcp.local_addr()?;
+            tracing::info!(%address, "portico metrics listening");
             Some(listener)
         }
         None => None,
@@ -750,17 +765,30 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
             None => Ok(()),
         }
     };
+    let scrape = async {
+        match scrape {
+            Some(listener) => {
+                let svc = Arc::new(portico_admin::MetricsEndpoint::new(
+                    shared.metrics.clone(),
+                    Arc::new(Gateway::conn_settings(&config)),
+                ));
+                portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx.clone()))
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let admin = async {
+        match admin {
+            Some((listener, svc, _)) => {
+                portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx.clone()))
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
     let data = portico_server::serve_all(listeners, swap.clone(), grace, stopped(stop_rx.clone()));
-    match admin {
-        Some((listener, svc, _)) => {
-            let admin =
-                portico_server::serve_all(vec![listener], svc, grace, stopped(stop_rx.clone()));
-            tokio::try_join!(data, admin, egress)?;
-        }
-        None => {
-            tokio::try_join!(data, egress)?;
-        }
-    }
+    tokio::try_join!(data, admin, egress, scrape)?;
     tracing::info!("portico stopped");
     Ok(())
 }
@@ -797,6 +825,8 @@ struct Shared {
     body_counts: Arc<BodyCounts>,
     /// The response cache: one per process, kept across reloads.
     cache: Arc<portico_cache::Cache>,
+    /// The Prometheus registry: one per process, kept across reloads.
+    metrics: Arc<Metrics>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -1101,6 +1131,7 @@ async fn admin_api(
         Admin::new(store, token, settings)
             .with_model(following.base.clone())
             .with_stats(shared.stats.clone())
+            .with_prometheus(shared.metrics.clone())
             .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest)))
             .with_limit_reset(limit_reset(shared.rate_limiters.clone()))
             .with_route_cache_counts({
@@ -1239,6 +1270,13 @@ fn build(
         .with_rate_limiters(shared.rate_limiters.clone())
         .with_body_counts(shared.body_counts.clone())
         .with_cache(shared.cache.clone()))
+    .map(|gw| {
+        if config.metrics.enabled {
+            gw.with_metrics(shared.metrics.clone())
+        } else {
+            gw
+        }
+    })
 }
 
 /// Settings a reload cannot change: they belong to the listener and the runtime.
@@ -1268,6 +1306,15 @@ fn needs_restart(running: &Config, next: &Config) -> Vec<&'static str> {
     if running.cache != next.cache {
         keys.push("cache");
     }
+    if running.metrics.listen != next.metrics.listen {
+        keys.push("metrics.listen");
+    }
+    if running.metrics.buckets != next.metrics.buckets {
+        keys.push("metrics.buckets");
+    }
+    if running.tracing != next.tracing {
+        keys.push("tracing");
+    }
     keys
 }
 
@@ -1290,10 +1337,10 @@ async fn reload_on_sighup(
             continue;
         };
         let tls = tls.clone();
-        let shared = shared.clone();
+        let building = shared.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             let config = portico_config::load(&path).map_err(Reload::Invalid)?;
-            let gateway = build(&config, &shared).map_err(Reload::Unusable)?;
+            let gateway = build(&config, &building).map_err(Reload::Unusable)?;
             // A new certificate for the handshakes from now on; sessions already open keep
             // theirs.
             if let (Some(tls), Some(files)) = (&tls, &config.tls) {
@@ -1305,6 +1352,7 @@ async fn reload_on_sighup(
         .await;
         match loaded {
             Ok(Ok((next, gateway))) => {
+                count_reload(&shared, true);
                 for key in needs_restart(&running, &next) {
                     tracing::warn!(
                         key,
@@ -1323,17 +1371,27 @@ async fn reload_on_sighup(
                 tracing::info!("configuration reloaded");
             }
             Ok(Err(Reload::Invalid(problems))) => {
+                count_reload(&shared, false);
                 for problem in problems.to_string().lines() {
                     tracing::error!(problem, "configuration not reloaded");
                 }
                 tracing::error!("the file has problems; the previous configuration keeps serving");
             }
             Ok(Err(Reload::Unusable(e))) => {
+                count_reload(&shared, false);
                 tracing::error!(error = %e, "configuration not reloaded; the previous one keeps serving");
             }
-            Err(e) => tracing::error!(error = %e, "configuration reload failed"),
+            Err(e) => {
+                count_reload(&shared, false);
+                tracing::error!(error = %e, "configuration reload failed");
+            }
         }
     }
+}
+
+/// Counts a reload in the metrics.
+fn count_reload(shared: &Shared, ok: bool) {
+    shared.metrics.reload(ok);
 }
 
 /// Why a reload was refused.

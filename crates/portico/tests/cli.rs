@@ -6,13 +6,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_portico");
+mod served;
 
-fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
-    let path = dir.path().join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use served::{BIN, Served, write_config};
 
 #[test]
 fn check_config_is_silent_and_exits_0_on_a_valid_file() {
@@ -86,109 +82,6 @@ fn codes_prints_the_contract_table() {
         .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_digit()))
         .count();
     assert_eq!(rows, 42, "41 table rows and 200");
-}
-
-/// A running `portico serve`, started from `command`, with its stderr kept open (so its last
-/// lines have somewhere to go) and what it logged until it listened.
-struct Served {
-    child: std::process::Child,
-    /// Its stderr, until [`Served::drain`] hands it to a thread.
-    stderr: Option<BufReader<std::process::ChildStderr>>,
-    logged: String,
-}
-
-impl Served {
-    /// `portico serve --config <config>`; stdout as `stdout` says.
-    fn start(config: &std::path::Path, stdout: Stdio) -> Served {
-        let mut command = Command::new(BIN);
-        command
-            .args(["serve", "--config"])
-            .arg(config)
-            .stdout(stdout);
-        Served::spawn(command)
-    }
-
-    /// Any command that execs `portico serve`; waits for its "portico listening" line.
-    fn spawn(mut command: Command) -> Served {
-        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
-        let stderr = Some(BufReader::new(child.stderr.take().unwrap()));
-        let mut served = Served {
-            child,
-            stderr,
-            logged: String::new(),
-        };
-        served.logged = served.read_until("portico listening");
-        served
-    }
-
-    /// Reads stderr until a line containing `needle`; returns what was read.
-    fn read_until(&mut self, needle: &str) -> String {
-        let mut seen = String::new();
-        let stderr = self.stderr.as_mut().expect("stderr is being drained");
-        while !seen.contains(needle) {
-            assert!(
-                stderr.read_line(&mut seen).unwrap() > 0,
-                "stderr ended before {needle:?}: {seen}"
-            );
-        }
-        seen
-    }
-
-    /// The address of the listener whose line contains `what` (`"listening"` or `"(TLS)"`).
-    fn address(&mut self, what: &str) -> String {
-        if !self.logged.lines().any(|l| l.contains(what)) {
-            let more = self.read_until(what);
-            self.logged.push_str(&more);
-        }
-        let line = self.logged.lines().find(|l| l.contains(what)).unwrap();
-        line.split("address=")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string()
-    }
-
-    fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-    }
-
-    /// From now on stderr is read, and dropped, by a thread of its own: a server that logs a
-    /// lot never blocks on a full pipe while the test does something else.
-    fn drain(&mut self) {
-        if let Some(mut stderr) = self.stderr.take() {
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        }
-    }
-
-    /// Everything left on stderr (nothing once drained).
-    fn rest(&mut self) -> String {
-        let mut rest = String::new();
-        if let Some(stderr) = self.stderr.as_mut() {
-            stderr.read_to_string(&mut rest).unwrap();
-        }
-        rest
-    }
-
-    /// SIGTERM, a graceful stop with exit status 0; everything it logged on stderr.
-    fn finish(mut self) -> String {
-        self.signal("TERM");
-        let rest = self.rest();
-        assert!(self.child.wait().unwrap().success(), "{rest}");
-        format!("{}{rest}", self.logged)
-    }
-
-    /// SIGTERM: a graceful stop with exit status 0.
-    fn stop(mut self) {
-        self.signal("TERM");
-        let rest = self.rest();
-        assert!(self.child.wait().unwrap().success(), "{rest}");
-    }
 }
 
 #[test]

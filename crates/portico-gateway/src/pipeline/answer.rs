@@ -91,9 +91,31 @@ async fn upstream(
         None => None,
     };
     let outgoing = outgoing(cx, upstream.authority(), cx.deadline.as_ref())?;
-    let (resp, target) = proxy::forward(upstream, outgoing, body, cx.deadline.as_ref()).await?;
+    let sent = std::time::Instant::now();
+    let forwarded = proxy::forward(upstream, outgoing, body, cx.deadline.as_ref()).await;
+    if let Some(m) = &gw.metrics {
+        let name = &gw.upstream_names[index];
+        match &forwarded {
+            Ok((resp, target)) => {
+                m.upstream(name, target, status_class(resp.status), sent.elapsed())
+            }
+            Err(e) => m.upstream(name, &crate::EMPTY, e.code().as_str(), sent.elapsed()),
+        }
+    }
+    let (resp, target) = forwarded?;
     cx.answered_by = Some(target);
     Ok(resp)
+}
+
+/// The `outcome` label of an upstream's answer.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        ..200 => "1xx",
+        200..300 => "2xx",
+        300..400 => "3xx",
+        400..500 => "4xx",
+        _ => "5xx",
+    }
 }
 
 /// The request for the upstream, as the phases left it.

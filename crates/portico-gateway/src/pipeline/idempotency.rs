@@ -40,13 +40,19 @@ pub(super) async fn claim(
         body: body.buffered(),
         deadline: cx.deadline.as_ref(),
     };
-    let outcome = idempotency::claim(&*gw.keys, attempt).await?;
+    let claim = idempotency::claim(&*gw.keys, attempt);
+    let outcome = crate::timed(gw.metrics.as_deref(), "idempotency_claim", claim).await?;
     match outcome {
         Outcome::Go(c) => {
             cx.claim = Some(c);
             Ok(Flow::Next)
         }
-        Outcome::Answer(resp) => Ok(Flow::Answer(Box::new(resp))),
+        Outcome::Answer(resp) => {
+            if let Some(m) = &gw.metrics {
+                m.idempotency("replayed");
+            }
+            Ok(Flow::Answer(Box::new(resp)))
+        }
     }
 }
 

@@ -19,6 +19,7 @@ pub(super) async fn run(gw: &Gateway, cx: &mut Ctx<'_>) -> Result<Flow, Error> {
     let Some((project, quota)) = cx.quota.as_ref().filter(|_| applies(cx)) else {
         return Ok(Flow::Next);
     };
-    gw.quotas.take(project, *quota, SystemTime::now()).await?;
+    let take = gw.quotas.take(project, *quota, SystemTime::now());
+    crate::timed(gw.metrics.as_deref(), "quota_take", take).await?;
     Ok(Flow::Next)
 }

@@ -73,6 +73,16 @@ impl Upstream {
         self.targets.first().map_or("", |t| t.authority())
     }
 
+    /// Each target's `host:port`, and whether it takes requests now (not ejected by passive
+    /// or active health checks).
+    pub fn health(&self) -> Vec<(Arc<str>, bool)> {
+        let now = health::now_ms();
+        self.targets
+            .iter()
+            .map(|t| (t.authority_arc(), !t.health.ejected(now)))
+            .collect()
+    }
+
     /// Idle pooled HTTP/1.1 connections across the targets.
     pub fn idle_count(&self) -> usize {
         self.targets.iter().map(|t| t.idle_count()).sum()

@@ -44,6 +44,7 @@ pub(crate) async fn serve<S: Service>(
     settings: Arc<ConnSettings>,
     mut shutdown: Shutdown,
 ) {
+    let open = crate::connections::Open::new(crate::connections::Protocol::Http1);
     let h2 = settings.http2.is_some();
     let mut rbuf = BytesMut::new();
     let mut out = Vec::new();
@@ -77,6 +78,8 @@ pub(crate) async fn serve<S: Service>(
             && opens_with_preface(&mut io, &mut rbuf, early.started + settings.header_timeout).await
         {
             let replay = rbuf.split().freeze();
+            // From here the connection is counted as HTTP/2.
+            drop(open);
             return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
         }
         first = false;

@@ -64,6 +64,7 @@ pub(crate) async fn serve<S: Service>(
     settings: Arc<ConnSettings>,
     mut shutdown: Shutdown,
 ) {
+    let _open = crate::connections::Open::new(crate::connections::Protocol::Http2);
     let h2s = settings.http2.clone().unwrap_or_default();
     let tls = matches!(io, ClientIo::Tls(_));
     let Some(mut conn) = handshake(io, replay, &settings, &h2s, peer).await else {

@@ -1,0 +1,12 @@
+//! Portico's telemetry: the Prometheus metrics registry ([`Metrics`]) and OpenTelemetry
+//! tracing, in one crate that the server, the gateway and the admin API take a
+//! handle of.
+//!
+//! Neither may slow a request or fail it: metrics are atomic adds on families whose labels
+//! are bounded, and spans go to the collector from a bounded queue that drops (and counts)
+//! what it cannot hold.
+
+pub mod metrics;
+pub mod process;
+
+pub use metrics::{Format, Metrics, Sampled, SampledKind};

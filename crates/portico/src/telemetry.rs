@@ -1,0 +1,127 @@
+//! The process's metrics: the registry every gateway counts in, the figures read when
+//! scraped (connections, upstream health, the cache, the access log), and the listener of
+//! `metrics.listen`.
+
+use std::sync::Arc;
+
+use portico_gateway::Gateway;
+use portico_server::Reloadable;
+use portico_telemetry::{Metrics, Sampled, SampledKind};
+
+/// Registers in `metrics` what is read when scraped: connections by protocol, each upstream
+/// target's health and the access log's dropped lines (from the gateway serving then), the
+/// response cache's size and per-route counts, and the shared rate-limit store's failures.
+pub(crate) fn sample(
+    metrics: &Metrics,
+    gateway: &Arc<Reloadable<Gateway>>,
+    cache: &Arc<portico_cache::Cache>,
+    limiters: &Arc<portico_gateway::limits::RateLimiters>,
+) {
+    metrics.sample(|out| {
+        let counts = portico_server::connections::counts();
+        let by = |f: fn(&portico_server::connections::Counts) -> u64| {
+            counts
+                .iter()
+                .map(|c| (vec![("protocol", c.protocol.as_str().to_string())], f(c) as f64))
+                .collect()
+        };
+        out.push(Sampled {
+            name: "portico_connections",
+            help: "Client connections open now, by protocol.",
+            kind: SampledKind::Gauge,
+            samples: by(|c| c.open),
+        });
+        out.push(Sampled {
+            name: "portico_connections_accepted",
+            help: "Client connections taken since the start, by protocol (a cleartext HTTP/2 connection counts under both).",
+            kind: SampledKind::Counter,
+            samples: by(|c| c.accepted),
+        });
+    });
+    let swap = gateway.clone();
+    metrics.sample(move |out| {
+        let gw = swap.current();
+        out.push(Sampled {
+            name: "portico_upstream_target_healthy",
+            help: "1 when the upstream target takes requests, 0 while health checks leave it out.",
+            kind: SampledKind::Gauge,
+            samples: gw
+                .upstream_health()
+                .into_iter()
+                .map(|(upstream, target, up)| {
+                    (
+                        vec![
+                            ("upstream", upstream.to_string()),
+                            ("target", target.to_string()),
+                        ],
+                        if up { 1.0 } else { 0.0 },
+                    )
+                })
+                .collect(),
+        });
+        out.push(Sampled {
+            name: "portico_access_log_lines_dropped",
+            help: "Access-log lines dropped because the writer fell behind.",
+            kind: SampledKind::Counter,
+            samples: vec![(Vec::new(), gw.access_log().dropped() as f64)],
+        });
+    });
+    let cache = cache.clone();
+    metrics.sample(move |out| {
+        let gauge = |name, help, v: u64| Sampled {
+            name,
+            help,
+            kind: SampledKind::Gauge,
+            samples: vec![(Vec::new(), v as f64)],
+        };
+        out.push(gauge(
+            "portico_cache_memory_bytes",
+            "Bytes the response cache holds in memory.",
+            cache.weighted_size(),
+        ));
+        out.push(gauge(
+            "portico_cache_entries",
+            "Responses the response cache holds in memory.",
+            cache.entry_count(),
+        ));
+        out.push(gauge(
+            "portico_cache_disk_bytes",
+            "Bytes the response cache's disk tier holds.",
+            cache.disk_bytes(),
+        ));
+        let (mut outcomes, mut bytes) = (Vec::new(), Vec::new());
+        for (route, counts) in cache.all_counts() {
+            for (outcome, n) in counts.snapshot() {
+                if outcome == "bytes_served" {
+                    bytes.push((vec![("route", route.to_string())], n as f64));
+                } else {
+                    outcomes.push((
+                        vec![("route", route.to_string()), ("outcome", outcome.to_string())],
+                        n as f64,
+                    ));
+                }
+            }
+        }
+        out.push(Sampled {
+            name: "portico_cache_lookups",
+            help: "What each caching route's cache did, by route and outcome (hits, misses, stale answers, stored responses).",
+            kind: SampledKind::Counter,
+            samples: outcomes,
+        });
+        out.push(Sampled {
+            name: "portico_cache_served_bytes",
+            help: "Body bytes answered from the cache, by route.",
+            kind: SampledKind::Counter,
+            samples: bytes,
+        });
+    });
+    let limiters = limiters.clone();
+    metrics.sample(move |out| {
+        out.push(Sampled {
+            name: "portico_rate_limit_store_failures",
+            help: "Rate-limit decisions the shared store could not make (the limit's on_store_failure applied).",
+            kind: SampledKind::Counter,
+            samples: vec![(Vec::new(), limiters.store_failures() as f64)],
+        });
+    });
+}

@@ -1,0 +1,120 @@
+//! A `portico serve` run as its own process, for the tests that need the binary itself: its
+//! listeners' addresses read from its log, signals, and a graceful stop.
+// Each test binary that includes this module uses part of it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
+
+/// Writes a configuration file `name` into `dir`.
+pub fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `portico serve`, started from `command`, with its stderr kept open (so its last
+/// lines have somewhere to go) and what it logged until it listened.
+pub struct Served {
+    pub child: std::process::Child,
+    /// Its stderr, until [`Served::drain`] hands it to a thread.
+    stderr: Option<BufReader<std::process::ChildStderr>>,
+    pub logged: String,
+}
+
+impl Served {
+    /// `portico serve --config <config>`; stdout as `stdout` says.
+    pub fn start(config: &std::path::Path, stdout: Stdio) -> Served {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--config"])
+            .arg(config)
+            .stdout(stdout);
+        Served::spawn(command)
+    }
+
+    /// Any command that execs `portico serve`; waits for its "portico listening" line.
+    pub fn spawn(mut command: Command) -> Served {
+        let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+        let stderr = Some(BufReader::new(child.stderr.take().unwrap()));
+        let mut served = Served {
+            child,
+            stderr,
+            logged: String::new(),
+        };
+        served.logged = served.read_until("portico listening");
+        served
+    }
+
+    /// Reads stderr until a line containing `needle`; returns what was read.
+    pub fn read_until(&mut self, needle: &str) -> String {
+        let mut seen = String::new();
+        let stderr = self.stderr.as_mut().expect("stderr is being drained");
+        while !seen.contains(needle) {
+            assert!(
+                stderr.read_line(&mut seen).unwrap() > 0,
+                "stderr ended before {needle:?}: {seen}"
+            );
+        }
+        seen
+    }
+
+    /// The address of the listener whose line contains `what` (`"listening"` or `"(TLS)"`).
+    pub fn address(&mut self, what: &str) -> String {
+        if !self.logged.lines().any(|l| l.contains(what)) {
+            let more = self.read_until(what);
+            self.logged.push_str(&more);
+        }
+        let line = self.logged.lines().find(|l| l.contains(what)).unwrap();
+        line.split("address=")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
+    /// From now on stderr is read, and dropped, by a thread of its own: a server that logs a
+    /// lot never blocks on a full pipe while the test does something else.
+    pub fn drain(&mut self) {
+        if let Some(mut stderr) = self.stderr.take() {
+            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        }
+    }
+
+    /// Everything left on stderr (nothing once drained).
+    pub fn rest(&mut self) -> String {
+        let mut rest = String::new();
+        if let Some(stderr) = self.stderr.as_mut() {
+            stderr.read_to_string(&mut rest).unwrap();
+        }
+        rest
+    }
+
+    /// SIGTERM, a graceful stop with exit status 0; everything it logged on stderr.
+    pub fn finish(mut self) -> String {
+        self.signal("TERM");
+        let rest = self.rest();
+        assert!(self.child.wait().unwrap().success(), "{rest}");
+        format!("{}{rest}", self.logged)
+    }
+
+    /// SIGTERM: a graceful stop with exit status 0.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        let rest = self.rest();
+        assert!(self.child.wait().unwrap().success(), "{rest}");
+    }
+}
