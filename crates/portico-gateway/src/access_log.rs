@@ -127,7 +127,12 @@ pub fn format_line(e: &Exchange<'_>) -> String {
     let route = routing.and_then(|r| r.route.as_deref());
     let upstream = routing.and_then(|r| r.upstream.as_deref());
     let caller = req.and_then(|r| r.extensions.get::<Caller>());
-    let line = serde_json::json!({
+    // The ids of a traced request, to find its trace from its line.
+    let trace = req
+        .and_then(|r| r.extensions.get::<portico_telemetry::RequestSpan>())
+        .filter(|s| s.sampled())
+        .map(|s| s.context());
+    let mut line = serde_json::json!({
         "time": rfc3339_millis(e.time),
         "request_id": e.request_id.as_str(),
         "client": e.peer.to_string(),
@@ -144,6 +149,10 @@ pub fn format_line(e: &Exchange<'_>) -> String {
         "bytes_out": e.bytes_out,
         "duration_ms": (e.duration.as_micros() as f64) / 1000.0,
     });
+    if let (Some(sc), Some(fields)) = (trace, line.as_object_mut()) {
+        fields.insert("trace_id".into(), sc.trace_id().to_string().into());
+        fields.insert("span_id".into(), sc.span_id().to_string().into());
+    }
     let mut s = line.to_string();
     s.push('\n');
     s

@@ -91,6 +91,7 @@ impl Gateway {
             counts: HashMap::new(),
             body_counts: Arc::default(),
             metrics: None,
+            tracing: None,
             cache: Arc::new(portico_cache::Cache::new(
                 config.cache.memory,
                 Arc::new(portico_cache::SystemClock),
@@ -172,6 +173,7 @@ fn route(
     };
     Ok(Route {
         name: r.name.as_str().into(),
+        template: r.path.source.as_str().into(),
         access: r.access.clone(),
         methods: r.methods,
         answer,

@@ -120,6 +120,7 @@ impl EgressProxy {
                 upstream.authority(),
                 None,
                 None,
+                None,
             )?;
             crate::proxy::forward(&upstream, outgoing, body, None)
                 .await?

@@ -50,7 +50,7 @@ use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Reloadable, Request, RequestBody, Response,
     RouteStats, Service, StatusCounts,
 };
-use portico_telemetry::Metrics;
+use portico_telemetry::{Metrics, RequestSpan, Tracing};
 
 pub use access_log::AccessLogSink;
 pub use caller::{Caller, CredentialPlace, Routing};
@@ -114,6 +114,8 @@ pub struct Gateway {
     cache: Arc<portico_cache::Cache>,
     /// The process's metrics, when requests are counted.
     metrics: Option<Arc<Metrics>>,
+    /// The process's tracer, when requests are traced.
+    tracing: Option<Tracing>,
 }
 
 /// A configuration the gateway could not be built from.
@@ -290,6 +292,12 @@ impl Gateway {
         self
     }
 
+    /// Traces requests with `tracing` (the process's tracer).
+    pub fn with_tracing(mut self, tracing: Tracing) -> Gateway {
+        self.tracing = Some(tracing);
+        self
+    }
+
     /// The metrics this gateway counts in, if any.
     pub fn metrics(&self) -> Option<&Arc<Metrics>> {
         self.metrics.as_ref()
@@ -358,6 +366,14 @@ impl Service for Gateway {
     }
 
     async fn call(&self, req: &mut Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
+        if let Some(t) = &self.tracing {
+            let span = t.begin(
+                req.head.field("traceparent"),
+                req.head.field("tracestate"),
+                std::time::SystemTime::now(),
+            );
+            req.extensions.insert(span);
+        }
         let mut out = pipeline::Outcome::default();
         let result = self.answer(req, body, &mut out).await;
         out.attach(req);
@@ -377,7 +393,35 @@ impl Service for Gateway {
         if let (Some(metrics), Some(status)) = (&self.metrics, exchange.status) {
             count_exchange(metrics, route, status, exchange);
         }
+        if let Some(span) = exchange
+            .request
+            .and_then(|r| r.extensions.get::<RequestSpan>())
+        {
+            self.finish_span(span, route, exchange);
+        }
         self.log.record(exchange);
+    }
+}
+
+impl Gateway {
+    /// Ends a request's server span with its route, status and error code.
+    fn finish_span(&self, span: &RequestSpan, route: Option<&Arc<str>>, e: &Exchange<'_>) {
+        if !span.sampled() {
+            return;
+        }
+        let template = route.and_then(|name| {
+            self.routes
+                .iter()
+                .find(|r| &r.name == name)
+                .map(|r| (&**name, &*r.template))
+        });
+        span.finish(portico_telemetry::Finished {
+            method: e.request.map_or("_OTHER", |r| r.head.method().as_str()),
+            route: template,
+            status: e.status,
+            error_code: e.error.map(ErrorCode::as_str),
+            end: e.time + e.duration,
+        });
     }
 }
 

@@ -18,6 +18,7 @@ use portico_http::syntax::same_field_loosely;
 use portico_http::{ErrorCode, Method, Version};
 use portico_server::client::{ResponseFraming, Upstream, UpstreamRequest, UpstreamResponse};
 use portico_server::{Body, Error, Request, RequestBody, Response};
+use portico_telemetry::ChildSpan;
 
 use crate::access::without_params;
 use crate::caller::{Caller, CredentialPlace};
@@ -43,6 +44,20 @@ const REPLACED: &[&str] = &[
     "x-portico-timeout-ms",
 ];
 
+/// The trace context fields, replaced when Portico traces.
+const TRACE: &[&str] = &["traceparent", "tracestate"];
+
+/// Which of the client's fields [`copy_fields`] leaves out beyond those it always does.
+#[derive(Clone, Copy)]
+struct Dropped {
+    /// The client's deadline (it stays at the gateway).
+    timeout: bool,
+    /// Conditional fields and `Range` (a cache fill).
+    conditions: bool,
+    /// `traceparent` and `tracestate` (Portico continues the trace).
+    trace: bool,
+}
+
 /// The fields a cache fill does not pass on: the cache evaluates them itself.
 const CONDITIONAL: &[&str] = &[
     "if-match",
@@ -62,6 +77,10 @@ const CONDITIONAL: &[&str] = &[
 /// A cache fill (`fill` is `Some`) leaves out the client's conditional fields and `Range`
 /// (the cache answers them from the whole response) and sends the given validators instead
 /// (a stale entry's `If-None-Match` / `If-Modified-Since`).
+///
+/// With `trace` (the span of the upstream call, when Portico traces), the trace continues
+/// from that span: the client's `traceparent` and `tracestate` are replaced by the span's.
+/// Without it they pass on as the client sent them.
 pub(crate) fn outgoing(
     req: &Request,
     path: &[u8],
@@ -69,10 +88,22 @@ pub(crate) fn outgoing(
     target_authority: &str,
     deadline: Option<&Deadline>,
     fill: Option<&[(&'static str, Bytes)]>,
+    trace: Option<&ChildSpan>,
 ) -> Result<UpstreamRequest, Error> {
     let drop_timeout = deadline.is_some_and(|d| !d.pass);
     let mut fields = Fields::with_capacity(req.head.header_section_len() + 160);
-    let host = copy_fields(req, caller, drop_timeout, fill.is_some(), &mut fields);
+    let drop = Dropped {
+        timeout: drop_timeout,
+        conditions: fill.is_some(),
+        trace: trace.is_some(),
+    };
+    let host = copy_fields(req, caller, drop, &mut fields);
+    if let Some(span) = trace {
+        push(&mut fields, b"traceparent", span.traceparent().as_bytes())?;
+        if let Some(state) = span.tracestate() {
+            push(&mut fields, b"tracestate", state.as_bytes())?;
+        }
+    }
     for (name, value) in fill.unwrap_or_default() {
         push(&mut fields, name.as_bytes(), value)?;
     }
@@ -136,8 +167,7 @@ fn target(req: &Request, path: &[u8], caller: Option<&Caller>, drop_timeout: boo
 fn copy_fields<'r>(
     req: &'r Request,
     caller: Option<&Caller>,
-    drop_timeout: bool,
-    drop_conditions: bool,
+    drop: Dropped,
     fields: &mut Fields,
 ) -> Option<&'r [u8]> {
     let head = &req.head;
@@ -158,8 +188,12 @@ fn copy_fields<'r>(
         if is_hop_by_hop(name, &connection)
             || REPLACED.iter().any(|r| same_field_loosely(name, r))
             || credential_field.is_some_and(|c| same_field_loosely(name, c))
-            || (drop_timeout && same_field_loosely(name, deadline::FIELD))
-            || (drop_conditions && CONDITIONAL.iter().any(|c| same_field_loosely(name, c)))
+            || (drop.timeout && same_field_loosely(name, deadline::FIELD))
+            || (drop.conditions && CONDITIONAL.iter().any(|c| same_field_loosely(name, c)))
+            || (drop.trace
+                && TRACE
+                    .iter()
+                    .any(|c| name.eq_ignore_ascii_case(c.as_bytes())))
         {
             continue;
         }

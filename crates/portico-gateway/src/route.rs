@@ -44,6 +44,8 @@ pub(crate) enum Answer {
 /// One route.
 pub(crate) struct Route {
     pub(crate) name: Arc<str>,
+    /// The path template as configured (a trace's `http.route`).
+    pub(crate) template: Arc<str>,
     pub(crate) access: Access,
     pub(crate) methods: MethodSet,
     pub(crate) answer: Answer,
@@ -83,6 +85,7 @@ impl Route {
     /// routes: the access rules are those of the routes whose jobs are there).
     pub(crate) fn get_only(name: Arc<str>, access: Access, answer: Answer) -> Route {
         Route {
+            template: name.clone(),
             name,
             access,
             methods: [portico_http::Method::Get].into_iter().collect(),

@@ -1,5 +1,5 @@
 //! Portico's telemetry: the Prometheus metrics registry ([`Metrics`]) and OpenTelemetry
-//! tracing, in one crate that the server, the gateway and the admin API take a
+//! tracing ([`Tracing`]), in one crate that the server, the gateway and the admin API take a
 //! handle of.
 //!
 //! Neither may slow a request or fail it: metrics are atomic adds on families whose labels
@@ -8,5 +8,8 @@
 
 pub mod metrics;
 pub mod process;
+pub mod trace;
 
 pub use metrics::{Format, Metrics, Sampled, SampledKind};
+pub use opentelemetry::trace::SpanKind;
+pub use trace::{ChildSpan, Finished, RequestSpan, Tracing, TracingSettings};

@@ -643,6 +643,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     } else {
         None
     };
+    let metrics = Arc::new(Metrics::new(&config.metrics.buckets));
     let shared = Shared {
         stats: RouteStats::new(),
         failures: Arc::new(FailureLimiter::new()),
@@ -660,7 +661,11 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
         node: portico_store::new_id().into(),
         body_counts: Arc::default(),
         cache: Arc::new(open_cache(&config.cache)?),
-        metrics: Arc::new(Metrics::new(&config.metrics.buckets)),
+        metrics: metrics.clone(),
+        tracing: match &config.tracing {
+            Some(t) => Some(telemetry::tracer(t, metrics)?),
+            None => None,
+        },
     };
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Reloadable::new(gateway));
@@ -827,6 +832,8 @@ struct Shared {
     cache: Arc<portico_cache::Cache>,
     /// The Prometheus registry: one per process, kept across reloads.
     metrics: Arc<Metrics>,
+    /// The tracer, when `tracing` is configured (changing it needs a restart).
+    tracing: Option<portico_telemetry::Tracing>,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -1271,6 +1278,10 @@ fn build(
         .with_body_counts(shared.body_counts.clone())
         .with_cache(shared.cache.clone()))
     .map(|gw| {
+        let gw = match &shared.tracing {
+            Some(t) => gw.with_tracing(t.clone()),
+            None => gw,
+        };
         if config.metrics.enabled {
             gw.with_metrics(shared.metrics.clone())
         } else {

@@ -6,7 +6,33 @@ use std::sync::Arc;
 
 use portico_gateway::Gateway;
 use portico_server::Reloadable;
-use portico_telemetry::{Metrics, Sampled, SampledKind};
+use portico_telemetry::{Metrics, Sampled, SampledKind, Tracing, TracingSettings};
+
+/// The tracer `tracing` asks for; an `https://` collector is verified against the system's
+/// trust store.
+pub(crate) fn tracer(
+    config: &portico_config::Tracing,
+    metrics: Arc<Metrics>,
+) -> Result<Tracing, Box<dyn std::error::Error>> {
+    let tls = if config.otlp_endpoint.starts_with("https://") {
+        Some(portico_server::tls::client_config(None, false)?)
+    } else {
+        None
+    };
+    let settings = TracingSettings {
+        otlp_endpoint: config.otlp_endpoint.clone(),
+        sample_ratio: config.sample_ratio,
+        service_name: config.service_name.clone(),
+        export_timeout: portico_telemetry::trace::EXPORT_TIMEOUT,
+    };
+    let tracer = Tracing::start(&settings, tls, metrics)?;
+    tracing::info!(
+        endpoint = %portico_telemetry::trace::traces_url(&config.otlp_endpoint),
+        sample_ratio = config.sample_ratio,
+        "tracing: spans go to the OTLP collector"
+    );
+    Ok(tracer)
+}
 
 /// Registers in `metrics` what is read when scraped: connections by protocol, each upstream
 /// target's health and the access log's dropped lines (from the gateway serving then), the

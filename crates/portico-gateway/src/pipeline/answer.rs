@@ -6,6 +6,7 @@
 use portico_http::BodyFraming;
 use portico_http::upgrade::{check_handshake, is_websocket_upgrade};
 use portico_server::{Error, RequestBody, Response};
+use portico_telemetry::SpanKind;
 
 use super::{Answered, Ctx, Next};
 use crate::route::Answer;
@@ -65,14 +66,14 @@ async fn upstream(
         if cx.req.info.framing != BodyFraming::None {
             return Err(websocket::refused("A WebSocket handshake has no body."));
         }
-        let outgoing = outgoing(cx, upstream.authority(), None)?;
+        let outgoing = outgoing(cx, upstream.authority(), None, None)?;
         let (resp, target) = websocket::upgrade(upstream, outgoing, idle).await?;
         cx.answered_by = Some(target);
         return Ok(resp);
     }
     if let Some(settings) = cx.as_job() {
         let out = jobs::Outgoing {
-            request: outgoing(cx, upstream.authority(), None)?,
+            request: outgoing(cx, upstream.authority(), None, None)?,
             upstream: upstream.clone(),
             body: body.buffered().cloned().unwrap_or_default(),
             reservation: cx.reservation.take(),
@@ -90,9 +91,25 @@ async fn upstream(
         None if cx.route.buffer_body => Some(body.buffer(&gw.budget).await?),
         None => None,
     };
-    let outgoing = outgoing(cx, upstream.authority(), cx.deadline.as_ref())?;
+    let span = gw.span(cx.req, "upstream", SpanKind::Client, true);
+    let outgoing = outgoing(
+        cx,
+        upstream.authority(),
+        cx.deadline.as_ref(),
+        span.as_ref(),
+    )?;
     let sent = std::time::Instant::now();
     let forwarded = proxy::forward(upstream, outgoing, body, cx.deadline.as_ref()).await;
+    if let Some(span) = &span {
+        span.set("portico.upstream", upstream.name().to_string());
+        match &forwarded {
+            Ok((resp, target)) => {
+                span.set("server.address", target.to_string());
+                span.set("http.response.status_code", i64::from(resp.status));
+            }
+            Err(e) => span.failed(e.code().as_str()),
+        }
+    }
     if let Some(m) = &gw.metrics {
         let name = &gw.upstream_names[index];
         match &forwarded {
@@ -123,8 +140,17 @@ fn outgoing(
     cx: &Ctx<'_>,
     authority: &str,
     deadline: Option<&crate::deadline::Deadline>,
+    trace: Option<&portico_telemetry::ChildSpan>,
 ) -> Result<portico_server::client::UpstreamRequest, Error> {
     let path = cx.path.as_bytes();
     let fill = cx.cache.as_ref().and_then(|c| c.fill.as_deref());
-    proxy::outgoing(cx.req, path, cx.caller.as_ref(), authority, deadline, fill)
+    proxy::outgoing(
+        cx.req,
+        path,
+        cx.caller.as_ref(),
+        authority,
+        deadline,
+        fill,
+        trace,
+    )
 }

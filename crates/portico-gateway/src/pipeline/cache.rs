@@ -250,6 +250,7 @@ fn refresh(gw: &Gateway, cx: &Ctx<'_>, look: &Lookup, entry: &Arc<Entry>) {
         upstream.authority(),
         None,
         Some(&fill),
+        None,
     ) else {
         return;
     };

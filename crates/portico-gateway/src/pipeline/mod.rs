@@ -34,6 +34,7 @@ use std::sync::Arc;
 
 use portico_config::Quota;
 use portico_server::{Error, Permits, Request, RequestBody, Reservation, Response};
+use portico_telemetry::{ChildSpan, RequestSpan, SpanKind};
 
 use crate::access::BodyCheck;
 use crate::caller::{Caller, Routing};
@@ -355,6 +356,21 @@ impl Outcome {
 }
 
 impl Gateway {
+    /// A child of the request's span named `name`, when the request is traced; with
+    /// `propagated`, also when it is not sampled (its ids then go upstream in `traceparent`,
+    /// flagged not sampled, and nothing is recorded).
+    pub(crate) fn span(
+        &self,
+        req: &Request,
+        name: &'static str,
+        kind: SpanKind,
+        propagated: bool,
+    ) -> Option<ChildSpan> {
+        let tracing = self.tracing.as_ref()?;
+        let parent = req.extensions.get::<RequestSpan>()?;
+        (propagated || parent.sampled()).then(|| tracing.child(parent, name, kind))
+    }
+
     /// Answers a request: the pipeline's answer, or an embedder's handler's.
     pub(crate) async fn answer(
         &self,
@@ -399,7 +415,14 @@ impl Gateway {
         for phase in PHASES {
             let decided = match phase.decide_now(self, cx, body) {
                 Some(decided) => decided,
-                None => phase.wait(self, cx, body).await,
+                None => {
+                    let span = self.span(cx.req, phase.name(), SpanKind::Internal, false);
+                    let decided = phase.wait(self, cx, body).await;
+                    if let (Some(span), Err(e)) = (&span, &decided) {
+                        span.failed(e.code().as_str());
+                    }
+                    decided
+                }
             };
             match decided {
                 Ok(Flow::Next) => {}
