@@ -176,8 +176,7 @@ impl Tracing {
         }
     }
 
-    /// Begins a child of `parent` named `name`; it ends when dropped (or with
-    /// [`ChildSpan::end`]).
+    /// Begins a child of `parent` named `name`; it ends when dropped.
     pub fn child(&self, parent: &RequestSpan, name: &'static str, kind: SpanKind) -> ChildSpan {
         let span = self
             .tracer
