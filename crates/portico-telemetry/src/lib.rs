@@ -8,6 +8,7 @@
 
 pub mod metrics;
 pub mod process;
+pub mod throttle;
 pub mod trace;
 
 pub use metrics::{Format, Metrics, Sampled, SampledKind};

@@ -295,7 +295,6 @@ pub struct Metrics {
     store_failures: Family<OperationLabel, Counter>,
     reloads: Family<ResultLabel, Counter>,
     last_reload: Gauge<f64, std::sync::atomic::AtomicU64>,
-    log_suppressed: Counter,
     spans_dropped: Counter,
     spans_exported: Counter,
 }
@@ -327,11 +326,18 @@ impl Metrics {
             store_failures: Family::default(),
             reloads: Family::default(),
             last_reload: Gauge::default(),
-            log_suppressed: Counter::default(),
             spans_dropped: Counter::default(),
             spans_exported: Counter::default(),
         };
         m.register();
+        m.sample(|out| {
+            out.push(Sampled {
+                name: "portico_log_lines_suppressed",
+                help: "Diagnostic log lines left out because their place in the code logged too many at once.",
+                kind: SampledKind::Counter,
+                samples: vec![(Vec::new(), crate::throttle::suppressed() as f64)],
+            });
+        });
         m
     }
 
@@ -411,11 +417,6 @@ impl Metrics {
             "portico_config_last_reload_success_timestamp_seconds",
             "When the configuration was last loaded successfully, in seconds since the Unix epoch",
             self.last_reload.clone(),
-        );
-        r.register(
-            "portico_log_lines_suppressed",
-            "Error log lines not written because too many came at once",
-            self.log_suppressed.clone(),
         );
         r.register(
             "portico_trace_spans_dropped",
@@ -549,11 +550,6 @@ impl Metrics {
                 .unwrap_or_default();
             self.last_reload.set(now.as_secs_f64());
         }
-    }
-
-    /// Counts error log lines left out by the log's rate limit.
-    pub fn log_suppressed(&self, n: u64) {
-        self.log_suppressed.inc_by(n);
     }
 
     /// Counts spans dropped on the way to the collector.

@@ -4,7 +4,7 @@
 
 mod telemetry;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -543,14 +543,7 @@ where
 }
 
 fn serve(path: Option<PathBuf>) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+    telemetry::log_to_stderr();
     let loaded = match &path {
         Some(p) => portico_config::load(p),
         None => portico_config::from_str(QUICKSTART, "built-in quickstart"),
@@ -670,6 +663,7 @@ async fn run(config: Config, path: Option<PathBuf>) -> Result<(), Box<dyn std::e
     let gateway = build(&config, &shared).map_err(|e| e.to_string())?;
     let swap = Arc::new(Reloadable::new(gateway));
     telemetry::sample(&shared.metrics, &swap, &shared.cache, &shared.rate_limiters);
+    tokio::spawn(telemetry::report_suppressed_lines());
     shared.metrics.reload(true);
     // Every handler is in place before Portico says it listens: a signal sent the moment
     // after must not meet the default action (which for SIGTERM and SIGHUP is to die).

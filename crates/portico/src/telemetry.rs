@@ -8,6 +8,40 @@ use portico_gateway::Gateway;
 use portico_server::Reloadable;
 use portico_telemetry::{Metrics, Sampled, SampledKind, Tracing, TracingSettings};
 
+/// Diagnostics to stderr at the level `RUST_LOG` asks for (`info` without it), each place in
+/// the code that logs limited to a burst and a rate (`portico_telemetry::throttle`).
+pub(crate) fn log_to_stderr() {
+    use std::io::IsTerminal;
+    use tracing_subscriber::filter::FilterExt;
+    use tracing_subscriber::layer::{Layer, SubscriberExt};
+    use tracing_subscriber::util::SubscriberInitExt;
+    let level = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(level.and(portico_telemetry::throttle::Throttle::new()));
+    tracing_subscriber::registry().with(stderr).init();
+}
+
+/// Every ten seconds, a line saying how many log lines the throttle left out since the last,
+/// when it left any out.
+pub(crate) async fn report_suppressed_lines() {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    let mut reported = 0;
+    loop {
+        tick.tick().await;
+        let now = portico_telemetry::throttle::suppressed();
+        if now > reported {
+            tracing::warn!(
+                suppressed = now - reported,
+                "log lines left out: the places that wrote them wrote too many at once"
+            );
+            reported = now;
+        }
+    }
+}
+
 /// The tracer `tracing` asks for; an `https://` collector is verified against the system's
 /// trust store.
 pub(crate) fn tracer(

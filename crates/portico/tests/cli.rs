@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 mod served;
 
-use served::{BIN, Served, write_config};
+use served::{BIN, Served, exchange, write_config};
 
 #[test]
 fn check_config_is_silent_and_exits_0_on_a_valid_file() {
@@ -440,14 +440,6 @@ fn sighup_takes_a_new_tls_certificate() {
 }
 
 /// One HTTP/1.1 request over a blocking socket; the whole answer, as text.
-fn exchange(address: &str, request: &str) -> String {
-    let mut s = TcpStream::connect(address).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    answer
-}
-
 #[test]
 fn the_admin_api_listens_apart_with_the_token_from_the_environment() {
     let dir = tempfile::tempdir().unwrap();

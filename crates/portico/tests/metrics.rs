@@ -10,16 +10,7 @@ use std::process::{Command, Stdio};
 
 mod served;
 
-use served::{Served, write_config};
-
-/// One request on a connection of its own; the whole response as text.
-fn exchange(addr: &str, request: &str) -> String {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    conn.read_to_string(&mut response).unwrap();
-    response
-}
+use served::{Served, exchange, write_config};
 
 fn get(addr: &str, path: &str, extra: &str) -> String {
     exchange(

@@ -9,6 +9,16 @@ use std::process::{Command, Stdio};
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
+/// One request on a connection of its own (the request should say `Connection: close`); the
+/// whole answer as text.
+pub fn exchange(address: &str, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(address).unwrap();
+    std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    answer
+}
+
 /// Writes a configuration file `name` into `dir`.
 pub fn write_config(dir: &tempfile::TempDir, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.path().join(name);
