@@ -32,6 +32,7 @@ use portico_store::{Document, Expect, Lookup, NewDocument, Store, StoreError};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+mod dashboard;
 mod exposition;
 mod openapi;
 mod resource;
@@ -76,6 +77,10 @@ pub enum LimitReset {
 /// What `GET /admin/v1/metrics` reports: the data plane's counters, as one JSON object.
 pub type Metrics = Arc<dyn Fn() -> Value + Send + Sync>;
 
+/// What the data plane serves now (`GET /admin/v1/overview`): `routes`, `apis`, `upstreams`
+/// and `reloads`, as the OpenAPI document describes them.
+pub type Overview = Arc<dyn Fn() -> Value + Send + Sync>;
+
 /// Clears rate-limit state (in this process, and in the shared store when there is one).
 pub type OnLimitReset = Arc<
     dyn Fn(LimitReset) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
@@ -111,6 +116,8 @@ pub struct Admin<S> {
     route_cache_counts: Option<RouteCacheCounts>,
     /// The process's Prometheus metrics, served at `GET /metrics`.
     prometheus: Option<Arc<portico_telemetry::Metrics>>,
+    /// What the data plane serves now, for the dashboard.
+    overview: Option<Overview>,
 }
 
 /// What a request's path names: a collection, or an item in it, or an action on an item.
@@ -141,12 +148,19 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
             on_cache_purge: None,
             route_cache_counts: None,
             prometheus: None,
+            overview: None,
         }
     }
 
     /// Reports what `f` gives at `GET /admin/v1/metrics`.
     pub fn with_metrics(mut self, f: Metrics) -> Admin<S> {
         self.metrics = Some(f);
+        self
+    }
+
+    /// Answers `GET /admin/v1/overview` with what `f` gives.
+    pub fn with_overview(mut self, f: Overview) -> Admin<S> {
+        self.overview = Some(f);
         self
     }
 
@@ -387,8 +401,12 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
     }
 
     async fn dispatch(&self, req: &Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
-        self.authorize(req)?;
         let path = std::str::from_utf8(req.head.path()).unwrap_or("");
+        // The dashboard's page and files: the page asks for the token itself.
+        if let Some(answer) = dashboard::serve(path, req.head.method()) {
+            return answer;
+        }
+        self.authorize(req)?;
         if path == exposition::PATH
             && let Some(metrics) = &self.prometheus
         {
@@ -411,6 +429,18 @@ impl<S: Store + Send + Sync + 'static> Admin<S> {
                 Method::Get | Method::Head => {
                     let counters = self.metrics.as_ref().map_or_else(|| json!({}), |f| f());
                     Ok(json_response(200, &counters))
+                }
+                m => other_method(m, READ),
+            };
+        }
+        if rest == "overview" {
+            return match method {
+                Method::Get | Method::Head => {
+                    let overview = self.overview.as_ref().map_or_else(
+                        || json!({"routes": [], "apis": [], "upstreams": [], "reloads": []}),
+                        |f| f(),
+                    );
+                    Ok(json_response(200, &overview).header("Cache-Control", "no-store"))
                 }
                 m => other_method(m, READ),
             };

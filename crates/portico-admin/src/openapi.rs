@@ -433,6 +433,84 @@ fn other_paths(paths: &mut Map<String, Value>) {
             "responses": responses(vec![("200", json!({"description": "The data plane's counters.", "content": json_body(json!({"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}))}))])
         }}),
     );
+    let text = json!({"type": "string"});
+    let named = |extra: Value| {
+        let mut props = json!({"name": text, "path": text, "methods": text, "answer": text});
+        if let (Some(p), Some(e)) = (props.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        props
+    };
+    let overview = json!({
+        "type": "object",
+        "required": ["routes", "apis", "upstreams", "reloads"],
+        "additionalProperties": false,
+        "properties": {
+            "routes": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "path", "methods", "answer"],
+                "additionalProperties": false,
+                "properties": named(json!({}))
+            }},
+            "apis": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "base_path", "versions"],
+                "additionalProperties": false,
+                "properties": {
+                    "name": text,
+                    "base_path": text,
+                    "versions": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["id", "state"],
+                        "additionalProperties": false,
+                        "properties": {
+                            "id": text,
+                            "state": {"enum": ["published", "deprecated", "retired", "disabled"]},
+                            "sunset": text,
+                            "maintenance": {
+                                "type": "object",
+                                "required": ["start", "end", "now"],
+                                "additionalProperties": false,
+                                "properties": {"start": text, "end": text, "now": {"type": "boolean"}}
+                            }
+                        }
+                    }}
+                }
+            }},
+            "upstreams": {"type": "array", "items": {
+                "type": "object",
+                "required": ["name", "targets"],
+                "additionalProperties": false,
+                "properties": {
+                    "name": text,
+                    "targets": {"type": "array", "items": {
+                        "type": "object",
+                        "required": ["target", "healthy"],
+                        "additionalProperties": false,
+                        "properties": {"target": text, "healthy": {"type": "boolean"}}
+                    }}
+                }
+            }},
+            "reloads": {"type": "array", "items": {
+                "type": "object",
+                "required": ["time", "result"],
+                "additionalProperties": false,
+                "properties": {"time": text, "result": {"enum": ["success", "failure"]}}
+            }}
+        }
+    });
+    paths.insert(
+        "/admin/v1/overview".into(),
+        json!({"get": {
+            "operationId": "getOverview",
+            "summary": "What the data plane serves now: its routes, its APIs and where each version is in its life, its upstreams' targets and their health, and the last configuration loads (what the dashboard shows).",
+            "responses": responses(vec![("200", json!({
+                "description": "The data plane as it is now.",
+                "headers": {"Cache-Control": {"schema": {"type": "string"}}},
+                "content": json_body(overview)
+            }))])
+        }}),
+    );
     paths.insert(
         "/metrics".into(),
         json!({"get": {

@@ -746,6 +746,8 @@ async fn the_openapi_document_matches_the_real_responses() {
     check("GET", "/admin/v1/metrics", &resp);
     let resp = api.send("GET", "/metrics", &[], None).await;
     check("GET", "/metrics", &resp);
+    let resp = api.send("GET", "/admin/v1/overview", &[], None).await;
+    check("GET", "/admin/v1/overview", &resp);
     let openmetrics = ["Accept: application/openmetrics-text"];
     let resp = api.send("GET", "/metrics", &openmetrics, None).await;
     check("GET", "/metrics", &resp);

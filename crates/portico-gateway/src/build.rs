@@ -92,6 +92,7 @@ impl Gateway {
             body_counts: Arc::default(),
             metrics: None,
             tracing: None,
+            apis: config.apis.clone(),
             cache: Arc::new(portico_cache::Cache::new(
                 config.cache.memory,
                 Arc::new(portico_cache::SystemClock),

@@ -27,6 +27,7 @@ pub mod idempotency;
 pub mod jobs;
 mod lifecycle;
 pub mod limits;
+mod overview;
 mod pipeline;
 mod proxy;
 pub mod quota;
@@ -116,6 +117,8 @@ pub struct Gateway {
     metrics: Option<Arc<Metrics>>,
     /// The process's tracer, when requests are traced.
     tracing: Option<Tracing>,
+    /// The APIs as configured (what the dashboard shows of their versions).
+    apis: Vec<portico_config::Api>,
 }
 
 /// A configuration the gateway could not be built from.

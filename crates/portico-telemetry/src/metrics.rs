@@ -106,6 +106,9 @@ impl MetricConstructor<Histogram> for Buckets {
     }
 }
 
+/// How many configuration loads [`Metrics::recent_reloads`] keeps.
+pub const RECENT_RELOADS: usize = 20;
+
 /// Store calls are quicker than requests: 100 µs to 2.5 s.
 const STORE_BUCKETS: [f64; 10] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 2.5,
@@ -295,6 +298,8 @@ pub struct Metrics {
     store_failures: Family<OperationLabel, Counter>,
     reloads: Family<ResultLabel, Counter>,
     last_reload: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// The last [`RECENT_RELOADS`] loads: when, and whether they succeeded.
+    recent_reloads: Mutex<std::collections::VecDeque<(SystemTime, bool)>>,
     spans_dropped: Counter,
     spans_exported: Counter,
 }
@@ -326,6 +331,7 @@ impl Metrics {
             store_failures: Family::default(),
             reloads: Family::default(),
             last_reload: Gauge::default(),
+            recent_reloads: Mutex::default(),
             spans_dropped: Counter::default(),
             spans_exported: Counter::default(),
         };
@@ -544,12 +550,29 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.reloads.get_or_create(&ResultLabel { result }).inc();
+        let now = SystemTime::now();
         if ok {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default();
-            self.last_reload.set(now.as_secs_f64());
+            let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+            self.last_reload.set(since.as_secs_f64());
         }
+        let mut recent = self
+            .recent_reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if recent.len() == RECENT_RELOADS {
+            recent.pop_front();
+        }
+        recent.push_back((now, ok));
+    }
+
+    /// The last loads of the configuration, oldest first: when, and whether they succeeded.
+    pub fn recent_reloads(&self) -> Vec<(SystemTime, bool)> {
+        self.recent_reloads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .copied()
+            .collect()
     }
 
     /// Counts spans dropped on the way to the collector.

@@ -1133,6 +1133,7 @@ async fn admin_api(
             .with_model(following.base.clone())
             .with_stats(shared.stats.clone())
             .with_prometheus(shared.metrics.clone())
+            .with_overview(telemetry::overview(swap.clone(), shared.metrics.clone()))
             .with_token_revocation(Arc::new(move |digest: &str| store_tokens.evict(digest)))
             .with_limit_reset(limit_reset(shared.rate_limiters.clone()))
             .with_route_cache_counts({

@@ -68,6 +68,28 @@ pub(crate) fn tracer(
     Ok(tracer)
 }
 
+/// What `GET /admin/v1/overview` answers: the serving gateway's routes, APIs and upstream
+/// health, and the last configuration loads.
+pub(crate) fn overview(
+    gateway: Arc<Reloadable<Gateway>>,
+    metrics: Arc<Metrics>,
+) -> portico_admin::Overview {
+    Arc::new(move || {
+        let mut overview = gateway.current().overview(std::time::SystemTime::now());
+        overview["reloads"] = metrics
+            .recent_reloads()
+            .into_iter()
+            .map(|(time, ok)| {
+                serde_json::json!({
+                    "time": portico_gateway::access_log::rfc3339_millis(time),
+                    "result": if ok { "success" } else { "failure" },
+                })
+            })
+            .collect();
+        overview
+    })
+}
+
 /// Registers in `metrics` what is read when scraped: connections by protocol, each upstream
 /// target's health and the access log's dropped lines (from the gateway serving then), the
 /// response cache's size and per-route counts, and the shared rate-limit store's failures.
