@@ -19,7 +19,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-mod served;
+use crate::served;
 
 use served::{Served, exchange, write_config};
 

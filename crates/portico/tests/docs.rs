@@ -20,7 +20,7 @@ fn check_generated(rel: &str, expected: &str) {
     let actual = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         actual == expected,
-        "{rel} is stale: run `PORTICO_BLESS=1 cargo nextest run -p portico --test docs`"
+        "{rel} is stale: run `PORTICO_BLESS=1 cargo nextest run -p portico -E 'test(/^docs::/)'`"
     );
 }
 

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
-mod served;
+use crate::served;
 
 use served::{BIN, Served, exchange, write_config};
 

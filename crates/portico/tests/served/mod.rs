@@ -1,8 +1,5 @@
 //! A `portico serve` run as its own process, for the tests that need the binary itself: its
 //! listeners' addresses read from its log, signals, and a graceful stop.
-// Each test binary that includes this module uses part of it.
-#![allow(dead_code)]
-
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
