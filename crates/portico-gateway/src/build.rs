@@ -91,6 +91,8 @@ impl Gateway {
             counts: HashMap::new(),
             body_counts: Arc::default(),
             metrics: None,
+            unrouted_series: None,
+            upstream_series: Vec::new(),
             tracing: None,
             apis: config.apis.clone(),
             cache: Arc::new(portico_cache::Cache::new(
@@ -198,6 +200,7 @@ fn route(
         transform: r.transform.clone(),
         cache: r.cache,
         cache_counts: None,
+        series: None,
     })
 }
 

@@ -34,4 +34,6 @@ pub struct Routing {
     pub route: Option<Arc<str>>,
     /// The upstream target that answered (`host:port`).
     pub upstream: Option<Arc<str>>,
+    /// The route's metrics series, when requests are counted.
+    pub series: Option<Arc<portico_telemetry::RouteSeries>>,
 }

@@ -130,6 +130,7 @@ impl EgressProxy {
         req.extensions.insert(Routing {
             route: None,
             upstream: Some(target.into()),
+            series: None,
         });
         req.extensions.insert(caller);
         Ok(answer)

@@ -51,7 +51,7 @@ use portico_server::{
     BodyBudget, ConnSettings, Error, Exchange, Reloadable, Request, RequestBody, Response,
     RouteStats, Service, StatusCounts,
 };
-use portico_telemetry::{Metrics, RequestSpan, Tracing};
+use portico_telemetry::{Metrics, RequestSpan, RouteSeries, Tracing, UpstreamSeries};
 
 pub use access_log::AccessLogSink;
 pub use caller::{Caller, CredentialPlace, Routing};
@@ -115,6 +115,10 @@ pub struct Gateway {
     cache: Arc<portico_cache::Cache>,
     /// The process's metrics, when requests are counted.
     metrics: Option<Arc<Metrics>>,
+    /// With `metrics`: the series of requests no route took, and each upstream's, by index
+    /// (each route holds its own).
+    unrouted_series: Option<Arc<RouteSeries>>,
+    upstream_series: Vec<UpstreamSeries>,
     /// The process's tracer, when requests are traced.
     tracing: Option<Tracing>,
     /// The APIs as configured (what the dashboard shows of their versions).
@@ -291,6 +295,15 @@ impl Gateway {
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Gateway {
         self.rate_limiters.set_metrics(&metrics);
         self.jobs.set_metrics(&metrics);
+        for r in &mut self.routes {
+            r.series = Some(Arc::new(metrics.route(&r.name)));
+        }
+        self.unrouted_series = Some(Arc::new(metrics.route(&EMPTY)));
+        self.upstream_series = self
+            .upstream_names
+            .iter()
+            .map(|name| metrics.upstream_series(name))
+            .collect();
         self.metrics = Some(metrics);
         self
     }
@@ -370,11 +383,10 @@ impl Service for Gateway {
 
     async fn call(&self, req: &mut Request, body: &mut RequestBody<'_>) -> Result<Response, Error> {
         if let Some(t) = &self.tracing {
-            let span = t.begin(
-                req.head.field("traceparent"),
-                req.head.field("tracestate"),
-                std::time::SystemTime::now(),
-            );
+            let traceparent = req.head.field("traceparent");
+            // `tracestate` means nothing without a `traceparent`: not looked for then.
+            let tracestate = traceparent.and_then(|_| req.head.field("tracestate"));
+            let span = t.begin(traceparent, tracestate);
             req.extensions.insert(span);
         }
         let mut out = pipeline::Outcome::default();
@@ -394,7 +406,14 @@ impl Service for Gateway {
             counts.record(status);
         }
         if let (Some(metrics), Some(status)) = (&self.metrics, exchange.status) {
-            count_exchange(metrics, route, status, exchange);
+            let series = exchange
+                .request
+                .and_then(|r| r.extensions.get::<Routing>())
+                .and_then(|r| r.series.as_ref())
+                .or(self.unrouted_series.as_ref());
+            if let Some(series) = series {
+                count_exchange(metrics, series, status, exchange);
+            }
         }
         if let Some(span) = exchange
             .request
@@ -450,10 +469,10 @@ pub(crate) async fn timed<T, E>(
 
 /// Counts a finished exchange in the metrics: the request, and a refusal for quota or
 /// billing (whose codes only those refusals send).
-fn count_exchange(metrics: &Metrics, route: Option<&Arc<str>>, status: u16, e: &Exchange<'_>) {
+fn count_exchange(metrics: &Metrics, series: &RouteSeries, status: u16, e: &Exchange<'_>) {
     let method = e.request.map_or("_OTHER", |r| r.head.method().as_str());
     let code = e.error.map_or("", ErrorCode::as_str);
-    metrics.request(route.unwrap_or(&EMPTY), method, status, code, e.duration);
+    series.request(method, status, code, e.duration);
     match e.error {
         Some(ErrorCode::QuotaSpent) => metrics.refused("quota_spent"),
         Some(ErrorCode::BillingSuspended) => metrics.refused("billing_suspended"),

@@ -91,7 +91,10 @@ pub(crate) fn outgoing(
     trace: Option<&ChildSpan>,
 ) -> Result<UpstreamRequest, Error> {
     let drop_timeout = deadline.is_some_and(|d| !d.pass);
-    let mut fields = Fields::with_capacity(req.head.header_section_len() + 160);
+    // Room for what the gateway adds (forwarding, a deadline, a caller, a trace) without
+    // growing.
+    let added = 160 + trace.map_or(0, |_| portico_telemetry::TRACEPARENT_LEN + 16);
+    let mut fields = Fields::with_capacity(req.head.header_section_len() + added);
     let drop = Dropped {
         timeout: drop_timeout,
         conditions: fill.is_some(),
@@ -99,7 +102,7 @@ pub(crate) fn outgoing(
     };
     let host = copy_fields(req, caller, drop, &mut fields);
     if let Some(span) = trace {
-        push(&mut fields, b"traceparent", span.traceparent().as_bytes())?;
+        push(&mut fields, b"traceparent", &span.traceparent())?;
         if let Some(state) = span.tracestate() {
             push(&mut fields, b"tracestate", state.as_bytes())?;
         }

@@ -78,6 +78,8 @@ pub(crate) struct Route {
     pub(crate) cache: Option<portico_config::RouteCache>,
     /// Its counters in the gateway's cache (set with the cache).
     pub(crate) cache_counts: Option<Arc<portico_cache::Counts>>,
+    /// Its metrics series, when requests are counted.
+    pub(crate) series: Option<Arc<portico_telemetry::RouteSeries>>,
 }
 
 impl Route {
@@ -108,6 +110,7 @@ impl Route {
             transform: None,
             cache: None,
             cache_counts: None,
+            series: None,
         }
     }
 

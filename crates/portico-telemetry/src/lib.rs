@@ -11,6 +11,6 @@ pub mod process;
 pub mod throttle;
 pub mod trace;
 
-pub use metrics::{Format, Metrics, Sampled, SampledKind};
+pub use metrics::{Format, Metrics, RouteSeries, Sampled, SampledKind, UpstreamSeries};
 pub use opentelemetry::trace::SpanKind;
-pub use trace::{ChildSpan, Finished, RequestSpan, Tracing, TracingSettings};
+pub use trace::{ChildSpan, Finished, RequestSpan, TRACEPARENT_LEN, Tracing, TracingSettings};

@@ -7,11 +7,16 @@
 //! cannot grow the number of series: a request no route took counts under `route=""`.
 //!
 //! What changes on the request path is counted where it happens (a relaxed atomic add, or a
-//! histogram's short lock); what already has a count elsewhere (connections, the cache,
-//! upstream health, the process) is read when scraped, by collectors.
+//! histogram's short lock), through series resolved when a configuration is built
+//! ([`RouteSeries`], [`UpstreamSeries`]) rather than looked up by label per request; what
+//! already has a count elsewhere (connections, the cache, upstream health, the process) is
+//! read when scraped, by collectors.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use hashbrown::Equivalent;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
@@ -281,6 +286,125 @@ impl Format {
     }
 }
 
+/// A family's counters found through a map of their own, keyed by what the caller has at
+/// hand (no label to allocate or clone) and hashed with foldhash, in front of the family's
+/// map (SipHash over owned labels, taken only the first time a key is seen). Counting is then
+/// a read lock, a short hash and an atomic add. The map holds no more keys than the family
+/// has series, which are bounded.
+struct Counters<K, L> {
+    family: Family<L, Counter>,
+    resolved: RwLock<hashbrown::HashMap<K, Counter>>,
+}
+
+impl<K: Hash + Eq, L: Clone + Hash + Eq> Counters<K, L> {
+    fn new(family: Family<L, Counter>) -> Counters<K, L> {
+        Counters {
+            family,
+            resolved: RwLock::default(),
+        }
+    }
+
+    /// Adds one to the counter of `query`; the first time, its key and labels are made.
+    fn inc<Q: Hash + Equivalent<K> + ?Sized>(
+        &self,
+        query: &Q,
+        key: impl FnOnce() -> K,
+        labels: impl FnOnce() -> L,
+    ) {
+        if let Some(counter) = self
+            .resolved
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(query)
+        {
+            counter.inc();
+            return;
+        }
+        let counter = self.family.get_or_create(&labels()).clone();
+        counter.inc();
+        self.resolved
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key(), counter);
+    }
+}
+
+impl<K, L> fmt::Debug for Counters<K, L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Counters")
+    }
+}
+
+/// One route's series: its duration histogram, and its request counters by method, status
+/// and error code.
+#[derive(Debug)]
+pub struct RouteSeries {
+    route: Arc<str>,
+    duration: Histogram,
+    requests: Counters<(&'static str, u16, &'static str), RequestLabels>,
+}
+
+impl RouteSeries {
+    /// Counts one answered request; `error_code` is empty unless Portico generated the
+    /// response.
+    pub fn request(
+        &self,
+        method: &'static str,
+        status: u16,
+        error_code: &'static str,
+        duration: Duration,
+    ) {
+        let key = (method, status, error_code);
+        self.requests.inc(
+            &key,
+            || key,
+            || RequestLabels {
+                route: self.route.clone(),
+                method,
+                status,
+                error_code,
+            },
+        );
+        self.duration.observe(duration.as_secs_f64());
+    }
+}
+
+/// One upstream's series: its latency histogram, and its call counters by target and
+/// outcome.
+#[derive(Debug)]
+pub struct UpstreamSeries {
+    upstream: Arc<str>,
+    duration: Histogram,
+    calls: Counters<(Arc<str>, &'static str), UpstreamLabels>,
+}
+
+/// A `(target, outcome)` key looked up without cloning the target.
+#[derive(Hash)]
+struct TargetOutcome<'a>(&'a str, &'static str);
+
+impl Equivalent<(Arc<str>, &'static str)> for TargetOutcome<'_> {
+    fn equivalent(&self, key: &(Arc<str>, &'static str)) -> bool {
+        *key.0 == *self.0 && key.1 == self.1
+    }
+}
+
+impl UpstreamSeries {
+    /// Counts one request sent upstream to `target` (empty when none answered): `outcome`
+    /// is `2xx`…`5xx`, or how it failed.
+    pub fn call(&self, target: &Arc<str>, outcome: &'static str, took: Duration) {
+        self.calls.inc(
+            &TargetOutcome(target, outcome),
+            || (target.clone(), outcome),
+            || UpstreamLabels {
+                upstream: self.upstream.clone(),
+                target: target.clone(),
+                outcome,
+            },
+        );
+        self.duration.observe(took.as_secs_f64());
+    }
+}
+
 /// The process's metrics.
 pub struct Metrics {
     registry: Mutex<Registry>,
@@ -450,51 +574,35 @@ impl Metrics {
             .push(Box::new(sample));
     }
 
-    /// Counts one answered request. `route` is empty when no route took it; `error_code`
-    /// is empty unless Portico generated the response.
-    pub fn request(
-        &self,
-        route: &Arc<str>,
-        method: &'static str,
-        status: u16,
-        error_code: &'static str,
-        duration: Duration,
-    ) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.clone(),
-                method,
-                status,
-                error_code,
-            })
-            .inc();
-        self.durations
-            .get_or_create(&RouteLabel {
-                route: route.clone(),
-            })
-            .observe(duration.as_secs_f64());
+    /// The series of the route named `route` (empty for requests no route took), to count
+    /// its requests with [`RouteSeries::request`]: resolved once, when a configuration is
+    /// built, not per request.
+    pub fn route(&self, route: &Arc<str>) -> RouteSeries {
+        RouteSeries {
+            route: route.clone(),
+            duration: self
+                .durations
+                .get_or_create(&RouteLabel {
+                    route: route.clone(),
+                })
+                .clone(),
+            requests: Counters::new(self.requests.clone()),
+        }
     }
 
-    /// Counts one request sent upstream: `outcome` is `2xx`…`5xx`, or how it failed.
-    pub fn upstream(
-        &self,
-        upstream: &Arc<str>,
-        target: &Arc<str>,
-        outcome: &'static str,
-        took: Duration,
-    ) {
-        self.upstream_requests
-            .get_or_create(&UpstreamLabels {
-                upstream: upstream.clone(),
-                target: target.clone(),
-                outcome,
-            })
-            .inc();
-        self.upstream_durations
-            .get_or_create(&UpstreamLabel {
-                upstream: upstream.clone(),
-            })
-            .observe(took.as_secs_f64());
+    /// The series of the upstream named `upstream`, to count its calls with
+    /// [`UpstreamSeries::call`].
+    pub fn upstream_series(&self, upstream: &Arc<str>) -> UpstreamSeries {
+        UpstreamSeries {
+            upstream: upstream.clone(),
+            duration: self
+                .upstream_durations
+                .get_or_create(&UpstreamLabel {
+                    upstream: upstream.clone(),
+                })
+                .clone(),
+            calls: Counters::new(self.upstream_requests.clone()),
+        }
     }
 
     /// Counts a request a rate limit refused.
@@ -628,25 +736,42 @@ mod tests {
         let m = Metrics::new(&[0.1, 1.0]);
         let route: Arc<str> = "orders".into();
         let none: Arc<str> = "".into();
-        m.request(&route, "GET", 200, "", Duration::from_millis(20));
-        m.request(&route, "GET", 200, "", Duration::from_millis(200));
-        m.request(
-            &none,
-            "GET",
-            404,
-            "PTC.ROUTE_NOT_FOUND",
-            Duration::from_millis(1),
-        );
+        let orders = m.route(&route);
+        orders.request("GET", 200, "", Duration::from_millis(20));
+        orders.request("GET", 200, "", Duration::from_millis(200));
+        m.route(&none)
+            .request("GET", 404, "PTC.ROUTE_NOT_FOUND", Duration::from_millis(1));
+        // A second configuration's series of the same route count on in the same series.
+        m.route(&route)
+            .request("GET", 200, "", Duration::from_millis(20));
+        let upstream = m.upstream_series(&route);
+        let (a, b): (Arc<str>, Arc<str>) = ("a:1".into(), "b:1".into());
+        upstream.call(&a, "2xx", Duration::from_millis(3));
+        upstream.call(&a, "2xx", Duration::from_millis(3));
+        upstream.call(&b, "5xx", Duration::from_millis(3));
+        upstream.call(&a, "5xx", Duration::from_millis(3));
         let text = m.encode(Format::PrometheusText);
         assert!(
             text.contains(
-                r#"portico_requests_total{route="orders",method="GET",status="200",error_code=""} 2"#
+                r#"portico_requests_total{route="orders",method="GET",status="200",error_code=""} 3"#
+            ),
+            "{text}"
+        );
+        for (target, outcome, n) in [("a:1", "2xx", 2), ("a:1", "5xx", 1), ("b:1", "5xx", 1)] {
+            let line = format!(
+                r#"portico_upstream_requests_total{{upstream="orders",target="{target}",outcome="{outcome}"}} {n}"#
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(
+            text.contains(
+                r#"portico_upstream_request_duration_seconds_count{upstream="orders"} 4"#
             ),
             "{text}"
         );
         assert!(text.contains(r#"portico_requests_total{route="",method="GET",status="404",error_code="PTC.ROUTE_NOT_FOUND"} 1"#));
         assert!(
-            text.contains(r#"portico_request_duration_seconds_bucket{route="orders",le="0.1"} 1"#),
+            text.contains(r#"portico_request_duration_seconds_bucket{route="orders",le="0.1"} 2"#),
             "{text}"
         );
         assert!(text.contains(r#"portico_build_info{version=""#));
@@ -658,8 +783,8 @@ mod tests {
     fn every_family_is_in_docs_metrics_md() {
         let m = Metrics::new(&[1.0]);
         let name: Arc<str> = "x".into();
-        m.request(&name, "GET", 200, "", Duration::ZERO);
-        m.upstream(&name, &name, "2xx", Duration::ZERO);
+        m.route(&name).request("GET", 200, "", Duration::ZERO);
+        m.upstream_series(&name).call(&name, "2xx", Duration::ZERO);
         m.rate_limited(&name, &name);
         m.concurrency_limited(&name);
         m.refused("quota_spent");

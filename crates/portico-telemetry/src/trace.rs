@@ -3,8 +3,13 @@
 //!
 //! A client's W3C `traceparent` (and `tracestate`) is continued; a malformed one is ignored,
 //! never an error, and a `tracestate` longer than the 512 characters W3C asks vendors to
-//! propagate is left out. Requests without a sampled parent are traced at `sample_ratio`
-//! (the decision rides on the trace id, so every service of a trace agrees).
+//! propagate is left out. A request with a parent follows its sampled flag; one without is
+//! traced at `sample_ratio`.
+//!
+//! Only a sampled request costs an SDK span. The others (nearly all, at the ratios operators
+//! run) carry only ids: the trace id (the parent's, or a new one) and a span id for the
+//! upstream call, which goes upstream in a `traceparent` flagged not sampled, so the services
+//! behind Portico see one trace either way. Nothing about them is recorded.
 //!
 //! Export never slows a request: a finished span is handed to a bounded queue
 //! ([`QUEUE`] spans) without waiting, and a task sends batches to the collector, each bounded
@@ -20,14 +25,16 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{
-    SpanContext, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
+    SpanContext, SpanKind, Status, TraceContextExt, TraceFlags, TraceState, Tracer as _,
+    TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
-    Sampler, SdkTracer, SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor,
+    IdGenerator, RandomIdGenerator, Sampler, SamplingDecision, SdkTracer, SdkTracerProvider,
+    ShouldSample, SpanData, SpanExporter as _, SpanProcessor,
 };
 use tokio::sync::mpsc;
 
@@ -76,6 +83,10 @@ impl std::error::Error for TracingError {}
 pub struct Tracing {
     /// Holds the provider (and its span processor) for as long as any clone lives.
     tracer: SdkTracer,
+    /// Decides whether a request without a parent is traced (`sample_ratio`); one with a
+    /// parent follows the parent's flag.
+    root: Sampler,
+    ids: RandomIdGenerator,
     settled: tokio::sync::watch::Receiver<u64>,
 }
 
@@ -140,51 +151,89 @@ impl Tracing {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (done, settled) = tokio::sync::watch::channel(0);
         tokio::spawn(export(exporter, rx, metrics.clone(), timeout, done));
+        // The SDK sees only requests `begin` chose to trace, and their children: it records
+        // every span whose parent is sampled (and a root span only when `begin` asks).
         let provider = SdkTracerProvider::builder()
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                settings.sample_ratio,
-            ))))
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_span_processor(Queue { tx, metrics })
             .with_resource(resource)
             .build();
         let tracer = provider.tracer("portico");
-        Ok(Tracing { tracer, settled })
+        Ok(Tracing {
+            tracer,
+            root: Sampler::TraceIdRatioBased(settings.sample_ratio),
+            ids: RandomIdGenerator::default(),
+            settled,
+        })
     }
 
     /// Begins the server span of a request whose head holds `traceparent` and `tracestate`
     /// (as received; malformed ones start a new trace).
-    pub fn begin(
-        &self,
-        traceparent: Option<&[u8]>,
-        tracestate: Option<&[u8]>,
-        start: SystemTime,
-    ) -> RequestSpan {
-        let parent = TraceContextPropagator::new().extract(&Incoming {
-            traceparent: traceparent.and_then(|v| std::str::from_utf8(v).ok()),
-            tracestate: tracestate
-                .filter(|v| v.len() <= MAX_TRACESTATE)
-                .and_then(|v| std::str::from_utf8(v).ok()),
+    pub fn begin(&self, traceparent: Option<&[u8]>, tracestate: Option<&[u8]>) -> RequestSpan {
+        // Most requests carry no trace context: no propagator, no context to build.
+        let parent = traceparent.map(|traceparent| {
+            TraceContextPropagator::new().extract(&Incoming {
+                traceparent: std::str::from_utf8(traceparent).ok(),
+                tracestate: tracestate
+                    .filter(|v| v.len() <= MAX_TRACESTATE)
+                    .and_then(|v| std::str::from_utf8(v).ok()),
+            })
         });
+        let remote = parent
+            .as_ref()
+            .map(|cx| cx.span().span_context().clone())
+            .filter(SpanContext::is_valid);
+        let trace_id = remote
+            .as_ref()
+            .map_or_else(|| self.ids.new_trace_id(), SpanContext::trace_id);
+        let sampled = match &remote {
+            Some(parent) => parent.is_sampled(),
+            None => {
+                self.root
+                    .should_sample(None, trace_id, "request", &SpanKind::Server, &[], &[])
+                    .decision
+                    == SamplingDecision::RecordAndSample
+            }
+        };
+        if !sampled {
+            let state = remote.map_or(TraceState::NONE, |sc| sc.trace_state().clone());
+            return RequestSpan(Span::Ids(SpanContext::new(
+                trace_id,
+                self.ids.new_span_id(),
+                TraceFlags::NOT_SAMPLED,
+                false,
+                state,
+            )));
+        }
+        let parent = parent.unwrap_or_default();
         let span = self
             .tracer
             .span_builder("request")
             .with_kind(SpanKind::Server)
-            .with_start_time(start)
+            .with_start_time(SystemTime::now())
             .start_with_context(&self.tracer, &parent);
-        RequestSpan {
-            cx: parent.with_span(span),
-        }
+        RequestSpan(Span::Recorded(parent.with_span(span)))
     }
 
-    /// Begins a child of `parent` named `name`; it ends when dropped.
+    /// Begins a child of `parent` named `name`; it ends when dropped. The child of a request
+    /// not traced is ids only, for `traceparent`.
     pub fn child(&self, parent: &RequestSpan, name: &'static str, kind: SpanKind) -> ChildSpan {
-        let span = self
-            .tracer
-            .span_builder(name)
-            .with_kind(kind)
-            .start_with_context(&self.tracer, &parent.cx);
-        ChildSpan {
-            cx: parent.cx.with_span(span),
+        match &parent.0 {
+            Span::Recorded(cx) => {
+                let span = self
+                    .tracer
+                    .span_builder(name)
+                    .with_kind(kind)
+                    .start_with_context(&self.tracer, cx);
+                ChildSpan(Span::Recorded(cx.with_span(span)))
+            }
+            Span::Ids(sc) => ChildSpan(Span::Ids(SpanContext::new(
+                sc.trace_id(),
+                self.ids.new_span_id(),
+                sc.trace_flags(),
+                false,
+                sc.trace_state().clone(),
+            ))),
         }
     }
 
@@ -195,11 +244,25 @@ impl Tracing {
     }
 }
 
+/// A span: an SDK span when the request is traced, its ids alone when it is not.
+#[derive(Clone, Debug)]
+enum Span {
+    Recorded(Context),
+    Ids(SpanContext),
+}
+
+impl Span {
+    fn span_context(&self) -> SpanContext {
+        match self {
+            Span::Recorded(cx) => cx.span().span_context().clone(),
+            Span::Ids(sc) => sc.clone(),
+        }
+    }
+}
+
 /// A request's server span, kept with the request until its exchange is logged.
 #[derive(Clone, Debug)]
-pub struct RequestSpan {
-    cx: Context,
-}
+pub struct RequestSpan(Span);
 
 /// What the server span says of a finished request.
 pub struct Finished<'a> {
@@ -218,17 +281,20 @@ pub struct Finished<'a> {
 impl RequestSpan {
     /// The span's context (trace id, span id, sampling).
     pub fn context(&self) -> SpanContext {
-        self.cx.span().span_context().clone()
+        self.0.span_context()
     }
 
     /// Whether the request is traced (its spans are exported).
     pub fn sampled(&self) -> bool {
-        self.cx.span().span_context().is_sampled()
+        matches!(self.0, Span::Recorded(_))
     }
 
     /// Ends the span with what became of the request.
     pub fn finish(&self, f: Finished<'_>) {
-        let span = self.cx.span();
+        let Span::Recorded(cx) = &self.0 else {
+            return;
+        };
+        let span = cx.span();
         if !span.is_recording() {
             return;
         }
@@ -259,46 +325,77 @@ impl RequestSpan {
 }
 
 /// A child span; ends when dropped.
-pub struct ChildSpan {
-    cx: Context,
-}
+pub struct ChildSpan(Span);
 
 impl ChildSpan {
-    /// The `traceparent` an outgoing request carries to continue the trace from this span.
-    pub fn traceparent(&self) -> String {
-        let span = self.cx.span();
-        let sc = span.span_context();
-        format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        )
+    /// The `traceparent` an outgoing request carries to continue the trace from this span
+    /// (flagged not sampled when the request is not traced).
+    pub fn traceparent(&self) -> [u8; TRACEPARENT_LEN] {
+        match &self.0 {
+            Span::Recorded(cx) => traceparent(cx.span().span_context()),
+            Span::Ids(sc) => traceparent(sc),
+        }
     }
 
     /// The `tracestate` an outgoing request carries, when there is one.
     pub fn tracestate(&self) -> Option<String> {
-        let header = self.cx.span().span_context().trace_state().header();
+        let header = self.0.span_context().trace_state().header();
         (!header.is_empty()).then_some(header)
+    }
+
+    /// Whether the span records (its request is traced): what to check before building an
+    /// attribute's value.
+    pub fn recording(&self) -> bool {
+        matches!(self.0, Span::Recorded(_))
     }
 
     /// Records an attribute.
     pub fn set(&self, key: &'static str, value: impl Into<opentelemetry::Value>) {
-        self.cx.span().set_attribute(KeyValue::new(key, value));
+        if let Span::Recorded(cx) = &self.0 {
+            cx.span().set_attribute(KeyValue::new(key, value));
+        }
     }
 
     /// Records the `PTC.*` code of a refusal or failure.
     pub fn failed(&self, code: &'static str) {
-        let span = self.cx.span();
-        span.set_attribute(KeyValue::new("portico.error_code", code));
-        span.set_status(Status::error(Cow::Borrowed(code)));
+        if let Span::Recorded(cx) = &self.0 {
+            let span = cx.span();
+            span.set_attribute(KeyValue::new("portico.error_code", code));
+            span.set_status(Status::error(Cow::Borrowed(code)));
+        }
     }
 }
 
 impl Drop for ChildSpan {
     fn drop(&mut self) {
-        self.cx.span().end();
+        if let Span::Recorded(cx) = &self.0 {
+            cx.span().end();
+        }
     }
+}
+
+/// The length of a version-00 `traceparent`.
+pub const TRACEPARENT_LEN: usize = 55;
+
+/// `00-{trace id}-{span id}-{flags}` in lowercase hex. Written here rather than with
+/// `format!` because every proxied request sends one: a fixed array, no formatter, no
+/// allocation.
+fn traceparent(sc: &SpanContext) -> [u8; TRACEPARENT_LEN] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; TRACEPARENT_LEN];
+    out[..2].copy_from_slice(b"00");
+    let fields: [(&[u8], usize); 3] = [
+        (&sc.trace_id().to_bytes(), 3),
+        (&sc.span_id().to_bytes(), 36),
+        (&[sc.trace_flags().to_u8()], 53),
+    ];
+    for (bytes, at) in fields {
+        for (i, b) in bytes.iter().enumerate() {
+            out[at + 2 * i] = HEX[usize::from(b >> 4)];
+            out[at + 2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+    }
+    out
 }
 
 /// The trace fields of a request head, as the propagator asks for them.
@@ -392,6 +489,29 @@ async fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traceparent_is_the_w3c_text_of_the_span_context() {
+        let sc = SpanContext::new(
+            opentelemetry::trace::TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            opentelemetry::trace::SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        assert_eq!(
+            &traceparent(&sc)[..],
+            b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        let unsampled = SpanContext::new(
+            sc.trace_id(),
+            sc.span_id(),
+            TraceFlags::NOT_SAMPLED,
+            false,
+            TraceState::NONE,
+        );
+        assert!(traceparent(&unsampled).ends_with(b"-00"));
+    }
 
     #[test]
     fn the_traces_path_is_added_once() {

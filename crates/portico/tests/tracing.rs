@@ -231,6 +231,7 @@ async fn unsampled_requests_export_nothing_but_still_propagate() {
         Duration::from_secs(10),
     );
     let mut gw = gateway(up.addr, tracing).await;
+    let mut traces = std::collections::HashSet::new();
     for _ in 0..20 {
         assert_eq!(
             gw.request("GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -239,9 +240,38 @@ async fn unsampled_requests_export_nothing_but_still_propagate() {
             200
         );
         let sent = up.next().await.header("traceparent").unwrap().to_string();
-        assert!(sent.ends_with("-00"), "not sampled: {sent}");
+        let parts: Vec<&str> = sent.split('-').collect();
+        assert_eq!(parts.len(), 4, "{sent}");
+        assert_eq!((parts[0], parts[3]), ("00", "00"), "not sampled: {sent}");
+        assert!(parts[1].len() == 32 && parts[1] != "0".repeat(32), "{sent}");
+        assert!(parts[2].len() == 16 && parts[2] != "0".repeat(16), "{sent}");
+        traces.insert(parts[1].to_string());
         assert!(gw.next_log().await.get("trace_id").is_none());
     }
+    assert_eq!(
+        traces.len(),
+        20,
+        "each request without a parent starts a trace"
+    );
+    // A parent that is not sampled is continued, not traced: its trace id and tracestate go
+    // on with a span id of Portico's.
+    let parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    let resp = gw
+        .request(&format!(
+            "GET /api/x HTTP/1.1\r\nHost: a\r\ntraceparent: {parent}\r\ntracestate: vendor=1\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(resp.status, 200);
+    let sent = up.next().await;
+    let traceparent = sent.header("traceparent").unwrap();
+    assert!(
+        traceparent.starts_with("00-0af7651916cd43dd8448eb211c80319c-")
+            && traceparent.ends_with("-00"),
+        "{traceparent}"
+    );
+    assert_ne!(traceparent, parent);
+    assert_eq!(sent.header("tracestate"), Some("vendor=1"));
+    assert!(gw.next_log().await.get("trace_id").is_none());
     // A client's sampled parent is followed; its spans are the only ones exported.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let resp = gw

@@ -100,7 +100,7 @@ async fn upstream(
     )?;
     let sent = std::time::Instant::now();
     let forwarded = proxy::forward(upstream, outgoing, body, cx.deadline.as_ref()).await;
-    if let Some(span) = &span {
+    if let Some(span) = span.as_ref().filter(|s| s.recording()) {
         span.set("portico.upstream", upstream.name().to_string());
         match &forwarded {
             Ok((resp, target)) => {
@@ -110,13 +110,10 @@ async fn upstream(
             Err(e) => span.failed(e.code().as_str()),
         }
     }
-    if let Some(m) = &gw.metrics {
-        let name = &gw.upstream_names[index];
+    if let Some(series) = gw.upstream_series.get(index) {
         match &forwarded {
-            Ok((resp, target)) => {
-                m.upstream(name, target, status_class(resp.status), sent.elapsed())
-            }
-            Err(e) => m.upstream(name, &crate::EMPTY, e.code().as_str(), sent.elapsed()),
+            Ok((resp, target)) => series.call(target, status_class(resp.status), sent.elapsed()),
+            Err(e) => series.call(&crate::EMPTY, e.code().as_str(), sent.elapsed()),
         }
     }
     let (resp, target) = forwarded?;

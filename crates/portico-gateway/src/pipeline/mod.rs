@@ -309,6 +309,7 @@ impl<'r> Ctx<'r> {
 #[derive(Default)]
 pub(crate) struct Outcome {
     route: Option<Arc<str>>,
+    series: Option<Arc<portico_telemetry::RouteSeries>>,
     caller: Option<Caller>,
     answered_by: Option<Arc<str>>,
     permits: Permits,
@@ -321,6 +322,7 @@ impl Outcome {
     /// Keeps what a routed request's phases decided.
     fn keep(&mut self, cx: Ctx<'_>) {
         self.route = Some(cx.route.name.clone());
+        self.series = cx.route.series.clone();
         self.caller = cx.caller;
         self.answered_by = cx.answered_by;
         self.permits = cx.permits;
@@ -334,6 +336,7 @@ impl Outcome {
             req.extensions.insert(Routing {
                 route: self.route.take(),
                 upstream: self.answered_by.take(),
+                series: self.series.take(),
             });
         }
         if let Some(caller) = self.caller.take() {
