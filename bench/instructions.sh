@@ -9,6 +9,10 @@
 #   bench/instructions.sh                               # target/release/portico
 #   bench/instructions.sh before=/path/to/old/portico after=target/release/portico
 #   bench/instructions.sh --n1 2000 --n2 6000 after=target/release/portico
+#   bench/instructions.sh off=target/release/portico@off.yaml on=target/release/portico@on.yaml
+#
+# A build given as BIN@FILE runs with FILE's lines added to the configuration (top-level
+# keys such as `metrics:` or `tracing:`), to count what a setting costs.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +29,7 @@ while [[ $# -gt 0 ]]; do
   case "$1" in
     --n1) N1="$2"; shift 2;;
     --n2) N2="$2"; shift 2;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0;;
+    -h|--help) sed -n '2,16p' "$0"; exit 0;;
     *=*) BINS+=("$1"); shift;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -55,11 +59,15 @@ trap 'kill $NGINX 2>/dev/null || true' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$UPSTREAM_PORT/" && break; sleep 0.1; done
 
 # Instructions Portico runs to start, answer `n` requests over `proto`, and stop.
-instructions() {  # bin proto n
-  local out="$WORK/callgrind.out" flag=""
+instructions() {  # bin proto n [extra-config]
+  local out="$WORK/callgrind.out" flag="" config="$WORK/portico.yaml"
   [[ "$2" == h1 ]] && flag="--h1"
+  if [[ -n "${4:-}" ]]; then
+    config="$WORK/extra.yaml"
+    cat "$WORK/portico.yaml" "$4" > "$config"
+  fi
   rm -f "$out"
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$1" serve --config "$WORK/portico.yaml" \
+  valgrind --tool=callgrind --callgrind-out-file="$out" "$1" serve --config "$config" \
     >/dev/null 2>"$WORK/valgrind.err" &
   local pid=$!
   for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break; sleep 0.2; done
@@ -72,11 +80,12 @@ instructions() {  # bin proto n
 echo "| build | HTTP/1.1 Ir per request | h2c Ir per request |"
 echo "|---|---:|---:|"
 for entry in "${BINS[@]}"; do
-  label="${entry%%=*}"; bin="${entry#*=}"
+  label="${entry%%=*}"; bin="${entry#*=}"; extra=""
+  if [[ "$bin" == *@* ]]; then extra="${bin#*@}"; bin="${bin%%@*}"; fi
   row="| $label"
   for proto in h1 h2; do
-    a=$(instructions "$bin" "$proto" "$N1")
-    b=$(instructions "$bin" "$proto" "$N2")
+    a=$(instructions "$bin" "$proto" "$N1" "$extra")
+    b=$(instructions "$bin" "$proto" "$N2" "$extra")
     row="$row | $(( (b - a) / (N2 - N1) ))"
   done
   echo "$row |"
