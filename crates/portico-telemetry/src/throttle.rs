@@ -74,8 +74,9 @@ mod tests {
     use std::time::Duration;
 
     /// Callsites that exist only to give identifiers: the throttle never asks one for its
-    /// metadata.
-    struct Site;
+    /// metadata. Not zero-sized: an identifier is the callsite's address, and two statics of
+    /// a zero-sized type may share one (they did, in a build without incremental compilation).
+    struct Site(#[allow(dead_code)] u8);
     impl tracing::callsite::Callsite for Site {
         fn set_interest(&self, _: Interest) {}
         #[allow(clippy::unimplemented)] // never called: see above
@@ -83,8 +84,8 @@ mod tests {
             unimplemented!("not asked by the throttle")
         }
     }
-    static A: Site = Site;
-    static B: Site = Site;
+    static A: Site = Site(0);
+    static B: Site = Site(1);
 
     #[test]
     fn a_burst_then_the_rate_per_callsite() {
