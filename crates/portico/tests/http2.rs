@@ -497,3 +497,109 @@ async fn with_http2_off_the_preface_is_not_http2() {
     let resp = gw.request("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
     assert_error(&resp, 505, "PTC.VERSION_NOT_SUPPORTED");
 }
+
+/// The fields of a GET to `path` on the raw client.
+fn raw_get(path: &str) -> Vec<(&str, &str)> {
+    vec![
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":authority", "api.test"),
+        (":path", path),
+    ]
+}
+
+/// A SETTINGS payload setting `SETTINGS_INITIAL_WINDOW_SIZE` (0x4).
+fn initial_window(size: u32) -> Vec<u8> {
+    let mut p = vec![0, 4];
+    p.extend_from_slice(&size.to_be_bytes());
+    p
+}
+
+/// DATA frames of stream 1 until one ends it, skipping other frames; a reset fails the test.
+async fn data_to_end(h2: &mut RawH2) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let f = h2
+            .until(|f| f.stream == 1 && (f.kind == kind::DATA || f.kind == kind::RST_STREAM))
+            .await;
+        assert_eq!(f.kind, kind::DATA, "reset with {:#x}", f.error_code());
+        body.extend_from_slice(&f.payload);
+        if f.flags & flag::END_STREAM != 0 {
+            return body;
+        }
+    }
+}
+
+// h2spec http2/6.9.1/1, 6.9.2/1-2, 5.1/2-3, 6.5.3/1: a streamed (proxied) body that must wait
+// for the client's window was cancelled the moment it had to wait.
+#[tokio::test]
+async fn a_proxied_body_waits_for_the_clients_window_however_small() {
+    let body = "0123456789abcdefghijklmnopqrstuvwxyz";
+    let up = MockUpstream::start(move |_| Reply::ok(body)).await;
+    let gw = TestGateway::start(&proxy_config(up.addr)).await;
+
+    // A window of one byte: one byte, then the rest once the client opens the window.
+    let mut h2 = RawH2::connect(gw.addr).await;
+    h2.send(kind::SETTINGS, 0, 0, &initial_window(1)).await;
+    h2.headers(1, &raw_get("/api/x"), flag::END_STREAM).await;
+    let first = h2
+        .until(|f| f.stream == 1 && (f.kind == kind::DATA || f.kind == kind::RST_STREAM))
+        .await;
+    assert_eq!(
+        first.kind,
+        kind::DATA,
+        "reset with {:#x}",
+        first.error_code()
+    );
+    assert_eq!(&first.payload[..], b"0");
+    h2.send(kind::WINDOW_UPDATE, 0, 1, &1000u32.to_be_bytes())
+        .await;
+    assert_eq!(data_to_end(&mut h2).await, &body.as_bytes()[1..]);
+
+    // A window of none, opened by a new SETTINGS_INITIAL_WINDOW_SIZE after the request.
+    let mut h2 = RawH2::connect(gw.addr).await;
+    h2.send(kind::SETTINGS, 0, 0, &initial_window(0)).await;
+    h2.headers(1, &raw_get("/api/x"), flag::END_STREAM).await;
+    h2.until(|f| f.stream == 1 && f.kind == kind::HEADERS).await;
+    h2.send(kind::SETTINGS, 0, 0, &initial_window(1000)).await;
+    assert_eq!(data_to_end(&mut h2).await, body.as_bytes());
+}
+
+// h2spec http2/8.1.2.6/2: a response complete before its request body (here a 405 decided from
+// the head) left the stream cancelled, so a body that then overran its content-length was
+// never answered as the malformed request it is.
+#[tokio::test]
+async fn a_body_that_breaks_its_length_after_an_early_answer_is_a_protocol_error() {
+    let gw = TestGateway::start(&echo_config("")).await;
+    let delete = [
+        (":method", "DELETE"),
+        (":scheme", "http"),
+        (":authority", "api.test"),
+        (":path", "/echo"),
+        ("content-length", "1"),
+    ];
+
+    let mut h2 = RawH2::connect(gw.addr).await;
+    h2.headers(1, &delete, 0).await;
+    let head = h2.until(|f| f.stream == 1 && f.kind == kind::HEADERS).await;
+    assert!(head.flags & flag::END_STREAM == 0);
+    h2.until(|f| f.stream == 1 && f.flags & flag::END_STREAM != 0)
+        .await;
+    h2.send(kind::DATA, 0, 1, b"test").await;
+    let reset = h2
+        .until(|f| f.stream == 1 && f.kind == kind::RST_STREAM)
+        .await;
+    assert_eq!(reset.error_code(), reason::PROTOCOL_ERROR);
+
+    // A body that ends as announced ends the stream without a reset.
+    let mut h2 = RawH2::connect(gw.addr).await;
+    h2.headers(1, &delete, 0).await;
+    h2.until(|f| f.stream == 1 && f.flags & flag::END_STREAM != 0)
+        .await;
+    h2.send(kind::DATA, flag::END_STREAM, 1, b"t").await;
+    h2.send(kind::PING, 0, 0, b"portico!").await;
+    let next = h2
+        .until(|f| f.kind == kind::PING || f.kind == kind::RST_STREAM)
+        .await;
+    assert_eq!(next.kind, kind::PING, "reset with {:#x}", next.error_code());
+}

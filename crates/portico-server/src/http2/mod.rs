@@ -5,11 +5,14 @@
 //! read as the HTTP/1.1 head it stands for (`request.rs`), its body streams on demand with
 //! `100 Continue` sent on the first read, and its errors become responses in the one place
 //! that makes them. What differs is what "close the connection" becomes: a request Portico
-//! will not read to the end ends its stream only, and the connection carries on. When the
-//! stream's handles are dropped with the client still sending, `h2` queues
-//! `RST_STREAM(CANCEL)` behind the response's frames, so the client gets the whole response
-//! and then stops sending. (RFC 9113 §8.1 suggests `NO_ERROR` for this; `h2` can send that
-//! only by discarding frames still queued, which would lose the response.)
+//! will not read to the end ends its stream only, and the connection carries on. A response
+//! complete before its request (an upstream that answered early) first reads what the client
+//! still sends, a little and briefly (`drain`), so a body that breaks its length is still reset
+//! as malformed and one that ends closes the stream cleanly. When the stream's handles are
+//! dropped with the client still sending, `h2` queues `RST_STREAM(CANCEL)` behind the
+//! response's frames, so the client gets the whole response and then stops sending. (RFC 9113
+//! §8.1 suggests `NO_ERROR` for this; `h2` can send that only by discarding frames still
+//! queued, which would lose the response.)
 //!
 //! Streams run inside the connection's task, at most `max_concurrent_streams` at once; a
 //! stream the client resets stops its handler at once (so a reset costs no upstream work
@@ -220,10 +223,13 @@ async fn serve_stream<S: Service>(
     let (resp, _panicked) = settle(outcome, &id, req.head.field("accept"));
     let (status, error) = (resp.status, resp.error);
     let head_request = req.head.method() == Method::Head;
-    let sent = tokio::select! {
-        sent = response::send(&respond, resp, head_request, &id) => Some(sent),
-        () = client_reset(&respond) => None,
-    };
+    // Not raced against `client_reset`: once the head is sent, `SendResponse` no longer
+    // reports resets (it errs at once, which read as one and cancelled every response that
+    // had to wait for window); `send` watches the stream itself.
+    let sent = response::send(&respond, resp, head_request, &id).await;
+    if sent.is_some() && !recv.is_end_stream() {
+        drain(&mut recv).await;
+    }
     // The exchange is over: what the request held is released before it is logged.
     req.permits.release();
     let Some(sent) = sent else {
@@ -243,6 +249,30 @@ async fn serve_stream<S: Service>(
     });
 }
 
+/// What is read of a request body still arriving after its response is complete, at most.
+const DRAIN_BYTES: usize = 64 * 1024;
+/// How long the rest of such a body is waited for, at most.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads, and throws away, what the client still sends of a request whose response is
+/// complete (an upstream that answered before reading the whole body), a little and briefly.
+/// A body that then breaks its `content-length` is a malformed request, reset by `h2` with
+/// `PROTOCOL_ERROR` (RFC 9113 §8.1.1) rather than cancelled; one that ends in time closes
+/// the stream cleanly. Past the bounds the stream's handles go and `h2` cancels the rest.
+async fn drain(recv: &mut RecvStream) {
+    let mut left = DRAIN_BYTES;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(data)) = recv.data().await {
+            let _ = recv.flow_control().release_capacity(data.len());
+            left = left.saturating_sub(data.len());
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Answers a stream whose head broke a rule with the error for `code`; the bytes sent.
 async fn refuse(
     parts: &http::request::Parts,
@@ -256,7 +286,9 @@ async fn refuse(
         .map(|v| v.as_bytes());
     let resp = error_response(&Error::new(code), id, accept);
     let head_request = parts.method == http::Method::HEAD;
-    response::send(respond, resp, head_request, id).await
+    response::send(respond, resp, head_request, id)
+        .await
+        .unwrap_or(0)
 }
 
 /// Resolves when the client resets the stream.

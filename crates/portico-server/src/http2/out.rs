@@ -40,8 +40,15 @@ impl<'a> Out<'a> {
         while !data.is_empty() {
             self.stream.reserve_capacity(data.len());
             let window = match poll_fn(|cx| self.stream.poll_capacity(cx)).await {
-                Some(window) => window.map_err(io::Error::other)?,
-                None => return Err(io::Error::other("the stream closed")),
+                Some(Ok(window)) => window,
+                // The peer reset the stream (or the connection failed): nobody takes the rest.
+                Some(Err(e)) => return Err(io::Error::new(io::ErrorKind::ConnectionReset, e)),
+                None => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionReset,
+                        "the stream closed",
+                    ));
+                }
             };
             if window == 0 {
                 continue;
@@ -55,6 +62,18 @@ impl<'a> Out<'a> {
             self.ended |= last;
         }
         Ok(())
+    }
+
+    /// Resolves when the peer resets the stream or the connection fails: an error of kind
+    /// `ConnectionReset`, to stop the body's source.
+    pub(crate) async fn reset(&mut self) -> io::Error {
+        match poll_fn(|cx| self.stream.poll_reset(cx)).await {
+            Ok(reason) => io::Error::new(
+                io::ErrorKind::ConnectionReset,
+                format!("reset by the peer: {reason}"),
+            ),
+            Err(e) => io::Error::new(io::ErrorKind::ConnectionReset, e),
+        }
     }
 
     pub(crate) fn finish(self) -> io::Result<()> {

@@ -18,13 +18,19 @@ use crate::response::{Payload, Response};
 use super::out::Out;
 
 /// Sends `resp` on the stream (`head_request` when the request was HEAD); returns the body
-/// bytes sent. A response that cannot be sent whole ends with `RST_STREAM(INTERNAL_ERROR)`.
+/// bytes sent, or `None` when the client reset the stream before the body was out. A
+/// response that cannot be sent whole for any other reason ends with
+/// `RST_STREAM(INTERNAL_ERROR)`.
+///
+/// The body waits for the client's flow-control window as long as the client keeps the
+/// stream open: a window of one byte, or one opened only later by `WINDOW_UPDATE` or a new
+/// `SETTINGS_INITIAL_WINDOW_SIZE`, is a slow client, not a gone one.
 pub(crate) async fn send(
     respond: &Mutex<SendResponse<Bytes>>,
     resp: Response,
     head_request: bool,
     id: &RequestId,
-) -> u64 {
+) -> Option<u64> {
     let status = resp.status;
     let (length, payload) = resp.body.plan(status, head_request);
     let head = head(status, &resp.headers, length, id);
@@ -37,17 +43,20 @@ pub(crate) async fn send(
         Ok(stream) => stream,
         Err(e) => {
             tracing::debug!(request_id = %id, error = %e, "response head not sent");
-            return 0;
+            return Some(0);
         }
     };
     let mut sent = 0u64;
-    let result = send_payload(&mut stream, payload, length, &mut sent).await;
-    if let Err(e) = &result {
-        tracing::debug!(request_id = %id, error = %e, "response cut short");
-        // The client must not take what it got for the whole body.
-        stream.send_reset(h2::Reason::INTERNAL_ERROR);
+    match send_payload(&mut stream, payload, length, &mut sent).await {
+        Ok(()) => Some(sent),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
+        Err(e) => {
+            tracing::debug!(request_id = %id, error = %e, "response cut short");
+            // The client must not take what it got for the whole body.
+            stream.send_reset(h2::Reason::INTERNAL_ERROR);
+            Some(sent)
+        }
     }
-    sent
 }
 
 /// The response head: status, end-to-end fields, `X-Request-Id`, `Date`, and the length when
@@ -104,9 +113,17 @@ async fn send_payload(
             *sent += b.len() as u64;
             stream.send_data(b, true).map_err(io::Error::other)
         }
+        // Each wait for the next piece also watches for the client's reset, so a client that
+        // gives up stops the body's source at once.
         Payload::Stream(mut sb) => {
             let mut out = Out::new(stream, length, sent);
-            while let Some(piece) = sb.pieces().next().await {
+            let mut pieces = sb.pieces();
+            loop {
+                let piece = tokio::select! {
+                    piece = pieces.next() => piece,
+                    e = out.reset() => return Err(e),
+                };
+                let Some(piece) = piece else { break };
                 out.send(piece?).await?;
             }
             out.finish()
@@ -116,7 +133,12 @@ async fn send_payload(
             if let Some(first) = ub.buffered().map_err(upstream_failed)? {
                 out.send(first).await?;
             }
-            while let Some(piece) = ub.chunk().await.map_err(upstream_failed)? {
+            loop {
+                let piece = tokio::select! {
+                    piece = ub.chunk() => piece.map_err(upstream_failed)?,
+                    e = out.reset() => return Err(e),
+                };
+                let Some(piece) = piece else { break };
                 out.send(piece).await?;
             }
             out.finish()
