@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use crate::served;
 
-use served::{BIN, Served, exchange, write_config};
+use served::{BIN, Served, exchange, from_ci, write_config};
 
 #[test]
 fn check_config_is_silent_and_exits_0_on_a_valid_file() {
@@ -710,14 +710,10 @@ fn the_egress_proxy_listens_on_its_own_port_and_stops_with_portico() {
 
 #[test]
 fn two_nodes_on_one_redis_admit_no_more_than_the_limit_at_five_times_its_rate() {
-    let Ok(redis) = std::env::var("PORTICO_TEST_REDIS_URL") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PORTICO_TEST_REDIS_URL is not set; .ci/run sets it"
-        );
-        eprintln!("PORTICO_TEST_REDIS_URL is not set: cluster-wide limits not tested");
+    let Some(redis) = from_ci("PORTICO_TEST_REDIS_URL", "the cluster-wide limit test") else {
         return;
     };
+    let redis = redis.to_string_lossy().into_owned();
     const RATE: f64 = 20.0;
     const BURST: f64 = 20.0;
     let dir = tempfile::tempdir().unwrap();
@@ -1692,12 +1688,7 @@ fn tokens_live_in_the_store_as_digests_and_a_revocation_takes_effect_at_once() {
 /// it in `PORTICO_SCHEMATHESIS`; elsewhere the test says so and checks nothing.
 #[test]
 fn schemathesis_finds_nothing_in_the_admin_api() {
-    let Some(st) = std::env::var_os("PORTICO_SCHEMATHESIS") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PORTICO_SCHEMATHESIS is not set; .ci/run sets it"
-        );
-        eprintln!("PORTICO_SCHEMATHESIS is not set (.ci/run sets it): Schemathesis not run");
+    let Some(st) = from_ci("PORTICO_SCHEMATHESIS", "Schemathesis") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -1886,12 +1877,7 @@ fn documented_cache_failures() -> std::collections::BTreeSet<String> {
 /// so a regression fails, and so does a fix the page does not record.
 #[test]
 fn the_http_caching_test_suite_fails_only_what_docs_cache_md_lists() {
-    let Some(pkg) = std::env::var_os("PORTICO_HTTP_CACHE_TESTS") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "PORTICO_HTTP_CACHE_TESTS is not set; .ci/run sets it"
-        );
-        eprintln!("PORTICO_HTTP_CACHE_TESTS is not set (.ci/run sets it): the suite not run");
+    let Some(pkg) = from_ci("PORTICO_HTTP_CACHE_TESTS", "the HTTP caching test suite") else {
         return;
     };
     let pkg = std::path::PathBuf::from(pkg);

@@ -7,6 +7,8 @@
 
 use portico_testkit::{TestGateway, assert_error};
 
+use crate::served;
+
 const APP: &str = "http://127.0.0.1:8000";
 
 fn config(root: &std::path::Path, app_origin: &str) -> String {
@@ -109,30 +111,11 @@ async fn preflights_and_requests_follow_the_routes_cors() {
     assert_eq!(resp.header("access-control-allow-origin"), None);
 }
 
-/// Headless Chromium, if the machine has it (`.ci/run` installs it; under CI its absence
-/// fails the test).
-fn chromium() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            std::process::Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no Chromium on this machine; .ci/run installs it"
-        );
-        eprintln!("no Chromium here: the browser half of the CORS test did not run");
-    }
-    found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_browser_preflights_and_is_answered() {
-    let Some(browser) = chromium() else { return };
+    let Some(browser) = served::chromium("the browser half of the CORS test") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     // The page is served from 127.0.0.1; it calls the API as `localhost`, another origin.
     let mut gw = TestGateway::start(&config(dir.path(), "http://127.0.0.1:PORT")).await;

@@ -25,27 +25,6 @@ use served::{Served, exchange, write_config};
 
 const TOKEN: &str = "dashboard-admin-token-5e4d3c2b";
 
-/// Headless Chromium, if the machine has it (`.ci/run` installs it; under CI its absence
-/// fails the test).
-fn chromium() -> Option<&'static str> {
-    let found = ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no Chromium on this machine; .ci/run installs it"
-        );
-        eprintln!("no Chromium here: the dashboard test did not run");
-    }
-    found
-}
-
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -241,7 +220,9 @@ async fn browser(binary: &str, profile: &std::path::Path) -> (Browser, Page) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_signs_in_and_shows_live_traffic_in_a_real_browser() {
-    let Some(binary) = chromium() else { return };
+    let Some(binary) = served::chromium("the dashboard test") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let gone = closed.local_addr().unwrap();

@@ -3,6 +3,39 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
+/// The value of `var`, which `.ci/run` always sets (a tool's path, a service's URL). Where it
+/// is not set, says that `what` did not run and gives `None`; in CI that fails the test.
+pub fn from_ci(var: &str, what: &str) -> Option<std::ffi::OsString> {
+    let value = std::env::var_os(var);
+    if value.is_none() {
+        missing(&format!("{var} is not set (.ci/run sets it)"), what);
+    }
+    value
+}
+
+/// Headless Chromium, if the machine has it (`.ci/run` installs it; in CI its absence fails
+/// the test); `what` is what does not run without it.
+pub fn chromium(what: &str) -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if found.is_none() {
+        missing("no Chromium on this machine (.ci/run installs it)", what);
+    }
+    found
+}
+
+/// Something a test needs is missing (`why`): a failure in CI, a note elsewhere.
+fn missing(why: &str, what: &str) {
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    eprintln!("{why}: {what} not run");
+}
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_portico");
 
