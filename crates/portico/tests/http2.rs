@@ -603,3 +603,67 @@ async fn a_body_that_breaks_its_length_after_an_early_answer_is_a_protocol_error
         .await;
     assert_eq!(next.kind, kind::PING, "reset with {:#x}", next.error_code());
 }
+
+/// A raw connection to `gw` that has asked for a GET of a proxied route after announcing an
+/// initial window of `window` bytes: the response's body has to wait for the window.
+async fn proxied_get_with_window(gw: &TestGateway, window: &[u8]) -> RawH2 {
+    let mut h2 = RawH2::connect(gw.addr).await;
+    h2.send(kind::SETTINGS, 0, 0, window).await;
+    h2.until(|f| f.kind == kind::SETTINGS && f.flags & flag::ACK != 0)
+        .await;
+    h2.headers(1, &raw_get("/api/x"), flag::END_STREAM).await;
+    h2
+}
+
+/// The next DATA of stream 1 (a reset fails the test).
+async fn next_data(h2: &mut RawH2) -> Bytes {
+    let f = h2
+        .until(|f| f.stream == 1 && (f.kind == kind::DATA || f.kind == kind::RST_STREAM))
+        .await;
+    assert_eq!(f.kind, kind::DATA, "reset with {:#x}", f.error_code());
+    f.payload
+}
+
+// h2spec generic/2 case 3: a PRIORITY frame on a stream half-closed by the client is taken,
+// and the body it waits on still flows.
+#[tokio::test]
+async fn a_priority_frame_on_a_half_closed_stream_leaves_its_body_flowing() {
+    let up = MockUpstream::start(|_| Reply::ok("abcdef")).await;
+    let gw = TestGateway::start(&proxy_config(up.addr)).await;
+    let mut h2 = proxied_get_with_window(&gw, &initial_window(1)).await;
+    assert_eq!(&next_data(&mut h2).await[..], b"a");
+    // PRIORITY (0x2): depends on stream 0, weight 16.
+    h2.send(0x2, 0, 1, &[0, 0, 0, 0, 15]).await;
+    h2.send(kind::WINDOW_UPDATE, 0, 1, &100u32.to_be_bytes())
+        .await;
+    assert_eq!(data_to_end(&mut h2).await, b"bcdef");
+}
+
+// h2spec http2/6.5.3 case 1: of several SETTINGS_INITIAL_WINDOW_SIZE values in one frame, the
+// last holds.
+#[tokio::test]
+async fn several_initial_window_sizes_in_one_settings_frame_take_the_last() {
+    let up = MockUpstream::start(|_| Reply::ok("abcdef")).await;
+    let gw = TestGateway::start(&proxy_config(up.addr)).await;
+    let mut settings = initial_window(100);
+    settings.extend(initial_window(1));
+    let mut h2 = proxied_get_with_window(&gw, &settings).await;
+    assert_eq!(&next_data(&mut h2).await[..], b"a");
+}
+
+// h2spec http2/6.9.2 case 2: a smaller SETTINGS_INITIAL_WINDOW_SIZE after DATA was sent makes
+// the stream's window negative, and a WINDOW_UPDATE then opens only what lifts it above zero.
+#[tokio::test]
+async fn a_window_made_negative_by_settings_is_tracked() {
+    let up = MockUpstream::start(|_| Reply::ok("abcdefgh")).await;
+    let gw = TestGateway::start(&proxy_config(up.addr)).await;
+    let mut h2 = proxied_get_with_window(&gw, &initial_window(3)).await;
+    assert_eq!(&next_data(&mut h2).await[..], b"abc");
+    // 3 sent against a window now of 2: -1, and a WINDOW_UPDATE of 2 leaves room for 1.
+    h2.send(kind::SETTINGS, 0, 0, &initial_window(2)).await;
+    h2.until(|f| f.kind == kind::SETTINGS && f.flags & flag::ACK != 0)
+        .await;
+    h2.send(kind::WINDOW_UPDATE, 0, 1, &2u32.to_be_bytes())
+        .await;
+    assert_eq!(&next_data(&mut h2).await[..], b"d");
+}
