@@ -667,3 +667,29 @@ async fn a_window_made_negative_by_settings_is_tracked() {
         .await;
     assert_eq!(&next_data(&mut h2).await[..], b"d");
 }
+
+// RFC 9113 §3.4: a preface that goes wrong after its first line is an HTTP/2 client's
+// connection error (SETTINGS, then GOAWAY with PROTOCOL_ERROR, then close), not an HTTP/1.1
+// request; bytes that never looked like the preface are still HTTP/1.1's.
+#[tokio::test]
+async fn a_preface_broken_after_its_first_line_ends_with_goaway() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = TestGateway::start(&echo_config("")).await;
+    let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer).await.unwrap();
+    assert_eq!(
+        answer,
+        [
+            &frame(kind::SETTINGS, 0, 0, &[])[..],
+            &frame(kind::GOAWAY, 0, 0, &[0, 0, 0, 0, 0, 0, 0, 1])[..],
+        ]
+        .concat()
+    );
+
+    let resp = gw.request("INVALID CONNECTION PREFACE\r\n\r\n").await;
+    assert_error(&resp, 400, "PTC.VERSION_MALFORMED");
+}

@@ -72,15 +72,23 @@ pub(crate) async fn serve<S: Service>(
         // Over TLS the protocol is ALPN's to choose. HTTP/2's state lives in its own
         // allocation: inline, it would make every HTTP/1.1 connection's future (held for as
         // long as the connection is open) as large as its own.
-        if first
-            && h2
-            && io.alpn().is_none()
-            && opens_with_preface(&mut io, &mut rbuf, early.started + settings.header_timeout).await
-        {
-            let replay = rbuf.split().freeze();
-            // From here the connection is counted as HTTP/2.
-            drop(open);
-            return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
+        if first && h2 && io.alpn().is_none() {
+            let deadline = early.started + settings.header_timeout;
+            match opens_with_preface(&mut io, &mut rbuf, deadline).await {
+                Preface::Whole => {
+                    let replay = rbuf.split().freeze();
+                    // From here the connection is counted as HTTP/2.
+                    drop(open);
+                    return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
+                }
+                Preface::Broken => {
+                    // An HTTP/2 client whose preface goes wrong after its first line: a
+                    // connection error (RFC 9113 §3.4), not an HTTP/1.1 request.
+                    let _ = io.write_all(&BROKEN_PREFACE_ANSWER).await;
+                    return close(io).await;
+                }
+                Preface::No => {}
+            }
         }
         first = false;
         let (head, info) = match read_request(&mut io, &mut rbuf, &settings, early.started).await {
@@ -304,22 +312,52 @@ async fn read_head(
         .map_err(|code| HeadFailure::Error(code, None, end as u64))
 }
 
-/// Whether the connection opens with the HTTP/2 preface: reads until the bytes in `rbuf`
-/// match all of it or stop matching it (before `deadline`; a client that goes quiet is left
-/// to the HTTP/1.1 head reader and its timeout).
-async fn opens_with_preface(io: &mut ClientIo, rbuf: &mut BytesMut, deadline: Instant) -> bool {
+/// How a connection opens, as far as the HTTP/2 preface goes.
+#[derive(Debug, PartialEq)]
+enum Preface {
+    /// With the whole preface: HTTP/2 by prior knowledge.
+    Whole,
+    /// With the preface's first line (`PRI * HTTP/2.0`), then something else: an HTTP/2
+    /// client's invalid preface.
+    Broken,
+    /// Otherwise: HTTP/1.1.
+    No,
+}
+
+/// The preface's first line: no HTTP/1.1 request starts so (the method `PRI` is reserved for
+/// it, RFC 9113 §11.6).
+const PREFACE_LINE: usize = b"PRI * HTTP/2.0\r\n".len();
+
+/// What a broken preface gets: the server's preface (an empty SETTINGS) and a GOAWAY with
+/// `PROTOCOL_ERROR` for no stream, before the connection closes.
+const BROKEN_PREFACE_ANSWER: [u8; 26] = [
+    0, 0, 0, 0x4, 0, 0, 0, 0, 0, // SETTINGS, empty
+    0, 0, 8, 0x7, 0, 0, 0, 0, 0, // GOAWAY, 8 bytes, stream 0:
+    0, 0, 0, 0, // the last stream processed: none
+    0, 0, 0, 0x1, // PROTOCOL_ERROR
+];
+
+/// How the connection opens: reads until the bytes in `rbuf` match all of the HTTP/2 preface
+/// or stop matching it (before `deadline`; a client that goes quiet is left to the HTTP/1.1
+/// head reader and its timeout).
+async fn opens_with_preface(io: &mut ClientIo, rbuf: &mut BytesMut, deadline: Instant) -> Preface {
     loop {
         let n = rbuf.len().min(PREFACE.len());
         if rbuf[..n] != PREFACE[..n] {
-            return false;
+            let matched = rbuf.iter().zip(PREFACE).take_while(|(a, b)| a == b).count();
+            return if matched >= PREFACE_LINE {
+                Preface::Broken
+            } else {
+                Preface::No
+            };
         }
         if n == PREFACE.len() {
-            return true;
+            return Preface::Whole;
         }
         rbuf.reserve(PREFACE.len());
         match tokio::time::timeout_at(deadline, io.read_buf(rbuf)).await {
             Ok(Ok(n)) if n > 0 => {}
-            _ => return false,
+            _ => return Preface::No,
         }
     }
 }
