@@ -46,6 +46,9 @@ pub struct TlsListener {
 pub struct Http2 {
     /// Whether clients may speak HTTP/2.
     pub enabled: bool,
+    /// Whether the plain listener speaks HTTP/2 only (`cleartext: only`), rather than
+    /// HTTP/1.1 and HTTP/2 by prior knowledge (`both`, the default).
+    pub cleartext_only: bool,
     /// Most streams one connection may have open at once.
     pub max_concurrent_streams: u32,
     /// A stream's flow-control window: request-body bytes a client may send ahead of Portico
@@ -60,6 +63,7 @@ impl Default for Http2 {
     fn default() -> Self {
         Http2 {
             enabled: true,
+            cleartext_only: false,
             max_concurrent_streams: 128,
             stream_window: 256 * 1024,
             connection_window: 1024 * 1024,
@@ -79,6 +83,7 @@ const TLS_KEYS: &[&str] = &["listen", "cert", "key"];
 
 const HTTP2_KEYS: &[&str] = &[
     "enabled",
+    "cleartext",
     "max_concurrent_streams",
     "stream_window",
     "connection_window",
@@ -91,6 +96,25 @@ pub(crate) fn read_http2(r: &mut Reader, node: &Node) -> Option<Http2> {
     if let Some(n) = f.get("enabled") {
         match r.boolean(n, "http2.enabled") {
             Some(v) => h2.enabled = v,
+            None => ok = false,
+        }
+    }
+    if let Some(n) = f.get("cleartext") {
+        match r.string(n, "http2.cleartext") {
+            Some("both") => h2.cleartext_only = false,
+            Some("only") if h2.enabled => h2.cleartext_only = true,
+            Some("only") => {
+                r.problem(n, "http2.cleartext", "`only` needs HTTP/2 enabled");
+                ok = false;
+            }
+            Some(other) => {
+                r.problem(
+                    n,
+                    "http2.cleartext",
+                    format!("`{other}` is not `both` or `only`"),
+                );
+                ok = false;
+            }
             None => ok = false,
         }
     }

@@ -190,6 +190,27 @@ fn max_connections_is_a_positive_count() {
 }
 
 #[test]
+fn the_plain_listener_speaks_both_protocols_or_http2_only() {
+    const ROUTES: &str = "routes:\n  - {name: e, path: /e, methods: [GET], handler: echo}\n";
+    let read = |http2: &str| from_str(&format!("http2: {http2}\n{ROUTES}"), "h.yaml");
+    assert!(!from_str(ROUTES, "h.yaml").unwrap().http2.cleartext_only);
+    assert!(!read("{cleartext: both}").unwrap().http2.cleartext_only);
+    assert!(read("{cleartext: only}").unwrap().http2.cleartext_only);
+    let text = read("{cleartext: h2c}").unwrap_err().to_string();
+    assert!(
+        text.contains("http2.cleartext: `h2c` is not `both` or `only`"),
+        "{text}"
+    );
+    let text = read("{enabled: false, cleartext: only}")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("http2.cleartext: `only` needs HTTP/2 enabled"),
+        "{text}"
+    );
+}
+
+#[test]
 fn buffered_routes_fit_the_body_budget() {
     let base = "upstreams:\n  - {name: up, targets: [\"http://127.0.0.1:9\"]}\nroutes:\n";
     let ok = from_str(

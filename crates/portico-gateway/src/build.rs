@@ -114,6 +114,7 @@ impl Gateway {
             max_body_bytes: config.limits.max_body_bytes,
             max_connections: config.limits.max_connections,
             http2: config.http2.enabled.then_some(Http2Settings {
+                cleartext_only: config.http2.cleartext_only,
                 max_concurrent_streams: config.http2.max_concurrent_streams,
                 stream_window: config.http2.stream_window,
                 connection_window: config.http2.connection_window,

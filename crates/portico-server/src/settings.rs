@@ -53,6 +53,9 @@ impl Shutdown {
 /// HTTP/2 settings (`http2` in the configuration).
 #[derive(Clone, Debug)]
 pub struct Http2Settings {
+    /// Whether the plain listener speaks HTTP/2 only: a connection that does not open with
+    /// the preface gets HTTP/2's connection error rather than an HTTP/1.1 answer.
+    pub cleartext_only: bool,
     /// Most streams a client may have open at once on one connection.
     pub max_concurrent_streams: u32,
     /// Bytes a client may send on one stream before Portico reads them (the stream's
@@ -66,6 +69,7 @@ pub struct Http2Settings {
 impl Default for Http2Settings {
     fn default() -> Self {
         Http2Settings {
+            cleartext_only: false,
             max_concurrent_streams: 128,
             stream_window: 256 * 1024,
             connection_window: 1024 * 1024,

@@ -1,6 +1,7 @@
 //! h2spec, the HTTP/2 conformance suite (RFC 9113 and HPACK, 146 cases), run from outside
 //! against the `portico` binary: a handler route and a route proxied to an HTTP/1.1 upstream,
-//! over cleartext (prior knowledge) and over TLS (ALPN `h2`). `.ci/run` builds the suite
+//! over cleartext (prior knowledge, on a plain listener that also takes HTTP/1.1 and on one
+//! for HTTP/2 only) and over TLS (ALPN `h2`). `.ci/run` builds the suite
 //! (`tools/h2spec/build.sh`) and names it in `PORTICO_H2SPEC`; elsewhere the test says so and
 //! checks nothing. Each case it once failed has its own test in `http2.rs` as well.
 
@@ -13,11 +14,12 @@ use crate::served::{Served, from_ci, write_config};
 /// Cases that fail today, each with why; the test fails on any other, and on one of these
 /// that passes (so the list only shrinks).
 const KNOWN: &[(&str, &str, &str)] = &[(
-    // The cleartext listener takes HTTP/1.1 and HTTP/2 by prior knowledge alike. Bytes that
-    // are not the preface are an HTTP/1.1 request, and `INVALID CONNECTION PREFACE` is one
-    // with a malformed version: 400 `PTC.VERSION_MALFORMED`, as the contract's 400 row says,
-    // where h2spec (written for HTTP/2-only ports) wants a GOAWAY. Over TLS, where ALPN said
-    // h2, the connection ends as it asks.
+    // The default plain listener takes HTTP/1.1 and HTTP/2 by prior knowledge alike. Bytes
+    // that are not the preface are an HTTP/1.1 request, and `INVALID CONNECTION PREFACE` is
+    // one with a malformed version: 400 `PTC.VERSION_MALFORMED`, as the contract's 400 row
+    // says, where h2spec (written for HTTP/2-only ports) wants a GOAWAY. On a plain listener
+    // for HTTP/2 only (`http2: {cleartext: only}`) and over TLS, where ALPN said h2, the
+    // connection ends as it asks.
     "cleartext",
     "http2/3.5",
     "Sends invalid connection preface",
@@ -67,35 +69,48 @@ async fn h2spec_finds_nothing_on_handler_and_proxied_routes_over_cleartext_and_t
     let cleartext = served.address("portico listening address=");
     let tls = served.address("portico listening (TLS) address=");
     served.drain();
+    let text = std::fs::read_to_string(&config).unwrap();
+    let only = write_config(
+        &dir,
+        "only.yaml",
+        &format!("http2: {{cleartext: only}}\n{text}"),
+    );
+    let mut served_only = Served::start(&only, Stdio::null());
+    let cleartext_only = served_only.address("portico listening address=");
+    served_only.drain();
 
-    // The four runs at once: each spends most of its time waiting out cases that expect
+    // The six runs at once: each spends most of its time waiting out cases that expect
     // silence.
-    let runs: Vec<_> = [("cleartext", &cleartext), ("tls", &tls)]
-        .into_iter()
-        .flat_map(|(transport, address)| {
-            ["/handler", "/proxied/x"].map(|path| (transport, address.clone(), path))
+    let runs: Vec<_> = [
+        ("cleartext", &cleartext),
+        ("cleartext-only", &cleartext_only),
+        ("tls", &tls),
+    ]
+    .into_iter()
+    .flat_map(|(transport, address)| {
+        ["/handler", "/proxied/x"].map(|path| (transport, address.clone(), path))
+    })
+    .map(|(transport, address, path)| {
+        let tool = tool.clone();
+        let report = dir
+            .path()
+            .join(format!("{transport}{}.xml", path.replace('/', "-")));
+        tokio::task::spawn_blocking(move || {
+            let (host, port) = address.rsplit_once(':').unwrap();
+            let mut command = Command::new(tool);
+            command
+                .args(["-host", host, "-port", port, "-path", path, "-junit"])
+                .arg(&report)
+                .stdout(Stdio::piped());
+            if transport == "tls" {
+                command.args(["-tls", "-insecure"]);
+            }
+            let out = command.output().unwrap();
+            let report = std::fs::read_to_string(&report).unwrap_or_default();
+            (transport, path, out, report)
         })
-        .map(|(transport, address, path)| {
-            let tool = tool.clone();
-            let report = dir
-                .path()
-                .join(format!("{transport}{}.xml", path.replace('/', "-")));
-            tokio::task::spawn_blocking(move || {
-                let (host, port) = address.rsplit_once(':').unwrap();
-                let mut command = Command::new(tool);
-                command
-                    .args(["-host", host, "-port", port, "-path", path, "-junit"])
-                    .arg(&report)
-                    .stdout(Stdio::piped());
-                if transport == "tls" {
-                    command.args(["-tls", "-insecure"]);
-                }
-                let out = command.output().unwrap();
-                let report = std::fs::read_to_string(&report).unwrap_or_default();
-                (transport, path, out, report)
-            })
-        })
-        .collect();
+    })
+    .collect();
     let mut unexpected = Vec::new();
     for run in runs {
         let (transport, path, out, report) = run.await.unwrap();

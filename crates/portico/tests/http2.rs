@@ -668,17 +668,12 @@ async fn a_window_made_negative_by_settings_is_tracked() {
     assert_eq!(&next_data(&mut h2).await[..], b"d");
 }
 
-// RFC 9113 §3.4: a preface that goes wrong after its first line is an HTTP/2 client's
-// connection error (SETTINGS, then GOAWAY with PROTOCOL_ERROR, then close), not an HTTP/1.1
-// request; bytes that never looked like the preface are still HTTP/1.1's.
-#[tokio::test]
-async fn a_preface_broken_after_its_first_line_ends_with_goaway() {
+/// Opens a connection, writes `bytes`, and checks that all that comes back before the close
+/// is HTTP/2's connection error: an empty SETTINGS and `GOAWAY(PROTOCOL_ERROR)`.
+async fn assert_goaway_for(gw: &TestGateway, bytes: &[u8]) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let gw = TestGateway::start(&echo_config("")).await;
     let mut conn = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    conn.write_all(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n")
-        .await
-        .unwrap();
+    conn.write_all(bytes).await.unwrap();
     let mut answer = Vec::new();
     conn.read_to_end(&mut answer).await.unwrap();
     assert_eq!(
@@ -689,7 +684,27 @@ async fn a_preface_broken_after_its_first_line_ends_with_goaway() {
         ]
         .concat()
     );
+}
+
+// RFC 9113 §3.4: a preface that goes wrong after its first line is an HTTP/2 client's
+// connection error (SETTINGS, then GOAWAY with PROTOCOL_ERROR, then close), not an HTTP/1.1
+// request; bytes that never looked like the preface are still HTTP/1.1's.
+#[tokio::test]
+async fn a_preface_broken_after_its_first_line_ends_with_goaway() {
+    let gw = TestGateway::start(&echo_config("")).await;
+    assert_goaway_for(&gw, b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n").await;
 
     let resp = gw.request("INVALID CONNECTION PREFACE\r\n\r\n").await;
     assert_error(&resp, 400, "PTC.VERSION_MALFORMED");
+}
+
+// `http2: {cleartext: only}`: the plain listener speaks HTTP/2 alone, so anything but the
+// preface is HTTP/2's connection error (RFC 9113 §3.4) rather than an HTTP/1.1 request.
+#[tokio::test]
+async fn a_plain_listener_for_http2_only_answers_anything_else_with_goaway() {
+    let gw = TestGateway::start(&echo_config("http2: {cleartext: only}\n")).await;
+    assert_goaway_for(&gw, b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    let mut client = h2t::client(gw.addr).await;
+    let resp = send(&mut client, request("GET", "http://a/echo", &[]), None).await;
+    assert_eq!(resp.status(), 200);
 }

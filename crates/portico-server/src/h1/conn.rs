@@ -46,6 +46,7 @@ pub(crate) async fn serve<S: Service>(
 ) {
     let open = crate::connections::Open::new(crate::connections::Protocol::Http1);
     let h2 = settings.http2.is_some();
+    let h2_only = settings.http2.as_ref().is_some_and(|h| h.cleartext_only);
     let mut rbuf = BytesMut::new();
     let mut out = Vec::new();
     let mut first = true;
@@ -74,20 +75,19 @@ pub(crate) async fn serve<S: Service>(
         // long as the connection is open) as large as its own.
         if first && h2 && io.alpn().is_none() {
             let deadline = early.started + settings.header_timeout;
-            match opens_with_preface(&mut io, &mut rbuf, deadline).await {
-                Preface::Whole => {
-                    let replay = rbuf.split().freeze();
-                    // From here the connection is counted as HTTP/2.
-                    drop(open);
-                    return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
-                }
-                Preface::Broken => {
-                    // An HTTP/2 client whose preface goes wrong after its first line: a
-                    // connection error (RFC 9113 §3.4), not an HTTP/1.1 request.
-                    let _ = io.write_all(&BROKEN_PREFACE_ANSWER).await;
-                    return close(io).await;
-                }
-                Preface::No => {}
+            let preface = opens_with_preface(&mut io, &mut rbuf, deadline).await;
+            if preface == Preface::Whole {
+                let replay = rbuf.split().freeze();
+                // From here the connection is counted as HTTP/2.
+                drop(open);
+                return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
+            }
+            // An HTTP/2 client whose preface goes wrong after its first line, or anything but
+            // the preface where only HTTP/2 is spoken: a connection error (RFC 9113 §3.4), not
+            // an HTTP/1.1 request.
+            if preface == Preface::Broken || (h2_only && !matches!(io, ClientIo::Tls(_))) {
+                let _ = io.write_all(&BROKEN_PREFACE_ANSWER).await;
+                return close(io).await;
             }
         }
         first = false;
