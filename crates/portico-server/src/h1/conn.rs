@@ -78,6 +78,10 @@ pub(crate) async fn serve<S: Service>(
             let preface = opens_with_preface(&mut io, &mut rbuf, deadline).await;
             if preface == Preface::Whole {
                 let replay = rbuf.split().freeze();
+                // The read buffer goes now, not when this future ends: what is left of it
+                // would keep its whole allocation (8 KiB) alive for the HTTP/2 connection's
+                // life, after `replay` has been read.
+                drop(rbuf);
                 // From here the connection is counted as HTTP/2.
                 drop(open);
                 return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
