@@ -26,9 +26,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-for t in node npm nginx haproxy python3; do
-  command -v "$t" >/dev/null || { echo "missing $t (apt-get install nodejs npm nginx haproxy)" >&2; exit 1; }
-done
+require_tools "nodejs npm nginx haproxy" node npm nginx haproxy python3
 PKG="${PORTICO_HTTP_CACHE_TESTS:-$REPO/target/http-cache-tests-$VERSION/node_modules/http-cache-tests}"
 if [[ ! -f "$PKG/cli.mjs" ]]; then
   dir="$REPO/target/http-cache-tests-$VERSION"

@@ -34,9 +34,7 @@ while [[ $# -gt 0 ]]; do
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-for t in valgrind callgrind_annotate h2load nginx curl taskset; do
-  command -v "$t" >/dev/null || { echo "missing $t (apt-get install valgrind nghttp2-client nginx curl)" >&2; exit 1; }
-done
+require_tools "valgrind nghttp2-client nginx curl" valgrind callgrind_annotate h2load nginx curl taskset
 if [[ ${#BINS[@]} -eq 0 ]]; then
   (cd "$REPO" && cargo build --release -q --bin portico)
   BINS=("portico=$REPO/target/release/portico")

@@ -101,3 +101,21 @@ wait_port() {  # port
   done
   echo "nothing listens on $1" >&2; exit 1
 }
+
+# Fails, naming what to install, unless every tool is on PATH.
+require_tools() {  # install-hint tool...
+  local hint=$1 t; shift
+  for t in "$@"; do
+    command -v "$t" >/dev/null || { echo "missing $t (apt-get install $hint)" >&2; exit 1; }
+  done
+}
+
+# The options the interleaved benches share: sets ROUNDS, DURATION or CONNS from `--rounds N`,
+# `--duration S` or `--conns N`.
+bench_option() {  # option value
+  case "$1" in
+    --rounds) ROUNDS="$2";;
+    --duration) DURATION="$2";;
+    --conns) CONNS="$2";;
+  esac
+}

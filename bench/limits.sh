@@ -31,16 +31,12 @@ UPSTREAM_PORT=28391
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --rounds) ROUNDS="$2"; shift 2;;
-    --duration) DURATION="$2"; shift 2;;
-    --conns) CONNS="$2"; shift 2;;
+    --rounds|--duration|--conns) bench_option "$1" "$2"; shift 2;;
     -h|--help) sed -n '2,15p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-for t in wrk taskset nginx curl python3 redis-cli; do
-  command -v "$t" >/dev/null || { echo "missing $t (apt-get install wrk nginx curl redis-tools)" >&2; exit 1; }
-done
+require_tools "wrk nginx curl redis-tools" wrk taskset nginx curl python3 redis-cli
 redis-cli -u "$REDIS" ping >/dev/null || { echo "Redis at $REDIS does not answer" >&2; exit 1; }
 taskset -cp $LOAD_CPU "$(pgrep -o redis-server)" >/dev/null 2>&1 || true
 

@@ -31,19 +31,15 @@ EXTRA=()
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --rounds) ROUNDS="$2"; shift 2;;
-    --duration) DURATION="$2"; shift 2;;
+    --rounds|--duration|--conns) bench_option "$1" "$2"; shift 2;;
     --size) SIZE="$2"; shift 2;;
-    --conns) CONNS="$2"; shift 2;;
     --extra) EXTRA+=("$2"); shift 2;;
     -h|--help) sed -n '2,16p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
 
-for t in wrk taskset nginx curl python3; do
-  command -v "$t" >/dev/null || { echo "missing $t (apt-get install wrk nginx curl)" >&2; exit 1; }
-done
+require_tools "wrk nginx curl" wrk taskset nginx curl python3
 
 rm -rf "$WORK"; mkdir -p "$WORK/root" "$WORK/raw" "$WORK/nginx-tmp"
 python3 -c "import sys; sys.stdout.buffer.write((b'{\"pad\":\"' + b'x' * ($SIZE - 11) + b'\"}\n'))" > "$WORK/root/file.json"

@@ -28,16 +28,12 @@ LOAD_CPU=1
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --rounds) ROUNDS="$2"; shift 2;;
-    --duration) DURATION="$2"; shift 2;;
-    --conns) CONNS="$2"; shift 2;;
+    --rounds|--duration|--conns) bench_option "$1" "$2"; shift 2;;
     -h|--help) sed -n '2,15p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
-for t in wrk taskset nginx curl python3; do
-  command -v "$t" >/dev/null || { echo "missing $t (apt-get install wrk nginx curl)" >&2; exit 1; }
-done
+require_tools "wrk nginx curl" wrk taskset nginx curl python3
 
 rm -rf "$WORK"; mkdir -p "$WORK/raw" "$WORK/nginx-tmp"
 (cd "$REPO" && cargo build --release -q --bin portico)

@@ -27,16 +27,13 @@ PORT_BASE=28290
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
-    --rounds) ROUNDS="$2"; shift 2;;
-    --duration) DURATION="$2"; shift 2;;
+    --rounds|--duration) bench_option "$1" "$2"; shift 2;;
     -h|--help) sed -n '2,14p' "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
 
-for t in wrk h2load taskset nginx haproxy openssl curl python3; do
-  command -v "$t" >/dev/null || { echo "missing $t (apt-get install wrk nghttp2-client nginx haproxy)" >&2; exit 1; }
-done
+require_tools "wrk nghttp2-client nginx haproxy" wrk h2load taskset nginx haproxy openssl curl python3
 
 rm -rf "$WORK"; mkdir -p "$WORK/raw" "$WORK/nginx-tmp"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
