@@ -138,7 +138,20 @@ pub(crate) fn outgoing(
         method: req.head.method(),
         target: target(req, path, caller, drop_timeout),
         fields,
+        te_trailers: takes_trailers(req),
     })
+}
+
+/// Whether the client's `TE` lists `trailers` (RFC 9110 §10.1.4).
+fn takes_trailers(req: &Request) -> bool {
+    req.head
+        .fields_named("te")
+        .flat_map(list_elements)
+        .any(|t| {
+            t.split(|&b| b == b';')
+                .next()
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"trailers"))
+        })
 }
 
 /// The origin-form target: `path`, and the query less a credential parameter or a deadline

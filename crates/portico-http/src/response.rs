@@ -53,6 +53,35 @@ pub fn is_hop_by_hop(name: &[u8], connection_tokens: &[&[u8]]) -> bool {
             .any(|t| name.eq_ignore_ascii_case(t))
 }
 
+/// Fields a trailer section must not carry (RFC 9110 §6.5.1): framing, routing, controls,
+/// authentication, and what describes the representation as a whole. An upstream's trailer
+/// field of these names is not relayed, since a recipient could take it for a header.
+const NOT_IN_TRAILERS: &[&str] = &[
+    "content-length",
+    "content-encoding",
+    "content-type",
+    "content-range",
+    "host",
+    "cache-control",
+    "expires",
+    "date",
+    "location",
+    "retry-after",
+    "vary",
+    "set-cookie",
+    "www-authenticate",
+    "authorization",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "age",
+];
+
+/// Whether an upstream's trailer field named `name` is relayed to the client: not
+/// hop-by-hop, and not one RFC 9110 §6.5.1 keeps out of trailers.
+pub fn is_relayable_trailer(name: &[u8]) -> bool {
+    !is_hop_by_hop(name, &[]) && !NOT_IN_TRAILERS.iter().any(|n| same_field_loosely(name, n))
+}
+
 /// Decides framing and reuse for a response (RFC 9112 §6.3), given its status, version
 /// (`http10`), whether the request was HEAD, and its fields.
 pub fn response_info<'a>(
@@ -225,5 +254,24 @@ mod tests {
         assert!(is_hop_by_hop(b"X-Private", &[b"x-private"]));
         assert!(is_hop_by_hop(b"Keep_Alive", &[]));
         assert!(!is_hop_by_hop(b"Content-Type", &[]));
+    }
+
+    #[test]
+    fn trailers_carry_end_to_end_metadata_only() {
+        assert!(is_relayable_trailer(b"grpc-status"));
+        assert!(is_relayable_trailer(b"Server-Timing"));
+        for name in [
+            &b"Content-Length"[..],
+            b"content_length",
+            b"TE",
+            b"Host",
+            b"Set-Cookie",
+        ] {
+            assert!(
+                !is_relayable_trailer(name),
+                "{}",
+                String::from_utf8_lossy(name)
+            );
+        }
     }
 }

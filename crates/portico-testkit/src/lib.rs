@@ -235,16 +235,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Wire<S> {
         Some(self.buf.drain(..n).collect())
     }
 
-    /// A chunked body, de-chunked; trailers are read and dropped.
-    async fn chunked(&mut self) -> Option<Vec<u8>> {
+    /// A chunked body, de-chunked, and the lines of its trailer section.
+    async fn chunked(&mut self) -> Option<(Vec<u8>, Vec<String>)> {
         let mut body = Vec::new();
         loop {
             let line = self.until(b"\r\n").await?;
             let text = String::from_utf8_lossy(&line[..line.len() - 2]).into_owned();
             let size = usize::from_str_radix(text.split(';').next()?.trim(), 16).ok()?;
             if size == 0 {
-                while self.until(b"\r\n").await?.len() > 2 {}
-                return Some(body);
+                let mut trailers = Vec::new();
+                loop {
+                    let line = self.until(b"\r\n").await?;
+                    if line.len() == 2 {
+                        return Some((body, trailers));
+                    }
+                    trailers.push(String::from_utf8_lossy(&line[..line.len() - 2]).into_owned());
+                }
             }
             body.extend(self.exact(size).await?);
             if self.exact(2).await? != b"\r\n" {
@@ -278,6 +284,8 @@ pub struct RawResponse {
     pub body: Vec<u8>,
     /// Whether the body was chunked on the wire.
     pub chunked: bool,
+    /// The trailer section of a chunked body.
+    pub trailers: Headers,
 }
 
 /// Header fields as received, in order.
@@ -388,6 +396,7 @@ impl RawClient {
             headers: Headers(headers),
             body: Vec::new(),
             chunked: false,
+            trailers: Headers::default(),
         };
         // A 2xx to CONNECT is a tunnel from the blank line on (RFC 9110 §9.3.6).
         if method == "HEAD"
@@ -403,7 +412,19 @@ impl RawClient {
             .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
         {
             resp.chunked = true;
-            resp.body = self.wire.chunked().await.expect("a complete chunked body");
+            let (body, trailers) = self.wire.chunked().await.expect("a complete chunked body");
+            resp.body = body;
+            resp.trailers = Headers(
+                trailers
+                    .iter()
+                    .map(|l| {
+                        let (n, v) = l
+                            .split_once(':')
+                            .unwrap_or_else(|| panic!("bad trailer line {l:?}"));
+                        (n.to_string(), v.trim().to_string())
+                    })
+                    .collect(),
+            );
         } else if let Some(len) = resp.header("content-length") {
             resp.body = self
                 .wire
@@ -761,7 +782,7 @@ impl UpstreamConn {
         let mut req = self.read_head().await?;
         if req.header("transfer-encoding").is_some() {
             req.chunked = true;
-            req.body = self.wire.chunked().await?;
+            req.body = self.wire.chunked().await?.0;
         } else if let Some(len) = req.header("content-length") {
             req.body = self.wire.exact(len.parse().ok()?).await?;
         }

@@ -57,13 +57,15 @@ async fn h2c_targets_take_http1_requests_on_one_shared_connection() {
     for gone in [
         "connection",
         "x-hop",
-        "te",
         "host",
         "transfer-encoding",
         "keep-alive",
     ] {
         assert!(got.header(gone).is_none(), "{gone} went upstream: {got:?}");
     }
+    // The client takes trailers, and Portico relays them: the target is told so in the one
+    // `te` HTTP/2 allows.
+    assert_eq!(got.header("te"), Some("trailers"));
     assert_eq!(got.header("x-custom"), Some("kept"));
     assert_eq!(got.header("via"), Some("1.1 portico"));
     assert_eq!(got.header("x-forwarded-proto"), Some("http"));
@@ -84,6 +86,8 @@ async fn h2c_targets_take_http1_requests_on_one_shared_connection() {
         let resp = p.await.unwrap();
         assert_eq!(resp.status, 200);
         assert_eq!(resp.body, format!("GET http h /api/n/{i}").as_bytes());
+        // Without `TE: trailers` from the client, no `te` goes on.
+        assert!(up.next().await.header("te").is_none());
     }
     assert_eq!(up.connections(), 1);
 }

@@ -38,6 +38,9 @@ pub struct UpstreamBody {
     pool: Arc<TargetPool>,
     /// Bytes already read by [`UpstreamBody::read_up_to`], handed out first.
     prefix: Option<Bytes>,
+    /// The trailer section of an HTTP/2 response, once its body has ended (boxed: rare, and
+    /// the body travels inside every response).
+    trailers: Option<Box<http::HeaderMap>>,
 }
 
 impl UpstreamBody {
@@ -60,6 +63,7 @@ impl UpstreamBody {
             reusable,
             pool,
             prefix: None,
+            trailers: None,
         };
         if matches!(body.state, State::Done) {
             body.release();
@@ -68,14 +72,17 @@ impl UpstreamBody {
     }
 
     /// The body of an HTTP/2 response; `framing` is its length when the upstream gave one,
-    /// [`ResponseFraming::Close`] (ends with the stream) when not.
+    /// [`ResponseFraming::Close`] (ends with the stream) when not. A stream still open after
+    /// the head is read to its end even when no body is announced: a trailer section may
+    /// follow (a gRPC status after an empty body).
     pub(crate) fn frames(
         recv: h2::RecvStream,
         framing: ResponseFraming,
         pool: Arc<TargetPool>,
     ) -> UpstreamBody {
         let state = match framing {
-            ResponseFraming::None | ResponseFraming::Length(0) => State::Done,
+            ResponseFraming::None => State::Done,
+            ResponseFraming::Length(0) if recv.is_end_stream() => State::Done,
             _ => State::Frames(recv),
         };
         UpstreamBody {
@@ -85,7 +92,21 @@ impl UpstreamBody {
             reusable: false,
             pool,
             prefix: None,
+            trailers: None,
         }
+    }
+
+    /// Whether a trailer section may follow the body: the upstream spoke HTTP/2 and the
+    /// stream is still open. A writer that would end the stream with the body's last byte
+    /// waits for the end instead, so the trailers can follow.
+    pub fn may_have_trailers(&self) -> bool {
+        matches!(self.state, State::Frames(_))
+    }
+
+    /// The trailer section the upstream sent after the body, once [`UpstreamBody::chunk`]
+    /// has returned `None`; taken, so it is relayed once.
+    pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
+        self.trailers.take().map(|t| *t)
     }
 
     /// How the upstream framed the body.
@@ -112,6 +133,7 @@ impl UpstreamBody {
         if let State::Frames(recv) = &mut self.state {
             let next = next_data(recv).await;
             if matches!(next, Ok(None)) {
+                self.trailers = trailers(recv).await?;
                 self.state = State::Done;
             }
             return next;
@@ -222,6 +244,26 @@ impl UpstreamBody {
     }
 }
 
+/// The trailer section after the last DATA, if the upstream sent one (the `h2` crate has
+/// checked it holds no pseudo-fields and no connection-specific fields).
+async fn trailers(recv: &mut RecvStream) -> Result<Option<Box<http::HeaderMap>>, Error> {
+    match recv.trailers().await {
+        Ok(Some(map)) if !map.is_empty() => Ok(Some(Box::new(map))),
+        Ok(_) => Ok(None),
+        Err(e) => Err(stream_error(e)),
+    }
+}
+
+/// What a failed response stream means: a malformed frame is an invalid response, anything
+/// else a reset.
+fn stream_error(e: h2::Error) -> Error {
+    let code = match e.reason() {
+        Some(Reason::PROTOCOL_ERROR) if !e.is_remote() => ErrorCode::UpstreamInvalidResponse,
+        _ => ErrorCode::UpstreamReset,
+    };
+    Error::new(code).with_cause(e)
+}
+
 /// The next DATA of a response body, or `None` at its end. The flow-control window is given
 /// back as each piece is handed on, so the upstream can send at most a window ahead of what
 /// the client has taken.
@@ -235,15 +277,7 @@ async fn next_data(recv: &mut RecvStream) -> Result<Option<Bytes>, Error> {
                     return Ok(Some(data));
                 }
             }
-            Some(Err(e)) => {
-                let code = match e.reason() {
-                    Some(Reason::PROTOCOL_ERROR) if !e.is_remote() => {
-                        ErrorCode::UpstreamInvalidResponse
-                    }
-                    _ => ErrorCode::UpstreamReset,
-                };
-                return Err(Error::new(code).with_cause(e));
-            }
+            Some(Err(e)) => return Err(stream_error(e)),
         }
     }
 }

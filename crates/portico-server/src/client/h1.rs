@@ -512,6 +512,7 @@ mod tests {
             method: portico_http::Method::Post,
             target: b"/a?b=1".to_vec(),
             fields,
+            te_trailers: false,
         };
         assert_eq!(
             encode(&req, Framing::Body(BodyFraming::Length(5))),

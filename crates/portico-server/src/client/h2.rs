@@ -157,6 +157,9 @@ fn to_http2(
     if let BodyFraming::Length(n) = framing {
         map.insert(http::header::CONTENT_LENGTH, HeaderValue::from(n));
     }
+    if req.te_trailers {
+        map.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
     let mut request = Request::new(());
     *request.method_mut() = http_method(req.method)?;
     *request.uri_mut() = uri;
@@ -288,6 +291,7 @@ mod tests {
             method: Method::Post,
             target: target.to_vec(),
             fields: f,
+            te_trailers: false,
         }
     }
 

@@ -24,6 +24,10 @@ pub struct UpstreamRequest {
     pub target: Vec<u8>,
     /// The header fields, `Host` among them; no hop-by-hop or framing fields.
     pub fields: Fields,
+    /// The client said it takes trailer fields (`TE: trailers`): an HTTP/2 target is told so
+    /// in the one `te` value HTTP/2 allows (RFC 9113 §8.2.2), since Portico relays its
+    /// trailers. gRPC servers read it to know a proxy will not drop the status.
+    pub te_trailers: bool,
 }
 
 /// An upstream's response, head parsed, body to stream.

@@ -6,6 +6,7 @@ use std::io::{self, IoSlice, Write as _};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use portico_http::chunked::{LAST_CHUNK, encode_chunk_head};
+use portico_http::response::is_relayable_trailer;
 use portico_http::status::reason_phrase;
 use tokio::io::AsyncWriteExt;
 
@@ -166,7 +167,7 @@ async fn send_body(
                         out.extend_from_slice(b"\r\n");
                     }
                     None => {
-                        out.extend_from_slice(LAST_CHUNK);
+                        end_chunked(out, ub.take_trailers());
                         return flush(io, out, bytes).await;
                     }
                 }
@@ -206,6 +207,26 @@ async fn send_stream(
         ));
     }
     Ok(())
+}
+
+/// The last chunk, with the upstream's trailer section when it sent one (an HTTP/2 upstream's
+/// trailers, relayed in the chunked trailer section of RFC 9112 §7.1.2; fields a trailer
+/// must not carry are left out).
+fn end_chunked(out: &mut Vec<u8>, trailers: Option<http::HeaderMap>) {
+    let Some(trailers) = trailers else {
+        out.extend_from_slice(LAST_CHUNK);
+        return;
+    };
+    out.extend_from_slice(b"0\r\n");
+    for (name, value) in &trailers {
+        if is_relayable_trailer(name.as_str().as_bytes()) {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    out.extend_from_slice(b"\r\n");
 }
 
 fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {

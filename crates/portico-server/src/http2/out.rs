@@ -14,6 +14,8 @@ pub(crate) struct Out<'a> {
     remaining: Option<u64>,
     sent: &'a mut u64,
     ended: bool,
+    /// The stream stays open after the last piece: a trailer section may follow.
+    hold_end: bool,
 }
 
 impl<'a> Out<'a> {
@@ -27,7 +29,15 @@ impl<'a> Out<'a> {
             remaining: length,
             sent,
             ended: false,
+            hold_end: false,
         }
+    }
+
+    /// The stream is not ended with the body's last piece but by [`Out::finish_with`], so
+    /// a trailer section can follow the body.
+    pub(crate) fn hold_end(mut self) -> Self {
+        self.hold_end = true;
+        self
     }
 
     pub(crate) async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
@@ -55,7 +65,7 @@ impl<'a> Out<'a> {
             }
             let piece = data.split_to(window.min(data.len()));
             *self.sent += piece.len() as u64;
-            let last = data.is_empty() && self.remaining == Some(0);
+            let last = data.is_empty() && self.remaining == Some(0) && !self.hold_end;
             self.stream
                 .send_data(piece, last)
                 .map_err(io::Error::other)?;
@@ -74,6 +84,22 @@ impl<'a> Out<'a> {
             ),
             Err(e) => io::Error::new(io::ErrorKind::ConnectionReset, e),
         }
+    }
+
+    /// Ends the stream: with `trailers` when there are any (a HEADERS frame after the
+    /// body), else as [`Out::finish`] does.
+    pub(crate) fn finish_with(self, trailers: Option<http::HeaderMap>) -> io::Result<()> {
+        let Some(trailers) = trailers else {
+            return self.finish();
+        };
+        if let Some(n) = self.remaining.filter(|n| *n > 0) {
+            return Err(io::Error::other(format!(
+                "a body is {n} bytes shorter than announced"
+            )));
+        }
+        self.stream
+            .send_trailers(trailers)
+            .map_err(io::Error::other)
     }
 
     pub(crate) fn finish(self) -> io::Result<()> {

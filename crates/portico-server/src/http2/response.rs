@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use h2::SendStream;
 use h2::server::SendResponse;
 use http::{HeaderName, HeaderValue, StatusCode};
-use portico_http::response::is_hop_by_hop;
+use portico_http::response::{is_hop_by_hop, is_relayable_trailer};
 
 use crate::date::with_http_date;
 use crate::id::RequestId;
@@ -130,6 +130,9 @@ async fn send_payload(
         }
         Payload::Upstream(mut ub) => {
             let mut out = Out::new(stream, length, sent);
+            if ub.may_have_trailers() {
+                out = out.hold_end();
+            }
             if let Some(first) = ub.buffered().map_err(upstream_failed)? {
                 out.send(first).await?;
             }
@@ -141,9 +144,23 @@ async fn send_payload(
                 let Some(piece) = piece else { break };
                 out.send(piece).await?;
             }
-            out.finish()
+            out.finish_with(ub.take_trailers().and_then(relayable))
         }
     }
+}
+
+/// The upstream's trailer fields a client may be given (see
+/// [`portico_http::response::is_relayable_trailer`]); `None` when none is left.
+fn relayable(mut trailers: http::HeaderMap) -> Option<http::HeaderMap> {
+    let names: Vec<HeaderName> = trailers
+        .keys()
+        .filter(|n| !is_relayable_trailer(n.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in names {
+        trailers.remove(name);
+    }
+    (!trailers.is_empty()).then_some(trailers)
 }
 
 fn upstream_failed(e: crate::error::Error) -> io::Error {
