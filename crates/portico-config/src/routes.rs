@@ -71,6 +71,8 @@ pub struct Route {
     pub transform: Option<BodyTransform>,
     /// Its response cache (`cache`, or its API's), when it has one.
     pub cache: Option<crate::cache::RouteCache>,
+    /// Its callers speak gRPC (`grpc`): Portico's own errors are sent as gRPC statuses.
+    pub grpc: bool,
 }
 
 /// What answers a route's requests.
@@ -113,6 +115,7 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "buffer_body",
     "websocket",
     "websocket_idle_timeout",
+    "grpc",
     "redirect",
     "produces",
     "consumes",
@@ -231,6 +234,7 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
     }
     let websocket = read_websocket(r, node, path, &f, methods)
         .and_then(|ws| check_websocket_upstream(r, node, path, &f, ws, answer.as_ref(), upstreams));
+    let grpc = read_grpc(r, path, &f);
     let content = read_content(r, path, &f);
     let max_in_flight = read_max_in_flight(r, f.get("max_in_flight"), path);
     let rate_limits = match f.get("rate_limit") {
@@ -280,7 +284,22 @@ fn read_route(r: &mut Reader, node: &Node, path: &str, upstreams: &[Upstream]) -
         validate_responses: validate_responses?,
         transform: transform?,
         cache: cache?,
+        grpc: grpc?,
     })
+}
+
+/// `grpc` (routes with an `upstream`): the route's callers are gRPC clients.
+fn read_grpc(r: &mut Reader, path: &str, f: &Fields<'_>) -> Option<bool> {
+    let Some(n) = f.get("grpc") else {
+        return Some(false);
+    };
+    let gpath = join(path, "grpc");
+    let grpc = r.boolean(n, &gpath)?;
+    if grpc && f.get("upstream").is_none() {
+        r.problem(n, &gpath, "`grpc` is for routes with an `upstream`");
+        return None;
+    }
+    Some(grpc)
 }
 
 /// `validate_responses: off | report | enforce` (routes with an `upstream`).

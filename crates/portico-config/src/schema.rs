@@ -354,6 +354,7 @@ pub fn route() -> Value {
     let upstream_only = [
         "buffer_body",
         "websocket",
+        "grpc",
         "timeout",
         "max_timeout",
         "idempotency",
@@ -440,6 +441,7 @@ pub fn route() -> Value {
             "buffer_body": boolean(),
             "websocket": boolean(),
             "websocket_idle_timeout": string(DURATION),
+            "grpc": boolean(),
             "produces": list_of(string(&media_type())),
             "consumes": list_of(string(&media_range())),
             "consumes_encodings": {"type": "array", "maxItems": 16, "uniqueItems": true, "items": string("^(?:gzip|deflate|br|zstd|compress)$")},

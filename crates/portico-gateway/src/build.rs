@@ -202,6 +202,7 @@ fn route(
         cache: r.cache,
         cache_counts: None,
         series: None,
+        grpc: r.grpc,
     })
 }
 

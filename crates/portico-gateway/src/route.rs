@@ -80,6 +80,8 @@ pub(crate) struct Route {
     pub(crate) cache_counts: Option<Arc<portico_cache::Counts>>,
     /// Its metrics series, when requests are counted.
     pub(crate) series: Option<Arc<portico_telemetry::RouteSeries>>,
+    /// `grpc`: its errors are answered as gRPC statuses.
+    pub(crate) grpc: bool,
 }
 
 impl Route {
@@ -111,6 +113,7 @@ impl Route {
             cache: None,
             cache_counts: None,
             series: None,
+            grpc: false,
         }
     }
 

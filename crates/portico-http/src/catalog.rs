@@ -1059,6 +1059,16 @@ pub fn contract_markdown() -> String {
             },
         ));
     }
+    out.push_str(
+        "\n## gRPC routes\n\n\
+         On a route with `grpc: true`, every error Portico generates keeps the status above and\n\
+         is sent as a gRPC Trailers-Only response: `content-type: application/grpc`,\n\
+         `grpc-status` and `grpc-message` (the code's public message, percent-encoded) in the\n\
+         head, `x-portico-error-code` with the `error_code`, and no body. What the upstream\n\
+         sends (its `grpc-status` and `grpc-message` trailers included) is relayed as it is.\n\
+         Proof: `grpc::portico_errors_on_grpc_routes_are_grpc_statuses`.\n\n",
+    );
+    out.push_str(&crate::grpc::grpc_table_markdown());
     out
 }
 

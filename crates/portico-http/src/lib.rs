@@ -15,6 +15,7 @@ pub mod conditional;
 pub mod deadline;
 pub mod envelope;
 pub mod fields;
+pub mod grpc;
 pub mod h2_blocks;
 pub mod head;
 pub mod method;

@@ -12,6 +12,7 @@ pub struct Error {
     headers: Vec<(&'static str, String)>,
     members: Vec<(&'static str, serde_json::Value)>,
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
+    grpc: bool,
 }
 
 impl Error {
@@ -23,7 +24,20 @@ impl Error {
             headers: Vec::new(),
             members: Vec::new(),
             cause: None,
+            grpc: false,
         }
+    }
+
+    /// Marks the error as one of a gRPC route: it is answered as a gRPC status
+    /// ([`portico_http::grpc`]) rather than with a JSON body.
+    pub fn for_grpc(mut self) -> Error {
+        self.grpc = true;
+        self
+    }
+
+    /// Whether the error is answered as a gRPC status.
+    pub fn is_grpc(&self) -> bool {
+        self.grpc
     }
 
     /// Adds a public detail. Only text Portico composed itself from its own values (limits,

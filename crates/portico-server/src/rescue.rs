@@ -5,6 +5,7 @@ use std::any::Any;
 
 use portico_http::ErrorCode;
 use portico_http::envelope::{JSON, PROBLEM_JSON, error_body_with};
+use portico_http::grpc::{encode_message, grpc_status};
 use portico_http::negotiate::prefers_problem_json;
 
 use crate::error::Error;
@@ -13,6 +14,9 @@ use crate::response::{Body, Response};
 
 /// The response for `err`. `accept` is the request's `Accept` value, when there was a request.
 pub fn error_response(err: &Error, id: &RequestId, accept: Option<&[u8]>) -> Response {
+    if err.is_grpc() {
+        return grpc_error_response(err);
+    }
     let code = err.code();
     let content_type = if prefers_problem_json(accept) {
         PROBLEM_JSON
@@ -24,6 +28,25 @@ pub fn error_response(err: &Error, id: &RequestId, accept: Option<&[u8]>) -> Res
         resp = resp.header(name, value.clone());
     }
     resp.body = Body::Full(error_body_with(code, id.as_str(), err.detail(), err.members()).into());
+    resp.close = code.closes_connection();
+    resp.error = Some(code);
+    resp
+}
+
+/// The response for an error on a gRPC route: the contract's status, and the error as a gRPC
+/// Trailers-Only response (the status and message in the head, no body), which is what a
+/// gRPC client reads.
+fn grpc_error_response(err: &Error) -> Response {
+    let code = err.code();
+    let status = grpc_status(code);
+    let mut resp = Response::new(code.status())
+        .header("Content-Type", "application/grpc")
+        .header("grpc-status", status.number().to_string())
+        .header("grpc-message", encode_message(code.message()))
+        .header("X-Portico-Error-Code", code.as_str());
+    for (name, value) in err.headers() {
+        resp = resp.header(name, value.clone());
+    }
     resp.close = code.closes_connection();
     resp.error = Some(code);
     resp

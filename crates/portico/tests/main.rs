@@ -21,6 +21,7 @@ mod deadlines;
 mod docs;
 mod echo;
 mod egress;
+mod grpc;
 mod h2spec;
 mod health;
 mod http2;

@@ -316,6 +316,8 @@ pub(crate) struct Outcome {
     /// Fields for whatever the answer is, errors included (a deprecated version's headers,
     /// CORS, `RateLimit`).
     pub(crate) fields: Vec<(&'static str, String)>,
+    /// The request is a gRPC route's: an error is answered as a gRPC status.
+    pub(crate) grpc: bool,
 }
 
 impl Outcome {
@@ -347,6 +349,10 @@ impl Outcome {
 
     /// The answer with the fields every answer gets.
     pub(crate) fn finish(self, result: Result<Response, Error>) -> Result<Response, Error> {
+        let result = match result {
+            Err(e) if self.grpc => Err(e.for_grpc()),
+            other => other,
+        };
         if self.fields.is_empty() {
             return result;
         }

@@ -61,10 +61,14 @@ pub(super) fn route<'r>(
         .iter()
         .find(|&&i| gw.routes[i].methods.allows(method))
     else {
+        // A gRPC client that reached a gRPC service's path with another method learns it as
+        // a gRPC status.
+        out.grpc = group.routes.iter().all(|&i| gw.routes[i].grpc);
         return Err(
             Error::new(ErrorCode::MethodNotAllowed).with_allow(group.methods.allow_header())
         );
     };
+    out.grpc = gw.routes[index].grpc;
     let params = matched.params;
     Ok(Routed::Route(Ctx {
         req,
