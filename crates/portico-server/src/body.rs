@@ -233,6 +233,13 @@ impl<'c> RequestBody<'c> {
         self.limit = limit;
     }
 
+    /// Whether the rest of the body can still be read while the response is being sent: an
+    /// HTTP/2 stream's, not yet whole (the two directions of a stream are independent; an
+    /// HTTP/1.1 connection reads the next request after the body).
+    pub(crate) fn continues_after_response(&self) -> bool {
+        matches!(self.source, Source::Http2 { .. }) && !self.is_complete()
+    }
+
     /// Whether the whole body has been read from the client (always, when there is none).
     pub fn is_complete(&self) -> bool {
         matches!(self.state, State::Done | State::Buffered(_))

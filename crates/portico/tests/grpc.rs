@@ -103,6 +103,28 @@ impl tonic::server::ClientStreamingService<Note> for Collect {
     }
 }
 
+/// `Chat`: each note answered as it arrives (the answer's head goes before the first note),
+/// then OK when the client's stream ends.
+struct Chat;
+
+impl tonic::server::StreamingService<Note> for Chat {
+    type Response = Note;
+    type ResponseStream = BoxStream<'static, Result<Note, Status>>;
+    type Future = Answer<Self::ResponseStream>;
+
+    fn call(&mut self, request: Request<tonic::Streaming<Note>>) -> Self::Future {
+        let notes = request.into_inner();
+        let replies = stream::unfold(notes, |mut notes| async move {
+            match notes.message().await {
+                Ok(Some(n)) => Some((Ok(note(&n.text.to_uppercase(), n.count)), notes)),
+                Ok(None) => None,
+                Err(status) => Some((Err(status), notes)),
+            }
+        });
+        Box::pin(async move { Ok(Response::new(replies.boxed())) })
+    }
+}
+
 /// A gRPC server on an ephemeral port: each method is chosen by the last segment of the
 /// path, whatever the service name (the routes below tell services apart).
 async fn grpc_upstream() -> SocketAddr {
@@ -130,6 +152,7 @@ async fn grpc_upstream() -> SocketAddr {
                             "Hang" => grpc.unary(Echo { hang: true }, req).await,
                             "Repeat" => grpc.server_streaming(Repeat, req).await,
                             "Collect" => grpc.client_streaming(Collect, req).await,
+                            "Chat" => grpc.streaming(Chat, req).await,
                             _ => Status::unimplemented("no such method").into_http(),
                         };
                         Ok::<_, Infallible>(resp)
@@ -250,6 +273,25 @@ async fn calls_cross(target: &str) {
         .unwrap()
         .into_inner();
     assert_eq!(collected, note("a,b,c", 3));
+
+    // Both ways at once: each note goes up only after the answer to the one before came
+    // down, so the request stream must go on after the response's head.
+    client.ready().await.unwrap();
+    let codec = ProstCodec::<Note, Note>::default();
+    let path = PathAndQuery::from_static("/portico.test.Notes/Chat");
+    let (tx, rx) = tokio::sync::mpsc::channel::<Note>(1);
+    let outgoing = stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|n| (n, rx)) });
+    tx.send(note("one", 1)).await.unwrap();
+    let mut replies = client
+        .streaming(Request::new(outgoing), path, codec)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(replies.message().await.unwrap(), Some(note("ONE", 1)));
+    tx.send(note("two", 2)).await.unwrap();
+    assert_eq!(replies.message().await.unwrap(), Some(note("TWO", 2)));
+    drop(tx);
+    assert_eq!(replies.message().await.unwrap(), None);
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use portico_http::chunked::ChunkedDecoder;
 pub use portico_http::response::ResponseFraming;
 use tokio::io::AsyncReadExt;
 
+use super::h2::Upload;
 use super::pool::{READ_BUFFER, TargetPool, UpConn};
 use crate::error::Error;
 
@@ -41,6 +42,9 @@ pub struct UpstreamBody {
     /// The trailer section of an HTTP/2 response, once its body has ended (boxed: rare, and
     /// the body travels inside every response).
     trailers: Option<Box<http::HeaderMap>>,
+    /// The rest of the request body, still to be sent while this streams back (an HTTP/2
+    /// client's stream to an HTTP/2 target that answered before it ended).
+    upload: Option<Box<Upload>>,
 }
 
 impl UpstreamBody {
@@ -64,6 +68,7 @@ impl UpstreamBody {
             pool,
             prefix: None,
             trailers: None,
+            upload: None,
         };
         if matches!(body.state, State::Done) {
             body.release();
@@ -93,7 +98,17 @@ impl UpstreamBody {
             pool,
             prefix: None,
             trailers: None,
+            upload: None,
         }
+    }
+
+    pub(crate) fn set_upload(&mut self, upload: Box<Upload>) {
+        self.upload = Some(upload);
+    }
+
+    /// The rest of the request body to send while this body is relayed, if any is left.
+    pub(crate) fn take_upload(&mut self) -> Option<Box<Upload>> {
+        self.upload.take()
     }
 
     /// Whether a trailer section may follow the body: the upstream spoke HTTP/2 and the

@@ -41,14 +41,26 @@ pub(super) async fn exchange(
     let mut send = link.send.clone().ready().await.map_err(unsent)?;
     let bodiless = body.framing() == BodyFraming::None;
     let (response, stream) = send.send_request(request, bodiless).map_err(unsent)?;
+    let mut upload = None;
     let response = if bodiless {
         response.await
     } else {
         let mut stream = stream;
         let mut response = std::pin::pin!(response);
+        let length = match body.framing() {
+            BodyFraming::Length(n) => Some(n),
+            _ => None,
+        };
+        let (mut sent, mut pending) = (0u64, None);
+        let mut copying = true;
         let outcome = {
-            let mut copy = std::pin::pin!(copy_body(body, &mut stream));
-            let mut copying = true;
+            let mut copy = std::pin::pin!(copy_body(
+                body,
+                &mut stream,
+                length,
+                &mut sent,
+                &mut pending
+            ));
             loop {
                 tokio::select! {
                     biased;
@@ -59,14 +71,26 @@ pub(super) async fn exchange(
                         // any, comes through `response`.
                         Err(CopyError::Upstream) => copying = false,
                     },
-                    // An answer before the whole body went out ends the sending (as on
-                    // HTTP/1.1); the stream is cancelled once the response has been read.
                     r = &mut response => break Ok(r),
                 }
             }
         };
         match outcome {
-            Ok(r) => r,
+            Ok(r) => {
+                // An answer before the whole body went out: a client on HTTP/2 (a gRPC
+                // stream both ways) goes on sending while the answer streams back, where
+                // `copy` stopped; on HTTP/1.1 the sending ends there, and the stream is
+                // cancelled once the response has been read.
+                if copying && body.continues_after_response() {
+                    upload = Some(Box::new(Upload {
+                        stream,
+                        length,
+                        sent,
+                        pending,
+                    }));
+                }
+                r
+            }
             Err(e) => {
                 // Whatever the upstream made of the part it got, it must not take it for the
                 // whole request.
@@ -82,7 +106,40 @@ pub(super) async fn exchange(
         response_failure(&e)
     })?;
     let (parts, recv) = response.into_parts();
-    relayed(parts, recv, head_request, target).map_err(Failure::Fatal)
+    let mut relayed = relayed(parts, recv, head_request, target).map_err(Failure::Fatal)?;
+    if let Some(upload) = upload {
+        relayed.body.set_upload(upload);
+    }
+    Ok(relayed)
+}
+
+/// The rest of a request body still to go to an HTTP/2 target after its response head came:
+/// the stream, the body's length when announced, the bytes sent, and a piece taken from the
+/// client and not yet sent whole.
+pub(crate) struct Upload {
+    stream: SendStream<Bytes>,
+    length: Option<u64>,
+    sent: u64,
+    pending: Option<Bytes>,
+}
+
+impl Upload {
+    /// Sends the rest of `body`, from where the exchange stopped. A client that fails
+    /// mid-body has the upstream's stream cancelled, so the part it got is not taken for the
+    /// whole request.
+    pub(crate) async fn finish(mut self, body: &mut RequestBody<'_>) {
+        let copied = copy_body(
+            body,
+            &mut self.stream,
+            self.length,
+            &mut self.sent,
+            &mut self.pending,
+        )
+        .await;
+        if let Err(CopyError::Client(_)) = copied {
+            self.stream.send_reset(Reason::CANCEL);
+        }
+    }
 }
 
 enum CopyError {
@@ -90,19 +147,25 @@ enum CopyError {
     Upstream,
 }
 
+/// Copies the client's body to the stream. Cancelled at any await, nothing is lost: `sent`
+/// counts what went out, and a piece taken from the client and not yet sent whole is in
+/// `pending`, so [`Upload::finish`] can go on where this stopped.
 async fn copy_body(
     body: &mut RequestBody<'_>,
     stream: &mut SendStream<Bytes>,
+    length: Option<u64>,
+    sent: &mut u64,
+    pending: &mut Option<Bytes>,
 ) -> Result<(), CopyError> {
-    let length = match body.framing() {
-        BodyFraming::Length(n) => Some(n),
-        _ => None,
-    };
-    let mut sent = 0u64;
-    let mut out = Out::new(stream, length, &mut sent);
-    while let Some(data) = body.chunk().await.map_err(CopyError::Client)? {
-        if !data.is_empty() {
-            out.send(data).await.map_err(|_| CopyError::Upstream)?;
+    let mut out = Out::new(stream, length, sent);
+    loop {
+        if let Some(data) = pending {
+            out.send_from(data).await.map_err(|_| CopyError::Upstream)?;
+            *pending = None;
+        }
+        match body.chunk().await.map_err(CopyError::Client)? {
+            Some(data) => *pending = Some(data),
+            None => break,
         }
     }
     out.finish().map_err(|_| CopyError::Upstream)

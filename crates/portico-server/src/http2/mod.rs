@@ -212,11 +212,9 @@ async fn serve_stream<S: Service>(
         outcome = call => Some(outcome),
         () = client_reset(&respond) => None,
     };
-    let body_bytes = body.bytes_received();
-    drop(body);
-    let bytes_in = req.head.len() as u64 + body_bytes;
     let Some(outcome) = outcome else {
         // The client gave up on the request: nobody is left to answer.
+        let bytes_in = req.head.len() as u64 + body.bytes_received();
         log_gone(svc, time, &req, bytes_in, started, peer);
         return;
     };
@@ -226,7 +224,9 @@ async fn serve_stream<S: Service>(
     // Not raced against `client_reset`: once the head is sent, `SendResponse` no longer
     // reports resets (it errs at once, which read as one and cancelled every response that
     // had to wait for window); `send` watches the stream itself.
-    let sent = response::send(&respond, resp, head_request, &id).await;
+    let sent = response::send(&respond, resp, head_request, &id, Some(&mut body)).await;
+    let bytes_in = req.head.len() as u64 + body.bytes_received();
+    drop(body);
     if sent.is_some() && !recv.is_end_stream() {
         drain(&mut recv).await;
     }
@@ -286,7 +286,7 @@ async fn refuse(
         .map(|v| v.as_bytes());
     let resp = error_response(&Error::new(code), id, accept);
     let head_request = parts.method == http::Method::HEAD;
-    response::send(respond, resp, head_request, id)
+    response::send(respond, resp, head_request, id, None)
         .await
         .unwrap_or(0)
 }

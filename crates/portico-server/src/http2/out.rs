@@ -19,14 +19,15 @@ pub(crate) struct Out<'a> {
 }
 
 impl<'a> Out<'a> {
+    /// A body of `length` (when known) of which `sent` bytes have gone out already.
     pub(crate) fn new(
         stream: &'a mut SendStream<Bytes>,
         length: Option<u64>,
         sent: &'a mut u64,
     ) -> Self {
         Out {
+            remaining: length.map(|n| n.saturating_sub(*sent)),
             stream,
-            remaining: length,
             sent,
             ended: false,
             hold_end: false,
@@ -41,11 +42,14 @@ impl<'a> Out<'a> {
     }
 
     pub(crate) async fn send(&mut self, mut data: Bytes) -> io::Result<()> {
-        if let Some(remaining) = &mut self.remaining {
-            if data.len() as u64 > *remaining {
-                return Err(io::Error::other("a body is longer than announced"));
-            }
-            *remaining -= data.len() as u64;
+        self.send_from(&mut data).await
+    }
+
+    /// Sends `data`, taking each piece from it as it goes out: cancelled while waiting for
+    /// window, what is left in `data` is exactly what was not sent.
+    pub(crate) async fn send_from(&mut self, data: &mut Bytes) -> io::Result<()> {
+        if self.remaining.is_some_and(|r| data.len() as u64 > r) {
+            return Err(io::Error::other("a body is longer than announced"));
         }
         while !data.is_empty() {
             self.stream.reserve_capacity(data.len());
@@ -65,6 +69,9 @@ impl<'a> Out<'a> {
             }
             let piece = data.split_to(window.min(data.len()));
             *self.sent += piece.len() as u64;
+            if let Some(remaining) = &mut self.remaining {
+                *remaining -= piece.len() as u64;
+            }
             let last = data.is_empty() && self.remaining == Some(0) && !self.hold_end;
             self.stream
                 .send_data(piece, last)

@@ -11,6 +11,8 @@ use h2::server::SendResponse;
 use http::{HeaderName, HeaderValue, StatusCode};
 use portico_http::response::{is_hop_by_hop, is_relayable_trailer};
 
+use crate::body::RequestBody;
+use crate::client::UpstreamBody;
 use crate::date::with_http_date;
 use crate::id::RequestId;
 use crate::response::{Payload, Response};
@@ -25,11 +27,15 @@ use super::out::Out;
 /// The body waits for the client's flow-control window as long as the client keeps the
 /// stream open: a window of one byte, or one opened only later by `WINDOW_UPDATE` or a new
 /// `SETTINGS_INITIAL_WINDOW_SIZE`, is a slow client, not a gone one.
+///
+/// `body` is the request's body when it may still be arriving: an upstream's response that
+/// came before it ended has the rest sent on while the response streams back.
 pub(crate) async fn send(
     respond: &Mutex<SendResponse<Bytes>>,
     resp: Response,
     head_request: bool,
     id: &RequestId,
+    body: Option<&mut RequestBody<'_>>,
 ) -> Option<u64> {
     let status = resp.status;
     let (length, payload) = resp.body.plan(status, head_request);
@@ -47,7 +53,7 @@ pub(crate) async fn send(
         }
     };
     let mut sent = 0u64;
-    match send_payload(&mut stream, payload, length, &mut sent).await {
+    match send_payload(&mut stream, payload, length, &mut sent, body).await {
         Ok(()) => Some(sent),
         Err(e) if e.kind() == io::ErrorKind::ConnectionReset => None,
         Err(e) => {
@@ -105,6 +111,7 @@ async fn send_payload(
     payload: Payload,
     length: Option<u64>,
     sent: &mut u64,
+    body: Option<&mut RequestBody<'_>>,
 ) -> io::Result<()> {
     match payload {
         Payload::Nothing => Ok(()),
@@ -129,24 +136,49 @@ async fn send_payload(
             out.finish()
         }
         Payload::Upstream(mut ub) => {
-            let mut out = Out::new(stream, length, sent);
-            if ub.may_have_trailers() {
-                out = out.hold_end();
-            }
-            if let Some(first) = ub.buffered().map_err(upstream_failed)? {
-                out.send(first).await?;
-            }
+            let upload = ub.take_upload().zip(body);
+            let relay = relay_upstream(stream, ub, length, sent);
+            let Some((upload, body)) = upload else {
+                return relay.await;
+            };
+            // Both directions at once; the request's rest is given up when the response is
+            // complete (what the client still sends is then drained, as for any request).
+            let mut relay = std::pin::pin!(relay);
+            let mut upload = std::pin::pin!(upload.finish(body));
+            let mut uploading = true;
             loop {
-                let piece = tokio::select! {
-                    piece = ub.chunk() => piece.map_err(upstream_failed)?,
-                    e = out.reset() => return Err(e),
-                };
-                let Some(piece) = piece else { break };
-                out.send(piece).await?;
+                tokio::select! {
+                    done = &mut relay => return done,
+                    () = &mut upload, if uploading => uploading = false,
+                }
             }
-            out.finish_with(ub.take_trailers().and_then(relayable))
         }
     }
+}
+
+/// Relays an upstream's body, then its trailers.
+async fn relay_upstream(
+    stream: &mut SendStream<Bytes>,
+    mut ub: UpstreamBody,
+    length: Option<u64>,
+    sent: &mut u64,
+) -> io::Result<()> {
+    let mut out = Out::new(stream, length, sent);
+    if ub.may_have_trailers() {
+        out = out.hold_end();
+    }
+    if let Some(first) = ub.buffered().map_err(upstream_failed)? {
+        out.send(first).await?;
+    }
+    loop {
+        let piece = tokio::select! {
+            piece = ub.chunk() => piece.map_err(upstream_failed)?,
+            e = out.reset() => return Err(e),
+        };
+        let Some(piece) = piece else { break };
+        out.send(piece).await?;
+    }
+    out.finish_with(ub.take_trailers().and_then(relayable))
 }
 
 /// The upstream's trailer fields a client may be given (see
