@@ -147,6 +147,8 @@ pub struct RequestBody<'c> {
     received: u64,
     timeout: Duration,
     touched: bool,
+    /// The trailer section of an HTTP/2 request, once its body has ended (boxed: rare).
+    trailers: Option<Box<http::HeaderMap>>,
 }
 
 impl<'c> RequestBody<'c> {
@@ -172,6 +174,7 @@ impl<'c> RequestBody<'c> {
             received: 0,
             timeout,
             touched: false,
+            trailers: None,
         }
     }
 
@@ -198,6 +201,7 @@ impl<'c> RequestBody<'c> {
             received: 0,
             timeout,
             touched: false,
+            trailers: None,
         }
     }
 
@@ -219,6 +223,7 @@ impl<'c> RequestBody<'c> {
             received: 0,
             timeout: Duration::MAX,
             touched: false,
+            trailers: None,
         }
     }
 
@@ -238,6 +243,20 @@ impl<'c> RequestBody<'c> {
     /// HTTP/1.1 connection reads the next request after the body).
     pub(crate) fn continues_after_response(&self) -> bool {
         matches!(self.source, Source::Http2 { .. }) && !self.is_complete()
+    }
+
+    /// Whether a trailer section may follow what is still to be read: an HTTP/2 stream's.
+    pub(crate) fn may_have_trailers(&self) -> bool {
+        matches!(
+            (&self.source, &self.state),
+            (Source::Http2 { .. }, State::Frames)
+        )
+    }
+
+    /// The trailer section the client sent after the body, once [`RequestBody::chunk`] has
+    /// returned `None`; taken, so it is sent on once.
+    pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
+        self.trailers.take().map(|t| *t)
     }
 
     /// Whether the whole body has been read from the client (always, when there is none).
@@ -364,6 +383,12 @@ impl<'c> RequestBody<'c> {
                         Err(_) => return Err(ErrorCode::BodyTimeout),
                         Ok(None) => {
                             self.state = State::Done;
+                            // The stream ended with its data, or with a trailer section.
+                            if let Ok(Some(map)) = recv.trailers().await
+                                && !map.is_empty()
+                            {
+                                self.trailers = Some(Box::new(map));
+                            }
                             return Ok(None);
                         }
                         Ok(Some(Err(_))) => return Err(ErrorCode::BodyIncomplete),

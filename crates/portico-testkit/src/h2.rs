@@ -335,6 +335,8 @@ pub struct H2Received {
     pub headers: http::HeaderMap,
     /// The body.
     pub body: Vec<u8>,
+    /// The trailer section after the body, if one came.
+    pub trailers: Option<http::HeaderMap>,
 }
 
 impl H2Received {
@@ -472,8 +474,14 @@ async fn answer(
     reply: std::sync::Arc<H2Handler>,
     tx: tokio::sync::mpsc::UnboundedSender<H2Received>,
 ) {
-    let (head, body) = req.into_parts();
-    let Ok(body) = read_body(body).await else {
+    let (head, mut recv) = req.into_parts();
+    let mut body = Vec::new();
+    while let Some(piece) = recv.data().await {
+        let Ok(piece) = piece else { return };
+        let _ = recv.flow_control().release_capacity(piece.len());
+        body.extend_from_slice(&piece);
+    }
+    let Ok(trailers) = recv.trailers().await else {
         return;
     };
     let received = H2Received {
@@ -481,7 +489,8 @@ async fn answer(
         method: head.method,
         uri: head.uri,
         headers: head.headers,
-        body: body.to_vec(),
+        body,
+        trailers,
     };
     let action = reply(&received);
     let _ = tx.send(received);

@@ -184,6 +184,65 @@ async fn http2_clients_reach_h2c_targets() {
     assert_eq!(got.header("via"), Some("2 portico"));
 }
 
+/// Sends a POST with `body` and then a trailer section; the response's status.
+async fn post_with_trailers(
+    client: &mut h2::client::SendRequest<bytes::Bytes>,
+    length: Option<usize>,
+    body: &'static [u8],
+    trailers: &[(&'static str, &'static str)],
+) -> u16 {
+    let mut fields = vec![];
+    let n;
+    if let Some(len) = length {
+        n = len.to_string();
+        fields.push(("content-length", n.as_str()));
+    }
+    let req = request("POST", "http://api.test/api/t", &fields);
+    let mut client = client.clone().ready().await.unwrap();
+    let (response, mut stream) = client.send_request(req, false).unwrap();
+    stream
+        .send_data(bytes::Bytes::from_static(body), false)
+        .unwrap();
+    let mut map = http::HeaderMap::new();
+    for (name, value) in trailers {
+        map.append(*name, http::HeaderValue::from_static(value));
+    }
+    stream.send_trailers(map).unwrap();
+    response.await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn an_http2_clients_trailers_reach_an_h2c_target() {
+    let mut up = H2Upstream::start(describe).await;
+    let gw = TestGateway::start(&config(&format!("h2c://{}", up.addr), "")).await;
+    let mut client = h2t::client(gw.addr).await;
+    for length in [Some(5), None] {
+        let trailers = [
+            ("x-checksum", "abc"),
+            ("content-type", "text/plain"),
+            ("x-checksum", "def"),
+        ];
+        let status = post_with_trailers(&mut client, length, b"hello", &trailers).await;
+        assert_eq!(status, 200);
+        let got = up.next().await;
+        assert_eq!(got.body, b"hello");
+        let t = got.trailers.expect("the trailer section went on");
+        let sums: Vec<_> = t.get_all("x-checksum").iter().collect();
+        assert_eq!(sums, ["abc", "def"]);
+        // A field a trailer section must not carry stays here.
+        assert!(t.get("content-type").is_none(), "{t:?}");
+    }
+    // Without trailers, none go on.
+    let resp = send(
+        &mut client,
+        request("POST", "http://api.test/api/x", &[]),
+        Some(b"hi"),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert!(up.next().await.trailers.is_none());
+}
+
 #[tokio::test]
 async fn upstream_stream_failures_are_502_and_refused_streams_are_retried() {
     let calls = Arc::new(AtomicUsize::new(0));

@@ -20,7 +20,7 @@ use super::message::{Failure, UpstreamRequest, UpstreamResponse};
 use super::pool::{H2Link, TargetPool};
 use crate::body::RequestBody;
 use crate::error::Error;
-use crate::http2::out::Out;
+use crate::http2::out::{Out, relayable};
 
 /// Sends the request (with its body) on the target's HTTP/2 connection and waits for the
 /// response head.
@@ -158,6 +158,9 @@ async fn copy_body(
     pending: &mut Option<Bytes>,
 ) -> Result<(), CopyError> {
     let mut out = Out::new(stream, length, sent);
+    if body.may_have_trailers() {
+        out = out.hold_end();
+    }
     loop {
         if let Some(data) = pending {
             out.send_from(data).await.map_err(|_| CopyError::Upstream)?;
@@ -168,7 +171,8 @@ async fn copy_body(
             None => break,
         }
     }
-    out.finish().map_err(|_| CopyError::Upstream)
+    out.finish_with(body.take_trailers().and_then(relayable))
+        .map_err(|_| CopyError::Upstream)
 }
 
 /// What a failed response means: a stream the upstream refused or never processed (GOAWAY

@@ -6,6 +6,8 @@ use std::io;
 
 use bytes::Bytes;
 use h2::SendStream;
+use http::HeaderName;
+use portico_http::response::is_relayable_trailer;
 
 /// A body sent piece by piece: each piece waits for window, and a body of known length ends
 /// the stream with its last piece rather than with an empty frame after it.
@@ -119,4 +121,18 @@ impl<'a> Out<'a> {
             Some(_) => Err(io::Error::other("a body is shorter than announced")),
         }
     }
+}
+
+/// The trailer fields that go on to the other side (see
+/// [`portico_http::response::is_relayable_trailer`]); `None` when none is left.
+pub(crate) fn relayable(mut trailers: http::HeaderMap) -> Option<http::HeaderMap> {
+    let names: Vec<HeaderName> = trailers
+        .keys()
+        .filter(|n| !is_relayable_trailer(n.as_str().as_bytes()))
+        .cloned()
+        .collect();
+    for name in names {
+        trailers.remove(name);
+    }
+    (!trailers.is_empty()).then_some(trailers)
 }

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use h2::SendStream;
 use h2::server::SendResponse;
 use http::{HeaderName, HeaderValue, StatusCode};
-use portico_http::response::{is_hop_by_hop, is_relayable_trailer};
+use portico_http::response::is_hop_by_hop;
 
 use crate::body::RequestBody;
 use crate::client::UpstreamBody;
@@ -17,7 +17,7 @@ use crate::date::with_http_date;
 use crate::id::RequestId;
 use crate::response::{Payload, Response};
 
-use super::out::Out;
+use super::out::{Out, relayable};
 
 /// Sends `resp` on the stream (`head_request` when the request was HEAD); returns the body
 /// bytes sent, or `None` when the client reset the stream before the body was out. A
@@ -179,20 +179,6 @@ async fn relay_upstream(
         out.send(piece).await?;
     }
     out.finish_with(ub.take_trailers().and_then(relayable))
-}
-
-/// The upstream's trailer fields a client may be given (see
-/// [`portico_http::response::is_relayable_trailer`]); `None` when none is left.
-fn relayable(mut trailers: http::HeaderMap) -> Option<http::HeaderMap> {
-    let names: Vec<HeaderName> = trailers
-        .keys()
-        .filter(|n| !is_relayable_trailer(n.as_str().as_bytes()))
-        .cloned()
-        .collect();
-    for name in names {
-        trailers.remove(name);
-    }
-    (!trailers.is_empty()).then_some(trailers)
 }
 
 fn upstream_failed(e: crate::error::Error) -> io::Error {
