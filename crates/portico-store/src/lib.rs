@@ -22,9 +22,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
+mod group_commit;
+mod pg_keys;
 mod postgres;
 mod redis_limits;
 mod sqlite;
+mod sqlite_claims;
 
 /// Schema changes, in order, the same SQL for both backends (`BIGINT` has integer affinity in
 /// SQLite); each runs once, in a transaction, and is recorded.

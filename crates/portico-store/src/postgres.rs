@@ -5,9 +5,13 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
+use tokio::sync::oneshot;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::Type;
 use tokio_postgres::{Client, NoTls, Row, Transaction};
+
+use crate::pg_keys::{Connect, KeyWrite, KeyWriter, OwnedClaim};
 
 use crate::{
     Document, Expect, JobEnd, JobRecord, KeptResponse, KeyClaim, KeyState, Lookup, MIGRATIONS,
@@ -29,6 +33,8 @@ pub struct PgStore {
     /// Where it connects.
     url: String,
     schema: Option<String>,
+    /// Writes of idempotency keys, committed in groups on a connection of their own.
+    keys: KeyWriter,
 }
 
 /// How many connections a store keeps at most: operations on one are serialised, and
@@ -98,11 +104,17 @@ impl PgStore {
         migrate(&mut client).await.map_err(backend)?;
         let mut clients = vec![Mutex::new(Some(client))];
         clients.extend((1..CONNECTIONS).map(|_| Mutex::new(None)));
+        let (u, sch) = (url.to_string(), schema.map(str::to_string));
+        let connect: Connect = Box::new(move || {
+            let (u, sch) = (u.clone(), sch.clone());
+            Box::pin(async move { open(&u, sch.as_deref()).await })
+        });
         Ok(PgStore {
             clients,
             next: AtomicUsize::new(0),
             url: url.to_string(),
             schema: schema.map(str::to_string),
+            keys: KeyWriter::start(connect),
         })
     }
 
@@ -391,11 +403,15 @@ impl Store for PgStore {
     }
 
     async fn claim_key(&self, ask: KeyClaim<'_>) -> Result<KeyState, StoreError> {
-        let client = self.client().await?;
-        let peeked = client
-            .query_opt(crate::PEEK_IDEMPOTENCY_KEY, &[&ask.key])
-            .await
-            .map_err(backend)?;
+        // Most claims find the key settled (a replay, a retry in flight, another payload):
+        // one read, typed so that it needs no round trip to prepare.
+        let peeked = {
+            let client = self.client().await?;
+            client
+                .query_typed_opt(crate::PEEK_IDEMPOTENCY_KEY, &[(&ask.key, Type::TEXT)])
+                .await
+                .map_err(backend)?
+        };
         if let Some(state) = peeked.and_then(|r| {
             crate::settled(
                 &ask,
@@ -411,29 +427,9 @@ impl Store for PgStore {
         }) {
             return Ok(state);
         }
-        let row = client
-            .query_one(
-                crate::CLAIM_IDEMPOTENCY_KEY,
-                &[
-                    &ask.key,
-                    &ask.fingerprint,
-                    &ask.claim,
-                    &ask.lease_until_ms,
-                    &ask.expires_ms,
-                    &ask.now_ms,
-                ],
-            )
-            .await
-            .map_err(backend)?;
-        Ok(crate::key_state(
-            &ask,
-            row.get(0),
-            row.get(1),
-            row.get(2),
-            row.get(3),
-            row.get(4),
-            row.get(5),
-        ))
+        let (tx, rx) = oneshot::channel();
+        self.keys.send(KeyWrite::Claim(OwnedClaim::of(&ask), tx));
+        rx.await.map_err(backend)?
     }
 
     async fn finish_key(
@@ -443,31 +439,25 @@ impl Store for PgStore {
         response: &KeptResponse,
         expires_ms: i64,
     ) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(
-                crate::FINISH_IDEMPOTENCY_KEY,
-                &[
-                    &key,
-                    &claim,
-                    &i64::from(response.status),
-                    &response.head,
-                    &response.body,
-                    &expires_ms,
-                ],
-            )
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let (done, rx) = oneshot::channel();
+        self.keys.send(KeyWrite::Finish {
+            key: key.to_string(),
+            claim: claim.to_string(),
+            response: response.clone(),
+            expires_ms,
+            done,
+        });
+        rx.await.map_err(backend)?
     }
 
     async fn release_key(&self, key: &str, claim: &str) -> Result<(), StoreError> {
-        let client = self.client().await?;
-        client
-            .execute(crate::RELEASE_IDEMPOTENCY_KEY, &[&key, &claim])
-            .await
-            .map_err(backend)?;
-        Ok(())
+        let (done, rx) = oneshot::channel();
+        self.keys.send(KeyWrite::Release {
+            key: key.to_string(),
+            claim: claim.to_string(),
+            done,
+        });
+        rx.await.map_err(backend)?
     }
 
     async fn purge_keys(&self, expired_before_ms: i64) -> Result<u64, StoreError> {

@@ -2,11 +2,17 @@
 //! write acknowledged to a client is on disk even if the process is killed right after.
 //!
 //! SQLite calls block, so each operation runs on tokio's blocking pool with the one connection
-//! (SQLite takes one writer at a time anyway; the admin API is not a hot path).
+//! (SQLite takes one writer at a time anyway; the admin API is not a hot path). Idempotency
+//! keys, on a request's path, are kept differently: claims in flight in the process
+//! (`sqlite_claims.rs`), kept responses written by one thread that commits them in groups
+//! (`group_commit.rs`: one fsync for all that arrived during the last), which also looks
+//! keys up.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::group_commit::{GroupCommit, Step};
+use crate::sqlite_claims::Claims;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, params};
 use serde_json::Value;
 
@@ -20,6 +26,10 @@ use crate::{
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// Claims on idempotency keys in flight.
+    claims: Arc<Mutex<Claims>>,
+    /// The writes that wait for the disk, committed in groups.
+    writes: GroupCommit,
 }
 
 fn backend(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> StoreError {
@@ -90,8 +100,12 @@ impl SqliteStore {
             )
             .map_err(backend)?;
             migrate(&mut conn).map_err(backend)?;
+            let conn = Arc::new(Mutex::new(conn));
+            let writes = GroupCommit::start(conn.clone()).map_err(backend)?;
             Ok(SqliteStore {
-                conn: Arc::new(Mutex::new(conn)),
+                conn,
+                claims: Arc::default(),
+                writes,
             })
         })
         .await
@@ -111,6 +125,22 @@ impl SqliteStore {
         .await
         .map_err(backend)?
     }
+}
+
+/// Keeps the response of a request that claimed key `?1` (payload `?2`, claim `?3`, lease
+/// `?4`), until `?5`: status `?6`, header lines `?7`, body `?8`. The row replaces an
+/// expired one of the same key.
+const KEEP_RESPONSE: &str = "
+    INSERT INTO idempotency_keys
+        (key, fingerprint, claim, lease_until_ms, expires_ms, done, status, head, body)
+    VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, ?8)
+    ON CONFLICT (key) DO UPDATE SET
+        fingerprint = excluded.fingerprint, claim = excluded.claim,
+        lease_until_ms = excluded.lease_until_ms, expires_ms = excluded.expires_ms, done = 1,
+        status = excluded.status, head = excluded.head, body = excluded.body";
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The shared SQL with SQLite's numbered parameters: SQLite reads `$1` as a *named*
@@ -390,7 +420,10 @@ impl Store for SqliteStore {
             ask.claim.to_string(),
         );
         let (lease, expires, now) = (ask.lease_until_ms, ask.expires_ms, ask.now_ms);
-        self.with(move |conn| {
+        let claims = self.claims.clone();
+        // In the writer's queue, on its connection: a handoff to a thread that is awake
+        // under load, cheaper than one to the blocking pool; nothing is written.
+        let decide = move |conn: &Connection| {
             let ask = KeyClaim {
                 key: &key,
                 fingerprint: &fingerprint,
@@ -399,7 +432,12 @@ impl Store for SqliteStore {
                 lease_until_ms: lease,
                 expires_ms: expires,
             };
-            let peeked = conn
+            // Held across the lookup, so that no claim is taken between it and the decision.
+            let mut claims = lock(&claims);
+            if let Some(state) = claims.decide(&ask) {
+                return Ok(state);
+            }
+            let kept = conn
                 .prepare_cached(&numbered(crate::PEEK_IDEMPOTENCY_KEY))
                 .and_then(|mut st| {
                     st.query_row(params![key], |r| {
@@ -418,34 +456,13 @@ impl Store for SqliteStore {
                     .optional()
                 })
                 .map_err(backend)?;
-            if let Some(Some(state)) = peeked {
+            if let Some(Some(state)) = kept {
                 return Ok(state);
             }
-            // A claim matters only while its request is in flight, which a power loss ends
-            // too: its commit need not wait for the disk (WAL with `synchronous = NORMAL`
-            // survives the process being killed). The response it keeps later does wait.
-            conn.pragma_update(None, "synchronous", "NORMAL")
-                .map_err(backend)?;
-            let claimed = conn
-                .prepare_cached(&numbered(crate::CLAIM_IDEMPOTENCY_KEY))
-                .and_then(|mut st| {
-                    st.query_row(params![key, fingerprint, claim, lease, expires, now], |r| {
-                        Ok(crate::key_state(
-                            &ask,
-                            &r.get::<_, String>(0)?,
-                            &r.get::<_, String>(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                        ))
-                    })
-                });
-            conn.pragma_update(None, "synchronous", "FULL")
-                .map_err(backend)?;
-            claimed.map_err(backend)
-        })
-        .await
+            claims.take(&ask);
+            Ok(KeyState::Claimed)
+        };
+        self.writes.write(move |conn| Step::Now(decide(conn))).await
     }
 
     async fn finish_key(
@@ -455,36 +472,40 @@ impl Store for SqliteStore {
         response: &KeptResponse,
         expires_ms: i64,
     ) -> Result<(), StoreError> {
-        let (key, claim, r) = (key.to_string(), claim.to_string(), response.clone());
-        self.with(move |conn| {
-            conn.prepare_cached(&numbered(crate::FINISH_IDEMPOTENCY_KEY))
-                .and_then(|mut st| {
+        let (k, c, r) = (key.to_string(), claim.to_string(), response.clone());
+        let claims = self.claims.clone();
+        let kept = self
+            .writes
+            .write(move |conn| {
+                let Some(held) = lock(&claims).held_by(&k, &c).cloned() else {
+                    // The claim lost the key (its lease ran out and a retry took it over).
+                    return Step::Now(Ok(false));
+                };
+                let done = conn.prepare_cached(KEEP_RESPONSE).and_then(|mut st| {
                     st.execute(params![
-                        key,
-                        claim,
+                        k,
+                        held.fingerprint,
+                        c,
+                        held.lease_until_ms,
+                        expires_ms,
                         i64::from(r.status),
                         r.head,
-                        r.body,
-                        expires_ms
+                        r.body
                     ])
-                })
-                .map_err(backend)?;
-            Ok(())
-        })
-        .await
+                });
+                Step::Durable(done.map(|_| true).map_err(backend))
+            })
+            .await?;
+        // The response is durable: the key is answered from it from now on.
+        if kept {
+            lock(&self.claims).release(key, claim);
+        }
+        Ok(())
     }
 
     async fn release_key(&self, key: &str, claim: &str) -> Result<(), StoreError> {
-        let (key, claim) = (key.to_string(), claim.to_string());
-        self.with(move |conn| {
-            conn.execute(
-                &numbered(crate::RELEASE_IDEMPOTENCY_KEY),
-                params![key, claim],
-            )
-            .map_err(backend)?;
-            Ok(())
-        })
-        .await
+        lock(&self.claims).release(key, claim);
+        Ok(())
     }
 
     async fn create_job(&self, job: &NewJob) -> Result<(), StoreError> {
@@ -644,6 +665,7 @@ impl Store for SqliteStore {
     }
 
     async fn purge_keys(&self, expired_before_ms: i64) -> Result<u64, StoreError> {
+        lock(&self.claims).purge(expired_before_ms);
         self.with(move |conn| {
             conn.execute(
                 &numbered(crate::PURGE_IDEMPOTENCY_KEYS),
