@@ -31,8 +31,13 @@ impl Error {
     /// Marks the error as one of a gRPC route: it is answered as a gRPC status
     /// ([`portico_http::grpc`]) rather than with a JSON body.
     pub fn for_grpc(mut self) -> Error {
-        self.grpc = true;
+        self.set_grpc();
         self
+    }
+
+    /// [`Error::for_grpc`], in place.
+    pub fn set_grpc(&mut self) {
+        self.grpc = true;
     }
 
     /// Whether the error is answered as a gRPC status.

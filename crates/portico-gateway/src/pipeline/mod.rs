@@ -348,11 +348,10 @@ impl Outcome {
     }
 
     /// The answer with the fields every answer gets.
-    pub(crate) fn finish(self, result: Result<Response, Error>) -> Result<Response, Error> {
-        let result = match result {
-            Err(e) if self.grpc => Err(e.for_grpc()),
-            other => other,
-        };
+    pub(crate) fn finish(self, mut result: Result<Response, Error>) -> Result<Response, Error> {
+        if let (true, Err(e)) = (self.grpc, &mut result) {
+            e.set_grpc();
+        }
         if self.fields.is_empty() {
             return result;
         }

@@ -20,8 +20,11 @@ enum State {
     Close,
     Done,
     /// DATA frames of an HTTP/2 stream (the `h2` crate checks them against any
-    /// `Content-Length`).
-    Frames(h2::RecvStream),
+    /// `Content-Length`), and the rest of the request body to send while they come, if any
+    /// is left (an HTTP/2 client's stream to a target that answered before it ended).
+    Frames(h2::RecvStream, Option<Box<Upload>>),
+    /// Done, and the HTTP/2 stream ended with this trailer section.
+    Trailers(Box<http::HeaderMap>),
 }
 
 enum Next {
@@ -39,12 +42,6 @@ pub struct UpstreamBody {
     pool: Arc<TargetPool>,
     /// Bytes already read by [`UpstreamBody::read_up_to`], handed out first.
     prefix: Option<Bytes>,
-    /// The trailer section of an HTTP/2 response, once its body has ended (boxed: rare, and
-    /// the body travels inside every response).
-    trailers: Option<Box<http::HeaderMap>>,
-    /// The rest of the request body, still to be sent while this streams back (an HTTP/2
-    /// client's stream to an HTTP/2 target that answered before it ended).
-    upload: Option<Box<Upload>>,
 }
 
 impl UpstreamBody {
@@ -67,8 +64,6 @@ impl UpstreamBody {
             reusable,
             pool,
             prefix: None,
-            trailers: None,
-            upload: None,
         };
         if matches!(body.state, State::Done) {
             body.release();
@@ -88,7 +83,7 @@ impl UpstreamBody {
         let state = match framing {
             ResponseFraming::None => State::Done,
             ResponseFraming::Length(0) if recv.is_end_stream() => State::Done,
-            _ => State::Frames(recv),
+            _ => State::Frames(recv, None),
         };
         UpstreamBody {
             conn: None,
@@ -97,31 +92,42 @@ impl UpstreamBody {
             reusable: false,
             pool,
             prefix: None,
-            trailers: None,
-            upload: None,
         }
     }
 
+    /// Hands the rest of the request body to this one, to send while it is relayed; dropped
+    /// (the sending ends) when the response has ended already.
     pub(crate) fn set_upload(&mut self, upload: Box<Upload>) {
-        self.upload = Some(upload);
+        if let State::Frames(_, slot) = &mut self.state {
+            *slot = Some(upload);
+        }
     }
 
     /// The rest of the request body to send while this body is relayed, if any is left.
     pub(crate) fn take_upload(&mut self) -> Option<Box<Upload>> {
-        self.upload.take()
+        match &mut self.state {
+            State::Frames(_, slot) => slot.take(),
+            _ => None,
+        }
     }
 
     /// Whether a trailer section may follow the body: the upstream spoke HTTP/2 and the
     /// stream is still open. A writer that would end the stream with the body's last byte
     /// waits for the end instead, so the trailers can follow.
     pub fn may_have_trailers(&self) -> bool {
-        matches!(self.state, State::Frames(_))
+        matches!(self.state, State::Frames(..))
     }
 
     /// The trailer section the upstream sent after the body, once [`UpstreamBody::chunk`]
     /// has returned `None`; taken, so it is relayed once.
     pub fn take_trailers(&mut self) -> Option<http::HeaderMap> {
-        self.trailers.take().map(|t| *t)
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Trailers(t) => Some(*t),
+            other => {
+                self.state = other;
+                None
+            }
+        }
     }
 
     /// How the upstream framed the body.
@@ -145,11 +151,13 @@ impl UpstreamBody {
         if let Some(prefix) = self.prefix.take() {
             return Ok(Some(prefix));
         }
-        if let State::Frames(recv) = &mut self.state {
+        if let State::Frames(recv, _) = &mut self.state {
             let next = next_data(recv).await;
             if matches!(next, Ok(None)) {
-                self.trailers = trailers(recv).await?;
-                self.state = State::Done;
+                self.state = match trailers(recv).await? {
+                    Some(t) => State::Trailers(t),
+                    None => State::Done,
+                };
             }
             return next;
         }
@@ -185,13 +193,13 @@ impl UpstreamBody {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(match self.state {
                 // HTTP/2 data is taken when asked for, never "already there".
-                State::Frames(_) => Next::NeedMore,
+                State::Frames(..) => Next::NeedMore,
                 _ => Next::End,
             });
         };
         let next = match &mut self.state {
-            State::Done => Next::End,
-            State::Frames(_) => Next::NeedMore,
+            State::Done | State::Trailers(_) => Next::End,
+            State::Frames(..) => Next::NeedMore,
             State::Length(remaining) => {
                 if conn.buf.is_empty() {
                     return Ok(Next::NeedMore);
