@@ -186,23 +186,15 @@ mod tests {
 
     #[test]
     fn the_statuses_the_contract_names_map_as_grpc_clients_expect() {
-        assert_eq!(
-            grpc_status(ErrorCode::NoHealthyTarget),
-            GrpcStatus::Unavailable
-        );
-        assert_eq!(
-            grpc_status(ErrorCode::DeadlineExceeded),
-            GrpcStatus::DeadlineExceeded
-        );
-        assert_eq!(
-            grpc_status(ErrorCode::RateLimited),
-            GrpcStatus::ResourceExhausted
-        );
-        assert_eq!(
-            grpc_status(ErrorCode::CredentialsMissing),
-            GrpcStatus::Unauthenticated
-        );
-        assert_eq!(grpc_status(ErrorCode::NameTaken), GrpcStatus::AlreadyExists);
+        for (code, status) in [
+            (ErrorCode::NoHealthyTarget, GrpcStatus::Unavailable),
+            (ErrorCode::DeadlineExceeded, GrpcStatus::DeadlineExceeded),
+            (ErrorCode::RateLimited, GrpcStatus::ResourceExhausted),
+            (ErrorCode::CredentialsMissing, GrpcStatus::Unauthenticated),
+            (ErrorCode::NameTaken, GrpcStatus::AlreadyExists),
+        ] {
+            assert_eq!(grpc_status(code), status, "{}", code.as_str());
+        }
         assert_eq!(GrpcStatus::Unauthenticated.number(), 16);
     }
 

@@ -29,13 +29,8 @@ impl Error {
     }
 
     /// Marks the error as one of a gRPC route: it is answered as a gRPC status
-    /// ([`portico_http::grpc`]) rather than with a JSON body.
-    pub fn for_grpc(mut self) -> Error {
-        self.set_grpc();
-        self
-    }
-
-    /// [`Error::for_grpc`], in place.
+    /// ([`portico_http::grpc`]) rather than with a JSON body. In place: the error travels
+    /// inside the request's whole result, which is not moved for it.
     pub fn set_grpc(&mut self) {
         self.grpc = true;
     }

@@ -13,37 +13,28 @@ use crate::id::RequestId;
 use crate::response::{Body, Response};
 
 /// The response for `err`. `accept` is the request's `Accept` value, when there was a request.
+/// An error of a gRPC route ([`Error::is_grpc`]) keeps its status and is a gRPC Trailers-Only
+/// response instead of a JSON body: the status and message in the head, no body, which is
+/// what a gRPC client reads.
 pub fn error_response(err: &Error, id: &RequestId, accept: Option<&[u8]>) -> Response {
+    let code = err.code();
+    let mut resp = Response::new(code.status());
     if err.is_grpc() {
-        return grpc_error_response(err);
-    }
-    let code = err.code();
-    let content_type = if prefers_problem_json(accept) {
-        PROBLEM_JSON
+        resp = resp
+            .header("Content-Type", "application/grpc")
+            .header("grpc-status", grpc_status(code).number().to_string())
+            .header("grpc-message", encode_message(code.message()))
+            .header("X-Portico-Error-Code", code.as_str());
     } else {
-        JSON
-    };
-    let mut resp = Response::new(code.status()).header("Content-Type", content_type);
-    for (name, value) in err.headers() {
-        resp = resp.header(name, value.clone());
+        let content_type = if prefers_problem_json(accept) {
+            PROBLEM_JSON
+        } else {
+            JSON
+        };
+        resp = resp.header("Content-Type", content_type);
+        resp.body =
+            Body::Full(error_body_with(code, id.as_str(), err.detail(), err.members()).into());
     }
-    resp.body = Body::Full(error_body_with(code, id.as_str(), err.detail(), err.members()).into());
-    resp.close = code.closes_connection();
-    resp.error = Some(code);
-    resp
-}
-
-/// The response for an error on a gRPC route: the contract's status, and the error as a gRPC
-/// Trailers-Only response (the status and message in the head, no body), which is what a
-/// gRPC client reads.
-fn grpc_error_response(err: &Error) -> Response {
-    let code = err.code();
-    let status = grpc_status(code);
-    let mut resp = Response::new(code.status())
-        .header("Content-Type", "application/grpc")
-        .header("grpc-status", status.number().to_string())
-        .header("grpc-message", encode_message(code.message()))
-        .header("X-Portico-Error-Code", code.as_str());
     for (name, value) in err.headers() {
         resp = resp.header(name, value.clone());
     }
