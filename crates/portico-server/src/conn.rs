@@ -19,9 +19,10 @@ pub async fn serve_connection<S: Service>(
     settings: Arc<ConnSettings>,
     shutdown: Shutdown,
 ) {
+    // Each protocol's state lives in its own allocation, for as long as the connection speaks
+    // it: inline, both would be part of this future (the connection's task, held while the
+    // connection is open), and every connection would be as large as the larger of the two.
     // A protocol ALPN settled is honoured even if a reload turned HTTP/2 off meanwhile.
-    // HTTP/2's state lives in its own allocation: inline, it would make every HTTP/1.1
-    // connection's future (held for as long as the connection is open) as large as its own.
     if io.alpn() == Some(b"h2") {
         return Box::pin(http2::serve(
             io,
@@ -33,5 +34,9 @@ pub async fn serve_connection<S: Service>(
         ))
         .await;
     }
-    h1::serve(io, peer, svc, settings, shutdown).await
+    let http1 = Box::pin(h1::serve(io, peer, svc, settings, shutdown)).await;
+    if let Some(h2) = http1 {
+        let http2 = http2::serve(h2.io, h2.replay, peer, h2.svc, h2.settings, h2.shutdown);
+        Box::pin(http2).await;
+    }
 }

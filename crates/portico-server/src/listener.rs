@@ -143,19 +143,11 @@ async fn accept_loop<S: Service>(
                     tokio::spawn(async move {
                         let io = match tls {
                             None => Some(ClientIo::Plain(stream)),
+                            // Boxed: inline, the handshake's state would be part of the task
+                            // for the connection's whole life.
                             Some(tls) => {
-                                let handshake = tls.acceptor().accept(stream);
-                                match tokio::time::timeout(settings.header_timeout, handshake).await {
-                                    Ok(Ok(s)) => Some(ClientIo::Tls(Box::new(s))),
-                                    Ok(Err(e)) => {
-                                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                                        None
-                                    }
-                                    Err(_) => {
-                                        tracing::debug!(%peer, "TLS handshake timed out");
-                                        None
-                                    }
-                                }
+                                Box::pin(accept_tls(&tls, stream, peer, settings.header_timeout))
+                                    .await
                             }
                         };
                         if let Some(io) = io {
@@ -173,6 +165,26 @@ async fn accept_loop<S: Service>(
                 }
             },
             () = stopping.wait() => return,
+        }
+    }
+}
+
+/// The server side of a TLS handshake, within `timeout`; `None` when it fails.
+async fn accept_tls(
+    tls: &Tls,
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    timeout: Duration,
+) -> Option<ClientIo> {
+    match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
+        Ok(Ok(s)) => Some(ClientIo::Tls(Box::new(s))),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            None
         }
     }
 }

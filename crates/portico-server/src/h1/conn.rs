@@ -13,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_util::FutureExt;
 use portico_http::{ErrorCode, HeadScanner, Method, RequestHead, RequestInfo, Scan, Version};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,7 +22,6 @@ use tokio::time::Instant;
 use super::write::{WriteCtx, write_response};
 use crate::body::RequestBody;
 use crate::error::Error;
-use crate::http2;
 use crate::id::RequestId;
 use crate::rescue::{error_response, settle};
 use crate::response::{Body, OnUpgrade, Response, Upgraded};
@@ -36,15 +35,27 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Most bytes discarded while lingering.
 const LINGER_BYTES: usize = 1 << 20;
 
-/// Serves one connection until it closes.
+/// A cleartext connection whose client opened with the HTTP/2 preface: what HTTP/2 takes on.
+pub(crate) struct PriorKnowledge<S> {
+    pub(crate) io: ClientIo,
+    /// What was read already (the preface).
+    pub(crate) replay: Bytes,
+    pub(crate) svc: Arc<S>,
+    pub(crate) settings: Arc<ConnSettings>,
+    pub(crate) shutdown: Shutdown,
+}
+
+/// Serves one connection until it closes, or until its client turns out to speak HTTP/2 by
+/// prior knowledge (then the connection is handed back to be served as HTTP/2).
 pub(crate) async fn serve<S: Service>(
     mut io: ClientIo,
     peer: SocketAddr,
     svc: Arc<S>,
     settings: Arc<ConnSettings>,
     mut shutdown: Shutdown,
-) {
-    let open = crate::connections::Open::new(crate::connections::Protocol::Http1);
+) -> Option<PriorKnowledge<S>> {
+    // Counted as HTTP/1.1 while this runs (a connection handed to HTTP/2 is counted there).
+    let _open = crate::connections::Open::new(crate::connections::Protocol::Http1);
     let h2 = settings.http2.is_some();
     let h2_only = settings.http2.as_ref().is_some_and(|h| h.cleartext_only);
     let mut rbuf = BytesMut::new();
@@ -60,7 +71,7 @@ pub(crate) async fn serve<S: Service>(
                 settings.idle_timeout
             };
             if !wait_for_request(&mut io, &mut rbuf, &mut out, wait, &mut shutdown).await {
-                return;
+                return None;
             }
         }
         let early = Early {
@@ -70,36 +81,41 @@ pub(crate) async fn serve<S: Service>(
             peer,
         };
         // HTTP/2 by prior knowledge: a client that opens with the preface (RFC 9113 §3.3).
-        // Over TLS the protocol is ALPN's to choose. HTTP/2's state lives in its own
-        // allocation: inline, it would make every HTTP/1.1 connection's future (held for as
-        // long as the connection is open) as large as its own.
+        // Over TLS the protocol is ALPN's to choose.
         if first && h2 && io.alpn().is_none() {
             let deadline = early.started + settings.header_timeout;
             let preface = opens_with_preface(&mut io, &mut rbuf, deadline).await;
             if preface == Preface::Whole {
                 let replay = rbuf.split().freeze();
-                // The read buffer goes now, not when this future ends: what is left of it
-                // would keep its whole allocation (8 KiB) alive for the HTTP/2 connection's
-                // life, after `replay` has been read.
+                // The read buffer goes now: what is left of it would keep its whole
+                // allocation (8 KiB) alive for the HTTP/2 connection's life, after `replay`
+                // has been read.
                 drop(rbuf);
-                // From here the connection is counted as HTTP/2.
-                drop(open);
-                return Box::pin(http2::serve(io, replay, peer, svc, settings, shutdown)).await;
+                return Some(PriorKnowledge {
+                    io,
+                    replay,
+                    svc,
+                    settings,
+                    shutdown,
+                });
             }
             // An HTTP/2 client whose preface goes wrong after its first line, or anything but
             // the preface where only HTTP/2 is spoken: a connection error (RFC 9113 §3.4), not
             // an HTTP/1.1 request.
             if preface == Preface::Broken || (h2_only && !matches!(io, ClientIo::Tls(_))) {
                 let _ = io.write_all(&BROKEN_PREFACE_ANSWER).await;
-                return close(io).await;
+                close(io).await;
+                return None;
             }
         }
         first = false;
         let (head, info) = match read_request(&mut io, &mut rbuf, &settings, early.started).await {
             Ok(request) => request,
-            Err(HeadFailure::Gone) => return,
+            Err(HeadFailure::Gone) => return None,
             Err(HeadFailure::Error(code, head, bytes_in)) => {
-                return refuse(io, &mut out, &*svc, code, head.as_ref(), bytes_in, early).await;
+                let refusal = refuse(io, &mut out, &*svc, code, head.as_ref(), bytes_in, early);
+                Box::pin(refusal).await;
+                return None;
             }
         };
         let tls = matches!(io, ClientIo::Tls(_));
@@ -111,13 +127,21 @@ pub(crate) async fn serve<S: Service>(
             settings: &settings,
             shutdown: &shutdown,
         };
-        match exchange(conn, &*svc, req, early).await {
+        // The exchange (the service's future, the response's writing) lives in its own
+        // allocation, taken for the request and given back after it: inline, it would make the
+        // connection's future, held while the connection idles, as large as the largest of its
+        // states.
+        match Box::pin(exchange(conn, &*svc, req, early)).await {
             After::KeepAlive => {}
-            After::Close => return close(io).await,
-            After::Gone => return,
+            After::Close => {
+                close(io).await;
+                return None;
+            }
+            After::Gone => return None,
             After::Switch(take_over) => {
                 let buffered = rbuf.split().freeze();
-                return take_over(Upgraded { io, buffered }).await;
+                take_over(Upgraded { io, buffered }).await;
+                return None;
             }
         }
     }

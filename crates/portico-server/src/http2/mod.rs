@@ -70,7 +70,9 @@ pub(crate) async fn serve<S: Service>(
     let _open = crate::connections::Open::new(crate::connections::Protocol::Http2);
     let h2s = settings.http2.clone().unwrap_or_default();
     let tls = matches!(io, ClientIo::Tls(_));
-    let Some(mut conn) = handshake(io, replay, &settings, &h2s, peer).await else {
+    // Boxed: the handshake's state would otherwise be part of this future's allocation for
+    // the connection's life.
+    let Some(mut conn) = Box::pin(handshake(io, replay, &settings, &h2s, peer)).await else {
         return;
     };
     let max_streams = h2s.max_concurrent_streams.max(1) as usize;
@@ -100,7 +102,10 @@ pub(crate) async fn serve<S: Service>(
             accepted = next => match accepted {
                 Some(Ok((req, respond))) => {
                     idle_since = None;
-                    streams.push(serve_stream(&*svc, &settings, peer, tls, req, respond));
+                    // Each stream's future in its own allocation, for the stream's life: the
+                    // set itself keeps a node of its futures' size even when empty.
+                    let stream = serve_stream(&*svc, &settings, peer, tls, req, respond);
+                    streams.push(Box::pin(stream));
                 }
                 Some(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "HTTP/2 connection failed");

@@ -1,3 +1,4 @@
+use crate::codec::spare;
 use crate::codec::UserError;
 use crate::codec::UserError::*;
 use crate::frame::{self, Frame, FrameSize};
@@ -60,10 +61,14 @@ enum Next<B> {
     Continuation(frame::Continuation),
 }
 
-/// Initialize the connection with this amount of write buffer.
+/// The write buffer's size when it is taken.
 ///
 /// The minimum MAX_FRAME_SIZE is 16kb, so always be able to send a HEADERS
 /// frame that big.
+///
+/// Patch: the buffer is taken (from the thread's spares, `spare.rs`) when the first frame is
+/// buffered, not when the connection opens, and given back when the connection is quiet
+/// (`release_buffer_if_empty`).
 const DEFAULT_BUFFER_CAPACITY: usize = 16 * 1_024;
 
 /// Chain payloads bigger than this when vectored I/O is enabled. The remote
@@ -93,7 +98,7 @@ where
             final_flush_done: false,
             encoder: Encoder {
                 hpack: hpack::Encoder::default(),
-                buf: Cursor::new(BytesMut::with_capacity(DEFAULT_BUFFER_CAPACITY)),
+                buf: Cursor::new(BytesMut::new()),
                 next: None,
                 last_data_frame: None,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
@@ -223,6 +228,9 @@ where
     fn buffer(&mut self, item: Frame<B>) -> Result<(), UserError> {
         // Ensure that we have enough capacity to accept the write.
         assert!(self.has_capacity());
+        if self.buf.get_ref().capacity() == 0 {
+            *self.buf.get_mut() = spare::take(spare::Kind::Write);
+        }
         let span = tracing::trace_span!("FramedWrite::buffer", frame = ?item);
         let _e = span.enter();
 
@@ -307,9 +315,9 @@ where
     }
 
     fn has_capacity(&self) -> bool {
-        self.next.is_none()
-            && (self.buf.get_ref().capacity() - self.buf.get_ref().len()
-                >= self.min_buffer_capacity)
+        // A buffer not yet taken counts as its size once taken.
+        let capacity = self.buf.get_ref().capacity().max(DEFAULT_BUFFER_CAPACITY);
+        self.next.is_none() && (capacity - self.buf.get_ref().len() >= self.min_buffer_capacity)
     }
 
     fn is_empty(&self) -> bool {
@@ -341,6 +349,17 @@ impl<T, B> FramedWrite<T, B> {
     /// Set the peer's header table size.
     pub fn set_header_table_size(&mut self, val: usize) {
         self.encoder.hpack.update_max_size(val);
+    }
+
+    /// Patch: gives the write buffer back when everything in it has been written; the next
+    /// frame buffered takes one again.
+    pub(crate) fn release_buffer_if_empty(&mut self) {
+        let buf = &mut self.encoder.buf;
+        if self.encoder.next.is_none() && !buf.has_remaining() && buf.get_ref().capacity() > 0 {
+            buf.get_mut().clear();
+            buf.set_position(0);
+            spare::give(spare::Kind::Write, buf.get_mut());
+        }
     }
 
     /// Retrieve the last data frame that has been sent

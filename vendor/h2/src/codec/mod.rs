@@ -1,9 +1,12 @@
+mod delimit;
 mod error;
+pub(crate) mod spare;
 mod framed_read;
 mod framed_write;
 
 pub use self::error::{SendError, UserError};
 
+use self::delimit::Delimited;
 use self::framed_read::FramedRead;
 use self::framed_write::FramedWrite;
 
@@ -16,7 +19,6 @@ use futures_sink::Sink;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_util::codec::length_delimited;
 
 use std::io;
 
@@ -41,13 +43,8 @@ where
         // Wrap with writer
         let framed_write = FramedWrite::new(io);
 
-        // Delimit the frames
-        let delimited = length_delimited::Builder::new()
-            .big_endian()
-            .length_field_length(3)
-            .length_adjustment(9)
-            .num_skip(0) // Don't skip the header
-            .new_read(framed_write);
+        // Delimit the frames (the limit is set below)
+        let delimited = Delimited::new(framed_write, frame::DEFAULT_MAX_FRAME_SIZE as usize);
 
         let mut inner = FramedRead::new(delimited);
 
@@ -124,6 +121,23 @@ impl<T, B> Codec<T, B> {
     fn framed_write(&mut self) -> &mut FramedWrite<T, B> {
         self.inner.get_mut()
     }
+
+    /// Patch: whether the peer has nothing more to say for now: the last read found nothing,
+    /// with no partial frame held (the read buffer was given back).
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.inner.is_read_buffer_released()
+    }
+
+    /// Patch: when the peer is quiet, the HPACK decoder's buffer goes back to the spares
+    /// (`spare.rs`), and so does the write buffer once everything in it is written. An idle
+    /// connection then holds no buffer; a busy one takes spares again when it next reads or
+    /// writes.
+    fn release_buffers_when_quiet(&mut self) {
+        if self.inner.is_read_buffer_released() {
+            self.inner.release_hpack_buffer();
+            self.framed_write().release_buffer_if_empty();
+        }
+    }
 }
 
 impl<T, B> Codec<T, B>
@@ -154,7 +168,9 @@ where
 
     /// Flush buffered data to the wire
     pub fn flush(&mut self, cx: &mut Context) -> Poll<io::Result<()>> {
-        self.framed_write().flush(cx)
+        ready!(self.framed_write().flush(cx))?;
+        self.release_buffers_when_quiet();
+        Poll::Ready(Ok(()))
     }
 
     /// Shutdown the send half
@@ -170,7 +186,11 @@ where
     type Item = Result<Frame, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.inner).poll_next(cx)
+        let polled = Pin::new(&mut self.inner).poll_next(cx);
+        if polled.is_pending() {
+            self.release_buffers_when_quiet();
+        }
+        polled
     }
 }
 

@@ -1,4 +1,5 @@
 use super::{header::BytesStr, huffman, Header};
+use crate::codec::spare;
 use crate::frame;
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -158,7 +159,7 @@ impl Decoder {
             max_size_update: None,
             last_max_update: size,
             table: Table::new(size),
-            buffer: BytesMut::with_capacity(4096),
+            buffer: BytesMut::new(),
         }
     }
 
@@ -173,6 +174,15 @@ impl Decoder {
         self.max_size_update = Some(size);
     }
 
+    /// Patch: gives the buffer for Huffman-decoded strings back to the thread's spares (the
+    /// strings decoded keep what they use); the next header block takes one again.
+    pub fn release_buffer(&mut self) {
+        if self.buffer.capacity() > 0 {
+            self.buffer.clear();
+            spare::give(spare::Kind::Hpack, &mut self.buffer);
+        }
+    }
+
     /// Decodes the headers found in the given buffer.
     pub fn decode<F>(
         &mut self,
@@ -183,6 +193,12 @@ impl Decoder {
         F: FnMut(Header) -> ControlFlow<()>,
     {
         use self::Representation::*;
+
+        // Patch: the buffer is taken here, at its old size, rather than when the connection
+        // opens (and it goes back when the connection is quiet: `release_buffer`).
+        if self.buffer.capacity() == 0 {
+            self.buffer = spare::take(spare::Kind::Hpack);
+        }
 
         let mut can_resize = true;
 

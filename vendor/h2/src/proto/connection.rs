@@ -332,6 +332,13 @@ where
                                 continue;
                             }
 
+                            // Patch: the peer is quiet and everything is written: the stream
+                            // store and the frame queues give their memory back if empty (the
+                            // codec gave back its buffers already).
+                            if self.codec.is_quiet() {
+                                self.inner.streams.release_idle_memory();
+                            }
+
                             return Poll::Pending;
                         }
                     };

@@ -33,7 +33,25 @@ impl<T> Buffer<T> {
     pub fn is_empty(&self) -> bool {
         self.slab.is_empty()
     }
+
+    /// Patch: gives back the slots' memory when no frame is buffered.
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.slab.is_empty() {
+            self.slab = Slab::new();
+        }
+    }
+
+    /// Patch: takes room for frames if none is held, so that a busy spell does not grow the
+    /// slab slot by slot.
+    fn take_room(&mut self) {
+        if self.slab.capacity() == 0 {
+            self.slab.reserve(INITIAL_SLOTS);
+        }
+    }
 }
+
+/// Patch: the slots taken when the first frame of a busy spell is buffered.
+const INITIAL_SLOTS: usize = 16;
 
 impl Deque {
     pub fn new() -> Self {
@@ -45,6 +63,7 @@ impl Deque {
     }
 
     pub fn push_back<T>(&mut self, buf: &mut Buffer<T>, value: T) {
+        buf.take_room();
         let key = buf.slab.insert(Slot { value, next: None });
 
         match self.indices {
@@ -62,6 +81,7 @@ impl Deque {
     }
 
     pub fn push_front<T>(&mut self, buf: &mut Buffer<T>, value: T) {
+        buf.take_room();
         let key = buf.slab.insert(Slot { value, next: None });
 
         match self.indices {

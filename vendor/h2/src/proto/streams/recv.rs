@@ -114,6 +114,11 @@ impl Recv {
     }
 
     /// Returns the initial receive window size
+    /// Patch: gives back the memory of the received-frames queue when it holds nothing.
+    pub(super) fn release_buffer_if_empty(&mut self) {
+        self.buffer.release_if_empty();
+    }
+
     pub fn init_window_sz(&self) -> WindowSize {
         self.init_window_sz
     }

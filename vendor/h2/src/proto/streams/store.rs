@@ -78,7 +78,33 @@ pub(super) trait Resolve {
 
 // ===== impl Store =====
 
+/// Patch: the room taken for streams when the store holds none (it gives its memory back when
+/// the connection is quiet), so that a busy spell of up to this many streams grows neither the
+/// slab nor the id map slot by slot.
+const INITIAL_STREAMS: usize = 16;
+
 impl Store {
+    /// Patch: takes room for streams if none is held.
+    fn take_room(&mut self) {
+        if self.slab.capacity() == 0 {
+            self.slab.reserve(INITIAL_STREAMS);
+        }
+        if self.ids.capacity() == 0 {
+            self.ids.reserve(INITIAL_STREAMS);
+        }
+    }
+
+    /// Patch: gives back the memory of the streams' slots and of the id map when no stream is
+    /// held (a few hundred bytes a stream slot, kept for the connection's life otherwise).
+    pub(crate) fn release_if_empty(&mut self) {
+        if self.slab.is_empty() {
+            self.slab = slab::Slab::new();
+        }
+        if self.ids.is_empty() {
+            self.ids.shrink_to_fit();
+        }
+    }
+
     pub fn new() -> Self {
         Store {
             slab: slab::Slab::new(),
@@ -102,6 +128,7 @@ impl Store {
     }
 
     pub fn insert(&mut self, id: StreamId, val: Stream) -> Ptr<'_> {
+        self.take_room();
         let index = SlabIndex(self.slab.insert(val) as u32);
         assert!(self.ids.insert(id, index).is_none());
 
@@ -117,6 +144,7 @@ impl Store {
     pub fn find_entry(&mut self, id: StreamId) -> Entry<'_> {
         use self::indexmap::map::Entry::*;
 
+        self.take_room();
         match self.ids.entry(id) {
             Occupied(e) => Entry::Occupied(OccupiedEntry { ids: e }),
             Vacant(e) => Entry::Vacant(VacantEntry {

@@ -1149,6 +1149,16 @@ where
         me.counts.has_streams() || me.refs > 1
     }
 
+    /// Patch: gives back the memory of the stream store and of the frame queues where they
+    /// hold nothing.
+    pub fn release_idle_memory(&self) {
+        let mut me = self.inner.lock().unwrap();
+        let me = &mut *me;
+        me.store.release_if_empty();
+        me.actions.recv.release_buffer_if_empty();
+        self.send_buffer.inner.lock().unwrap().release_if_empty();
+    }
+
     #[cfg(feature = "unstable")]
     pub fn num_wired_streams(&self) -> usize {
         let me = self.inner.lock().unwrap();
