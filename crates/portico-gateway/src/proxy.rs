@@ -233,8 +233,7 @@ fn add_forwarding(req: &Request, host: Option<&[u8]>, fields: &mut Fields) -> Re
                 out.extend_from_slice(earlier);
                 out.extend_from_slice(b", ");
             }
-            // Writing to a Vec cannot fail.
-            let _ = write!(out, "{}", req.peer.ip());
+            write_ip(out, req.peer.ip());
         })
         .map_err(refused_field)?;
     let proto: &[u8] = if req.tls { b"https" } else { b"http" };
@@ -258,6 +257,32 @@ fn add_forwarding(req: &Request, host: Option<&[u8]>, fields: &mut Fields) -> Re
         })
         .map_err(refused_field)?;
     push(fields, b"X-Request-Id", req.id.as_str().as_bytes())
+}
+
+/// Writes `ip` as text. An IPv4 address is written digit by digit: through `Display` it took
+/// some 900 instructions, 4% of a proxied HTTP/1.1 request (callgrind), for seven to fifteen
+/// bytes. IPv6 keeps `Display` (its compression of zeros is RFC 5952's, not worth redoing).
+fn write_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
+            }
+        }
+        // Writing to a Vec cannot fail.
+        std::net::IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
 }
 
 fn push(fields: &mut Fields, name: &[u8], value: &[u8]) -> Result<(), Error> {
@@ -317,4 +342,39 @@ pub(crate) fn via() -> (Bytes, Bytes) {
         Bytes::from_static(b"Via"),
         Bytes::from_static(b"1.1 portico"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use super::write_ip;
+
+    fn written(ip: IpAddr) -> String {
+        let mut out = Vec::new();
+        write_ip(&mut out, ip);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    #[test]
+    fn an_address_is_written_as_display_writes_it() {
+        // Every octet value, in every position.
+        for octet in 0..=255u8 {
+            for at in 0..4 {
+                let mut octets = [1, 22, 133, 4];
+                octets[at] = octet;
+                let ip = IpAddr::V4(Ipv4Addr::from(octets));
+                assert_eq!(written(ip), ip.to_string());
+            }
+        }
+        for ip in [
+            Ipv6Addr::LOCALHOST,
+            Ipv6Addr::UNSPECIFIED,
+            "2001:db8::8a2e:370:7334"
+                .parse()
+                .unwrap_or(Ipv6Addr::LOCALHOST),
+        ] {
+            assert_eq!(written(IpAddr::V6(ip)), ip.to_string());
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! Writing a response: the status line, the headers, the framing the body needs, the body.
 
 use crate::io::ClientIo;
-use std::io::{self, IoSlice, Write as _};
+use std::io::{self, IoSlice};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -102,8 +102,10 @@ pub(crate) async fn write_response(
         });
     }
     if let Some(n) = length {
-        // Writing to a Vec cannot fail.
-        let _ = write!(out, "Content-Length: {n}\r\n");
+        // `itoa`, not `write!`: the formatting machinery cost some 300 instructions a response.
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if matches!(mode, Mode::Chunked(_)) {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");

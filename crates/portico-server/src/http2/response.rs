@@ -94,7 +94,11 @@ fn head(
         has_date |= name == http::header::DATE;
         map.append(name, value);
     }
-    if let Ok(v) = HeaderValue::from_str(id.as_str()) {
+    if let Ok(mut v) = HeaderValue::from_str(id.as_str()) {
+        // Never indexed (RFC 7541 §6.2.3): a value no later response repeats would only push
+        // useful entries out of the client's HPACK table, at the cost of an insertion and an
+        // eviction on every response.
+        v.set_sensitive(true);
         map.insert(HeaderName::from_static("x-request-id"), v);
     }
     if !has_date && let Ok(v) = with_http_date(HeaderValue::from_str) {
